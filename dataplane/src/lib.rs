@@ -1,2 +1,12 @@
 #![deny(unsafe_code)]
-//! espgw dataplane.
+//! espgw dataplane: zero-copy packet views, ESP encapsulation and decapsulation,
+//! batch crypto, the shared-memory SA database and the AF_XDP workers.
+
+pub mod crypto;
+pub mod esp;
+pub mod pcap;
+pub mod sadb;
+pub mod sys;
+pub mod wire;
+pub mod worker;
+pub mod xdp;

@@ -1,0 +1,5 @@
+//! Crypto for ESP: transforms as IOS names them, and the batch primitives they use.
+
+pub mod md5mb;
+pub mod tdes;
+pub mod transform;
