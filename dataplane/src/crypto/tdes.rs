@@ -135,7 +135,10 @@ impl Tdes3Key {
             dec[16 + i] = k[1][i];
             dec[32 + i] = k[0][15 - i];
         }
-        let key = Tdes3Key { enc: Sched::new(enc), dec: Sched::new(dec) };
+        let key = Tdes3Key {
+            enc: Sched::new(enc),
+            dec: Sched::new(dec),
+        };
         enc.zeroize();
         dec.zeroize();
         k.zeroize();
@@ -167,10 +170,15 @@ impl KeyIds {
     /// Records `keys`; true when they differ from the previous assignment.
     pub(crate) fn update(&mut self, keys: &[&Sched]) -> bool {
         let same = self.0.len() == keys.len()
-            && self.0.iter().zip(keys).all(|(a, k)| *a == (*k as *const Sched as usize));
+            && self
+                .0
+                .iter()
+                .zip(keys)
+                .all(|(a, k)| *a == (*k as *const Sched as usize));
         if !same {
             self.0.clear();
-            self.0.extend(keys.iter().map(|k| *k as *const Sched as usize));
+            self.0
+                .extend(keys.iter().map(|k| *k as *const Sched as usize));
         }
         !same
     }
@@ -330,7 +338,14 @@ mod tests {
     fn one_block(level: Level, key: &[u8; 24], pt: [u8; 8]) -> [u8; 8] {
         let k = Tdes3Key::new(key);
         let mut d = pt;
-        cbc_encrypt_many_at(level, &mut [CbcJob { key: &k, iv: [0; 8], data: &mut d }]);
+        cbc_encrypt_many_at(
+            level,
+            &mut [CbcJob {
+                key: &k,
+                iv: [0; 8],
+                data: &mut d,
+            }],
+        );
         d
     }
 

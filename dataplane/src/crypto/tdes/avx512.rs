@@ -44,7 +44,11 @@ impl Avx512Engine {
     /// Only constructed by the dispatcher at `Level::Avx512`, i.e. after AVX-512 F/BW/VBMI
     /// and GFNI were detected.
     pub(super) fn new() -> Self {
-        Avx512Engine { kv: vec![A64([0; 64]); 384], ids: KeyIds::default(), buf: [[0; 8]; 64] }
+        Avx512Engine {
+            kv: vec![A64([0; 64]); 384],
+            ids: KeyIds::default(),
+            buf: [[0; 8]; 64],
+        }
     }
 
     fn set_keys(&mut self, keys: &[&Sched]) {
@@ -148,7 +152,10 @@ fn round(dst: &mut [__m512i; 8], src: &[__m512i; 8], k: &[A64]) {
         for i in 0..6 {
             // SAFETY: table is 64 readable aligned bytes; AVX-512 VBMI present.
             t[i] = unsafe {
-                _mm512_permutexvar_epi8(x[s[i]], _mm512_load_si512(TABLES[s[i]][g].0.as_ptr().cast()))
+                _mm512_permutexvar_epi8(
+                    x[s[i]],
+                    _mm512_load_si512(TABLES[s[i]][g].0.as_ptr().cast()),
+                )
             };
         }
         // SAFETY: AVX-512F present (caller `tdes64`).

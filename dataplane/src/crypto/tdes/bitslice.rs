@@ -164,7 +164,10 @@ pub(super) struct BitsliceEngine<W: Word> {
 
 impl<W: Word> BitsliceEngine<W> {
     pub(super) fn new() -> Self {
-        BitsliceEngine { keys: vec![W::zero(); 48 * 48], ids: KeyIds::default() }
+        BitsliceEngine {
+            keys: vec![W::zero(); 48 * 48],
+            ids: KeyIds::default(),
+        }
     }
 
     /// Builds the round-key slices for `keys` (one per lane) unless they are the ones
