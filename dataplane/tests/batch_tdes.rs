@@ -100,6 +100,18 @@ fn nist_known_answers_every_level() {
     }
 }
 
+#[test]
+fn nist_known_answers_one_block_path() {
+    for k in kats() {
+        let key = Tdes3Key::new(&k.key);
+        let mut b = k.pt;
+        tdes::scalar_crypt_block(&key, true, &mut b);
+        assert_eq!(b, k.ct);
+        tdes::scalar_crypt_block(&key, false, &mut b);
+        assert_eq!(b, k.pt);
+    }
+}
+
 /// The KAT file agrees with the `des` crate too (guards the vectors themselves).
 #[test]
 fn known_answers_agree_with_des_crate() {

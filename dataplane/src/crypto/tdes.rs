@@ -18,6 +18,7 @@ mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 mod bitslice;
+mod scalar;
 #[rustfmt::skip]
 mod generated;
 mod tables;
@@ -202,6 +203,33 @@ impl Engine for Portable {
     }
 }
 
+/// A wide engine plus the one-block path for calls with fewer than `min_wide` blocks,
+/// where a full-width kernel would cost more than that many single blocks.
+struct Hybrid<E: Engine> {
+    wide: E,
+    min_wide: usize,
+}
+
+impl<E: Engine> Engine for Hybrid<E> {
+    fn lanes(&self) -> usize {
+        self.wide.lanes()
+    }
+    fn crypt(&mut self, blocks: &mut [[u8; 8]], keys: &[&Sched]) {
+        if blocks.len() < self.min_wide {
+            for (b, k) in blocks.iter_mut().zip(keys) {
+                scalar::crypt_block(k, b);
+            }
+        } else {
+            self.wide.crypt(blocks, keys);
+        }
+    }
+}
+
+/// Runs the one-block path only (tests and benchmarks compare it with the wide engines).
+pub fn scalar_crypt_block(key: &Tdes3Key, encrypt: bool, block: &mut [u8; 8]) {
+    scalar::crypt_block(if encrypt { &key.enc } else { &key.dec }, block)
+}
+
 fn xor8(a: [u8; 8], b: [u8; 8]) -> [u8; 8] {
     (u64::from_ne_bytes(a) ^ u64::from_ne_bytes(b)).to_ne_bytes()
 }
@@ -294,13 +322,26 @@ fn decrypt_with(eng: &mut dyn Engine, jobs: &mut [CbcJob<'_>]) {
     }
 }
 
+/// Fewest blocks per call for which the wide engine beats one-block-at-a-time (measured
+/// with `espgw-perf primitives`), per level: portable, AVX2, AVX-512.
+const MIN_WIDE: [usize; 3] = [40, 24, 3];
+
 fn engine(level: Level) -> Box<dyn Engine> {
     match level.clamp() {
         #[cfg(target_arch = "x86_64")]
-        Level::Avx512 => Box::new(avx512::Avx512Engine::new()),
+        Level::Avx512 => Box::new(Hybrid {
+            wide: avx512::Avx512Engine::new(),
+            min_wide: MIN_WIDE[2],
+        }),
         #[cfg(target_arch = "x86_64")]
-        Level::Avx2 => Box::new(avx2::Avx2Engine::new()),
-        _ => Box::new(Portable(bitslice::BitsliceEngine::new())),
+        Level::Avx2 => Box::new(Hybrid {
+            wide: avx2::Avx2Engine::new(),
+            min_wide: MIN_WIDE[1],
+        }),
+        _ => Box::new(Hybrid {
+            wide: Portable(bitslice::BitsliceEngine::new()),
+            min_wide: MIN_WIDE[0],
+        }),
     }
 }
 
@@ -359,6 +400,48 @@ mod tests {
         for level in Level::available() {
             let c = one_block(level, &key, 0x0123456789ABCDEFu64.to_be_bytes());
             assert_eq!(c, 0x85E813540F0AB405u64.to_be_bytes(), "{level:?}");
+        }
+    }
+
+    /// Each wide engine alone (no one-block fallback), any lane count, mixed keys, both
+    /// directions, against the one-block path.
+    #[test]
+    fn wide_engines_match_one_block_path() {
+        let keys: Vec<Tdes3Key> = (0..5u8)
+            .map(|i| Tdes3Key::new(&core::array::from_fn(|b| (b as u8).wrapping_mul(37) ^ i)))
+            .collect();
+        for level in Level::available() {
+            let mut eng: Box<dyn Engine> = match level {
+                #[cfg(target_arch = "x86_64")]
+                Level::Avx512 => Box::new(avx512::Avx512Engine::new()),
+                #[cfg(target_arch = "x86_64")]
+                Level::Avx2 => Box::new(avx2::Avx2Engine::new()),
+                _ => Box::new(Portable(bitslice::BitsliceEngine::new())),
+            };
+            let lanes = eng.lanes();
+            for n in [1, 2, 3, 7, 63, 64, lanes] {
+                for (mixed, enc) in [(false, true), (true, true), (false, false), (true, false)] {
+                    let ks: Vec<&Sched> = (0..n)
+                        .map(|i| {
+                            let k = &keys[if mixed { (i * 7 + i / 3) % 5 } else { 2 }];
+                            if enc {
+                                &k.enc
+                            } else {
+                                &k.dec
+                            }
+                        })
+                        .collect();
+                    let mut blocks: Vec<[u8; 8]> = (0..n)
+                        .map(|i| (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15).to_be_bytes())
+                        .collect();
+                    let mut want = blocks.clone();
+                    for (b, k) in want.iter_mut().zip(&ks) {
+                        scalar::crypt_block(k, b);
+                    }
+                    eng.crypt(&mut blocks, &ks);
+                    assert_eq!(blocks, want, "{level:?} n={n} mixed={mixed} enc={enc}");
+                }
+            }
         }
     }
 }

@@ -82,7 +82,7 @@ pub(super) const fn sbox(j: usize, x: u8) -> u8 {
 
 /// Applies a bit-selection table: output bit i (of `table.len()`, MSB first) is input bit
 /// `table[i]` (1-based, of `in_bits`, MSB first).
-const fn select(input: u64, in_bits: u32, table: &[u8]) -> u64 {
+pub(super) const fn select(input: u64, in_bits: u32, table: &[u8]) -> u64 {
     let mut out = 0u64;
     let mut i = 0;
     while i < table.len() {
@@ -122,7 +122,7 @@ pub(super) const fn eform(v: u32) -> [u8; 8] {
 }
 
 /// `f` output (after P, as a u32 with bit 1 = bit 31) of S-box `j` alone on input `x`.
-const fn sp(j: usize, x: u8) -> u32 {
+pub(super) const fn sp(j: usize, x: u8) -> u32 {
     let s = sbox(j, x) as u64;
     let sout = s << (28 - 4 * j as u32);
     select(sout, 32, &P) as u32
