@@ -388,6 +388,12 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Frame<B> {
         self.buf.as_ref().len() - self.head - self.len
     }
 
+    /// The frame's position in the slice given to the last batch call (batches reorder
+    /// frames: drops move behind, and grouping by SA moves frames of other SAs).
+    pub fn batch_index(&self) -> usize {
+        self.meta.idx as usize
+    }
+
     /// Why the last batch call dropped this frame (`None` for a good one).
     pub fn drop_reason(&self) -> Option<DropReason> {
         self.meta.verdict
