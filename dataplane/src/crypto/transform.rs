@@ -19,6 +19,7 @@ use aes_gcm::aead::AeadInOut;
 use aes_gcm::{Aes128Gcm, Aes256Gcm};
 use des::cipher::KeyInit;
 
+use super::aesmb::{self, AesCbcJob, AesKey};
 use super::md5mb::{self, HmacMd5Job, HmacMd5Key};
 use super::tdes::{self, CbcJob, Tdes3Key};
 use hmac::{Hmac, Mac};
@@ -406,6 +407,8 @@ pub struct SaCrypto {
     cipher: CipherState,
     auth: AuthState,
     salt: [u8; GCM_SALT_LEN],
+    /// AES-CBC round keys for the 16-lane VAES encryption engine (when the CPU has it).
+    aes_mb: Option<Box<AesKey>>,
 }
 
 /// The batch 3DES view of CBC jobs (3DES IVs are the first 8 bytes).
@@ -509,11 +512,16 @@ impl SaCrypto {
                     .expect("HMAC takes any key length"),
             )),
         };
+        let aes_mb = match transform.cipher {
+            Cipher::AesCbc(_) if aesmb::vaes_available() => AesKey::new(enc_key).map(Box::new),
+            _ => None,
+        };
         Ok(SaCrypto {
             transform,
             cipher,
             auth,
             salt,
+            aes_mb,
         })
     }
 
@@ -524,6 +532,19 @@ impl SaCrypto {
     /// CBC-encrypts every job in place (one chain per job). Jobs of a null cipher are
     /// left as they are; AEAD transforms use [`SaCrypto::seal_many`].
     pub fn encrypt_many(&self, jobs: &mut [CipherJob<'_>]) {
+        if let Some(key) = &self.aes_mb {
+            // AES-CBC encryption, 16 chains at once with VAES.
+            let mut mjobs: Vec<AesCbcJob<'_>> = jobs
+                .iter_mut()
+                .map(|j| AesCbcJob {
+                    key,
+                    iv: j.iv,
+                    data: &mut *j.data,
+                })
+                .collect();
+            aesmb::cbc_encrypt_many(&mut mjobs);
+            return;
+        }
         match &self.cipher {
             CipherState::Null | CipherState::Gcm128(_) | CipherState::Gcm256(_) => {}
             // Lane-parallel 3DES: one CBC chain per packet, lanes across the batch.
