@@ -196,7 +196,7 @@ fn tdes64(blocks: &mut [[u8; 8]; 64], kv: &[A64]) {
     // GFNI selectors: output byte i gathers bit c_i of every data byte (IP's columns).
     let xr = _mm512_set1_epi64(0x8020_0802_8020_0802u64 as i64);
     let xl = _mm512_set1_epi64(0x4010_0401_4010_0401u64 as i64);
-    let ctrl = _mm512_set1_epi64(i64::from_le_bytes(EFORM_SHIFT.map(|b| b as u8)));
+    let ctrl = _mm512_set1_epi64(i64::from_le_bytes(EFORM_SHIFT));
     let mut a = [_mm512_setzero_si512(); 8];
     let mut b = [_mm512_setzero_si512(); 8];
     for k in 0..8 {
