@@ -210,6 +210,11 @@ fn run<W: W32>(
             }
         }
     }
+    // Lane states started from the key's inner/outer states.
+    state.zeroize();
+    for s in slot.iter_mut().flatten() {
+        s.tail.zeroize();
+    }
 }
 
 /// HMAC-MD5 of every job, lanes across jobs (ragged lengths, mixed keys allowed).

@@ -324,7 +324,7 @@ fn decrypt_with(eng: &mut dyn Engine, jobs: &mut [CbcJob<'_>]) {
 
 /// Fewest blocks per call for which the wide engine beats one-block-at-a-time (measured
 /// with `espgw-perf primitives`), per level: portable, AVX2, AVX-512.
-const MIN_WIDE: [usize; 3] = [40, 24, 3];
+const MIN_WIDE: [usize; 3] = [20, 24, 3];
 
 fn engine(level: Level) -> Box<dyn Engine> {
     match level.clamp() {

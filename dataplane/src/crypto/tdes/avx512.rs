@@ -74,6 +74,14 @@ impl Avx512Engine {
     }
 }
 
+impl Drop for Avx512Engine {
+    fn drop(&mut self) {
+        for k in self.kv.iter_mut() {
+            zeroize::Zeroize::zeroize(&mut k.0);
+        }
+    }
+}
+
 impl Engine for Avx512Engine {
     fn lanes(&self) -> usize {
         64
