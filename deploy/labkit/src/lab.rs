@@ -9,7 +9,7 @@
 //! so nothing appears in the root namespace. Routers forward (`ip_forward=1`,
 //! `rp_filter=0`), reach each other with on-link /32 routes (the two /28s are different
 //! subnets) and have a default route to each other; hosts route via their router's inside
-//! address. TX checksum offload is off on every veth (frames from a namespace's own stack
+//! address. IPv6 is disabled in every namespace (quiet captures). TX checksum offload is off on every veth (frames from a namespace's own stack
 //! would otherwise carry partial checksums).
 //!
 //! A [`Lab`] tears itself down on drop: it kills every process it started (the whole
@@ -320,6 +320,18 @@ impl Lab {
             (Node::R2, "in0", format!("{}/24", addr::R2_IN)),
             (Node::HostB, "eth0", format!("{}/24", addr::HOST_B)),
         ];
+        for node in Node::ALL {
+            // IPv6 off: no router solicitations or DAD in the captures.
+            self.run(
+                node,
+                &[
+                    "sysctl",
+                    "-qw",
+                    "net.ipv6.conf.all.disable_ipv6=1",
+                    "net.ipv6.conf.default.disable_ipv6=1",
+                ],
+            )?;
+        }
         for node in [Node::R1, Node::R2] {
             // Before the addresses, so every interface sees these values.
             self.run(
@@ -817,7 +829,11 @@ pub(crate) fn output_timeout(mut cmd: Command, timeout: Duration) -> Result<Outp
     })
 }
 
-fn wait_until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) -> Result<()> {
+pub(crate) fn wait_until(
+    what: &str,
+    timeout: Duration,
+    mut cond: impl FnMut() -> bool,
+) -> Result<()> {
     let start = Instant::now();
     loop {
         if cond() {
