@@ -578,6 +578,39 @@ impl Lab {
         }
         Ok(removed)
     }
+
+    /// Removes labs left behind by test processes that died without tearing down (killed,
+    /// Ctrl-C): namespaces named by [`Lab::unique_prefix`] (`TAG-PID-N-node`) whose PID no
+    /// longer runs. Returns the prefixes removed. Labs with other names are not touched.
+    pub fn reap_orphans() -> Result<Vec<String>> {
+        let mut prefixes = BTreeSet::new();
+        for ns in list_netns()? {
+            let Some((prefix, node)) = ns.rsplit_once('-') else {
+                continue;
+            };
+            if node.parse::<Node>().is_err() {
+                continue;
+            }
+            let mut parts = prefix.rsplitn(3, '-');
+            let (Some(n), Some(pid), Some(_tag)) = (parts.next(), parts.next(), parts.next())
+            else {
+                continue;
+            };
+            let (Ok(_), Ok(pid)) = (n.parse::<u32>(), pid.parse::<u32>()) else {
+                continue;
+            };
+            if !Path::new(&format!("/proc/{pid}")).exists() {
+                prefixes.insert(prefix.to_string());
+            }
+        }
+        let mut removed = Vec::new();
+        for p in prefixes {
+            if !Lab::down(&p)?.is_empty() {
+                removed.push(p);
+            }
+        }
+        Ok(removed)
+    }
 }
 
 impl Drop for Lab {
