@@ -153,6 +153,12 @@ pub struct Snapshot {
     /// generation seen first, so the next [`SaDbReader::generation`] check differs and the
     /// caller reads again.
     pub generation: u64,
+    /// True when no change happened while the snapshot was read (the usual case). When
+    /// false (the writer kept writing through every retry), each entry is still an untorn
+    /// record, but the set mixes states from before and after some changes (a just-deleted
+    /// SA may still be listed next to its replacement) — no worse than a table one batch
+    /// old; `generation` makes the next check read again.
+    pub consistent: bool,
     /// Active and dying SAs, by slot.
     pub entries: Vec<SaEntry>,
     /// Slots whose consistent content did not decode (skipped).
@@ -690,6 +696,23 @@ impl SaDbReader {
         self.decode_slot(slot.index(), meta, words)
     }
 
+    /// Reads a slot *without* its sequence lock. Only for tests that show that the
+    /// lock-free path would tear; never use it.
+    #[doc(hidden)]
+    pub fn read_slot_unlocked(&self, slot: SlotId) -> Result<Option<SaEntry>, ReadError> {
+        if slot.0 >= self.capacity() {
+            return Err(ReadError::NoSuchSlot(slot.0));
+        }
+        let w = self.words();
+        let base = self.layout().slot_word(slot.index());
+        let meta = w[base + 1].load(Ordering::Relaxed);
+        let mut rec = [0u64; RECORD_WORDS];
+        for (j, v) in rec.iter_mut().enumerate() {
+            *v = w[base + 2 + j].load(Ordering::Relaxed);
+        }
+        self.decode_slot(slot.index(), meta, rec)
+    }
+
     /// Every active and dying SA. Each record is read under its sequence lock; the whole
     /// set is consistent with `Snapshot::generation` unless the writer kept changing the
     /// region (see [`Snapshot::generation`]). Fails only if a slot stays mid-write for
@@ -723,6 +746,7 @@ impl SaDbReader {
             let g2 = self.words()[hdr::GENERATION].load(Ordering::Relaxed);
             if g1 == g2 && g1 & 1 == 0 {
                 snap.generation = g1;
+                snap.consistent = true;
                 return Ok(snap);
             }
             if attempt > 8 || !backoff(&mut attempt, start) {

@@ -407,7 +407,8 @@ impl SaRecord {
 
     /// A record whose every field (keys included) is derived from `v`; tests use it to
     /// detect torn reads: [`SaRecord::derived_value`] returns `Some(v)` only for an
-    /// untorn copy.
+    /// untorn copy. SPI and direction depend only on the upper 32 bits, so records with
+    /// the same upper half may replace each other with [`super::SaDbWriter::update`].
     #[doc(hidden)]
     pub fn derived(v: u64) -> SaRecord {
         let b = v.to_le_bytes();
@@ -416,8 +417,8 @@ impl SaRecord {
         };
         let ip = |salt: u8| Ipv4Addr::new(10, b[0] ^ salt, b[1], b[2]);
         SaRecord {
-            spi: (v as u32) | 0x100,
-            direction: if v & 1 == 0 {
+            spi: ((v >> 32) as u32) | 0x100,
+            direction: if v & (1 << 32) == 0 {
                 Direction::Inbound
             } else {
                 Direction::Outbound

@@ -6,13 +6,13 @@ fn mem(cap: u32) -> SaDbWriter {
 }
 
 fn inbound(v: u64) -> SaRecord {
-    let mut r = SaRecord::derived(v);
+    let mut r = SaRecord::derived(v.rotate_left(32) ^ v);
     r.direction = Direction::Inbound;
     r
 }
 
 fn outbound(v: u64) -> SaRecord {
-    let mut r = SaRecord::derived(v);
+    let mut r = SaRecord::derived(v.rotate_left(32) ^ v);
     r.direction = Direction::Outbound;
     r
 }
@@ -351,4 +351,12 @@ fn stalled_writer_reported() {
     assert_eq!(r.read_slot(s), Err(ReadError::WriterStalled));
     r.words()[base].fetch_add(1, Ordering::Relaxed);
     assert!(r.read_slot(s).unwrap().is_some());
+}
+
+#[test]
+fn handles_are_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<SaDbReader>();
+    check::<SaDbWriter>();
+    check::<Snapshot>();
 }
