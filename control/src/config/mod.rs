@@ -2,5 +2,10 @@
 //! IPsec router uses ([`parse`]).
 
 pub mod model;
+pub mod parse;
 
 pub use model::*;
+pub use parse::{
+    check_config, load_config, parse_config, ConfigError, ConfigErrorKind, ConfigWarning,
+    LoadError, Parsed, Report,
+};

@@ -742,18 +742,34 @@ impl AclEntry {
     /// The text after `access-list N ` as IOS prints it:
     /// `permit ip 10.1.1.0 0.0.0.255 10.1.2.0 0.0.0.255`.
     pub fn ios_text(&self) -> String {
+        let port = |p: u16| match super::parse::port_name(self.protocol, p) {
+            Some(n) => n.to_string(),
+            None => p.to_string(),
+        };
+        let ports = |m: PortMatch| match m {
+            PortMatch::Eq(p) => format!(" eq {}", port(p)),
+            PortMatch::Neq(p) => format!(" neq {}", port(p)),
+            PortMatch::Lt(p) => format!(" lt {}", port(p)),
+            PortMatch::Gt(p) => format!(" gt {}", port(p)),
+            PortMatch::Range(a, b) => format!(" range {} {}", port(a), port(b)),
+        };
         let mut s = format!("{} {} {}", self.action.keyword(), self.protocol, self.src);
         if let Some(p) = self.src_port {
-            s.push_str(&format!(" {p}"));
+            s.push_str(&ports(p));
         }
         s.push_str(&format!(" {}", self.dst));
         if let Some(p) = self.dst_port {
-            s.push_str(&format!(" {p}"));
+            s.push_str(&ports(p));
         }
         if let Some(t) = self.icmp_type {
-            s.push_str(&format!(" {t}"));
-            if let Some(c) = self.icmp_code {
-                s.push_str(&format!(" {c}"));
+            match super::parse::icmp_name(t, self.icmp_code) {
+                Some(n) => s.push_str(&format!(" {n}")),
+                None => {
+                    s.push_str(&format!(" {t}"));
+                    if let Some(c) = self.icmp_code {
+                        s.push_str(&format!(" {c}"));
+                    }
+                }
             }
         }
         if self.established {
