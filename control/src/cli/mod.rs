@@ -3,3 +3,4 @@
 
 pub mod api;
 pub mod pcap;
+pub mod show;

@@ -1773,4 +1773,4 @@ fn acl_entry(t: &mut Toks<'_>, line: usize) -> R<AclEntry> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
