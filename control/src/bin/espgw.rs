@@ -1,1 +1,29 @@
-fn main() {}
+//! `espgw`: the operator CLI. Talks to `espgw-control` over its control socket and prints
+//! what IOS prints; `check-config` and `pcap` work offline. See `espgw_control::cli::command`.
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+use espgw_control::cli::command::{main_with, Io};
+
+fn main() -> ExitCode {
+    let mut out = std::io::stdout().lock();
+    let mut err = std::io::stderr().lock();
+    main_with(
+        std::env::args_os(),
+        &mut Io {
+            out: &mut out,
+            err: &mut err,
+        },
+        pcap_main,
+    )
+}
+
+/// `espgw pcap …` belongs to the `esp` engineer (`espgw_control::cli::pcap::main`). Until
+/// that branch is merged here, this says so instead of pretending to work.
+/// On merge, the body becomes: `espgw_control::cli::pcap::main(args)`.
+fn pcap_main(args: Vec<OsString>) -> ExitCode {
+    let _ = args;
+    eprintln!("espgw pcap: not built into this binary yet (esp branch not merged)");
+    ExitCode::from(2)
+}
