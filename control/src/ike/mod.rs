@@ -1,1 +1,3 @@
-//! (placeholder, filled by its owner)
+//! IKEv1 protocol core: cryptography and the sans-IO state machines.
+
+pub mod crypto;
