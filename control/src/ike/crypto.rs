@@ -377,7 +377,7 @@ impl DhGroup {
         let params = self.params();
         let prec = self.precision();
         let b = if base.bits_precision() < prec {
-            base.widen(prec)
+            crypto_bigint::Resize::resize(base.clone(), prec)
         } else {
             base.clone()
         };
