@@ -3,6 +3,8 @@
 pub mod config;
 pub mod crypto;
 pub mod endpoint;
+pub mod ios;
+pub mod keylog;
 pub mod types;
 
 pub use config::*;
