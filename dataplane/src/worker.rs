@@ -1,1 +1,268 @@
-//! (placeholder, filled by its owner)
+//! Poll-mode workers: one per core, each owning the AF_XDP sockets of its
+//! queues on the inside and the outside interface, over one shared UMEM.
+//!
+//! A worker loops: pick up a newer next-hop table, receive a batch from each
+//! socket, process it (today: IPv4 forwarding towards the kernel's next hop),
+//! send the batches, recycle completions and refill the fill rings. When
+//! nothing arrives it spins briefly and then blocks in `poll(2)` (unless
+//! `busy_poll`), so gateways and hosts can share a small machine.
+
+pub mod fib;
+pub mod forward;
+pub mod netlink;
+
+use crate::sys::xsk::{Packet, XskConfig, XskError, XskSet};
+use crate::xdp::Side;
+use fib::FibReader;
+use forward::FwdDrop;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Per-worker counters, readable from other threads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(usize)]
+pub enum Counter {
+    RxInside,
+    RxOutside,
+    TxInside,
+    TxOutside,
+    DropNotIpv4,
+    DropMalformed,
+    DropTtlExceeded,
+    DropNoNeighbour,
+    DropNoRoute,
+    DropTxRingFull,
+}
+
+impl Counter {
+    pub const COUNT: usize = 10;
+    pub const ALL: [Counter; Self::COUNT] = [
+        Self::RxInside,
+        Self::RxOutside,
+        Self::TxInside,
+        Self::TxOutside,
+        Self::DropNotIpv4,
+        Self::DropMalformed,
+        Self::DropTtlExceeded,
+        Self::DropNoNeighbour,
+        Self::DropNoRoute,
+        Self::DropTxRingFull,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::RxInside => "rx_inside",
+            Self::RxOutside => "rx_outside",
+            Self::TxInside => "tx_inside",
+            Self::TxOutside => "tx_outside",
+            Self::DropNotIpv4 => "drop_not_ipv4",
+            Self::DropMalformed => "drop_malformed",
+            Self::DropTtlExceeded => "drop_ttl_exceeded",
+            Self::DropNoNeighbour => "drop_no_neighbour",
+            Self::DropNoRoute => "drop_no_route",
+            Self::DropTxRingFull => "drop_tx_ring_full",
+        }
+    }
+}
+
+/// Counters shared between a worker and whoever reports them.
+#[derive(Debug, Default)]
+pub struct WorkerStats {
+    counters: [AtomicU64; Counter::COUNT],
+}
+
+impl WorkerStats {
+    pub fn get(&self, c: Counter) -> u64 {
+        self.counters[c as usize].load(Ordering::Relaxed)
+    }
+
+    fn add(&self, local: &mut [u64; Counter::COUNT]) {
+        for (i, v) in local.iter_mut().enumerate() {
+            if *v != 0 {
+                self.counters[i].fetch_add(*v, Ordering::Relaxed);
+                *v = 0;
+            }
+        }
+    }
+}
+
+/// What one worker serves.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    pub id: usize,
+    /// Core to pin to, if any.
+    pub core: Option<usize>,
+    pub inside: String,
+    pub inside_ifindex: u32,
+    pub inside_queues: Vec<u32>,
+    pub outside: String,
+    pub outside_ifindex: u32,
+    pub outside_queues: Vec<u32>,
+    /// Frames per receive batch (at most 256).
+    pub batch: usize,
+    /// Never block: spin on the rings.
+    pub busy_poll: bool,
+    pub xsk: XskConfig,
+}
+
+/// A worker's sockets, created (and registered in the XSKMAPs) before the
+/// thread starts.
+pub struct Worker {
+    cfg: WorkerConfig,
+    xsk: XskSet,
+    sides: Vec<Side>,
+    tx_port: [usize; 2],
+    fib: FibReader,
+    stats: Arc<WorkerStats>,
+}
+
+const SPIN: Duration = Duration::from_micros(50);
+const BLOCK_MS: i32 = 100;
+
+fn side_index(s: Side) -> usize {
+    match s {
+        Side::Inside => 0,
+        Side::Outside => 1,
+    }
+}
+
+impl Worker {
+    /// Binds the sockets: inside queues first, then outside queues.
+    pub fn new(cfg: WorkerConfig, fib: FibReader) -> Result<Self, XskError> {
+        if cfg.inside_queues.is_empty() || cfg.outside_queues.is_empty() {
+            return Err(XskError::Config(format!(
+                "worker {} has no queue on one side",
+                cfg.id
+            )));
+        }
+        let mut bindings = Vec::new();
+        let mut sides = Vec::new();
+        for q in &cfg.inside_queues {
+            bindings.push((cfg.inside.clone(), *q));
+            sides.push(Side::Inside);
+        }
+        for q in &cfg.outside_queues {
+            bindings.push((cfg.outside.clone(), *q));
+            sides.push(Side::Outside);
+        }
+        let xsk = XskSet::new(&cfg.xsk, &bindings)?;
+        let tx_port = [0, cfg.inside_queues.len()];
+        Ok(Worker {
+            cfg,
+            xsk,
+            sides,
+            tx_port,
+            fib,
+            stats: Arc::new(WorkerStats::default()),
+        })
+    }
+
+    /// (side, queue, socket fd) of every port, for the XSKMAPs.
+    pub fn sockets(&self) -> Vec<(Side, u32, std::os::fd::RawFd)> {
+        (0..self.xsk.ports())
+            .map(|i| (self.sides[i], self.xsk.binding(i).1, self.xsk.fd(i)))
+            .collect()
+    }
+
+    pub fn stats(&self) -> Arc<WorkerStats> {
+        self.stats.clone()
+    }
+
+    /// Runs until `stop` is set.
+    pub fn run(mut self, stop: &AtomicBool) {
+        if let Some(core) = self.cfg.core {
+            if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
+                eprintln!(
+                    "espgw-dataplane: worker {}: cannot pin to core {core}",
+                    self.cfg.id
+                );
+            }
+        }
+        let batch = self.cfg.batch.clamp(1, 256);
+        let mut rx: Vec<Packet> = Vec::with_capacity(batch);
+        let mut out: [Vec<Packet>; 2] = [Vec::with_capacity(batch), Vec::with_capacity(batch)];
+        let mut local = [0u64; Counter::COUNT];
+        let mut idle_since: Option<Instant> = None;
+        while !stop.load(Ordering::Relaxed) {
+            self.fib.refresh();
+            let mut got = 0;
+            for port in 0..self.xsk.ports() {
+                let n = self.xsk.recv(port, &mut rx, batch);
+                if n == 0 {
+                    continue;
+                }
+                got += n;
+                let side = self.sides[port];
+                local[match side {
+                    Side::Inside => Counter::RxInside,
+                    Side::Outside => Counter::RxOutside,
+                } as usize] += n as u64;
+                for mut pkt in rx.drain(..) {
+                    match self.process(&mut pkt) {
+                        Ok(to) => out[side_index(to)].push(pkt),
+                        Err(c) => {
+                            local[c as usize] += 1;
+                            self.xsk.release(pkt);
+                        }
+                    }
+                }
+                for (i, q) in out.iter_mut().enumerate() {
+                    if !q.is_empty() {
+                        let (sent, dropped) = self.xsk.send(self.tx_port[i], q);
+                        local[if i == 0 {
+                            Counter::TxInside
+                        } else {
+                            Counter::TxOutside
+                        } as usize] += sent as u64;
+                        local[Counter::DropTxRingFull as usize] += dropped as u64;
+                    }
+                }
+            }
+            self.xsk.service();
+            if got > 0 {
+                idle_since = None;
+                self.stats.add(&mut local);
+                continue;
+            }
+            self.stats.add(&mut local);
+            if self.cfg.busy_poll {
+                std::hint::spin_loop();
+                continue;
+            }
+            let since = *idle_since.get_or_insert_with(Instant::now);
+            if since.elapsed() < SPIN {
+                std::hint::spin_loop();
+            } else {
+                let _ = self.xsk.wait(BLOCK_MS);
+            }
+        }
+    }
+
+    /// Decides where one frame goes, rewriting it in place.
+    fn process(&mut self, pkt: &mut Packet) -> Result<Side, Counter> {
+        let frame = self.xsk.data_mut(pkt);
+        let dst = forward::ipv4_destination(frame).map_err(fwd_counter)?;
+        let Some(nh) = self.fib.lookup(dst) else {
+            self.fib.request(dst);
+            return Err(Counter::DropNoNeighbour);
+        };
+        let to = if nh.oif == self.cfg.outside_ifindex {
+            Side::Outside
+        } else if nh.oif == self.cfg.inside_ifindex {
+            Side::Inside
+        } else {
+            return Err(Counter::DropNoRoute);
+        };
+        forward::forward_in_place(frame, nh).map_err(fwd_counter)?;
+        Ok(to)
+    }
+}
+
+fn fwd_counter(d: FwdDrop) -> Counter {
+    match d {
+        FwdDrop::NotIpv4 => Counter::DropNotIpv4,
+        FwdDrop::Malformed => Counter::DropMalformed,
+        FwdDrop::TtlExceeded => Counter::DropTtlExceeded,
+    }
+}

@@ -177,7 +177,7 @@ impl XskSet {
             // bound carries XSK_LIBXDP_FLAGS_INHIBIT_PROG_LOAD; every socket
             // made here does, so dropping them cannot double-free a program.
             let (tx, rx, rings) = unsafe { Socket::new(sock_cfg, &umem, &iface, *queue) }
-                .map_err(|e| sockerr(e.to_string()))?;
+                .map_err(|e| sockerr(format!("{e:?}")))?;
             let (fq, cq) = rings.ok_or_else(|| sockerr("pair bound twice in one set".into()))?;
             ports.push(Port {
                 ifname: ifname.clone(),
@@ -432,4 +432,25 @@ pub fn poll_readable(fds: &[RawFd], timeout_ms: i32) -> io::Result<bool> {
         return Err(e);
     }
     Ok(rc > 0)
+}
+
+static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn on_stop_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+/// Installs SIGINT/SIGTERM handlers that only set a flag (async-signal-safe)
+/// and returns the flag, for the dataplane's main loop to stop its workers
+/// and detach cleanly.
+pub fn stop_on_signals() -> &'static std::sync::atomic::AtomicBool {
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        let handler: extern "C" fn(libc::c_int) = on_stop_signal;
+        // SAFETY: the handler only stores into an atomic, which is
+        // async-signal-safe; `signal` is given a valid function pointer.
+        unsafe {
+            libc::signal(sig, handler as libc::sighandler_t);
+        }
+    }
+    &STOP
 }
