@@ -33,10 +33,15 @@ pub enum Counter {
     DropNoNeighbour,
     DropNoRoute,
     DropTxRingFull,
+    /// Kernel: dropped before reaching the socket (RX ring full or no fill frame).
+    XskRxDropped,
+    XskRxRingFull,
+    XskFillRingEmpty,
+    XskTxInvalid,
 }
 
 impl Counter {
-    pub const COUNT: usize = 10;
+    pub const COUNT: usize = 14;
     pub const ALL: [Counter; Self::COUNT] = [
         Self::RxInside,
         Self::RxOutside,
@@ -48,6 +53,10 @@ impl Counter {
         Self::DropNoNeighbour,
         Self::DropNoRoute,
         Self::DropTxRingFull,
+        Self::XskRxDropped,
+        Self::XskRxRingFull,
+        Self::XskFillRingEmpty,
+        Self::XskTxInvalid,
     ];
 
     pub fn name(self) -> &'static str {
@@ -62,6 +71,10 @@ impl Counter {
             Self::DropNoNeighbour => "drop_no_neighbour",
             Self::DropNoRoute => "drop_no_route",
             Self::DropTxRingFull => "drop_tx_ring_full",
+            Self::XskRxDropped => "xsk_rx_dropped",
+            Self::XskRxRingFull => "xsk_rx_ring_full",
+            Self::XskFillRingEmpty => "xsk_fill_ring_empty",
+            Self::XskTxInvalid => "xsk_tx_invalid",
         }
     }
 }
@@ -75,6 +88,10 @@ pub struct WorkerStats {
 impl WorkerStats {
     pub fn get(&self, c: Counter) -> u64 {
         self.counters[c as usize].load(Ordering::Relaxed)
+    }
+
+    fn set(&self, c: Counter, v: u64) {
+        self.counters[c as usize].store(v, Ordering::Relaxed);
     }
 
     fn add(&self, local: &mut [u64; Counter::COUNT]) {
@@ -119,6 +136,7 @@ pub struct Worker {
 
 const SPIN: Duration = Duration::from_micros(50);
 const BLOCK_MS: i32 = 100;
+const KERNEL_STATS_EVERY: Duration = Duration::from_millis(100);
 
 fn side_index(s: Side) -> usize {
     match s {
@@ -184,7 +202,12 @@ impl Worker {
         let mut out: [Vec<Packet>; 2] = [Vec::with_capacity(batch), Vec::with_capacity(batch)];
         let mut local = [0u64; Counter::COUNT];
         let mut idle_since: Option<Instant> = None;
+        let mut last_kernel_stats = Instant::now();
         while !stop.load(Ordering::Relaxed) {
+            if last_kernel_stats.elapsed() >= KERNEL_STATS_EVERY {
+                self.kernel_stats();
+                last_kernel_stats = Instant::now();
+            }
             self.fib.refresh();
             let mut got = 0;
             for port in 0..self.xsk.ports() {
@@ -237,6 +260,24 @@ impl Worker {
                 let _ = self.xsk.wait(BLOCK_MS);
             }
         }
+        self.kernel_stats();
+    }
+
+    /// Copies the kernel's per-socket drop counters (summed over ports).
+    fn kernel_stats(&self) {
+        let mut sum = [0u64; 4];
+        for port in 0..self.xsk.ports() {
+            if let Ok(st) = self.xsk.stats(port) {
+                sum[0] += st.rx_dropped;
+                sum[1] += st.rx_ring_full;
+                sum[2] += st.rx_fill_ring_empty;
+                sum[3] += st.tx_invalid;
+            }
+        }
+        self.stats.set(Counter::XskRxDropped, sum[0]);
+        self.stats.set(Counter::XskRxRingFull, sum[1]);
+        self.stats.set(Counter::XskFillRingEmpty, sum[2]);
+        self.stats.set(Counter::XskTxInvalid, sum[3]);
     }
 
     /// Decides where one frame goes, rewriting it in place.
