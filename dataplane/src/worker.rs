@@ -9,12 +9,14 @@
 
 pub mod fib;
 pub mod forward;
+pub mod icmp;
 pub mod netlink;
 
 use crate::sys::xsk::{Packet, XskConfig, XskError, XskSet};
 use crate::xdp::Side;
 use fib::FibReader;
 use forward::FwdDrop;
+use icmp::IcmpError;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -33,6 +35,10 @@ pub enum Counter {
     DropNoNeighbour,
     DropNoRoute,
     DropTxRingFull,
+    /// Too big for the output MTU without DF (no fragmentation yet).
+    DropTooBig,
+    /// ICMP errors sent (time exceeded, fragmentation needed).
+    IcmpSent,
     /// Kernel: dropped before reaching the socket (RX ring full or no fill frame).
     XskRxDropped,
     XskRxRingFull,
@@ -41,7 +47,7 @@ pub enum Counter {
 }
 
 impl Counter {
-    pub const COUNT: usize = 14;
+    pub const COUNT: usize = 16;
     pub const ALL: [Counter; Self::COUNT] = [
         Self::RxInside,
         Self::RxOutside,
@@ -53,6 +59,8 @@ impl Counter {
         Self::DropNoNeighbour,
         Self::DropNoRoute,
         Self::DropTxRingFull,
+        Self::DropTooBig,
+        Self::IcmpSent,
         Self::XskRxDropped,
         Self::XskRxRingFull,
         Self::XskFillRingEmpty,
@@ -71,6 +79,8 @@ impl Counter {
             Self::DropNoNeighbour => "drop_no_neighbour",
             Self::DropNoRoute => "drop_no_route",
             Self::DropTxRingFull => "drop_tx_ring_full",
+            Self::DropTooBig => "drop_too_big",
+            Self::IcmpSent => "icmp_sent",
             Self::XskRxDropped => "xsk_rx_dropped",
             Self::XskRxRingFull => "xsk_rx_ring_full",
             Self::XskFillRingEmpty => "xsk_fill_ring_empty",
@@ -223,9 +233,17 @@ impl Worker {
                 } as usize] += n as u64;
                 for mut pkt in rx.drain(..) {
                     match self.process(&mut pkt) {
-                        Ok(to) => out[side_index(to)].push(pkt),
-                        Err(c) => {
+                        Verdict::Tx(to) => out[side_index(to)].push(pkt),
+                        Verdict::Drop(c) => {
                             local[c as usize] += 1;
+                            self.xsk.release(pkt);
+                        }
+                        Verdict::Icmp(err, c) => {
+                            local[c as usize] += 1;
+                            if let Some((to, reply)) = self.icmp_reply(&pkt, err) {
+                                out[side_index(to)].push(reply);
+                                local[Counter::IcmpSent as usize] += 1;
+                            }
                             self.xsk.release(pkt);
                         }
                     }
@@ -281,23 +299,88 @@ impl Worker {
     }
 
     /// Decides where one frame goes, rewriting it in place.
-    fn process(&mut self, pkt: &mut Packet) -> Result<Side, Counter> {
+    fn process(&mut self, pkt: &mut Packet) -> Verdict {
         let frame = self.xsk.data_mut(pkt);
-        let dst = forward::ipv4_destination(frame).map_err(fwd_counter)?;
+        let dst = match forward::ipv4_destination(frame) {
+            Ok(d) => d,
+            Err(e) => return Verdict::Drop(fwd_counter(e)),
+        };
         let Some(nh) = self.fib.lookup(dst) else {
             self.fib.request(dst);
-            return Err(Counter::DropNoNeighbour);
+            return Verdict::Drop(Counter::DropNoNeighbour);
         };
-        let to = if nh.oif == self.cfg.outside_ifindex {
-            Side::Outside
-        } else if nh.oif == self.cfg.inside_ifindex {
-            Side::Inside
-        } else {
-            return Err(Counter::DropNoRoute);
+        let Some(to) = self.side_of(nh.oif) else {
+            return Verdict::Drop(Counter::DropNoRoute);
         };
-        forward::forward_in_place(frame, nh).map_err(fwd_counter)?;
-        Ok(to)
+        let ip_len = frame.len().saturating_sub(14);
+        if ip_len > usize::from(nh.mtu) {
+            if forward::dont_fragment(frame) {
+                return Verdict::Icmp(
+                    IcmpError::FragmentationNeeded { mtu: nh.mtu },
+                    Counter::DropTooBig,
+                );
+            }
+            return Verdict::Drop(Counter::DropTooBig);
+        }
+        match forward::forward_in_place(frame, nh) {
+            Ok(()) => Verdict::Tx(to),
+            Err(FwdDrop::TtlExceeded) => {
+                Verdict::Icmp(IcmpError::TtlExceeded, Counter::DropTtlExceeded)
+            }
+            Err(e) => Verdict::Drop(fwd_counter(e)),
+        }
     }
+
+    fn side_of(&self, oif: u32) -> Option<Side> {
+        if oif == self.cfg.outside_ifindex {
+            Some(Side::Outside)
+        } else if oif == self.cfg.inside_ifindex {
+            Some(Side::Inside)
+        } else {
+            None
+        }
+    }
+
+    /// An ICMP error about `orig` back to its source, if one may and can be sent.
+    fn icmp_reply(&mut self, orig: &Packet, err: IcmpError) -> Option<(Side, Packet)> {
+        let data = self.xsk.data(orig);
+        if !icmp::may_answer(data) {
+            return None;
+        }
+        let src = std::net::Ipv4Addr::new(data[26], data[27], data[28], data[29]);
+        let Some(nh) = self.fib.lookup(src).copied() else {
+            self.fib.request(src);
+            return None;
+        };
+        let to = self.side_of(nh.oif)?;
+        let from = nh.src_ip?;
+        let mut reply = self.xsk.alloc()?;
+        let cap = self.xsk.capacity();
+        let data = self.xsk.data(orig);
+        let mut tmp = [0u8; 128];
+        let n = icmp::build_error(data, err, from, &nh, &mut tmp);
+        match n.and_then(|n| {
+            self.xsk
+                .resize(&mut reply, n.min(cap))
+                .map(|b| b.copy_from_slice(&tmp[..n]))
+        }) {
+            Some(()) => Some((to, reply)),
+            None => {
+                self.xsk.release(reply);
+                None
+            }
+        }
+    }
+}
+
+/// What becomes of one received frame.
+enum Verdict {
+    /// Send it on that side.
+    Tx(Side),
+    /// Drop it, counting the reason.
+    Drop(Counter),
+    /// Drop it (counting the reason) and answer with an ICMP error.
+    Icmp(IcmpError, Counter),
 }
 
 fn fwd_counter(d: FwdDrop) -> Counter {

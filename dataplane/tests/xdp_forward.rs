@@ -74,6 +74,20 @@ fn xdp_plain_forwarder_two_workers() {
         "TTL decremented"
     );
 
+    // TTL 1: the dataplane answers with "time exceeded" from R1's inside address.
+    // (The first may go unanswered while R1 learns its way back to hostA.)
+    let out = t.exec_output(
+        "hA",
+        &[
+            "ping", "-c", "2", "-i", "0.2", "-t", "1", "-W", "1", "10.1.2.2",
+        ],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("From 10.1.1.1") && text.contains("Time to live exceeded"),
+        "ICMP time exceeded: {text}"
+    );
+
     // Not interesting: R1 and R2's addresses, and the UDP port the ACL denies.
     let out = t.exec_output(
         "hA",
@@ -97,8 +111,13 @@ fn xdp_plain_forwarder_two_workers() {
     let s = stats(&stats_path).unwrap();
     let steered = xdp_packets(&s, "inside", "steered") - steered0;
     let tx = worker_sum(&s, "tx_outside") - tx0;
-    assert_eq!(steered, 20, "every echo request steered, nothing else: {s}");
-    assert_eq!(tx, 20, "every steered request forwarded by a worker: {s}");
+    assert_eq!(steered, 22, "every echo request steered, nothing else: {s}");
+    assert_eq!(
+        tx, 20,
+        "every steered request with TTL > 1 forwarded by a worker: {s}"
+    );
+    assert_eq!(worker_sum(&s, "drop_ttl_exceeded"), 2, "{s}");
+    assert!(worker_sum(&s, "icmp_sent") >= 1, "{s}");
     assert_eq!(
         xdp_packets(&s, "inside", "pass_acl_deny"),
         3,

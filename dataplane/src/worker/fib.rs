@@ -33,6 +33,11 @@ pub struct NextHop {
     pub oif: u32,
     pub src_mac: [u8; 6],
     pub dst_mac: [u8; 6],
+    /// MTU of the output interface.
+    pub mtu: u16,
+    /// The address the kernel would use as source towards this destination
+    /// (for ICMP errors the dataplane originates).
+    pub src_ip: Option<Ipv4Addr>,
 }
 
 type Table = HashMap<Ipv4Addr, NextHop>;
@@ -171,10 +176,10 @@ fn resolver(mut nl: Netlink, s: Arc<Shared>) {
 
 /// One pass: routes for every destination, neighbours, link MACs.
 fn build(nl: &mut Netlink, dests: &[Ipv4Addr]) -> Result<(Table, bool), NetlinkError> {
-    let macs: HashMap<u32, [u8; 6]> = nl
+    let macs: HashMap<u32, ([u8; 6], u16)> = nl
         .links()?
         .into_iter()
-        .filter_map(|l| Some((l.ifindex, l.mac?)))
+        .filter_map(|l| Some((l.ifindex, (l.mac?, l.mtu.min(u32::from(u16::MAX)) as u16))))
         .collect();
     let neigh: HashMap<(u32, Ipv4Addr), (u16, Option<[u8; 6]>)> = nl
         .neighbours()?
@@ -191,7 +196,7 @@ fn build(nl: &mut Netlink, dests: &[Ipv4Addr]) -> Result<(Table, bool), NetlinkE
             Err(e) => return Err(e),
         };
         let hop = route.next_hop(dst);
-        let Some(&src_mac) = macs.get(&route.oif) else {
+        let Some(&(src_mac, mtu)) = macs.get(&route.oif) else {
             continue;
         };
         match neigh.get(&(route.oif, hop)) {
@@ -202,6 +207,8 @@ fn build(nl: &mut Netlink, dests: &[Ipv4Addr]) -> Result<(Table, bool), NetlinkE
                         oif: route.oif,
                         src_mac,
                         dst_mac,
+                        mtu,
+                        src_ip: route.prefsrc,
                     },
                 );
                 if state & nud::STALE != 0 && asked.insert((route.oif, hop)) {

@@ -37,6 +37,11 @@ pub fn ipv4_destination(frame: &[u8]) -> Result<Ipv4Addr, FwdDrop> {
     Ok(Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]))
 }
 
+/// Whether the IPv4 header's DF bit is set (frame checked by [`ipv4_destination`]).
+pub fn dont_fragment(frame: &[u8]) -> bool {
+    frame.get(ETH_LEN + 6).is_some_and(|b| b & 0x40 != 0)
+}
+
 /// Internet checksum (RFC 1071) of `data`: 0 when a header with its checksum
 /// field filled in is intact.
 pub fn checksum(data: &[u8]) -> u16 {
@@ -102,6 +107,8 @@ mod tests {
         oif: 3,
         src_mac: [2, 0, 0, 0, 0, 1],
         dst_mac: [2, 0, 0, 0, 0, 2],
+        mtu: 1500,
+        src_ip: None,
     };
 
     #[test]

@@ -34,6 +34,7 @@ const NDA_DST: u16 = 1;
 const NDA_LLADDR: u16 = 2;
 const IFLA_ADDRESS: u16 = 1;
 const IFLA_IFNAME: u16 = 3;
+const IFLA_MTU: u16 = 4;
 const IFLA_NUM_RX_QUEUES: u16 = 32;
 const IFLA_NUM_TX_QUEUES: u16 = 31;
 const NTF_USE: u8 = 0x01;
@@ -95,6 +96,7 @@ pub struct Link {
     pub mac: Option<[u8; 6]>,
     pub rx_queues: u32,
     pub tx_queues: u32,
+    pub mtu: u32,
 }
 
 /// A route-netlink socket (request/response; no multicast groups).
@@ -207,6 +209,7 @@ pub fn parse_link(body: &[u8]) -> Result<Link, NetlinkError> {
         mac: None,
         rx_queues: 1,
         tx_queues: 1,
+        mtu: 1500,
     };
     for (ty, p) in attrs(body.get(16..).ok_or(NetlinkError::Malformed)?) {
         match ty {
@@ -216,6 +219,7 @@ pub fn parse_link(body: &[u8]) -> Result<Link, NetlinkError> {
                     .to_string();
             }
             IFLA_ADDRESS => link.mac = mac(p),
+            IFLA_MTU => link.mtu = u32_at(p, 0)?,
             IFLA_NUM_RX_QUEUES => link.rx_queues = u32_at(p, 0)?,
             IFLA_NUM_TX_QUEUES => link.tx_queues = u32_at(p, 0)?,
             _ => {}
