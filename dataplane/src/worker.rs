@@ -7,18 +7,25 @@
 //! nothing arrives it spins briefly and then blocks in `poll(2)` (unless
 //! `busy_poll`), so gateways and hosts can share a small machine.
 
+pub mod esp_path;
 pub mod fib;
 pub mod forward;
 pub mod icmp;
 pub mod netlink;
+pub mod sa;
 
+use crate::esp::{DropCounters, DropReason};
 use crate::sys::xsk::{Packet, XskConfig, XskError, XskSet};
+use crate::xdp::acl::AclRule;
 use crate::xdp::Side;
+use esp_path::EspState;
 use fib::FibReader;
 use forward::FwdDrop;
 use icmp::IcmpError;
+use sa::SaSource;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Per-worker counters, readable from other threads.
@@ -37,6 +44,15 @@ pub enum Counter {
     DropTxRingFull,
     /// Too big for the output MTU without DF (no fragmentation yet).
     DropTooBig,
+    /// Interesting traffic without an outbound SA (sa_request posted).
+    DropNoSa,
+    /// Dropped by ESP processing (see the esp_drop_* counters for reasons).
+    DropEsp,
+    /// Decapsulated packet outside its SA's proxy identities.
+    DropPolicyMismatch,
+    /// Packets encapsulated / decapsulated.
+    EspEncap,
+    EspDecap,
     /// ICMP errors sent (time exceeded, fragmentation needed).
     IcmpSent,
     /// Kernel: dropped before reaching the socket (RX ring full or no fill frame).
@@ -47,7 +63,7 @@ pub enum Counter {
 }
 
 impl Counter {
-    pub const COUNT: usize = 16;
+    pub const COUNT: usize = 21;
     pub const ALL: [Counter; Self::COUNT] = [
         Self::RxInside,
         Self::RxOutside,
@@ -60,6 +76,11 @@ impl Counter {
         Self::DropNoRoute,
         Self::DropTxRingFull,
         Self::DropTooBig,
+        Self::DropNoSa,
+        Self::DropEsp,
+        Self::DropPolicyMismatch,
+        Self::EspEncap,
+        Self::EspDecap,
         Self::IcmpSent,
         Self::XskRxDropped,
         Self::XskRxRingFull,
@@ -80,6 +101,11 @@ impl Counter {
             Self::DropNoRoute => "drop_no_route",
             Self::DropTxRingFull => "drop_tx_ring_full",
             Self::DropTooBig => "drop_too_big",
+            Self::DropNoSa => "drop_no_sa",
+            Self::DropEsp => "drop_esp",
+            Self::DropPolicyMismatch => "drop_policy_mismatch",
+            Self::EspEncap => "esp_encap",
+            Self::EspDecap => "esp_decap",
             Self::IcmpSent => "icmp_sent",
             Self::XskRxDropped => "xsk_rx_dropped",
             Self::XskRxRingFull => "xsk_rx_ring_full",
@@ -93,9 +119,21 @@ impl Counter {
 #[derive(Debug, Default)]
 pub struct WorkerStats {
     counters: [AtomicU64; Counter::COUNT],
+    esp_drops: [AtomicU64; DropReason::COUNT],
 }
 
 impl WorkerStats {
+    /// ESP drops for one reason (the esp module's reasons).
+    pub fn esp_drop(&self, r: DropReason) -> u64 {
+        self.esp_drops[r as usize].load(Ordering::Relaxed)
+    }
+
+    fn set_esp(&self, d: &DropCounters) {
+        for (r, v) in d.iter() {
+            self.esp_drops[r as usize].store(v, Ordering::Relaxed);
+        }
+    }
+
     pub fn get(&self, c: Counter) -> u64 {
         self.counters[c as usize].load(Ordering::Relaxed)
     }
@@ -142,13 +180,43 @@ pub struct Worker {
     tx_port: [usize; 2],
     fib: FibReader,
     stats: Arc<WorkerStats>,
+    esp: Option<EspState>,
+}
+
+/// A value published by one thread and picked up by workers between
+/// batches (one atomic load when unchanged).
+pub struct Published<T> {
+    generation: AtomicU64,
+    value: Mutex<Arc<T>>,
+}
+
+impl<T> Published<T> {
+    pub fn new(v: T) -> Self {
+        Published {
+            generation: AtomicU64::new(0),
+            value: Mutex::new(Arc::new(v)),
+        }
+    }
+
+    pub fn set(&self, v: T) {
+        *self.value.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(v);
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    pub fn get(&self) -> Arc<T> {
+        self.value.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
 }
 
 const SPIN: Duration = Duration::from_micros(50);
 const BLOCK_MS: i32 = 100;
 const KERNEL_STATS_EVERY: Duration = Duration::from_millis(100);
 
-fn side_index(s: Side) -> usize {
+pub(crate) fn side_index(s: Side) -> usize {
     match s {
         Side::Inside => 0,
         Side::Outside => 1,
@@ -183,7 +251,15 @@ impl Worker {
             tx_port,
             fib,
             stats: Arc::new(WorkerStats::default()),
+            esp: None,
         })
+    }
+
+    /// Turns on ESP: interesting traffic is encapsulated with SAs from the
+    /// region, ESP from the outside decapsulated.
+    pub fn with_esp(mut self, source: Arc<SaSource>, acl: Arc<Published<Vec<AclRule>>>) -> Self {
+        self.esp = Some(EspState::new(source, acl, self.cfg.id as u16));
+        self
     }
 
     /// (side, queue, socket fd) of every port, for the XSKMAPs.
@@ -219,6 +295,9 @@ impl Worker {
                 last_kernel_stats = Instant::now();
             }
             self.fib.refresh();
+            if let Some(e) = self.esp.as_mut() {
+                e.refresh();
+            }
             let mut got = 0;
             for port in 0..self.xsk.ports() {
                 let n = self.xsk.recv(port, &mut rx, batch);
@@ -231,6 +310,20 @@ impl Worker {
                     Side::Inside => Counter::RxInside,
                     Side::Outside => Counter::RxOutside,
                 } as usize] += n as u64;
+                if let Some(st) = self.esp.as_mut() {
+                    let mut io = esp_path::Io {
+                        xsk: &mut self.xsk,
+                        fib: &self.fib,
+                        inside_ifindex: self.cfg.inside_ifindex,
+                        outside_ifindex: self.cfg.outside_ifindex,
+                        local: &mut local,
+                    };
+                    match side {
+                        Side::Inside => esp_path::encap(st, &mut io, &mut rx, &mut out),
+                        Side::Outside => esp_path::decap(st, &mut io, &mut rx, &mut out),
+                    }
+                    self.stats.set_esp(&st.drops);
+                }
                 for mut pkt in rx.drain(..) {
                     match self.process(&mut pkt) {
                         Verdict::Tx(to) => out[side_index(to)].push(pkt),
@@ -240,7 +333,14 @@ impl Worker {
                         }
                         Verdict::Icmp(err, c) => {
                             local[c as usize] += 1;
-                            if let Some((to, reply)) = self.icmp_reply(&pkt, err) {
+                            if let Some((to, reply)) = icmp_reply(
+                                &mut self.xsk,
+                                &self.fib,
+                                self.cfg.inside_ifindex,
+                                self.cfg.outside_ifindex,
+                                &pkt,
+                                err,
+                            ) {
                                 out[side_index(to)].push(reply);
                                 local[Counter::IcmpSent as usize] += 1;
                             }
@@ -340,35 +440,45 @@ impl Worker {
             None
         }
     }
+}
 
-    /// An ICMP error about `orig` back to its source, if one may and can be sent.
-    fn icmp_reply(&mut self, orig: &Packet, err: IcmpError) -> Option<(Side, Packet)> {
-        let data = self.xsk.data(orig);
-        if !icmp::may_answer(data) {
-            return None;
+/// An ICMP error about `orig` back to its source, if one may and can be sent.
+pub(crate) fn icmp_reply(
+    xsk: &mut XskSet,
+    fib: &FibReader,
+    inside_ifindex: u32,
+    outside_ifindex: u32,
+    orig: &Packet,
+    err: IcmpError,
+) -> Option<(Side, Packet)> {
+    let data = xsk.data(orig);
+    if !icmp::may_answer(data) {
+        return None;
+    }
+    let src = std::net::Ipv4Addr::new(data[26], data[27], data[28], data[29]);
+    let Some(nh) = fib.lookup(src).copied() else {
+        fib.request(src);
+        return None;
+    };
+    let to = if nh.oif == inside_ifindex {
+        Side::Inside
+    } else if nh.oif == outside_ifindex {
+        Side::Outside
+    } else {
+        return None;
+    };
+    let from = nh.src_ip?;
+    let mut tmp = [0u8; 128];
+    let n = icmp::build_error(xsk.data(orig), err, from, &nh, &mut tmp)?;
+    let mut reply = xsk.alloc()?;
+    match xsk.resize(&mut reply, n) {
+        Some(b) => {
+            b.copy_from_slice(&tmp[..n]);
+            Some((to, reply))
         }
-        let src = std::net::Ipv4Addr::new(data[26], data[27], data[28], data[29]);
-        let Some(nh) = self.fib.lookup(src).copied() else {
-            self.fib.request(src);
-            return None;
-        };
-        let to = self.side_of(nh.oif)?;
-        let from = nh.src_ip?;
-        let mut reply = self.xsk.alloc()?;
-        let cap = self.xsk.capacity();
-        let data = self.xsk.data(orig);
-        let mut tmp = [0u8; 128];
-        let n = icmp::build_error(data, err, from, &nh, &mut tmp);
-        match n.and_then(|n| {
-            self.xsk
-                .resize(&mut reply, n.min(cap))
-                .map(|b| b.copy_from_slice(&tmp[..n]))
-        }) {
-            Some(()) => Some((to, reply)),
-            None => {
-                self.xsk.release(reply);
-                None
-            }
+        None => {
+            xsk.release(reply);
+            None
         }
     }
 }

@@ -5,10 +5,13 @@
 //! gives rules on the command line instead (tests, static setups).
 
 use clap::Parser;
+use espgw_dataplane::esp::DropReason;
+use espgw_dataplane::sadb::SaDb;
 use espgw_dataplane::sys::xsk::{stop_on_signals, XskConfig};
 use espgw_dataplane::worker::fib::Fib;
 use espgw_dataplane::worker::netlink::Netlink;
-use espgw_dataplane::worker::{Counter, Worker, WorkerConfig, WorkerStats};
+use espgw_dataplane::worker::sa::SaSource;
+use espgw_dataplane::worker::{Counter, Published, Worker, WorkerConfig, WorkerStats};
 use espgw_dataplane::xdp::acl::{self, AclRule};
 use espgw_dataplane::xdp::maps::CounterIndex;
 use espgw_dataplane::xdp::{Classifier, ModeRequest, Side};
@@ -58,6 +61,10 @@ struct Args {
     /// Write counters as JSON here (every 200 ms and at exit).
     #[arg(long)]
     stats: Option<PathBuf>,
+    /// The shared-memory SA database written by espgw-control: turns on ESP
+    /// (without it the dataplane forwards steered traffic in clear, for tests).
+    #[arg(long)]
+    sadb: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -126,6 +133,32 @@ fn run(args: Args) -> Result<(), String> {
         );
     }
     let fib = Fib::start().map_err(|e| e.to_string())?;
+    let acl_shared = Arc::new(Published::new(rules.clone()));
+    let sa_source = match &args.sadb {
+        None => None,
+        Some(path) => {
+            // Control may not have created the region yet: wait for it.
+            let mut warned = false;
+            loop {
+                match SaDb::open(path) {
+                    Ok(r) => break Some(Arc::new(SaSource::new(r))),
+                    Err(e) => {
+                        if stop_signal.load(Ordering::SeqCst) {
+                            return Ok(());
+                        }
+                        if !warned {
+                            eprintln!(
+                                "espgw-dataplane: waiting for the SA database {}: {e}",
+                                path.display()
+                            );
+                            warned = true;
+                        }
+                        std::thread::sleep(Duration::from_millis(200));
+                    }
+                }
+            }
+        }
+    };
     let xsk = XskConfig {
         frames_per_socket: args.frames,
         force_copy: args.force_copy,
@@ -151,7 +184,10 @@ fn run(args: Args) -> Result<(), String> {
             busy_poll: args.busy_poll,
             xsk,
         };
-        let worker = Worker::new(cfg, fib.reader()).map_err(|e| e.to_string())?;
+        let mut worker = Worker::new(cfg, fib.reader()).map_err(|e| e.to_string())?;
+        if let Some(src) = &sa_source {
+            worker = worker.with_esp(src.clone(), acl_shared.clone());
+        }
         for (side, queue, fd) in worker.sockets() {
             let cls = if side == Side::Inside {
                 &mut cls_in
@@ -178,13 +214,18 @@ fn run(args: Args) -> Result<(), String> {
         );
     }
     eprintln!(
-        "espgw-dataplane: inside {} ({:?}), outside {} ({:?}), {} worker(s), {} ACL rule(s)",
+        "espgw-dataplane: inside {} ({:?}), outside {} ({:?}), {} worker(s), {} ACL rule(s), {}",
         args.inside,
         cls_in.mode(),
         args.outside,
         cls_out.mode(),
         threads.len(),
-        rules.len()
+        rules.len(),
+        if sa_source.is_some() {
+            "ESP on"
+        } else {
+            "no SA database: forwarding in clear"
+        }
     );
 
     while !stop_signal.load(Ordering::SeqCst) {
@@ -291,10 +332,17 @@ fn write_stats(
     let ws: Vec<String> = workers
         .iter()
         .map(|w| {
-            let items: Vec<String> = Counter::ALL
+            let mut items: Vec<String> = Counter::ALL
                 .iter()
                 .map(|c| format!("\"{}\":{}", c.name(), w.get(*c)))
                 .collect();
+            items.extend(DropReason::ALL.iter().map(|r| {
+                format!(
+                    "\"esp_drop_{}\":{}",
+                    r.name().replace('-', "_"),
+                    w.esp_drop(*r)
+                )
+            }));
             format!("{{{}}}", items.join(","))
         })
         .collect();

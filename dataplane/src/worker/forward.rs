@@ -59,9 +59,8 @@ pub fn checksum(data: &[u8]) -> u16 {
     !(sum as u16)
 }
 
-/// Decrements the TTL (incremental checksum update, RFC 1624) and writes the
-/// next hop's MAC addresses. Call after [`ipv4_destination`] accepted the frame.
-pub fn forward_in_place(frame: &mut [u8], nh: &NextHop) -> Result<(), FwdDrop> {
+/// Decrements the TTL with an incremental checksum update (no MAC rewrite).
+pub fn decrement_ttl(frame: &mut [u8]) -> Result<(), FwdDrop> {
     if frame.len() < ETH_LEN + 20 {
         return Err(FwdDrop::Malformed);
     }
@@ -73,12 +72,19 @@ pub fn forward_in_place(frame: &mut [u8], nh: &NextHop) -> Result<(), FwdDrop> {
     frame[ETH_LEN + 8] = ttl - 1;
     let new = u16::from_be_bytes([frame[ETH_LEN + 8], frame[ETH_LEN + 9]]);
     let hc = u16::from_be_bytes([frame[ETH_LEN + 10], frame[ETH_LEN + 11]]);
-    // HC' = ~(~HC + ~m + m')
+    // HC' = ~(~HC + ~m + m') (RFC 1624)
     let mut sum = u32::from(!hc) + u32::from(!old) + u32::from(new);
     while sum >> 16 != 0 {
         sum = (sum & 0xffff) + (sum >> 16);
     }
     frame[ETH_LEN + 10..ETH_LEN + 12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+    Ok(())
+}
+
+/// Decrements the TTL (incremental checksum update, RFC 1624) and writes the
+/// next hop's MAC addresses. Call after [`ipv4_destination`] accepted the frame.
+pub fn forward_in_place(frame: &mut [u8], nh: &NextHop) -> Result<(), FwdDrop> {
+    decrement_ttl(frame)?;
     frame[0..6].copy_from_slice(&nh.dst_mac);
     frame[6..12].copy_from_slice(&nh.src_mac);
     Ok(())

@@ -7,11 +7,15 @@
 //! it changes. The same text form is accepted on the command line (`--acl`).
 //!
 //! Text form, one rule a line (`#` starts a comment):
-//! `permit|deny PROTO SRC DST [sport LO-HI] [dport LO-HI] [policy N]`
+//! `permit|deny PROTO SRC DST [sport LO-HI] [dport LO-HI] [policy N] [map NAME]`
+//! where `policy` is the crypto-map entry's sequence number and `map` its
+//! crypto map's name (both go into the sa_request the dataplane posts when
+//! interesting traffic finds no SA).
 //! where PROTO is `ip`, `icmp`, `tcp`, `udp`, `esp` or a number, and SRC/DST
 //! are `any`, `host A.B.C.D` or `A.B.C.D/LEN`.
 
 use super::maps::{AclRuleRaw, ACL_MAX, ACL_PASS, ACL_STEER};
+use crate::sadb::MapName;
 use std::fmt;
 use std::net::Ipv4Addr;
 use std::path::Path;
@@ -90,6 +94,8 @@ pub struct AclRule {
     pub dport: (u16, u16),
     /// The crypto map entry (sequence number) the rule came from.
     pub policy: u16,
+    /// The crypto map's name (empty when not given).
+    pub crypto_map: MapName,
 }
 
 /// Errors in rule text or policy files.
@@ -118,6 +124,7 @@ impl AclRule {
             sport: ANY_PORT,
             dport: ANY_PORT,
             policy,
+            crypto_map: MapName::default(),
         }
     }
 
@@ -253,6 +260,7 @@ impl FromStr for AclRule {
             sport: ANY_PORT,
             dport: ANY_PORT,
             policy: 0,
+            crypto_map: MapName::default(),
         };
         while let Some(w) = words.next() {
             match w {
@@ -260,6 +268,9 @@ impl FromStr for AclRule {
                 "dport" => rule.dport = parse_range(words.next(), line)?,
                 "policy" => {
                     rule.policy = words.next().ok_or_else(bad)?.parse().map_err(|_| bad())?
+                }
+                "map" => {
+                    rule.crypto_map = MapName::new(words.next().ok_or_else(bad)?).ok_or_else(bad)?
                 }
                 _ => return Err(bad()),
             }
@@ -289,7 +300,11 @@ impl fmt::Display for AclRule {
         if self.dport != ANY_PORT {
             write!(f, " dport {}-{}", self.dport.0, self.dport.1)?;
         }
-        write!(f, " policy {}", self.policy)
+        write!(f, " policy {}", self.policy)?;
+        if !self.crypto_map.is_empty() {
+            write!(f, " map {}", self.crypto_map)?;
+        }
+        Ok(())
     }
 }
 
@@ -343,6 +358,7 @@ mod tests {
         for text in [
             "permit ip 10.1.1.0/24 10.1.2.0/24 policy 10",
             "deny udp host 10.1.1.2 any dport 500-500 policy 10",
+            "permit ip 10.1.1.0/24 10.1.2.0/24 policy 10 map MYMAP",
             "permit tcp any 10.0.0.0/8 sport 1024-65535 dport 80-80 policy 20",
             "permit 47 any any policy 1",
         ] {
