@@ -296,7 +296,14 @@ impl Worker {
             }
             self.fib.refresh();
             if let Some(e) = self.esp.as_mut() {
-                e.refresh();
+                if e.refresh() {
+                    // Resolve the peers of new SAs before their first packet.
+                    for o in &e.tables.outbound {
+                        if self.fib.lookup(o.sa.params.remote).is_none() {
+                            self.fib.request(o.sa.params.remote);
+                        }
+                    }
+                }
             }
             let mut got = 0;
             for port in 0..self.xsk.ports() {

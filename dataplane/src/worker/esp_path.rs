@@ -53,11 +53,16 @@ impl EspState {
         }
     }
 
-    /// Between batches: newer SAs if the region moved (one atomic load otherwise).
-    pub fn refresh(&mut self) {
+    /// Between batches: newer SAs if the region moved (one atomic load
+    /// otherwise); true if the tables changed.
+    pub fn refresh(&mut self) -> bool {
         if self.source.db.generation() != self.tables.generation {
-            self.tables = self.source.tables(&self.tables);
+            let t = self.source.tables(&self.tables);
+            let changed = !Arc::ptr_eq(&t, &self.tables);
+            self.tables = t;
+            return changed;
         }
+        false
     }
 }
 

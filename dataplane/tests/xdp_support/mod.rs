@@ -30,23 +30,37 @@ pub fn run(args: &[&str]) -> Output {
         .expect("spawn")
 }
 
-/// The topology; namespaces `<prefix>-hA`, `-r1`, `-r2`, `-hB`.
+/// The topology; namespaces `<prefix>-hA`, `-r1`, `-r2`, `-hB`, and with
+/// [`Topology::with_wire`] a `-wire` namespace whose bridge joins R1's and R2's
+/// out0: frames that AF_XDP sends or XDP redirects never reach packet
+/// sockets on the routers' own interfaces, so the R1–R2 link is observed
+/// on the bridge port `w1` in the middle, as a tap on a real cable would.
 pub struct Topology {
     pub prefix: String,
     pub dir: PathBuf,
+    wire: bool,
 }
 
 impl Topology {
     /// Builds it. `queues` RX/TX queues on R1's veths (in0, out0).
     pub fn new(tag: &str, queues: u32) -> Self {
+        Self::build(tag, queues, false)
+    }
+
+    /// Like [`Topology::new`], with the observable wire between R1 and R2.
+    pub fn with_wire(tag: &str, queues: u32) -> Self {
+        Self::build(tag, queues, true)
+    }
+
+    fn build(tag: &str, queues: u32, wire: bool) -> Self {
         let prefix = format!("xdp{}{}", tag, std::process::id() % 100000);
         let dir = std::env::temp_dir().join(format!("espgw-{prefix}"));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        let t = Topology { prefix, dir };
+        let t = Topology { prefix, dir, wire };
         let q = queues.to_string();
         let p = &t.prefix;
-        for n in ["hA", "r1", "r2", "hB"] {
+        for n in t.names() {
             sh(&["ip", "netns", "add", &t.ns(n)]);
             sh(&["ip", "-n", &t.ns(n), "link", "set", "lo", "up"]);
         }
@@ -64,11 +78,30 @@ impl Topology {
         cmd.extend_from_slice(&["type", "veth", "peer", "name", &b]);
         cmd.extend_from_slice(&qargs);
         sh(&cmd);
-        let mut cmd = vec!["ip", "link", "add", &c];
-        cmd.extend_from_slice(&qargs);
-        cmd.extend_from_slice(&["type", "veth", "peer", "name", &d]);
-        cmd.extend_from_slice(&qargs);
-        sh(&cmd);
+        let (w1, w2) = (format!("{p}w1"), format!("{p}w2"));
+        if wire {
+            for (r, w) in [(&c, &w1), (&d, &w2)] {
+                let mut cmd = vec!["ip", "link", "add", r.as_str()];
+                cmd.extend_from_slice(&qargs);
+                cmd.extend_from_slice(&["type", "veth", "peer", "name", w.as_str()]);
+                cmd.extend_from_slice(&qargs);
+                sh(&cmd);
+            }
+            let wns = t.ns("wire");
+            sh(&["ip", "-n", &wns, "link", "add", "br0", "type", "bridge"]);
+            for (w, name) in [(&w1, "w1"), (&w2, "w2")] {
+                sh(&["ip", "link", "set", w, "netns", &wns, "name", name]);
+                sh(&["ip", "-n", &wns, "link", "set", name, "master", "br0"]);
+                sh(&["ip", "-n", &wns, "link", "set", name, "up"]);
+            }
+            sh(&["ip", "-n", &wns, "link", "set", "br0", "up"]);
+        } else {
+            let mut cmd = vec!["ip", "link", "add", &c];
+            cmd.extend_from_slice(&qargs);
+            cmd.extend_from_slice(&["type", "veth", "peer", "name", &d]);
+            cmd.extend_from_slice(&qargs);
+            sh(&cmd);
+        }
         sh(&["ip", "link", "add", &e, "type", "veth", "peer", "name", &f]);
         for (dev, ns, name) in [
             (&a, "hA", "eth0"),
@@ -145,6 +178,14 @@ impl Topology {
         t
     }
 
+    fn names(&self) -> Vec<&'static str> {
+        let mut v = vec!["hA", "r1", "r2", "hB"];
+        if self.wire {
+            v.push("wire");
+        }
+        v
+    }
+
     pub fn ns(&self, n: &str) -> String {
         format!("{}-{n}", self.prefix)
     }
@@ -196,7 +237,7 @@ impl Topology {
 
 impl Drop for Topology {
     fn drop(&mut self) {
-        for n in ["hA", "r1", "r2", "hB"] {
+        for n in self.names() {
             let _ = run(&["ip", "netns", "del", &self.ns(n)]);
         }
         if !std::thread::panicking() {
