@@ -2,5 +2,9 @@
 //! screens ([`show`]), and the offline `espgw pcap` tool.
 
 pub mod api;
+pub mod command;
 pub mod pcap;
 pub mod show;
+
+#[cfg(test)]
+mod tests;
