@@ -133,6 +133,18 @@ impl Espgw {
         })
     }
 
+    /// Runs the operator CLI `espgw --socket S ARGS…` and returns its stdout.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_espgw"))
+            .arg("--socket")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("run espgw");
+        assert!(out.status.success(), "espgw {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     pub fn log(&self) -> String {
         self.proc.log()
     }
