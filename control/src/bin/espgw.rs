@@ -23,7 +23,5 @@ fn main() -> ExitCode {
 /// that branch is merged here, this says so instead of pretending to work.
 /// On merge, the body becomes: `espgw_control::cli::pcap::main(args)`.
 fn pcap_main(args: Vec<OsString>) -> ExitCode {
-    let _ = args;
-    eprintln!("espgw pcap: not built into this binary yet (esp branch not merged)");
-    ExitCode::from(2)
+    espgw_control::cli::pcap::main(args)
 }
