@@ -54,6 +54,8 @@
 
 pub mod counters;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod layout;
 pub mod record;
 pub mod ring;
@@ -415,7 +417,7 @@ impl SaDb {
             let w = m.words();
             let g = w[hdr::GENERATION].load(Ordering::Relaxed);
             w[hdr::FLAGS].fetch_or(FLAG_RETIRED, Ordering::Release);
-            w[hdr::GENERATION].store((g | 1) + 1, Ordering::Release);
+            w[hdr::GENERATION].store((g | 1).wrapping_add(1), Ordering::Release);
         }
         Ok(SaDbWriter::new(
             Shared {
@@ -516,6 +518,17 @@ impl SaDb {
             }),
         })
     }
+
+    /// Like [`SaDb::from_bytes`], but attaches as the writer of the copy (repairing it as
+    /// [`SaDb::open_writer`] does). For the fuzz target and offline tools.
+    #[doc(hidden)]
+    pub fn writer_from_bytes(bytes: &[u8]) -> Result<SaDbWriter, OpenError> {
+        let r = SaDb::from_bytes(bytes)?;
+        let shared = Arc::try_unwrap(r.shared).map_err(|_| OpenError::WriterBusy)?;
+        let mut w = SaDbWriter::new(shared, None);
+        w.repair();
+        Ok(w)
+    }
 }
 
 fn init_region(words: &[AtomicU64], layout: &Layout) {
@@ -600,6 +613,15 @@ impl SaDbReader {
     /// The path of the region file (`None` for in-memory regions).
     pub fn path(&self) -> Option<&Path> {
         self.shared.path.as_deref()
+    }
+
+    /// Opens the region at this reader's path again: after [`SaDbReader::is_retired`],
+    /// this is the new region.
+    pub fn reopen(&self) -> Result<SaDbReader, OpenError> {
+        match self.path() {
+            Some(p) => SaDb::open(p),
+            None => Ok(self.clone()),
+        }
     }
 
     /// The region's geometry (SA capacity, ring size, request-table size).
@@ -938,7 +960,7 @@ impl SaDbWriter {
     fn gen_end(&self) {
         let g = &self.words()[hdr::GENERATION];
         let v = g.load(Ordering::Relaxed);
-        g.store((v | 1) + 1, Ordering::Release);
+        g.store((v | 1).wrapping_add(1), Ordering::Release);
     }
 
     fn meta(&self, slot: usize) -> u64 {
@@ -963,7 +985,7 @@ impl SaDbWriter {
         for j in 0..RECORD_WORDS {
             w[base + 2 + j].store(rec.map_or(0, |r| r[j]), Ordering::Relaxed);
         }
-        w[base].store((s | 1) + 1, Ordering::Release);
+        w[base].store((s | 1).wrapping_add(1), Ordering::Release);
     }
 
     fn index_find(&self, spi: u32) -> Option<(usize, usize)> {
@@ -1007,7 +1029,7 @@ impl SaDbWriter {
         if let Some((b, _)) = self.index_find(spi) {
             self.words()[l.index_word(b)].store(INDEX_TOMBSTONE, Ordering::Relaxed);
             let t = self.words()[hdr::TOMBSTONES].fetch_add(1, Ordering::Relaxed) + 1;
-            if t as usize * 4 > l.index_buckets {
+            if (t as usize).saturating_mul(4) > l.index_buckets {
                 self.index_rebuild();
             }
         }
