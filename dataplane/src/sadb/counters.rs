@@ -1,0 +1,297 @@
+//! Counters the dataplane writes and control reads: per SA (packets, bytes, drops by reason,
+//! the outbound sequence-number counter) and dataplane-global (drops not tied to an SA,
+//! sa_request statistics). Every update is one `fetch_add(Relaxed)`, safe with any number
+//! of writer threads and processes.
+
+use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::error::SeqError;
+use super::layout::COUNTER_WORDS;
+
+/// Why a packet of a known SA was dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SaDrop {
+    /// Sequence number replayed or left of the window.
+    Replay,
+    /// ICV did not verify.
+    Auth,
+    /// Truncated or otherwise malformed ESP.
+    Malformed,
+    /// Bad padding or next header after decryption.
+    Pad,
+    /// The frame could not be transmitted (TX ring full, no neighbour…).
+    SendError,
+    /// Outbound sequence numbers exhausted; the SA must be replaced.
+    SeqExhausted,
+    /// Decapsulated packet does not match the SA's proxy identities.
+    PolicyMismatch,
+    /// Any other reason.
+    Other,
+}
+
+impl SaDrop {
+    /// Every reason, in storage order.
+    pub const ALL: [SaDrop; 8] = [
+        SaDrop::Replay,
+        SaDrop::Auth,
+        SaDrop::Malformed,
+        SaDrop::Pad,
+        SaDrop::SendError,
+        SaDrop::SeqExhausted,
+        SaDrop::PolicyMismatch,
+        SaDrop::Other,
+    ];
+    fn word(self) -> usize {
+        cw::DROPS + self as usize
+    }
+    /// A short name for show output and logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            SaDrop::Replay => "replay",
+            SaDrop::Auth => "auth",
+            SaDrop::Malformed => "malformed",
+            SaDrop::Pad => "pad",
+            SaDrop::SendError => "send-error",
+            SaDrop::SeqExhausted => "seq-exhausted",
+            SaDrop::PolicyMismatch => "policy-mismatch",
+            SaDrop::Other => "other",
+        }
+    }
+}
+
+/// Word indices inside one SA's 128-byte counter block.
+pub(crate) mod cw {
+    /// Sequence numbers handed out so far (the last one used is this value).
+    pub const SEQ_USED: usize = 0;
+    /// The highest sequence number that may be used (2^32-1, or 2^64-1 with ESN).
+    pub const SEQ_LIMIT: usize = 1;
+    pub const PACKETS: usize = 2;
+    pub const BYTES: usize = 3;
+    pub const DROPS: usize = 4;
+    // DROPS .. DROPS + 8; words 12..16 reserved.
+}
+
+const _: () = assert!(cw::DROPS + SaDrop::ALL.len() <= COUNTER_WORDS);
+
+/// Counters of one SA slot. Cheap to create; all methods take `&self`.
+#[derive(Clone, Copy)]
+pub struct SaCounters<'a> {
+    pub(crate) w: &'a [AtomicU64],
+}
+
+/// A copy of one SA's counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SaCounterValues {
+    pub packets: u64,
+    pub bytes: u64,
+    /// Indexed like [`SaDrop::ALL`].
+    pub drops: [u64; 8],
+    /// Outbound: sequence numbers used so far (the last sequence number sent or reserved).
+    pub seq_used: u64,
+}
+
+impl SaCounterValues {
+    pub fn drop_count(&self, r: SaDrop) -> u64 {
+        self.drops[r as usize]
+    }
+    /// Kilobytes processed, for the kilobyte lifetime.
+    pub fn kilobytes(&self) -> u64 {
+        self.bytes / 1024
+    }
+}
+
+impl<'a> SaCounters<'a> {
+    /// Counts `packets` packets totalling `bytes` bytes (ESP payload bytes as IOS counts
+    /// them for the kilobyte lifetime; the caller chooses and documents which).
+    #[inline]
+    pub fn add_packets(&self, packets: u64, bytes: u64) {
+        self.w[cw::PACKETS].fetch_add(packets, Ordering::Relaxed);
+        self.w[cw::BYTES].fetch_add(bytes, Ordering::Relaxed);
+    }
+    /// Counts `n` drops for `reason`.
+    #[inline]
+    pub fn add_drop(&self, reason: SaDrop, n: u64) {
+        self.w[reason.word()].fetch_add(n, Ordering::Relaxed);
+    }
+    pub fn packets(&self) -> u64 {
+        self.w[cw::PACKETS].load(Ordering::Relaxed)
+    }
+    pub fn bytes(&self) -> u64 {
+        self.w[cw::BYTES].load(Ordering::Relaxed)
+    }
+    pub fn drops(&self, reason: SaDrop) -> u64 {
+        self.w[reason.word()].load(Ordering::Relaxed)
+    }
+    /// Reserves `n` consecutive outbound sequence numbers with one `fetch_add`. The range
+    /// never contains 0 and never wraps: once the SA's space is used up every call fails
+    /// (and the SA must be replaced). Unique across all threads and processes, including a
+    /// restarted dataplane, because the counter lives in the region.
+    #[inline]
+    pub fn reserve_seq(&self, n: u64) -> Result<Range<u64>, SeqError> {
+        let limit = self.w[cw::SEQ_LIMIT].load(Ordering::Relaxed);
+        let used = self.w[cw::SEQ_USED].fetch_add(n, Ordering::Relaxed);
+        match used.checked_add(n) {
+            Some(last) if last <= limit && last < u64::MAX => Ok(used + 1..last + 1),
+            _ => Err(SeqError::Exhausted),
+        }
+    }
+    /// Sequence numbers handed out so far.
+    pub fn seq_used(&self) -> u64 {
+        self.w[cw::SEQ_USED].load(Ordering::Relaxed)
+    }
+    /// A copy of all counters (each word read atomically; the set is not a snapshot).
+    pub fn values(&self) -> SaCounterValues {
+        let mut drops = [0u64; 8];
+        for r in SaDrop::ALL {
+            drops[r as usize] = self.drops(r);
+        }
+        SaCounterValues {
+            packets: self.packets(),
+            bytes: self.bytes(),
+            drops,
+            seq_used: self.seq_used(),
+        }
+    }
+    /// Writer only: zero the block and set the sequence limit for a new SA.
+    pub(crate) fn reset(&self, seq_limit: u64) {
+        for (i, w) in self.w.iter().enumerate() {
+            w.store(
+                if i == cw::SEQ_LIMIT { seq_limit } else { 0 },
+                Ordering::Relaxed,
+            );
+        }
+    }
+}
+
+/// Dataplane-global counters: drops not tied to an SA, and sa_request statistics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum GlobalCounter {
+    /// Inbound ESP with an unknown SPI, or interesting outbound traffic without an SA.
+    NoSa,
+    /// Frame too short or headers inconsistent before an SA was found.
+    Malformed,
+    /// Not ESP / not for us on the outside interface (the classifier should not send it).
+    NotEsp,
+    /// No route to the destination.
+    NoRoute,
+    /// Next hop's MAC address unknown (resolution requested).
+    NoNeighbor,
+    /// TX ring full.
+    TxFull,
+    /// Encapsulated packet larger than the MTU.
+    TooBig,
+    /// TTL expired on forwarding.
+    TtlExpired,
+    /// sa_request events posted to the ring.
+    SaRequestPosted,
+    /// sa_request suppressed: the same crypto-map entry asked recently.
+    SaRequestDeduplicated,
+    /// sa_request lost: ring full.
+    SaRequestOverflow,
+    /// sa_request request table full: posted without deduplication.
+    SaRequestTableFull,
+    /// sa_request claimed by a producer that never published it (skipped by control).
+    SaRequestLost,
+    /// Anything else.
+    Other,
+}
+
+impl GlobalCounter {
+    /// Every counter, in storage order.
+    pub const ALL: [GlobalCounter; 14] = [
+        GlobalCounter::NoSa,
+        GlobalCounter::Malformed,
+        GlobalCounter::NotEsp,
+        GlobalCounter::NoRoute,
+        GlobalCounter::NoNeighbor,
+        GlobalCounter::TxFull,
+        GlobalCounter::TooBig,
+        GlobalCounter::TtlExpired,
+        GlobalCounter::SaRequestPosted,
+        GlobalCounter::SaRequestDeduplicated,
+        GlobalCounter::SaRequestOverflow,
+        GlobalCounter::SaRequestTableFull,
+        GlobalCounter::SaRequestLost,
+        GlobalCounter::Other,
+    ];
+    /// A short name for show output and logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            GlobalCounter::NoSa => "no-sa",
+            GlobalCounter::Malformed => "malformed",
+            GlobalCounter::NotEsp => "not-esp",
+            GlobalCounter::NoRoute => "no-route",
+            GlobalCounter::NoNeighbor => "no-neighbor",
+            GlobalCounter::TxFull => "tx-full",
+            GlobalCounter::TooBig => "too-big",
+            GlobalCounter::TtlExpired => "ttl-expired",
+            GlobalCounter::SaRequestPosted => "sa-request-posted",
+            GlobalCounter::SaRequestDeduplicated => "sa-request-deduplicated",
+            GlobalCounter::SaRequestOverflow => "sa-request-overflow",
+            GlobalCounter::SaRequestTableFull => "sa-request-table-full",
+            GlobalCounter::SaRequestLost => "sa-request-lost",
+            GlobalCounter::Other => "other",
+        }
+    }
+}
+
+/// The dataplane-global counters of a region.
+#[derive(Clone, Copy)]
+pub struct GlobalCounters<'a> {
+    pub(crate) w: &'a [AtomicU64],
+}
+
+impl<'a> GlobalCounters<'a> {
+    #[inline]
+    pub fn add(&self, c: GlobalCounter, n: u64) {
+        self.w[c as usize].fetch_add(n, Ordering::Relaxed);
+    }
+    pub fn get(&self, c: GlobalCounter) -> u64 {
+        self.w[c as usize].load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block() -> Vec<AtomicU64> {
+        (0..COUNTER_WORDS).map(|_| AtomicU64::new(0)).collect()
+    }
+
+    #[test]
+    fn seq_ranges_and_exhaustion() {
+        let b = block();
+        let c = SaCounters { w: &b };
+        c.reset(10);
+        assert_eq!(c.reserve_seq(4), Ok(1..5));
+        assert_eq!(c.reserve_seq(6), Ok(5..11));
+        assert_eq!(c.reserve_seq(1), Err(SeqError::Exhausted));
+        assert_eq!(c.reserve_seq(1), Err(SeqError::Exhausted));
+        c.reset(10);
+        assert_eq!(c.reserve_seq(11), Err(SeqError::Exhausted));
+        c.reset(u64::from(u32::MAX));
+        b[cw::SEQ_USED].store(u64::from(u32::MAX) - 2, Ordering::Relaxed);
+        assert_eq!(
+            c.reserve_seq(2),
+            Ok(u64::from(u32::MAX) - 1..u64::from(u32::MAX) + 1)
+        );
+        assert_eq!(c.reserve_seq(1), Err(SeqError::Exhausted));
+    }
+
+    #[test]
+    fn drops_land_in_their_words() {
+        let b = block();
+        let c = SaCounters { w: &b };
+        for (i, r) in SaDrop::ALL.iter().enumerate() {
+            c.add_drop(*r, i as u64 + 1);
+        }
+        c.add_packets(3, 300);
+        let v = c.values();
+        for (i, r) in SaDrop::ALL.iter().enumerate() {
+            assert_eq!(v.drop_count(*r), i as u64 + 1);
+        }
+        assert_eq!((v.packets, v.bytes), (3, 300));
+    }
+}
