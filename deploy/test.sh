@@ -40,7 +40,7 @@ cleanup_check() {
     extra_ns=${keep[*]:-}
     keep=()
     for p in $extra_procs; do
-      tr '\0' '\n' < "/proc/$p/environ" 2>/dev/null | grep -qx "ESPGW_LAB_RUN=$ESPGW_LAB_RUN" && keep+=("$p")
+      { tr '\0' '\n' < "/proc/$p/environ"; } 2>/dev/null | grep -qx "ESPGW_LAB_RUN=$ESPGW_LAB_RUN" && keep+=("$p")
     done
     extra_procs=${keep[*]:-}
   fi
