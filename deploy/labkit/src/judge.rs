@@ -74,6 +74,22 @@ impl EspEncr {
         })
     }
 
+    /// From the name tshark's `esp_sa` table uses (inverse of [`EspEncr::tshark_name`]).
+    pub fn from_tshark_name(name: &str) -> Option<EspEncr> {
+        [
+            EspEncr::Null,
+            EspEncr::TripleDesCbc,
+            EspEncr::DesCbc,
+            EspEncr::AesCbc,
+            EspEncr::AesCtr,
+            EspEncr::AesGcm8,
+            EspEncr::AesGcm12,
+            EspEncr::AesGcm16,
+        ]
+        .into_iter()
+        .find(|e| e.tshark_name() == name)
+    }
+
     /// Whether it is an AEAD (no separate integrity transform).
     pub fn is_aead(self) -> bool {
         matches!(
@@ -111,6 +127,20 @@ impl EspAuth {
             EspAuth::HmacSha384_192 => "HMAC-SHA-384-192 [RFC4868]",
             EspAuth::HmacSha512_256 => "HMAC-SHA-512-256 [RFC4868]",
         }
+    }
+
+    /// From the name tshark's `esp_sa` table uses (inverse of [`EspAuth::tshark_name`]).
+    pub fn from_tshark_name(name: &str) -> Option<EspAuth> {
+        [
+            EspAuth::Null,
+            EspAuth::HmacMd5_96,
+            EspAuth::HmacSha1_96,
+            EspAuth::HmacSha256_128,
+            EspAuth::HmacSha384_192,
+            EspAuth::HmacSha512_256,
+        ]
+        .into_iter()
+        .find(|a| a.tshark_name() == name)
     }
 
     /// From strongSwan's algorithm name (`HMAC_MD5_96`, …; `NONE` or empty for AEAD).
@@ -216,6 +246,64 @@ impl Ikev1Keys {
     pub fn uat_record(&self) -> String {
         format!("{},{}", hex(&self.icookie), hex(&self.enc_key))
     }
+}
+
+/// Parses a key log in tshark's own record syntax, as `espgw-control --keylog` writes it:
+/// `ikev1 ICOOKIEHEX,KAHEX` and `esp "IPv4","SRC","DST","0xSPI","ENCR","0xKEY","AUTH","0xKEY"`
+/// lines; anything else is skipped. (The responder cookie is not in such a log: zero.)
+pub fn parse_keylog(text: &str) -> (Vec<EspSaKeys>, Vec<Ikev1Keys>) {
+    let unhex = |s: &str| -> Option<Vec<u8>> {
+        let s = s.trim().trim_start_matches("0x");
+        if !s.len().is_multiple_of(2) {
+            return None;
+        }
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+            .collect()
+    };
+    let mut esp = Vec::new();
+    let mut ike = Vec::new();
+    for line in text.lines() {
+        if let Some(r) = line.strip_prefix("ikev1 ") {
+            let Some((c, k)) = r.split_once(',') else {
+                continue;
+            };
+            if let (Some(c), Some(k)) = (unhex(c), unhex(k)) {
+                if let Ok(icookie) = <[u8; 8]>::try_from(c.as_slice()) {
+                    ike.push(Ikev1Keys {
+                        icookie,
+                        rcookie: [0; 8],
+                        enc_key: k,
+                    });
+                }
+            }
+        } else if let Some(r) = line.strip_prefix("esp ") {
+            let f: Vec<&str> = r.trim().trim_matches('"').split("\",\"").collect();
+            if f.len() != 8 || f[0] != "IPv4" {
+                continue;
+            }
+            let spi = u32::from_str_radix(f[3].trim_start_matches("0x"), 16).ok();
+            let (encr, auth) = (
+                EspEncr::from_tshark_name(f[4]),
+                EspAuth::from_tshark_name(f[6]),
+            );
+            if let (Some(spi), Some(encr), Some(auth), Some(enc_key), Some(auth_key)) =
+                (spi, encr, auth, unhex(f[5]), unhex(f[7]))
+            {
+                esp.push(EspSaKeys {
+                    spi,
+                    src: f[1].into(),
+                    dst: f[2].into(),
+                    encr,
+                    enc_key,
+                    auth,
+                    auth_key,
+                });
+            }
+        }
+    }
+    (esp, ike)
 }
 
 /// Lower-case hex of `b`.
