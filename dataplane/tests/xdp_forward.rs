@@ -150,7 +150,10 @@ fn xdp_plain_forwarder_two_workers() {
         "kernel forwards again once the dataplane is gone"
     );
 
-    // Even SIGKILL leaves nothing attached (BPF links die with the process).
+    // A crash fails closed: the classifiers stay attached with no socket
+    // behind them, so interesting traffic is dropped rather than forwarded by
+    // the kernel in clear, while the rest still flows; a restart takes over,
+    // and --detach clears the leftovers.
     let mut dp = t.spawn(
         "r1",
         &[
@@ -159,6 +162,8 @@ fn xdp_plain_forwarder_two_workers() {
             "in0",
             "--outside",
             "out0",
+            "--acl",
+            "permit ip 10.1.1.0/24 10.1.2.0/24",
             "--stats",
             &stats_s,
         ],
@@ -170,7 +175,59 @@ fn xdp_plain_forwarder_two_workers() {
     });
     assert!(t.xdp_attached("r1"));
     assert!(dp.signal_and_wait("-KILL", Duration::from_secs(5)));
-    wait_for("XDP detach after SIGKILL", Duration::from_secs(5), || {
-        (!t.xdp_attached("r1")).then_some(())
+    assert!(t.xdp_attached("r1"), "classifiers stay after a crash");
+    let out = t.exec_output(
+        "hA",
+        &["ping", "-c", "3", "-i", "0.05", "-W", "1", "10.1.2.2"],
+    );
+    assert_eq!(
+        received(&out),
+        0,
+        "interesting traffic is dropped, not leaked, while the dataplane is down"
+    );
+    let out = t.exec_output(
+        "hA",
+        &["ping", "-c", "2", "-i", "0.05", "-W", "1", "172.16.172.20"],
+    );
+    assert_eq!(
+        received(&out),
+        2,
+        "non-interesting traffic still flows through the kernel"
+    );
+
+    let mut dp = t.spawn(
+        "r1",
+        &[
+            BIN,
+            "--inside",
+            "in0",
+            "--outside",
+            "out0",
+            "--acl",
+            "permit ip 10.1.1.0/24 10.1.2.0/24",
+            "--stats",
+            &stats_s,
+        ],
+        "dataplane3.log",
+    );
+    let _ = std::fs::remove_file(&stats_path);
+    wait_for("dataplane after the crash", Duration::from_secs(10), || {
+        stats(&stats_path)
     });
+    let _ = t.exec_output("hA", &["ping", "-c", "1", "-W", "1", "10.1.2.2"]);
+    let out = t.exec_output(
+        "hA",
+        &["ping", "-c", "3", "-i", "0.05", "-W", "1", "10.1.2.2"],
+    );
+    assert_eq!(
+        received(&out),
+        3,
+        "a new dataplane takes over the attached classifiers"
+    );
+    assert!(dp.signal_and_wait("-KILL", Duration::from_secs(5)));
+    t.exec(
+        "r1",
+        &[BIN, "--inside", "in0", "--outside", "out0", "--detach"],
+    );
+    assert!(!t.xdp_attached("r1"), "--detach removes the leftovers");
 }

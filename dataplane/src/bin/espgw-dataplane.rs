@@ -61,6 +61,13 @@ struct Args {
     /// Write counters as JSON here (every 200 ms and at exit).
     #[arg(long)]
     stats: Option<PathBuf>,
+    /// On SIGTERM/SIGINT leave the classifiers attached (interesting traffic
+    /// is dropped, not leaked in clear, until a new dataplane starts).
+    #[arg(long)]
+    keep_xdp: bool,
+    /// Remove the classifiers from both interfaces (after a crash) and exit.
+    #[arg(long)]
+    detach: bool,
     /// The shared-memory SA database written by espgw-control: turns on ESP
     /// (without it the dataplane forwards steered traffic in clear, for tests).
     #[arg(long)]
@@ -87,6 +94,12 @@ fn mode(s: &str) -> ModeRequest {
 }
 
 fn run(args: Args) -> Result<(), String> {
+    if args.detach {
+        for ifname in [&args.inside, &args.outside] {
+            espgw_dataplane::xdp::detach_interface(ifname).map_err(|e| e.to_string())?;
+        }
+        return Ok(());
+    }
     let stop_signal = stop_on_signals();
     let mut rules: Vec<AclRule> = args
         .acl
@@ -112,10 +125,8 @@ fn run(args: Args) -> Result<(), String> {
     let inside = find(&args.inside)?;
     let outside = find(&args.outside)?;
 
-    let mut cls_in = Classifier::attach(Side::Inside, &args.inside, mode(&args.xdp_mode))
-        .map_err(|e| e.to_string())?;
-    let mut cls_out = Classifier::attach(Side::Outside, &args.outside, mode(&args.xdp_mode))
-        .map_err(|e| e.to_string())?;
+    let mut cls_in = Classifier::load(Side::Inside).map_err(|e| e.to_string())?;
+    let mut cls_out = Classifier::load(Side::Outside).map_err(|e| e.to_string())?;
 
     let in_queues = active_rx_queues(&inside.name, inside.ifindex, inside.rx_queues);
     let out_queues = active_rx_queues(&outside.name, outside.ifindex, outside.rx_queues);
@@ -199,6 +210,14 @@ fn run(args: Args) -> Result<(), String> {
         workers.push(worker);
     }
     cls_in.set_acl(&rules).map_err(|e| e.to_string())?;
+    // Sockets registered and ACL in place: only now replace whatever runs there.
+    cls_in
+        .attach(&args.inside, mode(&args.xdp_mode))
+        .map_err(|e| e.to_string())?;
+    if let Err(e) = cls_out.attach(&args.outside, mode(&args.xdp_mode)) {
+        let _ = cls_in.detach();
+        return Err(e.to_string());
+    }
 
     let stop = Arc::new(AtomicBool::new(false));
     let mut stats = Vec::new();
@@ -262,8 +281,14 @@ fn run(args: Args) -> Result<(), String> {
         write_stats(s, &cls_in, &cls_out, &stats);
     }
     drop(fib);
-    drop(cls_in);
-    drop(cls_out);
+    if args.keep_xdp {
+        eprintln!(
+            "espgw-dataplane: classifiers left attached (fail closed until restart or --detach)"
+        );
+    } else {
+        let _ = cls_in.detach();
+        let _ = cls_out.detach();
+    }
     eprintln!("espgw-dataplane: stopped");
     Ok(())
 }
@@ -307,9 +332,11 @@ fn write_stats(
     for (name, cls) in [("inside", cls_in), ("outside", cls_out)] {
         let _ = write!(
             s,
-            "\"{name}\":{{\"ifname\":\"{}\",\"mode\":\"{:?}\",\"xdp\":{{",
+            "\"{name}\":{{\"ifname\":\"{}\",\"mode\":\"{}\",\"xdp\":{{",
             cls.ifname(),
             cls.mode()
+                .map(|m| format!("{m:?}"))
+                .unwrap_or_else(|| "detached".into())
         );
         if let Ok(c) = cls.counters() {
             let items: Vec<String> = CounterIndex::ALL
