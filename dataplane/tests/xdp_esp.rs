@@ -46,14 +46,16 @@ fn record(
     peer: Ipv4Addr,
     proxy: ProxyIdentity,
     t: Transform,
+    natt: bool,
 ) -> SaRecord {
+    let port = if natt { 4500 } else { 500 };
     SaRecord {
         spi: sa.spi,
         direction: dir,
         mode: Mode::Tunnel,
-        local: SocketAddrV4::new(local, 500),
-        peer: SocketAddrV4::new(peer, 500),
-        udp_encap: false,
+        local: SocketAddrV4::new(local, port),
+        peer: SocketAddrV4::new(peer, port),
+        udp_encap: natt,
         esn: false,
         proxy,
         transform: t.code(),
@@ -82,6 +84,7 @@ fn tshark_names(t: &Transform) -> (EspEncr, EspAuth) {
 
 struct Router {
     _db: SaDbWriter,
+    records: Vec<SaRecord>,
     db_path: PathBuf,
     stats: PathBuf,
     out_slot: SlotId,
@@ -133,7 +136,14 @@ fn read_stats(p: &Path) -> Option<serde_json::Value> {
 }
 
 /// Sets up the lab, both SA databases and both dataplanes.
-fn tunnel(tag: &str, transform: &str) -> (Topology, Router, Router, Vec<EspSaKeys>, Transform) {
+/// `install`: put the SAs into the regions before the dataplanes start (else
+/// they are only prepared in `Router::records`).
+fn tunnel(
+    tag: &str,
+    transform: &str,
+    natt: bool,
+    install: bool,
+) -> (Topology, Router, Router, Vec<EspSaKeys>, Transform) {
     let t = Transform::parse(transform).unwrap();
     let lab = Topology::with_wire(tag, 2);
     let a = Sa {
@@ -161,10 +171,16 @@ fn tunnel(tag: &str, transform: &str) -> (Topology, Router, Router, Vec<EspSaKey
     let mk = |name: &str, out: SaRecord, inb: SaRecord, node: &'static str, acl: &str| {
         let path = lab.dir.join(format!("{name}.sadb"));
         let mut db = SaDb::create(&path, 64).unwrap();
-        let out_slot = db.install(&out).unwrap();
-        db.install(&inb).unwrap();
+        let out_slot = if install {
+            let s = db.install(&out).unwrap();
+            db.install(&inb).unwrap();
+            s
+        } else {
+            SlotId(0)
+        };
         Router {
             _db: db,
+            records: vec![out, inb],
             db_path: path,
             stats: lab.dir.join(format!("{name}-stats.json")),
             out_slot,
@@ -175,15 +191,15 @@ fn tunnel(tag: &str, transform: &str) -> (Topology, Router, Router, Vec<EspSaKey
     };
     let mut r1 = mk(
         "r1",
-        record(&a, Direction::Outbound, R1_OUT, R2_OUT, p1, t),
-        record(&b, Direction::Inbound, R1_OUT, R2_OUT, p1, t),
+        record(&a, Direction::Outbound, R1_OUT, R2_OUT, p1, t, natt),
+        record(&b, Direction::Inbound, R1_OUT, R2_OUT, p1, t, natt),
         "r1",
         "permit ip 10.1.1.0/24 10.1.2.0/24 policy 10 map MYMAP",
     );
     let mut r2 = mk(
         "r2",
-        record(&b, Direction::Outbound, R2_OUT, R1_OUT, p2, t),
-        record(&a, Direction::Inbound, R2_OUT, R1_OUT, p2, t),
+        record(&b, Direction::Outbound, R2_OUT, R1_OUT, p2, t, natt),
+        record(&a, Direction::Inbound, R2_OUT, R1_OUT, p2, t, natt),
         "r2",
         "permit ip 10.1.2.0/24 10.1.1.0/24 policy 10 map MYMAP",
     );
@@ -218,14 +234,23 @@ fn iperf3(lab: &Topology, args: &[&str]) -> serde_json::Value {
         "timeout", "30", "iperf3", "-c", "10.1.2.2", "-p", "45201", "-J", "-t", "2",
     ];
     v.extend_from_slice(args);
-    let out = lab.exec_output("hA", &v);
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
-        panic!(
-            "iperf3 output: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
+    for _ in 0..10 {
+        let out = lab.exec_output("hA", &v);
+        let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+            panic!(
+                "iperf3 output: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        // The server may still be closing the previous test.
+        if j["error"].as_str().is_some_and(|e| e.contains("busy")) {
+            std::thread::sleep(Duration::from_millis(500));
+            continue;
+        }
+        return j;
+    }
+    panic!("iperf3 server stayed busy");
 }
 
 /// Frames on the link whose outer header carries an inside address (clear text).
@@ -270,8 +295,8 @@ fn warm_up(lab: &Topology) {
     panic!("no reply through the tunnel after 20 tries");
 }
 
-fn run_tunnel(tag: &str, transform: &str, restart: bool) {
-    let (lab, mut r1, r2, keys, t) = tunnel(tag, transform);
+fn run_tunnel(tag: &str, transform: &str, restart: bool, natt: bool) {
+    let (lab, mut r1, r2, keys, t) = tunnel(tag, transform, natt, true);
     let pcap = lab.dir.join("wire.pcap");
     let mut cap = lab.spawn(
         "wire",
@@ -344,6 +369,17 @@ fn run_tunnel(tag: &str, transform: &str, restart: bool) {
         );
     }
 
+    if natt {
+        // IKE (500, and 4500 behind the zero marker) and a NAT-T keepalive to R1.
+        lab.exec(
+            "r2",
+            &[
+                "bash",
+                "-c",
+                r"printf 'ike' > /dev/udp/172.16.172.10/500; printf '\0\0\0\0ike' > /dev/udp/172.16.172.10/4500; printf '\377' > /dev/udp/172.16.172.10/4500",
+            ],
+        );
+    }
     std::thread::sleep(Duration::from_millis(300));
     assert!(
         cap.signal_and_wait("-INT", Duration::from_secs(5)),
@@ -352,6 +388,11 @@ fn run_tunnel(tag: &str, transform: &str, restart: bool) {
     let v = judge(&pcap, &keys, &[]).unwrap();
     let esp: Vec<_> = v.esp().collect();
     assert!(esp.len() > 100, "ESP frames on the link: {}", esp.len());
+    assert!(
+        esp.iter().all(|(_, e)| e.udp_encap == natt),
+        "ESP{} as configured",
+        if natt { " in UDP" } else { "" }
+    );
     let bad = v.bad_esp();
     assert!(
         bad.is_empty(),
@@ -407,6 +448,18 @@ fn run_tunnel(tag: &str, transform: &str, restart: bool) {
             "{name}: {s}"
         );
     }
+    if natt {
+        let ike = s1["outside"]["xdp"]["pass_ike"]["packets"]
+            .as_u64()
+            .unwrap_or(0);
+        let ka = s1["outside"]["xdp"]["pass_natt_keepalive"]["packets"]
+            .as_u64()
+            .unwrap_or(0);
+        assert!(
+            ike >= 2 && ka >= 1,
+            "IKE and keepalives pass to R1's kernel: {s1}"
+        );
+    }
     // Per-SA counters in the region agree with the workers (give or take none: all stopped sending).
     let c1 = r1._db.reader().counters(r1.out_slot).unwrap().values();
     assert!(
@@ -431,15 +484,63 @@ fn run_tunnel(tag: &str, transform: &str, restart: bool) {
 
 #[test]
 fn xdp_esp_3des_md5_with_restart() {
-    run_tunnel("e3", "esp-3des esp-md5-hmac", true);
+    run_tunnel("e3", "esp-3des esp-md5-hmac", true, false);
 }
 
 #[test]
 fn xdp_esp_aes_sha() {
-    run_tunnel("ea", "esp-aes esp-sha-hmac", false);
+    run_tunnel("ea", "esp-aes esp-sha-hmac", false, false);
 }
 
 #[test]
 fn xdp_esp_gcm() {
-    run_tunnel("eg", "esp-gcm", false);
+    run_tunnel("eg", "esp-gcm", false, false);
+}
+
+/// ESP in UDP 4500 (RFC 3948) between the two dataplanes; IKE on 500 and on
+/// 4500 behind the non-ESP marker still reaches R1's kernel.
+#[test]
+fn xdp_esp_natt_and_ike_passes() {
+    run_tunnel("en", "esp-aes esp-sha-hmac", false, true);
+}
+
+/// With no SA, interesting traffic is dropped and one sa_request (per
+/// interval) names the crypto-map entry; SAs installed while the dataplanes
+/// run are picked up between batches.
+#[test]
+fn xdp_esp_sa_request_then_install() {
+    let (lab, mut r1, mut r2, _keys, _t) = tunnel("eq", "esp-gcm", false, false);
+    r1._db.set_request_interval_ms(60_000);
+    let _ = ping(&lab, 3);
+    let req = wait_for("sa_request", Duration::from_secs(5), || {
+        r1._db
+            .poll_sa_request(espgw_dataplane::sadb::monotonic_ms())
+    });
+    assert_eq!(req.crypto_map.as_str(), "MYMAP");
+    assert_eq!(req.crypto_map_seq, 10);
+    assert_eq!(
+        (req.src, req.dst, req.protocol),
+        (Ipv4Addr::new(10, 1, 1, 2), Ipv4Addr::new(10, 1, 2, 2), 1)
+    );
+    assert!(
+        r1._db
+            .poll_sa_request(espgw_dataplane::sadb::monotonic_ms())
+            .is_none(),
+        "deduplicated within the interval"
+    );
+    let s1 = r1.stats();
+    assert!(
+        worker_sum(&s1, "drop_no_sa") >= 3,
+        "waiting packets dropped and counted: {s1}"
+    );
+
+    for r in [&mut r1, &mut r2] {
+        let recs = r.records.clone();
+        r.out_slot = r._db.install(&recs[0]).unwrap();
+        r._db.install(&recs[1]).unwrap();
+    }
+    warm_up(&lab);
+    assert_eq!(ping(&lab, 5), 5, "SAs installed at run time carry traffic");
+    let c = r1._db.reader().counters(r1.out_slot).unwrap().values();
+    assert!(c.packets >= 5, "{c:?}");
 }
