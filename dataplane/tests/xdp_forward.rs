@@ -26,6 +26,7 @@ fn xdp_plain_forwarder_two_workers() {
         "r1",
         &[
             BIN,
+            "--no-esp",
             "--inside",
             "in0",
             "--outside",
@@ -158,6 +159,7 @@ fn xdp_plain_forwarder_two_workers() {
         "r1",
         &[
             BIN,
+            "--no-esp",
             "--inside",
             "in0",
             "--outside",
@@ -199,6 +201,7 @@ fn xdp_plain_forwarder_two_workers() {
         "r1",
         &[
             BIN,
+            "--no-esp",
             "--inside",
             "in0",
             "--outside",
@@ -257,6 +260,7 @@ fn xdp_policy_file_reload_and_idle_backoff() {
         "r1",
         &[
             BIN,
+            "--no-esp",
             "--inside",
             "in0",
             "--outside",

@@ -42,7 +42,7 @@ blast() { # size -> pps received by R2's out0
 }
 for size in 64 1400; do
   k=$(blast $size)
-  ip netns exec $P-r1 $BIN --inside in0 --outside out0 --cores $WCPU --acl "permit ip 10.1.1.0/24 10.1.2.0/24" ${DPARGS:-} --stats /tmp/$P.json >/tmp/$P.log 2>&1 &
+  ip netns exec $P-r1 $BIN --no-esp --inside in0 --outside out0 --cores $WCPU --acl "permit ip 10.1.1.0/24 10.1.2.0/24" ${DPARGS:-} --stats /tmp/$P.json >/tmp/$P.log 2>&1 &
   DP=$!
   for i in $(seq 50); do [ -s /tmp/$P.json ] && break; sleep 0.1; done
   d=$(blast $size)

@@ -1,8 +1,9 @@
 //! espgw-dataplane: XDP classifiers + AF_XDP poll-mode workers.
 //!
-//! Control hands its crypto-ACL to the dataplane as a policy file (see
-//! `espgw_dataplane::xdp::acl`), which is re-read when it changes; `--acl`
-//! gives rules on the command line instead (tests, static setups).
+//! Control hands the dataplane two things (see ebpf/README.md): the SA
+//! database (`--sadb`, shared memory) and its crypto ACLs as a policy file
+//! (`--policy`, see `espgw_dataplane::xdp::acl`), which is re-read when it
+//! changes; `--acl` adds rules on the command line (tests, static setups).
 
 use clap::Parser;
 use espgw_dataplane::esp::DropReason;
@@ -68,10 +69,12 @@ struct Args {
     /// Remove the classifiers from both interfaces (after a crash) and exit.
     #[arg(long)]
     detach: bool,
-    /// The shared-memory SA database written by espgw-control: turns on ESP
-    /// (without it the dataplane forwards steered traffic in clear, for tests).
+    /// The shared-memory SA database written by espgw-control.
+    #[arg(long, default_value = espgw_dataplane::sadb::DEFAULT_PATH)]
+    sadb: PathBuf,
+    /// No ESP: forward steered traffic in clear (lab checks of the AF_XDP path only).
     #[arg(long)]
-    sadb: Option<PathBuf>,
+    no_esp: bool,
 }
 
 fn main() -> ExitCode {
@@ -145,9 +148,9 @@ fn run(args: Args) -> Result<(), String> {
     }
     let fib = Fib::start().map_err(|e| e.to_string())?;
     let acl_shared = Arc::new(Published::new(rules.clone()));
-    let sa_source = match &args.sadb {
-        None => None,
-        Some(path) => {
+    let sa_source = match (args.no_esp, &args.sadb) {
+        (true, _) => None,
+        (false, path) => {
             // Control may not have created the region yet: wait for it.
             let mut warned = false;
             loop {

@@ -41,6 +41,8 @@ pub struct NextHop {
 }
 
 type Table = HashMap<Ipv4Addr, NextHop>;
+type NeighKey = (u32, Ipv4Addr);
+type NeighVal = (u16, Option<[u8; 6]>);
 
 struct Shared {
     generation: AtomicU64,
@@ -181,7 +183,7 @@ fn build(nl: &mut Netlink, dests: &[Ipv4Addr]) -> Result<(Table, bool), NetlinkE
         .into_iter()
         .filter_map(|l| Some((l.ifindex, (l.mac?, l.mtu.min(u32::from(u16::MAX)) as u16))))
         .collect();
-    let neigh: HashMap<(u32, Ipv4Addr), (u16, Option<[u8; 6]>)> = nl
+    let neigh: HashMap<NeighKey, NeighVal> = nl
         .neighbours()?
         .into_iter()
         .map(|n| ((n.ifindex, n.addr), (n.state, n.lladdr)))
