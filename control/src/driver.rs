@@ -1,1 +1,186 @@
-//! (placeholder, filled by its owner)
+//! The UDP/timer driver around the sans-IO [`Endpoint`]: two UDP sockets (500 and 4500 on
+//! the gateway's address), one timer, and a wake-up for commands from the control socket.
+//!
+//! Everything protocol-related happens in the endpoint; this file only moves datagrams in
+//! and out, fires `handle_timeout` at `poll_timeout`, and hands events and debug lines to
+//! a [`DriverSink`].
+
+use crate::ike::{DebugLine, Endpoint, Event};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::net::UdpSocket;
+use tokio::sync::Notify;
+
+/// Where the driver delivers what the endpoint produced.
+pub trait DriverSink: Send {
+    /// An event (SA up/down, failure); called with the endpoint unlocked.
+    fn event(&mut self, ev: Event);
+    /// A debug line (already filtered by the endpoint's debug switches).
+    fn debug(&mut self, line: DebugLine);
+}
+
+/// The shared endpoint plus the wake-up the control socket uses after changing it.
+#[derive(Clone)]
+pub struct Shared {
+    pub endpoint: Arc<Mutex<Endpoint>>,
+    pub wake: Arc<Notify>,
+}
+
+impl Shared {
+    pub fn new(ep: Endpoint) -> Shared {
+        Shared {
+            endpoint: Arc::new(Mutex::new(ep)),
+            wake: Arc::new(Notify::new()),
+        }
+    }
+    /// Runs `f` on the endpoint, then wakes the driver so queued output goes out.
+    pub fn with<R>(&self, f: impl FnOnce(&mut Endpoint, Instant) -> R) -> R {
+        let r = {
+            let mut ep = self.endpoint.lock().unwrap_or_else(|e| e.into_inner());
+            f(&mut ep, Instant::now())
+        };
+        self.wake.notify_one();
+        r
+    }
+}
+
+/// The driver: owns the sockets.
+pub struct Driver {
+    shared: Shared,
+    s500: UdpSocket,
+    s4500: UdpSocket,
+    l500: SocketAddr,
+    l4500: SocketAddr,
+}
+
+/// Counters the driver keeps (send failures).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct DriverStats {
+    pub rx: u64,
+    pub tx: u64,
+    pub tx_errors: u64,
+}
+
+impl Driver {
+    /// Binds UDP 500 and 4500 on `addr`.
+    pub async fn bind(shared: Shared, addr: IpAddr) -> std::io::Result<Driver> {
+        let s500 = UdpSocket::bind(SocketAddr::new(addr, 500)).await?;
+        let s4500 = UdpSocket::bind(SocketAddr::new(addr, 4500)).await?;
+        Ok(Driver {
+            shared,
+            l500: s500.local_addr()?,
+            l4500: s4500.local_addr()?,
+            s500,
+            s4500,
+        })
+    }
+
+    /// Binds to explicit local addresses (tests use unprivileged ports).
+    pub async fn bind_pair(
+        shared: Shared,
+        a500: SocketAddr,
+        a4500: SocketAddr,
+    ) -> std::io::Result<Driver> {
+        let s500 = UdpSocket::bind(a500).await?;
+        let s4500 = UdpSocket::bind(a4500).await?;
+        Ok(Driver {
+            shared,
+            l500: s500.local_addr()?,
+            l4500: s4500.local_addr()?,
+            s500,
+            s4500,
+        })
+    }
+
+    fn flush(&self, sink: &mut dyn DriverSink, stats: &mut DriverStats) {
+        let (tx, evs, dbg) = {
+            let mut ep = self
+                .shared
+                .endpoint
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            let mut tx = Vec::new();
+            while let Some(t) = ep.poll_transmit() {
+                tx.push(t);
+            }
+            let mut evs = Vec::new();
+            while let Some(e) = ep.poll_event() {
+                evs.push(e);
+            }
+            let mut dbg = Vec::new();
+            while let Some(d) = ep.poll_debug() {
+                dbg.push(d);
+            }
+            (tx, evs, dbg)
+        };
+        for d in dbg {
+            sink.debug(d);
+        }
+        for t in tx {
+            // The endpoint speaks in logical ports 500/4500; map them to our sockets.
+            let sock = if t.local.port() == 4500 {
+                &self.s4500
+            } else {
+                &self.s500
+            };
+            match sock.try_send_to(&t.data, t.remote) {
+                Ok(_) => stats.tx += 1,
+                Err(_) => stats.tx_errors += 1,
+            }
+        }
+        for e in evs {
+            sink.event(e);
+        }
+    }
+
+    /// Runs until `stop` is notified.
+    pub async fn run(self, mut sink: Box<dyn DriverSink>, stop: Arc<Notify>) -> DriverStats {
+        let mut stats = DriverStats::default();
+        let mut b1 = vec![0u8; 65536];
+        let mut b2 = vec![0u8; 65536];
+        // Logical local addresses the endpoint sees (ports 500 and 4500 even when tests
+        // bind elsewhere).
+        let ip = self.l500.ip();
+        let (log500, log4500) = (
+            SocketAddr::new(ip, 500),
+            SocketAddr::new(self.l4500.ip(), 4500),
+        );
+        loop {
+            self.flush(&mut *sink, &mut stats);
+            let deadline = {
+                let ep = self
+                    .shared
+                    .endpoint
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                ep.poll_timeout()
+            };
+            let sleep = match deadline {
+                Some(t) => tokio::time::Instant::from_std(t),
+                None => tokio::time::Instant::now() + Duration::from_secs(3600),
+            };
+            tokio::select! {
+                r = self.s500.recv_from(&mut b1) => {
+                    if let Ok((n, from)) = r {
+                        stats.rx += 1;
+                        self.shared.endpoint.lock().unwrap_or_else(|e| e.into_inner()).handle_datagram(Instant::now(), log500, from, &b1[..n]);
+                    }
+                }
+                r = self.s4500.recv_from(&mut b2) => {
+                    if let Ok((n, from)) = r {
+                        stats.rx += 1;
+                        self.shared.endpoint.lock().unwrap_or_else(|e| e.into_inner()).handle_datagram(Instant::now(), log4500, from, &b2[..n]);
+                    }
+                }
+                _ = tokio::time::sleep_until(sleep) => {
+                    self.shared.endpoint.lock().unwrap_or_else(|e| e.into_inner()).handle_timeout(Instant::now());
+                }
+                _ = self.shared.wake.notified() => {}
+                _ = stop.notified() => break,
+            }
+        }
+        self.flush(&mut *sink, &mut stats);
+        stats
+    }
+}

@@ -1,16 +1,19 @@
-//! espgw operator CLI. (Minimal dispatch from the esp branch; the ikecfg engineer owns
-//! this file and the full CLI.)
+//! `espgw`: the operator CLI. Talks to `espgw-control` over its control socket and prints
+//! what IOS prints; `check-config` and `pcap` work offline. See `espgw_control::cli::command`.
 
-use std::ffi::OsString;
 use std::process::ExitCode;
 
+use espgw_control::cli::command::{main_with, Io};
+
 fn main() -> ExitCode {
-    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
-    match args.first() {
-        Some(a) if a == "pcap" => espgw_control::cli::pcap::main(args[1..].to_vec()),
-        _ => {
-            eprintln!("usage: espgw pcap encap|decap ... (see espgw pcap --help)");
-            ExitCode::from(2)
-        }
-    }
+    let mut out = std::io::stdout().lock();
+    let mut err = std::io::stderr().lock();
+    main_with(
+        std::env::args_os(),
+        &mut Io {
+            out: &mut out,
+            err: &mut err,
+        },
+        espgw_control::cli::pcap::main,
+    )
 }

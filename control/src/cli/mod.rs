@@ -1,4 +1,10 @@
-//! The operator CLI: show/debug/clear/initiate over the control socket, and the offline
-//! `espgw pcap` tool.
+//! The operator CLI: show/debug/clear/initiate over the control socket ([`api`]), the IOS
+//! screens ([`show`]), and the offline `espgw pcap` tool.
 
+pub mod api;
+pub mod command;
 pub mod pcap;
+pub mod show;
+
+#[cfg(test)]
+mod tests;

@@ -1,1 +1,11 @@
-//! (placeholder, filled by its owner)
+//! The IOS configuration: the typed model ([`model`]) and the parser of the IOS subset an
+//! IPsec router uses ([`parse`]).
+
+pub mod model;
+pub mod parse;
+
+pub use model::*;
+pub use parse::{
+    check_config, load_config, parse_config, ConfigError, ConfigErrorKind, ConfigWarning,
+    LoadError, Parsed, Report,
+};

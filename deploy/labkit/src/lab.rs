@@ -578,6 +578,39 @@ impl Lab {
         }
         Ok(removed)
     }
+
+    /// Removes labs left behind by test processes that died without tearing down (killed,
+    /// Ctrl-C): namespaces named by [`Lab::unique_prefix`] (`TAG-PID-N-node`) whose PID no
+    /// longer runs. Returns the prefixes removed. Labs with other names are not touched.
+    pub fn reap_orphans() -> Result<Vec<String>> {
+        let mut prefixes = BTreeSet::new();
+        for ns in list_netns()? {
+            let Some((prefix, node)) = ns.rsplit_once('-') else {
+                continue;
+            };
+            if node.parse::<Node>().is_err() {
+                continue;
+            }
+            let mut parts = prefix.rsplitn(3, '-');
+            let (Some(n), Some(pid), Some(_tag)) = (parts.next(), parts.next(), parts.next())
+            else {
+                continue;
+            };
+            let (Ok(_), Ok(pid)) = (n.parse::<u32>(), pid.parse::<u32>()) else {
+                continue;
+            };
+            if !Path::new(&format!("/proc/{pid}")).exists() {
+                prefixes.insert(prefix.to_string());
+            }
+        }
+        let mut removed = Vec::new();
+        for p in prefixes {
+            if !Lab::down(&p)?.is_empty() {
+                removed.push(p);
+            }
+        }
+        Ok(removed)
+    }
 }
 
 impl Drop for Lab {
@@ -782,22 +815,25 @@ pub(crate) fn output_timeout(mut cmd: Command, timeout: Duration) -> Result<Outp
     let mut child = cmd
         .spawn()
         .map_err(|e| Error::io(format!("running `{line}`"), e))?;
-    let mut so = child.stdout.take();
-    let mut se = child.stderr.take();
-    let t_out = thread::spawn(move || {
-        let mut b = Vec::new();
-        if let Some(s) = so.as_mut() {
-            let _ = s.read_to_end(&mut b);
-        }
-        b
-    });
-    let t_err = thread::spawn(move || {
-        let mut b = Vec::new();
-        if let Some(s) = se.as_mut() {
-            let _ = s.read_to_end(&mut b);
-        }
-        b
-    });
+    let so = child.stdout.take();
+    let se = child.stderr.take();
+    // Pipes are drained on threads that report through a channel, so a grandchild that
+    // keeps a pipe open (a daemon the command left behind) cannot hang us.
+    let (tx, rx) = std::sync::mpsc::channel::<(bool, Vec<u8>)>();
+    for (is_out, pipe) in [
+        (true, so.map(|p| Box::new(p) as Box<dyn Read + Send>)),
+        (false, se.map(|p| Box::new(p) as Box<dyn Read + Send>)),
+    ] {
+        let tx = tx.clone();
+        thread::spawn(move || {
+            let mut b = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut b);
+            }
+            let _ = tx.send((is_out, b));
+        });
+    }
+    drop(tx);
     let start = Instant::now();
     let pid = child.id();
     let status = loop {
@@ -820,8 +856,23 @@ pub(crate) fn output_timeout(mut cmd: Command, timeout: Duration) -> Result<Outp
                 .min(Duration::from_millis(100)),
         );
     };
-    let stdout = t_out.join().unwrap_or_default();
-    let stderr = t_err.join().unwrap_or_default();
+    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    let mut pending = 2;
+    let mut deadline = Instant::now() + Duration::from_secs(5);
+    let mut killed = false;
+    while pending > 0 {
+        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok((true, b)) => (stdout, pending) = (b, pending - 1),
+            Ok((false, b)) => (stderr, pending) = (b, pending - 1),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) if !killed => {
+                // Something the command started still holds its output: stop it.
+                kill_groups(&[pid], Duration::from_secs(2));
+                killed = true;
+                deadline = Instant::now() + Duration::from_secs(5);
+            }
+            Err(_) => break,
+        }
+    }
     Ok(Output {
         status,
         stdout,

@@ -75,7 +75,7 @@ pub struct Profile {
 
 impl Profile {
     /// Router `node` (R1 or R2) facing the other router: Main Mode,
-    /// `3des-md5-modp1024`, ESP `3des-md5`, no PFS, PSK `cisco123`, the slides' addresses
+    /// `3des-md5-modp1024`, ESP `3des-md5`, no PFS, PSK `C!scO` (the slides' key), the slides' addresses
     /// and subnets, IKE lifetime 86400 s, child 3600 s.
     pub fn new(node: Node) -> Profile {
         let peer = node.peer().unwrap_or(Node::R2);
@@ -84,7 +84,7 @@ impl Profile {
             proposal: "3des-md5-modp1024".into(),
             esp: "3des-md5".into(),
             pfs: None,
-            psk: "cisco123".into(),
+            psk: "C!scO".into(),
             local_addr: node.outside_addr().unwrap_or_default().into(),
             remote_addr: peer.outside_addr().unwrap_or_default().into(),
             local_ts: node.inside_net().into(),

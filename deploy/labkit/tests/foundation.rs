@@ -74,6 +74,12 @@ fn run_profile(tag: &str, mode: IkeMode, proposal: &str, esp: &str, pfs: Option<
         assert_eq!(k1.esp.len(), 2, "{:?}", k1.esp);
         let spis: BTreeSet<u32> = k1.esp.iter().map(|k| k.spi).collect();
         assert_eq!(spis, BTreeSet::from([c1.spi_in, c1.spi_out]));
+        // DESIGN §5: on the Quick Mode initiator, the "initiator" keys belong to its
+        // outbound SPI (the harness reads this from the KEYMAT seeds; check it here).
+        assert_eq!(
+            (k1.esp[0].spi, k1.esp[0].src.as_str()),
+            (c1.spi_out, addr::R1_OUT)
+        );
         // Both ends derived the same keys for the same SPIs.
         let mut sorted1 = k1.esp.clone();
         let mut sorted2 = k2.esp.clone();

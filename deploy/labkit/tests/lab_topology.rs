@@ -80,3 +80,19 @@ fn a_panicking_test_still_cleans_up() {
         "{after:?}"
     );
 }
+
+#[test]
+fn exec_returns_although_a_background_child_holds_the_pipes() {
+    let lab = Lab::up(&Lab::unique_prefix("bgpipe")).unwrap();
+    let t = std::time::Instant::now();
+    let out = lab
+        .exec(Node::R1, &["sh", "-c", "echo hi; sleep 300 &"])
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "hi");
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(30),
+        "{:?}",
+        t.elapsed()
+    );
+}

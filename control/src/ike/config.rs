@@ -1,0 +1,262 @@
+//! What the IKE core needs to know from the configuration. The daemon builds this from the
+//! IOS configuration model (`crate::config`); the core stays independent of the parser.
+
+use super::crypto::{DhGroup, EncAlg, HashAlg, Secret};
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+/// `crypto isakmp policy N` (pre-shared key authentication only).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IsakmpPolicy {
+    pub priority: u32,
+    pub enc: EncAlg,
+    pub hash: HashAlg,
+    pub group: DhGroup,
+    /// Seconds (IOS default 86400).
+    pub lifetime: u32,
+}
+
+/// `crypto isakmp key K address A [MASK]`.
+#[derive(Clone)]
+pub struct PreSharedKey {
+    pub addr: Ipv4Addr,
+    pub mask: Ipv4Addr,
+    pub key: Secret,
+}
+
+impl fmt::Debug for PreSharedKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PreSharedKey({}/{}, <hidden>)", self.addr, self.mask)
+    }
+}
+
+/// ESP encryption of a transform set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EspEnc {
+    Des3,
+    /// AES-CBC with key bits.
+    Aes(u16),
+    Null,
+}
+
+/// ESP authentication of a transform set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EspAuth {
+    Md5,
+    Sha1,
+    Sha256,
+}
+
+impl EspEnc {
+    /// ESP transform id (RFC 2407 §4.4.4).
+    pub fn transform_id(self) -> u8 {
+        match self {
+            EspEnc::Des3 => 3,
+            EspEnc::Aes(_) => 12,
+            EspEnc::Null => 11,
+        }
+    }
+    pub fn key_len(self) -> usize {
+        match self {
+            EspEnc::Des3 => 24,
+            EspEnc::Aes(b) => b as usize / 8,
+            EspEnc::Null => 0,
+        }
+    }
+    pub fn ios_name(self) -> String {
+        match self {
+            EspEnc::Des3 => "esp-3des".into(),
+            EspEnc::Aes(128) => "esp-aes".into(),
+            EspEnc::Aes(b) => format!("esp-aes {b}"),
+            EspEnc::Null => "esp-null".into(),
+        }
+    }
+    /// The ISAKMP debug name ("ESP_3DES").
+    pub fn isakmp_name(self) -> &'static str {
+        match self {
+            EspEnc::Des3 => "ESP_3DES",
+            EspEnc::Aes(_) => "ESP_AES",
+            EspEnc::Null => "ESP_NULL",
+        }
+    }
+}
+
+impl EspAuth {
+    /// Authentication algorithm attribute (RFC 2407 §4.5).
+    pub fn code(self) -> u16 {
+        match self {
+            EspAuth::Md5 => 1,
+            EspAuth::Sha1 => 2,
+            EspAuth::Sha256 => 5,
+        }
+    }
+    pub fn from_code(c: u16) -> Option<Self> {
+        match c {
+            1 => Some(EspAuth::Md5),
+            2 => Some(EspAuth::Sha1),
+            5 => Some(EspAuth::Sha256),
+            _ => None,
+        }
+    }
+    pub fn key_len(self) -> usize {
+        match self {
+            EspAuth::Md5 => 16,
+            EspAuth::Sha1 => 20,
+            EspAuth::Sha256 => 32,
+        }
+    }
+    pub fn ios_name(self) -> &'static str {
+        match self {
+            EspAuth::Md5 => "esp-md5-hmac",
+            EspAuth::Sha1 => "esp-sha-hmac",
+            EspAuth::Sha256 => "esp-sha256-hmac",
+        }
+    }
+    pub fn isakmp_name(self) -> &'static str {
+        match self {
+            EspAuth::Md5 => "HMAC-MD5",
+            EspAuth::Sha1 => "HMAC-SHA",
+            EspAuth::Sha256 => "HMAC-SHA256",
+        }
+    }
+}
+
+/// `crypto ipsec transform-set NAME ...` (ESP, tunnel mode).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransformSet {
+    pub name: String,
+    pub enc: EspEnc,
+    pub auth: EspAuth,
+}
+
+impl TransformSet {
+    /// "esp-3des esp-md5-hmac" as IOS prints it.
+    pub fn ios_name(&self) -> String {
+        format!("{} {}", self.enc.ios_name(), self.auth.ios_name())
+    }
+}
+
+/// A proxy identity: one side of a crypto ACL line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Proxy {
+    pub addr: Ipv4Addr,
+    pub mask: Ipv4Addr,
+    pub protocol: u8,
+    pub port: u16,
+}
+
+impl Proxy {
+    pub fn subnet(addr: Ipv4Addr, mask: Ipv4Addr) -> Proxy {
+        Proxy {
+            addr,
+            mask,
+            protocol: 0,
+            port: 0,
+        }
+    }
+    /// ID type IOS reports (4 = subnet, 1 = host).
+    pub fn id_type(&self) -> u8 {
+        if self.mask == Ipv4Addr::new(255, 255, 255, 255) {
+            1
+        } else {
+            4
+        }
+    }
+    /// Whether `other` lies inside this proxy (IOS accepts a subset of its ACL).
+    pub fn contains(&self, other: &Proxy) -> bool {
+        let m = u32::from(self.mask);
+        (u32::from(other.addr) & m) == (u32::from(self.addr) & m)
+            && (u32::from(other.mask) & m) == m
+            && (self.protocol == 0 || self.protocol == other.protocol)
+            && (self.port == 0 || self.port == other.port)
+    }
+}
+
+impl fmt::Display for Proxy {
+    /// "10.1.1.0/255.255.255.0/0/0 (type=4)"
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}/{}/{}/{} (type={})",
+            self.addr,
+            self.mask,
+            self.protocol,
+            self.port,
+            self.id_type()
+        )
+    }
+}
+
+/// Phase 1 exchange an initiator uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase1Mode {
+    Main,
+    Aggressive,
+}
+
+/// `crypto map NAME SEQ ipsec-isakmp` with its ACL resolved to proxies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CryptoMapEntry {
+    pub map: String,
+    pub seq: u32,
+    pub peer: Ipv4Addr,
+    pub transform_sets: Vec<TransformSet>,
+    pub pfs: Option<DhGroup>,
+    pub lifetime_secs: u32,
+    pub lifetime_kb: u64,
+    pub local_proxy: Proxy,
+    pub remote_proxy: Proxy,
+    pub mode: Phase1Mode,
+    /// The outside interface the map is applied to (for show).
+    pub interface: String,
+}
+
+/// Everything the IKE core is configured with.
+#[derive(Debug, Clone)]
+pub struct IkeConfig {
+    pub local_addr: Ipv4Addr,
+    pub policies: Vec<IsakmpPolicy>,
+    pub keys: Vec<PreSharedKey>,
+    pub maps: Vec<CryptoMapEntry>,
+    /// `crypto isakmp keepalive SECS [RETRY]` (DPD); None: off.
+    pub dpd: Option<(Duration, Duration)>,
+    /// `crypto isakmp nat keepalive SECS`.
+    pub nat_keepalive: Duration,
+    /// Maximum half-open (not yet authenticated) responder phase-1 SAs.
+    pub half_open_limit: usize,
+    /// First retransmission interval; doubled each time.
+    pub retransmit_base: Duration,
+    /// Retransmissions before giving up.
+    pub retransmit_limit: u32,
+}
+
+impl IkeConfig {
+    pub fn new(local_addr: Ipv4Addr) -> IkeConfig {
+        IkeConfig {
+            local_addr,
+            policies: Vec::new(),
+            keys: Vec::new(),
+            maps: Vec::new(),
+            dpd: None,
+            nat_keepalive: Duration::from_secs(20),
+            half_open_limit: 256,
+            retransmit_base: Duration::from_secs(2),
+            retransmit_limit: 5,
+        }
+    }
+    /// The key for a peer: longest mask wins.
+    pub fn psk_for(&self, peer: Ipv4Addr) -> Option<&PreSharedKey> {
+        self.keys
+            .iter()
+            .filter(|k| {
+                u32::from(peer) & u32::from(k.mask) == u32::from(k.addr) & u32::from(k.mask)
+            })
+            .max_by_key(|k| u32::from(k.mask).count_ones())
+    }
+    pub fn sorted_policies(&self) -> Vec<IsakmpPolicy> {
+        let mut p = self.policies.clone();
+        p.sort_by_key(|p| p.priority);
+        p
+    }
+}

@@ -1,0 +1,166 @@
+//! Builds the IKE core's configuration from the parsed IOS configuration.
+
+use super::config::*;
+use super::crypto::{DhGroup, EncAlg, HashAlg};
+use crate::config::model::{self as m, Config, KeyPeer};
+use std::net::Ipv4Addr;
+use std::time::Duration;
+use zeroize::Zeroizing;
+
+/// Why an IOS configuration cannot drive IKE.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IosConfigError {
+    #[error("no interface with an ip address carries a crypto map")]
+    NoLocalAddress,
+    #[error("crypto map {0} {1}: {2}")]
+    Entry(String, u32, String),
+}
+
+fn group(g: m::DhGroup) -> DhGroup {
+    DhGroup::from_id(g.number()).expect("IOS groups are all supported")
+}
+
+/// The IKE configuration for `cfg`; `aggressive` makes this side initiate in Aggressive Mode.
+pub fn ike_config(cfg: &Config, aggressive: bool) -> Result<IkeConfig, IosConfigError> {
+    let local = cfg
+        .interfaces
+        .iter()
+        .find(|i| i.crypto_map.is_some() && i.address.is_some())
+        .and_then(|i| i.address.map(|a| a.0))
+        .ok_or(IosConfigError::NoLocalAddress)?;
+    let mut c = IkeConfig::new(local);
+    for p in cfg.proposals() {
+        if p.auth != m::IkeAuth::PreShare {
+            continue;
+        }
+        let enc = match p.encryption {
+            m::IkeEncryption::TripleDes => EncAlg::Des3,
+            m::IkeEncryption::Aes(k) => EncAlg::Aes(k.bits()),
+            _ => continue,
+        };
+        let hash = match p.hash {
+            m::IkeHash::Md5 => HashAlg::Md5,
+            m::IkeHash::Sha => HashAlg::Sha1,
+            m::IkeHash::Sha256 => HashAlg::Sha256,
+        };
+        c.policies.push(IsakmpPolicy {
+            priority: p.priority as u32,
+            enc,
+            hash,
+            group: group(p.group),
+            lifetime: p.lifetime_secs,
+        });
+    }
+    for k in &cfg.isakmp_keys {
+        if let KeyPeer::Address { addr, mask } = k.peer {
+            c.keys.push(PreSharedKey {
+                addr,
+                mask,
+                key: Zeroizing::new(k.key.expose_secret().to_vec()),
+            });
+        }
+    }
+    if let Some(ka) = cfg.keepalive {
+        c.dpd = Some((
+            Duration::from_secs(ka.interval_secs as u64),
+            Duration::from_secs(ka.retry_secs as u64),
+        ));
+    }
+    if let Some(s) = cfg.nat_keepalive_secs {
+        c.nat_keepalive = Duration::from_secs(s as u64);
+    }
+    for e in cfg.map_entries() {
+        let (name, seq) = (e.map_name().to_string(), e.seq());
+        let err = |s: &str| IosConfigError::Entry(name.clone(), seq, s.to_string());
+        let Some(&peer) = e.entry.peers.first() else {
+            continue;
+        };
+        let mut sets = Vec::new();
+        for ts in cfg.transform_sets_for(e.entry) {
+            let enc = match ts.encryption {
+                m::EspEncryption::TripleDes => EspEnc::Des3,
+                m::EspEncryption::Aes(k) => EspEnc::Aes(k.bits()),
+                m::EspEncryption::Null => EspEnc::Null,
+                _ => continue,
+            };
+            let auth = match ts.auth {
+                Some(m::EspAuth::Md5Hmac) => EspAuth::Md5,
+                Some(m::EspAuth::ShaHmac) => EspAuth::Sha1,
+                Some(m::EspAuth::Sha256Hmac) => EspAuth::Sha256,
+                None => continue,
+            };
+            sets.push(TransformSet {
+                name: ts.name.clone(),
+                enc,
+                auth,
+            });
+        }
+        if sets.is_empty() {
+            return Err(err("no usable transform set"));
+        }
+        let life = cfg.lifetime_for(e.entry);
+        let interface = cfg
+            .interface_for_map(&name)
+            .map(|i| i.name.clone())
+            .unwrap_or_default();
+        for pair in cfg.proxy_pairs(e.entry) {
+            let pair = pair.map_err(|x| err(&x.to_string()))?;
+            let conv = |p: m::ProxyId| Proxy {
+                addr: p.addr,
+                mask: p.mask,
+                protocol: p.protocol,
+                port: p.port,
+            };
+            c.maps.push(CryptoMapEntry {
+                map: name.clone(),
+                seq,
+                peer,
+                transform_sets: sets.clone(),
+                pfs: e.entry.pfs.map(group),
+                lifetime_secs: life.seconds,
+                lifetime_kb: life.kilobytes,
+                local_proxy: conv(pair.local),
+                remote_proxy: conv(pair.remote),
+                mode: if aggressive {
+                    Phase1Mode::Aggressive
+                } else {
+                    Phase1Mode::Main
+                },
+                interface: interface.clone(),
+            });
+        }
+    }
+    let _ = Ipv4Addr::UNSPECIFIED;
+    Ok(c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::model::InterfaceMap;
+    use crate::config::parse::parse_config;
+
+    #[test]
+    fn slides_r1_config_drives_ike() {
+        let text = include_str!("../../../deploy/configs/r1.conf");
+        let parsed = parse_config(text, &InterfaceMap::default()).unwrap();
+        let c = ike_config(&parsed.config, false).unwrap();
+        assert_eq!(c.local_addr, Ipv4Addr::new(172, 16, 172, 10));
+        assert!(c.policies.len() >= 1);
+        assert_eq!(c.policies[0].priority, 1);
+        assert_eq!(c.policies[0].hash, HashAlg::Sha1);
+        assert_eq!(c.policies[0].group, DhGroup::Modp768);
+        let e = &c.maps[0];
+        assert_eq!((e.map.as_str(), e.seq), ("vpn", 10));
+        assert_eq!(e.peer, Ipv4Addr::new(172, 16, 172, 20));
+        assert_eq!(
+            e.local_proxy.to_string(),
+            "10.1.1.0/255.255.255.0/0/0 (type=4)"
+        );
+        assert_eq!(
+            e.remote_proxy.to_string(),
+            "10.1.2.0/255.255.255.0/0/0 (type=4)"
+        );
+        assert!(c.psk_for(e.peer).is_some());
+    }
+}

@@ -1,0 +1,620 @@
+//! Two espgw endpoints against each other in-process, on a virtual clock.
+
+use super::crypto::*;
+use super::*;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+use zeroize::Zeroizing;
+
+struct SeqRng(rand_chacha::ChaCha8Rng);
+impl Random for SeqRng {
+    fn fill(&mut self, b: &mut [u8]) {
+        rand::RngCore::fill_bytes(&mut self.0, b)
+    }
+}
+fn rng(seed: u64) -> Box<dyn Random + Send> {
+    Box::new(SeqRng(
+        <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(seed),
+    ))
+}
+
+const R1: Ipv4Addr = Ipv4Addr::new(172, 16, 172, 10);
+const R2: Ipv4Addr = Ipv4Addr::new(172, 16, 172, 20);
+
+fn net(a: &str) -> Proxy {
+    Proxy::subnet(a.parse().unwrap(), Ipv4Addr::new(255, 255, 255, 0))
+}
+
+#[derive(Clone)]
+struct Opts {
+    enc: EncAlg,
+    hash: HashAlg,
+    group: DhGroup,
+    psk: &'static str,
+    esp: (EspEnc, EspAuth),
+    pfs: Option<DhGroup>,
+    mode: Phase1Mode,
+    lifetime: u32,
+    dpd: bool,
+}
+
+impl Default for Opts {
+    fn default() -> Self {
+        Opts {
+            enc: EncAlg::Des3,
+            hash: HashAlg::Sha1,
+            group: DhGroup::Modp768,
+            psk: "C!scO",
+            esp: (EspEnc::Des3, EspAuth::Md5),
+            pfs: None,
+            mode: Phase1Mode::Main,
+            lifetime: 3600,
+            dpd: false,
+        }
+    }
+}
+
+fn cfg(me: Ipv4Addr, peer: Ipv4Addr, local: &str, remote: &str, o: &Opts) -> IkeConfig {
+    let mut c = IkeConfig::new(me);
+    c.policies.push(IsakmpPolicy {
+        priority: 1,
+        enc: o.enc,
+        hash: o.hash,
+        group: o.group,
+        lifetime: 86400,
+    });
+    c.keys.push(PreSharedKey {
+        addr: peer,
+        mask: Ipv4Addr::new(255, 255, 255, 255),
+        key: Zeroizing::new(o.psk.as_bytes().to_vec()),
+    });
+    c.maps.push(CryptoMapEntry {
+        map: "vpn".into(),
+        seq: 10,
+        peer,
+        transform_sets: vec![TransformSet {
+            name: "myset".into(),
+            enc: o.esp.0,
+            auth: o.esp.1,
+        }],
+        pfs: o.pfs,
+        lifetime_secs: o.lifetime,
+        lifetime_kb: 4_608_000,
+        local_proxy: net(local),
+        remote_proxy: net(remote),
+        mode: o.mode,
+        interface: "Ethernet1/0".into(),
+    });
+    if o.dpd {
+        c.dpd = Some((Duration::from_secs(10), Duration::from_secs(2)));
+    }
+    c
+}
+
+struct Lab {
+    a: Endpoint,
+    b: Endpoint,
+    now: Instant,
+    ev_a: Vec<Event>,
+    ev_b: Vec<Event>,
+    /// Drop the next n datagrams from a to b.
+    drop_a_to_b: usize,
+    /// b is dead: datagrams to it vanish and it sends nothing.
+    b_dead: bool,
+    delivered: usize,
+}
+
+impl Lab {
+    fn new(oa: &Opts, ob: &Opts) -> Lab {
+        let mut a = Endpoint::new(cfg(R1, R2, "10.1.1.0", "10.1.2.0", oa), rng(1));
+        let mut b = Endpoint::new(cfg(R2, R1, "10.1.2.0", "10.1.1.0", ob), rng(2));
+        a.debug_isakmp = true;
+        a.debug_ipsec = true;
+        b.debug_isakmp = true;
+        b.debug_ipsec = true;
+        Lab {
+            a,
+            b,
+            now: Instant::now(),
+            ev_a: vec![],
+            ev_b: vec![],
+            drop_a_to_b: 0,
+            b_dead: false,
+            delivered: 0,
+        }
+    }
+    fn pump(&mut self) {
+        for _ in 0..1000 {
+            let mut moved = false;
+            while let Some(t) = self.a.poll_transmit() {
+                moved = true;
+                if self.drop_a_to_b > 0 {
+                    self.drop_a_to_b -= 1;
+                    continue;
+                }
+                if self.b_dead {
+                    continue;
+                }
+                self.delivered += 1;
+                self.b.handle_datagram(self.now, t.remote, t.local, &t.data);
+            }
+            while let Some(t) = self.b.poll_transmit() {
+                moved = true;
+                if self.b_dead {
+                    continue;
+                }
+                self.delivered += 1;
+                self.a.handle_datagram(self.now, t.remote, t.local, &t.data);
+            }
+            while let Some(e) = self.a.poll_event() {
+                self.ev_a.push(e);
+            }
+            while let Some(e) = self.b.poll_event() {
+                self.ev_b.push(e);
+            }
+            if !moved {
+                return;
+            }
+        }
+        panic!("ping-pong never settled");
+    }
+    /// Advances the virtual clock to `until`, firing timers on the way.
+    fn advance(&mut self, d: Duration) {
+        let until = self.now + d;
+        loop {
+            let next = [
+                self.a.poll_timeout(),
+                if self.b_dead {
+                    None
+                } else {
+                    self.b.poll_timeout()
+                },
+            ]
+            .into_iter()
+            .flatten()
+            .min();
+            match next {
+                Some(t) if t <= until => {
+                    self.now = self.now.max(t);
+                    self.a.handle_timeout(self.now);
+                    if !self.b_dead {
+                        self.b.handle_timeout(self.now);
+                    }
+                    self.pump();
+                }
+                _ => break,
+            }
+        }
+        self.now = until;
+        self.pump();
+    }
+    fn debug(e: &mut Endpoint) -> Vec<String> {
+        let mut v = vec![];
+        while let Some(l) = e.poll_debug() {
+            v.push(l.text);
+        }
+        v
+    }
+}
+
+fn pairs(ev: &[Event]) -> Vec<(IpsecSa, IpsecSa)> {
+    ev.iter()
+        .filter_map(|e| {
+            if let Event::IpsecSaUp { inbound, outbound } = e {
+                Some((inbound.clone(), outbound.clone()))
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
+fn assert_tunnel(lab: &Lab) -> (IpsecSa, IpsecSa) {
+    let pa = pairs(&lab.ev_a);
+    let pb = pairs(&lab.ev_b);
+    assert_eq!(pa.len(), 1, "a: {:?}", lab.ev_a);
+    assert_eq!(pb.len(), 1, "b: {:?}", lab.ev_b);
+    let (ain, aout) = &pa[0];
+    let (bin, bout) = &pb[0];
+    assert_eq!(aout.spi, bin.spi);
+    assert_eq!(bout.spi, ain.spi);
+    assert_eq!(*aout.enc_key, *bin.enc_key);
+    assert_eq!(*aout.auth_key, *bin.auth_key);
+    assert_eq!(*bout.enc_key, *ain.enc_key);
+    assert_ne!(
+        *ain.enc_key, *aout.enc_key,
+        "each direction has its own keys"
+    );
+    assert_eq!(ain.enc_key.len(), ain.transform.enc.key_len());
+    assert_eq!(ain.auth_key.len(), ain.transform.auth.key_len());
+    assert_eq!(aout.src_proxy, net("10.1.1.0"));
+    assert_eq!(aout.dst_proxy, net("10.1.2.0"));
+    (ain.clone(), aout.clone())
+}
+
+fn up(oa: &Opts, ob: &Opts) -> Lab {
+    let mut lab = Lab::new(oa, ob);
+    assert!(lab.a.initiate(lab.now, "vpn", 10));
+    lab.pump();
+    lab
+}
+
+#[test]
+fn main_mode_quick_mode_debug_shows_the_slides_state_sequence() {
+    let o = Opts::default();
+    let mut lab = up(&o, &o);
+    assert_tunnel(&lab);
+    let dbg = Lab::debug(&mut lab.a);
+    let states: Vec<&str> = dbg
+        .iter()
+        .filter(|l| l.starts_with("Old State"))
+        .map(|s| s.as_str())
+        .collect();
+    let want = [
+        "Old State = IKE_READY  New State = IKE_I_MM1",
+        "Old State = IKE_I_MM1  New State = IKE_I_MM2",
+        "Old State = IKE_I_MM2  New State = IKE_I_MM2",
+        "Old State = IKE_I_MM2  New State = IKE_I_MM3",
+        "Old State = IKE_I_MM3  New State = IKE_I_MM4",
+        "Old State = IKE_I_MM4  New State = IKE_I_MM4",
+        "Old State = IKE_I_MM4  New State = IKE_I_MM5",
+        "Old State = IKE_I_MM5  New State = IKE_I_MM6",
+        "Old State = IKE_I_MM6  New State = IKE_P1_COMPLETE",
+        "Old State = IKE_QM_READY  New State = IKE_QM_I_QM1",
+        "Old State = IKE_QM_I_QM1  New State = IKE_QM_PHASE2_COMPLETE",
+    ];
+    assert_eq!(states, want, "{}", dbg.join("\n"));
+    let text = dbg.join("\n");
+    for needle in [
+        "IPsec(sa_request): ,",
+        "beginning Main Mode exchange",
+        "Checking ISAKMP transform 1 against priority 1 policy",
+        "ISAKMP:      encryption 3DES-CBC",
+        "ISAKMP:      hash SHA",
+        "ISAKMP:      default group 1",
+        "ISAKMP:      auth pre-share",
+        "ISAKMP:      life duration (VPI) of  0x0 0x1 0x51 0x80",
+        "atts are acceptable. Next payload is 0",
+        "SKEYID state generated",
+        "SA has been authenticated with 172.16.172.20",
+        "beginning Quick Mode exchange, M-ID of",
+        "Creating IPsec SAs",
+        "IPsec(initialize_sas): ,",
+        "IPsec(create_sa): sa created,",
+        "local_proxy= 10.1.1.0/255.255.255.0/0/0 (type=4),",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+    }
+    // responder side
+    let rd = Lab::debug(&mut lab.b).join("\n");
+    assert!(
+        rd.contains("Old State = IKE_R_MM5  New State = IKE_P1_COMPLETE"),
+        "{rd}"
+    );
+    assert!(
+        rd.contains("Old State = IKE_QM_R_QM2  New State = IKE_QM_PHASE2_COMPLETE"),
+        "{rd}"
+    );
+    assert!(
+        !text.contains("C!scO") && !rd.contains("C!scO"),
+        "PSK never logged"
+    );
+    // show views
+    let s = lab.a.isakmp_sas();
+    assert_eq!(s.len(), 1);
+    assert_eq!(s[0].state, "QM_IDLE");
+    assert_eq!((s[0].dst, s[0].src), (R2, R1));
+    let ip = lab.a.ipsec_sas(lab.now);
+    assert_eq!(ip.len(), 1);
+    assert!(!ip[0].udp_encap);
+}
+
+#[test]
+fn aes_sha_group14_main_mode() {
+    let o = Opts {
+        enc: EncAlg::Aes(128),
+        hash: HashAlg::Sha1,
+        group: DhGroup::Modp2048,
+        esp: (EspEnc::Aes(128), EspAuth::Sha1),
+        ..Default::default()
+    };
+    let lab = up(&o, &o);
+    let (i, _) = assert_tunnel(&lab);
+    assert_eq!(i.enc_key.len(), 16);
+    assert_eq!(i.auth_key.len(), 20);
+}
+
+#[test]
+fn aggressive_mode_both_suites() {
+    for o in [
+        Opts {
+            mode: Phase1Mode::Aggressive,
+            enc: EncAlg::Des3,
+            hash: HashAlg::Md5,
+            group: DhGroup::Modp1024,
+            ..Default::default()
+        },
+        Opts {
+            mode: Phase1Mode::Aggressive,
+            enc: EncAlg::Aes(256),
+            hash: HashAlg::Sha256,
+            group: DhGroup::Modp2048,
+            esp: (EspEnc::Aes(256), EspAuth::Sha256),
+            ..Default::default()
+        },
+    ] {
+        let mut lab = up(&o, &o);
+        assert_tunnel(&lab);
+        let d = Lab::debug(&mut lab.a).join("\n");
+        assert!(
+            d.contains("Old State = IKE_I_AM2  New State = IKE_P1_COMPLETE"),
+            "{d}"
+        );
+    }
+}
+
+#[test]
+fn pfs_group2_and_group14() {
+    for g in [DhGroup::Modp1024, DhGroup::Modp2048] {
+        let o = Opts {
+            pfs: Some(g),
+            ..Default::default()
+        };
+        let lab = up(&o, &o);
+        assert_tunnel(&lab);
+    }
+    // PFS required by the responder but not offered: refused.
+    let mut lab = up(
+        &Opts::default(),
+        &Opts {
+            pfs: Some(DhGroup::Modp1024),
+            ..Default::default()
+        },
+    );
+    assert!(pairs(&lab.ev_a).is_empty() && pairs(&lab.ev_b).is_empty());
+    let d = Lab::debug(&mut lab.b).join("\n");
+    assert!(d.contains("phase 2 SA policy not acceptable!"), "{d}");
+}
+
+#[test]
+fn wrong_psk_fails_cleanly_on_both_sides() {
+    let mut lab = up(
+        &Opts::default(),
+        &Opts {
+            psk: "wrong",
+            ..Default::default()
+        },
+    );
+    lab.advance(Duration::from_secs(120));
+    assert!(pairs(&lab.ev_a).is_empty() && pairs(&lab.ev_b).is_empty());
+    let d = Lab::debug(&mut lab.b).join("\n");
+    assert!(d.contains("%CRYPTO-4-IKMP_BAD_MESSAGE: IKE message from 172.16.172.10 failed its sanity check or is malformed"), "{d}");
+    assert!(
+        d.contains("incrementing error counter on sa, attempt 1 of 5"),
+        "{d}"
+    );
+    assert!(lab
+        .ev_a
+        .iter()
+        .any(|e| matches!(e, Event::NegotiationFailed { .. })));
+    assert_eq!(lab.a.isakmp_sa_count(), 0);
+    assert_eq!(lab.b.isakmp_sa_count(), 0);
+}
+
+#[test]
+fn phase1_proposal_mismatch() {
+    let mut lab = up(
+        &Opts::default(),
+        &Opts {
+            enc: EncAlg::Aes(128),
+            ..Default::default()
+        },
+    );
+    lab.advance(Duration::from_secs(1));
+    let d = Lab::debug(&mut lab.b).join("\n");
+    assert!(
+        d.contains("atts are not acceptable. Next payload is 0"),
+        "{d}"
+    );
+    assert!(d.contains("phase 1 SA policy not acceptable!"), "{d}");
+    assert_eq!(lab.b.isakmp_sa_count(), 0);
+    let da = Lab::debug(&mut lab.a).join("\n");
+    assert!(da.contains("phase 1 SA policy not acceptable!"), "{da}");
+    lab.advance(Duration::from_secs(1));
+    assert_eq!(lab.a.isakmp_sa_count(), 0);
+}
+
+#[test]
+fn phase2_proposal_mismatch() {
+    let mut lab = up(
+        &Opts::default(),
+        &Opts {
+            esp: (EspEnc::Aes(128), EspAuth::Sha1),
+            ..Default::default()
+        },
+    );
+    assert!(pairs(&lab.ev_a).is_empty() && pairs(&lab.ev_b).is_empty());
+    let d = Lab::debug(&mut lab.b).join("\n");
+    assert!(
+        d.contains("phase 2 SA policy not acceptable! (local 172.16.172.20 remote 172.16.172.10)"),
+        "{d}"
+    );
+    assert!(
+        d.contains(
+            "IPSEC(validate_transform_proposal): transform proposal not supported for identity:"
+        ),
+        "{d}"
+    );
+}
+
+#[test]
+fn lost_messages_are_retransmitted_without_moving_the_iv() {
+    let o = Opts::default();
+    let mut lab = Lab::new(&o, &o);
+    lab.a.initiate(lab.now, "vpn", 10);
+    // lose MM1
+    lab.drop_a_to_b = 1;
+    lab.pump();
+    assert!(pairs(&lab.ev_a).is_empty());
+    lab.advance(Duration::from_secs(3));
+    // MM5 (encrypted) is the third message a sends: lose it after MM1's retransmission.
+    assert!(!pairs(&lab.ev_a).is_empty());
+    assert_tunnel(&lab);
+    assert!(lab.a.counters.tx_retransmissions >= 1);
+
+    // Lose the encrypted MM5 once: its retransmission must decrypt with the same IV.
+    let mut lab = Lab::new(&o, &o);
+    lab.a.initiate(lab.now, "vpn", 10);
+    // deliver MM1, MM3 then drop MM5
+    let mut sent = 0;
+    loop {
+        let Some(t) = lab.a.poll_transmit() else {
+            break;
+        };
+        sent += 1;
+        if sent == 3 {
+            break; // MM5 lost
+        }
+        lab.b.handle_datagram(lab.now, t.remote, t.local, &t.data);
+        while let Some(t) = lab.b.poll_transmit() {
+            lab.a.handle_datagram(lab.now, t.remote, t.local, &t.data);
+        }
+    }
+    assert_eq!(sent, 3);
+    lab.advance(Duration::from_secs(3));
+    assert_tunnel(&lab);
+}
+
+#[test]
+fn dpd_notices_a_dead_peer_and_removes_its_sas() {
+    let o = Opts {
+        dpd: true,
+        ..Default::default()
+    };
+    let mut lab = up(&o, &o);
+    assert_tunnel(&lab);
+    // A live peer answers R-U-THERE.
+    lab.advance(Duration::from_secs(25));
+    assert_eq!(lab.a.ipsec_sa_pair_count(), 1);
+    assert!(Lab::debug(&mut lab.b)
+        .join("\n")
+        .contains("DPD/R_U_THERE_ACK sent"));
+    lab.b_dead = true;
+    lab.advance(Duration::from_secs(40));
+    assert_eq!(lab.a.ipsec_sa_pair_count(), 0);
+    assert!(lab
+        .ev_a
+        .iter()
+        .any(|e| matches!(e, Event::IpsecSaDown { .. })));
+    assert_eq!(lab.a.counters.dpd_dead_peers, 1);
+}
+
+#[test]
+fn ipsec_sa_rekeys_before_it_expires() {
+    let o = Opts {
+        lifetime: 60,
+        ..Default::default()
+    };
+    let mut lab = up(&o, &o);
+    let (old_in, _) = assert_tunnel(&lab);
+    lab.advance(Duration::from_secs(55));
+    let pa = pairs(&lab.ev_a);
+    assert_eq!(pa.len(), 2, "a new pair before the old one expires");
+    assert_ne!(pa[1].0.spi, old_in.spi);
+    // the new pair was up while the old one was still installed
+    let down_idx = lab.ev_a.iter().position(
+        |e| matches!(e, Event::IpsecSaDown { inbound_spi, .. } if *inbound_spi == old_in.spi),
+    );
+    let up_idx = lab
+        .ev_a
+        .iter()
+        .rposition(|e| matches!(e, Event::IpsecSaUp { .. }))
+        .unwrap();
+    if let Some(d) = down_idx {
+        assert!(up_idx < d);
+    }
+    lab.advance(Duration::from_secs(10));
+    assert_eq!(lab.a.ipsec_sa_pair_count(), 1);
+    assert_eq!(lab.b.ipsec_sa_pair_count(), 1);
+}
+
+#[test]
+fn delete_notify_removes_the_peer_sas() {
+    let o = Opts::default();
+    let mut lab = up(&o, &o);
+    assert_tunnel(&lab);
+    lab.a.clear_ipsec(lab.now);
+    lab.pump();
+    assert_eq!(lab.a.ipsec_sa_pair_count(), 0);
+    assert_eq!(lab.b.ipsec_sa_pair_count(), 0);
+    // Traffic again: phase 1 reused, new Quick Mode.
+    assert!(lab.a.sa_request(
+        lab.now,
+        "10.1.1.2".parse().unwrap(),
+        "10.1.2.2".parse().unwrap()
+    ));
+    lab.pump();
+    assert_eq!(lab.a.ipsec_sa_pair_count(), 1);
+    assert_eq!(lab.a.isakmp_sa_count(), 1);
+    lab.a.clear_isakmp(lab.now);
+    lab.advance(Duration::from_secs(1));
+    assert_eq!(lab.b.isakmp_sa_count(), 0);
+}
+
+#[test]
+fn main_mode_first_message_flood_is_bounded() {
+    let o = Opts::default();
+    let mut lab = up(&o, &o);
+    lab.b.debug_isakmp = false;
+    // Capture a real MM1 and replay it with many cookies and sources.
+    let mut a2 = Endpoint::new(cfg(R1, R2, "10.1.1.0", "10.1.2.0", &o), rng(9));
+    a2.initiate(lab.now, "vpn", 10);
+    let mm1 = a2.poll_transmit().unwrap();
+    for i in 0..5000u32 {
+        let mut d = mm1.data.clone();
+        d[..4].copy_from_slice(&i.to_be_bytes());
+        let src = SocketAddr::new(Ipv4Addr::from(0x0a00_0000 + i).into(), 500);
+        lab.b.handle_datagram(lab.now, mm1.remote, src, &d);
+    }
+    assert!(lab.b.isakmp_sa_count() <= 256 + 1);
+    // No key for those sources: nothing half-open at all; now with a wildcard key.
+    let mut c = cfg(R2, R1, "10.1.2.0", "10.1.1.0", &o);
+    c.keys[0].addr = Ipv4Addr::UNSPECIFIED;
+    c.keys[0].mask = Ipv4Addr::UNSPECIFIED;
+    let mut b = Endpoint::new(c, rng(3));
+    for i in 0..5000u32 {
+        let mut d = mm1.data.clone();
+        d[..4].copy_from_slice(&i.to_be_bytes());
+        let src = SocketAddr::new(Ipv4Addr::from(0x0a00_0000 + i).into(), 500);
+        b.handle_datagram(lab.now, mm1.remote, src, &d);
+        while b.poll_transmit().is_some() {}
+    }
+    assert_eq!(b.isakmp_sa_count(), 256);
+    assert_eq!(b.counters.half_open_dropped, 5000 - 256);
+    // Half-open state expires.
+    b.handle_timeout(lab.now + Duration::from_secs(80));
+    b.handle_timeout(lab.now + Duration::from_secs(81));
+    assert_eq!(b.isakmp_sa_count(), 0);
+}
+
+#[test]
+fn garbage_never_panics() {
+    let o = Opts::default();
+    let mut lab = up(&o, &o);
+    let mut r = SeqRng(<rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(7));
+    let s = lab.a.isakmp_sas()[0].clone();
+    for n in 0..3000usize {
+        let mut d = r.bytes(n % 400);
+        if d.len() >= 28 && n % 2 == 0 {
+            d[..8].copy_from_slice(&s.icookie);
+            d[8..16].copy_from_slice(&s.rcookie);
+            d[17] = 0x10;
+            let l = d.len() as u32;
+            d[24..28].copy_from_slice(&l.to_be_bytes());
+        }
+        let local = SocketAddr::new(R2.into(), if n % 3 == 0 { 4500 } else { 500 });
+        lab.b
+            .handle_datagram(lab.now, local, SocketAddr::new(R1.into(), 500), &d);
+    }
+    lab.pump();
+}

@@ -1,0 +1,153 @@
+//! Shared pieces of the interop tests: espgw-control as R1 in the lab, strongSwan as R2.
+
+#![allow(dead_code)]
+
+use espgw_control::cli::api::{Client, Request, Response};
+use espgw_control::ike::keylog::{parse_line, KeylogRecord};
+use espgw_lab::{EspAuth, EspEncr, EspSaKeys, Ikev1Keys, Lab, LabProcess, Node};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// An IOS configuration for R1 facing strongSwan.
+pub struct IosConf {
+    /// `encr` of the policy (`3des` or `aes 128`).
+    pub encr: &'static str,
+    /// `hash md5|sha`.
+    pub hash: &'static str,
+    pub group: u32,
+    /// Transform set line after the name.
+    pub transform: &'static str,
+    pub pfs: Option<u32>,
+    pub psk: &'static str,
+    pub lifetime_secs: Option<u32>,
+    pub keepalive: Option<(u32, u32)>,
+}
+
+impl IosConf {
+    pub fn text(&self) -> String {
+        let mut s = String::new();
+        s += "hostname R1\n!\ncrypto isakmp policy 10\n";
+        s += &format!(" encr {}\n hash {}\n authentication pre-share\n group {}\n", self.encr, self.hash, self.group);
+        s += &format!("crypto isakmp key {} address 172.16.172.20\n", self.psk);
+        if let Some((i, r)) = self.keepalive {
+            s += &format!("crypto isakmp keepalive {i} {r} periodic\n");
+        }
+        s += &format!("!\ncrypto ipsec transform-set myset {}\n mode tunnel\n!\n", self.transform);
+        s += "crypto map vpn 10 ipsec-isakmp\n set peer 172.16.172.20\n set transform-set myset\n match address 101\n";
+        if let Some(g) = self.pfs {
+            s += &format!(" set pfs group{g}\n");
+        }
+        if let Some(l) = self.lifetime_secs {
+            s += &format!(" set security-association lifetime seconds {l}\n");
+        }
+        s += "!\ninterface Ethernet0/0\n ip address 10.1.1.1 255.255.255.0\n!\n";
+        s += "interface Ethernet1/0\n ip address 172.16.172.10 255.255.255.240\n crypto map vpn\n!\n";
+        s += "access-list 101 permit ip 10.1.1.0 0.0.0.255 10.1.2.0 0.0.0.255\n!\nend\n";
+        s
+    }
+}
+
+/// espgw-control running in R1's namespace.
+pub struct Espgw {
+    pub proc: LabProcess,
+    pub socket: PathBuf,
+    pub keylog: PathBuf,
+    rt: tokio::runtime::Runtime,
+}
+
+impl Espgw {
+    pub fn start(lab: &Lab, conf: &IosConf, aggressive: bool) -> Espgw {
+        let dir = lab.dir();
+        let cfg = dir.join("r1-espgw.conf");
+        std::fs::write(&cfg, conf.text()).unwrap();
+        let socket = dir.join("espgw-control.sock");
+        let keylog = dir.join("espgw-keylog.txt");
+        let bin = env!("CARGO_BIN_EXE_espgw-control");
+        let mut args = vec![
+            bin,
+            "--config",
+            cfg.to_str().unwrap(),
+            "--socket",
+            socket.to_str().unwrap(),
+            "--keylog",
+            keylog.to_str().unwrap(),
+            "--interface-map",
+            "Ethernet0/0=in0,Ethernet1/0=out0",
+            "--no-sadb",
+            "--debug",
+            "isakmp,ipsec",
+        ];
+        if aggressive {
+            args.push("--aggressive");
+        }
+        let proc = lab.spawn(Node::R1, &args).expect("spawn espgw-control");
+        let t0 = Instant::now();
+        while !socket.exists() {
+            assert!(t0.elapsed() < Duration::from_secs(10), "espgw-control did not start:\n{}", proc.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        Espgw { proc, socket, keylog, rt }
+    }
+
+    pub fn request(&self, r: Request) -> Response {
+        self.rt.block_on(async {
+            let mut c = Client::connect(&self.socket).await.expect("connect control socket");
+            c.request(&r).await.expect("request")
+        })
+    }
+
+    pub fn log(&self) -> String {
+        self.proc.log()
+    }
+
+    /// (inbound spi, outbound spi) pairs from `show crypto ipsec sa`.
+    pub fn spis(&self) -> Vec<(u32, u32)> {
+        match self.request(Request::ShowIpsecSa) {
+            Response::IpsecSas { sas } => sas
+                .iter()
+                .flat_map(|v| v.inbound_esp.iter().zip(v.outbound_esp.iter()).map(|(i, o)| (i.spi, o.spi)))
+                .collect(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    pub fn wait_spis(&self, n: usize, timeout: Duration) -> Vec<(u32, u32)> {
+        let t0 = Instant::now();
+        loop {
+            let s = self.spis();
+            if s.len() >= n {
+                return s;
+            }
+            assert!(t0.elapsed() < timeout, "no IPsec SAs on espgw after {timeout:?}:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Keys from the key log, as the tshark judge takes them.
+    pub fn keys(&self) -> (Vec<EspSaKeys>, Vec<Ikev1Keys>) {
+        let text = std::fs::read_to_string(&self.keylog).unwrap_or_default();
+        let mut esp = Vec::new();
+        let mut ike = Vec::new();
+        for l in text.lines() {
+            match parse_line(l) {
+                Some(KeylogRecord::Ikev1 { icookie, ka }) => ike.push(Ikev1Keys {
+                    icookie: icookie.try_into().unwrap(),
+                    rcookie: [0; 8],
+                    enc_key: ka,
+                }),
+                Some(KeylogRecord::Esp { src, dst, spi, encr, enc_key, auth, auth_key }) => esp.push(EspSaKeys {
+                    spi,
+                    src,
+                    dst,
+                    encr: if encr.starts_with("TripleDES") { EspEncr::TripleDesCbc } else { EspEncr::AesCbc },
+                    enc_key,
+                    auth: if auth.starts_with("HMAC-MD5") { EspAuth::HmacMd5_96 } else { EspAuth::HmacSha1_96 },
+                    auth_key,
+                }),
+                None => {}
+            }
+        }
+        (esp, ike)
+    }
+}

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Runs every espgw test: `cargo test --workspace` (unit, integration and lab tests, the
+# lab ones against real strongSwan, tshark, AF_XDP and XDP in network namespaces), then
+# checks that the run left no network namespace, charon or tcpdump behind.
+#
+#   deploy/test.sh [extra cargo test arguments]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. deploy/setup.sh
+require_root
+ensure_packages
+ensure_cargo
+start=$(date +%s)
+
+say "removing labs orphaned by earlier, killed test runs"
+cargo build -q -p espgw-lab
+target/debug/espgw-lab reap
+
+netns_before=$(ip netns list | awk '{print $1}' | sort)
+procs_before=$(lab_processes | sort)
+cleanup_check() {
+  local rc=0
+  local netns_after procs_after extra_ns extra_procs
+  netns_after=$(ip netns list | awk '{print $1}' | sort)
+  procs_after=$(lab_processes | sort)
+  extra_ns=$(comm -13 <(echo "$netns_before") <(echo "$netns_after") | sed '/^$/d')
+  extra_procs=$(comm -13 <(echo "$procs_before") <(echo "$procs_after") | sed '/^$/d')
+  if [ -n "$extra_ns" ]; then
+    echo "[espgw] FAIL: network namespaces left behind:" $extra_ns >&2; rc=1
+  fi
+  if [ -n "$extra_procs" ]; then
+    echo "[espgw] FAIL: charon/tcpdump processes left behind:" >&2
+    for p in $extra_procs; do ps -o pid=,args= -p "$p" >&2 || true; done
+    rc=1
+  fi
+  [ $rc = 0 ] && say "clean: ip netns list is as before, no charon/tcpdump left"
+  return $rc
+}
+trap 'echo; say "interrupted: removing orphaned labs"; target/debug/espgw-lab reap; exit 130' INT TERM
+
+say "cargo test --workspace $*"
+set +e
+cargo test --workspace "$@"
+rc=$?
+set -e
+cleanup_check || rc=1
+say "tests finished in $(( $(date +%s) - start ))s: $([ $rc = 0 ] && echo PASS || echo FAIL)"
+exit $rc
