@@ -236,7 +236,7 @@ fn reader_never_sees_a_torn_record_from_a_writer_process() {
         .collect();
     finals.sort();
     // mark_dying keeps the value; updates and reinstalls set it.
-    let sets_value = |k: u64| k % 61 == 0 || k % 17 != 0;
+    let sets_value = |k: u64| k.is_multiple_of(61) || !k.is_multiple_of(17);
     let mut want: Vec<u64> = (0..SLOTS)
         .map(|i| {
             let k = (1..=UPDATES)

@@ -236,6 +236,10 @@ mod field {
     pub const RESERVED: Range<usize> = 180..192;
 }
 
+/// The bytes of an encoded record that hold key material (both keys): what must be wiped
+/// from every transient copy.
+pub(crate) const SECRET_BYTES: std::ops::Range<usize> = field::ENC_KEY.start..field::AUTH_KEY.end;
+
 const FLAG_UDP_ENCAP: u8 = 1;
 const FLAG_ESN: u8 = 2;
 
