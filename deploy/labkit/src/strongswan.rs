@@ -393,20 +393,33 @@ impl StrongSwan {
     /// Polls [`list_sas`](Self::list_sas) until an ESTABLISHED IKE SA with an INSTALLED
     /// child exists; returns it.
     pub fn wait_established(&self, timeout: Duration) -> Result<IkeSaInfo> {
+        self.wait_sa(timeout, "an established IKE+CHILD SA", |s| {
+            s.state == "ESTABLISHED" && s.children.iter().any(|c| c.state == "INSTALLED")
+        })
+    }
+
+    /// Polls until an ESTABLISHED IKE SA exists (children or not); returns it.
+    pub fn wait_ike_established(&self, timeout: Duration) -> Result<IkeSaInfo> {
+        self.wait_sa(timeout, "an established IKE SA", |s| {
+            s.state == "ESTABLISHED"
+        })
+    }
+
+    /// Polls [`list_sas`](Self::list_sas) until an IKE SA satisfies `pred`; returns it.
+    pub fn wait_sa(
+        &self,
+        timeout: Duration,
+        what: &str,
+        mut pred: impl FnMut(&IkeSaInfo) -> bool,
+    ) -> Result<IkeSaInfo> {
         let mut found = None;
-        crate::lab::wait_until(
-            &format!("an established IKE+CHILD SA on {}", self.node),
-            timeout,
-            || {
-                found = self.list_sas().ok().and_then(|v| {
-                    v.into_iter().find(|s| {
-                        s.state == "ESTABLISHED"
-                            && s.children.iter().any(|c| c.state == "INSTALLED")
-                    })
-                });
-                found.is_some()
-            },
-        )?;
+        crate::lab::wait_until(&format!("{what} on {}", self.node), timeout, || {
+            found = self
+                .list_sas()
+                .ok()
+                .and_then(|v| v.into_iter().find(|s| pred(s)));
+            found.is_some()
+        })?;
         found.ok_or_else(|| Error::Invalid("unreachable".into()))
     }
 
