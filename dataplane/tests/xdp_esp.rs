@@ -144,8 +144,16 @@ fn tunnel(
     natt: bool,
     install: bool,
 ) -> (Topology, Router, Router, Vec<EspSaKeys>, Transform) {
+    tunnel_on(Topology::with_wire(tag, 2), transform, natt, install)
+}
+
+fn tunnel_on(
+    lab: Topology,
+    transform: &str,
+    natt: bool,
+    install: bool,
+) -> (Topology, Router, Router, Vec<EspSaKeys>, Transform) {
     let t = Transform::parse(transform).unwrap();
-    let lab = Topology::with_wire(tag, 2);
     let a = Sa {
         spi: 0x1000_0000 | rand::random::<u16>() as u32,
         enc: random_key(t.enc_key_len()),
@@ -468,7 +476,7 @@ fn run_tunnel(tag: &str, transform: &str, restart: bool, natt: bool) {
     );
     assert!(c1.seq_used >= c1.packets, "{c1:?}");
     println!(
-        "{transform}: {} ESP frames judged good; R1 encap {} decap {}; workers used: {}",
+        "{transform}: {} ESP frames judged good; R1 encap {} decap {}; R1 workers encapsulating: {}; R2 decap per worker: {:?}",
         esp.len(),
         worker_sum(&s1, "esp_encap"),
         worker_sum(&s1, "esp_decap"),
@@ -477,7 +485,8 @@ fn run_tunnel(tag: &str, transform: &str, restart: bool, natt: bool) {
             .unwrap()
             .iter()
             .filter(|w| w["esp_encap"].as_u64().unwrap_or(0) > 0)
-            .count()
+            .count(),
+        s2["workers"].as_array().unwrap().iter().map(|w| w["esp_decap"].as_u64().unwrap_or(0)).collect::<Vec<_>>()
     );
     let _ = t;
 }
@@ -543,4 +552,63 @@ fn xdp_esp_sa_request_then_install() {
     assert_eq!(ping(&lab, 5), 5, "SAs installed at run time carry traffic");
     let c = r1._db.reader().counters(r1.out_slot).unwrap().values();
     assert!(c.packets >= 5, "{c:?}");
+}
+
+/// One SA, two workers at each end: R1 and R2 wired directly (no bridge), so
+/// each R1 worker's TX queue lands on the same-numbered RX queue at R2 and
+/// R2's two workers decrypt the same SA through one shared replay window.
+#[test]
+fn xdp_esp_one_sa_two_workers_each_end() {
+    let (lab, r1, r2, _keys, _t) =
+        tunnel_on(Topology::new("e2", 2), "esp-aes esp-sha-hmac", false, true);
+    warm_up(&lab);
+    let _server = lab.spawn("hB", &["iperf3", "-s", "-p", "45201"], "iperf3-server.log");
+    std::thread::sleep(Duration::from_millis(300));
+    let tcp = iperf3(&lab, &["-P", "8"]);
+    assert!(
+        tcp["end"]["sum_received"]["bits_per_second"]
+            .as_f64()
+            .unwrap_or(0.0)
+            > 1e6,
+        "{tcp}"
+    );
+    let udp = iperf3(&lab, &["-u", "-b", "5M", "-l", "1200", "-P", "4"]);
+    let lost = udp["end"]["sum"]["lost_percent"].as_f64().unwrap_or(100.0);
+    assert!(lost < 5.0, "{udp}");
+    std::thread::sleep(Duration::from_millis(400));
+    let (s1, s2) = (r1.stats(), r2.stats());
+    let per = |s: &serde_json::Value, c: &str| -> Vec<u64> {
+        s["workers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w[c].as_u64().unwrap_or(0))
+            .collect()
+    };
+    println!(
+        "R1 encap per worker {:?}, R2 decap per worker {:?}",
+        per(&s1, "esp_encap"),
+        per(&s2, "esp_decap")
+    );
+    assert!(
+        per(&s1, "esp_encap").iter().all(|n| *n > 0),
+        "both R1 workers encrypt on the one SA: {s1}"
+    );
+    assert!(
+        per(&s2, "esp_decap").iter().all(|n| *n > 0),
+        "both R2 workers decrypt the one SA: {s2}"
+    );
+    for s in [&s1, &s2] {
+        assert_eq!(
+            worker_sum(s, "esp_drop_replay") + worker_sum(s, "esp_drop_out_of_window"),
+            0,
+            "false replay drops: {s}"
+        );
+        assert_eq!(worker_sum(s, "esp_drop_auth"), 0);
+    }
+    let c = r1._db.reader().counters(r1.out_slot).unwrap().values();
+    assert!(
+        c.seq_used >= c.packets && c.packets >= worker_sum(&s1, "esp_encap"),
+        "{c:?}"
+    );
 }

@@ -72,6 +72,11 @@ struct Args {
     /// The shared-memory SA database written by espgw-control.
     #[arg(long, default_value = espgw_dataplane::sadb::DEFAULT_PATH)]
     sadb: PathBuf,
+    /// Smallest inbound anti-replay window (packets): the receiving window is
+    /// local (RFC 4303 §3.4.3) and must cover the reordering of one SA's
+    /// packets across several workers and queues at both ends.
+    #[arg(long, default_value_t = 1024)]
+    min_replay_window: u32,
     /// No ESP: forward steered traffic in clear (lab checks of the AF_XDP path only).
     #[arg(long)]
     no_esp: bool,
@@ -155,7 +160,7 @@ fn run(args: Args) -> Result<(), String> {
             let mut warned = false;
             loop {
                 match SaDb::open(path) {
-                    Ok(r) => break Some(Arc::new(SaSource::new(r))),
+                    Ok(r) => break Some(Arc::new(SaSource::new(r, args.min_replay_window))),
                     Err(e) => {
                         if stop_signal.load(Ordering::SeqCst) {
                             return Ok(());
