@@ -57,8 +57,12 @@ struct Args {
     #[arg(long)]
     force_copy: bool,
     /// UMEM frames per socket.
-    #[arg(long, default_value_t = 4096)]
+    #[arg(long, default_value_t = 2048)]
     frames: u32,
+    /// AF_XDP ring size (RX, TX, fill, completion); smaller rings queue less
+    /// under overload (less delay for TCP), larger ones absorb bursts.
+    #[arg(long, default_value_t = 1024)]
+    ring: u32,
     /// Write counters as JSON here (every 200 ms and at exit).
     #[arg(long)]
     stats: Option<PathBuf>,
@@ -180,6 +184,7 @@ fn run(args: Args) -> Result<(), String> {
     };
     let xsk = XskConfig {
         frames_per_socket: args.frames,
+        ring_size: args.ring,
         force_copy: args.force_copy,
         ..XskConfig::default()
     };
