@@ -237,6 +237,10 @@ fn tunnel_on(
     (lab, r1, r2, keys, t)
 }
 
+fn iperf_rate() -> String {
+    std::env::var("ESPGW_IPERF_RATE").unwrap_or_else(|_| "25M".into())
+}
+
 fn iperf3(lab: &Topology, args: &[&str]) -> serde_json::Value {
     let mut v = vec![
         "timeout", "30", "iperf3", "-c", "10.1.2.2", "-p", "45201", "-J", "-t", "2",
@@ -338,7 +342,10 @@ fn run_tunnel(tag: &str, transform: &str, restart: bool, natt: bool) {
 
     let _server = lab.spawn("hB", &["iperf3", "-s", "-p", "45201"], "iperf3-server.log");
     std::thread::sleep(Duration::from_millis(300));
-    let tcp = iperf3(&lab, &["-P", "4"]);
+    // Capped (ESPGW_IPERF_RATE, default 25M a flow) so the capture stays small
+    // enough for tshark; uncapped numbers come from the release runs.
+    let rate = iperf_rate();
+    let tcp = iperf3(&lab, &["-P", "4", "-b", &rate]);
     let tcp_bps = tcp["end"]["sum_received"]["bits_per_second"]
         .as_f64()
         .unwrap_or(0.0);
@@ -565,7 +572,8 @@ fn xdp_esp_one_sa_two_workers_each_end() {
     warm_up(&lab);
     let _server = lab.spawn("hB", &["iperf3", "-s", "-p", "45201"], "iperf3-server.log");
     std::thread::sleep(Duration::from_millis(300));
-    let tcp = iperf3(&lab, &["-P", "8"]);
+    let rate = iperf_rate();
+    let tcp = iperf3(&lab, &["-P", "8", "-b", &rate]);
     assert!(
         tcp["end"]["sum_received"]["bits_per_second"]
             .as_f64()

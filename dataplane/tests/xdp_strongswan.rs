@@ -173,10 +173,14 @@ fn run(tag: &str, esp: &str) {
         .spawn(Node::HostB, &["iperf3", "-s", "-p", "45201"])
         .unwrap();
     std::thread::sleep(Duration::from_millis(300));
+    // Capped (ESPGW_IPERF_RATE, default 50M) so tshark can judge the capture.
+    let rate = std::env::var("ESPGW_IPERF_RATE").unwrap_or_else(|_| "50M".into());
     let out = lab
         .exec_timeout(
             Node::HostA,
-            &["iperf3", "-c", "10.1.2.2", "-p", "45201", "-J", "-t", "2"],
+            &[
+                "iperf3", "-c", "10.1.2.2", "-p", "45201", "-J", "-t", "2", "-b", &rate,
+            ],
             Duration::from_secs(30),
         )
         .unwrap();
