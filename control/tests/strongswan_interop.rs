@@ -20,7 +20,10 @@ use std::time::{Duration, Instant};
 fn root() -> bool {
     // SAFETY-free check: /proc/self/status Uid line.
     std::fs::read_to_string("/proc/self/status")
-        .map(|s| s.lines().any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0")))
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+        })
         .unwrap_or(false)
 }
 
@@ -73,7 +76,12 @@ struct Case {
 fn swan_profile(c: &Case, psk: &str) -> Profile {
     let (p, e) = c.suite.swan();
     let pfs = c.pfs.map(|g| if g == 2 { "modp1024" } else { "modp2048" });
-    Profile::new(Node::R2).mode(c.mode).proposal(p).esp(e).pfs(pfs).psk(psk)
+    Profile::new(Node::R2)
+        .mode(c.mode)
+        .proposal(p)
+        .esp(e)
+        .pfs(pfs)
+        .psk(psk)
 }
 
 fn run(tag: &str, c: Case) {
@@ -85,18 +93,37 @@ fn run(tag: &str, c: Case) {
     let lab = Lab::up(&Lab::unique_prefix(tag)).expect("lab");
     let cap = Capture::start(&lab, Node::R1, "out0").expect("tcpdump");
     let swan = StrongSwan::start(&lab, Node::R2, swan_profile(&c, "C!scO")).expect("charon");
-    let espgw = Espgw::start(&lab, &c.suite.ios(c.pfs, "C!scO"), c.mode == IkeMode::Aggressive);
+    let espgw = Espgw::start(
+        &lab,
+        &c.suite.ios(c.pfs, "C!scO"),
+        c.mode == IkeMode::Aggressive,
+    );
     if c.espgw_initiates {
-        match espgw.request(Request::Initiate { map: "vpn".into(), seq: 10 }) {
+        match espgw.request(Request::Initiate {
+            map: "vpn".into(),
+            seq: 10,
+        }) {
             Response::Done { .. } => {}
             other => panic!("initiate: {other:?}"),
         }
     } else {
-        swan.initiate().unwrap_or_else(|e| panic!("swanctl initiate: {e}\n{}\n--- espgw ---\n{}", swan.log(), espgw.log()));
+        swan.initiate().unwrap_or_else(|e| {
+            panic!(
+                "swanctl initiate: {e}\n{}\n--- espgw ---\n{}",
+                swan.log(),
+                espgw.log()
+            )
+        });
     }
     let sa = swan
         .wait_established(Duration::from_secs(30))
-        .unwrap_or_else(|e| panic!("strongSwan not established: {e}\n--- charon ---\n{}\n--- espgw ---\n{}", swan.log(), espgw.log()));
+        .unwrap_or_else(|e| {
+            panic!(
+                "strongSwan not established: {e}\n--- charon ---\n{}\n--- espgw ---\n{}",
+                swan.log(),
+                espgw.log()
+            )
+        });
     let spis = espgw.wait_spis(1, Duration::from_secs(10));
     std::thread::sleep(Duration::from_millis(300));
     let pcap = cap.stop().expect("pcap");
@@ -106,15 +133,30 @@ fn run(tag: &str, c: Case) {
     // SPIs: espgw's inbound is strongSwan's outbound and vice versa.
     let child = &sa.children[0];
     assert!(child.encap, "strongSwan 5.9.8 libipsec runs NAT-T");
-    assert_eq!(spis, vec![(child.spi_out, child.spi_in)], "espgw show crypto ipsec sa vs swanctl --list-sas");
+    assert_eq!(
+        spis,
+        vec![(child.spi_out, child.spi_in)],
+        "espgw show crypto ipsec sa vs swanctl --list-sas"
+    );
     // show crypto ipsec sa says UDP-encapsulated and port 4500.
     if let Response::IpsecSas { sas } = espgw.request(Request::ShowIpsecSa) {
         assert_eq!(sas[0].current_peer_port, 4500);
         assert!(sas[0].inbound_esp[0].udp_encap);
     }
+    // The operator CLI prints both SPIs as IOS does.
+    let show = espgw.cli(&["show", "crypto", "ipsec", "sa"]);
+    for spi in [child.spi_in, child.spi_out] {
+        assert!(show.contains(&format!("spi: 0x{spi:X}({spi})")), "spi {spi:#x} not in:\n{show}");
+    }
+    assert!(show.contains("current_peer 172.16.172.20 port 4500"), "{show}");
+    let show = espgw.cli(&["show", "crypto", "isakmp", "sa"]);
+    assert!(show.contains("QM_IDLE"), "{show}");
     // show crypto isakmp sa: QM_IDLE
     if let Response::IsakmpSas { sas } = espgw.request(Request::ShowIsakmpSa) {
-        assert!(sas.iter().any(|s| s.state.ios_name() == "QM_IDLE"), "{sas:?}");
+        assert!(
+            sas.iter().any(|s| s.state.ios_name() == "QM_IDLE"),
+            "{sas:?}"
+        );
     }
     // Keys: espgw's key log equals what charon logged.
     let (esp, ike) = espgw.keys();
@@ -124,9 +166,18 @@ fn run(tag: &str, c: Case) {
     a.sort_by_key(|k| k.spi);
     b.sort_by_key(|k| k.spi);
     assert_eq!(a.len(), 2);
-    let a_keys: Vec<_> = a.iter().map(|k| (k.spi, k.enc_key.clone(), k.auth_key.clone())).collect();
-    let b_keys: Vec<_> = b.iter().map(|k| (k.spi, k.enc_key.clone(), k.auth_key.clone())).collect();
-    assert_eq!(a_keys, b_keys, "ESP keys differ between espgw's key log and strongSwan's log");
+    let a_keys: Vec<_> = a
+        .iter()
+        .map(|k| (k.spi, k.enc_key.clone(), k.auth_key.clone()))
+        .collect();
+    let b_keys: Vec<_> = b
+        .iter()
+        .map(|k| (k.spi, k.enc_key.clone(), k.auth_key.clone()))
+        .collect();
+    assert_eq!(
+        a_keys, b_keys,
+        "ESP keys differ between espgw's key log and strongSwan's log"
+    );
     assert_eq!(ike.len(), 1);
     assert_eq!(ike[0].enc_key, ck.ike[0].enc_key, "Ka differs");
     assert_eq!(judge::hex(&ike[0].icookie), sa.initiator_spi);
@@ -135,17 +186,35 @@ fn run(tag: &str, c: Case) {
     let summary = v.summary();
     assert_eq!(v.malformed(), 0, "malformed:\n{summary}");
     let isakmp: Vec<_> = v.isakmp().collect();
-    let (p1t, p1n) = if c.mode == IkeMode::Main { (2u8, 6usize) } else { (4u8, 3usize) };
-    assert_eq!(isakmp.iter().filter(|(_, i)| i.exchange == p1t).count(), p1n, "phase 1:\n{summary}");
-    assert_eq!(isakmp.iter().filter(|(_, i)| i.exchange == 32).count(), 3, "quick mode:\n{summary}");
+    let (p1t, p1n) = if c.mode == IkeMode::Main {
+        (2u8, 6usize)
+    } else {
+        (4u8, 3usize)
+    };
+    assert_eq!(
+        isakmp.iter().filter(|(_, i)| i.exchange == p1t).count(),
+        p1n,
+        "phase 1:\n{summary}"
+    );
+    assert_eq!(
+        isakmp.iter().filter(|(_, i)| i.exchange == 32).count(),
+        3,
+        "quick mode:\n{summary}"
+    );
     let enc: Vec<_> = isakmp.iter().filter(|(_, i)| i.encrypted).collect();
     assert!(!enc.is_empty());
-    assert!(enc.iter().all(|(_, i)| i.decrypted), "not decrypted:\n{summary}");
+    assert!(
+        enc.iter().all(|(_, i)| i.decrypted),
+        "not decrypted:\n{summary}"
+    );
     // The debug output shows the slides' state sequence for an espgw-initiated Main Mode.
     let log = espgw.log();
     assert!(!log.contains("C!scO"), "PSK in the log");
     if c.espgw_initiates && c.mode == IkeMode::Main {
-        let states: Vec<&str> = log.lines().filter_map(|l| l.split_once(": Old State = ").map(|x| x.1)).collect();
+        let states: Vec<&str> = log
+            .lines()
+            .filter_map(|l| l.split_once(": Old State = ").map(|x| x.1))
+            .collect();
         let want = [
             "IKE_READY  New State = IKE_I_MM1",
             "IKE_I_MM1  New State = IKE_I_MM2",
@@ -160,9 +229,21 @@ fn run(tag: &str, c: Case) {
             "IKE_QM_I_QM1  New State = IKE_QM_PHASE2_COMPLETE",
         ];
         assert_eq!(states, want, "{log}");
-        for needle in ["IPsec(sa_request)", "Creating IPsec SAs", "IPsec(initialize_sas)", "IPsec(create_sa): sa created,"] {
+        for needle in [
+            "IPsec(sa_request)",
+            "Creating IPsec SAs",
+            "IPsec(initialize_sas)",
+            "IPsec(create_sa): sa created,",
+        ] {
             assert!(log.contains(needle), "missing {needle}:\n{log}");
         }
+    }
+    if std::env::var("ESPGW_TEST_SHOW_LOG").is_ok() {
+        eprintln!(
+            "--- espgw log ---\n{log}\n--- keylog ---\n{}",
+            std::fs::read_to_string(&espgw.keylog).unwrap_or_default()
+        );
+        eprintln!("{summary}");
     }
     eprintln!("{tag}: ok in {:?}", t0.elapsed());
 }
@@ -173,32 +254,106 @@ macro_rules! case {
         fn $name() {
             run(
                 stringify!($name),
-                Case { mode: IkeMode::$mode, suite: Suite::$suite, espgw_initiates: $init, pfs: $pfs },
+                Case {
+                    mode: IkeMode::$mode,
+                    suite: Suite::$suite,
+                    espgw_initiates: $init,
+                    pfs: $pfs,
+                },
             );
         }
     };
 }
 
-case!(mm_3des_md5_espgw_initiates, Main, TdesMd5Modp1024, true, None);
-case!(mm_3des_md5_swan_initiates, Main, TdesMd5Modp1024, false, None);
-case!(mm_aes_sha_espgw_initiates, Main, Aes128Sha1Modp2048, true, None);
-case!(mm_aes_sha_swan_initiates, Main, Aes128Sha1Modp2048, false, None);
-case!(am_3des_md5_espgw_initiates, Aggressive, TdesMd5Modp1024, true, None);
-case!(am_3des_md5_swan_initiates, Aggressive, TdesMd5Modp1024, false, None);
-case!(am_aes_sha_espgw_initiates, Aggressive, Aes128Sha1Modp2048, true, None);
-case!(am_aes_sha_swan_initiates, Aggressive, Aes128Sha1Modp2048, false, None);
+case!(
+    mm_3des_md5_espgw_initiates,
+    Main,
+    TdesMd5Modp1024,
+    true,
+    None
+);
+case!(
+    mm_3des_md5_swan_initiates,
+    Main,
+    TdesMd5Modp1024,
+    false,
+    None
+);
+case!(
+    mm_aes_sha_espgw_initiates,
+    Main,
+    Aes128Sha1Modp2048,
+    true,
+    None
+);
+case!(
+    mm_aes_sha_swan_initiates,
+    Main,
+    Aes128Sha1Modp2048,
+    false,
+    None
+);
+case!(
+    am_3des_md5_espgw_initiates,
+    Aggressive,
+    TdesMd5Modp1024,
+    true,
+    None
+);
+case!(
+    am_3des_md5_swan_initiates,
+    Aggressive,
+    TdesMd5Modp1024,
+    false,
+    None
+);
+case!(
+    am_aes_sha_espgw_initiates,
+    Aggressive,
+    Aes128Sha1Modp2048,
+    true,
+    None
+);
+case!(
+    am_aes_sha_swan_initiates,
+    Aggressive,
+    Aes128Sha1Modp2048,
+    false,
+    None
+);
 case!(pfs2_espgw_initiates, Main, TdesMd5Modp1024, true, Some(2));
 case!(pfs2_swan_initiates, Main, TdesMd5Modp1024, false, Some(2));
-case!(pfs14_espgw_initiates, Main, Aes128Sha1Modp2048, true, Some(14));
-case!(pfs14_swan_initiates, Main, Aes128Sha1Modp2048, false, Some(14));
+case!(
+    pfs14_espgw_initiates,
+    Main,
+    Aes128Sha1Modp2048,
+    true,
+    Some(14)
+);
+case!(
+    pfs14_swan_initiates,
+    Main,
+    Aes128Sha1Modp2048,
+    false,
+    Some(14)
+);
 
 /// A failure case: nothing must be established on either side within `wait`.
-fn no_sa(tag: &str, ios: IosConf, prof: Profile, espgw_initiates: bool, wait: Duration) -> (String, String) {
+fn no_sa(
+    tag: &str,
+    ios: IosConf,
+    prof: Profile,
+    espgw_initiates: bool,
+    wait: Duration,
+) -> (String, String) {
     let lab = Lab::up(&Lab::unique_prefix(tag)).expect("lab");
     let swan = StrongSwan::start(&lab, Node::R2, prof).expect("charon");
     let espgw = Espgw::start(&lab, &ios, false);
     if espgw_initiates {
-        espgw.request(Request::Initiate { map: "vpn".into(), seq: 10 });
+        espgw.request(Request::Initiate {
+            map: "vpn".into(),
+            seq: 10,
+        });
     } else {
         let _ = swan.initiate();
     }
@@ -217,15 +372,38 @@ fn wrong_psk_fails_cleanly_both_ways() {
     if !root() {
         return;
     }
-    let c = Case { mode: IkeMode::Main, suite: Suite::TdesMd5Modp1024, espgw_initiates: false, pfs: None };
+    let c = Case {
+        mode: IkeMode::Main,
+        suite: Suite::TdesMd5Modp1024,
+        espgw_initiates: false,
+        pfs: None,
+    };
     // strongSwan initiates with another key: espgw (responder) cannot decrypt MM5.
-    let (log, _) = no_sa("wpsk1", Suite::TdesMd5Modp1024.ios(None, "C!scO"), swan_profile(&c, "wrong-key"), false, Duration::from_secs(8));
+    let (log, _) = no_sa(
+        "wpsk1",
+        Suite::TdesMd5Modp1024.ios(None, "C!scO"),
+        swan_profile(&c, "wrong-key"),
+        false,
+        Duration::from_secs(8),
+    );
     assert!(log.contains("%CRYPTO-4-IKMP_BAD_MESSAGE: IKE message from 172.16.172.20 failed its sanity check or is malformed"), "{log}");
-    assert!(log.contains("incrementing error counter on sa, attempt 1 of 5"), "{log}");
+    assert!(
+        log.contains("incrementing error counter on sa, attempt 1 of 5"),
+        "{log}"
+    );
     // espgw initiates with the wrong key: strongSwan refuses MM5; espgw gives up.
-    let (log, slog) = no_sa("wpsk2", Suite::TdesMd5Modp1024.ios(None, "C!scO"), swan_profile(&c, "wrong-key"), true, Duration::from_secs(8));
+    let (log, slog) = no_sa(
+        "wpsk2",
+        Suite::TdesMd5Modp1024.ios(None, "C!scO"),
+        swan_profile(&c, "wrong-key"),
+        true,
+        Duration::from_secs(8),
+    );
     assert!(!log.contains("IKE_P1_COMPLETE"), "{log}");
-    assert!(slog.contains("failed") || slog.contains("invalid") || slog.contains("malformed"), "{slog}");
+    assert!(
+        slog.contains("failed") || slog.contains("invalid") || slog.contains("malformed"),
+        "{slog}"
+    );
 }
 
 #[test]
@@ -234,19 +412,55 @@ fn proposal_mismatch_fails_cleanly_both_ways() {
         return;
     }
     // Phase 1: strongSwan offers aes/sha/modp2048, espgw has only 3des/md5/group 2.
-    let c = Case { mode: IkeMode::Main, suite: Suite::Aes128Sha1Modp2048, espgw_initiates: false, pfs: None };
-    let (log, _) = no_sa("p1mm", Suite::TdesMd5Modp1024.ios(None, "C!scO"), swan_profile(&c, "C!scO"), false, Duration::from_secs(4));
-    assert!(log.contains("atts are not acceptable. Next payload is 0"), "{log}");
+    let c = Case {
+        mode: IkeMode::Main,
+        suite: Suite::Aes128Sha1Modp2048,
+        espgw_initiates: false,
+        pfs: None,
+    };
+    let (log, _) = no_sa(
+        "p1mm",
+        Suite::TdesMd5Modp1024.ios(None, "C!scO"),
+        swan_profile(&c, "C!scO"),
+        false,
+        Duration::from_secs(4),
+    );
+    assert!(
+        log.contains("atts are not acceptable. Next payload is 0"),
+        "{log}"
+    );
     assert!(log.contains("phase 1 SA policy not acceptable!"), "{log}");
     // espgw initiates the same mismatch: strongSwan answers NO_PROPOSAL_CHOSEN.
-    let (log, _) = no_sa("p1mi", Suite::TdesMd5Modp1024.ios(None, "C!scO"), swan_profile(&c, "C!scO"), true, Duration::from_secs(4));
+    let (log, _) = no_sa(
+        "p1mi",
+        Suite::TdesMd5Modp1024.ios(None, "C!scO"),
+        swan_profile(&c, "C!scO"),
+        true,
+        Duration::from_secs(4),
+    );
     assert!(log.contains("phase 1 SA policy not acceptable!"), "{log}");
     // Phase 2: same IKE, ESP aes vs 3des.
     let mut ios = Suite::TdesMd5Modp1024.ios(None, "C!scO");
     ios.transform = "esp-aes 128 esp-sha-hmac";
-    let c2 = Case { mode: IkeMode::Main, suite: Suite::TdesMd5Modp1024, espgw_initiates: false, pfs: None };
-    let (log, _) = no_sa("p2mm", ios, swan_profile(&c2, "C!scO"), false, Duration::from_secs(4));
-    assert!(log.contains("phase 2 SA policy not acceptable! (local 172.16.172.10 remote 172.16.172.20)"), "{log}");
+    let c2 = Case {
+        mode: IkeMode::Main,
+        suite: Suite::TdesMd5Modp1024,
+        espgw_initiates: false,
+        pfs: None,
+    };
+    let (log, _) = no_sa(
+        "p2mm",
+        ios,
+        swan_profile(&c2, "C!scO"),
+        false,
+        Duration::from_secs(4),
+    );
+    assert!(
+        log.contains(
+            "phase 2 SA policy not acceptable! (local 172.16.172.10 remote 172.16.172.20)"
+        ),
+        "{log}"
+    );
 }
 
 #[test]
@@ -261,17 +475,26 @@ fn dpd_notices_killed_peer_and_removes_its_sas() {
     let mut ios = Suite::TdesMd5Modp1024.ios(None, "C!scO");
     ios.keepalive = Some((10, 2));
     let espgw = Espgw::start(&lab, &ios, false);
-    espgw.request(Request::Initiate { map: "vpn".into(), seq: 10 });
+    espgw.request(Request::Initiate {
+        map: "vpn".into(),
+        seq: 10,
+    });
     swan.wait_established(Duration::from_secs(30)).expect("up");
     espgw.wait_spis(1, Duration::from_secs(10));
     // A live peer: after 15 s the SAs are still there (R-U-THERE answered).
     std::thread::sleep(Duration::from_secs(15));
     assert_eq!(espgw.spis().len(), 1, "{}", espgw.log());
     // Kill strongSwan hard (no delete notifications).
-    let _ = std::process::Command::new("kill").args(["-KILL", &swan.pid().to_string()]).status();
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", &swan.pid().to_string()])
+        .status();
     let t0 = Instant::now();
     while !espgw.spis().is_empty() {
-        assert!(t0.elapsed() < Duration::from_secs(40), "DPD did not remove the SAs:\n{}", espgw.log());
+        assert!(
+            t0.elapsed() < Duration::from_secs(40),
+            "DPD did not remove the SAs:\n{}",
+            espgw.log()
+        );
         std::thread::sleep(Duration::from_millis(500));
     }
     let log = espgw.log();
@@ -294,7 +517,10 @@ fn rekey_60s_lifetime_make_before_break() {
     let mut ios = Suite::TdesMd5Modp1024.ios(None, "C!scO");
     ios.lifetime_secs = Some(60);
     let espgw = Espgw::start(&lab, &ios, false);
-    espgw.request(Request::Initiate { map: "vpn".into(), seq: 10 });
+    espgw.request(Request::Initiate {
+        map: "vpn".into(),
+        seq: 10,
+    });
     swan.wait_established(Duration::from_secs(30)).expect("up");
     let first = espgw.wait_spis(1, Duration::from_secs(10))[0];
     let t0 = Instant::now();
@@ -305,15 +531,113 @@ fn rekey_60s_lifetime_make_before_break() {
         if s.len() >= 2 && s.contains(&first) {
             overlap = true;
         }
-        assert!(!s.is_empty(), "a moment without SAs at {:?}:\n{}", t0.elapsed(), espgw.log());
+        assert!(
+            !s.is_empty(),
+            "a moment without SAs at {:?}:\n{}",
+            t0.elapsed(),
+            espgw.log()
+        );
         seen.extend(s);
         std::thread::sleep(Duration::from_millis(250));
     }
-    assert!(overlap, "no make-before-break overlap: {seen:?}\n{}", espgw.log());
-    assert!(!espgw.spis().contains(&first), "old pair still there after 75 s");
+    assert!(
+        overlap,
+        "no make-before-break overlap: {seen:?}\n{}",
+        espgw.log()
+    );
+    assert!(
+        !espgw.spis().contains(&first),
+        "old pair still there after 75 s"
+    );
     let sas = swan.list_sas().expect("list");
-    let installed: Vec<_> = sas.iter().flat_map(|s| s.children.iter()).filter(|c| c.state == "INSTALLED").collect();
+    let installed: Vec<_> = sas
+        .iter()
+        .flat_map(|s| s.children.iter())
+        .filter(|c| c.state == "INSTALLED")
+        .collect();
     assert!(!installed.is_empty());
     let now = espgw.spis();
-    assert!(installed.iter().any(|c| now.contains(&(c.spi_out, c.spi_in))), "{now:?} vs {installed:?}");
+    assert!(
+        installed
+            .iter()
+            .any(|c| now.contains(&(c.spi_out, c.spi_in))),
+        "{now:?} vs {installed:?}"
+    );
+}
+
+/// The negotiated SAs land in the shared-memory SA database (both directions, keys, NAT-T
+/// ports, proxies), and leave it (keys zeroed) on `clear crypto sa`.
+#[test]
+fn sas_are_installed_in_the_sa_database() {
+    if !root() {
+        return;
+    }
+    use espgw_dataplane::sadb::{Direction, SaDb};
+    let lab = Lab::up(&Lab::unique_prefix("sadb")).expect("lab");
+    let swan = StrongSwan::start(&lab, Node::R2, Profile::new(Node::R2)).expect("charon");
+    let db = lab.dir().join("sadb");
+    let espgw = Espgw::start_with(
+        &lab,
+        &Suite::TdesMd5Modp1024.ios(None, "C!scO"),
+        false,
+        Some(&db),
+    );
+    espgw.request(Request::Initiate {
+        map: "vpn".into(),
+        seq: 10,
+    });
+    swan.wait_established(Duration::from_secs(30)).expect("up");
+    let (spi_in, spi_out) = espgw.wait_spis(1, Duration::from_secs(10))[0];
+    let (keys, _) = espgw.keys();
+    let r = SaDb::open(&db).expect("open sadb");
+    let snap = r.snapshot_all().expect("snapshot");
+    let inb = snap
+        .find_inbound(spi_in)
+        .expect("inbound SA in the database");
+    assert_eq!(inb.record.direction, Direction::Inbound);
+    assert!(inb.record.udp_encap);
+    assert_eq!(inb.record.local.port(), 4500);
+    assert_eq!(inb.record.peer.port(), 4500);
+    assert_eq!(inb.record.peer.ip().to_string(), "172.16.172.20");
+    assert_eq!(inb.record.proxy.local.addr.to_string(), "10.1.1.0");
+    assert_eq!(inb.record.proxy.remote.addr.to_string(), "10.1.2.0");
+    let k = keys.iter().find(|k| k.spi == spi_in).unwrap();
+    assert_eq!(inb.record.enc_key.as_bytes(), &k.enc_key[..]);
+    assert_eq!(inb.record.auth_key.as_bytes(), &k.auth_key[..]);
+    let out = snap
+        .entries
+        .iter()
+        .find(|e| e.record.direction == Direction::Outbound && e.record.spi == spi_out)
+        .expect("outbound SA");
+    assert_eq!(out.record.crypto_map.as_str(), "vpn");
+    assert_eq!(out.record.crypto_map_seq, 10);
+    assert_eq!(out.record.lifetime_secs, 3600);
+    espgw.request(Request::ClearCryptoSa);
+    let t0 = Instant::now();
+    loop {
+        let snap = r.snapshot_all().expect("snapshot");
+        if snap.entries.is_empty() {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "SAs not removed: {:?}",
+            snap.entries.len()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // strongSwan got the delete notification too.
+    let t0 = Instant::now();
+    while swan
+        .list_sas()
+        .unwrap_or_default()
+        .iter()
+        .any(|s| !s.children.is_empty())
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "strongSwan kept its CHILD_SA after our DELETE"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }

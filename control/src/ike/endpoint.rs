@@ -169,8 +169,6 @@ struct Qm {
     dh: Option<DhKeyPair>,
     local_proxy: Proxy,
     remote_proxy: Proxy,
-    idci_b: Vec<u8>,
-    idcr_b: Vec<u8>,
     spi_in: u32,
     /// Initiator: offered (proposal number, transform set index in map) pairs.
     offered: Vec<(u8, usize)>,
@@ -244,7 +242,6 @@ struct SaPair {
     created: Instant,
     soft_at: Instant,
     hard_at: Instant,
-    initiator: bool,
     rekeying: bool,
     kb_used: u64,
 }
@@ -1205,8 +1202,6 @@ impl Endpoint {
                     self.ik(conn, "vendor ID is NAT-T RFC 3947");
                 } else if v[..] == VID_NATT_DRAFT02N {
                     self.ik(conn, "vendor ID is NAT-T v2");
-                } else {
-                    self.ik(conn, "vendor ID seems Unity/DPD but major mismatch");
                 }
             }
         }
@@ -2393,8 +2388,6 @@ impl Endpoint {
                 dh,
                 local_proxy: m.local_proxy,
                 remote_proxy: m.remote_proxy,
-                idci_b: idci.body_bytes(),
-                idcr_b: idcr.body_bytes(),
                 spi_in,
                 offered,
                 chosen: None,
@@ -2600,13 +2593,11 @@ impl Endpoint {
             protocol: 0,
             port: 0,
         };
-        let (rp, lp, idci_b, idcr_b) = match ids.as_slice() {
-            [] => (host(peer), host(me), vec![], vec![]),
+        let (rp, lp) = match ids.as_slice() {
+            [] => (host(peer), host(me)),
             [i, r] => (
                 proxy_from_id(i).ok_or(IkeError::Peer("ID type"))?,
                 proxy_from_id(r).ok_or(IkeError::Peer("ID type"))?,
-                Payload::Id((*i).clone()).body_bytes(),
-                Payload::Id((*r).clone()).body_bytes(),
             ),
             _ => return Err(IkeError::Peer("QM1 ID count")),
         };
@@ -2863,8 +2854,6 @@ impl Endpoint {
                 dh,
                 local_proxy: lp,
                 remote_proxy: rp,
-                idci_b,
-                idcr_b,
                 spi_in,
                 offered: vec![],
                 chosen: Some((ts, our_secs, our_kb, peer_spi)),
@@ -3234,7 +3223,6 @@ impl Endpoint {
             created: now,
             soft_at: now + soft,
             hard_at: now + life,
-            initiator,
             rekeying: false,
             kb_used: 0,
         });

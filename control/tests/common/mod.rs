@@ -27,12 +27,18 @@ impl IosConf {
     pub fn text(&self) -> String {
         let mut s = String::new();
         s += "hostname R1\n!\ncrypto isakmp policy 10\n";
-        s += &format!(" encr {}\n hash {}\n authentication pre-share\n group {}\n", self.encr, self.hash, self.group);
+        s += &format!(
+            " encr {}\n hash {}\n authentication pre-share\n group {}\n",
+            self.encr, self.hash, self.group
+        );
         s += &format!("crypto isakmp key {} address 172.16.172.20\n", self.psk);
         if let Some((i, r)) = self.keepalive {
             s += &format!("crypto isakmp keepalive {i} {r} periodic\n");
         }
-        s += &format!("!\ncrypto ipsec transform-set myset {}\n mode tunnel\n!\n", self.transform);
+        s += &format!(
+            "!\ncrypto ipsec transform-set myset {}\n mode tunnel\n!\n",
+            self.transform
+        );
         s += "crypto map vpn 10 ipsec-isakmp\n set peer 172.16.172.20\n set transform-set myset\n match address 101\n";
         if let Some(g) = self.pfs {
             s += &format!(" set pfs group{g}\n");
@@ -57,6 +63,16 @@ pub struct Espgw {
 
 impl Espgw {
     pub fn start(lab: &Lab, conf: &IosConf, aggressive: bool) -> Espgw {
+        Espgw::start_with(lab, conf, aggressive, None)
+    }
+
+    /// `sadb`: path of the shared-memory SA database (None: `--no-sadb`).
+    pub fn start_with(
+        lab: &Lab,
+        conf: &IosConf,
+        aggressive: bool,
+        sadb: Option<&std::path::Path>,
+    ) -> Espgw {
         let dir = lab.dir();
         let cfg = dir.join("r1-espgw.conf");
         std::fs::write(&cfg, conf.text()).unwrap();
@@ -73,28 +89,60 @@ impl Espgw {
             keylog.to_str().unwrap(),
             "--interface-map",
             "Ethernet0/0=in0,Ethernet1/0=out0",
-            "--no-sadb",
             "--debug",
             "isakmp,ipsec",
         ];
+        match sadb {
+            Some(p) => {
+                args.push("--sadb");
+                args.push(p.to_str().unwrap());
+            }
+            None => args.push("--no-sadb"),
+        }
         if aggressive {
             args.push("--aggressive");
         }
         let proc = lab.spawn(Node::R1, &args).expect("spawn espgw-control");
         let t0 = Instant::now();
         while !socket.exists() {
-            assert!(t0.elapsed() < Duration::from_secs(10), "espgw-control did not start:\n{}", proc.log());
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "espgw-control did not start:\n{}",
+                proc.log()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        Espgw { proc, socket, keylog, rt }
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        Espgw {
+            proc,
+            socket,
+            keylog,
+            rt,
+        }
     }
 
     pub fn request(&self, r: Request) -> Response {
         self.rt.block_on(async {
-            let mut c = Client::connect(&self.socket).await.expect("connect control socket");
+            let mut c = Client::connect(&self.socket)
+                .await
+                .expect("connect control socket");
             c.request(&r).await.expect("request")
         })
+    }
+
+    /// Runs the operator CLI `espgw --socket S ARGS…` and returns its stdout.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_espgw"))
+            .arg("--socket")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("run espgw");
+        assert!(out.status.success(), "espgw {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     pub fn log(&self) -> String {
@@ -106,7 +154,12 @@ impl Espgw {
         match self.request(Request::ShowIpsecSa) {
             Response::IpsecSas { sas } => sas
                 .iter()
-                .flat_map(|v| v.inbound_esp.iter().zip(v.outbound_esp.iter()).map(|(i, o)| (i.spi, o.spi)))
+                .flat_map(|v| {
+                    v.inbound_esp
+                        .iter()
+                        .zip(v.outbound_esp.iter())
+                        .map(|(i, o)| (i.spi, o.spi))
+                })
                 .collect(),
             other => panic!("{other:?}"),
         }
@@ -119,7 +172,11 @@ impl Espgw {
             if s.len() >= n {
                 return s;
             }
-            assert!(t0.elapsed() < timeout, "no IPsec SAs on espgw after {timeout:?}:\n{}", self.log());
+            assert!(
+                t0.elapsed() < timeout,
+                "no IPsec SAs on espgw after {timeout:?}:\n{}",
+                self.log()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -136,13 +193,29 @@ impl Espgw {
                     rcookie: [0; 8],
                     enc_key: ka,
                 }),
-                Some(KeylogRecord::Esp { src, dst, spi, encr, enc_key, auth, auth_key }) => esp.push(EspSaKeys {
+                Some(KeylogRecord::Esp {
+                    src,
+                    dst,
+                    spi,
+                    encr,
+                    enc_key,
+                    auth,
+                    auth_key,
+                }) => esp.push(EspSaKeys {
                     spi,
                     src,
                     dst,
-                    encr: if encr.starts_with("TripleDES") { EspEncr::TripleDesCbc } else { EspEncr::AesCbc },
+                    encr: if encr.starts_with("TripleDES") {
+                        EspEncr::TripleDesCbc
+                    } else {
+                        EspEncr::AesCbc
+                    },
                     enc_key,
-                    auth: if auth.starts_with("HMAC-MD5") { EspAuth::HmacMd5_96 } else { EspAuth::HmacSha1_96 },
+                    auth: if auth.starts_with("HMAC-MD5") {
+                        EspAuth::HmacMd5_96
+                    } else {
+                        EspAuth::HmacSha1_96
+                    },
                     auth_key,
                 }),
                 None => {}

@@ -51,6 +51,27 @@
 //! The writer holds an exclusive `flock` on the file, so a second control process gets
 //! [`OpenError::WriterBusy`]. If a writer dies mid-update, the next one to attach
 //! ([`SaDb::open_writer`]) clears the half-written slot and republishes.
+//!
+//! # Restarts
+//! - **Dataplane restarts:** it opens the region, reads every SA back
+//!   ([`SaDbReader::snapshot_all`]), continues outbound sequence numbers from the region's
+//!   counter ([`SaCounters::seq_used`]; reservations never overlap because they are
+//!   `fetch_add`s on that counter), and may start each inbound replay window at
+//!   [`SaCounters::inbound_top`] (kept current with [`SaCounters::raise_inbound_top`]).
+//! - **Control restarts:** [`SaDb::open_or_create`] attaches to the existing region and
+//!   keeps its SAs, so traffic keeps flowing. Control then finds them with
+//!   [`SaDbWriter::entries`] and either adopts them (deleting them when their lifetime
+//!   ends, [`SaDbWriter::delete_expired`]) or purges them ([`SaDbWriter::delete_all`]);
+//!   otherwise their slots leak.
+//! - **Region replaced:** [`SaDb::create`] over an existing region retires it: readers see
+//!   the generation move and [`SaDbReader::is_retired`]; they call
+//!   [`SaDbReader::reopen`].
+//!
+//! # Sizes (layout version 1)
+//! Header 4096 bytes; per SA a 256-byte slot (192-byte record) and a 128-byte counter
+//! block; SPI index 8 bytes × next power of two ≥ 2 × capacity (≥ 16); ring cells 128
+//! bytes; request-table entries 16 bytes. 4096 SAs with the default 1024-event ring and
+//! 1024-entry request table: 1,789,952 bytes.
 
 pub mod counters;
 pub mod error;
