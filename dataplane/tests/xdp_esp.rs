@@ -340,6 +340,34 @@ fn run_tunnel(tag: &str, transform: &str, restart: bool, natt: bool) {
         r2.log()
     );
 
+    // Too big for the tunnel with DF: R1 answers "fragmentation needed" with
+    // the tunnel's MTU, and hostA's path MTU discovery takes it.
+    let out = lab.exec_output(
+        "hA",
+        &[
+            "ping", "-c", "2", "-i", "0.3", "-M", "do", "-s", "1472", "-W", "1", "10.1.2.2",
+        ],
+    );
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("mtu"),
+        "PMTU discovery through the tunnel: {text}"
+    );
+    let out = lab.exec_output(
+        "hA",
+        &[
+            "ping", "-c", "3", "-i", "0.1", "-M", "do", "-s", "1300", "-W", "1", "10.1.2.2",
+        ],
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("3 received"),
+        "1328-byte packets fit the tunnel"
+    );
+
     let _server = lab.spawn("hB", &["iperf3", "-s", "-p", "45201"], "iperf3-server.log");
     std::thread::sleep(Duration::from_millis(300));
     // Capped (ESPGW_IPERF_RATE, default 25M a flow) so the capture stays small
@@ -462,6 +490,13 @@ fn run_tunnel(tag: &str, transform: &str, restart: bool, natt: bool) {
         assert!(
             worker_sum(s, "esp_encap") > 0 && worker_sum(s, "esp_decap") > 0,
             "{name}: {s}"
+        );
+    }
+    // (R1's counters start again after a restart.)
+    if !restart {
+        assert!(
+            worker_sum(&s1, "icmp_sent") >= 1,
+            "R1 sent fragmentation-needed: {s1}"
         );
     }
     if natt {
