@@ -38,7 +38,7 @@ struct Args {
     /// Cores for the workers, e.g. 0,1 (one worker per core; at most one per queue).
     #[arg(long, value_delimiter = ',', default_value = "0")]
     cores: Vec<usize>,
-    /// A crypto-ACL rule: `permit|deny PROTO SRC DST [sport A-B] [dport A-B] [policy N]`.
+    /// A crypto-ACL rule: `permit|deny PROTO SRC DST [sport A-B] [dport A-B] [policy SEQ] [map NAME]` (repeatable; before the policy file's rules).
     #[arg(long = "acl")]
     acl: Vec<String>,
     /// Policy file written by espgw-control (one rule a line); re-read when it changes.
