@@ -3,24 +3,32 @@
 //! the same crypto on the same bytes in the same run.
 
 use std::net::Ipv4Addr;
+#[cfg(feature = "openssl")]
 use std::time::Duration;
 
 use espgw_dataplane::crypto::transform::Transform;
+use espgw_dataplane::esp::SaKeys;
+#[cfg(feature = "openssl")]
 use espgw_dataplane::esp::{
     decapsulate_batch, encapsulate_batch, DropCounters, EspContext, Frame, InboundSa, OutboundSa,
-    ReplayWindow, SaKeys, SaParams,
+    ReplayWindow, SaParams,
 };
 use espgw_dataplane::wire::{IpProtocol, Ipv4Packet, Ipv4Repr};
 
+#[cfg(feature = "openssl")]
 use crate::clock::{compare, Candidate, Rate};
+#[cfg(feature = "openssl")]
 use crate::openssl_ref::Reference;
 
+#[cfg(feature = "openssl")]
 const LOCAL: Ipv4Addr = Ipv4Addr::new(172, 16, 172, 10);
+#[cfg(feature = "openssl")]
 const REMOTE: Ipv4Addr = Ipv4Addr::new(172, 16, 172, 20);
+#[cfg(feature = "openssl")]
 const SPI: u32 = 0x1000_0001;
 
 /// An Ethernet frame carrying an IPv4 packet of `size` bytes in total.
-fn inner_frame(size: usize, tag: u8) -> Vec<u8> {
+pub(crate) fn inner_frame(size: usize, tag: u8) -> Vec<u8> {
     let size = size.max(20);
     let repr = Ipv4Repr {
         src: Ipv4Addr::new(10, 1, 1, 2),
@@ -43,7 +51,7 @@ fn inner_frame(size: usize, tag: u8) -> Vec<u8> {
     f
 }
 
-fn keys(t: Transform) -> SaKeys {
+pub(crate) fn keys(t: Transform) -> SaKeys {
     let enc: Vec<u8> = (0..t.enc_key_len())
         .map(|i| (i as u8).wrapping_mul(29).wrapping_add(3))
         .collect();
@@ -53,6 +61,7 @@ fn keys(t: Transform) -> SaKeys {
     SaKeys::new(&enc, &auth)
 }
 
+#[cfg(feature = "openssl")]
 #[derive(Debug, Clone)]
 pub struct Result {
     pub transform: Transform,
@@ -66,8 +75,9 @@ pub struct Result {
     pub openssl_hmac: &'static str,
 }
 
+#[cfg(feature = "openssl")]
 /// Picks the faster OpenSSL HMAC form for this workload (a short interleaved run).
-fn faster_hmac(t: Transform, size: usize, batch: usize) -> bool {
+pub(crate) fn faster_hmac(t: Transform, size: usize, batch: usize) -> bool {
     if t.auth_key_len() == 0 {
         return true;
     }
@@ -89,6 +99,7 @@ fn faster_hmac(t: Transform, size: usize, batch: usize) -> bool {
     r[0].bytes_per_s >= r[1].bytes_per_s
 }
 
+#[cfg(feature = "openssl")]
 pub fn bench(t: Transform, size: usize, batch: usize, budget: Duration) -> Result {
     let hasher = faster_hmac(t, size, batch);
     let params = SaParams::tunnel(SPI, t, LOCAL, REMOTE);
@@ -199,6 +210,7 @@ pub fn bench(t: Transform, size: usize, batch: usize, budget: Duration) -> Resul
     }
 }
 
+#[cfg(feature = "openssl")]
 impl Result {
     pub fn print(&self) {
         let t = self.transform.ios_name();
