@@ -355,7 +355,8 @@ fn no_sa(
             seq: 10,
         });
     } else {
-        let _ = swan.initiate();
+        // Short swanctl timeout: the negotiation is meant to fail.
+        let _ = swan.swanctl(&["--initiate", "--child", "lab", "--timeout", "3"]);
     }
     std::thread::sleep(wait);
     assert!(espgw.spis().is_empty(), "espgw has SAs:\n{}", espgw.log());
@@ -399,6 +400,9 @@ fn wrong_psk_fails_cleanly_both_ways() {
         true,
         Duration::from_secs(8),
     );
+    if std::env::var("ESPGW_TEST_SHOW_LOG").is_ok() {
+        eprintln!("--- espgw ---\n{log}\n--- charon ---\n{slog}");
+    }
     assert!(!log.contains("IKE_P1_COMPLETE"), "{log}");
     assert!(
         slog.contains("failed") || slog.contains("invalid") || slog.contains("malformed"),
