@@ -146,9 +146,15 @@ fn run(tag: &str, c: Case) {
     // The operator CLI prints both SPIs as IOS does.
     let show = espgw.cli(&["show", "crypto", "ipsec", "sa"]);
     for spi in [child.spi_in, child.spi_out] {
-        assert!(show.contains(&format!("spi: 0x{spi:X}({spi})")), "spi {spi:#x} not in:\n{show}");
+        assert!(
+            show.contains(&format!("spi: 0x{spi:X}({spi})")),
+            "spi {spi:#x} not in:\n{show}"
+        );
     }
-    assert!(show.contains("current_peer 172.16.172.20 port 4500"), "{show}");
+    assert!(
+        show.contains("current_peer 172.16.172.20 port 4500"),
+        "{show}"
+    );
     let show = espgw.cli(&["show", "crypto", "isakmp", "sa"]);
     assert!(show.contains("QM_IDLE"), "{show}");
     // show crypto isakmp sa: QM_IDLE

@@ -618,3 +618,85 @@ fn garbage_never_panics() {
     }
     lab.pump();
 }
+
+#[test]
+fn several_transform_sets_responder_picks_the_one_it_has() {
+    let o = Opts::default();
+    let mut lab = Lab::new(&o, &o);
+    let mut c = lab.a.config().clone();
+    c.maps[0].transform_sets.insert(
+        0,
+        TransformSet {
+            name: "aesset".into(),
+            enc: EspEnc::Aes(256),
+            auth: EspAuth::Sha256,
+        },
+    );
+    lab.a.set_config(c);
+    lab.a.initiate(lab.now, "vpn", 10);
+    lab.pump();
+    let (i, _) = assert_tunnel(&lab);
+    assert_eq!(i.transform.enc, EspEnc::Des3);
+    let d = Lab::debug(&mut lab.b).join("\n");
+    assert!(d.contains("Checking IPsec proposal 1"), "{d}");
+    assert!(d.contains("Checking IPsec proposal 2"), "{d}");
+}
+
+#[test]
+fn responder_lifetime_lowers_the_initiators_lifetime() {
+    let mut lab = up(
+        &Opts {
+            lifetime: 3600,
+            ..Default::default()
+        },
+        &Opts {
+            lifetime: 1800,
+            ..Default::default()
+        },
+    );
+    let (ai, _) = assert_tunnel(&lab);
+    let (bi, _) = pairs(&lab.ev_b)[0].clone();
+    assert_eq!(bi.lifetime_secs, 1800);
+    assert_eq!(ai.lifetime_secs, 1800, "RESPONDER-LIFETIME adopted");
+    let d = Lab::debug(&mut lab.a).join("\n");
+    assert!(d.contains("RESPONDER_LIFETIME"), "{d}");
+}
+
+#[test]
+fn isakmp_sa_is_rekeyed_and_ipsec_sas_survive_its_expiry() {
+    let o = Opts::default();
+    let mut lab = Lab::new(&o, &o);
+    for ep in [&mut lab.a, &mut lab.b] {
+        let mut c = ep.config().clone();
+        c.policies[0].lifetime = 100;
+        ep.set_config(c);
+    }
+    lab.a.initiate(lab.now, "vpn", 10);
+    lab.pump();
+    assert_tunnel(&lab);
+    lab.advance(Duration::from_secs(95));
+    assert_eq!(
+        lab.a
+            .isakmp_sas()
+            .iter()
+            .filter(|s| s.state == "QM_IDLE")
+            .count(),
+        2,
+        "new ISAKMP SA before the old expires"
+    );
+    lab.advance(Duration::from_secs(10));
+    assert_eq!(lab.a.isakmp_sa_count(), 1);
+    assert_eq!(lab.b.isakmp_sa_count(), 1);
+    assert_eq!(
+        lab.a.ipsec_sa_pair_count(),
+        1,
+        "IPsec SAs outlive their ISAKMP SA"
+    );
+    // New Quick Modes run under the new ISAKMP SA.
+    lab.a.clear_ipsec(lab.now);
+    lab.pump();
+    assert!(lab.a.initiate(lab.now, "vpn", 10));
+    lab.pump();
+    assert_eq!(lab.a.ipsec_sa_pair_count(), 1);
+    assert_eq!(lab.b.ipsec_sa_pair_count(), 1);
+}

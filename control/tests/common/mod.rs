@@ -141,7 +141,11 @@ impl Espgw {
             .args(args)
             .output()
             .expect("run espgw");
-        assert!(out.status.success(), "espgw {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "espgw {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
