@@ -554,9 +554,14 @@ fn main() -> ExitCode {
                 }
                 let spis: Vec<(u32, bool)> = d3.slots.lock().unwrap_or_else(|e| e.into_inner()).keys().copied().collect();
                 for (spi, inbound) in spis {
-                    let (_, bytes) = d3.counters(spi, inbound);
+                    let (packets, bytes) = d3.counters(spi, inbound);
                     if bytes > 0 {
-                        d3.shared.with(|ep, now| ep.note_usage(now, spi, bytes / 1024));
+                        d3.shared.with(|ep, now| {
+                            ep.note_usage(now, spi, bytes / 1024);
+                            if inbound {
+                                ep.note_inbound(now, spi, packets);
+                            }
+                        });
                     }
                 }
             }

@@ -244,6 +244,7 @@ struct SaPair {
     hard_at: Instant,
     rekeying: bool,
     kb_used: u64,
+    in_packets: u64,
 }
 
 /// The IKEv1 endpoint of one gateway.
@@ -650,6 +651,25 @@ impl Endpoint {
                 }
                 if p.kb_used >= p.lifetime_kb {
                     p.hard_at = now;
+                }
+            }
+        }
+    }
+
+    /// Reports the inbound packet count of an SA (SA database counters): traffic from the
+    /// peer proves it alive, so DPD stays quiet while packets arrive.
+    pub fn note_inbound(&mut self, now: Instant, spi: u32, packets: u64) {
+        let mut peer = None;
+        for p in &mut self.pairs {
+            if p.inbound == spi && packets > p.in_packets {
+                p.in_packets = packets;
+                peer = Some(p.peer);
+            }
+        }
+        if let Some(peer) = peer {
+            for sa in self.p1.values_mut() {
+                if v4(sa.remote) == peer && sa.state == P1State::IkeP1Complete {
+                    sa.last_peer_activity = now;
                 }
             }
         }
@@ -3225,6 +3245,7 @@ impl Endpoint {
             hard_at: now + life,
             rekeying: false,
             kb_used: 0,
+            in_packets: 0,
         });
         self.counters.p2_established += 1;
         self.events

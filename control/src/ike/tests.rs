@@ -700,3 +700,23 @@ fn isakmp_sa_is_rekeyed_and_ipsec_sas_survive_its_expiry() {
     assert_eq!(lab.a.ipsec_sa_pair_count(), 1);
     assert_eq!(lab.b.ipsec_sa_pair_count(), 1);
 }
+
+#[test]
+fn inbound_esp_traffic_keeps_dpd_quiet() {
+    let o = Opts {
+        dpd: true,
+        ..Default::default()
+    };
+    let mut lab = up(&o, &o);
+    let (i, _) = assert_tunnel(&lab);
+    Lab::debug(&mut lab.a);
+    for n in 1..=5u64 {
+        lab.advance(Duration::from_secs(6));
+        lab.a.note_inbound(lab.now, i.spi, n * 10);
+    }
+    let d = Lab::debug(&mut lab.a).join("\n");
+    assert!(!d.contains("DPD/R_U_THERE sent"), "{d}");
+    lab.advance(Duration::from_secs(25));
+    let d = Lab::debug(&mut lab.a).join("\n");
+    assert!(d.contains("DPD/R_U_THERE sent"), "{d}");
+}
