@@ -309,7 +309,7 @@ fn v4(a: SocketAddr) -> Ipv4Addr {
     }
 }
 
-fn find<'a>(ps: &'a [Payload], ty: PayloadType) -> Option<&'a Payload> {
+fn find(ps: &[Payload], ty: PayloadType) -> Option<&Payload> {
     ps.iter().find(|p| p.payload_type() == ty)
 }
 
@@ -1030,7 +1030,7 @@ impl Endpoint {
         }
         if sa.rcookie != [0; 8] && hdr.rcookie != sa.rcookie {
             // MM1 retransmission to a responder has a zero rcookie.
-            if !(hdr.rcookie == [0; 8] && !sa.initiator) {
+            if hdr.rcookie != [0; 8] || sa.initiator {
                 self.counters.rx_unknown_cookie += 1;
                 return;
             }
@@ -1144,7 +1144,7 @@ impl Endpoint {
         };
         let body = &msg[HEADER_LEN..];
         let bl = neg.enc.block_len();
-        if body.is_empty() || body.len() % bl != 0 {
+        if body.is_empty() || !body.len().is_multiple_of(bl) {
             self.counters.rx_decrypt_failed += 1;
             return Err(WireError::BadCiphertext.into());
         }
@@ -3092,11 +3092,8 @@ impl Endpoint {
         q.state = QmState::IkeQmPhase2Complete;
         q.retx = None;
         let (ts, secs, kb, peer_spi) = q.chosen.clone().expect("chosen");
-        let (ni, nr) = if q.initiator {
-            (q.ni.clone(), q.nr.clone())
-        } else {
-            (q.ni.clone(), q.nr.clone())
-        };
+        // Ni_b is always the Quick Mode initiator's nonce.
+        let (ni, nr) = (q.ni.clone(), q.nr.clone());
         let gqm = match (&q.dh, &q.peer_ke) {
             (Some(d), Some(k)) => d.shared(k).ok(),
             _ => None,

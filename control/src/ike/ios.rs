@@ -146,7 +146,7 @@ mod tests {
         let parsed = parse_config(text, &InterfaceMap::default()).unwrap();
         let c = ike_config(&parsed.config, false).unwrap();
         assert_eq!(c.local_addr, Ipv4Addr::new(172, 16, 172, 10));
-        assert!(c.policies.len() >= 1);
+        assert!(!c.policies.is_empty());
         assert_eq!(c.policies[0].priority, 1);
         assert_eq!(c.policies[0].hash, HashAlg::Sha1);
         assert_eq!(c.policies[0].group, DhGroup::Modp768);

@@ -82,7 +82,7 @@ pub enum KeylogRecord {
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
     let s = s.trim_start_matches("0x");
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())

@@ -467,10 +467,7 @@ fn lost_messages_are_retransmitted_without_moving_the_iv() {
     lab.a.initiate(lab.now, "vpn", 10);
     // deliver MM1, MM3 then drop MM5
     let mut sent = 0;
-    loop {
-        let Some(t) = lab.a.poll_transmit() else {
-            break;
-        };
+    while let Some(t) = lab.a.poll_transmit() {
         sent += 1;
         if sent == 3 {
             break; // MM5 lost
