@@ -2492,7 +2492,12 @@ impl Endpoint {
             }
             Some((QmState::IkeQmIQm1, iv)) => {
                 let (ps, pt, new_iv) = self.decrypt(key, &iv, &hdr, msg)?;
-                self.i_qm2(now, key, mid, ps, pt, new_iv)
+                self.i_qm2(now, key, mid, ps, pt, new_iv)?;
+                // A retransmitted QM2 (our QM3 was lost) gets QM3 again.
+                if let Some(q) = self.p1.get_mut(&key).and_then(|s| s.qm.get_mut(&mid)) {
+                    q.last_rx = msg.to_vec();
+                }
+                Ok(())
             }
             Some((QmState::IkeQmRQm2, iv)) => {
                 let (ps, _pt, _new_iv) = self.decrypt(key, &iv, &hdr, msg)?;

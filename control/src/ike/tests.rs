@@ -717,3 +717,39 @@ fn inbound_esp_traffic_keeps_dpd_quiet() {
     let d = Lab::debug(&mut lab.a).join("\n");
     assert!(d.contains("DPD/R_U_THERE sent"), "{d}");
 }
+
+#[test]
+fn lost_qm3_is_resent_when_the_responder_retransmits_qm2() {
+    let o = Opts::default();
+    let mut lab = Lab::new(&o, &o);
+    lab.a.initiate(lab.now, "vpn", 10);
+    // Hand-deliver until a sends QM3 (its 5th message: MM1, MM3, MM5, QM1, QM3), then lose it.
+    let mut sent = 0;
+    'outer: loop {
+        let mut moved = false;
+        while let Some(t) = lab.a.poll_transmit() {
+            moved = true;
+            sent += 1;
+            if sent == 5 {
+                break 'outer;
+            }
+            lab.b.handle_datagram(lab.now, t.remote, t.local, &t.data);
+        }
+        while let Some(t) = lab.b.poll_transmit() {
+            moved = true;
+            lab.a.handle_datagram(lab.now, t.remote, t.local, &t.data);
+        }
+        if !moved {
+            break;
+        }
+    }
+    assert_eq!(sent, 5);
+    assert_eq!(lab.a.ipsec_sa_pair_count(), 1);
+    assert_eq!(lab.b.ipsec_sa_pair_count(), 0);
+    lab.advance(Duration::from_secs(3));
+    assert_eq!(
+        lab.b.ipsec_sa_pair_count(),
+        1,
+        "QM3 resent on QM2 retransmission"
+    );
+}
