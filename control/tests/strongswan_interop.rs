@@ -622,7 +622,17 @@ fn sas_are_installed_in_the_sa_database() {
     assert_eq!(out.record.crypto_map.as_str(), "vpn");
     assert_eq!(out.record.crypto_map_seq, 10);
     assert_eq!(out.record.lifetime_secs, 3600);
-    espgw.request(Request::ClearCryptoSa);
+    // The other operator commands, through the CLI.
+    let m = espgw.cli(&["show", "crypto", "map"]);
+    assert!(m.contains("Crypto Map \"vpn\" 10 ipsec-isakmp"), "{m}");
+    assert!(m.contains("Current peer: 172.16.172.20"), "{m}");
+    assert!(espgw
+        .cli(&["undebug", "all"])
+        .contains("All possible debugging has been turned off"));
+    assert!(espgw
+        .cli(&["debug", "crypto", "isakmp"])
+        .contains("Crypto ISAKMP debugging is on"));
+    espgw.cli(&["clear", "crypto", "sa"]);
     let t0 = Instant::now();
     loop {
         let snap = r.snapshot_all().expect("snapshot");
