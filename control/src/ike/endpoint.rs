@@ -52,6 +52,8 @@ const ENCAP_UDP_TUNNEL: u16 = 3;
 const ENCAP_UDP_TUNNEL_DRAFT: u16 = 61443;
 /// Errors tolerated on one SA before it is deleted (IOS: "attempt 1 of 5").
 const MAX_ERRORS: u32 = 5;
+/// How long an Aggressive Mode initiator waits after AM3 before QM1.
+const AM_QM_HOLD: Duration = Duration::from_millis(300);
 /// DPD misses before a peer is declared dead.
 const DPD_MAX_MISSES: u32 = 5;
 
@@ -221,6 +223,9 @@ struct P1Sa {
     dpd_misses: u32,
     last_peer_activity: Instant,
     next_keepalive: Option<Instant>,
+    /// Aggressive Mode initiator: Quick Mode waits until then, so a multi-threaded
+    /// responder has processed AM3 before QM1 arrives.
+    qm_hold_until: Option<Instant>,
 }
 
 /// A pair of installed IPsec SAs.
@@ -558,6 +563,7 @@ impl Endpoint {
             upd(sa.dpd_next);
             upd(sa.dpd_outstanding.map(|x| x.1));
             upd(sa.next_keepalive);
+            upd(sa.qm_hold_until);
             if sa.state != P1State::IkeP1Complete {
                 upd(Some(sa.started + Duration::from_secs(75)));
             }
@@ -819,6 +825,7 @@ impl Endpoint {
             dpd_misses: 0,
             last_peer_activity: now,
             next_keepalive: None,
+            qm_hold_until: None,
         }
     }
 
@@ -1991,8 +1998,12 @@ impl Endpoint {
             enc: neg.enc,
             enc_key: sa.keys.as_ref().expect("keys").ka.clone(),
         };
-        let waiting = std::mem::take(&mut sa.waiting);
         self.events.push_back(ev);
+        if sa.initiator && sa.mode == Phase1Mode::Aggressive && !sa.waiting.is_empty() {
+            sa.qm_hold_until = Some(now + AM_QM_HOLD);
+            return;
+        }
+        let waiting = std::mem::take(&mut sa.waiting);
         for (idx, rekey_of) in waiting {
             self.start_qm(now, key, idx, rekey_of);
         }
@@ -3642,6 +3653,14 @@ impl Endpoint {
             if sa.state != P1State::IkeP1Complete {
                 continue;
             }
+            if sa.qm_hold_until.is_some_and(|t| t <= now) {
+                sa.qm_hold_until = None;
+                let waiting = std::mem::take(&mut sa.waiting);
+                for (idx, rekey_of) in waiting {
+                    self.start_qm(now, key, idx, rekey_of);
+                }
+            }
+            let sa = self.p1.get_mut(&key).expect("exists");
             if sa.expires_at.is_some_and(|t| t <= now) {
                 self.delete_p1(now, key, "Lifetime expired");
                 continue;

@@ -344,6 +344,9 @@ fn aggressive_mode_both_suites() {
         },
     ] {
         let mut lab = up(&o, &o);
+        // Quick Mode waits a moment after AM3 (multi-threaded responders reorder).
+        assert_eq!(lab.a.ipsec_sa_pair_count(), 0);
+        lab.advance(Duration::from_secs(1));
         assert_tunnel(&lab);
         let d = Lab::debug(&mut lab.a).join("\n");
         assert!(
