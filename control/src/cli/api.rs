@@ -299,6 +299,52 @@ pub struct IpsecSaView {
     pub outbound_esp: Vec<EspSaView>,
 }
 
+impl IpsecSaView {
+    /// The blocks `show crypto ipsec sa` prints for a configuration before any SA exists:
+    /// one per crypto map entry that is applied to an interface and per permit line of its
+    /// ACL that IKEv1 can express, with the entry's first peer on port 500, zero counters,
+    /// MTU 1500 and no SAs. The daemon starts from these and fills in peers, ports,
+    /// counters and SAs.
+    pub fn skeletons(cfg: &Config) -> Vec<IpsecSaView> {
+        let mut out = Vec::new();
+        for r in cfg.map_entries() {
+            let Some(iface) = cfg.interface_for_map(r.map_name()) else {
+                continue;
+            };
+            let Some(local_addr) = cfg.local_address_for_map(r.map_name()) else {
+                continue;
+            };
+            let current_peer = r
+                .entry
+                .peers
+                .first()
+                .copied()
+                .unwrap_or(Ipv4Addr::UNSPECIFIED);
+            for pair in cfg.proxy_pairs(r.entry).into_iter().flatten() {
+                out.push(IpsecSaView {
+                    interface: iface.name.clone(),
+                    map_tag: r.map_name().to_string(),
+                    map_seq: r.seq(),
+                    local_addr,
+                    local_ident: pair.local,
+                    remote_ident: pair.remote,
+                    current_peer,
+                    current_peer_port: 500,
+                    flags: vec!["origin_is_acl".to_string()],
+                    counters: IpsecCounters::default(),
+                    path_mtu: 1500,
+                    ip_mtu: 1500,
+                    ip_mtu_idb: iface.name.clone(),
+                    current_outbound_spi: 0,
+                    inbound_esp: Vec::new(),
+                    outbound_esp: Vec::new(),
+                });
+            }
+        }
+        out
+    }
+}
+
 /// The access list of a crypto map entry in `show crypto map`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AclView {

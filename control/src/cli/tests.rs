@@ -16,6 +16,7 @@ use super::api::*;
 use super::command::{main_with, Io};
 use crate::config::model::{Config, InterfaceMap, ProxyId};
 use crate::config::parse::tests::SLIDES_R1;
+use crate::config::parse::tests::SLIDES_R2;
 use crate::config::parse_config;
 
 /// A directory under the system temp dir, removed on drop.
@@ -78,26 +79,7 @@ fn isakmp_row() -> IsakmpSaView {
 }
 
 fn ipsec_view(cfg: &Config) -> IpsecSaView {
-    let r = cfg.map_entry("vpn", 10).unwrap();
-    let pair = cfg.proxy_pairs(r.entry)[0].clone().unwrap();
-    IpsecSaView {
-        interface: "Ethernet1/0".into(),
-        map_tag: "vpn".into(),
-        map_seq: 10,
-        local_addr: cfg.local_address_for_map("vpn").unwrap(),
-        local_ident: pair.local,
-        remote_ident: pair.remote,
-        current_peer: r.entry.peers[0],
-        current_peer_port: 500,
-        flags: vec!["origin_is_acl".into()],
-        counters: IpsecCounters::default(),
-        path_mtu: 1500,
-        ip_mtu: 1500,
-        ip_mtu_idb: "Ethernet1/0".into(),
-        current_outbound_spi: 0,
-        inbound_esp: vec![],
-        outbound_esp: vec![],
-    }
+    IpsecSaView::skeletons(cfg).remove(0)
 }
 
 /// The debug lines the test daemon emits after `debug crypto isakmp`.
@@ -517,4 +499,40 @@ fn views_round_trip_through_json() {
         serde_json::to_string(&id).unwrap(),
         r#"{"addr":"10.1.1.0","mask":"255.255.255.0","protocol":0,"port":0}"#
     );
+}
+
+#[test]
+fn ipsec_skeletons_follow_the_configuration() {
+    let cfg = TestDaemon::new().cfg.clone();
+    let v = IpsecSaView::skeletons(&cfg);
+    assert_eq!(v.len(), 1);
+    let v = &v[0];
+    assert_eq!(
+        (v.interface.as_str(), v.map_tag.as_str(), v.map_seq),
+        ("Ethernet1/0", "vpn", 10)
+    );
+    assert_eq!(v.local_addr, Ipv4Addr::new(172, 16, 172, 10));
+    assert_eq!(v.current_peer, Ipv4Addr::new(172, 16, 172, 20));
+    assert_eq!(
+        v.local_ident.to_string(),
+        "10.1.1.0/255.255.255.0/0/0 (type=4)"
+    );
+    assert_eq!(
+        v.remote_ident.to_string(),
+        "10.1.2.0/255.255.255.0/0/0 (type=4)"
+    );
+    let r2 = parse_config(SLIDES_R2, &InterfaceMap::default())
+        .unwrap()
+        .config;
+    let v2 = IpsecSaView::skeletons(&r2);
+    assert_eq!(v2[0].local_ident.addr, Ipv4Addr::new(10, 1, 2, 0));
+    assert_eq!(v2[0].current_peer, Ipv4Addr::new(172, 16, 172, 10));
+    // A map applied to no interface has no block, as on IOS.
+    let lone = parse_config(
+        "crypto ipsec transform-set t esp-3des esp-md5-hmac\ncrypto map m 1\n set peer 1.1.1.1\n set transform-set t\n match address 101\naccess-list 101 permit ip any any\n",
+        &InterfaceMap::default(),
+    )
+    .unwrap()
+    .config;
+    assert!(IpsecSaView::skeletons(&lone).is_empty());
 }

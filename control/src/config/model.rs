@@ -321,6 +321,20 @@ impl Keepalive {
     pub const DEFAULT_RETRY_SECS: u32 = 2;
 }
 
+/// `crypto isakmp peer address A` and its sub-lines: how IOS asks for Aggressive Mode
+/// towards one peer (`set aggressive-mode password K` also sets the pre-shared key for A,
+/// which then appears in [`Config::isakmp_keys`] as a /32 key).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IsakmpPeer {
+    pub addr: Ipv4Addr,
+    /// Initiate in Aggressive Mode (`set aggressive-mode password|client-endpoint`).
+    pub aggressive_mode: bool,
+    /// `set aggressive-mode client-endpoint …` as written (e.g. `ipv4-address 10.0.0.1`).
+    pub client_endpoint: Option<String>,
+    pub description: Option<String>,
+    pub line: usize,
+}
+
 // ---------------------------------------------------------------------------------------
 // IPsec (phase 2)
 // ---------------------------------------------------------------------------------------
@@ -1044,6 +1058,10 @@ pub struct Config {
     pub isakmp_policies: BTreeMap<u16, IsakmpPolicy>,
     /// In configuration order.
     pub isakmp_keys: Vec<IsakmpKey>,
+    /// `crypto isakmp peer address A` blocks, in configuration order.
+    pub isakmp_peers: Vec<IsakmpPeer>,
+    /// `crypto isakmp aggressive-mode disable`: refuse Aggressive Mode as responder.
+    pub aggressive_mode_disabled: bool,
     pub keepalive: Option<Keepalive>,
     /// `crypto isakmp nat keepalive S` (NAT-T keepalive interval, 5..=3600 s).
     pub nat_keepalive_secs: Option<u32>,
@@ -1066,6 +1084,8 @@ impl Default for Config {
             hostname: None,
             isakmp_policies: BTreeMap::new(),
             isakmp_keys: Vec::new(),
+            isakmp_peers: Vec::new(),
+            aggressive_mode_disabled: false,
             keepalive: None,
             nat_keepalive_secs: None,
             transform_sets: BTreeMap::new(),
@@ -1120,6 +1140,14 @@ impl Config {
             }
         }
         best.map(|(k, _)| k)
+    }
+
+    /// Whether to initiate in Aggressive Mode towards `peer` (a `crypto isakmp peer address`
+    /// block with `set aggressive-mode …`); Main Mode otherwise, as IOS does.
+    pub fn initiates_aggressive(&self, peer: Ipv4Addr) -> bool {
+        self.isakmp_peers
+            .iter()
+            .any(|p| p.addr == peer && p.aggressive_mode)
     }
 
     /// The pre-shared key configured with `hostname NAME` (case-insensitive).

@@ -294,6 +294,8 @@ enum Mode {
     MapEntry(String, u32),
     NamedAcl(String),
     Interface(usize),
+    /// `crypto isakmp peer address A` (index into `isakmp_peers`).
+    IsakmpPeer(usize),
     /// A block espgw does not use (`line vty 0 4`): its sub-lines are skipped with a warning.
     Foreign(String),
     /// The block's head was in error: its sub-lines are skipped silently.
@@ -348,6 +350,7 @@ fn is_submode_command(mode: &Mode, toks: &[&str]) -> bool {
             )
         }
         Mode::TransformSet(_) => first == "mode",
+        Mode::IsakmpPeer(_) => matches!(first, "set" | "description"),
         Mode::MapEntry(..) => matches!(first, "set" | "match" | "description" | "reverse-route"),
         Mode::NamedAcl(_) => {
             matches!(first, "permit" | "deny" | "remark")
@@ -529,6 +532,32 @@ impl<'m> Parser<'m> {
                 let s = t.number("seconds 5-3600", 5, 3600)? as u32;
                 t.end()?;
                 self.cfg.nat_keepalive_secs = Some(s);
+                Ok(())
+            } else if t.eat("peer") {
+                t.cmd("crypto isakmp peer");
+                t.expect("address")?;
+                let addr = t.ipv4("an IPv4 address")?;
+                t.end()?;
+                let idx = match self.cfg.isakmp_peers.iter().position(|p| p.addr == addr) {
+                    Some(i) => i,
+                    None => {
+                        self.cfg.isakmp_peers.push(IsakmpPeer {
+                            addr,
+                            aggressive_mode: false,
+                            client_endpoint: None,
+                            description: None,
+                            line: no,
+                        });
+                        self.cfg.isakmp_peers.len() - 1
+                    }
+                };
+                self.mode = Mode::IsakmpPeer(idx);
+                Ok(())
+            } else if t.eat("aggressive-mode") {
+                t.cmd("crypto isakmp aggressive-mode");
+                t.expect("disable")?;
+                t.end()?;
+                self.cfg.aggressive_mode_disabled = true;
                 Ok(())
             } else if t.eat("identity") {
                 t.cmd("crypto isakmp identity");
@@ -1007,6 +1036,7 @@ impl<'m> Parser<'m> {
                 Ok(())
             }
             Mode::Interface(idx) => self.interface_sub_line(no, *idx, t, &text),
+            Mode::IsakmpPeer(idx) => self.isakmp_peer_line(no, *idx, t, &text),
             Mode::Global | Mode::Foreign(_) | Mode::Broken => Ok(()),
         }
     }
@@ -1232,6 +1262,65 @@ impl<'m> Parser<'m> {
             self.warn(no, format!("skipped (not used by espgw): {text}"));
             Ok(())
         }
+    }
+
+    fn isakmp_peer_line(&mut self, no: usize, idx: usize, t: &mut Toks<'_>, text: &str) -> R<()> {
+        let negate = t.eat("no");
+        if t.eat("description") {
+            let d = t.rest();
+            self.cfg.isakmp_peers[idx].description = (!negate).then_some(d);
+            return Ok(());
+        }
+        if !(t.eat("set") && t.eat("aggressive-mode")) {
+            self.warn(no, format!("skipped (not used by espgw): {text}"));
+            return Ok(());
+        }
+        t.cmd("set aggressive-mode");
+        let addr = self.cfg.isakmp_peers[idx].addr;
+        match t.choice(&["password", "client-endpoint"], "password|client-endpoint")? {
+            0 => {
+                t.cmd("set aggressive-mode password");
+                if negate {
+                    t.end()?;
+                    self.cfg.isakmp_peers[idx].aggressive_mode = false;
+                    return Ok(());
+                }
+                let key = t.next("a key")?;
+                t.end()?;
+                let peer = KeyPeer::Address {
+                    addr,
+                    mask: Ipv4Addr::BROADCAST,
+                };
+                self.cfg.isakmp_keys.retain(|k| k.peer != peer);
+                self.cfg.isakmp_keys.push(IsakmpKey {
+                    key: PresharedKey::new(key.as_bytes()),
+                    peer,
+                    no_xauth: false,
+                    line: no,
+                });
+            }
+            _ => {
+                t.cmd("set aggressive-mode client-endpoint");
+                if negate {
+                    self.cfg.isakmp_peers[idx].client_endpoint = None;
+                    return Ok(());
+                }
+                let kind = t.choice(
+                    &["ipv4-address", "fqdn", "user-fqdn"],
+                    "ipv4-address|fqdn|user-fqdn",
+                )?;
+                let value = if kind == 0 {
+                    t.ipv4("an IPv4 address")?.to_string()
+                } else {
+                    t.next("a name")?.to_string()
+                };
+                t.end()?;
+                let kw = ["ipv4-address", "fqdn", "user-fqdn"][kind];
+                self.cfg.isakmp_peers[idx].client_endpoint = Some(format!("{kw} {value}"));
+            }
+        }
+        self.cfg.isakmp_peers[idx].aggressive_mode = !negate;
+        Ok(())
     }
 
     fn entry_mut(&mut self, map: &str, seq: u32) -> &mut CryptoMapEntry {
@@ -1483,6 +1572,7 @@ fn opens_block(toks: &[&str]) -> bool {
     matches!(
         l.as_slice(),
         ["crypto", "isakmp", "policy", ..]
+            | ["crypto", "isakmp", "peer", ..]
             | ["crypto", "ipsec", "transform-set", ..]
             | ["crypto", "map", ..]
             | ["ip", "access-list", ..]

@@ -147,6 +147,10 @@ fn deploy_configs_parse_cleanly() {
             "r1-aes-pfs.conf",
             include_str!("../../../../deploy/configs/r1-aes-pfs.conf"),
         ),
+        (
+            "r1-am.conf",
+            include_str!("../../../../deploy/configs/r1-am.conf"),
+        ),
     ] {
         let p = parse_config(text, &lab_map()).unwrap_or_else(|e| panic!("{name}: {e}"));
         let skipped: Vec<_> = p
@@ -874,4 +878,49 @@ proptest! {
             prop_assert!(e.line >= 1 && e.line <= lines.len().max(1));
         }
     }
+}
+
+#[test]
+fn isakmp_peer_selects_aggressive_mode() {
+    let text = "\
+crypto isakmp aggressive-mode disable
+crypto isakmp peer address 172.16.172.20
+ description R2 (strongSwan)
+ set aggressive-mode password C!scO
+ set aggressive-mode client-endpoint ipv4-address 172.16.172.10
+crypto isakmp peer address 172.16.172.30
+ set aggressive-mode client-endpoint fqdn r1.example
+ no set aggressive-mode password
+crypto isakmp peer address 172.16.172.40
+ set aggressive-mode client-endpoint user-fqdn vpn@r1.example
+";
+    let c = parse_plain(text).config;
+    assert!(c.aggressive_mode_disabled);
+    assert!(c.initiates_aggressive(ip("172.16.172.20")));
+    assert!(!c.initiates_aggressive(ip("172.16.172.30")));
+    assert!(c.initiates_aggressive(ip("172.16.172.40")));
+    assert!(!c.initiates_aggressive(ip("172.16.172.99")));
+    let p = &c.isakmp_peers[0];
+    assert_eq!(
+        p.client_endpoint.as_deref(),
+        Some("ipv4-address 172.16.172.10")
+    );
+    assert_eq!(p.description.as_deref(), Some("R2 (strongSwan)"));
+    assert_eq!(p.line, 2);
+    // The aggressive-mode password is the peer's pre-shared key.
+    let k = c.psk_for_address(ip("172.16.172.20")).unwrap();
+    assert_eq!(k.key.expose_secret(), b"C!scO");
+    assert_eq!(k.line, 4);
+    assert_eq!(
+        err("crypto isakmp peer address 1.1.1.1\n set aggressive-mode secret x"),
+        r#"line 2: set aggressive-mode: expected password|client-endpoint, got "secret""#
+    );
+    assert_eq!(
+        err("crypto isakmp peer hostname r2"),
+        r#"line 1: crypto isakmp peer: expected address, got "hostname""#
+    );
+    assert_eq!(
+        err("crypto isakmp aggressive-mode enable"),
+        r#"line 1: crypto isakmp aggressive-mode: expected disable, got "enable""#
+    );
 }

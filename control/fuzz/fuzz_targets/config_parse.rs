@@ -1,0 +1,44 @@
+//! The IOS configuration parser on arbitrary text: it must never panic, every error and
+//! warning must name a line of the input, a configuration that parses must render its show
+//! screens, and every ACL line must print as IOS text that parses back to the same line.
+#![no_main]
+
+use espgw_control::cli::api::{CryptoMapView, Response};
+use espgw_control::cli::show;
+use espgw_control::config::{check_config, InterfaceMap};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let text = String::from_utf8_lossy(data);
+    let lines = text.lines().count();
+    let ifmap = InterfaceMap::parse("Ethernet0/0=in0,Ethernet1/0=out0").unwrap();
+    let report = check_config(&text, &ifmap);
+    for e in &report.errors {
+        assert!(e.line >= 1 && e.line <= lines, "error on line {} of {lines}", e.line);
+        let _ = e.to_string();
+    }
+    for w in &report.warnings {
+        assert!(w.line <= lines, "warning on line {} of {lines}", w.line);
+    }
+    let cfg = &report.config;
+    if report.errors.is_empty() {
+        let maps = CryptoMapView::from_config(cfg, |_, _| None);
+        let _ = show::crypto_map(&maps);
+        let _ = show::render(&Response::isakmp_policies(cfg));
+        for r in cfg.map_entries() {
+            let _ = cfg.proxy_pairs(r.entry);
+            let _ = cfg.transform_sets_for(r.entry);
+            let _ = cfg.local_address_for_map(r.map_name());
+        }
+    }
+    for acl in cfg.access_lists.values() {
+        for entry in &acl.entries {
+            let again = format!("access-list 150 {}\n", entry.ios_text());
+            let back = check_config(&again, &InterfaceMap::default());
+            assert!(back.errors.is_empty(), "{again:?}: {:?}", back.errors);
+            let mut parsed = back.config.access_lists["150"].entries[0].clone();
+            parsed.line = entry.line;
+            assert_eq!(&parsed, entry, "{again:?}");
+        }
+    }
+});
