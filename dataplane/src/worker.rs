@@ -1,1 +1,509 @@
-//! (placeholder, filled by its owner)
+//! Poll-mode workers: one per core, each owning the AF_XDP sockets of its
+//! queues on the inside and the outside interface, over one shared UMEM.
+//!
+//! A worker loops: pick up a newer next-hop table, receive a batch from each
+//! socket, process it (today: IPv4 forwarding towards the kernel's next hop),
+//! send the batches, recycle completions and refill the fill rings. When
+//! nothing arrives it spins briefly and then blocks in `poll(2)` (unless
+//! `busy_poll`), so gateways and hosts can share a small machine.
+
+pub mod esp_path;
+pub mod fib;
+pub mod forward;
+pub mod icmp;
+pub mod netlink;
+pub mod sa;
+
+use crate::esp::{DropCounters, DropReason};
+use crate::sys::xsk::{Packet, XskConfig, XskError, XskSet};
+use crate::xdp::acl::AclRule;
+use crate::xdp::Side;
+use esp_path::EspState;
+use fib::FibReader;
+use forward::FwdDrop;
+use icmp::IcmpError;
+use sa::SaSource;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Per-worker counters, readable from other threads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(usize)]
+pub enum Counter {
+    RxInside,
+    RxOutside,
+    TxInside,
+    TxOutside,
+    DropNotIpv4,
+    DropMalformed,
+    DropTtlExceeded,
+    DropNoNeighbour,
+    DropNoRoute,
+    DropTxRingFull,
+    /// Too big for the output MTU without DF (no fragmentation yet).
+    DropTooBig,
+    /// Interesting traffic without an outbound SA (sa_request posted).
+    DropNoSa,
+    /// Dropped by ESP processing (see the esp_drop_* counters for reasons).
+    DropEsp,
+    /// Decapsulated packet outside its SA's proxy identities.
+    DropPolicyMismatch,
+    /// Packets encapsulated / decapsulated.
+    EspEncap,
+    EspDecap,
+    /// ICMP errors sent (time exceeded, fragmentation needed).
+    IcmpSent,
+    /// Kernel: dropped before reaching the socket (RX ring full or no fill frame).
+    XskRxDropped,
+    XskRxRingFull,
+    XskFillRingEmpty,
+    XskTxInvalid,
+}
+
+impl Counter {
+    pub const COUNT: usize = 21;
+    pub const ALL: [Counter; Self::COUNT] = [
+        Self::RxInside,
+        Self::RxOutside,
+        Self::TxInside,
+        Self::TxOutside,
+        Self::DropNotIpv4,
+        Self::DropMalformed,
+        Self::DropTtlExceeded,
+        Self::DropNoNeighbour,
+        Self::DropNoRoute,
+        Self::DropTxRingFull,
+        Self::DropTooBig,
+        Self::DropNoSa,
+        Self::DropEsp,
+        Self::DropPolicyMismatch,
+        Self::EspEncap,
+        Self::EspDecap,
+        Self::IcmpSent,
+        Self::XskRxDropped,
+        Self::XskRxRingFull,
+        Self::XskFillRingEmpty,
+        Self::XskTxInvalid,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::RxInside => "rx_inside",
+            Self::RxOutside => "rx_outside",
+            Self::TxInside => "tx_inside",
+            Self::TxOutside => "tx_outside",
+            Self::DropNotIpv4 => "drop_not_ipv4",
+            Self::DropMalformed => "drop_malformed",
+            Self::DropTtlExceeded => "drop_ttl_exceeded",
+            Self::DropNoNeighbour => "drop_no_neighbour",
+            Self::DropNoRoute => "drop_no_route",
+            Self::DropTxRingFull => "drop_tx_ring_full",
+            Self::DropTooBig => "drop_too_big",
+            Self::DropNoSa => "drop_no_sa",
+            Self::DropEsp => "drop_esp",
+            Self::DropPolicyMismatch => "drop_policy_mismatch",
+            Self::EspEncap => "esp_encap",
+            Self::EspDecap => "esp_decap",
+            Self::IcmpSent => "icmp_sent",
+            Self::XskRxDropped => "xsk_rx_dropped",
+            Self::XskRxRingFull => "xsk_rx_ring_full",
+            Self::XskFillRingEmpty => "xsk_fill_ring_empty",
+            Self::XskTxInvalid => "xsk_tx_invalid",
+        }
+    }
+}
+
+/// Counters shared between a worker and whoever reports them.
+#[derive(Debug, Default)]
+pub struct WorkerStats {
+    counters: [AtomicU64; Counter::COUNT],
+    esp_drops: [AtomicU64; DropReason::COUNT],
+}
+
+impl WorkerStats {
+    /// ESP drops for one reason (the esp module's reasons).
+    pub fn esp_drop(&self, r: DropReason) -> u64 {
+        self.esp_drops[r as usize].load(Ordering::Relaxed)
+    }
+
+    fn set_esp(&self, d: &DropCounters) {
+        for (r, v) in d.iter() {
+            self.esp_drops[r as usize].store(v, Ordering::Relaxed);
+        }
+    }
+
+    pub fn get(&self, c: Counter) -> u64 {
+        self.counters[c as usize].load(Ordering::Relaxed)
+    }
+
+    fn set(&self, c: Counter, v: u64) {
+        self.counters[c as usize].store(v, Ordering::Relaxed);
+    }
+
+    fn add(&self, local: &mut [u64; Counter::COUNT]) {
+        for (i, v) in local.iter_mut().enumerate() {
+            if *v != 0 {
+                self.counters[i].fetch_add(*v, Ordering::Relaxed);
+                *v = 0;
+            }
+        }
+    }
+}
+
+/// What one worker serves.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    pub id: usize,
+    /// Core to pin to, if any.
+    pub core: Option<usize>,
+    pub inside: String,
+    pub inside_ifindex: u32,
+    pub inside_queues: Vec<u32>,
+    pub outside: String,
+    pub outside_ifindex: u32,
+    pub outside_queues: Vec<u32>,
+    /// Frames per receive batch (at most 256).
+    pub batch: usize,
+    /// Never block: spin on the rings.
+    pub busy_poll: bool,
+    pub xsk: XskConfig,
+}
+
+/// A worker's sockets, created (and registered in the XSKMAPs) before the
+/// thread starts.
+pub struct Worker {
+    cfg: WorkerConfig,
+    xsk: XskSet,
+    sides: Vec<Side>,
+    tx_port: [usize; 2],
+    fib: FibReader,
+    stats: Arc<WorkerStats>,
+    esp: Option<EspState>,
+}
+
+/// A value published by one thread and picked up by workers between
+/// batches (one atomic load when unchanged).
+pub struct Published<T> {
+    generation: AtomicU64,
+    value: Mutex<Arc<T>>,
+}
+
+impl<T> Published<T> {
+    pub fn new(v: T) -> Self {
+        Published {
+            generation: AtomicU64::new(0),
+            value: Mutex::new(Arc::new(v)),
+        }
+    }
+
+    pub fn set(&self, v: T) {
+        *self.value.lock().unwrap_or_else(|e| e.into_inner()) = Arc::new(v);
+        self.generation.fetch_add(1, Ordering::Release);
+    }
+
+    pub fn get(&self) -> Arc<T> {
+        self.value.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+}
+
+const SPIN: Duration = Duration::from_micros(50);
+const BLOCK_MS: i32 = 100;
+const KERNEL_STATS_EVERY: Duration = Duration::from_millis(100);
+
+pub(crate) fn side_index(s: Side) -> usize {
+    match s {
+        Side::Inside => 0,
+        Side::Outside => 1,
+    }
+}
+
+impl Worker {
+    /// Binds the sockets: inside queues first, then outside queues.
+    pub fn new(cfg: WorkerConfig, fib: FibReader) -> Result<Self, XskError> {
+        if cfg.inside_queues.is_empty() || cfg.outside_queues.is_empty() {
+            return Err(XskError::Config(format!(
+                "worker {} has no queue on one side",
+                cfg.id
+            )));
+        }
+        let mut bindings = Vec::new();
+        let mut sides = Vec::new();
+        for q in &cfg.inside_queues {
+            bindings.push((cfg.inside.clone(), *q));
+            sides.push(Side::Inside);
+        }
+        for q in &cfg.outside_queues {
+            bindings.push((cfg.outside.clone(), *q));
+            sides.push(Side::Outside);
+        }
+        let xsk = XskSet::new(&cfg.xsk, &bindings)?;
+        let tx_port = [0, cfg.inside_queues.len()];
+        Ok(Worker {
+            cfg,
+            xsk,
+            sides,
+            tx_port,
+            fib,
+            stats: Arc::new(WorkerStats::default()),
+            esp: None,
+        })
+    }
+
+    /// Turns on ESP: interesting traffic is encapsulated with SAs from the
+    /// region, ESP from the outside decapsulated.
+    pub fn with_esp(mut self, source: Arc<SaSource>, acl: Arc<Published<Vec<AclRule>>>) -> Self {
+        self.esp = Some(EspState::new(source, acl, self.cfg.id as u16));
+        self
+    }
+
+    /// (side, queue, socket fd) of every port, for the XSKMAPs.
+    pub fn sockets(&self) -> Vec<(Side, u32, std::os::fd::RawFd)> {
+        (0..self.xsk.ports())
+            .map(|i| (self.sides[i], self.xsk.binding(i).1, self.xsk.fd(i)))
+            .collect()
+    }
+
+    pub fn stats(&self) -> Arc<WorkerStats> {
+        self.stats.clone()
+    }
+
+    /// Runs until `stop` is set.
+    pub fn run(mut self, stop: &AtomicBool) {
+        if let Some(core) = self.cfg.core {
+            if !core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
+                eprintln!(
+                    "espgw-dataplane: worker {}: cannot pin to core {core}",
+                    self.cfg.id
+                );
+            }
+        }
+        let batch = self.cfg.batch.clamp(1, 256);
+        let mut rx: Vec<Packet> = Vec::with_capacity(batch);
+        let mut out: [Vec<Packet>; 2] = [Vec::with_capacity(batch), Vec::with_capacity(batch)];
+        let mut local = [0u64; Counter::COUNT];
+        let mut idle_since: Option<Instant> = None;
+        let mut last_kernel_stats = Instant::now();
+        while !stop.load(Ordering::Relaxed) {
+            if last_kernel_stats.elapsed() >= KERNEL_STATS_EVERY {
+                self.kernel_stats();
+                last_kernel_stats = Instant::now();
+            }
+            self.fib.refresh();
+            if let Some(e) = self.esp.as_mut() {
+                if e.refresh() {
+                    // Resolve the peers of new SAs before their first packet.
+                    for o in &e.tables.outbound {
+                        if self.fib.lookup(o.sa.params.remote).is_none() {
+                            self.fib.request(o.sa.params.remote);
+                        }
+                    }
+                }
+            }
+            let mut got = 0;
+            for port in 0..self.xsk.ports() {
+                let n = self.xsk.recv(port, &mut rx, batch);
+                if n == 0 {
+                    continue;
+                }
+                got += n;
+                let side = self.sides[port];
+                local[match side {
+                    Side::Inside => Counter::RxInside,
+                    Side::Outside => Counter::RxOutside,
+                } as usize] += n as u64;
+                if let Some(st) = self.esp.as_mut() {
+                    let mut io = esp_path::Io {
+                        xsk: &mut self.xsk,
+                        fib: &self.fib,
+                        inside_ifindex: self.cfg.inside_ifindex,
+                        outside_ifindex: self.cfg.outside_ifindex,
+                        local: &mut local,
+                    };
+                    match side {
+                        Side::Inside => esp_path::encap(st, &mut io, &mut rx, &mut out),
+                        Side::Outside => esp_path::decap(st, &mut io, &mut rx, &mut out),
+                    }
+                    self.stats.set_esp(&st.drops);
+                }
+                for mut pkt in rx.drain(..) {
+                    match self.process(&mut pkt) {
+                        Verdict::Tx(to) => out[side_index(to)].push(pkt),
+                        Verdict::Drop(c) => {
+                            local[c as usize] += 1;
+                            self.xsk.release(pkt);
+                        }
+                        Verdict::Icmp(err, c) => {
+                            local[c as usize] += 1;
+                            if let Some((to, reply)) = icmp_reply(
+                                &mut self.xsk,
+                                &self.fib,
+                                self.cfg.inside_ifindex,
+                                self.cfg.outside_ifindex,
+                                &pkt,
+                                err,
+                            ) {
+                                out[side_index(to)].push(reply);
+                                local[Counter::IcmpSent as usize] += 1;
+                            }
+                            self.xsk.release(pkt);
+                        }
+                    }
+                }
+                for (i, q) in out.iter_mut().enumerate() {
+                    if !q.is_empty() {
+                        let (sent, dropped) = self.xsk.send(self.tx_port[i], q);
+                        local[if i == 0 {
+                            Counter::TxInside
+                        } else {
+                            Counter::TxOutside
+                        } as usize] += sent as u64;
+                        local[Counter::DropTxRingFull as usize] += dropped as u64;
+                    }
+                }
+            }
+            self.xsk.service();
+            if got > 0 {
+                idle_since = None;
+                self.stats.add(&mut local);
+                continue;
+            }
+            self.stats.add(&mut local);
+            if self.cfg.busy_poll {
+                std::hint::spin_loop();
+                continue;
+            }
+            let since = *idle_since.get_or_insert_with(Instant::now);
+            if since.elapsed() < SPIN {
+                std::hint::spin_loop();
+            } else {
+                let _ = self.xsk.wait(BLOCK_MS);
+            }
+        }
+        self.kernel_stats();
+    }
+
+    /// Copies the kernel's per-socket drop counters (summed over ports).
+    fn kernel_stats(&self) {
+        let mut sum = [0u64; 4];
+        for port in 0..self.xsk.ports() {
+            if let Ok(st) = self.xsk.stats(port) {
+                sum[0] += st.rx_dropped;
+                sum[1] += st.rx_ring_full;
+                sum[2] += st.rx_fill_ring_empty;
+                sum[3] += st.tx_invalid;
+            }
+        }
+        self.stats.set(Counter::XskRxDropped, sum[0]);
+        self.stats.set(Counter::XskRxRingFull, sum[1]);
+        self.stats.set(Counter::XskFillRingEmpty, sum[2]);
+        self.stats.set(Counter::XskTxInvalid, sum[3]);
+    }
+
+    /// Decides where one frame goes, rewriting it in place.
+    fn process(&mut self, pkt: &mut Packet) -> Verdict {
+        let frame = self.xsk.data_mut(pkt);
+        let dst = match forward::ipv4_destination(frame) {
+            Ok(d) => d,
+            Err(e) => return Verdict::Drop(fwd_counter(e)),
+        };
+        let Some(nh) = self.fib.lookup(dst) else {
+            self.fib.request(dst);
+            return Verdict::Drop(Counter::DropNoNeighbour);
+        };
+        let Some(to) = self.side_of(nh.oif) else {
+            return Verdict::Drop(Counter::DropNoRoute);
+        };
+        let ip_len = frame.len().saturating_sub(14);
+        if ip_len > usize::from(nh.mtu) {
+            if forward::dont_fragment(frame) {
+                return Verdict::Icmp(
+                    IcmpError::FragmentationNeeded { mtu: nh.mtu },
+                    Counter::DropTooBig,
+                );
+            }
+            return Verdict::Drop(Counter::DropTooBig);
+        }
+        match forward::forward_in_place(frame, nh) {
+            Ok(()) => Verdict::Tx(to),
+            Err(FwdDrop::TtlExceeded) => {
+                Verdict::Icmp(IcmpError::TtlExceeded, Counter::DropTtlExceeded)
+            }
+            Err(e) => Verdict::Drop(fwd_counter(e)),
+        }
+    }
+
+    fn side_of(&self, oif: u32) -> Option<Side> {
+        if oif == self.cfg.outside_ifindex {
+            Some(Side::Outside)
+        } else if oif == self.cfg.inside_ifindex {
+            Some(Side::Inside)
+        } else {
+            None
+        }
+    }
+}
+
+/// An ICMP error about `orig` back to its source, if one may and can be sent.
+pub(crate) fn icmp_reply(
+    xsk: &mut XskSet,
+    fib: &FibReader,
+    inside_ifindex: u32,
+    outside_ifindex: u32,
+    orig: &Packet,
+    err: IcmpError,
+) -> Option<(Side, Packet)> {
+    let data = xsk.data(orig);
+    if !icmp::may_answer(data) {
+        return None;
+    }
+    let src = std::net::Ipv4Addr::new(data[26], data[27], data[28], data[29]);
+    let Some(nh) = fib.lookup(src).copied() else {
+        fib.request(src);
+        return None;
+    };
+    let to = if nh.oif == inside_ifindex {
+        Side::Inside
+    } else if nh.oif == outside_ifindex {
+        Side::Outside
+    } else {
+        return None;
+    };
+    let from = nh.src_ip?;
+    let mut tmp = [0u8; 128];
+    let n = icmp::build_error(xsk.data(orig), err, from, &nh, &mut tmp)?;
+    let mut reply = xsk.alloc()?;
+    match xsk.resize(&mut reply, n) {
+        Some(b) => {
+            b.copy_from_slice(&tmp[..n]);
+            Some((to, reply))
+        }
+        None => {
+            xsk.release(reply);
+            None
+        }
+    }
+}
+
+/// What becomes of one received frame.
+enum Verdict {
+    /// Send it on that side.
+    Tx(Side),
+    /// Drop it, counting the reason.
+    Drop(Counter),
+    /// Drop it (counting the reason) and answer with an ICMP error.
+    Icmp(IcmpError, Counter),
+}
+
+fn fwd_counter(d: FwdDrop) -> Counter {
+    match d {
+        FwdDrop::NotIpv4 => Counter::DropNotIpv4,
+        FwdDrop::Malformed => Counter::DropMalformed,
+        FwdDrop::TtlExceeded => Counter::DropTtlExceeded,
+    }
+}

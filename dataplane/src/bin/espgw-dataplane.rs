@@ -1,1 +1,355 @@
-fn main() {}
+//! espgw-dataplane: XDP classifiers + AF_XDP poll-mode workers.
+//!
+//! Control hands its crypto-ACL to the dataplane as a policy file (see
+//! `espgw_dataplane::xdp::acl`), which is re-read when it changes; `--acl`
+//! gives rules on the command line instead (tests, static setups).
+
+use clap::Parser;
+use espgw_dataplane::esp::DropReason;
+use espgw_dataplane::sadb::SaDb;
+use espgw_dataplane::sys::xsk::{stop_on_signals, XskConfig};
+use espgw_dataplane::worker::fib::Fib;
+use espgw_dataplane::worker::netlink::Netlink;
+use espgw_dataplane::worker::sa::SaSource;
+use espgw_dataplane::worker::{Counter, Published, Worker, WorkerConfig, WorkerStats};
+use espgw_dataplane::xdp::acl::{self, AclRule};
+use espgw_dataplane::xdp::maps::CounterIndex;
+use espgw_dataplane::xdp::{Classifier, ModeRequest, Side};
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "espgw-dataplane",
+    about = "espgw dataplane: XDP classifiers and AF_XDP workers"
+)]
+struct Args {
+    /// Inside (protected, private) interface.
+    #[arg(long)]
+    inside: String,
+    /// Outside (public) interface.
+    #[arg(long)]
+    outside: String,
+    /// Cores for the workers, e.g. 0,1 (one worker per core; at most one per queue).
+    #[arg(long, value_delimiter = ',', default_value = "0")]
+    cores: Vec<usize>,
+    /// A crypto-ACL rule: `permit|deny PROTO SRC DST [sport A-B] [dport A-B] [policy N]`.
+    #[arg(long = "acl")]
+    acl: Vec<String>,
+    /// Policy file written by espgw-control (one rule a line); re-read when it changes.
+    #[arg(long)]
+    policy: Option<PathBuf>,
+    /// XDP attach mode.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "driver", "skb"])]
+    xdp_mode: String,
+    /// Keep workers spinning instead of blocking when idle.
+    #[arg(long)]
+    busy_poll: bool,
+    /// Frames per receive batch.
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
+    /// Force AF_XDP copy mode.
+    #[arg(long)]
+    force_copy: bool,
+    /// UMEM frames per socket.
+    #[arg(long, default_value_t = 4096)]
+    frames: u32,
+    /// Write counters as JSON here (every 200 ms and at exit).
+    #[arg(long)]
+    stats: Option<PathBuf>,
+    /// The shared-memory SA database written by espgw-control: turns on ESP
+    /// (without it the dataplane forwards steered traffic in clear, for tests).
+    #[arg(long)]
+    sadb: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("espgw-dataplane: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn mode(s: &str) -> ModeRequest {
+    match s {
+        "driver" => ModeRequest::Driver,
+        "skb" => ModeRequest::Skb,
+        _ => ModeRequest::Auto,
+    }
+}
+
+fn run(args: Args) -> Result<(), String> {
+    let stop_signal = stop_on_signals();
+    let mut rules: Vec<AclRule> = args
+        .acl
+        .iter()
+        .map(|r| r.parse())
+        .collect::<Result<_, _>>()
+        .map_err(|e: acl::AclError| e.to_string())?;
+    let mut policy_mtime = None;
+    if let Some(p) = &args.policy {
+        policy_mtime = mtime(p);
+        rules.extend(acl::read_policy_file(p).map_err(|e| e.to_string())?);
+    }
+
+    let mut nl = Netlink::open().map_err(|e| e.to_string())?;
+    let links = nl.links().map_err(|e| e.to_string())?;
+    let find = |name: &str| {
+        links
+            .iter()
+            .find(|l| l.name == name)
+            .cloned()
+            .ok_or_else(|| format!("no interface {name}"))
+    };
+    let inside = find(&args.inside)?;
+    let outside = find(&args.outside)?;
+
+    let mut cls_in = Classifier::attach(Side::Inside, &args.inside, mode(&args.xdp_mode))
+        .map_err(|e| e.to_string())?;
+    let mut cls_out = Classifier::attach(Side::Outside, &args.outside, mode(&args.xdp_mode))
+        .map_err(|e| e.to_string())?;
+
+    let in_queues = active_rx_queues(&inside.name, inside.ifindex, inside.rx_queues);
+    let out_queues = active_rx_queues(&outside.name, outside.ifindex, outside.rx_queues);
+    let nworkers = args
+        .cores
+        .len()
+        .min(in_queues as usize)
+        .min(out_queues as usize)
+        .max(1);
+    if nworkers < args.cores.len() {
+        eprintln!(
+            "espgw-dataplane: {} cores given but only {} queue(s) per interface: {nworkers} worker(s)",
+            args.cores.len(),
+            in_queues.min(out_queues)
+        );
+    }
+    let fib = Fib::start().map_err(|e| e.to_string())?;
+    let acl_shared = Arc::new(Published::new(rules.clone()));
+    let sa_source = match &args.sadb {
+        None => None,
+        Some(path) => {
+            // Control may not have created the region yet: wait for it.
+            let mut warned = false;
+            loop {
+                match SaDb::open(path) {
+                    Ok(r) => break Some(Arc::new(SaSource::new(r))),
+                    Err(e) => {
+                        if stop_signal.load(Ordering::SeqCst) {
+                            return Ok(());
+                        }
+                        if !warned {
+                            eprintln!(
+                                "espgw-dataplane: waiting for the SA database {}: {e}",
+                                path.display()
+                            );
+                            warned = true;
+                        }
+                        std::thread::sleep(Duration::from_millis(200));
+                    }
+                }
+            }
+        }
+    };
+    let xsk = XskConfig {
+        frames_per_socket: args.frames,
+        force_copy: args.force_copy,
+        ..XskConfig::default()
+    };
+    let mut workers = Vec::new();
+    for w in 0..nworkers {
+        let queues = |n: u32| {
+            (0..n)
+                .filter(|q| *q as usize % nworkers == w)
+                .collect::<Vec<u32>>()
+        };
+        let cfg = WorkerConfig {
+            id: w,
+            core: Some(args.cores[w]),
+            inside: args.inside.clone(),
+            inside_ifindex: inside.ifindex,
+            inside_queues: queues(in_queues),
+            outside: args.outside.clone(),
+            outside_ifindex: outside.ifindex,
+            outside_queues: queues(out_queues),
+            batch: args.batch,
+            busy_poll: args.busy_poll,
+            xsk,
+        };
+        let mut worker = Worker::new(cfg, fib.reader()).map_err(|e| e.to_string())?;
+        if let Some(src) = &sa_source {
+            worker = worker.with_esp(src.clone(), acl_shared.clone());
+        }
+        for (side, queue, fd) in worker.sockets() {
+            let cls = if side == Side::Inside {
+                &mut cls_in
+            } else {
+                &mut cls_out
+            };
+            cls.register_xsk(queue, fd).map_err(|e| e.to_string())?;
+        }
+        workers.push(worker);
+    }
+    cls_in.set_acl(&rules).map_err(|e| e.to_string())?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut stats = Vec::new();
+    let mut threads = Vec::new();
+    for w in workers {
+        stats.push(w.stats());
+        let stop = stop.clone();
+        threads.push(
+            std::thread::Builder::new()
+                .name("espgw-worker".into())
+                .spawn(move || w.run(&stop))
+                .map_err(|e| e.to_string())?,
+        );
+    }
+    eprintln!(
+        "espgw-dataplane: inside {} ({:?}), outside {} ({:?}), {} worker(s), {} ACL rule(s), {}",
+        args.inside,
+        cls_in.mode(),
+        args.outside,
+        cls_out.mode(),
+        threads.len(),
+        rules.len(),
+        if sa_source.is_some() {
+            "ESP on"
+        } else {
+            "no SA database: forwarding in clear"
+        }
+    );
+
+    while !stop_signal.load(Ordering::SeqCst) {
+        if let Some(s) = &args.stats {
+            write_stats(s, &cls_in, &cls_out, &stats);
+        }
+        if let Some(p) = &args.policy {
+            let m = mtime(p);
+            if m != policy_mtime {
+                policy_mtime = m;
+                match acl::read_policy_file(p) {
+                    Ok(mut new) => {
+                        let mut all: Vec<AclRule> =
+                            args.acl.iter().filter_map(|r| r.parse().ok()).collect();
+                        all.append(&mut new);
+                        match cls_in.set_acl(&all) {
+                            Ok(()) => {
+                                eprintln!("espgw-dataplane: policy reloaded, {} rule(s)", all.len())
+                            }
+                            Err(e) => eprintln!("espgw-dataplane: policy: {e}"),
+                        }
+                    }
+                    Err(e) => eprintln!("espgw-dataplane: policy: {e}"),
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    stop.store(true, Ordering::SeqCst);
+    for t in threads {
+        let _ = t.join();
+    }
+    if let Some(s) = &args.stats {
+        write_stats(s, &cls_in, &cls_out, &stats);
+    }
+    drop(fib);
+    drop(cls_in);
+    drop(cls_out);
+    eprintln!("espgw-dataplane: stopped");
+    Ok(())
+}
+
+/// The active RX queues of an interface (`ethtool -l` "current"), from sysfs
+/// when sysfs shows our namespace's device; else every allocated queue.
+fn active_rx_queues(name: &str, ifindex: u32, allocated: u32) -> u32 {
+    let dir = PathBuf::from("/sys/class/net").join(name);
+    let same = std::fs::read_to_string(dir.join("ifindex"))
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+        == Some(ifindex);
+    if !same {
+        return allocated.max(1);
+    }
+    let n = std::fs::read_dir(dir.join("queues"))
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| e.file_name().to_string_lossy().starts_with("rx-"))
+                .count()
+        })
+        .unwrap_or(0);
+    if n == 0 {
+        allocated.max(1)
+    } else {
+        n as u32
+    }
+}
+
+fn mtime(p: &std::path::Path) -> Option<SystemTime> {
+    std::fs::metadata(p).and_then(|m| m.modified()).ok()
+}
+
+fn write_stats(
+    path: &std::path::Path,
+    cls_in: &Classifier,
+    cls_out: &Classifier,
+    workers: &[Arc<WorkerStats>],
+) {
+    let mut s = String::from("{");
+    for (name, cls) in [("inside", cls_in), ("outside", cls_out)] {
+        let _ = write!(
+            s,
+            "\"{name}\":{{\"ifname\":\"{}\",\"mode\":\"{:?}\",\"xdp\":{{",
+            cls.ifname(),
+            cls.mode()
+        );
+        if let Ok(c) = cls.counters() {
+            let items: Vec<String> = CounterIndex::ALL
+                .iter()
+                .zip(c.iter())
+                .map(|(i, v)| {
+                    format!(
+                        "\"{}\":{{\"packets\":{},\"bytes\":{}}}",
+                        i.name(),
+                        v.packets,
+                        v.bytes
+                    )
+                })
+                .collect();
+            s.push_str(&items.join(","));
+        }
+        s.push_str("}},");
+    }
+    s.push_str("\"workers\":[");
+    let ws: Vec<String> = workers
+        .iter()
+        .map(|w| {
+            let mut items: Vec<String> = Counter::ALL
+                .iter()
+                .map(|c| format!("\"{}\":{}", c.name(), w.get(*c)))
+                .collect();
+            items.extend(DropReason::ALL.iter().map(|r| {
+                format!(
+                    "\"esp_drop_{}\":{}",
+                    r.name().replace('-', "_"),
+                    w.esp_drop(*r)
+                )
+            }));
+            format!("{{{}}}", items.join(","))
+        })
+        .collect();
+    s.push_str(&ws.join(","));
+    s.push_str("]}\n");
+    let tmp = path.with_extension("tmp");
+    if std::fs::write(&tmp, s).is_ok() {
+        let _ = std::fs::rename(&tmp, path);
+    }
+}

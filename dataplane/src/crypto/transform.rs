@@ -18,9 +18,10 @@ use aes::{Aes128, Aes192, Aes256};
 use aes_gcm::aead::AeadInOut;
 use aes_gcm::{Aes128Gcm, Aes256Gcm};
 use des::cipher::KeyInit;
-use des::TdesEde3;
+
+use super::md5mb::{self, HmacMd5Job, HmacMd5Key};
+use super::tdes::{self, CbcJob, Tdes3Key};
 use hmac::{Hmac, Mac};
-use md5::Md5;
 use sha1::Sha1;
 use std::fmt;
 use zeroize::Zeroize;
@@ -358,7 +359,7 @@ impl std::str::FromStr for Transform {
 
 enum CipherState {
     Null,
-    Tdes(Box<TdesEde3>),
+    Tdes(Box<Tdes3Key>),
     Aes128(Box<Aes128>),
     Aes192(Box<Aes192>),
     Aes256(Box<Aes256>),
@@ -368,7 +369,7 @@ enum CipherState {
 
 enum AuthState {
     None,
-    Md5(Box<Hmac<Md5>>),
+    Md5(Box<HmacMd5Key>),
     Sha1(Box<Hmac<Sha1>>),
 }
 
@@ -405,6 +406,21 @@ pub struct SaCrypto {
     cipher: CipherState,
     auth: AuthState,
     salt: [u8; GCM_SALT_LEN],
+}
+
+/// The batch 3DES view of CBC jobs (3DES IVs are the first 8 bytes).
+fn tdes_jobs<'j>(key: &'j Tdes3Key, jobs: &'j mut [CipherJob<'_>]) -> Vec<CbcJob<'j>> {
+    jobs.iter_mut()
+        .map(|j| {
+            let mut iv = [0u8; 8];
+            iv.copy_from_slice(&j.iv[..8]);
+            CbcJob {
+                key,
+                iv,
+                data: &mut *j.data,
+            }
+        })
+        .collect()
 }
 
 impl Drop for SaCrypto {
@@ -455,7 +471,12 @@ impl SaCrypto {
                 if enc_key[0..8] == enc_key[8..16] || enc_key[8..16] == enc_key[16..24] {
                     return Err(TransformError::WeakKey);
                 }
-                CipherState::Tdes(Box::new(TdesEde3::new_from_slice(enc_key).map_err(bad)?))
+                // Length checked above (enc_key_len is 24 for 3DES).
+                let mut key = [0u8; 24];
+                key.copy_from_slice(enc_key);
+                let st = CipherState::Tdes(Box::new(Tdes3Key::new(&key)));
+                key.zeroize();
+                st
             }
             Cipher::AesCbc(AesBits::B128) => {
                 CipherState::Aes128(Box::new(Aes128::new_from_slice(enc_key).map_err(bad)?))
@@ -482,10 +503,7 @@ impl SaCrypto {
         };
         let auth = match transform.integrity {
             Integrity::None => AuthState::None,
-            Integrity::HmacMd5 => AuthState::Md5(Box::new(
-                <Hmac<Md5> as KeyInit>::new_from_slice(auth_key)
-                    .expect("HMAC takes any key length"),
-            )),
+            Integrity::HmacMd5 => AuthState::Md5(Box::new(HmacMd5Key::new(auth_key))),
             Integrity::HmacSha1 => AuthState::Sha1(Box::new(
                 <Hmac<Sha1> as KeyInit>::new_from_slice(auth_key)
                     .expect("HMAC takes any key length"),
@@ -508,10 +526,8 @@ impl SaCrypto {
     pub fn encrypt_many(&self, jobs: &mut [CipherJob<'_>]) {
         match &self.cipher {
             CipherState::Null | CipherState::Gcm128(_) | CipherState::Gcm256(_) => {}
-            // The batch engineer's lane-parallel 3DES replaces this arm.
-            CipherState::Tdes(k) => jobs
-                .iter_mut()
-                .for_each(|j| cbc::encrypt(&**k, &j.iv, j.data)),
+            // Lane-parallel 3DES: one CBC chain per packet, lanes across the batch.
+            CipherState::Tdes(k) => tdes::cbc_encrypt_many(&mut tdes_jobs(k, jobs)),
             CipherState::Aes128(k) => jobs
                 .iter_mut()
                 .for_each(|j| cbc::encrypt(&**k, &j.iv, j.data)),
@@ -528,9 +544,7 @@ impl SaCrypto {
     pub fn decrypt_many(&self, jobs: &mut [CipherJob<'_>]) {
         match &self.cipher {
             CipherState::Null | CipherState::Gcm128(_) | CipherState::Gcm256(_) => {}
-            CipherState::Tdes(k) => jobs
-                .iter_mut()
-                .for_each(|j| cbc::decrypt(&**k, &j.iv, j.data)),
+            CipherState::Tdes(k) => tdes::cbc_decrypt_many(&mut tdes_jobs(k, jobs)),
             CipherState::Aes128(k) => jobs
                 .iter_mut()
                 .for_each(|j| cbc::decrypt(&**k, &j.iv, j.data)),
@@ -547,12 +561,23 @@ impl SaCrypto {
     pub fn icv_many(&self, jobs: &mut [IcvJob<'_>]) {
         match &self.auth {
             AuthState::None => {}
-            // The batch engineer's multi-buffer MD5 replaces this arm.
-            AuthState::Md5(m) => jobs.iter_mut().for_each(|j| {
-                let mut h = (**m).clone();
-                h.update(j.data);
-                j.icv[..12].copy_from_slice(&h.finalize().into_bytes()[..12]);
-            }),
+            // Multi-buffer HMAC-MD5: 16 (AVX-512) or 8 (AVX2) packets at once.
+            AuthState::Md5(key) => {
+                let mut outs = vec![[0u8; 16]; jobs.len()];
+                let mut mjobs: Vec<HmacMd5Job<'_>> = jobs
+                    .iter()
+                    .zip(outs.iter_mut())
+                    .map(|(j, out)| HmacMd5Job {
+                        key,
+                        data: j.data,
+                        out,
+                    })
+                    .collect();
+                md5mb::hmac_md5_many(&mut mjobs);
+                for (j, o) in jobs.iter_mut().zip(&outs) {
+                    j.icv[..12].copy_from_slice(&o[..12]);
+                }
+            }
             AuthState::Sha1(m) => jobs.iter_mut().for_each(|j| {
                 let mut h = (**m).clone();
                 h.update(j.data);

@@ -110,11 +110,8 @@ fn decap_group<B: AsRef<[u8]> + AsMut<[u8]>>(
 ) -> usize {
     let t = sa.params.transform;
     let (iv_len, icv_len) = (t.iv_len(), t.icv_len());
-    let cbc_block = if t.is_aead() || iv_len == 0 {
-        1
-    } else {
-        iv_len
-    };
+    // RFC 4303 §2.4: the ciphertext ends 4-byte aligned, and CBC needs whole blocks.
+    let align = t.pad_align();
 
     // Pass 1: SA match, lengths, replay check (before any crypto).
     for fr in frames.iter_mut() {
@@ -132,7 +129,7 @@ fn decap_group<B: AsRef<[u8]> + AsMut<[u8]>>(
                 return Err(DropReason::Truncated);
             }
             let ct_len = fr.meta.esp_len - ESP_HEADER_LEN - iv_len - icv_len;
-            if ct_len % cbc_block != 0 {
+            if ct_len % align != 0 {
                 return Err(DropReason::Truncated);
             }
             let esp = EspPacket::new_unchecked(&buf[fr.meta.esp..]);

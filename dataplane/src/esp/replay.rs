@@ -109,8 +109,15 @@ impl ReplayWindow {
         (word, block & 0xffff_ffff, 1u64 << (seq % BITS_PER_WORD))
     }
 
-    /// Tag comparison: >0 the word is older than `block`, 0 same, <0 newer.
+    /// Tag comparison: >0 the word is older than `block`, 0 same, <0 newer. A word that
+    /// was never written (all zero: a committed word always has a bit set) is older than
+    /// any block. Tags are compared modulo 2^32 blocks (2^37 sequence numbers); a slot is
+    /// rewritten every `words × 32` numbers while traffic flows, so they never get that
+    /// far apart.
     fn age(word: u64, block: u64) -> i32 {
+        if word == 0 {
+            return 1;
+        }
         (block as u32).wrapping_sub((word >> 32) as u32) as i32
     }
 
@@ -283,6 +290,18 @@ mod tests {
         }
         assert!(ReplayWindow::new(0, false).is_err());
         assert!(ReplayWindow::new(MAX_REPLAY_WINDOW + 1, false).is_err());
+    }
+
+    #[test]
+    fn fresh_window_accepts_any_starting_point() {
+        // Block numbers whose low 32 bits have the top bit set must not read as "newer"
+        // than the empty words.
+        for start in [1u64 << 36, (1 << 37) - 5, 0xffff_ffff_0000, 3 << 40] {
+            let w = ReplayWindow::new(64, true).unwrap();
+            assert_eq!(accept(&w, start), Ok(()), "{start:#x}");
+            assert_eq!(accept(&w, start - 1), Ok(()));
+            assert_eq!(accept(&w, start), Err(ReplayError::Replay));
+        }
     }
 
     #[test]

@@ -69,7 +69,10 @@ pub(crate) mod cw {
     pub const PACKETS: usize = 2;
     pub const BYTES: usize = 3;
     pub const DROPS: usize = 4;
-    // DROPS .. DROPS + 8; words 12..16 reserved.
+    // DROPS .. DROPS + 8.
+    /// Inbound: highest sequence number that passed the ICV (raised with fetch_max).
+    pub const INBOUND_TOP: usize = 12;
+    // Words 13..16 reserved.
 }
 
 const _: () = assert!(cw::DROPS + SaDrop::ALL.len() <= COUNTER_WORDS);
@@ -89,6 +92,8 @@ pub struct SaCounterValues {
     pub drops: [u64; 8],
     /// Outbound: sequence numbers used so far (the last sequence number sent or reserved).
     pub seq_used: u64,
+    /// Inbound: highest sequence number that passed the ICV.
+    pub inbound_top: u64,
 }
 
 impl SaCounterValues {
@@ -136,6 +141,18 @@ impl<'a> SaCounters<'a> {
             _ => Err(SeqError::Exhausted),
         }
     }
+    /// Inbound: records that `seq` passed the ICV check (call once per batch with the
+    /// batch's highest). Kept in the region so that a restarted dataplane can start its
+    /// replay window at [`SaCounters::inbound_top`] instead of empty, and refuse replays
+    /// of packets it accepted before the restart.
+    #[inline]
+    pub fn raise_inbound_top(&self, seq: u64) {
+        self.w[cw::INBOUND_TOP].fetch_max(seq, Ordering::Relaxed);
+    }
+    /// Highest inbound sequence number recorded by [`SaCounters::raise_inbound_top`].
+    pub fn inbound_top(&self) -> u64 {
+        self.w[cw::INBOUND_TOP].load(Ordering::Relaxed)
+    }
     /// Sequence numbers handed out so far.
     pub fn seq_used(&self) -> u64 {
         self.w[cw::SEQ_USED].load(Ordering::Relaxed)
@@ -151,6 +168,7 @@ impl<'a> SaCounters<'a> {
             bytes: self.bytes(),
             drops,
             seq_used: self.seq_used(),
+            inbound_top: self.inbound_top(),
         }
     }
     /// Writer only: zero the block and set the sequence limit for a new SA.
@@ -288,7 +306,10 @@ mod tests {
             c.add_drop(*r, i as u64 + 1);
         }
         c.add_packets(3, 300);
+        c.raise_inbound_top(70);
+        c.raise_inbound_top(65);
         let v = c.values();
+        assert_eq!(v.inbound_top, 70);
         for (i, r) in SaDrop::ALL.iter().enumerate() {
             assert_eq!(v.drop_count(*r), i as u64 + 1);
         }

@@ -339,6 +339,30 @@ mod tests {
         }
     }
 
+    /// Pins layout version 1: if this fails, the layout changed and LAYOUT_VERSION must
+    /// be bumped (and this test updated).
+    #[test]
+    fn layout_version_1_is_pinned() {
+        assert_eq!(LAYOUT_VERSION, 1);
+        let l = Layout::new(Geometry::with_capacity(4096)).unwrap();
+        assert_eq!(
+            (
+                l.slots_off,
+                l.counters_off,
+                l.index_off,
+                l.ring_off,
+                l.reqtab_off,
+                l.total_bytes
+            ),
+            (4096, 1_052_672, 1_576_960, 1_642_496, 1_773_568, 1_789_952)
+        );
+        assert_eq!(l.index_buckets, 8192);
+        assert_eq!(hdr::GENERATION * 8, 256);
+        assert_eq!(hdr::RING_TAIL * 8, 320);
+        assert_eq!(hdr::RING_HEAD * 8, 384);
+        assert_eq!(hdr::GLOBAL_COUNTERS * 8, 512);
+    }
+
     #[test]
     fn header_round_trip() {
         let l = Layout::new(Geometry::with_capacity(100)).unwrap();

@@ -51,9 +51,32 @@
 //! The writer holds an exclusive `flock` on the file, so a second control process gets
 //! [`OpenError::WriterBusy`]. If a writer dies mid-update, the next one to attach
 //! ([`SaDb::open_writer`]) clears the half-written slot and republishes.
+//!
+//! # Restarts
+//! - **Dataplane restarts:** it opens the region, reads every SA back
+//!   ([`SaDbReader::snapshot_all`]), continues outbound sequence numbers from the region's
+//!   counter ([`SaCounters::seq_used`]; reservations never overlap because they are
+//!   `fetch_add`s on that counter), and may start each inbound replay window at
+//!   [`SaCounters::inbound_top`] (kept current with [`SaCounters::raise_inbound_top`]).
+//! - **Control restarts:** [`SaDb::open_or_create`] attaches to the existing region and
+//!   keeps its SAs, so traffic keeps flowing. Control then finds them with
+//!   [`SaDbWriter::entries`] and either adopts them (deleting them when their lifetime
+//!   ends, [`SaDbWriter::delete_expired`]) or purges them ([`SaDbWriter::delete_all`]);
+//!   otherwise their slots leak.
+//! - **Region replaced:** [`SaDb::create`] over an existing region retires it: readers see
+//!   the generation move and [`SaDbReader::is_retired`]; they call
+//!   [`SaDbReader::reopen`].
+//!
+//! # Sizes (layout version 1)
+//! Header 4096 bytes; per SA a 256-byte slot (192-byte record) and a 128-byte counter
+//! block; SPI index 8 bytes × next power of two ≥ 2 × capacity (≥ 16); ring cells 128
+//! bytes; request-table entries 16 bytes. 4096 SAs with the default 1024-event ring and
+//! 1024-entry request table: 1,789,952 bytes.
 
 pub mod counters;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod layout;
 pub mod record;
 pub mod ring;
@@ -153,6 +176,12 @@ pub struct Snapshot {
     /// generation seen first, so the next [`SaDbReader::generation`] check differs and the
     /// caller reads again.
     pub generation: u64,
+    /// True when no change happened while the snapshot was read (the usual case). When
+    /// false (the writer kept writing through every retry), each entry is still an untorn
+    /// record, but the set mixes states from before and after some changes (a just-deleted
+    /// SA may still be listed next to its replacement) — no worse than a table one batch
+    /// old; `generation` makes the next check read again.
+    pub consistent: bool,
     /// Active and dying SAs, by slot.
     pub entries: Vec<SaEntry>,
     /// Slots whose consistent content did not decode (skipped).
@@ -409,7 +438,7 @@ impl SaDb {
             let w = m.words();
             let g = w[hdr::GENERATION].load(Ordering::Relaxed);
             w[hdr::FLAGS].fetch_or(FLAG_RETIRED, Ordering::Release);
-            w[hdr::GENERATION].store((g | 1) + 1, Ordering::Release);
+            w[hdr::GENERATION].store((g | 1).wrapping_add(1), Ordering::Release);
         }
         Ok(SaDbWriter::new(
             Shared {
@@ -510,6 +539,17 @@ impl SaDb {
             }),
         })
     }
+
+    /// Like [`SaDb::from_bytes`], but attaches as the writer of the copy (repairing it as
+    /// [`SaDb::open_writer`] does). For the fuzz target and offline tools.
+    #[doc(hidden)]
+    pub fn writer_from_bytes(bytes: &[u8]) -> Result<SaDbWriter, OpenError> {
+        let r = SaDb::from_bytes(bytes)?;
+        let shared = Arc::try_unwrap(r.shared).map_err(|_| OpenError::WriterBusy)?;
+        let mut w = SaDbWriter::new(shared, None);
+        w.repair();
+        Ok(w)
+    }
 }
 
 fn init_region(words: &[AtomicU64], layout: &Layout) {
@@ -565,19 +605,41 @@ fn bytes_to_words(b: &[u8; RECORD_BYTES], out: &mut [u64; RECORD_WORDS]) {
         let mut a = [0u8; 8];
         a.copy_from_slice(&b[i * 8..i * 8 + 8]);
         *v = u64::from_le_bytes(a);
-        a.zeroize();
     }
 }
 
-/// Waits a little: spins first, then yields. Returns false once `deadline` has passed.
-fn backoff(attempt: &mut u32, start: Instant) -> bool {
-    *attempt += 1;
-    if *attempt < 64 {
-        std::hint::spin_loop();
-        true
-    } else {
+/// Zeroes the key material in a transient copy of a record's words (volatile writes).
+fn wipe_words(w: &mut [u64; RECORD_WORDS]) {
+    let secret = record::SECRET_BYTES.start / 8..record::SECRET_BYTES.end.div_ceil(8);
+    w[secret].zeroize();
+}
+
+/// Zeroes the key material in a transient copy of a record's bytes (volatile writes).
+fn wipe_bytes(b: &mut [u8; RECORD_BYTES]) {
+    b[record::SECRET_BYTES].zeroize();
+}
+
+/// Waiting for a writer to finish: spins first, then yields; gives up after
+/// [`STALL_TIMEOUT`]. The clock is read only once spinning did not help.
+#[derive(Default)]
+struct Backoff {
+    attempt: u32,
+    yielding_since: Option<Instant>,
+}
+
+impl Backoff {
+    /// Waits a little; false once the writer has been stalled for too long.
+    fn wait(&mut self) -> bool {
+        self.attempt += 1;
+        if self.attempt < 64 {
+            std::hint::spin_loop();
+            return true;
+        }
         std::thread::yield_now();
-        start.elapsed() < STALL_TIMEOUT
+        self.yielding_since
+            .get_or_insert_with(Instant::now)
+            .elapsed()
+            < STALL_TIMEOUT
     }
 }
 
@@ -594,6 +656,15 @@ impl SaDbReader {
     /// The path of the region file (`None` for in-memory regions).
     pub fn path(&self) -> Option<&Path> {
         self.shared.path.as_deref()
+    }
+
+    /// Opens the region at this reader's path again: after [`SaDbReader::is_retired`],
+    /// this is the new region.
+    pub fn reopen(&self) -> Result<SaDbReader, OpenError> {
+        match self.path() {
+            Some(p) => SaDb::open(p),
+            None => Ok(self.clone()),
+        }
     }
 
     /// The region's geometry (SA capacity, ring size, request-table size).
@@ -625,8 +696,7 @@ impl SaDbReader {
     fn read_raw(&self, slot: usize) -> Result<(u64, [u64; RECORD_WORDS]), ReadError> {
         let w = self.words();
         let base = self.layout().slot_word(slot);
-        let start = Instant::now();
-        let mut attempt = 0;
+        let mut backoff = Backoff::default();
         loop {
             let s1 = w[base].load(Ordering::Acquire);
             if s1 & 1 == 0 {
@@ -642,9 +712,9 @@ impl SaDbReader {
                 if s1 == s2 {
                     return Ok((meta, rec));
                 }
-                rec.zeroize();
+                wipe_words(&mut rec);
             }
-            if !backoff(&mut attempt, start) {
+            if !backoff.wait() {
                 return Err(ReadError::WriterStalled);
             }
         }
@@ -666,9 +736,9 @@ impl SaDbReader {
         }
         let mut bytes = [0u8; RECORD_BYTES];
         words_to_bytes(&words, &mut bytes);
-        words.zeroize();
+        wipe_words(&mut words);
         let rec = SaRecord::decode(&bytes);
-        bytes.zeroize();
+        wipe_bytes(&mut bytes);
         let record = rec.map_err(|e| ReadError::CorruptRecord {
             slot: slot as u32,
             why: e.0,
@@ -690,17 +760,33 @@ impl SaDbReader {
         self.decode_slot(slot.index(), meta, words)
     }
 
+    /// Reads a slot *without* its sequence lock. Only for tests that show that the
+    /// lock-free path would tear; never use it.
+    #[doc(hidden)]
+    pub fn read_slot_unlocked(&self, slot: SlotId) -> Result<Option<SaEntry>, ReadError> {
+        if slot.0 >= self.capacity() {
+            return Err(ReadError::NoSuchSlot(slot.0));
+        }
+        let w = self.words();
+        let base = self.layout().slot_word(slot.index());
+        let meta = w[base + 1].load(Ordering::Relaxed);
+        let mut rec = [0u64; RECORD_WORDS];
+        for (j, v) in rec.iter_mut().enumerate() {
+            *v = w[base + 2 + j].load(Ordering::Relaxed);
+        }
+        self.decode_slot(slot.index(), meta, rec)
+    }
+
     /// Every active and dying SA. Each record is read under its sequence lock; the whole
     /// set is consistent with `Snapshot::generation` unless the writer kept changing the
     /// region (see [`Snapshot::generation`]). Fails only if a slot stays mid-write for
     /// [`STALL_TIMEOUT`].
     pub fn snapshot_all(&self) -> Result<Snapshot, ReadError> {
         let mut first_gen = None;
-        let start = Instant::now();
-        let mut attempt = 0;
+        let mut backoff = Backoff::default();
         loop {
             let g1 = self.generation();
-            if g1 & 1 == 1 && backoff(&mut attempt, start) {
+            if g1 & 1 == 1 && backoff.wait() {
                 continue;
             }
             let first = *first_gen.get_or_insert(g1);
@@ -723,9 +809,10 @@ impl SaDbReader {
             let g2 = self.words()[hdr::GENERATION].load(Ordering::Relaxed);
             if g1 == g2 && g1 & 1 == 0 {
                 snap.generation = g1;
+                snap.consistent = true;
                 return Ok(snap);
             }
-            if attempt > 8 || !backoff(&mut attempt, start) {
+            if backoff.attempt > 8 || !backoff.wait() {
                 // Consistent per record; tagged with the first generation seen so the
                 // caller's next generation check triggers another read.
                 return Ok(snap);
@@ -737,8 +824,7 @@ impl SaDbReader {
     pub fn lookup_inbound(&self, spi: u32) -> Result<Option<SaEntry>, ReadError> {
         let w = self.words();
         let l = *self.layout();
-        let start = Instant::now();
-        let mut attempt = 0;
+        let mut backoff = Backoff::default();
         loop {
             let g1 = w[hdr::GENERATION].load(Ordering::Acquire);
             if g1 & 1 == 0 {
@@ -778,7 +864,7 @@ impl SaDbReader {
                     }
                 }
             }
-            if !backoff(&mut attempt, start) {
+            if !backoff.wait() {
                 return Err(ReadError::WriterStalled);
             }
         }
@@ -914,7 +1000,7 @@ impl SaDbWriter {
     fn gen_end(&self) {
         let g = &self.words()[hdr::GENERATION];
         let v = g.load(Ordering::Relaxed);
-        g.store((v | 1) + 1, Ordering::Release);
+        g.store((v | 1).wrapping_add(1), Ordering::Release);
     }
 
     fn meta(&self, slot: usize) -> u64 {
@@ -939,7 +1025,7 @@ impl SaDbWriter {
         for j in 0..RECORD_WORDS {
             w[base + 2 + j].store(rec.map_or(0, |r| r[j]), Ordering::Relaxed);
         }
-        w[base].store((s | 1) + 1, Ordering::Release);
+        w[base].store((s | 1).wrapping_add(1), Ordering::Release);
     }
 
     fn index_find(&self, spi: u32) -> Option<(usize, usize)> {
@@ -983,7 +1069,7 @@ impl SaDbWriter {
         if let Some((b, _)) = self.index_find(spi) {
             self.words()[l.index_word(b)].store(INDEX_TOMBSTONE, Ordering::Relaxed);
             let t = self.words()[hdr::TOMBSTONES].fetch_add(1, Ordering::Relaxed) + 1;
-            if t as usize * 4 > l.index_buckets {
+            if (t as usize).saturating_mul(4) > l.index_buckets {
                 self.index_rebuild();
             }
         }
@@ -1042,11 +1128,11 @@ impl SaDbWriter {
         let r = rec.encode(&mut bytes);
         let mut words = [0u64; RECORD_WORDS];
         bytes_to_words(&bytes, &mut words);
-        bytes.zeroize();
+        wipe_bytes(&mut bytes);
         match r {
             Ok(()) => Ok(words),
             Err(e) => {
-                words.zeroize();
+                wipe_words(&mut words);
                 Err(WriteError::InvalidRecord(e.0))
             }
         }
@@ -1069,13 +1155,13 @@ impl SaDbWriter {
     pub fn install(&mut self, rec: &SaRecord) -> Result<SlotId, WriteError> {
         let mut words = Self::encode(rec)?;
         if rec.direction == Direction::Inbound && self.index_find(rec.spi).is_some() {
-            words.zeroize();
+            wipe_words(&mut words);
             return Err(WriteError::DuplicateInboundSpi(rec.spi));
         }
         let slot = match self.alloc() {
             Ok(s) => s,
             Err(e) => {
-                words.zeroize();
+                wipe_words(&mut words);
                 return Err(e);
             }
         };
@@ -1090,7 +1176,7 @@ impl SaDbWriter {
             c.reset(limit);
         }
         self.write_slot(slot, make_meta(SaState::Active, inc), Some(&words));
-        words.zeroize();
+        wipe_words(&mut words);
         if rec.direction == Direction::Inbound {
             self.index_insert(rec.spi, slot);
         }
@@ -1118,7 +1204,7 @@ impl SaDbWriter {
         let mut words = Self::encode(rec)?;
         self.gen_begin();
         self.write_slot(slot.index(), meta, Some(&words));
-        words.zeroize();
+        wipe_words(&mut words);
         self.gen_end();
         Ok(())
     }
@@ -1138,7 +1224,7 @@ impl SaDbWriter {
             make_meta(SaState::Dying, meta_incarnation(meta)),
             Some(&words),
         );
-        words.zeroize();
+        wipe_words(&mut words);
         self.gen_end();
         Ok(())
     }
@@ -1160,6 +1246,41 @@ impl SaDbWriter {
         }
         self.gen_end();
         Ok(())
+    }
+
+    /// Every SA in the region (the writer's view; same as the reader's snapshot). A
+    /// restarted control process uses it to adopt or purge the SAs it finds.
+    pub fn entries(&self) -> Vec<SaEntry> {
+        self.reader
+            .snapshot_all()
+            .map(|s| s.entries)
+            .unwrap_or_default()
+    }
+
+    /// Deletes every SA (keys zeroed). Returns how many there were.
+    pub fn delete_all(&mut self) -> usize {
+        let cap = self.layout().geometry.capacity;
+        (0..cap).filter(|&s| self.delete(SlotId(s)).is_ok()).count()
+    }
+
+    /// Deletes the SAs whose time lifetime has run out at `now_unix` (seconds since the
+    /// epoch): `created_at + lifetime_secs <= now_unix`, lifetime 0 meaning none. A
+    /// restarted control process that adopts the SAs it finds calls this periodically.
+    /// Returns the deleted SAs' (slot, SPI, direction).
+    pub fn delete_expired(&mut self, now_unix: u64) -> Vec<(SlotId, u32, Direction)> {
+        let expired: Vec<(SlotId, u32, Direction)> = self
+            .entries()
+            .into_iter()
+            .filter(|e| {
+                let r = &e.record;
+                r.lifetime_secs != 0 && r.created_at.saturating_add(r.lifetime_secs) <= now_unix
+            })
+            .map(|e| (e.slot, e.record.spi, e.record.direction))
+            .collect();
+        expired
+            .into_iter()
+            .filter(|(slot, _, _)| self.delete(*slot).is_ok())
+            .collect()
     }
 
     /// Takes the next sa_request event, if any (control side). `now_ms` is

@@ -236,6 +236,10 @@ mod field {
     pub const RESERVED: Range<usize> = 180..192;
 }
 
+/// The bytes of an encoded record that hold key material (both keys): what must be wiped
+/// from every transient copy.
+pub(crate) const SECRET_BYTES: std::ops::Range<usize> = field::ENC_KEY.start..field::AUTH_KEY.end;
+
 const FLAG_UDP_ENCAP: u8 = 1;
 const FLAG_ESN: u8 = 2;
 
@@ -407,7 +411,8 @@ impl SaRecord {
 
     /// A record whose every field (keys included) is derived from `v`; tests use it to
     /// detect torn reads: [`SaRecord::derived_value`] returns `Some(v)` only for an
-    /// untorn copy.
+    /// untorn copy. SPI and direction depend only on the upper 32 bits, so records with
+    /// the same upper half may replace each other with [`super::SaDbWriter::update`].
     #[doc(hidden)]
     pub fn derived(v: u64) -> SaRecord {
         let b = v.to_le_bytes();
@@ -416,8 +421,8 @@ impl SaRecord {
         };
         let ip = |salt: u8| Ipv4Addr::new(10, b[0] ^ salt, b[1], b[2]);
         SaRecord {
-            spi: (v as u32) | 0x100,
-            direction: if v & 1 == 0 {
+            spi: ((v >> 32) as u32) | 0x100,
+            direction: if v & (1 << 32) == 0 {
                 Direction::Inbound
             } else {
                 Direction::Outbound

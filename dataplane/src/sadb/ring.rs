@@ -233,21 +233,38 @@ fn push(words: &[AtomicU64], layout: &Layout, payload: &[u64; 8]) -> bool {
         let seq = words[c + C_SEQ].load(Ordering::Acquire);
         let dif = seq.wrapping_sub(pos) as i64;
         if dif == 0 {
-            match tail.compare_exchange_weak(pos, pos + 1, Ordering::Relaxed, Ordering::Relaxed) {
+            match tail.compare_exchange_weak(
+                pos,
+                pos.wrapping_add(1),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
                 Ok(_) => break c,
                 Err(p) => pos = p,
             }
         } else if dif < 0 {
             return false;
         } else {
-            pos = tail.load(Ordering::Relaxed);
+            // Another producer claimed `pos`, so the tail has moved on. If it has not, the
+            // cell's sequence is ahead of the tail: a corrupt ring. Drop the event rather
+            // than spin forever.
+            let t = tail.load(Ordering::Relaxed);
+            if t == pos {
+                return false;
+            }
+            pos = t;
         }
     };
     for (i, v) in payload.iter().enumerate() {
         words[cell + C_NAME + i].store(*v, Ordering::Relaxed);
     }
     if words[cell + C_SEQ]
-        .compare_exchange(pos, pos + 1, Ordering::Release, Ordering::Relaxed)
+        .compare_exchange(
+            pos,
+            pos.wrapping_add(1),
+            Ordering::Release,
+            Ordering::Relaxed,
+        )
         .is_err()
     {
         // The consumer gave up on us (we were stalled for STALL_SKIP_MS): event lost.

@@ -6,13 +6,13 @@ fn mem(cap: u32) -> SaDbWriter {
 }
 
 fn inbound(v: u64) -> SaRecord {
-    let mut r = SaRecord::derived(v);
+    let mut r = SaRecord::derived(v.rotate_left(32) ^ v);
     r.direction = Direction::Inbound;
     r
 }
 
 fn outbound(v: u64) -> SaRecord {
-    let mut r = SaRecord::derived(v);
+    let mut r = SaRecord::derived(v.rotate_left(32) ^ v);
     r.direction = Direction::Outbound;
     r
 }
@@ -351,4 +351,42 @@ fn stalled_writer_reported() {
     assert_eq!(r.read_slot(s), Err(ReadError::WriterStalled));
     r.words()[base].fetch_add(1, Ordering::Relaxed);
     assert!(r.read_slot(s).unwrap().is_some());
+}
+
+#[test]
+fn handles_are_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<SaDbReader>();
+    check::<SaDbWriter>();
+    check::<Snapshot>();
+}
+
+#[test]
+fn delete_expired_and_all() {
+    let mut w = mem(8);
+    let mut a = inbound(1);
+    a.created_at = 1000;
+    a.lifetime_secs = 3600;
+    let mut b = outbound(2);
+    b.created_at = 1000;
+    b.lifetime_secs = 100;
+    let mut c = outbound(3);
+    c.created_at = 0;
+    c.lifetime_secs = 0; // no time lifetime
+    let sa = w.install(&a).unwrap();
+    let sb = w.install(&b).unwrap();
+    w.install(&c).unwrap();
+    assert_eq!(w.entries().len(), 3);
+    assert!(w.delete_expired(1099).is_empty());
+    assert_eq!(
+        w.delete_expired(1100),
+        vec![(sb, b.spi, Direction::Outbound)]
+    );
+    assert_eq!(
+        w.delete_expired(4600),
+        vec![(sa, a.spi, Direction::Inbound)]
+    );
+    assert_eq!(w.reader().lookup_inbound(a.spi).unwrap(), None);
+    assert_eq!(w.delete_all(), 1);
+    assert!(w.entries().is_empty());
 }

@@ -1,0 +1,472 @@
+//! The ESP half of a worker: interesting traffic from the inside is
+//! encapsulated with its outbound SA and sent to the peer; ESP from the
+//! outside is decapsulated, checked against its SA's proxy identities and
+//! forwarded to the inside. Both run on whole batches (the esp module groups
+//! them by SA and runs the crypto per group).
+//!
+//! Frames live in the UMEM: the packet sits at the start of its frame's data
+//! segment (where AF_XDP RX put it and where TX reads it), so encapsulation
+//! first moves it forward by [`ENCAP_HEADROOM`] and both directions move the
+//! result back to the start afterwards.
+
+use super::fib::FibReader;
+use super::forward::{self, FwdDrop};
+use super::icmp::IcmpError;
+use super::sa::{SaSource, SaTables};
+use super::{Counter, Published};
+use crate::esp::{
+    decapsulate_batch, encapsulate_batch, DropCounters, DropReason, EspContext, Frame,
+    ENCAP_HEADROOM, ENCAP_TAILROOM,
+};
+use crate::sadb::{monotonic_ms, GlobalCounter, MapName, PostOutcome, SaDrop, SaRequest, SlotId};
+use crate::sys::xsk::{Packet, XskSet};
+use crate::xdp::acl::{first_match, AclAction, AclRule};
+use crate::xdp::Side;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+const ETH: usize = 14;
+
+/// Per-worker ESP state.
+pub struct EspState {
+    pub source: Arc<SaSource>,
+    pub tables: Arc<SaTables>,
+    pub ctx: EspContext,
+    pub drops: DropCounters,
+    pub acl: Arc<Published<Vec<AclRule>>>,
+    pub worker_id: u16,
+}
+
+impl EspState {
+    pub fn new(source: Arc<SaSource>, acl: Arc<Published<Vec<AclRule>>>, worker_id: u16) -> Self {
+        let tables = source.tables(&Arc::new(SaTables {
+            generation: u64::MAX,
+            ..Default::default()
+        }));
+        EspState {
+            source,
+            tables,
+            ctx: EspContext::new(),
+            drops: DropCounters::default(),
+            acl,
+            worker_id,
+        }
+    }
+
+    /// Between batches: newer SAs if the region moved (one atomic load
+    /// otherwise); true if the tables changed.
+    pub fn refresh(&mut self) -> bool {
+        if self.source.db.generation() != self.tables.generation {
+            let t = self.source.tables(&self.tables);
+            let changed = !Arc::ptr_eq(&t, &self.tables);
+            self.tables = t;
+            return changed;
+        }
+        false
+    }
+}
+
+/// What the ESP path needs from its worker.
+pub struct Io<'a> {
+    pub xsk: &'a mut XskSet,
+    pub fib: &'a FibReader,
+    pub inside_ifindex: u32,
+    pub outside_ifindex: u32,
+    pub local: &'a mut [u64; Counter::COUNT],
+}
+
+impl Io<'_> {
+    fn side_of(&self, oif: u32) -> Option<Side> {
+        if oif == self.outside_ifindex {
+            Some(Side::Outside)
+        } else if oif == self.inside_ifindex {
+            Some(Side::Inside)
+        } else {
+            None
+        }
+    }
+}
+
+/// Source, protocol and ports of an IPv4 frame already checked by
+/// `forward::ipv4_destination` (ports only for unfragmented/first TCP/UDP).
+fn flow(frame: &[u8]) -> (Ipv4Addr, u8, Option<(u16, u16)>) {
+    let ip = &frame[ETH..];
+    let src = Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]);
+    let proto = ip[9];
+    let ihl = usize::from(ip[0] & 0x0f) * 4;
+    let first = u16::from_be_bytes([ip[6], ip[7]]) & 0x1fff == 0;
+    let ports = if first && (proto == 6 || proto == 17) {
+        ip.get(ihl..ihl + 4).map(|p| {
+            (
+                u16::from_be_bytes([p[0], p[1]]),
+                u16::from_be_bytes([p[2], p[3]]),
+            )
+        })
+    } else {
+        None
+    };
+    (src, proto, ports)
+}
+
+fn sa_drop(r: DropReason) -> SaDrop {
+    match r {
+        DropReason::Replay | DropReason::OutOfWindow => SaDrop::Replay,
+        DropReason::Auth => SaDrop::Auth,
+        DropReason::Malformed | DropReason::Truncated => SaDrop::Malformed,
+        DropReason::BadPadding => SaDrop::Pad,
+        DropReason::SeqExhausted => SaDrop::SeqExhausted,
+        _ => SaDrop::Other,
+    }
+}
+
+/// Outcome of the per-packet checks before encapsulation.
+enum Pre {
+    Encap(usize),
+    Drop(Counter),
+    Icmp(IcmpError, Counter),
+}
+
+/// Encapsulates a batch received on the inside. Packets that go out are
+/// pushed on `out[1]` (outside), ICMP errors on `out[0]`/`out[1]`.
+pub fn encap(
+    st: &mut EspState,
+    io: &mut Io<'_>,
+    pkts: &mut Vec<Packet>,
+    out: &mut [Vec<Packet>; 2],
+) {
+    let tables = st.tables.clone();
+    let mut keep: Vec<Packet> = Vec::with_capacity(pkts.len());
+    let mut sa_of: Vec<usize> = Vec::with_capacity(pkts.len());
+    let cap = io.xsk.capacity();
+    for mut pkt in pkts.drain(..) {
+        let pre = pre_encap(st, io, &tables, &mut pkt, cap);
+        match pre {
+            Pre::Encap(i) => {
+                keep.push(pkt);
+                sa_of.push(i);
+            }
+            Pre::Drop(c) => {
+                io.local[c as usize] += 1;
+                io.xsk.release(pkt);
+            }
+            Pre::Icmp(err, c) => {
+                io.local[c as usize] += 1;
+                if let Some((to, reply)) = super::icmp_reply(
+                    io.xsk,
+                    io.fib,
+                    io.inside_ifindex,
+                    io.outside_ifindex,
+                    &pkt,
+                    err,
+                ) {
+                    out[super::side_index(to)].push(reply);
+                    io.local[Counter::IcmpSent as usize] += 1;
+                }
+                io.xsk.release(pkt);
+            }
+        }
+    }
+    if keep.is_empty() {
+        return;
+    }
+    // Reserve this batch's sequence numbers in the region, one add per SA.
+    let mut exhausted: Vec<usize> = Vec::new();
+    {
+        let mut counts: Vec<(usize, u64)> = Vec::new();
+        for &i in &sa_of {
+            match counts.iter_mut().find(|(j, _)| *j == i) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((i, 1)),
+            }
+        }
+        for (i, n) in counts {
+            if tables.source_reserve(&st.source, i, n).is_err() {
+                exhausted.push(i);
+            }
+        }
+    }
+    let mut results: Vec<Option<(usize, usize)>> = vec![None; keep.len()];
+    let mut reasons: Vec<Option<DropReason>> = vec![None; keep.len()];
+    {
+        let xsk: &XskSet = io.xsk;
+        let mut frames: Vec<Frame<&mut [u8]>> = Vec::with_capacity(keep.len());
+        let mut pos: Vec<usize> = Vec::with_capacity(keep.len());
+        for (k, pkt) in keep.iter_mut().enumerate() {
+            let len = pkt.len();
+            let Some(buf) = xsk.resize(pkt, cap) else {
+                continue;
+            };
+            buf.copy_within(0..len, ENCAP_HEADROOM);
+            frames.push(Frame::new(buf, ENCAP_HEADROOM, len));
+            pos.push(k);
+        }
+        let sa_ref = |fr: &Frame<&mut [u8]>| {
+            let i = *sa_of.get(*pos.get(fr.batch_index())?)?;
+            if exhausted.contains(&i) {
+                return None;
+            }
+            tables.outbound.get(i).map(|e| &*e.sa)
+        };
+        let good = encapsulate_batch(&mut frames, sa_ref, &mut st.ctx, &mut st.drops);
+        for (k, fr) in frames.iter().enumerate() {
+            let bi = pos[fr.batch_index()];
+            if k < good {
+                results[bi] = Some((fr.head, fr.len));
+            } else {
+                reasons[bi] = fr.drop_reason();
+            }
+        }
+    }
+    for (bi, mut pkt) in keep.into_iter().enumerate() {
+        let e = &tables.outbound[sa_of[bi]];
+        let counters = st.source.db.counters(e.slot);
+        let Some((head, len)) = results[bi] else {
+            io.local[Counter::DropEsp as usize] += 1;
+            if let (Some(c), Some(r)) = (&counters, reasons[bi]) {
+                c.add_drop(sa_drop(r), 1);
+            }
+            io.xsk.release(pkt);
+            continue;
+        };
+        let remote = e.sa.params.remote;
+        let Some(nh) = io.fib.lookup(remote).copied() else {
+            io.fib.request(remote);
+            io.local[Counter::DropNoNeighbour as usize] += 1;
+            if let Some(c) = &counters {
+                c.add_drop(SaDrop::SendError, 1);
+            }
+            io.xsk.release(pkt);
+            continue;
+        };
+        let inner_len = pkt.len().saturating_sub(ETH);
+        if let Some(buf) = io.xsk.resize(&mut pkt, cap) {
+            buf.copy_within(head..head + len, 0);
+            buf[0..6].copy_from_slice(&nh.dst_mac);
+            buf[6..12].copy_from_slice(&nh.src_mac);
+        }
+        let _ = io.xsk.resize(&mut pkt, len);
+        if let Some(c) = &counters {
+            c.add_packets(1, inner_len as u64);
+        }
+        io.local[Counter::EspEncap as usize] += 1;
+        out[1].push(pkt);
+    }
+}
+
+impl SaTables {
+    fn source_reserve(&self, source: &SaSource, i: usize, n: u64) -> Result<(), ()> {
+        let slot: SlotId = self.outbound.get(i).ok_or(())?.slot;
+        source
+            .db
+            .reserve_outbound_seq(slot, n)
+            .map(|_| ())
+            .map_err(|_| ())
+    }
+}
+
+fn pre_encap(
+    st: &EspState,
+    io: &mut Io<'_>,
+    tables: &SaTables,
+    pkt: &mut Packet,
+    cap: usize,
+) -> Pre {
+    let frame = io.xsk.data_mut(pkt);
+    let dst = match forward::ipv4_destination(frame) {
+        Ok(d) => d,
+        Err(FwdDrop::NotIpv4) => return Pre::Drop(Counter::DropNotIpv4),
+        Err(_) => return Pre::Drop(Counter::DropMalformed),
+    };
+    let (src, proto, ports) = flow(frame);
+    let Some(i) = tables.find_outbound(src, dst, proto, ports) else {
+        post_sa_request(st, src, dst, proto, ports);
+        return Pre::Drop(Counter::DropNoSa);
+    };
+    let sa = &tables.outbound[i].sa;
+    let remote = sa.params.remote;
+    let Some(nh) = io.fib.lookup(remote).copied() else {
+        io.fib.request(remote);
+        return Pre::Drop(Counter::DropNoNeighbour);
+    };
+    if io.side_of(nh.oif) != Some(Side::Outside) {
+        return Pre::Drop(Counter::DropNoRoute);
+    }
+    let natt = if sa.params.natt.is_some() { 8 } else { 0 };
+    let overhead = 20 + natt + sa.params.transform.max_overhead();
+    let ip_len = frame.len() - ETH;
+    if ip_len + overhead > usize::from(nh.mtu) {
+        if forward::dont_fragment(frame) {
+            let mtu = usize::from(nh.mtu).saturating_sub(overhead) as u16;
+            return Pre::Icmp(IcmpError::FragmentationNeeded { mtu }, Counter::DropTooBig);
+        }
+        return Pre::Drop(Counter::DropTooBig);
+    }
+    if frame.len() + ENCAP_HEADROOM + ENCAP_TAILROOM > cap {
+        return Pre::Drop(Counter::DropTooBig);
+    }
+    if forward::decrement_ttl(frame).is_err() {
+        return Pre::Icmp(IcmpError::TtlExceeded, Counter::DropTtlExceeded);
+    }
+    Pre::Encap(i)
+}
+
+fn post_sa_request(
+    st: &EspState,
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    proto: u8,
+    ports: Option<(u16, u16)>,
+) {
+    let rules = st.acl.get();
+    let rule = first_match(&rules, src, dst, proto, ports);
+    let (map, seq, idx) = match rule {
+        Some(r) if r.action == AclAction::Permit => {
+            let idx = rules
+                .iter()
+                .position(|x| std::ptr::eq(x, r))
+                .map(|i| i as u32);
+            (r.crypto_map, u32::from(r.policy), idx)
+        }
+        // Steered by a rule we no longer have: still ask, without an entry.
+        _ => (MapName::default(), 0, None),
+    };
+    let (sp, dp) = ports.unwrap_or((0, 0));
+    let req = SaRequest {
+        crypto_map: map,
+        crypto_map_seq: seq,
+        acl_rule: idx,
+        src,
+        dst,
+        protocol: proto,
+        src_port: sp,
+        dst_port: dp,
+        worker: st.worker_id,
+        at_ms: 0,
+    };
+    let g = st.source.db.global();
+    g.add(GlobalCounter::NoSa, 1);
+    match st.source.db.post_sa_request(&req, monotonic_ms()) {
+        PostOutcome::Posted => g.add(GlobalCounter::SaRequestPosted, 1),
+        PostOutcome::Deduplicated => g.add(GlobalCounter::SaRequestDeduplicated, 1),
+        _ => {}
+    }
+}
+
+/// Decapsulates a batch received on the outside and forwards the inner
+/// packets (normally to the inside).
+pub fn decap(
+    st: &mut EspState,
+    io: &mut Io<'_>,
+    pkts: &mut Vec<Packet>,
+    out: &mut [Vec<Packet>; 2],
+) {
+    let tables = st.tables.clone();
+    let cap = io.xsk.capacity();
+    let n = pkts.len();
+    let spis: Vec<Option<u32>> = pkts.iter().map(|p| esp_spi(io.xsk.data(p))).collect();
+    let mut results: Vec<Option<(usize, usize)>> = vec![None; n];
+    let mut reasons: Vec<Option<DropReason>> = vec![None; n];
+    {
+        let xsk: &XskSet = io.xsk;
+        let mut frames: Vec<Frame<&mut [u8]>> = Vec::with_capacity(n);
+        let mut pos: Vec<usize> = Vec::with_capacity(n);
+        for (k, pkt) in pkts.iter_mut().enumerate() {
+            let len = pkt.len();
+            let Some(buf) = xsk.resize(pkt, cap) else {
+                continue;
+            };
+            frames.push(Frame::new(buf, 0, len));
+            pos.push(k);
+        }
+        let lookup = |spi: u32| tables.inbound.get(&spi).map(|e| &*e.sa);
+        let good = decapsulate_batch(&mut frames, lookup, &mut st.drops);
+        for (k, fr) in frames.iter().enumerate() {
+            let bi = pos[fr.batch_index()];
+            if k < good {
+                results[bi] = Some((fr.head, fr.len));
+            } else {
+                reasons[bi] = fr.drop_reason();
+            }
+        }
+    }
+    for (bi, mut pkt) in pkts.drain(..).enumerate() {
+        let entry = spis[bi].and_then(|s| tables.inbound.get(&s));
+        let counters = entry.and_then(|e| st.source.db.counters(e.slot));
+        let Some((head, len)) = results[bi] else {
+            io.local[Counter::DropEsp as usize] += 1;
+            match (&counters, reasons[bi]) {
+                (Some(c), Some(r)) => c.add_drop(sa_drop(r), 1),
+                (None, _) => st.source.db.global().add(GlobalCounter::NoSa, 1),
+                _ => {}
+            }
+            io.xsk.release(pkt);
+            continue;
+        };
+        let (Some(entry), Some(buf)) = (entry, io.xsk.resize(&mut pkt, cap)) else {
+            io.xsk.release(pkt);
+            continue;
+        };
+        buf.copy_within(head..head + len, 0);
+        let _ = io.xsk.resize(&mut pkt, len);
+        let frame = io.xsk.data_mut(&mut pkt);
+        let dst = match forward::ipv4_destination(frame) {
+            Ok(d) => d,
+            Err(_) => {
+                io.local[Counter::DropMalformed as usize] += 1;
+                if let Some(c) = &counters {
+                    c.add_drop(SaDrop::Malformed, 1);
+                }
+                io.xsk.release(pkt);
+                continue;
+            }
+        };
+        let (src, proto, _) = flow(frame);
+        if !entry.admits(src, dst, proto) {
+            io.local[Counter::DropPolicyMismatch as usize] += 1;
+            if let Some(c) = &counters {
+                c.add_drop(SaDrop::PolicyMismatch, 1);
+            }
+            io.xsk.release(pkt);
+            continue;
+        }
+        if let Some(c) = &counters {
+            c.add_packets(1, (len - ETH) as u64);
+        }
+        io.local[Counter::EspDecap as usize] += 1;
+        let Some(nh) = io.fib.lookup(dst).copied() else {
+            io.fib.request(dst);
+            io.local[Counter::DropNoNeighbour as usize] += 1;
+            io.xsk.release(pkt);
+            continue;
+        };
+        let Some(to) = io.side_of(nh.oif) else {
+            io.local[Counter::DropNoRoute as usize] += 1;
+            io.xsk.release(pkt);
+            continue;
+        };
+        match forward::forward_in_place(frame, &nh) {
+            Ok(()) => out[super::side_index(to)].push(pkt),
+            Err(FwdDrop::TtlExceeded) => {
+                io.local[Counter::DropTtlExceeded as usize] += 1;
+                io.xsk.release(pkt);
+            }
+            Err(_) => {
+                io.local[Counter::DropMalformed as usize] += 1;
+                io.xsk.release(pkt);
+            }
+        }
+    }
+}
+
+/// The SPI of an ESP or ESP-in-UDP frame (for per-SA drop accounting).
+fn esp_spi(frame: &[u8]) -> Option<u32> {
+    let ip = frame.get(ETH..)?;
+    let ihl = usize::from(*ip.first()? & 0x0f) * 4;
+    let at = match *ip.get(9)? {
+        50 => ihl,
+        17 => ihl + 8,
+        _ => return None,
+    };
+    let s = ip.get(at..at + 4)?;
+    Some(u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
+}

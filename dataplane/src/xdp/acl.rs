@@ -1,0 +1,456 @@
+//! Crypto-ACL rules as the inside classifier evaluates them.
+//!
+//! Control compiles each crypto map's ACL into [`AclRule`]s (first match
+//! wins, `permit` = interesting = steer to the worker, `deny` = kernel) and
+//! hands them to the dataplane in a policy file ([`write_policy_file`]); the
+//! dataplane installs them into the `espgw_acl` map and re-reads the file when
+//! it changes. The same text form is accepted on the command line (`--acl`).
+//!
+//! Text form, one rule a line (`#` starts a comment):
+//! `permit|deny PROTO SRC DST [sport LO-HI] [dport LO-HI] [policy N] [map NAME]`
+//! where `policy` is the crypto-map entry's sequence number and `map` its
+//! crypto map's name (both go into the sa_request the dataplane posts when
+//! interesting traffic finds no SA).
+//! where PROTO is `ip`, `icmp`, `tcp`, `udp`, `esp` or a number, and SRC/DST
+//! are `any`, `host A.B.C.D` or `A.B.C.D/LEN`.
+
+use super::maps::{AclRuleRaw, ACL_MAX, ACL_PASS, ACL_STEER};
+use crate::sadb::MapName;
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::str::FromStr;
+
+/// An IPv4 prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Prefix {
+    pub addr: Ipv4Addr,
+    pub len: u8,
+}
+
+impl Prefix {
+    /// Every address.
+    pub const ANY: Prefix = Prefix {
+        addr: Ipv4Addr::UNSPECIFIED,
+        len: 0,
+    };
+
+    /// A prefix with its host bits cleared; `len` above 32 is an error.
+    pub fn new(addr: Ipv4Addr, len: u8) -> Result<Self, AclError> {
+        if len > 32 {
+            return Err(AclError::BadPrefix(format!("{addr}/{len}")));
+        }
+        let addr = Ipv4Addr::from(u32::from(addr) & Self::mask_bits(len));
+        Ok(Prefix { addr, len })
+    }
+
+    fn mask_bits(len: u8) -> u32 {
+        if len == 0 {
+            0
+        } else {
+            u32::MAX << (32 - u32::from(len))
+        }
+    }
+
+    /// The netmask.
+    pub fn mask(&self) -> Ipv4Addr {
+        Ipv4Addr::from(Self::mask_bits(self.len))
+    }
+
+    /// Whether `a` lies in the prefix.
+    pub fn contains(&self, a: Ipv4Addr) -> bool {
+        u32::from(a) & Self::mask_bits(self.len) == u32::from(self.addr)
+    }
+}
+
+impl fmt::Display for Prefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.len {
+            0 => write!(f, "any"),
+            32 => write!(f, "host {}", self.addr),
+            n => write!(f, "{}/{}", self.addr, n),
+        }
+    }
+}
+
+/// What a matching rule does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AclAction {
+    /// Interesting traffic: protect it (XDP redirects it to the worker).
+    Permit,
+    /// Not interesting: the kernel forwards it.
+    Deny,
+}
+
+/// One crypto-ACL entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AclRule {
+    pub action: AclAction,
+    /// IP protocol; 0 = any.
+    pub proto: u8,
+    pub src: Prefix,
+    pub dst: Prefix,
+    pub sport: (u16, u16),
+    pub dport: (u16, u16),
+    /// The crypto map entry (sequence number) the rule came from.
+    pub policy: u16,
+    /// The crypto map's name (empty when not given).
+    pub crypto_map: MapName,
+}
+
+/// Errors in rule text or policy files.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AclError {
+    #[error("malformed ACL rule: {0}")]
+    Malformed(String),
+    #[error("bad prefix {0}")]
+    BadPrefix(String),
+    #[error("too many ACL rules: {0} (at most {max})", max = ACL_MAX)]
+    TooMany(usize),
+    #[error("policy file: {0}")]
+    Io(String),
+}
+
+const ANY_PORT: (u16, u16) = (0, u16::MAX);
+
+impl AclRule {
+    /// `permit ip SRC DST` for the given crypto map entry.
+    pub fn permit_ip(src: Prefix, dst: Prefix, policy: u16) -> Self {
+        AclRule {
+            action: AclAction::Permit,
+            proto: 0,
+            src,
+            dst,
+            sport: ANY_PORT,
+            dport: ANY_PORT,
+            policy,
+            crypto_map: MapName::default(),
+        }
+    }
+
+    /// The layout the XDP program reads.
+    pub fn to_raw(&self) -> AclRuleRaw {
+        AclRuleRaw {
+            src_addr: u32::from_ne_bytes(self.src.addr.octets()),
+            src_mask: u32::from_ne_bytes(self.src.mask().octets()),
+            dst_addr: u32::from_ne_bytes(self.dst.addr.octets()),
+            dst_mask: u32::from_ne_bytes(self.dst.mask().octets()),
+            sport_lo: self.sport.0,
+            sport_hi: self.sport.1,
+            dport_lo: self.dport.0,
+            dport_hi: self.dport.1,
+            proto: self.proto,
+            action: match self.action {
+                AclAction::Permit => ACL_STEER,
+                AclAction::Deny => ACL_PASS,
+            },
+            policy: self.policy,
+        }
+    }
+
+    /// Whether a packet with these fields matches (the same test the XDP
+    /// program makes; `ports` is `None` for non-first fragments and
+    /// protocols without ports).
+    pub fn matches(
+        &self,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        proto: u8,
+        ports: Option<(u16, u16)>,
+    ) -> bool {
+        if !self.src.contains(src) || !self.dst.contains(dst) {
+            return false;
+        }
+        if self.proto != 0 && self.proto != proto {
+            return false;
+        }
+        match ports {
+            Some((sp, dp)) => {
+                (self.sport.0..=self.sport.1).contains(&sp)
+                    && (self.dport.0..=self.dport.1).contains(&dp)
+            }
+            None => true,
+        }
+    }
+}
+
+/// First matching rule of a list, as the classifier decides.
+pub fn first_match<'a>(
+    rules: &'a [AclRule],
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    proto: u8,
+    ports: Option<(u16, u16)>,
+) -> Option<&'a AclRule> {
+    rules.iter().find(|r| r.matches(src, dst, proto, ports))
+}
+
+fn parse_prefix<'a>(
+    words: &mut impl Iterator<Item = &'a str>,
+    line: &str,
+) -> Result<Prefix, AclError> {
+    let w = words
+        .next()
+        .ok_or_else(|| AclError::Malformed(line.to_string()))?;
+    match w {
+        "any" => Ok(Prefix::ANY),
+        "host" => {
+            let a = words
+                .next()
+                .ok_or_else(|| AclError::Malformed(line.to_string()))?;
+            let addr = a.parse().map_err(|_| AclError::BadPrefix(a.to_string()))?;
+            Prefix::new(addr, 32)
+        }
+        p => {
+            let (a, l) = p
+                .split_once('/')
+                .ok_or_else(|| AclError::BadPrefix(p.to_string()))?;
+            let addr = a.parse().map_err(|_| AclError::BadPrefix(p.to_string()))?;
+            let len = l.parse().map_err(|_| AclError::BadPrefix(p.to_string()))?;
+            Prefix::new(addr, len)
+        }
+    }
+}
+
+fn parse_range(w: Option<&str>, line: &str) -> Result<(u16, u16), AclError> {
+    let w = w.ok_or_else(|| AclError::Malformed(line.to_string()))?;
+    let bad = || AclError::Malformed(line.to_string());
+    let (lo, hi) = match w.split_once('-') {
+        Some((lo, hi)) => (
+            lo.parse().map_err(|_| bad())?,
+            hi.parse().map_err(|_| bad())?,
+        ),
+        None => {
+            let p = w.parse().map_err(|_| bad())?;
+            (p, p)
+        }
+    };
+    if lo > hi {
+        return Err(bad());
+    }
+    Ok((lo, hi))
+}
+
+impl FromStr for AclRule {
+    type Err = AclError;
+
+    fn from_str(line: &str) -> Result<Self, AclError> {
+        let bad = || AclError::Malformed(line.to_string());
+        let mut words = line.split_whitespace();
+        let action = match words.next() {
+            Some("permit") => AclAction::Permit,
+            Some("deny") => AclAction::Deny,
+            _ => return Err(bad()),
+        };
+        let proto = match words.next().ok_or_else(bad)? {
+            "ip" => 0,
+            "icmp" => 1,
+            "tcp" => 6,
+            "udp" => 17,
+            "esp" => 50,
+            n => n.parse().map_err(|_| bad())?,
+        };
+        let src = parse_prefix(&mut words, line)?;
+        let dst = parse_prefix(&mut words, line)?;
+        let mut rule = AclRule {
+            action,
+            proto,
+            src,
+            dst,
+            sport: ANY_PORT,
+            dport: ANY_PORT,
+            policy: 0,
+            crypto_map: MapName::default(),
+        };
+        while let Some(w) = words.next() {
+            match w {
+                "sport" => rule.sport = parse_range(words.next(), line)?,
+                "dport" => rule.dport = parse_range(words.next(), line)?,
+                "policy" => {
+                    rule.policy = words.next().ok_or_else(bad)?.parse().map_err(|_| bad())?
+                }
+                "map" => {
+                    rule.crypto_map = MapName::new(words.next().ok_or_else(bad)?).ok_or_else(bad)?
+                }
+                _ => return Err(bad()),
+            }
+        }
+        Ok(rule)
+    }
+}
+
+impl fmt::Display for AclRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let action = match self.action {
+            AclAction::Permit => "permit",
+            AclAction::Deny => "deny",
+        };
+        let proto = match self.proto {
+            0 => "ip".to_string(),
+            1 => "icmp".to_string(),
+            6 => "tcp".to_string(),
+            17 => "udp".to_string(),
+            50 => "esp".to_string(),
+            n => n.to_string(),
+        };
+        write!(f, "{action} {proto} {} {}", self.src, self.dst)?;
+        if self.sport != ANY_PORT {
+            write!(f, " sport {}-{}", self.sport.0, self.sport.1)?;
+        }
+        if self.dport != ANY_PORT {
+            write!(f, " dport {}-{}", self.dport.0, self.dport.1)?;
+        }
+        write!(f, " policy {}", self.policy)?;
+        if !self.crypto_map.is_empty() {
+            write!(f, " map {}", self.crypto_map)?;
+        }
+        Ok(())
+    }
+}
+
+/// Parses a policy file's text: one rule a line, blank lines and `#` comments skipped.
+pub fn parse_rules(text: &str) -> Result<Vec<AclRule>, AclError> {
+    let rules = text
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or("").trim())
+        .filter(|l| !l.is_empty())
+        .map(str::parse)
+        .collect::<Result<Vec<AclRule>, _>>()?;
+    if rules.len() > ACL_MAX as usize {
+        return Err(AclError::TooMany(rules.len()));
+    }
+    Ok(rules)
+}
+
+/// Writes the rules to `path` atomically (temporary file, then rename), so a
+/// dataplane watching the file never reads half of it.
+pub fn write_policy_file(path: &Path, rules: &[AclRule]) -> Result<(), AclError> {
+    if rules.len() > ACL_MAX as usize {
+        return Err(AclError::TooMany(rules.len()));
+    }
+    let mut text = String::from("# espgw crypto ACL: first match wins; permit = protect\n");
+    for r in rules {
+        text.push_str(&r.to_string());
+        text.push('\n');
+    }
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).map_err(|e| AclError::Io(format!("{}: {e}", tmp.display())))?;
+    std::fs::rename(&tmp, path).map_err(|e| AclError::Io(format!("{}: {e}", path.display())))
+}
+
+/// Reads a policy file written by [`write_policy_file`] (or by hand).
+pub fn read_policy_file(path: &Path) -> Result<Vec<AclRule>, AclError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| AclError::Io(format!("{}: {e}", path.display())))?;
+    parse_rules(&text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> Ipv4Addr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn parse_display_round_trip() {
+        for text in [
+            "permit ip 10.1.1.0/24 10.1.2.0/24 policy 10",
+            "deny udp host 10.1.1.2 any dport 500-500 policy 10",
+            "permit ip 10.1.1.0/24 10.1.2.0/24 policy 10 map MYMAP",
+            "permit tcp any 10.0.0.0/8 sport 1024-65535 dport 80-80 policy 20",
+            "permit 47 any any policy 1",
+        ] {
+            let r: AclRule = text.parse().unwrap();
+            assert_eq!(r.to_string(), text);
+            assert_eq!(r.to_string().parse::<AclRule>().unwrap(), r);
+        }
+    }
+
+    #[test]
+    fn parse_errors_are_typed() {
+        assert!(matches!(
+            "allow ip any any".parse::<AclRule>(),
+            Err(AclError::Malformed(_))
+        ));
+        assert!(matches!(
+            "permit ip 10.0.0.0/33 any".parse::<AclRule>(),
+            Err(AclError::BadPrefix(_))
+        ));
+        assert!(matches!(
+            "permit ip any".parse::<AclRule>(),
+            Err(AclError::Malformed(_))
+        ));
+        assert!(matches!(
+            "permit tcp any any dport 9-1".parse::<AclRule>(),
+            Err(AclError::Malformed(_))
+        ));
+        assert!(matches!(
+            "permit ip any any bogus".parse::<AclRule>(),
+            Err(AclError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn prefix_clears_host_bits_and_matches() {
+        let p = Prefix::new(ip("10.1.1.77"), 24).unwrap();
+        assert_eq!(p.addr, ip("10.1.1.0"));
+        assert!(p.contains(ip("10.1.1.200")));
+        assert!(!p.contains(ip("10.1.2.1")));
+        assert!(Prefix::ANY.contains(ip("1.2.3.4")));
+    }
+
+    #[test]
+    fn first_match_wins() {
+        let rules = parse_rules(
+            "deny tcp 10.1.1.0/24 10.1.2.0/24 dport 22-22 policy 10\n\
+             permit ip 10.1.1.0/24 10.1.2.0/24 policy 10 # the tunnel\n",
+        )
+        .unwrap();
+        let r = first_match(&rules, ip("10.1.1.2"), ip("10.1.2.2"), 6, Some((4000, 22))).unwrap();
+        assert_eq!(r.action, AclAction::Deny);
+        let r = first_match(&rules, ip("10.1.1.2"), ip("10.1.2.2"), 6, Some((4000, 80))).unwrap();
+        assert_eq!(r.action, AclAction::Permit);
+        // A non-first fragment has no ports: addresses decide.
+        let r = first_match(&rules, ip("10.1.1.2"), ip("10.1.2.2"), 6, None).unwrap();
+        assert_eq!(r.action, AclAction::Deny);
+        assert!(first_match(&rules, ip("10.1.3.2"), ip("10.1.2.2"), 1, None).is_none());
+    }
+
+    #[test]
+    fn raw_layout_is_network_order() {
+        let r: AclRule = "permit ip 10.1.1.0/24 any policy 7".parse().unwrap();
+        let raw = r.to_raw();
+        assert_eq!(raw.src_addr.to_ne_bytes(), [10, 1, 1, 0]);
+        assert_eq!(raw.src_mask.to_ne_bytes(), [255, 255, 255, 0]);
+        assert_eq!(raw.dst_mask, 0);
+        assert_eq!(
+            (raw.action, raw.policy, raw.sport_hi),
+            (ACL_STEER, 7, 65535)
+        );
+    }
+
+    #[test]
+    fn policy_file_round_trip() {
+        let dir = std::env::temp_dir().join(format!("espgw-acl-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("policy");
+        let rules = vec![
+            AclRule::permit_ip(
+                Prefix::new(ip("10.1.1.0"), 24).unwrap(),
+                Prefix::new(ip("10.1.2.0"), 24).unwrap(),
+                10,
+            ),
+            "deny icmp any any policy 10".parse().unwrap(),
+        ];
+        write_policy_file(&path, &rules).unwrap();
+        assert_eq!(read_policy_file(&path).unwrap(), rules);
+        let many = vec![rules[0]; ACL_MAX as usize + 1];
+        assert_eq!(
+            write_policy_file(&path, &many),
+            Err(AclError::TooMany(ACL_MAX as usize + 1))
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

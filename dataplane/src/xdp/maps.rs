@@ -1,0 +1,194 @@
+//! `#[repr(C)]` mirrors of the map keys and values in `ebpf/espgw_maps.h`.
+//!
+//! The header is the definition; the tests below compare every size, offset
+//! and constant here with what a probe compiled from that header prints
+//! (`ebpf/layout.c`, built and run by `dataplane/build.rs`).
+
+/// Capacity of the ACL rule array (`ESPGW_ACL_MAX`).
+pub const ACL_MAX: u32 = 64;
+/// Capacity of the XSKMAP (`ESPGW_XSK_MAX`), indexed by RX queue.
+pub const XSK_MAX: u32 = 64;
+
+/// `enum espgw_acl_action`.
+pub const ACL_END: u8 = 0;
+/// Interesting: redirect to the worker.
+pub const ACL_STEER: u8 = 1;
+/// Not interesting: to the kernel.
+pub const ACL_PASS: u8 = 2;
+
+/// `struct espgw_acl_rule`: addresses and masks in network byte order (the
+/// octets as in the IPv4 header, read as a native `u32`), ports in host order.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AclRuleRaw {
+    pub src_addr: u32,
+    pub src_mask: u32,
+    pub dst_addr: u32,
+    pub dst_mask: u32,
+    pub sport_lo: u16,
+    pub sport_hi: u16,
+    pub dport_lo: u16,
+    pub dport_hi: u16,
+    pub proto: u8,
+    pub action: u8,
+    pub policy: u16,
+}
+
+/// `struct espgw_counter`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CounterRaw {
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+/// `enum espgw_counter_index`: why the classifier did what it did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum CounterIndex {
+    Steered = 0,
+    PassNotIpv4 = 1,
+    PassNoMatch = 2,
+    PassAclDeny = 3,
+    PassIke = 4,
+    PassNattKeepalive = 5,
+    PassOther = 6,
+    PassMalformed = 7,
+    DropNoXsk = 8,
+}
+
+impl CounterIndex {
+    /// Number of counters (`ESPGW_CNT_MAX`).
+    pub const COUNT: usize = 9;
+    /// All counters in index order.
+    pub const ALL: [CounterIndex; Self::COUNT] = [
+        Self::Steered,
+        Self::PassNotIpv4,
+        Self::PassNoMatch,
+        Self::PassAclDeny,
+        Self::PassIke,
+        Self::PassNattKeepalive,
+        Self::PassOther,
+        Self::PassMalformed,
+        Self::DropNoXsk,
+    ];
+
+    /// Short name used in statistics output.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Steered => "steered",
+            Self::PassNotIpv4 => "pass_not_ipv4",
+            Self::PassNoMatch => "pass_no_match",
+            Self::PassAclDeny => "pass_acl_deny",
+            Self::PassIke => "pass_ike",
+            Self::PassNattKeepalive => "pass_natt_keepalive",
+            Self::PassOther => "pass_other",
+            Self::PassMalformed => "pass_malformed",
+            Self::DropNoXsk => "drop_no_xsk",
+        }
+    }
+
+    #[cfg(test)]
+    fn header_name(self) -> &'static str {
+        match self {
+            Self::Steered => "ESPGW_CNT_STEERED",
+            Self::PassNotIpv4 => "ESPGW_CNT_PASS_NOT_IPV4",
+            Self::PassNoMatch => "ESPGW_CNT_PASS_NO_MATCH",
+            Self::PassAclDeny => "ESPGW_CNT_PASS_ACL_DENY",
+            Self::PassIke => "ESPGW_CNT_PASS_IKE",
+            Self::PassNattKeepalive => "ESPGW_CNT_PASS_NATT_KEEPALIVE",
+            Self::PassOther => "ESPGW_CNT_PASS_OTHER",
+            Self::PassMalformed => "ESPGW_CNT_PASS_MALFORMED",
+            Self::DropNoXsk => "ESPGW_CNT_DROP_NO_XSK",
+        }
+    }
+}
+
+/// Map names in the objects.
+pub const MAP_ACL: &str = "espgw_acl";
+/// XSKMAP name.
+pub const MAP_XSKS: &str = "espgw_xsks";
+/// Per-CPU counter array name.
+pub const MAP_COUNTERS: &str = "espgw_counters";
+
+#[cfg(test)]
+mod tests {
+    #![allow(non_upper_case_globals)]
+    use super::*;
+    use std::mem::{offset_of, size_of};
+
+    mod header {
+        include!(concat!(env!("OUT_DIR"), "/espgw_layout.rs"));
+    }
+
+    #[test]
+    fn acl_rule_matches_header() {
+        assert_eq!(size_of::<AclRuleRaw>(), header::espgw_acl_rule_SIZE);
+        assert_eq!(
+            offset_of!(AclRuleRaw, src_addr),
+            header::espgw_acl_rule_src_addr
+        );
+        assert_eq!(
+            offset_of!(AclRuleRaw, src_mask),
+            header::espgw_acl_rule_src_mask
+        );
+        assert_eq!(
+            offset_of!(AclRuleRaw, dst_addr),
+            header::espgw_acl_rule_dst_addr
+        );
+        assert_eq!(
+            offset_of!(AclRuleRaw, dst_mask),
+            header::espgw_acl_rule_dst_mask
+        );
+        assert_eq!(
+            offset_of!(AclRuleRaw, sport_lo),
+            header::espgw_acl_rule_sport_lo
+        );
+        assert_eq!(
+            offset_of!(AclRuleRaw, sport_hi),
+            header::espgw_acl_rule_sport_hi
+        );
+        assert_eq!(
+            offset_of!(AclRuleRaw, dport_lo),
+            header::espgw_acl_rule_dport_lo
+        );
+        assert_eq!(
+            offset_of!(AclRuleRaw, dport_hi),
+            header::espgw_acl_rule_dport_hi
+        );
+        assert_eq!(offset_of!(AclRuleRaw, proto), header::espgw_acl_rule_proto);
+        assert_eq!(
+            offset_of!(AclRuleRaw, action),
+            header::espgw_acl_rule_action
+        );
+        assert_eq!(
+            offset_of!(AclRuleRaw, policy),
+            header::espgw_acl_rule_policy
+        );
+    }
+
+    #[test]
+    fn counter_matches_header() {
+        assert_eq!(size_of::<CounterRaw>(), header::espgw_counter_SIZE);
+        assert_eq!(
+            offset_of!(CounterRaw, packets),
+            header::espgw_counter_packets
+        );
+        assert_eq!(offset_of!(CounterRaw, bytes), header::espgw_counter_bytes);
+    }
+
+    #[test]
+    fn constants_match_header() {
+        assert_eq!(ACL_MAX, header::ESPGW_ACL_MAX);
+        assert_eq!(XSK_MAX, header::ESPGW_XSK_MAX);
+        assert_eq!(ACL_END, header::ESPGW_ACL_END);
+        assert_eq!(ACL_STEER, header::ESPGW_ACL_STEER);
+        assert_eq!(ACL_PASS, header::ESPGW_ACL_PASS);
+        let (max_name, max) = header::ESPGW_CNT[CounterIndex::COUNT];
+        assert_eq!(max_name, "ESPGW_CNT_MAX");
+        assert_eq!(max as usize, CounterIndex::COUNT);
+        for (i, c) in CounterIndex::ALL.iter().enumerate() {
+            assert_eq!(header::ESPGW_CNT[i], (c.header_name(), *c as u32));
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! espgw-dataplane as a plain forwarder on R1 (no crypto): interesting
+//! traffic (the crypto ACL) is steered by XDP to the AF_XDP workers and
+//! forwarded by them towards the kernel's next hop; the rest still goes
+//! through the kernel; counters agree; nothing is left behind.
+
+mod xdp_support;
+
+use std::time::Duration;
+use xdp_support::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_espgw-dataplane");
+
+fn received(out: &std::process::Output) -> usize {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains("bytes from"))
+        .count()
+}
+
+#[test]
+fn xdp_plain_forwarder_two_workers() {
+    let t = Topology::new("f", 2);
+    let stats_path = t.dir.join("stats.json");
+    let stats_s = stats_path.to_str().unwrap().to_string();
+    let mut dp = t.spawn(
+        "r1",
+        &[
+            BIN,
+            "--inside",
+            "in0",
+            "--outside",
+            "out0",
+            "--cores",
+            "0,1",
+            "--acl",
+            "deny udp any any dport 5999 policy 10",
+            "--acl",
+            "permit ip 10.1.1.0/24 10.1.2.0/24 policy 10",
+            "--stats",
+            &stats_s,
+        ],
+        "dataplane.log",
+    );
+    wait_for("dataplane stats", Duration::from_secs(10), || {
+        stats(&stats_path)
+    });
+    assert!(t.xdp_attached("r1"), "XDP programs attached on R1");
+    assert!(
+        dp.log_text().contains("2 worker(s)"),
+        "two workers: {}",
+        dp.log_text()
+    );
+
+    // Warm-up: the first packet may be dropped while the next hop resolves.
+    let _ = t.exec_output("hA", &["ping", "-c", "1", "-W", "1", "10.1.2.2"]);
+    let s0 = wait_for("stats", Duration::from_secs(2), || stats(&stats_path));
+    let steered0 = xdp_packets(&s0, "inside", "steered");
+    let tx0 = worker_sum(&s0, "tx_outside");
+
+    let out = t.exec_output(
+        "hA",
+        &["ping", "-c", "20", "-i", "0.02", "-W", "1", "10.1.2.2"],
+    );
+    assert_eq!(
+        received(&out),
+        20,
+        "ping through the dataplane: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // Two routers decrement the TTL on the way back and forth: R1 (the
+    // dataplane) and R2 on requests; replies return through both kernels.
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("ttl=62"),
+        "TTL decremented"
+    );
+
+    // TTL 1: the dataplane answers with "time exceeded" from R1's inside address.
+    // (The first may go unanswered while R1 learns its way back to hostA.)
+    let out = t.exec_output(
+        "hA",
+        &[
+            "ping", "-c", "2", "-i", "0.2", "-t", "1", "-W", "1", "10.1.2.2",
+        ],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("From 10.1.1.1") && text.contains("Time to live exceeded"),
+        "ICMP time exceeded: {text}"
+    );
+
+    // Not interesting: R1 and R2's addresses, and the UDP port the ACL denies.
+    let out = t.exec_output(
+        "hA",
+        &["ping", "-c", "3", "-i", "0.05", "-W", "1", "172.16.172.20"],
+    );
+    assert_eq!(
+        received(&out),
+        3,
+        "kernel forwarding of non-interesting traffic"
+    );
+    let _ = t.exec_output(
+        "hA",
+        &[
+            "bash",
+            "-c",
+            "for i in 1 2 3; do echo x > /dev/udp/10.1.2.2/5999; done",
+        ],
+    );
+
+    std::thread::sleep(Duration::from_millis(500));
+    let s = stats(&stats_path).unwrap();
+    let steered = xdp_packets(&s, "inside", "steered") - steered0;
+    let tx = worker_sum(&s, "tx_outside") - tx0;
+    assert_eq!(steered, 22, "every echo request steered, nothing else: {s}");
+    assert_eq!(
+        tx, 20,
+        "every steered request with TTL > 1 forwarded by a worker: {s}"
+    );
+    assert_eq!(worker_sum(&s, "drop_ttl_exceeded"), 2, "{s}");
+    assert!(worker_sum(&s, "icmp_sent") >= 1, "{s}");
+    assert_eq!(
+        xdp_packets(&s, "inside", "pass_acl_deny"),
+        3,
+        "denied UDP went to the kernel: {s}"
+    );
+    assert!(
+        xdp_packets(&s, "inside", "pass_no_match") >= 3,
+        "pings to R2 went to the kernel: {s}"
+    );
+    assert!(
+        xdp_packets(&s, "outside", "pass_other") >= 20,
+        "replies (plain ICMP) pass on the outside: {s}"
+    );
+    assert_eq!(xdp_packets(&s, "inside", "drop_no_xsk"), 0);
+    assert_eq!(worker_sum(&s, "drop_malformed"), 0);
+
+    // A clean stop detaches everything.
+    assert!(
+        dp.signal_and_wait("-TERM", Duration::from_secs(5)),
+        "dataplane stops on SIGTERM"
+    );
+    assert!(!t.xdp_attached("r1"), "no XDP program left after SIGTERM");
+    let out = t.exec_output(
+        "hA",
+        &["ping", "-c", "2", "-i", "0.05", "-W", "1", "10.1.2.2"],
+    );
+    assert_eq!(
+        received(&out),
+        2,
+        "kernel forwards again once the dataplane is gone"
+    );
+
+    // Even SIGKILL leaves nothing attached (BPF links die with the process).
+    let mut dp = t.spawn(
+        "r1",
+        &[
+            BIN,
+            "--inside",
+            "in0",
+            "--outside",
+            "out0",
+            "--stats",
+            &stats_s,
+        ],
+        "dataplane2.log",
+    );
+    let _ = std::fs::remove_file(&stats_path);
+    wait_for("restarted dataplane", Duration::from_secs(10), || {
+        stats(&stats_path)
+    });
+    assert!(t.xdp_attached("r1"));
+    assert!(dp.signal_and_wait("-KILL", Duration::from_secs(5)));
+    wait_for("XDP detach after SIGKILL", Duration::from_secs(5), || {
+        (!t.xdp_attached("r1")).then_some(())
+    });
+}

@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * espgw XDP map layouts: the one definition of every key and value shared
+ * between the XDP classifiers (ebpf/inside.c, ebpf/outside.c) and the Rust
+ * dataplane (dataplane/src/xdp/maps.rs mirrors these with #[repr(C)]; a
+ * test checks sizes, offsets and constants against this header through
+ * a probe that build.rs compiles from ebpf/layout.c).
+ *
+ * Byte order: addresses and masks are in network order (as they sit in the
+ * IPv4 header); ports are in host order.
+ */
+#ifndef ESPGW_MAPS_H
+#define ESPGW_MAPS_H
+
+#include <linux/types.h>
+
+/* Capacity of the ACL rule array (map "espgw_acl"). */
+#define ESPGW_ACL_MAX 64
+/* Capacity of the XSKMAP (map "espgw_xsks"), indexed by RX queue. */
+#define ESPGW_XSK_MAX 64
+
+/* espgw_acl_rule.action */
+enum espgw_acl_action {
+	ESPGW_ACL_END = 0,   /* end of the list: no rule after this one */
+	ESPGW_ACL_STEER = 1, /* "permit" in a crypto ACL: interesting, to the worker */
+	ESPGW_ACL_PASS = 2,  /* "deny" in a crypto ACL: not interesting, kernel */
+};
+
+/*
+ * One crypto-ACL entry. Rules are evaluated in index order, the first
+ * match decides; a rule with action ESPGW_ACL_END ends the list.
+ * proto 0 matches any protocol. Port ranges apply to TCP and UDP only
+ * (lo 0, hi 65535 for any); non-first fragments match on addresses and
+ * protocol alone (they carry no ports), so interesting fragments never
+ * leak to the kernel.
+ */
+struct espgw_acl_rule {
+	__u32 src_addr;
+	__u32 src_mask;
+	__u32 dst_addr;
+	__u32 dst_mask;
+	__u16 sport_lo;
+	__u16 sport_hi;
+	__u16 dport_lo;
+	__u16 dport_hi;
+	__u8 proto;
+	__u8 action;
+	__u16 policy; /* crypto map entry (sequence number) the rule belongs to */
+};
+
+/* Indices of the per-CPU counter array (map "espgw_counters"). */
+enum espgw_counter_index {
+	ESPGW_CNT_STEERED = 0,        /* redirected to the AF_XDP socket */
+	ESPGW_CNT_PASS_NOT_IPV4 = 1,  /* ARP, IPv6, VLAN...: kernel */
+	ESPGW_CNT_PASS_NO_MATCH = 2,  /* inside: no ACL rule matched: kernel */
+	ESPGW_CNT_PASS_ACL_DENY = 3,  /* inside: a deny rule matched: kernel */
+	ESPGW_CNT_PASS_IKE = 4,       /* outside: UDP 500, or 4500 with the non-ESP marker */
+	ESPGW_CNT_PASS_NATT_KEEPALIVE = 5, /* outside: UDP 4500, one 0xff byte */
+	ESPGW_CNT_PASS_OTHER = 6,     /* outside: neither ESP nor IKE: kernel */
+	ESPGW_CNT_PASS_MALFORMED = 7, /* truncated headers: kernel decides */
+	ESPGW_CNT_DROP_NO_XSK = 8,    /* interesting but no socket on this queue: dropped */
+	ESPGW_CNT_MAX = 9,
+};
+
+struct espgw_counter {
+	__u64 packets;
+	__u64 bytes;
+};
+
+#define ESPGW_NATT_PORT 4500
+#define ESPGW_IKE_PORT 500
+
+#endif /* ESPGW_MAPS_H */

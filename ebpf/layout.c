@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Host-side probe run by dataplane/build.rs: prints the layouts of
+ * espgw_maps.h as Rust constants so a test can check the #[repr(C)] mirrors. */
+#include <stddef.h>
+#include <stdio.h>
+#include "espgw_maps.h"
+
+#define OFF(t, f) printf("pub const %s_%s: usize = %zu;\n", #t, #f, offsetof(struct t, f))
+
+int main(void)
+{
+	printf("pub const espgw_acl_rule_SIZE: usize = %zu;\n", sizeof(struct espgw_acl_rule));
+	OFF(espgw_acl_rule, src_addr);
+	OFF(espgw_acl_rule, src_mask);
+	OFF(espgw_acl_rule, dst_addr);
+	OFF(espgw_acl_rule, dst_mask);
+	OFF(espgw_acl_rule, sport_lo);
+	OFF(espgw_acl_rule, sport_hi);
+	OFF(espgw_acl_rule, dport_lo);
+	OFF(espgw_acl_rule, dport_hi);
+	OFF(espgw_acl_rule, proto);
+	OFF(espgw_acl_rule, action);
+	OFF(espgw_acl_rule, policy);
+	printf("pub const espgw_counter_SIZE: usize = %zu;\n", sizeof(struct espgw_counter));
+	OFF(espgw_counter, packets);
+	OFF(espgw_counter, bytes);
+	printf("pub const ESPGW_ACL_MAX: u32 = %d;\n", ESPGW_ACL_MAX);
+	printf("pub const ESPGW_XSK_MAX: u32 = %d;\n", ESPGW_XSK_MAX);
+	printf("pub const ESPGW_ACL_END: u8 = %d;\n", ESPGW_ACL_END);
+	printf("pub const ESPGW_ACL_STEER: u8 = %d;\n", ESPGW_ACL_STEER);
+	printf("pub const ESPGW_ACL_PASS: u8 = %d;\n", ESPGW_ACL_PASS);
+	printf("pub const ESPGW_CNT: [(&str, u32); %d] = [\n", ESPGW_CNT_MAX + 1);
+#define C(n) printf("    (\"%s\", %d),\n", #n, n)
+	C(ESPGW_CNT_STEERED);
+	C(ESPGW_CNT_PASS_NOT_IPV4);
+	C(ESPGW_CNT_PASS_NO_MATCH);
+	C(ESPGW_CNT_PASS_ACL_DENY);
+	C(ESPGW_CNT_PASS_IKE);
+	C(ESPGW_CNT_PASS_NATT_KEEPALIVE);
+	C(ESPGW_CNT_PASS_OTHER);
+	C(ESPGW_CNT_PASS_MALFORMED);
+	C(ESPGW_CNT_DROP_NO_XSK);
+	C(ESPGW_CNT_MAX);
+	printf("];\n");
+	return 0;
+}
