@@ -30,6 +30,13 @@ ensure_packages() {
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q
   apt-get install -y -q --no-install-recommends "${missing[@]}"
+  # strongswan-charon pulls in strongswan-starter, whose service would run a system-wide
+  # charon in the root namespace. The lab runs its own charon per router namespace.
+  if [[ " ${missing[*]} " == *" strongswan-charon "* ]] && command -v systemctl >/dev/null 2>&1 \
+     && systemctl is-enabled strongswan-starter.service >/dev/null 2>&1; then
+    say "disabling the system-wide strongSwan service the package enabled (the lab starts its own)"
+    systemctl disable --now strongswan-starter.service || true
+  fi
 }
 
 ensure_cargo() {

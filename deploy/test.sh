@@ -4,6 +4,10 @@
 # checks that the run left no network namespace, charon or tcpdump behind.
 #
 #   deploy/test.sh [extra cargo test arguments]
+#
+# On a host where other people run labs at the same time, set ESPGW_SHARED_HOST=1: the
+# leak check then counts only namespaces and processes this run created (labs and the
+# processes they start carry this run's ESPGW_LAB_RUN token).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . deploy/setup.sh
@@ -16,6 +20,7 @@ say "removing labs orphaned by earlier, killed test runs"
 cargo build -q -p espgw-lab
 target/debug/espgw-lab reap
 
+export ESPGW_LAB_RUN="testsh-$$-$(date +%s)"
 netns_before=$(ip netns list | awk '{print $1}' | sort)
 procs_before=$(lab_processes | sort)
 cleanup_check() {
@@ -25,6 +30,20 @@ cleanup_check() {
   procs_after=$(lab_processes | sort)
   extra_ns=$(comm -13 <(echo "$netns_before") <(echo "$netns_after") | sed '/^$/d')
   extra_procs=$(comm -13 <(echo "$procs_before") <(echo "$procs_after") | sed '/^$/d')
+  if [ "${ESPGW_SHARED_HOST:-0}" = 1 ]; then
+    # Keep only what this run created: labs marked with our token (namespace
+    # PREFIX-node, marker /run/espgw-lab/PREFIX) and processes with our token.
+    local ns p keep=()
+    for ns in $extra_ns; do
+      grep -qsx "$ESPGW_LAB_RUN" "/run/espgw-lab/${ns%-*}" && keep+=("$ns")
+    done
+    extra_ns=${keep[*]:-}
+    keep=()
+    for p in $extra_procs; do
+      { tr '\0' '\n' < "/proc/$p/environ"; } 2>/dev/null | grep -qx "ESPGW_LAB_RUN=$ESPGW_LAB_RUN" && keep+=("$p")
+    done
+    extra_procs=${keep[*]:-}
+  fi
   if [ -n "$extra_ns" ]; then
     echo "[espgw] FAIL: network namespaces left behind:" $extra_ns >&2; rc=1
   fi

@@ -391,6 +391,11 @@ pub struct Verdict {
     pub kind: FrameKind,
     /// tshark flagged the frame as malformed.
     pub malformed: bool,
+    /// For an ISAKMP frame that repeats an earlier one byte for byte (same addresses,
+    /// same UDP payload): the earlier frame's number. tshark's IKEv1 decryption follows
+    /// the CBC IV chain through every frame it sees, so it cannot decrypt a retransmission
+    /// and often calls it malformed; its content was judged with the original.
+    pub retransmission_of: Option<u32>,
 }
 
 /// All frames of one pcap.
@@ -408,16 +413,32 @@ impl Verdicts {
             _ => None,
         })
     }
-    /// The ISAKMP frames.
+    /// The ISAKMP messages: every ISAKMP frame except retransmissions (see
+    /// [`Verdict::retransmission_of`]).
     pub fn isakmp(&self) -> impl Iterator<Item = (&Verdict, &IsakmpVerdict)> {
+        self.isakmp_all()
+            .filter(|(f, _)| f.retransmission_of.is_none())
+    }
+    /// Every ISAKMP frame, retransmissions included.
+    pub fn isakmp_all(&self) -> impl Iterator<Item = (&Verdict, &IsakmpVerdict)> {
         self.frames.iter().filter_map(|f| match &f.kind {
             FrameKind::Isakmp(i) => Some((f, i)),
             _ => None,
         })
     }
-    /// Number of malformed frames.
+    /// ISAKMP retransmissions: (frame, the frame it repeats).
+    pub fn retransmissions(&self) -> impl Iterator<Item = (&Verdict, u32)> {
+        self.frames
+            .iter()
+            .filter_map(|f| f.retransmission_of.map(|o| (f, o)))
+    }
+    /// Number of malformed frames, not counting ISAKMP retransmissions (tshark cannot
+    /// decrypt those; their bytes equal a frame that is judged).
     pub fn malformed(&self) -> usize {
-        self.frames.iter().filter(|f| f.malformed).count()
+        self.frames
+            .iter()
+            .filter(|f| f.malformed && f.retransmission_of.is_none())
+            .count()
     }
     /// ESP frames that did not decrypt or whose ICV was not good, or malformed ones.
     pub fn bad_esp(&self) -> Vec<&Verdict> {
@@ -445,7 +466,7 @@ impl Verdicts {
                 ),
                 FrameKind::Isakmp(i) => writeln!(
                     s,
-                    "#{} ISAKMP exch={} icookie={} mid={:#x} enc={} decrypted={} natt={}{}",
+                    "#{} ISAKMP exch={} icookie={} mid={:#x} enc={} decrypted={} natt={}{}{}",
                     f.number,
                     i.exchange,
                     i.icookie,
@@ -453,7 +474,10 @@ impl Verdicts {
                     i.encrypted,
                     i.decrypted,
                     i.nat_t,
-                    if f.malformed { " MALFORMED" } else { "" }
+                    if f.malformed { " MALFORMED" } else { "" },
+                    f.retransmission_of
+                        .map(|o| format!(" (retransmission of #{o})"))
+                        .unwrap_or_default()
                 ),
                 FrameKind::NatKeepalive => writeln!(s, "#{} NAT-keepalive", f.number),
                 FrameKind::Other => writeln!(
@@ -491,6 +515,7 @@ const FIELDS: &[&str] = &[
     "isakmp.enc.data",
     "udpencap.non_esp_marker",
     "udpencap.nat_keepalive",
+    "udp.payload",
 ];
 
 /// The tshark command line [`judge`] runs (useful to reproduce a verdict by hand).
@@ -550,6 +575,7 @@ pub fn judge(pcap: &Path, esp: &[EspSaKeys], ike: &[Ikev1Keys]) -> Result<Verdic
 
 fn parse_fields(text: &str) -> Result<Verdicts> {
     let mut v = Verdicts::default();
+    let mut seen_isakmp: std::collections::HashMap<String, u32> = std::collections::HashMap::new();
     for line in text.lines() {
         if line.trim().is_empty() {
             continue;
@@ -612,11 +638,27 @@ fn parse_fields(text: &str) -> Result<Verdicts> {
         } else {
             FrameKind::Other
         };
+        let mut retransmission_of = None;
+        if matches!(kind, FrameKind::Isakmp(_)) {
+            let key = format!(
+                "{}>{}:{}",
+                first("ip.src"),
+                first("ip.dst"),
+                first("udp.payload")
+            );
+            match seen_isakmp.get(&key) {
+                Some(&orig) => retransmission_of = Some(orig),
+                None => {
+                    seen_isakmp.insert(key, number);
+                }
+            }
+        }
         v.frames.push(Verdict {
             number,
             protocols,
             kind,
             malformed,
+            retransmission_of,
         });
     }
     Ok(v)

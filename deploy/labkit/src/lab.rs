@@ -286,6 +286,7 @@ impl Lab {
     }
 
     fn build(&mut self) -> Result<()> {
+        write_run_marker(&self.prefix);
         for node in Node::ALL {
             let ns = self.ns(node);
             run_checked(Command::new("ip").args(["netns", "add", &ns]))?;
@@ -551,6 +552,7 @@ impl Lab {
         let groups = self.registry.snapshot();
         kill_groups(&groups, self.opts.kill_grace);
         let mut first_err = None;
+        remove_run_marker(&self.prefix);
         for ns in self.created.drain(..).rev() {
             if let Err(e) = remove_netns(&ns, self.opts.kill_grace) {
                 first_err.get_or_insert(e);
@@ -576,6 +578,7 @@ impl Lab {
                 removed.push(ns);
             }
         }
+        remove_run_marker(prefix);
         Ok(removed)
     }
 
@@ -738,6 +741,25 @@ impl Drop for LabProcess {
 
 // ---------------------------------------------------------------------------------------
 // helpers
+
+/// Where labs started under `ESPGW_LAB_RUN=<token>` leave a marker (file named after the
+/// prefix, containing the token) while they exist, so `deploy/test.sh` can tell its own
+/// leaked labs from other people's on a shared host.
+pub const RUN_MARKER_DIR: &str = "/run/espgw-lab";
+
+fn write_run_marker(prefix: &str) {
+    if let Some(token) = std::env::var_os("ESPGW_LAB_RUN") {
+        let _ = fs::create_dir_all(RUN_MARKER_DIR);
+        let _ = fs::write(
+            Path::new(RUN_MARKER_DIR).join(prefix),
+            token.to_string_lossy().as_bytes(),
+        );
+    }
+}
+
+fn remove_run_marker(prefix: &str) {
+    let _ = fs::remove_file(Path::new(RUN_MARKER_DIR).join(prefix));
+}
 
 fn validate_prefix(prefix: &str) -> Result<()> {
     let ok = !prefix.is_empty()
