@@ -14,7 +14,7 @@ use espgw_control::cli::api::{
     self, ControlHandler, EspSaStatus, EspSaView, IpsecCounters, IpsecSaView, IsakmpSaState,
     IsakmpSaStatus, IsakmpSaView, Request, Response,
 };
-use espgw_control::config::model::{Config, InterfaceMap, IpsecMode, ProxyId};
+use espgw_control::config::model::{Config, InterfaceMap, IpsecMode};
 use espgw_control::config::parse::load_config;
 use espgw_control::driver::{Driver, DriverSink, Shared};
 use espgw_control::ike::crypto::RandRng;
@@ -210,33 +210,22 @@ impl Daemon {
             .unwrap_or((0, 0))
     }
 
+    /// `show crypto ipsec sa`: ikecfg's skeletons (one block per map entry × ACL line),
+    /// filled with the SAs, peers, ports and SA database counters.
     fn ipsec_views(&self) -> Vec<IpsecSaView> {
-        let (sas, local) = self
-            .shared
-            .with(|ep, now| (ep.ipsec_sas(now), ep.config().local_addr));
+        let sas = self.shared.with(|ep, now| ep.ipsec_sas(now));
         let mut out = Vec::new();
-        for e in self.config.map_entries() {
-            let iface = self
-                .config
-                .interface_for_map(e.map_name())
-                .map(|i| i.name.clone())
-                .unwrap_or_default();
-            for pair in self.config.proxy_pairs(e.entry).into_iter().flatten() {
+        for mut v in IpsecSaView::skeletons(&self.config) {
+            {
                 let mine: Vec<_> = sas
                     .iter()
                     .filter(|s| {
-                        s.map == e.map_name()
-                            && s.seq == e.seq()
-                            && s.local_proxy.addr == pair.local.addr
-                            && s.remote_proxy.addr == pair.remote.addr
+                        s.map == v.map_tag
+                            && s.seq == v.map_seq
+                            && s.local_proxy.addr == v.local_ident.addr
+                            && s.remote_proxy.addr == v.remote_ident.addr
                     })
                     .collect();
-                let peer = mine
-                    .last()
-                    .map(|s| s.remote)
-                    .or(e.entry.peers.first().copied())
-                    .unwrap_or(local);
-                let port = mine.last().map(|s| s.remote_port).unwrap_or(500);
                 let mut counters = IpsecCounters::default();
                 let mut inbound = Vec::new();
                 let mut outbound = Vec::new();
@@ -271,25 +260,15 @@ impl Daemon {
                     inbound.push(view(s.inbound_spi, s.inbound_conn_id));
                     outbound.push(view(s.outbound_spi, s.outbound_conn_id));
                 }
-                let conv = |p: ProxyId| p;
-                out.push(IpsecSaView {
-                    interface: iface.clone(),
-                    map_tag: e.map_name().to_string(),
-                    map_seq: e.seq(),
-                    local_addr: local,
-                    local_ident: conv(pair.local),
-                    remote_ident: conv(pair.remote),
-                    current_peer: peer,
-                    current_peer_port: port,
-                    flags: vec!["origin_is_acl".into()],
-                    counters,
-                    path_mtu: 1500,
-                    ip_mtu: 1500,
-                    ip_mtu_idb: iface.clone(),
-                    current_outbound_spi: mine.last().map(|s| s.outbound_spi).unwrap_or(0),
-                    inbound_esp: inbound,
-                    outbound_esp: outbound,
-                });
+                if let Some(last) = mine.last() {
+                    v.current_peer = last.remote;
+                    v.current_peer_port = last.remote_port;
+                    v.current_outbound_spi = last.outbound_spi;
+                }
+                v.counters = counters;
+                v.inbound_esp = inbound;
+                v.outbound_esp = outbound;
+                out.push(v);
             }
         }
         out

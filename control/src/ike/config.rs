@@ -229,6 +229,8 @@ pub struct IkeConfig {
     pub retransmit_base: Duration,
     /// Retransmissions before giving up.
     pub retransmit_limit: u32,
+    /// `crypto isakmp aggressive-mode disable`: refuse Aggressive Mode as responder.
+    pub aggressive_mode_disabled: bool,
 }
 
 impl IkeConfig {
@@ -243,6 +245,7 @@ impl IkeConfig {
             half_open_limit: 256,
             retransmit_base: Duration::from_secs(2),
             retransmit_limit: 5,
+            aggressive_mode_disabled: false,
         }
     }
     /// The key for a peer: longest mask wins.

@@ -1312,6 +1312,14 @@ impl Endpoint {
             self.counters.rx_malformed += 1;
             return;
         };
+        if hdr.exchange == ExchangeType::Aggressive && self.cfg.aggressive_mode_disabled {
+            self.counters.rx_unexpected += 1;
+            self.ik_raw(format!(
+                "ISAKMP: Aggressive Mode from {} refused (crypto isakmp aggressive-mode disable)",
+                v4(remote)
+            ));
+            return;
+        }
         let mode = if hdr.exchange == ExchangeType::Main {
             Phase1Mode::Main
         } else {

@@ -756,3 +756,22 @@ fn lost_qm3_is_resent_when_the_responder_retransmits_qm2() {
         "QM3 resent on QM2 retransmission"
     );
 }
+
+#[test]
+fn aggressive_mode_disable_refuses_am_as_responder() {
+    let o = Opts {
+        mode: Phase1Mode::Aggressive,
+        ..Default::default()
+    };
+    let mut lab = Lab::new(&o, &o);
+    let mut c = lab.b.config().clone();
+    c.aggressive_mode_disabled = true;
+    lab.b.set_config(c);
+    lab.a.initiate(lab.now, "vpn", 10);
+    lab.pump();
+    assert_eq!(lab.b.isakmp_sa_count(), 0);
+    assert!(pairs(&lab.ev_a).is_empty());
+    assert!(Lab::debug(&mut lab.b)
+        .join("\n")
+        .contains("Aggressive Mode from 172.16.172.10 refused"));
+}

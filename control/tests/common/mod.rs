@@ -75,7 +75,20 @@ impl Espgw {
     ) -> Espgw {
         let dir = lab.dir();
         let cfg = dir.join("r1-espgw.conf");
-        std::fs::write(&cfg, conf.text()).unwrap();
+        let mut text = conf.text();
+        if aggressive {
+            // Aggressive Mode the IOS way: a `crypto isakmp peer` block.
+            text = text.replace(
+                "!\ncrypto ipsec transform-set",
+                &format!(
+                    "crypto isakmp peer address 172.16.172.20\n set aggressive-mode password {}\n \
+                     set aggressive-mode client-endpoint ipv4-address 172.16.172.10\n!\ncrypto ipsec transform-set",
+                    conf.psk
+                ),
+            );
+            assert!(text.contains("set aggressive-mode password"));
+        }
+        std::fs::write(&cfg, text).unwrap();
         let socket = dir.join("espgw-control.sock");
         let keylog = dir.join("espgw-keylog.txt");
         let bin = env!("CARGO_BIN_EXE_espgw-control");
@@ -98,9 +111,6 @@ impl Espgw {
                 args.push(p.to_str().unwrap());
             }
             None => args.push("--no-sadb"),
-        }
-        if aggressive {
-            args.push("--aggressive");
         }
         let proc = lab.spawn(Node::R1, &args).expect("spawn espgw-control");
         let t0 = Instant::now();
