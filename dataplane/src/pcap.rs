@@ -834,8 +834,6 @@ mod tests {
             );
             assert!(e.to_string().starts_with(f));
         }
-        let mut k = vec![0u8; 24];
-        k[0] = 1;
         let ok = OfflineConfig::new(
             Direction::Decap,
             0x1000,

@@ -95,7 +95,7 @@ fn parse_spi(s: &str) -> Result<u32, String> {
 
 fn parse_key(s: &str) -> Result<Key, String> {
     let h = strip0x(s.trim());
-    if h.len() % 2 != 0 {
+    if !h.len().is_multiple_of(2) {
         return Err(format!("odd number of hex digits ({})", h.len()));
     }
     let mut v = Zeroizing::new(Vec::with_capacity(h.len() / 2));

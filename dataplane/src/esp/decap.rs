@@ -129,7 +129,7 @@ fn decap_group<B: AsRef<[u8]> + AsMut<[u8]>>(
                 return Err(DropReason::Truncated);
             }
             let ct_len = fr.meta.esp_len - ESP_HEADER_LEN - iv_len - icv_len;
-            if ct_len % align != 0 {
+            if !ct_len.is_multiple_of(align) {
                 return Err(DropReason::Truncated);
             }
             let esp = EspPacket::new_unchecked(&buf[fr.meta.esp..]);

@@ -183,7 +183,7 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
     /// Sets version 4 and the header length in bytes (a multiple of 4, 20..=60).
     pub fn set_version_and_header_len(&mut self, header_len: usize) {
-        debug_assert!(header_len % 4 == 0 && (20..=60).contains(&header_len));
+        debug_assert!(header_len.is_multiple_of(4) && (20..=60).contains(&header_len));
         self.buffer.as_mut()[field::VER_IHL] = 0x40 | ((header_len / 4) as u8 & 0x0f);
     }
     pub fn set_dscp_ecn(&mut self, v: u8) {
@@ -292,7 +292,7 @@ impl Ipv4Repr {
         p: &mut Ipv4Packet<T>,
     ) -> Result<(), WireError> {
         let hl = self.header_len();
-        if self.options.len() % 4 != 0 || hl > IPV4_MAX_HEADER_LEN {
+        if !self.options.len().is_multiple_of(4) || hl > IPV4_MAX_HEADER_LEN {
             return Err(WireError::BadField);
         }
         let total = self.buffer_len();

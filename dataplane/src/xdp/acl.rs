@@ -175,13 +175,13 @@ impl AclRule {
 }
 
 /// First matching rule of a list, as the classifier decides.
-pub fn first_match<'a>(
-    rules: &'a [AclRule],
+pub fn first_match(
+    rules: &[AclRule],
     src: Ipv4Addr,
     dst: Ipv4Addr,
     proto: u8,
     ports: Option<(u16, u16)>,
-) -> Option<&'a AclRule> {
+) -> Option<&AclRule> {
     rules.iter().find(|r| r.matches(src, dst, proto, ports))
 }
 

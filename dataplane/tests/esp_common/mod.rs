@@ -34,7 +34,7 @@ pub fn inner_frame(len: usize, tag: u8) -> Vec<u8> {
         ttl: 64,
         dscp_ecn: 0,
         ident: u16::from(tag) << 8 | (len as u16 & 0xff),
-        dont_frag: len % 2 == 0,
+        dont_frag: len.is_multiple_of(2),
         options: vec![],
     };
     let mut f = vec![0x02, 0, 0, 0, 0, 0x02, 0x02, 0, 0, 0, 0, 0x01, 0x08, 0x00];
