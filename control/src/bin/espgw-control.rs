@@ -58,6 +58,9 @@ struct Args {
     /// Initiate in Aggressive Mode instead of Main Mode.
     #[arg(long)]
     aggressive: bool,
+    /// Write the crypto ACL rules for espgw-dataplane's classifiers here (its `--policy`).
+    #[arg(long)]
+    policy: Option<PathBuf>,
     /// Turn debugging on at start: `isakmp`, `ipsec` or `isakmp,ipsec`.
     #[arg(long, default_value = "")]
     debug: String,
@@ -406,6 +409,29 @@ impl DriverSink for Sink {
     }
 }
 
+/// The dataplane's classifier rules: one `permit` per crypto map entry × ACL line, tagged
+/// with the entry (so its sa_request names the entry to negotiate).
+fn policy_rules(c: &ike::IkeConfig) -> String {
+    let pfx = |p: ike::Proxy| format!("{}/{}", p.addr, u32::from(p.mask).leading_ones());
+    let mut text = String::new();
+    for m in &c.maps {
+        let proto = m.local_proxy.protocol;
+        text += &format!(
+            "permit {proto} {} {}",
+            pfx(m.local_proxy),
+            pfx(m.remote_proxy)
+        );
+        if m.local_proxy.port != 0 {
+            text += &format!(" sport {}", m.local_proxy.port);
+        }
+        if m.remote_proxy.port != 0 {
+            text += &format!(" dport {}", m.remote_proxy.port);
+        }
+        text += &format!(" policy {} map {}\n", m.seq, m.map);
+    }
+    text
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     let ifmap = match InterfaceMap::parse(&args.interface_map) {
@@ -458,6 +484,20 @@ fn main() -> ExitCode {
             }
         }
     };
+    if let Some(path) = &args.policy {
+        let text = policy_rules(&ikecfg);
+        let rules = match espgw_dataplane::xdp::acl::parse_rules(&text) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("espgw-control: crypto ACL rules for the dataplane: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        if let Err(e) = espgw_dataplane::xdp::acl::write_policy_file(path, &rules) {
+            eprintln!("espgw-control: --policy {}: {e}", path.display());
+            return ExitCode::from(1);
+        }
+    }
     let rng = <rand::rngs::StdRng as rand::SeedableRng>::from_os_rng();
     let local = ikecfg.local_addr;
     let mut ep = Endpoint::new(ikecfg, Box::new(RandRng(rng)));

@@ -66,12 +66,32 @@ impl Espgw {
         Espgw::start_with(lab, conf, aggressive, None)
     }
 
+    /// With the SA database at `sadb` and the dataplane policy file at `policy`.
+    pub fn start_full(
+        lab: &Lab,
+        conf: &IosConf,
+        sadb: &std::path::Path,
+        policy: &std::path::Path,
+    ) -> Espgw {
+        Espgw::start_inner(lab, conf, false, Some(sadb), Some(policy))
+    }
+
     /// `sadb`: path of the shared-memory SA database (None: `--no-sadb`).
     pub fn start_with(
         lab: &Lab,
         conf: &IosConf,
         aggressive: bool,
         sadb: Option<&std::path::Path>,
+    ) -> Espgw {
+        Espgw::start_inner(lab, conf, aggressive, sadb, None)
+    }
+
+    fn start_inner(
+        lab: &Lab,
+        conf: &IosConf,
+        aggressive: bool,
+        sadb: Option<&std::path::Path>,
+        policy: Option<&std::path::Path>,
     ) -> Espgw {
         let dir = lab.dir();
         let cfg = dir.join("r1-espgw.conf");
@@ -111,6 +131,10 @@ impl Espgw {
                 args.push(p.to_str().unwrap());
             }
             None => args.push("--no-sadb"),
+        }
+        if let Some(p) = policy {
+            args.push("--policy");
+            args.push(p.to_str().unwrap());
         }
         let proc = lab.spawn(Node::R1, &args).expect("spawn espgw-control");
         let t0 = Instant::now();
@@ -237,4 +261,22 @@ impl Espgw {
         }
         (esp, ike)
     }
+}
+
+/// The espgw-dataplane binary (another package of the workspace): built on demand.
+pub fn dataplane_bin() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap().to_path_buf(); // target/<profile>
+    let bin = dir.join("espgw-dataplane");
+    if !bin.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = std::process::Command::new(cargo);
+        cmd.args(["build", "-p", "espgw-dataplane", "--bin", "espgw-dataplane"]);
+        if dir.file_name().and_then(|n| n.to_str()) == Some("release") {
+            cmd.arg("--release");
+        }
+        let st = cmd.status().expect("cargo build espgw-dataplane");
+        assert!(st.success(), "building espgw-dataplane failed");
+    }
+    bin
 }
