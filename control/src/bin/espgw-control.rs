@@ -603,6 +603,8 @@ fn main() -> ExitCode {
             s2.notify_one();
         });
         let stats = driver.run(Box::new(Sink(daemon.clone())), stop).await;
+        let c = daemon.shared.with(|ep, _| ep.counters.clone());
+        eprintln!("espgw-control: IKE counters (drops by reason, negotiations): {c:?}");
         eprintln!("espgw-control: exiting (rx {}, tx {}, tx errors {})", stats.rx, stats.tx, stats.tx_errors);
         ExitCode::SUCCESS
     })
