@@ -231,6 +231,8 @@ pub struct IkeConfig {
     pub retransmit_limit: u32,
     /// `crypto isakmp aggressive-mode disable`: refuse Aggressive Mode as responder.
     pub aggressive_mode_disabled: bool,
+    /// Set the commit bit in QM1 (off by default: strongSwan does not support it).
+    pub qm_commit_bit: bool,
 }
 
 impl IkeConfig {
@@ -246,6 +248,7 @@ impl IkeConfig {
             retransmit_base: Duration::from_secs(2),
             retransmit_limit: 5,
             aggressive_mode_disabled: false,
+            qm_commit_bit: false,
         }
     }
     /// The key for a peer: longest mask wins.

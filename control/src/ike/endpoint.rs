@@ -181,6 +181,8 @@ struct Qm {
     started: Instant,
     rekey_of: Option<u32>,
     peer_ke: Option<Vec<u8>>,
+    /// The commit bit was set in this exchange (RFC 2409 §5.5 CONNECTED).
+    commit: bool,
 }
 
 struct P1Sa {
@@ -2410,7 +2412,12 @@ impl Endpoint {
         let sa = &self.p1[&key];
         let neg = sa.neg.expect("neg");
         let iv = phase2_iv(neg.hash, &sa.iv, mid, neg.enc.block_len());
-        let (out, new_iv) = self.encrypt(key, &iv, ExchangeType::QuickMode, mid, 0, &ps);
+        let commit = if self.cfg.qm_commit_bit {
+            flags::COMMIT
+        } else {
+            0
+        };
+        let (out, new_iv) = self.encrypt(key, &iv, ExchangeType::QuickMode, mid, commit, &ps);
         let base = self.cfg.retransmit_base;
         let sa = self.p1.get_mut(&key).expect("exists");
         let data = frame(sa.local, sa.remote, out);
@@ -2443,6 +2450,7 @@ impl Endpoint {
                 started: now,
                 rekey_of,
                 peer_ke: None,
+                commit: false,
             },
         );
         self.ik(
@@ -2511,7 +2519,7 @@ impl Endpoint {
             }
             Some((QmState::IkeQmIQm1, iv)) => {
                 let (ps, pt, new_iv) = self.decrypt(key, &iv, &hdr, msg)?;
-                self.i_qm2(now, key, mid, ps, pt, new_iv)?;
+                self.i_qm2(now, key, mid, ps, pt, new_iv, hdr.flags)?;
                 // A retransmitted QM2 (our QM3 was lost) gets QM3 again.
                 if let Some(q) = self.p1.get_mut(&key).and_then(|s| s.qm.get_mut(&mid)) {
                     q.last_rx = msg.to_vec();
@@ -2542,6 +2550,15 @@ impl Endpoint {
                 );
                 self.ik_raw("Old State = IKE_QM_R_QM2  New State = IKE_QM_PHASE2_COMPLETE");
                 self.install_qm(now, key, mid);
+                let q = &self.p1[&key].qm[&mid];
+                if q.commit {
+                    let spi = q.spi_in.to_be_bytes().to_vec();
+                    self.ik(
+                        conn,
+                        format!("Node {mid}: commit bit set, sending CONNECTED"),
+                    );
+                    self.send_info_notify(now, key, NotifyType::Connected, proto::ESP, spi);
+                }
                 Ok(())
             }
             Some((QmState::IkeQmPhase2Complete, _)) => {
@@ -2601,7 +2618,7 @@ impl Endpoint {
         pt: Vec<u8>,
         new_iv: Vec<u8>,
         msg: &[u8],
-        _flags: u8,
+        flags: u8,
     ) -> R<()> {
         let conn = self.p1[&key].conn_id;
         self.ik(conn, format!("processing HASH payload. message ID = {mid}"));
@@ -2881,7 +2898,14 @@ impl Endpoint {
             .to_vec();
         let mut out_ps = vec![Payload::Hash(h2)];
         out_ps.extend(rest);
-        let (out, iv2) = self.encrypt(key, &new_iv, ExchangeType::QuickMode, mid, 0, &out_ps);
+        let (out, iv2) = self.encrypt(
+            key,
+            &new_iv,
+            ExchangeType::QuickMode,
+            mid,
+            flags & flags::COMMIT,
+            &out_ps,
+        );
         let base = self.cfg.retransmit_base;
         let data = frame(local, remote, out);
         let sa = self.p1.get_mut(&key).expect("exists");
@@ -2914,6 +2938,7 @@ impl Endpoint {
                 started: now,
                 rekey_of: None,
                 peer_ke: None,
+                commit: flags & flags::COMMIT != 0,
             },
         );
         sa.qm.get_mut(&mid).expect("inserted").peer_ke = ke;
@@ -2939,6 +2964,7 @@ impl Endpoint {
         ps: Vec<Payload>,
         pt: Vec<u8>,
         new_iv: Vec<u8>,
+        flags: u8,
     ) -> R<()> {
         let conn = self.p1[&key].conn_id;
         let ni = self.p1[&key].qm[&mid].ni.clone();
@@ -3075,12 +3101,14 @@ impl Endpoint {
             q.peer_ke = ke;
             q.chosen = Some((ts, secs, kb, peer_spi));
         }
+        // The commit bit set by the responder is echoed in QM3; the responder then sends
+        // CONNECTED once its SAs are in place.
         let (out, iv3) = self.encrypt(
             key,
             &new_iv,
             ExchangeType::QuickMode,
             mid,
-            0,
+            flags & flags::COMMIT,
             &[Payload::Hash(hash3)],
         );
         let sa = self.p1.get_mut(&key).expect("exists");

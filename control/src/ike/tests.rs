@@ -775,3 +775,19 @@ fn aggressive_mode_disable_refuses_am_as_responder() {
         .join("\n")
         .contains("Aggressive Mode from 172.16.172.10 refused"));
 }
+
+#[test]
+fn commit_bit_brings_a_connected_notify() {
+    let o = Opts::default();
+    let mut lab = Lab::new(&o, &o);
+    let mut c = lab.a.config().clone();
+    c.qm_commit_bit = true;
+    lab.a.set_config(c);
+    lab.a.initiate(lab.now, "vpn", 10);
+    lab.pump();
+    assert_tunnel(&lab);
+    let b = Lab::debug(&mut lab.b).join("\n");
+    assert!(b.contains("commit bit set, sending CONNECTED"), "{b}");
+    let a = Lab::debug(&mut lab.a).join("\n");
+    assert!(a.contains("processing NOTIFY CONNECTED protocol 3"), "{a}");
+}
