@@ -141,7 +141,11 @@ impl Daemon {
             } else {
                 sadb::Direction::Outbound
             },
-            mode: sadb::Mode::Tunnel,
+            mode: if sa.transform.transport {
+                sadb::Mode::Transport
+            } else {
+                sadb::Mode::Tunnel
+            },
             local: SocketAddrV4::new(me, lport),
             peer: SocketAddrV4::new(peer, pport),
             udp_encap: sa.encap.is_some(),
@@ -249,7 +253,11 @@ impl Daemon {
                     let view = |spi: u32, conn: u32| EspSaView {
                         spi,
                         transform: s.transform.ios_name(),
-                        mode: IpsecMode::Tunnel,
+                        mode: if s.transform.transport {
+                            IpsecMode::Transport
+                        } else {
+                            IpsecMode::Tunnel
+                        },
                         udp_encap: s.udp_encap,
                         conn_id: conn,
                         flow_id: conn % 1000,

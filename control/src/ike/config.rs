@@ -128,6 +128,8 @@ pub struct TransformSet {
     pub name: String,
     pub enc: EspEnc,
     pub auth: EspAuth,
+    /// `mode transport` (default tunnel).
+    pub transport: bool,
 }
 
 impl TransformSet {

@@ -48,8 +48,11 @@ pub const IKE_PORT: u16 = 500;
 pub const NATT_PORT: u16 = 4500;
 /// Encapsulation modes (RFC 2407, RFC 3947, draft alias).
 const ENCAP_TUNNEL: u16 = 1;
+const ENCAP_TRANSPORT: u16 = 2;
 const ENCAP_UDP_TUNNEL: u16 = 3;
+const ENCAP_UDP_TRANSPORT: u16 = 4;
 const ENCAP_UDP_TUNNEL_DRAFT: u16 = 61443;
+const ENCAP_UDP_TRANSPORT_DRAFT: u16 = 61444;
 /// Errors tolerated on one SA before it is deleted (IOS: "attempt 1 of 5").
 const MAX_ERRORS: u32 = 5;
 /// How long an Aggressive Mode initiator waits after AM3 before QM1.
@@ -2327,11 +2330,13 @@ impl Endpoint {
             .to_vec()
     }
 
-    fn encap_mode(&self, key: [u8; 8]) -> u16 {
-        if self.p1[&key].nat.floated {
-            ENCAP_UDP_TUNNEL
-        } else {
-            ENCAP_TUNNEL
+    /// Encapsulation mode attribute: tunnel/transport, UDP-encapsulated after NAT-T floated.
+    fn encap_mode(&self, key: [u8; 8], transport: bool) -> u16 {
+        match (self.p1[&key].nat.floated, transport) {
+            (false, false) => ENCAP_TUNNEL,
+            (false, true) => ENCAP_TRANSPORT,
+            (true, false) => ENCAP_UDP_TUNNEL,
+            (true, true) => ENCAP_UDP_TRANSPORT,
         }
     }
 
@@ -2373,7 +2378,6 @@ impl Endpoint {
         };
         let conn = self.p1[&key].conn_id;
         let spi_in = self.new_spi();
-        let encap = self.encap_mode(key);
         let ni = self.rng.bytes(20);
         let dh = m.pfs.map(|g| g.generate(&mut *self.rng));
         // One proposal per transform set (IOS sends each set as its own proposal).
@@ -2385,7 +2389,7 @@ impl Endpoint {
                 number: n,
                 protocol: proto::ESP,
                 spi: spi_in.to_be_bytes().to_vec(),
-                transforms: vec![self.qm_transform(1, ts, &m, encap)],
+                transforms: vec![self.qm_transform(1, ts, &m, self.encap_mode(key, ts.transport))],
             });
             offered.push((n, i));
         }
@@ -2758,20 +2762,25 @@ impl Endpoint {
                     _ => None,
                 };
                 let nat = self.p1[&key].nat.floated;
-                let encap_ok = match encap {
-                    Some(ENCAP_UDP_TUNNEL) | Some(ENCAP_UDP_TUNNEL_DRAFT) => nat,
-                    Some(ENCAP_TUNNEL) | None => !nat,
-                    _ => false,
+                // (mode is transport) for an encapsulation that fits the NAT-T state.
+                let encap_mode = match encap {
+                    Some(ENCAP_UDP_TUNNEL) | Some(ENCAP_UDP_TUNNEL_DRAFT) if nat => Some(false),
+                    Some(ENCAP_UDP_TRANSPORT) | Some(ENCAP_UDP_TRANSPORT_DRAFT) if nat => {
+                        Some(true)
+                    }
+                    Some(ENCAP_TUNNEL) | None if !nat => Some(false),
+                    Some(ENCAP_TRANSPORT) if !nat => Some(true),
+                    _ => None,
                 };
+                let encap_ok = encap_mode.is_some();
                 let pfs_ok = match (m.pfs, group) {
                     (Some(g), Some(h)) => g == h,
                     (Some(_), None) => false,
                     (None, _) => true,
                 } && (group.is_some() == ke.is_some());
-                let ts = m
-                    .transform_sets
-                    .iter()
-                    .find(|ts| Some(ts.enc) == enc && Some(ts.auth) == auth);
+                let ts = m.transform_sets.iter().find(|ts| {
+                    Some(ts.enc) == enc && Some(ts.auth) == auth && Some(ts.transport) == encap_mode
+                });
                 if let (false, true, true, Some(ts)) = (bad, encap_ok, pfs_ok, ts) {
                     self.ik(conn, "atts are acceptable.");
                     let secs = secs.map(|s| s.min(u32::MAX as u64) as u32).unwrap_or(28800);

@@ -96,6 +96,7 @@ pub fn ike_config(cfg: &Config, aggressive: bool) -> Result<IkeConfig, IosConfig
                 name: ts.name.clone(),
                 enc,
                 auth,
+                transport: ts.mode == m::IpsecMode::Transport,
             });
         }
         if sets.is_empty() {

@@ -148,6 +148,7 @@ mod tests {
                 name: "myset".into(),
                 enc: EspEnc::Des3,
                 auth: EspAuth::Md5,
+                transport: false,
             },
             enc_key: Zeroizing::new(vec![7; 24]),
             auth_key: Zeroizing::new(vec![8; 16]),

@@ -76,6 +76,7 @@ fn cfg(me: Ipv4Addr, peer: Ipv4Addr, local: &str, remote: &str, o: &Opts) -> Ike
             name: "myset".into(),
             enc: o.esp.0,
             auth: o.esp.1,
+            transport: false,
         }],
         pfs: o.pfs,
         lifetime_secs: o.lifetime,
@@ -630,6 +631,7 @@ fn several_transform_sets_responder_picks_the_one_it_has() {
             name: "aesset".into(),
             enc: EspEnc::Aes(256),
             auth: EspAuth::Sha256,
+            transport: false,
         },
     );
     lab.a.set_config(c);
@@ -790,4 +792,28 @@ fn commit_bit_brings_a_connected_notify() {
     assert!(b.contains("commit bit set, sending CONNECTED"), "{b}");
     let a = Lab::debug(&mut lab.a).join("\n");
     assert!(a.contains("processing NOTIFY CONNECTED protocol 3"), "{a}");
+}
+
+#[test]
+fn transport_mode_is_negotiated_and_must_match() {
+    let o = Opts::default();
+    let mut lab = Lab::new(&o, &o);
+    for ep in [&mut lab.a, &mut lab.b] {
+        let mut c = ep.config().clone();
+        c.maps[0].transform_sets[0].transport = true;
+        ep.set_config(c);
+    }
+    lab.a.initiate(lab.now, "vpn", 10);
+    lab.pump();
+    let (i, _) = assert_tunnel(&lab);
+    assert!(i.transform.transport);
+    assert!(Lab::debug(&mut lab.b).join("\n").contains("encaps is 2"));
+    // Tunnel offered, transport configured: refused.
+    let mut lab = Lab::new(&o, &o);
+    let mut c = lab.b.config().clone();
+    c.maps[0].transform_sets[0].transport = true;
+    lab.b.set_config(c);
+    lab.a.initiate(lab.now, "vpn", 10);
+    lab.pump();
+    assert!(pairs(&lab.ev_a).is_empty() && pairs(&lab.ev_b).is_empty());
 }
