@@ -661,3 +661,34 @@ fn sas_are_installed_in_the_sa_database() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// strongSwan deletes its IKE and CHILD SAs: espgw removes the matching SAs on the
+/// DELETE notifications.
+#[test]
+fn peer_delete_removes_espgw_sas() {
+    if !root() {
+        return;
+    }
+    let lab = Lab::up(&Lab::unique_prefix("pdel")).expect("lab");
+    let swan = StrongSwan::start(&lab, Node::R2, Profile::new(Node::R2)).expect("charon");
+    let espgw = Espgw::start(&lab, &Suite::TdesMd5Modp1024.ios(None, "C!scO"), false);
+    espgw.cli(&["initiate", "vpn", "10"]);
+    swan.wait_established(Duration::from_secs(30)).expect("up");
+    espgw.wait_spis(1, Duration::from_secs(10));
+    swan.terminate_ike().expect("swanctl --terminate");
+    let t0 = Instant::now();
+    while !espgw.spis().is_empty() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "SAs kept after the peer's DELETE:\n{}",
+            espgw.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let log = espgw.log();
+    assert!(log.contains("processing DELETE payload"), "{log}");
+    assert!(
+        log.contains("IPsec SAs with 172.16.172.20 deleted"),
+        "{log}"
+    );
+}
