@@ -817,3 +817,31 @@ fn transport_mode_is_negotiated_and_must_match() {
     lab.pump();
     assert!(pairs(&lab.ev_a).is_empty() && pairs(&lab.ev_b).is_empty());
 }
+
+#[test]
+fn kilobyte_lifetime_rekeys_then_expires() {
+    let o = Opts::default();
+    let mut lab = Lab::new(&o, &o);
+    for ep in [&mut lab.a, &mut lab.b] {
+        let mut c = ep.config().clone();
+        c.maps[0].lifetime_kb = 1000;
+        ep.set_config(c);
+    }
+    lab.a.initiate(lab.now, "vpn", 10);
+    lab.pump();
+    let (old_in, old_out) = assert_tunnel(&lab);
+    assert_eq!(old_in.lifetime_kb, 1000);
+    // 95 % of the volume used: a new pair is negotiated, the old one still works.
+    lab.a.note_usage(lab.now, old_out.spi, 950);
+    lab.advance(Duration::from_millis(10));
+    assert_eq!(pairs(&lab.ev_a).len(), 2);
+    assert_eq!(lab.a.ipsec_sa_pair_count(), 2);
+    // The whole volume: the old pair goes (with a DELETE to the peer).
+    lab.a.note_usage(lab.now, old_out.spi, 1000);
+    lab.advance(Duration::from_millis(10));
+    assert_eq!(lab.a.ipsec_sa_pair_count(), 1);
+    assert!(lab.ev_a.iter().any(
+        |e| matches!(e, Event::IpsecSaDown { inbound_spi, .. } if *inbound_spi == old_in.spi)
+    ));
+    assert_eq!(lab.b.ipsec_sa_pair_count(), 1);
+}
