@@ -586,6 +586,16 @@ fn sas_are_installed_in_the_sa_database() {
     let lab = Lab::up(&Lab::unique_prefix("sadb")).expect("lab");
     let swan = StrongSwan::start(&lab, Node::R2, Profile::new(Node::R2)).expect("charon");
     let db = lab.dir().join("sadb");
+    // A previous espgw-control left an SA with this peer behind (crash): it is adopted,
+    // then replaced when the new SAs come up.
+    let stale_spi = {
+        let mut w = SaDb::create(&db, 64).expect("create sadb");
+        let mut rec = espgw_dataplane::sadb::SaRecord::derived(7);
+        rec.peer = "172.16.172.20:4500".parse().unwrap();
+        rec.direction = Direction::Inbound;
+        w.install(&rec).expect("install stale SA");
+        rec.spi
+    };
     let espgw = Espgw::start_with(
         &lab,
         &Suite::TdesMd5Modp1024.ios(None, "C!scO"),
@@ -601,6 +611,11 @@ fn sas_are_installed_in_the_sa_database() {
     let (keys, _) = espgw.keys();
     let r = SaDb::open(&db).expect("open sadb");
     let snap = r.snapshot_all().expect("snapshot");
+    assert!(espgw.log().contains("adopting 1 SAs"), "{}", espgw.log());
+    assert!(
+        snap.find_inbound(stale_spi).is_none(),
+        "stale SA not replaced"
+    );
     let inb = snap
         .find_inbound(spi_in)
         .expect("inbound SA in the database");

@@ -77,6 +77,10 @@ struct Daemon {
     keylog: Option<Mutex<File>>,
     started: Instant,
     replay_window: u32,
+    /// SAs found in the region at start (a previous espgw-control's): kept so traffic
+    /// flows while we renegotiate; removed when their lifetime ends or when new SAs with
+    /// the same peer are installed.
+    adopted: Mutex<Vec<(SlotId, u32, std::net::Ipv4Addr)>>,
 }
 
 impl Daemon {
@@ -184,6 +188,36 @@ impl Daemon {
                 sa.spi
             ),
         }
+    }
+
+    /// Deletes adopted SAs that `doomed` selects (checking the slot still holds that SA).
+    fn retire_adopted_where(&self, doomed: impl Fn(&sadb::SaRecord) -> bool) {
+        let Some(db) = &self.sadb else { return };
+        let mut adopted = self.adopted.lock().unwrap_or_else(|e| e.into_inner());
+        if adopted.is_empty() {
+            return;
+        }
+        let mut w = db.lock().unwrap_or_else(|e| e.into_inner());
+        let entries = w.entries();
+        adopted.retain(|(slot, spi, _)| {
+            let Some(e) = entries
+                .iter()
+                .find(|e| e.slot == *slot && e.record.spi == *spi)
+            else {
+                return false; // gone already
+            };
+            if doomed(&e.record) {
+                let _ = w.delete(*slot);
+                false
+            } else {
+                true
+            }
+        });
+    }
+
+    /// New SAs with `peer` replace whatever a previous run left for it.
+    fn retire_adopted(&self, peer: std::net::Ipv4Addr) {
+        self.retire_adopted_where(|r| *r.peer.ip() == peer);
     }
 
     fn uninstall(&self, spi: u32, inbound: bool) {
@@ -396,6 +430,7 @@ impl DriverSink for Sink {
                 d.keylog(keylog::esp_line(&outbound));
                 d.install(&inbound);
                 d.install(&outbound);
+                d.retire_adopted(inbound.src);
             }
             Event::IpsecSaDown {
                 inbound_spi,
@@ -506,6 +541,22 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     }
+    let adopted: Vec<(SlotId, u32, std::net::Ipv4Addr)> = sadb
+        .as_ref()
+        .map(|w| {
+            let w = w.lock().unwrap_or_else(|e| e.into_inner());
+            w.entries()
+                .into_iter()
+                .map(|e| (e.slot, e.record.spi, *e.record.peer.ip()))
+                .collect()
+        })
+        .unwrap_or_default();
+    if !adopted.is_empty() {
+        eprintln!(
+            "espgw-control: adopting {} SAs left in the SA database by a previous run (kept until they expire or are replaced)",
+            adopted.len()
+        );
+    }
     let rng = <rand::rngs::StdRng as rand::SeedableRng>::from_os_rng();
     let local = ikecfg.local_addr;
     let mut ep = Endpoint::new(ikecfg, Box::new(RandRng(rng)));
@@ -522,6 +573,7 @@ fn main() -> ExitCode {
         slots: Mutex::new(HashMap::new()),
         keylog,
         started: Instant::now(),
+        adopted: Mutex::new(adopted),
     });
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -559,6 +611,14 @@ fn main() -> ExitCode {
             let mut tick = tokio::time::interval(Duration::from_millis(100));
             loop {
                 tick.tick().await;
+                // Adopted SAs end with their lifetime.
+                let now_unix = SystemTime::now()
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0);
+                d3.retire_adopted_where(|r| {
+                    r.lifetime_secs != 0 && r.created_at.saturating_add(r.lifetime_secs) <= now_unix
+                });
                 let Some(db) = &d3.sadb else { return };
                 let reqs: Vec<sadb::SaRequest> = {
                     let mut w = db.lock().unwrap_or_else(|e| e.into_inner());
