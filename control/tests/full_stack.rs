@@ -45,6 +45,7 @@ fn hosta_pings_hostb_through_espgw_and_strongswan_on_interesting_traffic() {
         psk: "C!scO",
         lifetime_secs: None,
         keepalive: None,
+        isakmp_lifetime: None,
     };
     let espgw = Espgw::start_full(&lab, &conf, &db, &policy);
     let stats = lab.dir().join("r1-stats.json");

@@ -45,6 +45,7 @@ impl Suite {
                 psk,
                 lifetime_secs: None,
                 keepalive: None,
+                isakmp_lifetime: None,
             },
             Suite::Aes128Sha1Modp2048 => IosConf {
                 encr: "aes 128",
@@ -55,6 +56,7 @@ impl Suite {
                 psk,
                 lifetime_secs: None,
                 keepalive: None,
+                isakmp_lifetime: None,
             },
         }
     }
@@ -706,4 +708,42 @@ fn peer_delete_removes_espgw_sas() {
         log.contains("IPsec SAs with 172.16.172.20 deleted"),
         "{log}"
     );
+}
+
+/// ISAKMP SA lifetime 60 s: espgw starts a new ISAKMP SA before the old one ends and
+/// deletes the old one; the IPsec SAs survive on both sides. Slow (≈80 s).
+#[test]
+#[ignore]
+fn isakmp_rekey_keeps_the_ipsec_sas_on_both_sides() {
+    if !root() {
+        return;
+    }
+    let lab = Lab::up(&Lab::unique_prefix("p1rekey")).expect("lab");
+    let swan = StrongSwan::start(&lab, Node::R2, Profile::new(Node::R2)).expect("charon");
+    let mut ios = Suite::TdesMd5Modp1024.ios(None, "C!scO");
+    ios.isakmp_lifetime = Some(60);
+    let espgw = Espgw::start(&lab, &ios, false);
+    espgw.cli(&["initiate", "vpn", "10"]);
+    swan.wait_established(Duration::from_secs(30)).expect("up");
+    let first = espgw.wait_spis(1, Duration::from_secs(10))[0];
+    std::thread::sleep(Duration::from_secs(75));
+    let now = espgw.spis();
+    assert!(
+        now.contains(&first),
+        "IPsec SAs gone on espgw: {now:?}\n{}",
+        espgw.log()
+    );
+    let sas = swan.list_sas().expect("list");
+    let children: Vec<_> = sas
+        .iter()
+        .flat_map(|s| s.children.iter())
+        .filter(|c| c.state == "INSTALLED")
+        .collect();
+    assert!(
+        children.iter().any(|c| (c.spi_out, c.spi_in) == first),
+        "strongSwan lost the CHILD_SA with the old ISAKMP SA: {sas:?}\n{}",
+        espgw.log()
+    );
+    let show = espgw.cli(&["show", "crypto", "isakmp", "sa"]);
+    assert!(show.contains("QM_IDLE"), "{show}");
 }

@@ -21,6 +21,8 @@ pub struct IosConf {
     pub psk: &'static str,
     pub lifetime_secs: Option<u32>,
     pub keepalive: Option<(u32, u32)>,
+    /// `lifetime` of the ISAKMP policy.
+    pub isakmp_lifetime: Option<u32>,
 }
 
 impl IosConf {
@@ -31,6 +33,9 @@ impl IosConf {
             " encr {}\n hash {}\n authentication pre-share\n group {}\n",
             self.encr, self.hash, self.group
         );
+        if let Some(l) = self.isakmp_lifetime {
+            s += &format!(" lifetime {l}\n");
+        }
         s += &format!("crypto isakmp key {} address 172.16.172.20\n", self.psk);
         if let Some((i, r)) = self.keepalive {
             s += &format!("crypto isakmp keepalive {i} {r} periodic\n");
