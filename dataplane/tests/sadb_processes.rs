@@ -43,6 +43,7 @@ impl TempRegion {
 impl Drop for TempRegion {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
+        let _ = std::fs::remove_file(self.0.with_extension("final"));
         for i in 0..4 {
             let _ = std::fs::remove_file(self.0.with_extension(format!("seq{i}")));
         }
@@ -113,7 +114,12 @@ fn writer_child(path: &Path) {
     let mut slots: Vec<SlotId> = snap.entries.iter().map(|e| e.slot).collect();
     slots.sort();
     assert_eq!(slots.len() as u64, SLOTS);
-    for k in 1..=UPDATES {
+    // At least UPDATES updates and at least two seconds of them, so that the reader
+    // overlaps the writes however fast an optimised build runs; `value` keeps k below 2^24.
+    let start = Instant::now();
+    let mut k = 0u64;
+    while k < (1 << 23) && (k < UPDATES || start.elapsed() < Duration::from_secs(2)) {
+        k += 1;
         let i = k % SLOTS;
         let v = value(i, k);
         if k % 61 == 0 {
@@ -126,6 +132,8 @@ fn writer_child(path: &Path) {
             w.update(slots[i as usize], &SaRecord::derived(v)).unwrap();
         }
     }
+    // The reader derives the expected final state from the number of updates done.
+    std::fs::write(path.with_extension("final"), k.to_string()).unwrap();
 }
 
 #[test]
@@ -217,6 +225,10 @@ fn reader_never_sees_a_torn_record_from_a_writer_process() {
         }
     }
     child.wait_ok();
+    let updates: u64 = std::fs::read_to_string(t.path().with_extension("final"))
+        .unwrap()
+        .parse()
+        .unwrap();
     eprintln!(
         "reads {reads}, value changes seen {changes}, distinct {}, lookups {lookups}, snapshots {snapshots}, \
          generation changes {gen_changes} ({consistent} consistent), torn reads without the lock {racy_torn}",
@@ -239,7 +251,7 @@ fn reader_never_sees_a_torn_record_from_a_writer_process() {
     let sets_value = |k: u64| k.is_multiple_of(61) || !k.is_multiple_of(17);
     let mut want: Vec<u64> = (0..SLOTS)
         .map(|i| {
-            let k = (1..=UPDATES)
+            let k = (1..=updates)
                 .rev()
                 .find(|&k| k % SLOTS == i && sets_value(k))
                 .unwrap();

@@ -34,7 +34,7 @@ impl Hmac {
     }
 
     pub fn hasher(md: MessageDigest, key: &[u8]) -> Hmac {
-        let mut k = vec![0u8; 64];
+        let mut k = [0u8; 64];
         k[..key.len()].copy_from_slice(key);
         Hmac::Hasher {
             h: Hasher::new(md).unwrap(),

@@ -125,6 +125,7 @@ struct Lane {
 }
 
 /// Runs the jobs with `W::LANES` lanes; `compress` runs one step on all lanes.
+#[allow(clippy::needless_range_loop)]
 fn run<W: W32>(
     jobs: &mut [HmacMd5Job<'_>],
     compress: impl Fn(&mut [[u32; 16]; 4], &[[u32; 16]; 16]),
@@ -208,6 +209,11 @@ fn run<W: W32>(
                 }
             }
         }
+    }
+    // Lane states started from the key's inner/outer states.
+    state.zeroize();
+    for s in slot.iter_mut().flatten() {
+        s.tail.zeroize();
     }
 }
 

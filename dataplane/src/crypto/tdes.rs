@@ -88,6 +88,8 @@ pub(crate) struct Sched {
     sub: [u64; 48],
     /// The same subkeys as eight 6-bit S-box groups per round (AVX-512 kernel).
     eform: [[u8; 8]; 48],
+    /// Each E-form key byte repeated in a u32, for `vpxord` with an embedded broadcast.
+    bcast: [[u32; 8]; 48],
 }
 
 impl Sched {
@@ -98,7 +100,8 @@ impl Sched {
                 *b = ((k >> (42 - 6 * g)) & 0x3f) as u8;
             }
         }
-        Sched { sub, eform }
+        let bcast = eform.map(|e| e.map(|b| u32::from(b) * 0x0101_0101));
+        Sched { sub, eform, bcast }
     }
 }
 
@@ -106,6 +109,7 @@ impl Drop for Sched {
     fn drop(&mut self) {
         self.sub.zeroize();
         self.eform.zeroize();
+        self.bcast.zeroize();
     }
 }
 
@@ -324,7 +328,7 @@ fn decrypt_with(eng: &mut dyn Engine, jobs: &mut [CbcJob<'_>]) {
 
 /// Fewest blocks per call for which the wide engine beats one-block-at-a-time (measured
 /// with `espgw-perf primitives`), per level: portable, AVX2, AVX-512.
-const MIN_WIDE: [usize; 3] = [40, 24, 3];
+const MIN_WIDE: [usize; 3] = [20, 24, 3];
 
 fn engine(level: Level) -> Box<dyn Engine> {
     match level.clamp() {

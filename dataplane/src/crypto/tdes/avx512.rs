@@ -34,7 +34,8 @@ static TABLES: [[A64; 8]; 8] = {
 };
 
 pub(super) struct Avx512Engine {
-    /// Round keys, lane-wise: `kv[8 * round + group]` byte L = lane L's key group.
+    /// Round keys, lane-wise, when lanes have different keys: `kv[8 * round + group]`
+    /// byte L = lane L's key group. Allocated on the first mixed-key call.
     kv: Vec<A64>,
     ids: KeyIds,
     buf: [[u8; 8]; 64],
@@ -45,31 +46,34 @@ impl Avx512Engine {
     /// and GFNI were detected.
     pub(super) fn new() -> Self {
         Avx512Engine {
-            kv: vec![A64([0; 64]); 384],
+            kv: Vec::new(),
             ids: KeyIds::default(),
             buf: [[0; 8]; 64],
         }
     }
 
-    fn set_keys(&mut self, keys: &[&Sched]) {
+    /// Builds the lane-wise round keys for a mixed-key call (unless already built).
+    fn set_lane_keys(&mut self, keys: &[&Sched]) {
         if !self.ids.update(keys) {
             return;
         }
-        let first = keys[0];
-        if keys.iter().all(|k| core::ptr::eq(*k, first)) {
-            for (r, e) in first.eform.iter().enumerate() {
+        if self.kv.is_empty() {
+            self.kv = vec![A64([0; 64]); 384];
+        }
+        for (lane, k) in keys.iter().enumerate() {
+            for (r, e) in k.eform.iter().enumerate() {
                 for (g, &b) in e.iter().enumerate() {
-                    self.kv[8 * r + g] = A64([b; 64]);
+                    self.kv[8 * r + g].0[lane] = b;
                 }
             }
-        } else {
-            for (lane, k) in keys.iter().enumerate() {
-                for (r, e) in k.eform.iter().enumerate() {
-                    for (g, &b) in e.iter().enumerate() {
-                        self.kv[8 * r + g].0[lane] = b;
-                    }
-                }
-            }
+        }
+    }
+}
+
+impl Drop for Avx512Engine {
+    fn drop(&mut self) {
+        for k in self.kv.iter_mut() {
+            zeroize::Zeroize::zeroize(&mut k.0);
         }
     }
 }
@@ -80,11 +84,17 @@ impl Engine for Avx512Engine {
     }
     fn crypt(&mut self, blocks: &mut [[u8; 8]], keys: &[&Sched]) {
         let n = blocks.len();
-        self.set_keys(keys);
         self.buf[..n].copy_from_slice(blocks);
-        // SAFETY: an Avx512Engine is only built after the CPU features this kernel enables
-        // were detected (see `new`).
-        unsafe { tdes64(&mut self.buf, &self.kv) };
+        let first = keys[0];
+        if keys.iter().all(|k| core::ptr::eq(*k, first)) {
+            // SAFETY: an Avx512Engine is only built after the CPU features this kernel
+            // enables were detected (see `new`).
+            unsafe { tdes64(&mut self.buf, &Uniform(&first.bcast)) };
+        } else {
+            self.set_lane_keys(keys);
+            // SAFETY: as above.
+            unsafe { tdes64(&mut self.buf, &Lanes(&self.kv)) };
+        }
         blocks.copy_from_slice(&self.buf[..n]);
     }
 }
@@ -138,13 +148,41 @@ fn transpose_b(r: &mut [__m512i; 8]) {
     }
 }
 
-/// `dst ^= f(src, k)` in E-form.
+/// Where a round's key vectors come from.
+trait RoundKeys {
+    /// Key vector of round `r`, S-box group `j`.
+    fn key(&self, r: usize, j: usize) -> __m512i;
+}
+
+/// One key for all lanes: each group byte broadcast (folds into `vpxord m32{1to16}`).
+struct Uniform<'a>(&'a [[u32; 8]; 48]);
+
+impl RoundKeys for Uniform<'_> {
+    #[inline(always)]
+    fn key(&self, r: usize, j: usize) -> __m512i {
+        // SAFETY: AVX-512F present (only used inside `tdes64`).
+        unsafe { _mm512_set1_epi32(self.0[r][j] as i32) }
+    }
+}
+
+/// A key per lane, pre-laid out by `set_lane_keys`.
+struct Lanes<'a>(&'a [A64]);
+
+impl RoundKeys for Lanes<'_> {
+    #[inline(always)]
+    fn key(&self, r: usize, j: usize) -> __m512i {
+        // SAFETY: entry 8r+j is 64 readable aligned bytes; AVX-512F present.
+        unsafe { _mm512_load_si512(self.0[8 * r + j].0.as_ptr().cast()) }
+    }
+}
+
+/// `dst ^= f(src, k)` in E-form, with the keys of round `r`.
 #[inline(always)]
-fn round(dst: &mut [__m512i; 8], src: &[__m512i; 8], k: &[A64]) {
+fn round<K: RoundKeys>(dst: &mut [__m512i; 8], src: &[__m512i; 8], k: &K, r: usize) {
     let mut x = [src[0]; 8];
     for j in 0..8 {
-        // SAFETY: `k[j]` is 64 readable bytes; AVX-512F present (caller `tdes64`).
-        x[j] = unsafe { _mm512_xor_si512(src[j], _mm512_load_si512(k[j].0.as_ptr().cast())) };
+        // SAFETY: AVX-512F present (caller `tdes64`).
+        x[j] = unsafe { _mm512_xor_si512(src[j], k.key(r, j)) };
     }
     for g in 0..8 {
         let s = GROUP_SRC[g];
@@ -182,7 +220,7 @@ fn pack(lo_g: __m512i, hi_g: __m512i) -> __m512i {
 
 /// 3DES (48 rounds with the given lane-wise round keys) on 64 blocks in place.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vbmi,gfni")]
-fn tdes64(blocks: &mut [[u8; 8]; 64], kv: &[A64]) {
+fn tdes64<K: RoundKeys>(blocks: &mut [[u8; 8]; 64], kv: &K) {
     let bswap = _mm512_set_epi64(
         0x08090a0b0c0d0e0f,
         0x0001020304050607,
@@ -196,7 +234,7 @@ fn tdes64(blocks: &mut [[u8; 8]; 64], kv: &[A64]) {
     // GFNI selectors: output byte i gathers bit c_i of every data byte (IP's columns).
     let xr = _mm512_set1_epi64(0x8020_0802_8020_0802u64 as i64);
     let xl = _mm512_set1_epi64(0x4010_0401_4010_0401u64 as i64);
-    let ctrl = _mm512_set1_epi64(i64::from_le_bytes(EFORM_SHIFT.map(|b| b as u8)));
+    let ctrl = _mm512_set1_epi64(i64::from_le_bytes(EFORM_SHIFT));
     let mut a = [_mm512_setzero_si512(); 8];
     let mut b = [_mm512_setzero_si512(); 8];
     for k in 0..8 {
@@ -215,14 +253,12 @@ fn tdes64(blocks: &mut [[u8; 8]; 64], kv: &[A64]) {
     for pass in 0..3 {
         for i in 0..8 {
             let r = 16 * pass + 2 * i;
-            let k0 = &kv[8 * r..8 * r + 8];
-            let k1 = &kv[8 * r + 8..8 * r + 16];
             if pass == 1 {
-                round(&mut b, &a, k0);
-                round(&mut a, &b, k1);
+                round(&mut b, &a, kv, r);
+                round(&mut a, &b, kv, r + 1);
             } else {
-                round(&mut a, &b, k0);
-                round(&mut b, &a, k1);
+                round(&mut a, &b, kv, r);
+                round(&mut b, &a, kv, r + 1);
             }
         }
     }

@@ -162,6 +162,16 @@ pub(super) struct BitsliceEngine<W: Word> {
     ids: KeyIds,
 }
 
+impl<W: Word> Drop for BitsliceEngine<W> {
+    fn drop(&mut self) {
+        // Round-key slices are key material.
+        for k in self.keys.iter_mut() {
+            *k = W::zero();
+        }
+        core::hint::black_box(&self.keys);
+    }
+}
+
 impl<W: Word> BitsliceEngine<W> {
     pub(super) fn new() -> Self {
         BitsliceEngine {

@@ -16,6 +16,7 @@ struct Tables {
     fp: [[u64; 256]; 8],
 }
 
+#[allow(clippy::needless_range_loop)]
 fn tables() -> &'static Tables {
     static T: OnceLock<Box<Tables>> = OnceLock::new();
     T.get_or_init(|| {

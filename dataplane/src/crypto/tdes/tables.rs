@@ -195,6 +195,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::needless_range_loop)]
     fn generated_contribution_pattern_matches_tables() {
         for j in 0..8 {
             for g in 0..8 {
