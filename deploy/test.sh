@@ -57,9 +57,9 @@ cleanup_check() {
 }
 trap 'echo; say "interrupted: removing orphaned labs"; target/debug/espgw-lab reap; exit 130' INT TERM
 
-say "cargo test --workspace $*"
+say "cargo test --workspace --no-fail-fast $*"
 set +e
-cargo test --workspace "$@"
+cargo test --workspace --no-fail-fast "$@"
 rc=$?
 set -e
 cleanup_check || rc=1

@@ -74,6 +74,22 @@ impl EspEncr {
         })
     }
 
+    /// From the name tshark's `esp_sa` table uses (inverse of [`EspEncr::tshark_name`]).
+    pub fn from_tshark_name(name: &str) -> Option<EspEncr> {
+        [
+            EspEncr::Null,
+            EspEncr::TripleDesCbc,
+            EspEncr::DesCbc,
+            EspEncr::AesCbc,
+            EspEncr::AesCtr,
+            EspEncr::AesGcm8,
+            EspEncr::AesGcm12,
+            EspEncr::AesGcm16,
+        ]
+        .into_iter()
+        .find(|e| e.tshark_name() == name)
+    }
+
     /// Whether it is an AEAD (no separate integrity transform).
     pub fn is_aead(self) -> bool {
         matches!(
@@ -111,6 +127,20 @@ impl EspAuth {
             EspAuth::HmacSha384_192 => "HMAC-SHA-384-192 [RFC4868]",
             EspAuth::HmacSha512_256 => "HMAC-SHA-512-256 [RFC4868]",
         }
+    }
+
+    /// From the name tshark's `esp_sa` table uses (inverse of [`EspAuth::tshark_name`]).
+    pub fn from_tshark_name(name: &str) -> Option<EspAuth> {
+        [
+            EspAuth::Null,
+            EspAuth::HmacMd5_96,
+            EspAuth::HmacSha1_96,
+            EspAuth::HmacSha256_128,
+            EspAuth::HmacSha384_192,
+            EspAuth::HmacSha512_256,
+        ]
+        .into_iter()
+        .find(|a| a.tshark_name() == name)
     }
 
     /// From strongSwan's algorithm name (`HMAC_MD5_96`, …; `NONE` or empty for AEAD).
@@ -216,6 +246,64 @@ impl Ikev1Keys {
     pub fn uat_record(&self) -> String {
         format!("{},{}", hex(&self.icookie), hex(&self.enc_key))
     }
+}
+
+/// Parses a key log in tshark's own record syntax, as `espgw-control --keylog` writes it:
+/// `ikev1 ICOOKIEHEX,KAHEX` and `esp "IPv4","SRC","DST","0xSPI","ENCR","0xKEY","AUTH","0xKEY"`
+/// lines; anything else is skipped. (The responder cookie is not in such a log: zero.)
+pub fn parse_keylog(text: &str) -> (Vec<EspSaKeys>, Vec<Ikev1Keys>) {
+    let unhex = |s: &str| -> Option<Vec<u8>> {
+        let s = s.trim().trim_start_matches("0x");
+        if !s.len().is_multiple_of(2) {
+            return None;
+        }
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+            .collect()
+    };
+    let mut esp = Vec::new();
+    let mut ike = Vec::new();
+    for line in text.lines() {
+        if let Some(r) = line.strip_prefix("ikev1 ") {
+            let Some((c, k)) = r.split_once(',') else {
+                continue;
+            };
+            if let (Some(c), Some(k)) = (unhex(c), unhex(k)) {
+                if let Ok(icookie) = <[u8; 8]>::try_from(c.as_slice()) {
+                    ike.push(Ikev1Keys {
+                        icookie,
+                        rcookie: [0; 8],
+                        enc_key: k,
+                    });
+                }
+            }
+        } else if let Some(r) = line.strip_prefix("esp ") {
+            let f: Vec<&str> = r.trim().trim_matches('"').split("\",\"").collect();
+            if f.len() != 8 || f[0] != "IPv4" {
+                continue;
+            }
+            let spi = u32::from_str_radix(f[3].trim_start_matches("0x"), 16).ok();
+            let (encr, auth) = (
+                EspEncr::from_tshark_name(f[4]),
+                EspAuth::from_tshark_name(f[6]),
+            );
+            if let (Some(spi), Some(encr), Some(auth), Some(enc_key), Some(auth_key)) =
+                (spi, encr, auth, unhex(f[5]), unhex(f[7]))
+            {
+                esp.push(EspSaKeys {
+                    spi,
+                    src: f[1].into(),
+                    dst: f[2].into(),
+                    encr,
+                    enc_key,
+                    auth,
+                    auth_key,
+                });
+            }
+        }
+    }
+    (esp, ike)
 }
 
 /// Lower-case hex of `b`.
@@ -515,7 +603,7 @@ const FIELDS: &[&str] = &[
     "isakmp.enc.data",
     "udpencap.non_esp_marker",
     "udpencap.nat_keepalive",
-    "udp.payload",
+    "udp.length",
 ];
 
 /// The tshark command line [`judge`] runs (useful to reproduce a verdict by hand).
@@ -559,10 +647,19 @@ pub fn tshark_command(pcap: &Path, esp: &[EspSaKeys], ike: &[Ikev1Keys]) -> Comm
 /// Works on any pcap (live capture or written offline); hundreds of frames take well under
 /// a second of tshark time.
 pub fn judge(pcap: &Path, esp: &[EspSaKeys], ike: &[Ikev1Keys]) -> Result<Verdicts> {
-    let mut c = tshark_command(pcap, esp, ike);
-    c.env("HOME", std::env::temp_dir()).stdin(Stdio::null());
+    let home = tempfile::tempdir().map_err(|e| Error::io("creating tshark's HOME", e))?;
+    let stdout = run_tshark(tshark_command(pcap, esp, ike), home.path(), pcap)?;
+    let (mut v, candidates) = parse_fields(&stdout)?;
+    mark_retransmissions(&mut v, &candidates, pcap, home.path())?;
+    Ok(v)
+}
+
+/// Runs tshark with a private, empty HOME (no user preferences) and returns stdout.
+fn run_tshark(mut c: Command, home: &Path, pcap: &Path) -> Result<String> {
+    c.env("HOME", home)
+        .env("XDG_CONFIG_HOME", home)
+        .stdin(Stdio::null());
     let out = output_timeout(c, Duration::from_secs(300))?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
     if !out.status.success() {
         return Err(Error::Command {
             cmd: format!("tshark -r {}", pcap.display()),
@@ -570,12 +667,73 @@ pub fn judge(pcap: &Path, esp: &[EspSaKeys], ike: &[Ikev1Keys]) -> Result<Verdic
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         });
     }
-    parse_fields(&stdout)
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-fn parse_fields(text: &str) -> Result<Verdicts> {
+/// ISAKMP frames that look alike (addresses, UDP length, cookie, exchange, message ID)
+/// are compared byte for byte in a second, key-less tshark pass (run only when there are
+/// such frames); a repeat gets `retransmission_of` = the first frame with those bytes.
+fn mark_retransmissions(
+    v: &mut Verdicts,
+    candidates: &[(u32, String)],
+    pcap: &Path,
+    home: &Path,
+) -> Result<()> {
+    let mut groups: std::collections::HashMap<&str, Vec<u32>> = std::collections::HashMap::new();
+    for (n, key) in candidates {
+        groups.entry(key.as_str()).or_default().push(*n);
+    }
+    let suspects: std::collections::BTreeSet<u32> = groups
+        .values()
+        .filter(|g| g.len() > 1)
+        .flatten()
+        .copied()
+        .collect();
+    if suspects.is_empty() {
+        return Ok(());
+    }
+    let mut c = Command::new("tshark");
+    c.arg("-r")
+        .arg(pcap)
+        .args(["-n", "-d", "udp.port==4500,udpencap", "-Y", "isakmp"]);
+    c.args([
+        "-T",
+        "fields",
+        "-E",
+        "occurrence=f",
+        "-e",
+        "frame.number",
+        "-e",
+        "udp.payload",
+    ]);
+    let out = run_tshark(c, home, pcap)?;
+    let mut payload: std::collections::HashMap<u32, String> = std::collections::HashMap::new();
+    for line in out.lines() {
+        if let Some((n, p)) = line.split_once('\t') {
+            if let Ok(n) = n.trim().parse::<u32>() {
+                if suspects.contains(&n) {
+                    payload.insert(n, p.trim().to_string());
+                }
+            }
+        }
+    }
+    for g in groups.values().filter(|g| g.len() > 1) {
+        for (i, n) in g.iter().enumerate() {
+            let Some(p) = payload.get(n) else { continue };
+            let orig = g[..i].iter().find(|m| payload.get(m) == Some(p));
+            if let (Some(&orig), Some(f)) = (orig, v.frames.iter_mut().find(|f| f.number == *n)) {
+                f.retransmission_of = Some(orig);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Parses the `-T fields` output; also returns, for every ISAKMP frame, a key under which
+/// a retransmission would collide.
+fn parse_fields(text: &str) -> Result<(Verdicts, Vec<(u32, String)>)> {
     let mut v = Verdicts::default();
-    let mut seen_isakmp: std::collections::HashMap<String, u32> = std::collections::HashMap::new();
+    let mut candidates = Vec::new();
     for line in text.lines() {
         if line.trim().is_empty() {
             continue;
@@ -638,30 +796,27 @@ fn parse_fields(text: &str) -> Result<Verdicts> {
         } else {
             FrameKind::Other
         };
-        let mut retransmission_of = None;
-        if matches!(kind, FrameKind::Isakmp(_)) {
+        if let FrameKind::Isakmp(i) = &kind {
             let key = format!(
-                "{}>{}:{}",
+                "{}>{} {} {} {} {}",
                 first("ip.src"),
                 first("ip.dst"),
-                first("udp.payload")
+                first("udp.length"),
+                i.icookie,
+                i.exchange,
+                i.message_id
             );
-            match seen_isakmp.get(&key) {
-                Some(&orig) => retransmission_of = Some(orig),
-                None => {
-                    seen_isakmp.insert(key, number);
-                }
-            }
+            candidates.push((number, key));
         }
         v.frames.push(Verdict {
             number,
             protocols,
             kind,
             malformed,
-            retransmission_of,
+            retransmission_of: None,
         });
     }
-    Ok(v)
+    Ok((v, candidates))
 }
 
 fn truthy(s: &str) -> bool {
@@ -674,5 +829,124 @@ fn parse_u32(s: &str) -> Option<u32> {
     match s.strip_prefix("0x") {
         Some(h) => u32::from_str_radix(h, 16).ok(),
         None => s.parse().ok(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(cols: &[(&str, &str)]) -> String {
+        FIELDS
+            .iter()
+            .map(|f| {
+                cols.iter()
+                    .find(|(k, _)| k == f)
+                    .map(|(_, v)| *v)
+                    .unwrap_or("")
+            })
+            .collect::<Vec<_>>()
+            .join("\t")
+    }
+
+    #[test]
+    fn fields_output_parses() {
+        let text = [
+            row(&[
+                ("frame.number", "1"),
+                (
+                    "frame.protocols",
+                    "eth:ethertype:ip:udp:udpencap:esp:ip:icmp",
+                ),
+                ("ip.src", "172.16.172.10,10.1.1.2"),
+                ("ip.dst", "172.16.172.20,10.1.2.2"),
+                ("esp.spi", "0x4a449037"),
+                ("esp.sequence", "7"),
+                ("esp.icv_good", "1"),
+                ("esp.pad_len", "2"),
+                ("esp.protocol", "4"),
+            ]),
+            row(&[
+                ("frame.number", "2"),
+                ("frame.protocols", "eth:ethertype:ip:udp:udpencap:isakmp"),
+                ("ip.src", "172.16.172.20"),
+                ("ip.dst", "172.16.172.10"),
+                ("isakmp.exchangetype", "32"),
+                ("isakmp.ispi", "cb4c764f95809f09"),
+                ("isakmp.messageid", "0x71f06a3c"),
+                ("isakmp.flags", "0x01"),
+                ("isakmp.typepayload", "8,1,10"),
+                ("isakmp.hash", "abcd"),
+                ("udpencap.non_esp_marker", "0"),
+                ("udp.length", "200"),
+            ]),
+            row(&[
+                ("frame.number", "3"),
+                ("frame.protocols", "eth:ethertype:ip:esp:_ws.malformed"),
+                ("esp.spi", "0x00000001"),
+                ("esp.icv_bad", "1"),
+            ]),
+        ]
+        .join("\n");
+        let (v, cands) = parse_fields(&text).unwrap();
+        assert_eq!(v.frames.len(), 3);
+        let FrameKind::Esp(e) = &v.frames[0].kind else {
+            panic!()
+        };
+        assert_eq!(
+            (e.spi, e.seq, e.udp_encap, e.decrypted, e.icv),
+            (0x4a449037, 7, true, true, Icv::Good)
+        );
+        assert_eq!(e.inner, Some(("10.1.1.2".into(), "10.1.2.2".into())));
+        let FrameKind::Isakmp(i) = &v.frames[1].kind else {
+            panic!()
+        };
+        assert_eq!(
+            (i.exchange, i.message_id, i.encrypted, i.decrypted, i.nat_t),
+            (32, 0x71f06a3c, true, true, true)
+        );
+        assert_eq!(i.icookie, "cb4c764f95809f09");
+        assert_eq!(cands.len(), 1);
+        let FrameKind::Esp(e) = &v.frames[2].kind else {
+            panic!()
+        };
+        assert_eq!((e.icv, e.decrypted), (Icv::Bad, false));
+        assert!(v.frames[2].malformed);
+        assert_eq!(v.malformed(), 1);
+        assert_eq!(v.bad_esp().len(), 1);
+        assert!(parse_fields("x\ty").is_err());
+    }
+
+    #[test]
+    fn uat_records_have_tshark_syntax() {
+        let k = EspSaKeys {
+            spi: 0x4a449037,
+            src: "172.16.172.10".into(),
+            dst: "172.16.172.20".into(),
+            encr: EspEncr::TripleDesCbc,
+            enc_key: vec![0xab; 24],
+            auth: EspAuth::HmacMd5_96,
+            auth_key: vec![0x01; 16],
+        };
+        let r = k.uat_record();
+        assert!(r.starts_with("\"IPv4\",\"172.16.172.10\",\"172.16.172.20\",\"0x4a449037\",\"TripleDES-CBC [RFC2451]\",\"0xabab"), "{r}");
+        assert!(
+            r.ends_with("\"HMAC-MD5-96 [RFC2403]\",\"0x01010101010101010101010101010101\""),
+            "{r}"
+        );
+        assert_ne!(k.with_wrong_auth_key().auth_key, k.auth_key);
+        let i = Ikev1Keys {
+            icookie: [1; 8],
+            rcookie: [2; 8],
+            enc_key: vec![3; 24],
+        };
+        assert_eq!(
+            i.uat_record(),
+            format!("0101010101010101,{}", "03".repeat(24))
+        );
+        assert!(
+            !format!("{k:?}{i:?}").contains("abab"),
+            "keys stay out of Debug output"
+        );
     }
 }

@@ -24,7 +24,8 @@ pub mod strongswan;
 
 pub use error::{Error, Result};
 pub use judge::{
-    judge, Capture, EspAuth, EspEncr, EspSaKeys, FrameKind, Icv, Ikev1Keys, Verdict, Verdicts,
+    judge, parse_keylog, Capture, EspAuth, EspEncr, EspSaKeys, FrameKind, Icv, Ikev1Keys, Verdict,
+    Verdicts,
 };
 pub use lab::{addr, Lab, LabOptions, LabProcess, Node, PingStats};
 pub use strongswan::{CharonKeys, IkeMode, IkeSaInfo, Profile, StrongSwan};
