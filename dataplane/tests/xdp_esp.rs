@@ -237,6 +237,10 @@ fn tunnel_on(
     (lab, r1, r2, keys, t)
 }
 
+fn iperf_rate() -> String {
+    std::env::var("ESPGW_IPERF_RATE").unwrap_or_else(|_| "25M".into())
+}
+
 fn iperf3(lab: &Topology, args: &[&str]) -> serde_json::Value {
     let mut v = vec![
         "timeout", "30", "iperf3", "-c", "10.1.2.2", "-p", "45201", "-J", "-t", "2",
@@ -336,13 +340,44 @@ fn run_tunnel(tag: &str, transform: &str, restart: bool, natt: bool) {
         r2.log()
     );
 
+    // Too big for the tunnel with DF: R1 answers "fragmentation needed" with
+    // the tunnel's MTU, and hostA's path MTU discovery takes it.
+    let out = lab.exec_output(
+        "hA",
+        &[
+            "ping", "-c", "2", "-i", "0.3", "-M", "do", "-s", "1472", "-W", "1", "10.1.2.2",
+        ],
+    );
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("mtu"),
+        "PMTU discovery through the tunnel: {text}"
+    );
+    let out = lab.exec_output(
+        "hA",
+        &[
+            "ping", "-c", "3", "-i", "0.1", "-M", "do", "-s", "1300", "-W", "1", "10.1.2.2",
+        ],
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("3 received"),
+        "1328-byte packets fit the tunnel"
+    );
+
     let _server = lab.spawn("hB", &["iperf3", "-s", "-p", "45201"], "iperf3-server.log");
     std::thread::sleep(Duration::from_millis(300));
-    let tcp = iperf3(&lab, &["-P", "4"]);
+    // Capped (ESPGW_IPERF_RATE, default 25M a flow) so the capture stays small
+    // enough for tshark; uncapped numbers come from the release runs.
+    let rate = iperf_rate();
+    let tcp = iperf3(&lab, &["-P", "4", "-b", &rate]);
     let tcp_bps = tcp["end"]["sum_received"]["bits_per_second"]
         .as_f64()
         .unwrap_or(0.0);
-    let udp = iperf3(&lab, &["-u", "-b", "20M", "-l", "1200"]);
+    let udp = iperf3(&lab, &["-u", "-b", "10M", "-l", "1200"]);
     let udp_bps = udp["end"]["sum"]["bits_per_second"].as_f64().unwrap_or(0.0);
     let udp_lost = udp["end"]["sum"]["lost_percent"].as_f64().unwrap_or(100.0);
     println!(
@@ -353,7 +388,7 @@ fn run_tunnel(tag: &str, transform: &str, restart: bool, natt: bool) {
     // A pass criterion, not a rate: debug builds of 3DES on a loaded 2-core box are slow.
     assert!(tcp_bps > 1e5, "TCP through the tunnel: {tcp}");
     assert!(
-        udp_bps > 1e6 && udp_lost < 5.0,
+        udp_bps > 1e6 && udp_lost < 10.0,
         "UDP through the tunnel: {udp}"
     );
 
@@ -455,6 +490,13 @@ fn run_tunnel(tag: &str, transform: &str, restart: bool, natt: bool) {
         assert!(
             worker_sum(s, "esp_encap") > 0 && worker_sum(s, "esp_decap") > 0,
             "{name}: {s}"
+        );
+    }
+    // (R1's counters start again after a restart.)
+    if !restart {
+        assert!(
+            worker_sum(&s1, "icmp_sent") >= 1,
+            "R1 sent fragmentation-needed: {s1}"
         );
     }
     if natt {
@@ -565,7 +607,8 @@ fn xdp_esp_one_sa_two_workers_each_end() {
     warm_up(&lab);
     let _server = lab.spawn("hB", &["iperf3", "-s", "-p", "45201"], "iperf3-server.log");
     std::thread::sleep(Duration::from_millis(300));
-    let tcp = iperf3(&lab, &["-P", "8"]);
+    let rate = iperf_rate();
+    let tcp = iperf3(&lab, &["-P", "8", "-b", &rate]);
     assert!(
         tcp["end"]["sum_received"]["bits_per_second"]
             .as_f64()

@@ -38,7 +38,7 @@ struct Args {
     /// Cores for the workers, e.g. 0,1 (one worker per core; at most one per queue).
     #[arg(long, value_delimiter = ',', default_value = "0")]
     cores: Vec<usize>,
-    /// A crypto-ACL rule: `permit|deny PROTO SRC DST [sport A-B] [dport A-B] [policy N]`.
+    /// A crypto-ACL rule: `permit|deny PROTO SRC DST [sport A-B] [dport A-B] [policy SEQ] [map NAME]` (repeatable; before the policy file's rules).
     #[arg(long = "acl")]
     acl: Vec<String>,
     /// Policy file written by espgw-control (one rule a line); re-read when it changes.
@@ -78,8 +78,10 @@ struct Args {
     sadb: PathBuf,
     /// Smallest inbound anti-replay window (packets): the receiving window is
     /// local (RFC 4303 §3.4.3) and must cover the reordering of one SA's
-    /// packets across several workers and queues at both ends.
-    #[arg(long, default_value_t = 1024)]
+    /// packets across several workers and queues at both ends (at 100 kpps a
+    /// worker woken 10 ms late is 1000 packets behind). 16384 costs 4 KiB a
+    /// SA (RFC 6479 bitmap).
+    #[arg(long, default_value_t = 16384)]
     min_replay_window: u32,
     /// No ESP: forward steered traffic in clear (lab checks of the AF_XDP path only).
     #[arg(long)]
