@@ -31,6 +31,8 @@ fn root() -> bool {
 enum Suite {
     TdesMd5Modp1024,
     Aes128Sha1Modp2048,
+    /// Phase 1 as above, ESP AES-128-GCM (RFC 4106: key and salt from KEYMAT).
+    Aes128GcmModp2048,
 }
 
 impl Suite {
@@ -47,11 +49,15 @@ impl Suite {
                 keepalive: None,
                 isakmp_lifetime: None,
             },
-            Suite::Aes128Sha1Modp2048 => IosConf {
+            Suite::Aes128Sha1Modp2048 | Suite::Aes128GcmModp2048 => IosConf {
                 encr: "aes 128",
                 hash: "sha",
                 group: 14,
-                transform: "esp-aes 128 esp-sha-hmac",
+                transform: if self == Suite::Aes128GcmModp2048 {
+                    "esp-gcm"
+                } else {
+                    "esp-aes 128 esp-sha-hmac"
+                },
                 pfs,
                 psk,
                 lifetime_secs: None,
@@ -64,6 +70,7 @@ impl Suite {
         match self {
             Suite::TdesMd5Modp1024 => ("3des-md5-modp1024", "3des-md5"),
             Suite::Aes128Sha1Modp2048 => ("aes128-sha1-modp2048", "aes128-sha1"),
+            Suite::Aes128GcmModp2048 => ("aes128-sha1-modp2048", "aes128gcm16"),
         }
     }
 }
@@ -329,6 +336,8 @@ case!(
     false,
     None
 );
+case!(mm_gcm_espgw_initiates, Main, Aes128GcmModp2048, true, None);
+case!(mm_gcm_swan_initiates, Main, Aes128GcmModp2048, false, None);
 case!(pfs2_espgw_initiates, Main, TdesMd5Modp1024, true, Some(2));
 case!(pfs2_swan_initiates, Main, TdesMd5Modp1024, false, Some(2));
 case!(

@@ -37,6 +37,8 @@ pub enum EspEnc {
     Des3,
     /// AES-CBC with key bits.
     Aes(u16),
+    /// AES-GCM with a 16-byte ICV (RFC 4106), key bits (without the salt).
+    Gcm(u16),
     Null,
 }
 
@@ -54,13 +56,16 @@ impl EspEnc {
         match self {
             EspEnc::Des3 => 3,
             EspEnc::Aes(_) => 12,
+            EspEnc::Gcm(_) => 20,
             EspEnc::Null => 11,
         }
     }
+    /// KEYMAT bytes for the cipher: for AES-GCM the key and its 4-byte salt (RFC 4106 §8.1).
     pub fn key_len(self) -> usize {
         match self {
             EspEnc::Des3 => 24,
             EspEnc::Aes(b) => b as usize / 8,
+            EspEnc::Gcm(b) => b as usize / 8 + 4,
             EspEnc::Null => 0,
         }
     }
@@ -69,6 +74,8 @@ impl EspEnc {
             EspEnc::Des3 => "esp-3des".into(),
             EspEnc::Aes(128) => "esp-aes".into(),
             EspEnc::Aes(b) => format!("esp-aes {b}"),
+            EspEnc::Gcm(128) => "esp-gcm".into(),
+            EspEnc::Gcm(b) => format!("esp-gcm {b}"),
             EspEnc::Null => "esp-null".into(),
         }
     }
@@ -77,6 +84,7 @@ impl EspEnc {
         match self {
             EspEnc::Des3 => "ESP_3DES",
             EspEnc::Aes(_) => "ESP_AES",
+            EspEnc::Gcm(_) => "ESP_GCM",
             EspEnc::Null => "ESP_NULL",
         }
     }
@@ -127,7 +135,8 @@ impl EspAuth {
 pub struct TransformSet {
     pub name: String,
     pub enc: EspEnc,
-    pub auth: EspAuth,
+    /// None for a combined-mode cipher (esp-gcm).
+    pub auth: Option<EspAuth>,
     /// `mode transport` (default tunnel).
     pub transport: bool,
 }
@@ -135,7 +144,10 @@ pub struct TransformSet {
 impl TransformSet {
     /// "esp-3des esp-md5-hmac" as IOS prints it.
     pub fn ios_name(&self) -> String {
-        format!("{} {}", self.enc.ios_name(), self.auth.ios_name())
+        match self.auth {
+            Some(a) => format!("{} {}", self.enc.ios_name(), a.ios_name()),
+            None => self.enc.ios_name(),
+        }
     }
 }
 

@@ -2353,12 +2353,14 @@ impl Endpoint {
             Attr::basic(p2::LIFE_TYPE, attr::LIFE_KILOBYTES),
             Attr::number(p2::LIFE_DURATION, m.lifetime_kb),
             Attr::basic(p2::ENCAPSULATION, encap),
-            Attr::basic(p2::AUTH_ALG, ts.auth.code()),
         ];
+        if let Some(a) = ts.auth {
+            attrs.push(Attr::basic(p2::AUTH_ALG, a.code()));
+        }
         if let Some(g) = m.pfs {
             attrs.push(Attr::basic(p2::GROUP, g.id()));
         }
-        if let EspEnc::Aes(bits) = ts.enc {
+        if let EspEnc::Aes(bits) | EspEnc::Gcm(bits) = ts.enc {
             attrs.push(Attr::basic(p2::KEY_LENGTH, bits));
         }
         Transform {
@@ -2759,6 +2761,7 @@ impl Endpoint {
                 let enc = match t.id {
                     3 => Some(EspEnc::Des3),
                     12 => Some(EspEnc::Aes(keylen.unwrap_or(128))),
+                    20 => Some(EspEnc::Gcm(keylen.unwrap_or(128))),
                     _ => None,
                 };
                 let nat = self.p1[&key].nat.floated;
@@ -2779,7 +2782,7 @@ impl Endpoint {
                     (None, _) => true,
                 } && (group.is_some() == ke.is_some());
                 let ts = m.transform_sets.iter().find(|ts| {
-                    Some(ts.enc) == enc && Some(ts.auth) == auth && Some(ts.transport) == encap_mode
+                    Some(ts.enc) == enc && ts.auth == auth && Some(ts.transport) == encap_mode
                 });
                 if let (false, true, true, Some(ts)) = (bad, encap_ok, pfs_ok, ts) {
                     self.ik(conn, "atts are acceptable.");
@@ -3039,7 +3042,7 @@ impl Endpoint {
                 }
                 p2::AUTH_ALG => self.ik_raw(format!(
                     "ISAKMP:      authenticator is {}",
-                    ts.auth.isakmp_name()
+                    ts.auth.map(|a| a.isakmp_name()).unwrap_or("unknown")
                 )),
                 _ => {}
             }
@@ -3162,7 +3165,7 @@ impl Endpoint {
         };
         let neg = sa.neg.expect("neg");
         let d = sa.keys.as_ref().expect("keys").d.clone();
-        let len = ts.enc.key_len() + ts.auth.key_len();
+        let len = ts.enc.key_len() + ts.auth.map_or(0, |a| a.key_len());
         let spi_in = q.spi_in;
         let kin = keymat(
             neg.hash,

@@ -83,13 +83,16 @@ pub fn ike_config(cfg: &Config, aggressive: bool) -> Result<IkeConfig, IosConfig
             let enc = match ts.encryption {
                 m::EspEncryption::TripleDes => EspEnc::Des3,
                 m::EspEncryption::Aes(k) => EspEnc::Aes(k.bits()),
+                m::EspEncryption::Gcm(k) => EspEnc::Gcm(k.bits()),
                 m::EspEncryption::Null => EspEnc::Null,
                 _ => continue,
             };
             let auth = match ts.auth {
-                Some(m::EspAuth::Md5Hmac) => EspAuth::Md5,
-                Some(m::EspAuth::ShaHmac) => EspAuth::Sha1,
-                Some(m::EspAuth::Sha256Hmac) => EspAuth::Sha256,
+                Some(m::EspAuth::Md5Hmac) => Some(EspAuth::Md5),
+                Some(m::EspAuth::ShaHmac) => Some(EspAuth::Sha1),
+                Some(m::EspAuth::Sha256Hmac) => Some(EspAuth::Sha256),
+                // Only a combined-mode cipher goes without an authenticator.
+                None if matches!(enc, EspEnc::Gcm(_)) => None,
                 None => continue,
             };
             sets.push(TransformSet {

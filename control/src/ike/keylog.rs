@@ -30,16 +30,18 @@ pub fn tshark_encr(e: EspEnc) -> &'static str {
     match e {
         EspEnc::Des3 => "TripleDES-CBC [RFC2451]",
         EspEnc::Aes(_) => "AES-CBC [RFC3602]",
+        EspEnc::Gcm(_) => "AES-GCM with 16 octet ICV [RFC4106]",
         EspEnc::Null => "NULL",
     }
 }
 
 /// tshark's name of an ESP integrity algorithm.
-pub fn tshark_auth(a: EspAuth) -> &'static str {
+pub fn tshark_auth(a: Option<EspAuth>) -> &'static str {
     match a {
-        EspAuth::Md5 => "HMAC-MD5-96 [RFC2403]",
-        EspAuth::Sha1 => "HMAC-SHA-1-96 [RFC2404]",
-        EspAuth::Sha256 => "HMAC-SHA-256-128 [RFC4868]",
+        Some(EspAuth::Md5) => "HMAC-MD5-96 [RFC2403]",
+        Some(EspAuth::Sha1) => "HMAC-SHA-1-96 [RFC2404]",
+        Some(EspAuth::Sha256) => "HMAC-SHA-256-128 [RFC4868]",
+        None => "NULL",
     }
 }
 
@@ -147,7 +149,7 @@ mod tests {
             transform: TransformSet {
                 name: "myset".into(),
                 enc: EspEnc::Des3,
-                auth: EspAuth::Md5,
+                auth: Some(EspAuth::Md5),
                 transport: false,
             },
             enc_key: Zeroizing::new(vec![7; 24]),

@@ -31,7 +31,7 @@ struct Opts {
     hash: HashAlg,
     group: DhGroup,
     psk: &'static str,
-    esp: (EspEnc, EspAuth),
+    esp: (EspEnc, Option<EspAuth>),
     pfs: Option<DhGroup>,
     mode: Phase1Mode,
     lifetime: u32,
@@ -45,7 +45,7 @@ impl Default for Opts {
             hash: HashAlg::Sha1,
             group: DhGroup::Modp768,
             psk: "C!scO",
-            esp: (EspEnc::Des3, EspAuth::Md5),
+            esp: (EspEnc::Des3, Some(EspAuth::Md5)),
             pfs: None,
             mode: Phase1Mode::Main,
             lifetime: 3600,
@@ -227,7 +227,10 @@ fn assert_tunnel(lab: &Lab) -> (IpsecSa, IpsecSa) {
         "each direction has its own keys"
     );
     assert_eq!(ain.enc_key.len(), ain.transform.enc.key_len());
-    assert_eq!(ain.auth_key.len(), ain.transform.auth.key_len());
+    assert_eq!(
+        ain.auth_key.len(),
+        ain.transform.auth.map_or(0, |a| a.key_len())
+    );
     assert_eq!(aout.src_proxy, net("10.1.1.0"));
     assert_eq!(aout.dst_proxy, net("10.1.2.0"));
     (ain.clone(), aout.clone())
@@ -316,13 +319,39 @@ fn aes_sha_group14_main_mode() {
         enc: EncAlg::Aes(128),
         hash: HashAlg::Sha1,
         group: DhGroup::Modp2048,
-        esp: (EspEnc::Aes(128), EspAuth::Sha1),
+        esp: (EspEnc::Aes(128), Some(EspAuth::Sha1)),
         ..Default::default()
     };
     let lab = up(&o, &o);
     let (i, _) = assert_tunnel(&lab);
     assert_eq!(i.enc_key.len(), 16);
     assert_eq!(i.auth_key.len(), 20);
+}
+
+#[test]
+fn gcm_quick_mode_keymat_carries_the_salt() {
+    for bits in [128u16, 256] {
+        let o = Opts {
+            enc: EncAlg::Aes(128),
+            hash: HashAlg::Sha1,
+            group: DhGroup::Modp2048,
+            esp: (EspEnc::Gcm(bits), None),
+            ..Default::default()
+        };
+        let lab = up(&o, &o);
+        let (i, _) = assert_tunnel(&lab);
+        // RFC 4106 §8.1: the key and a 4-byte salt; no integrity key.
+        assert_eq!(i.enc_key.len(), bits as usize / 8 + 4);
+        assert!(i.auth_key.is_empty());
+        assert_eq!(
+            i.transform.ios_name(),
+            if bits == 128 {
+                "esp-gcm"
+            } else {
+                "esp-gcm 256"
+            }
+        );
+    }
 }
 
 #[test]
@@ -340,7 +369,7 @@ fn aggressive_mode_both_suites() {
             enc: EncAlg::Aes(256),
             hash: HashAlg::Sha256,
             group: DhGroup::Modp2048,
-            esp: (EspEnc::Aes(256), EspAuth::Sha256),
+            esp: (EspEnc::Aes(256), Some(EspAuth::Sha256)),
             ..Default::default()
         },
     ] {
@@ -433,7 +462,7 @@ fn phase2_proposal_mismatch() {
     let mut lab = up(
         &Opts::default(),
         &Opts {
-            esp: (EspEnc::Aes(128), EspAuth::Sha1),
+            esp: (EspEnc::Aes(128), Some(EspAuth::Sha1)),
             ..Default::default()
         },
     );
@@ -630,7 +659,7 @@ fn several_transform_sets_responder_picks_the_one_it_has() {
         TransformSet {
             name: "aesset".into(),
             enc: EspEnc::Aes(256),
-            auth: EspAuth::Sha256,
+            auth: Some(EspAuth::Sha256),
             transport: false,
         },
     );

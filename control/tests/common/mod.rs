@@ -3,8 +3,7 @@
 #![allow(dead_code)]
 
 use espgw_control::cli::api::{Client, Request, Response};
-use espgw_control::ike::keylog::{parse_line, KeylogRecord};
-use espgw_lab::{EspAuth, EspEncr, EspSaKeys, Ikev1Keys, Lab, LabProcess, Node};
+use espgw_lab::{EspSaKeys, Ikev1Keys, Lab, LabProcess, Node};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -224,47 +223,11 @@ impl Espgw {
         }
     }
 
-    /// Keys from the key log, as the tshark judge takes them.
+    /// Keys from the key log, as the tshark judge takes them (the lab's parser of the
+    /// key-log format, so every transform tshark knows comes through).
     pub fn keys(&self) -> (Vec<EspSaKeys>, Vec<Ikev1Keys>) {
         let text = std::fs::read_to_string(&self.keylog).unwrap_or_default();
-        let mut esp = Vec::new();
-        let mut ike = Vec::new();
-        for l in text.lines() {
-            match parse_line(l) {
-                Some(KeylogRecord::Ikev1 { icookie, ka }) => ike.push(Ikev1Keys {
-                    icookie: icookie.try_into().unwrap(),
-                    rcookie: [0; 8],
-                    enc_key: ka,
-                }),
-                Some(KeylogRecord::Esp {
-                    src,
-                    dst,
-                    spi,
-                    encr,
-                    enc_key,
-                    auth,
-                    auth_key,
-                }) => esp.push(EspSaKeys {
-                    spi,
-                    src,
-                    dst,
-                    encr: if encr.starts_with("TripleDES") {
-                        EspEncr::TripleDesCbc
-                    } else {
-                        EspEncr::AesCbc
-                    },
-                    enc_key,
-                    auth: if auth.starts_with("HMAC-MD5") {
-                        EspAuth::HmacMd5_96
-                    } else {
-                        EspAuth::HmacSha1_96
-                    },
-                    auth_key,
-                }),
-                None => {}
-            }
-        }
-        (esp, ike)
+        espgw_lab::judge::parse_keylog(&text)
     }
 }
 
