@@ -209,9 +209,13 @@ fn run(tag: &str, s: Suite) {
         "{tag}: ESP frames {}:\n{summary}",
         esp.len()
     );
+    let bad = v.bad_esp();
     assert!(
-        v.bad_esp().is_empty(),
-        "{tag}: ESP not decrypted/authenticated with espgw's keys:\n{summary}"
+        bad.is_empty(),
+        "{tag}: ESP not decrypted/authenticated with espgw's keys: {bad:?}\nkeys: {:?}\n{summary}",
+        keys.iter()
+            .map(|k| format!("{:08x}", k.spi))
+            .collect::<Vec<_>>()
     );
     assert_eq!(v.malformed(), 0, "{tag}: {summary}");
     eprintln!(
