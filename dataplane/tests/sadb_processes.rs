@@ -217,8 +217,10 @@ fn reader_never_sees_a_torn_record_from_a_writer_process() {
                 assert!(n == SLOTS || n == SLOTS - 1, "{n} entries");
                 consistent += 1;
             } else {
-                // A deleted SA may show beside its replacement, never more than that.
-                assert!(snap.entries.len() as u64 <= 2 * SLOTS);
+                // The writer moved on during the scan: a reader preempted mid-scan may see
+                // several generations of delete-and-reinstall side by side (each record still
+                // whole, checked above), but never more records than the region has slots.
+                assert!(snap.entries.len() <= 64, "{} entries", snap.entries.len());
             }
             g_seen = snap.generation;
             snapshots += 1;
