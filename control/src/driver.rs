@@ -1,16 +1,64 @@
 //! The UDP/timer driver around the sans-IO [`Endpoint`]: two UDP sockets (500 and 4500 on
-//! the gateway's address), one timer, and a wake-up for commands from the control socket.
+//! the gateway's address) driven by tokio readiness and read/written with quinn-udp
+//! (recvmmsg/sendmsg; coalesced GRO receives are split by their stride), one timer, and a
+//! wake-up for commands from the control socket.
 //!
 //! Everything protocol-related happens in the endpoint; this file only moves datagrams in
 //! and out, fires `handle_timeout` at `poll_timeout`, and hands events and debug lines to
 //! a [`DriverSink`].
 
 use crate::ike::{DebugLine, Endpoint, Event};
+use std::io::IoSliceMut;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::sync::Notify;
+
+/// One UDP socket: tokio for readiness, quinn-udp for the system calls.
+struct Sock {
+    io: UdpSocket,
+    state: quinn_udp::UdpSocketState,
+}
+
+impl Sock {
+    fn new(io: UdpSocket) -> std::io::Result<Sock> {
+        let state = quinn_udp::UdpSocketState::new((&io).into())?;
+        Ok(Sock { io, state })
+    }
+
+    /// Waits for one receive; returns (bytes, source, segment stride).
+    async fn recv(&self, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr, usize)> {
+        loop {
+            self.io.readable().await?;
+            let mut meta = [quinn_udp::RecvMeta::default()];
+            let r = self.io.try_io(Interest::READABLE, || {
+                self.state
+                    .recv((&self.io).into(), &mut [IoSliceMut::new(buf)], &mut meta)
+            });
+            match r {
+                Ok(n) if n > 0 => return Ok((meta[0].len, meta[0].addr, meta[0].stride.max(1))),
+                Ok(_) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn try_send(&self, to: SocketAddr, data: &[u8]) -> std::io::Result<()> {
+        let t = quinn_udp::Transmit {
+            destination: to,
+            ecn: None,
+            contents: data,
+            segment_size: None,
+            src_ip: None,
+        };
+        self.io.try_io(Interest::WRITABLE, || {
+            self.state.try_send((&self.io).into(), &t)
+        })
+    }
+}
 
 /// Where the driver delivers what the endpoint produced.
 pub trait DriverSink: Send {
@@ -48,8 +96,8 @@ impl Shared {
 /// The driver: owns the sockets.
 pub struct Driver {
     shared: Shared,
-    s500: UdpSocket,
-    s4500: UdpSocket,
+    s500: Sock,
+    s4500: Sock,
     l500: SocketAddr,
     l4500: SocketAddr,
 }
@@ -65,15 +113,12 @@ pub struct DriverStats {
 impl Driver {
     /// Binds UDP 500 and 4500 on `addr`.
     pub async fn bind(shared: Shared, addr: IpAddr) -> std::io::Result<Driver> {
-        let s500 = UdpSocket::bind(SocketAddr::new(addr, 500)).await?;
-        let s4500 = UdpSocket::bind(SocketAddr::new(addr, 4500)).await?;
-        Ok(Driver {
+        Driver::bind_pair(
             shared,
-            l500: s500.local_addr()?,
-            l4500: s4500.local_addr()?,
-            s500,
-            s4500,
-        })
+            SocketAddr::new(addr, 500),
+            SocketAddr::new(addr, 4500),
+        )
+        .await
     }
 
     /// Binds to explicit local addresses (tests use unprivileged ports).
@@ -84,12 +129,13 @@ impl Driver {
     ) -> std::io::Result<Driver> {
         let s500 = UdpSocket::bind(a500).await?;
         let s4500 = UdpSocket::bind(a4500).await?;
+        let (l500, l4500) = (s500.local_addr()?, s4500.local_addr()?);
         Ok(Driver {
             shared,
-            l500: s500.local_addr()?,
-            l4500: s4500.local_addr()?,
-            s500,
-            s4500,
+            l500,
+            l4500,
+            s500: Sock::new(s500)?,
+            s4500: Sock::new(s4500)?,
         })
     }
 
@@ -124,13 +170,33 @@ impl Driver {
             } else {
                 &self.s500
             };
-            match sock.try_send_to(&t.data, t.remote) {
+            match sock.try_send(t.remote, &t.data) {
                 Ok(_) => stats.tx += 1,
                 Err(_) => stats.tx_errors += 1,
             }
         }
         for e in evs {
             sink.event(e);
+        }
+    }
+
+    /// Hands each datagram of a (possibly GRO-coalesced) receive to the endpoint.
+    fn deliver(
+        &self,
+        local: SocketAddr,
+        from: SocketAddr,
+        data: &[u8],
+        stride: usize,
+        stats: &mut DriverStats,
+    ) {
+        let mut ep = self
+            .shared
+            .endpoint
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        for d in data.chunks(stride) {
+            stats.rx += 1;
+            ep.handle_datagram(Instant::now(), local, from, d);
         }
     }
 
@@ -161,16 +227,14 @@ impl Driver {
                 None => tokio::time::Instant::now() + Duration::from_secs(3600),
             };
             tokio::select! {
-                r = self.s500.recv_from(&mut b1) => {
-                    if let Ok((n, from)) = r {
-                        stats.rx += 1;
-                        self.shared.endpoint.lock().unwrap_or_else(|e| e.into_inner()).handle_datagram(Instant::now(), log500, from, &b1[..n]);
+                r = self.s500.recv(&mut b1) => {
+                    if let Ok((n, from, stride)) = r {
+                        self.deliver(log500, from, &b1[..n], stride, &mut stats);
                     }
                 }
-                r = self.s4500.recv_from(&mut b2) => {
-                    if let Ok((n, from)) = r {
-                        stats.rx += 1;
-                        self.shared.endpoint.lock().unwrap_or_else(|e| e.into_inner()).handle_datagram(Instant::now(), log4500, from, &b2[..n]);
+                r = self.s4500.recv(&mut b2) => {
+                    if let Ok((n, from, stride)) = r {
+                        self.deliver(log4500, from, &b2[..n], stride, &mut stats);
                     }
                 }
                 _ = tokio::time::sleep_until(sleep) => {

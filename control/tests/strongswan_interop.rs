@@ -45,6 +45,7 @@ impl Suite {
                 psk,
                 lifetime_secs: None,
                 keepalive: None,
+                isakmp_lifetime: None,
             },
             Suite::Aes128Sha1Modp2048 => IosConf {
                 encr: "aes 128",
@@ -55,6 +56,7 @@ impl Suite {
                 psk,
                 lifetime_secs: None,
                 keepalive: None,
+                isakmp_lifetime: None,
             },
         }
     }
@@ -361,7 +363,8 @@ fn no_sa(
             seq: 10,
         });
     } else {
-        let _ = swan.initiate();
+        // Short swanctl timeout: the negotiation is meant to fail.
+        let _ = swan.swanctl(&["--initiate", "--child", "lab", "--timeout", "3"]);
     }
     std::thread::sleep(wait);
     assert!(espgw.spis().is_empty(), "espgw has SAs:\n{}", espgw.log());
@@ -405,6 +408,9 @@ fn wrong_psk_fails_cleanly_both_ways() {
         true,
         Duration::from_secs(8),
     );
+    if std::env::var("ESPGW_TEST_SHOW_LOG").is_ok() {
+        eprintln!("--- espgw ---\n{log}\n--- charon ---\n{slog}");
+    }
     assert!(!log.contains("IKE_P1_COMPLETE"), "{log}");
     assert!(
         slog.contains("failed") || slog.contains("invalid") || slog.contains("malformed"),
@@ -582,6 +588,16 @@ fn sas_are_installed_in_the_sa_database() {
     let lab = Lab::up(&Lab::unique_prefix("sadb")).expect("lab");
     let swan = StrongSwan::start(&lab, Node::R2, Profile::new(Node::R2)).expect("charon");
     let db = lab.dir().join("sadb");
+    // A previous espgw-control left an SA with this peer behind (crash): it is adopted,
+    // then replaced when the new SAs come up.
+    let stale_spi = {
+        let mut w = SaDb::create(&db, 64).expect("create sadb");
+        let mut rec = espgw_dataplane::sadb::SaRecord::derived(7);
+        rec.peer = "172.16.172.20:4500".parse().unwrap();
+        rec.direction = Direction::Inbound;
+        w.install(&rec).expect("install stale SA");
+        rec.spi
+    };
     let espgw = Espgw::start_with(
         &lab,
         &Suite::TdesMd5Modp1024.ios(None, "C!scO"),
@@ -597,6 +613,11 @@ fn sas_are_installed_in_the_sa_database() {
     let (keys, _) = espgw.keys();
     let r = SaDb::open(&db).expect("open sadb");
     let snap = r.snapshot_all().expect("snapshot");
+    assert!(espgw.log().contains("adopting 1 SAs"), "{}", espgw.log());
+    assert!(
+        snap.find_inbound(stale_spi).is_none(),
+        "stale SA not replaced"
+    );
     let inb = snap
         .find_inbound(spi_in)
         .expect("inbound SA in the database");
@@ -618,7 +639,17 @@ fn sas_are_installed_in_the_sa_database() {
     assert_eq!(out.record.crypto_map.as_str(), "vpn");
     assert_eq!(out.record.crypto_map_seq, 10);
     assert_eq!(out.record.lifetime_secs, 3600);
-    espgw.request(Request::ClearCryptoSa);
+    // The other operator commands, through the CLI.
+    let m = espgw.cli(&["show", "crypto", "map"]);
+    assert!(m.contains("Crypto Map \"vpn\" 10 ipsec-isakmp"), "{m}");
+    assert!(m.contains("Current peer: 172.16.172.20"), "{m}");
+    assert!(espgw
+        .cli(&["undebug", "all"])
+        .contains("All possible debugging has been turned off"));
+    assert!(espgw
+        .cli(&["debug", "crypto", "isakmp"])
+        .contains("Crypto ISAKMP debugging is on"));
+    espgw.cli(&["clear", "crypto", "sa"]);
     let t0 = Instant::now();
     loop {
         let snap = r.snapshot_all().expect("snapshot");
@@ -646,4 +677,73 @@ fn sas_are_installed_in_the_sa_database() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// strongSwan deletes its IKE and CHILD SAs: espgw removes the matching SAs on the
+/// DELETE notifications.
+#[test]
+fn peer_delete_removes_espgw_sas() {
+    if !root() {
+        return;
+    }
+    let lab = Lab::up(&Lab::unique_prefix("pdel")).expect("lab");
+    let swan = StrongSwan::start(&lab, Node::R2, Profile::new(Node::R2)).expect("charon");
+    let espgw = Espgw::start(&lab, &Suite::TdesMd5Modp1024.ios(None, "C!scO"), false);
+    espgw.cli(&["initiate", "vpn", "10"]);
+    swan.wait_established(Duration::from_secs(30)).expect("up");
+    espgw.wait_spis(1, Duration::from_secs(10));
+    swan.terminate_ike().expect("swanctl --terminate");
+    let t0 = Instant::now();
+    while !espgw.spis().is_empty() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "SAs kept after the peer's DELETE:\n{}",
+            espgw.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let log = espgw.log();
+    assert!(log.contains("processing DELETE payload"), "{log}");
+    assert!(
+        log.contains("IPsec SAs with 172.16.172.20 deleted"),
+        "{log}"
+    );
+}
+
+/// ISAKMP SA lifetime 60 s: espgw starts a new ISAKMP SA before the old one ends and
+/// deletes the old one; the IPsec SAs survive on both sides. Slow (≈80 s).
+#[test]
+#[ignore]
+fn isakmp_rekey_keeps_the_ipsec_sas_on_both_sides() {
+    if !root() {
+        return;
+    }
+    let lab = Lab::up(&Lab::unique_prefix("p1rekey")).expect("lab");
+    let swan = StrongSwan::start(&lab, Node::R2, Profile::new(Node::R2)).expect("charon");
+    let mut ios = Suite::TdesMd5Modp1024.ios(None, "C!scO");
+    ios.isakmp_lifetime = Some(60);
+    let espgw = Espgw::start(&lab, &ios, false);
+    espgw.cli(&["initiate", "vpn", "10"]);
+    swan.wait_established(Duration::from_secs(30)).expect("up");
+    let first = espgw.wait_spis(1, Duration::from_secs(10))[0];
+    std::thread::sleep(Duration::from_secs(75));
+    let now = espgw.spis();
+    assert!(
+        now.contains(&first),
+        "IPsec SAs gone on espgw: {now:?}\n{}",
+        espgw.log()
+    );
+    let sas = swan.list_sas().expect("list");
+    let children: Vec<_> = sas
+        .iter()
+        .flat_map(|s| s.children.iter())
+        .filter(|c| c.state == "INSTALLED")
+        .collect();
+    assert!(
+        children.iter().any(|c| (c.spi_out, c.spi_in) == first),
+        "strongSwan lost the CHILD_SA with the old ISAKMP SA: {sas:?}\n{}",
+        espgw.log()
+    );
+    let show = espgw.cli(&["show", "crypto", "isakmp", "sa"]);
+    assert!(show.contains("QM_IDLE"), "{show}");
 }

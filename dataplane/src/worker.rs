@@ -370,10 +370,10 @@ impl Worker {
             self.xsk.service();
             if got > 0 {
                 idle_since = None;
-                self.stats.add(&mut local);
+                self.flush(&mut local);
                 continue;
             }
-            self.stats.add(&mut local);
+            self.flush(&mut local);
             if self.cfg.busy_poll {
                 std::hint::spin_loop();
                 continue;
@@ -386,6 +386,29 @@ impl Worker {
             }
         }
         self.kernel_stats();
+    }
+
+    /// Publishes the batch's counters: to the stats, and the drops to the
+    /// region's global counters (what `show` reads) when ESP is on.
+    fn flush(&self, local: &mut [u64; Counter::COUNT]) {
+        if let Some(e) = &self.esp {
+            use crate::sadb::GlobalCounter as G;
+            let g = e.source.db.global();
+            for (c, gc) in [
+                (Counter::DropMalformed, G::Malformed),
+                (Counter::DropNotIpv4, G::Malformed),
+                (Counter::DropNoRoute, G::NoRoute),
+                (Counter::DropNoNeighbour, G::NoNeighbor),
+                (Counter::DropTxRingFull, G::TxFull),
+                (Counter::DropTooBig, G::TooBig),
+                (Counter::DropTtlExceeded, G::TtlExpired),
+            ] {
+                if local[c as usize] != 0 {
+                    g.add(gc, local[c as usize]);
+                }
+            }
+        }
+        self.stats.add(local);
     }
 
     /// Copies the kernel's per-socket drop counters (summed over ports).

@@ -26,6 +26,7 @@ fn xdp_plain_forwarder_two_workers() {
         "r1",
         &[
             BIN,
+            "--no-esp",
             "--inside",
             "in0",
             "--outside",
@@ -150,15 +151,21 @@ fn xdp_plain_forwarder_two_workers() {
         "kernel forwards again once the dataplane is gone"
     );
 
-    // Even SIGKILL leaves nothing attached (BPF links die with the process).
+    // A crash fails closed: the classifiers stay attached with no socket
+    // behind them, so interesting traffic is dropped rather than forwarded by
+    // the kernel in clear, while the rest still flows; a restart takes over,
+    // and --detach clears the leftovers.
     let mut dp = t.spawn(
         "r1",
         &[
             BIN,
+            "--no-esp",
             "--inside",
             "in0",
             "--outside",
             "out0",
+            "--acl",
+            "permit ip 10.1.1.0/24 10.1.2.0/24",
             "--stats",
             &stats_s,
         ],
@@ -170,7 +177,150 @@ fn xdp_plain_forwarder_two_workers() {
     });
     assert!(t.xdp_attached("r1"));
     assert!(dp.signal_and_wait("-KILL", Duration::from_secs(5)));
-    wait_for("XDP detach after SIGKILL", Duration::from_secs(5), || {
-        (!t.xdp_attached("r1")).then_some(())
+    assert!(t.xdp_attached("r1"), "classifiers stay after a crash");
+    let out = t.exec_output(
+        "hA",
+        &["ping", "-c", "3", "-i", "0.05", "-W", "1", "10.1.2.2"],
+    );
+    assert_eq!(
+        received(&out),
+        0,
+        "interesting traffic is dropped, not leaked, while the dataplane is down"
+    );
+    let out = t.exec_output(
+        "hA",
+        &["ping", "-c", "2", "-i", "0.05", "-W", "1", "172.16.172.20"],
+    );
+    assert_eq!(
+        received(&out),
+        2,
+        "non-interesting traffic still flows through the kernel"
+    );
+
+    let mut dp = t.spawn(
+        "r1",
+        &[
+            BIN,
+            "--no-esp",
+            "--inside",
+            "in0",
+            "--outside",
+            "out0",
+            "--acl",
+            "permit ip 10.1.1.0/24 10.1.2.0/24",
+            "--stats",
+            &stats_s,
+        ],
+        "dataplane3.log",
+    );
+    let _ = std::fs::remove_file(&stats_path);
+    wait_for("dataplane after the crash", Duration::from_secs(10), || {
+        stats(&stats_path)
     });
+    let _ = t.exec_output("hA", &["ping", "-c", "1", "-W", "1", "10.1.2.2"]);
+    let out = t.exec_output(
+        "hA",
+        &["ping", "-c", "3", "-i", "0.05", "-W", "1", "10.1.2.2"],
+    );
+    assert_eq!(
+        received(&out),
+        3,
+        "a new dataplane takes over the attached classifiers"
+    );
+    assert!(dp.signal_and_wait("-KILL", Duration::from_secs(5)));
+    t.exec(
+        "r1",
+        &[BIN, "--inside", "in0", "--outside", "out0", "--detach"],
+    );
+    assert!(!t.xdp_attached("r1"), "--detach removes the leftovers");
+}
+
+fn cpu_ticks(pid: u32) -> u64 {
+    // utime + stime of every thread, from /proc/PID/stat (fields 14 and 15).
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let rest = s.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+        + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+}
+
+/// The crypto ACL comes from control's policy file and is re-read when the
+/// file changes; an idle dataplane backs off instead of spinning.
+#[test]
+fn xdp_policy_file_reload_and_idle_backoff() {
+    use espgw_dataplane::xdp::acl::{write_policy_file, AclRule};
+    let t = Topology::new("p", 1);
+    let stats_path = t.dir.join("stats.json");
+    let policy = t.dir.join("policy");
+    let permit: AclRule = "permit ip 10.1.1.0/24 10.1.2.0/24 policy 10 map MYMAP"
+        .parse()
+        .unwrap();
+    write_policy_file(&policy, &[permit]).unwrap();
+    let mut dp = t.spawn(
+        "r1",
+        &[
+            BIN,
+            "--no-esp",
+            "--inside",
+            "in0",
+            "--outside",
+            "out0",
+            "--policy",
+            policy.to_str().unwrap(),
+            "--stats",
+            stats_path.to_str().unwrap(),
+        ],
+        "dataplane.log",
+    );
+    wait_for("dataplane stats", Duration::from_secs(10), || {
+        stats(&stats_path)
+    });
+
+    // Idle: the worker blocks in poll(2) after a short spin.
+    let pid = dp.pid();
+    let (t0, c0) = (std::time::Instant::now(), cpu_ticks(pid));
+    std::thread::sleep(Duration::from_secs(2));
+    let ticks_per_s = 100.0; // USER_HZ
+    let used = (cpu_ticks(pid) - c0) as f64 / ticks_per_s / t0.elapsed().as_secs_f64();
+    assert!(
+        used < 0.2,
+        "idle dataplane uses {:.0}% of a core",
+        used * 100.0
+    );
+
+    let _ = t.exec_output("hA", &["ping", "-c", "1", "-W", "1", "10.1.2.2"]);
+    let out = t.exec_output(
+        "hA",
+        &["ping", "-c", "3", "-i", "0.05", "-W", "1", "10.1.2.2"],
+    );
+    assert_eq!(received(&out), 3);
+    std::thread::sleep(Duration::from_millis(400));
+    let s = stats(&stats_path).unwrap();
+    assert!(xdp_packets(&s, "inside", "steered") >= 3, "{s}");
+    assert_eq!(xdp_packets(&s, "inside", "pass_acl_deny"), 0);
+
+    // Control rewrites the policy: ICMP is no longer interesting.
+    let deny: AclRule = "deny icmp 10.1.1.0/24 10.1.2.0/24 policy 10 map MYMAP"
+        .parse()
+        .unwrap();
+    write_policy_file(&policy, &[deny, permit]).unwrap();
+    wait_for("policy reload", Duration::from_secs(5), || {
+        dp.log_text()
+            .contains("policy reloaded, 2 rule(s)")
+            .then_some(())
+    });
+    let out = t.exec_output(
+        "hA",
+        &["ping", "-c", "3", "-i", "0.05", "-W", "1", "10.1.2.2"],
+    );
+    assert_eq!(
+        received(&out),
+        3,
+        "denied traffic still flows, through the kernel"
+    );
+    std::thread::sleep(Duration::from_millis(400));
+    let s = stats(&stats_path).unwrap();
+    assert_eq!(xdp_packets(&s, "inside", "pass_acl_deny"), 3, "{s}");
+    assert!(dp.signal_and_wait("-TERM", Duration::from_secs(5)));
+    assert!(!t.xdp_attached("r1"));
 }

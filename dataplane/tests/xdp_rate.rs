@@ -79,6 +79,7 @@ fn xdp_forwarding_rate_vs_kernel() {
             "r1",
             &[
                 BIN,
+                "--no-esp",
                 "--inside",
                 "in0",
                 "--outside",

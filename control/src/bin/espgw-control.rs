@@ -14,7 +14,7 @@ use espgw_control::cli::api::{
     self, ControlHandler, EspSaStatus, EspSaView, IpsecCounters, IpsecSaView, IsakmpSaState,
     IsakmpSaStatus, IsakmpSaView, Request, Response,
 };
-use espgw_control::config::model::{Config, InterfaceMap, IpsecMode, ProxyId};
+use espgw_control::config::model::{Config, InterfaceMap, IpsecMode};
 use espgw_control::config::parse::load_config;
 use espgw_control::driver::{Driver, DriverSink, Shared};
 use espgw_control::ike::crypto::RandRng;
@@ -58,6 +58,9 @@ struct Args {
     /// Initiate in Aggressive Mode instead of Main Mode.
     #[arg(long)]
     aggressive: bool,
+    /// Write the crypto ACL rules for espgw-dataplane's classifiers here (its `--policy`).
+    #[arg(long)]
+    policy: Option<PathBuf>,
     /// Turn debugging on at start: `isakmp`, `ipsec` or `isakmp,ipsec`.
     #[arg(long, default_value = "")]
     debug: String,
@@ -74,6 +77,10 @@ struct Daemon {
     keylog: Option<Mutex<File>>,
     started: Instant,
     replay_window: u32,
+    /// SAs found in the region at start (a previous espgw-control's): kept so traffic
+    /// flows while we renegotiate; removed when their lifetime ends or when new SAs with
+    /// the same peer are installed.
+    adopted: Mutex<Vec<(SlotId, u32, std::net::Ipv4Addr)>>,
 }
 
 impl Daemon {
@@ -138,7 +145,11 @@ impl Daemon {
             } else {
                 sadb::Direction::Outbound
             },
-            mode: sadb::Mode::Tunnel,
+            mode: if sa.transform.transport {
+                sadb::Mode::Transport
+            } else {
+                sadb::Mode::Tunnel
+            },
             local: SocketAddrV4::new(me, lport),
             peer: SocketAddrV4::new(peer, pport),
             udp_encap: sa.encap.is_some(),
@@ -179,6 +190,36 @@ impl Daemon {
         }
     }
 
+    /// Deletes adopted SAs that `doomed` selects (checking the slot still holds that SA).
+    fn retire_adopted_where(&self, doomed: impl Fn(&sadb::SaRecord) -> bool) {
+        let Some(db) = &self.sadb else { return };
+        let mut adopted = self.adopted.lock().unwrap_or_else(|e| e.into_inner());
+        if adopted.is_empty() {
+            return;
+        }
+        let mut w = db.lock().unwrap_or_else(|e| e.into_inner());
+        let entries = w.entries();
+        adopted.retain(|(slot, spi, _)| {
+            let Some(e) = entries
+                .iter()
+                .find(|e| e.slot == *slot && e.record.spi == *spi)
+            else {
+                return false; // gone already
+            };
+            if doomed(&e.record) {
+                let _ = w.delete(*slot);
+                false
+            } else {
+                true
+            }
+        });
+    }
+
+    /// New SAs with `peer` replace whatever a previous run left for it.
+    fn retire_adopted(&self, peer: std::net::Ipv4Addr) {
+        self.retire_adopted_where(|r| *r.peer.ip() == peer);
+    }
+
     fn uninstall(&self, spi: u32, inbound: bool) {
         let Some(db) = &self.sadb else { return };
         if let Some(slot) = self
@@ -210,33 +251,22 @@ impl Daemon {
             .unwrap_or((0, 0))
     }
 
+    /// `show crypto ipsec sa`: ikecfg's skeletons (one block per map entry × ACL line),
+    /// filled with the SAs, peers, ports and SA database counters.
     fn ipsec_views(&self) -> Vec<IpsecSaView> {
-        let (sas, local) = self
-            .shared
-            .with(|ep, now| (ep.ipsec_sas(now), ep.config().local_addr));
+        let sas = self.shared.with(|ep, now| ep.ipsec_sas(now));
         let mut out = Vec::new();
-        for e in self.config.map_entries() {
-            let iface = self
-                .config
-                .interface_for_map(e.map_name())
-                .map(|i| i.name.clone())
-                .unwrap_or_default();
-            for pair in self.config.proxy_pairs(e.entry).into_iter().flatten() {
+        for mut v in IpsecSaView::skeletons(&self.config) {
+            {
                 let mine: Vec<_> = sas
                     .iter()
                     .filter(|s| {
-                        s.map == e.map_name()
-                            && s.seq == e.seq()
-                            && s.local_proxy.addr == pair.local.addr
-                            && s.remote_proxy.addr == pair.remote.addr
+                        s.map == v.map_tag
+                            && s.seq == v.map_seq
+                            && s.local_proxy.addr == v.local_ident.addr
+                            && s.remote_proxy.addr == v.remote_ident.addr
                     })
                     .collect();
-                let peer = mine
-                    .last()
-                    .map(|s| s.remote)
-                    .or(e.entry.peers.first().copied())
-                    .unwrap_or(local);
-                let port = mine.last().map(|s| s.remote_port).unwrap_or(500);
                 let mut counters = IpsecCounters::default();
                 let mut inbound = Vec::new();
                 let mut outbound = Vec::new();
@@ -257,7 +287,11 @@ impl Daemon {
                     let view = |spi: u32, conn: u32| EspSaView {
                         spi,
                         transform: s.transform.ios_name(),
-                        mode: IpsecMode::Tunnel,
+                        mode: if s.transform.transport {
+                            IpsecMode::Transport
+                        } else {
+                            IpsecMode::Tunnel
+                        },
                         udp_encap: s.udp_encap,
                         conn_id: conn,
                         flow_id: conn % 1000,
@@ -271,25 +305,15 @@ impl Daemon {
                     inbound.push(view(s.inbound_spi, s.inbound_conn_id));
                     outbound.push(view(s.outbound_spi, s.outbound_conn_id));
                 }
-                let conv = |p: ProxyId| p;
-                out.push(IpsecSaView {
-                    interface: iface.clone(),
-                    map_tag: e.map_name().to_string(),
-                    map_seq: e.seq(),
-                    local_addr: local,
-                    local_ident: conv(pair.local),
-                    remote_ident: conv(pair.remote),
-                    current_peer: peer,
-                    current_peer_port: port,
-                    flags: vec!["origin_is_acl".into()],
-                    counters,
-                    path_mtu: 1500,
-                    ip_mtu: 1500,
-                    ip_mtu_idb: iface.clone(),
-                    current_outbound_spi: mine.last().map(|s| s.outbound_spi).unwrap_or(0),
-                    inbound_esp: inbound,
-                    outbound_esp: outbound,
-                });
+                if let Some(last) = mine.last() {
+                    v.current_peer = last.remote;
+                    v.current_peer_port = last.remote_port;
+                    v.current_outbound_spi = last.outbound_spi;
+                }
+                v.counters = counters;
+                v.inbound_esp = inbound;
+                v.outbound_esp = outbound;
+                out.push(v);
             }
         }
         out
@@ -406,6 +430,7 @@ impl DriverSink for Sink {
                 d.keylog(keylog::esp_line(&outbound));
                 d.install(&inbound);
                 d.install(&outbound);
+                d.retire_adopted(inbound.src);
             }
             Event::IpsecSaDown {
                 inbound_spi,
@@ -425,6 +450,29 @@ impl DriverSink for Sink {
         let _ = line.class == DebugClass::Isakmp;
         self.0.log_debug(&line);
     }
+}
+
+/// The dataplane's classifier rules: one `permit` per crypto map entry × ACL line, tagged
+/// with the entry (so its sa_request names the entry to negotiate).
+fn policy_rules(c: &ike::IkeConfig) -> String {
+    let pfx = |p: ike::Proxy| format!("{}/{}", p.addr, u32::from(p.mask).leading_ones());
+    let mut text = String::new();
+    for m in &c.maps {
+        let proto = m.local_proxy.protocol;
+        text += &format!(
+            "permit {proto} {} {}",
+            pfx(m.local_proxy),
+            pfx(m.remote_proxy)
+        );
+        if m.local_proxy.port != 0 {
+            text += &format!(" sport {}", m.local_proxy.port);
+        }
+        if m.remote_proxy.port != 0 {
+            text += &format!(" dport {}", m.remote_proxy.port);
+        }
+        text += &format!(" policy {} map {}\n", m.seq, m.map);
+    }
+    text
 }
 
 fn main() -> ExitCode {
@@ -479,6 +527,36 @@ fn main() -> ExitCode {
             }
         }
     };
+    if let Some(path) = &args.policy {
+        let text = policy_rules(&ikecfg);
+        let rules = match espgw_dataplane::xdp::acl::parse_rules(&text) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("espgw-control: crypto ACL rules for the dataplane: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        if let Err(e) = espgw_dataplane::xdp::acl::write_policy_file(path, &rules) {
+            eprintln!("espgw-control: --policy {}: {e}", path.display());
+            return ExitCode::from(1);
+        }
+    }
+    let adopted: Vec<(SlotId, u32, std::net::Ipv4Addr)> = sadb
+        .as_ref()
+        .map(|w| {
+            let w = w.lock().unwrap_or_else(|e| e.into_inner());
+            w.entries()
+                .into_iter()
+                .map(|e| (e.slot, e.record.spi, *e.record.peer.ip()))
+                .collect()
+        })
+        .unwrap_or_default();
+    if !adopted.is_empty() {
+        eprintln!(
+            "espgw-control: adopting {} SAs left in the SA database by a previous run (kept until they expire or are replaced)",
+            adopted.len()
+        );
+    }
     let rng = <rand::rngs::StdRng as rand::SeedableRng>::from_os_rng();
     let local = ikecfg.local_addr;
     let mut ep = Endpoint::new(ikecfg, Box::new(RandRng(rng)));
@@ -495,6 +573,7 @@ fn main() -> ExitCode {
         slots: Mutex::new(HashMap::new()),
         keylog,
         started: Instant::now(),
+        adopted: Mutex::new(adopted),
     });
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -532,6 +611,14 @@ fn main() -> ExitCode {
             let mut tick = tokio::time::interval(Duration::from_millis(100));
             loop {
                 tick.tick().await;
+                // Adopted SAs end with their lifetime.
+                let now_unix = SystemTime::now()
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0);
+                d3.retire_adopted_where(|r| {
+                    r.lifetime_secs != 0 && r.created_at.saturating_add(r.lifetime_secs) <= now_unix
+                });
                 let Some(db) = &d3.sadb else { return };
                 let reqs: Vec<sadb::SaRequest> = {
                     let mut w = db.lock().unwrap_or_else(|e| e.into_inner());
@@ -554,9 +641,14 @@ fn main() -> ExitCode {
                 }
                 let spis: Vec<(u32, bool)> = d3.slots.lock().unwrap_or_else(|e| e.into_inner()).keys().copied().collect();
                 for (spi, inbound) in spis {
-                    let (_, bytes) = d3.counters(spi, inbound);
+                    let (packets, bytes) = d3.counters(spi, inbound);
                     if bytes > 0 {
-                        d3.shared.with(|ep, now| ep.note_usage(now, spi, bytes / 1024));
+                        d3.shared.with(|ep, now| {
+                            ep.note_usage(now, spi, bytes / 1024);
+                            if inbound {
+                                ep.note_inbound(now, spi, packets);
+                            }
+                        });
                     }
                 }
             }
@@ -579,6 +671,8 @@ fn main() -> ExitCode {
             s2.notify_one();
         });
         let stats = driver.run(Box::new(Sink(daemon.clone())), stop).await;
+        let c = daemon.shared.with(|ep, _| ep.counters.clone());
+        eprintln!("espgw-control: IKE counters (drops by reason, negotiations): {c:?}");
         eprintln!("espgw-control: exiting (rx {}, tx {}, tx errors {})", stats.rx, stats.tx, stats.tx_errors);
         ExitCode::SUCCESS
     })

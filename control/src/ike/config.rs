@@ -128,6 +128,8 @@ pub struct TransformSet {
     pub name: String,
     pub enc: EspEnc,
     pub auth: EspAuth,
+    /// `mode transport` (default tunnel).
+    pub transport: bool,
 }
 
 impl TransformSet {
@@ -229,6 +231,10 @@ pub struct IkeConfig {
     pub retransmit_base: Duration,
     /// Retransmissions before giving up.
     pub retransmit_limit: u32,
+    /// `crypto isakmp aggressive-mode disable`: refuse Aggressive Mode as responder.
+    pub aggressive_mode_disabled: bool,
+    /// Set the commit bit in QM1 (off by default: strongSwan does not support it).
+    pub qm_commit_bit: bool,
 }
 
 impl IkeConfig {
@@ -243,6 +249,8 @@ impl IkeConfig {
             half_open_limit: 256,
             retransmit_base: Duration::from_secs(2),
             retransmit_limit: 5,
+            aggressive_mode_disabled: false,
+            qm_commit_bit: false,
         }
     }
     /// The key for a peer: longest mask wins.

@@ -63,6 +63,7 @@ impl HashAlg {
             _ => None,
         }
     }
+    #[allow(clippy::len_without_is_empty)]
     pub fn len(self) -> usize {
         match self {
             HashAlg::Md5 => 16,
@@ -332,6 +333,7 @@ impl DhGroup {
         }
     }
     /// Length of public values and the shared secret in bytes.
+    #[allow(clippy::len_without_is_empty)]
     pub fn len(self) -> usize {
         self.bits() as usize / 8
     }

@@ -48,10 +48,15 @@ pub const IKE_PORT: u16 = 500;
 pub const NATT_PORT: u16 = 4500;
 /// Encapsulation modes (RFC 2407, RFC 3947, draft alias).
 const ENCAP_TUNNEL: u16 = 1;
+const ENCAP_TRANSPORT: u16 = 2;
 const ENCAP_UDP_TUNNEL: u16 = 3;
+const ENCAP_UDP_TRANSPORT: u16 = 4;
 const ENCAP_UDP_TUNNEL_DRAFT: u16 = 61443;
+const ENCAP_UDP_TRANSPORT_DRAFT: u16 = 61444;
 /// Errors tolerated on one SA before it is deleted (IOS: "attempt 1 of 5").
 const MAX_ERRORS: u32 = 5;
+/// How long an Aggressive Mode initiator waits after AM3 before QM1.
+const AM_QM_HOLD: Duration = Duration::from_millis(300);
 /// DPD misses before a peer is declared dead.
 const DPD_MAX_MISSES: u32 = 5;
 
@@ -179,6 +184,8 @@ struct Qm {
     started: Instant,
     rekey_of: Option<u32>,
     peer_ke: Option<Vec<u8>>,
+    /// The commit bit was set in this exchange (RFC 2409 §5.5 CONNECTED).
+    commit: bool,
 }
 
 struct P1Sa {
@@ -221,6 +228,9 @@ struct P1Sa {
     dpd_misses: u32,
     last_peer_activity: Instant,
     next_keepalive: Option<Instant>,
+    /// Aggressive Mode initiator: Quick Mode waits until then, so a multi-threaded
+    /// responder has processed AM3 before QM1 arrives.
+    qm_hold_until: Option<Instant>,
 }
 
 /// A pair of installed IPsec SAs.
@@ -244,6 +254,7 @@ struct SaPair {
     hard_at: Instant,
     rekeying: bool,
     kb_used: u64,
+    in_packets: u64,
 }
 
 /// The IKEv1 endpoint of one gateway.
@@ -308,7 +319,7 @@ fn v4(a: SocketAddr) -> Ipv4Addr {
     }
 }
 
-fn find<'a>(ps: &'a [Payload], ty: PayloadType) -> Option<&'a Payload> {
+fn find(ps: &[Payload], ty: PayloadType) -> Option<&Payload> {
     ps.iter().find(|p| p.payload_type() == ty)
 }
 
@@ -557,6 +568,7 @@ impl Endpoint {
             upd(sa.dpd_next);
             upd(sa.dpd_outstanding.map(|x| x.1));
             upd(sa.next_keepalive);
+            upd(sa.qm_hold_until);
             if sa.state != P1State::IkeP1Complete {
                 upd(Some(sa.started + Duration::from_secs(75)));
             }
@@ -650,6 +662,25 @@ impl Endpoint {
                 }
                 if p.kb_used >= p.lifetime_kb {
                     p.hard_at = now;
+                }
+            }
+        }
+    }
+
+    /// Reports the inbound packet count of an SA (SA database counters): traffic from the
+    /// peer proves it alive, so DPD stays quiet while packets arrive.
+    pub fn note_inbound(&mut self, now: Instant, spi: u32, packets: u64) {
+        let mut peer = None;
+        for p in &mut self.pairs {
+            if p.inbound == spi && packets > p.in_packets {
+                p.in_packets = packets;
+                peer = Some(p.peer);
+            }
+        }
+        if let Some(peer) = peer {
+            for sa in self.p1.values_mut() {
+                if v4(sa.remote) == peer && sa.state == P1State::IkeP1Complete {
+                    sa.last_peer_activity = now;
                 }
             }
         }
@@ -799,6 +830,7 @@ impl Endpoint {
             dpd_misses: 0,
             last_peer_activity: now,
             next_keepalive: None,
+            qm_hold_until: None,
         }
     }
 
@@ -1010,7 +1042,7 @@ impl Endpoint {
         }
         if sa.rcookie != [0; 8] && hdr.rcookie != sa.rcookie {
             // MM1 retransmission to a responder has a zero rcookie.
-            if !(hdr.rcookie == [0; 8] && !sa.initiator) {
+            if hdr.rcookie != [0; 8] || sa.initiator {
                 self.counters.rx_unknown_cookie += 1;
                 return;
             }
@@ -1124,7 +1156,7 @@ impl Endpoint {
         };
         let body = &msg[HEADER_LEN..];
         let bl = neg.enc.block_len();
-        if body.is_empty() || body.len() % bl != 0 {
+        if body.is_empty() || !body.len().is_multiple_of(bl) {
             self.counters.rx_decrypt_failed += 1;
             return Err(WireError::BadCiphertext.into());
         }
@@ -1285,6 +1317,14 @@ impl Endpoint {
             self.counters.rx_malformed += 1;
             return;
         };
+        if hdr.exchange == ExchangeType::Aggressive && self.cfg.aggressive_mode_disabled {
+            self.counters.rx_unexpected += 1;
+            self.ik_raw(format!(
+                "ISAKMP: Aggressive Mode from {} refused (crypto isakmp aggressive-mode disable)",
+                v4(remote)
+            ));
+            return;
+        }
         let mode = if hdr.exchange == ExchangeType::Main {
             Phase1Mode::Main
         } else {
@@ -1971,8 +2011,12 @@ impl Endpoint {
             enc: neg.enc,
             enc_key: sa.keys.as_ref().expect("keys").ka.clone(),
         };
-        let waiting = std::mem::take(&mut sa.waiting);
         self.events.push_back(ev);
+        if sa.initiator && sa.mode == Phase1Mode::Aggressive && !sa.waiting.is_empty() {
+            sa.qm_hold_until = Some(now + AM_QM_HOLD);
+            return;
+        }
+        let waiting = std::mem::take(&mut sa.waiting);
         for (idx, rekey_of) in waiting {
             self.start_qm(now, key, idx, rekey_of);
         }
@@ -2286,11 +2330,13 @@ impl Endpoint {
             .to_vec()
     }
 
-    fn encap_mode(&self, key: [u8; 8]) -> u16 {
-        if self.p1[&key].nat.floated {
-            ENCAP_UDP_TUNNEL
-        } else {
-            ENCAP_TUNNEL
+    /// Encapsulation mode attribute: tunnel/transport, UDP-encapsulated after NAT-T floated.
+    fn encap_mode(&self, key: [u8; 8], transport: bool) -> u16 {
+        match (self.p1[&key].nat.floated, transport) {
+            (false, false) => ENCAP_TUNNEL,
+            (false, true) => ENCAP_TRANSPORT,
+            (true, false) => ENCAP_UDP_TUNNEL,
+            (true, true) => ENCAP_UDP_TRANSPORT,
         }
     }
 
@@ -2332,7 +2378,6 @@ impl Endpoint {
         };
         let conn = self.p1[&key].conn_id;
         let spi_in = self.new_spi();
-        let encap = self.encap_mode(key);
         let ni = self.rng.bytes(20);
         let dh = m.pfs.map(|g| g.generate(&mut *self.rng));
         // One proposal per transform set (IOS sends each set as its own proposal).
@@ -2344,7 +2389,7 @@ impl Endpoint {
                 number: n,
                 protocol: proto::ESP,
                 spi: spi_in.to_be_bytes().to_vec(),
-                transforms: vec![self.qm_transform(1, ts, &m, encap)],
+                transforms: vec![self.qm_transform(1, ts, &m, self.encap_mode(key, ts.transport))],
             });
             offered.push((n, i));
         }
@@ -2371,7 +2416,12 @@ impl Endpoint {
         let sa = &self.p1[&key];
         let neg = sa.neg.expect("neg");
         let iv = phase2_iv(neg.hash, &sa.iv, mid, neg.enc.block_len());
-        let (out, new_iv) = self.encrypt(key, &iv, ExchangeType::QuickMode, mid, 0, &ps);
+        let commit = if self.cfg.qm_commit_bit {
+            flags::COMMIT
+        } else {
+            0
+        };
+        let (out, new_iv) = self.encrypt(key, &iv, ExchangeType::QuickMode, mid, commit, &ps);
         let base = self.cfg.retransmit_base;
         let sa = self.p1.get_mut(&key).expect("exists");
         let data = frame(sa.local, sa.remote, out);
@@ -2404,6 +2454,7 @@ impl Endpoint {
                 started: now,
                 rekey_of,
                 peer_ke: None,
+                commit: false,
             },
         );
         self.ik(
@@ -2472,7 +2523,12 @@ impl Endpoint {
             }
             Some((QmState::IkeQmIQm1, iv)) => {
                 let (ps, pt, new_iv) = self.decrypt(key, &iv, &hdr, msg)?;
-                self.i_qm2(now, key, mid, ps, pt, new_iv)
+                self.i_qm2(now, key, mid, ps, pt, new_iv, hdr.flags)?;
+                // A retransmitted QM2 (our QM3 was lost) gets QM3 again.
+                if let Some(q) = self.p1.get_mut(&key).and_then(|s| s.qm.get_mut(&mid)) {
+                    q.last_rx = msg.to_vec();
+                }
+                Ok(())
             }
             Some((QmState::IkeQmRQm2, iv)) => {
                 let (ps, _pt, _new_iv) = self.decrypt(key, &iv, &hdr, msg)?;
@@ -2498,6 +2554,15 @@ impl Endpoint {
                 );
                 self.ik_raw("Old State = IKE_QM_R_QM2  New State = IKE_QM_PHASE2_COMPLETE");
                 self.install_qm(now, key, mid);
+                let q = &self.p1[&key].qm[&mid];
+                if q.commit {
+                    let spi = q.spi_in.to_be_bytes().to_vec();
+                    self.ik(
+                        conn,
+                        format!("Node {mid}: commit bit set, sending CONNECTED"),
+                    );
+                    self.send_info_notify(now, key, NotifyType::Connected, proto::ESP, spi);
+                }
                 Ok(())
             }
             Some((QmState::IkeQmPhase2Complete, _)) => {
@@ -2557,7 +2622,7 @@ impl Endpoint {
         pt: Vec<u8>,
         new_iv: Vec<u8>,
         msg: &[u8],
-        _flags: u8,
+        flags: u8,
     ) -> R<()> {
         let conn = self.p1[&key].conn_id;
         self.ik(conn, format!("processing HASH payload. message ID = {mid}"));
@@ -2697,20 +2762,25 @@ impl Endpoint {
                     _ => None,
                 };
                 let nat = self.p1[&key].nat.floated;
-                let encap_ok = match encap {
-                    Some(ENCAP_UDP_TUNNEL) | Some(ENCAP_UDP_TUNNEL_DRAFT) => nat,
-                    Some(ENCAP_TUNNEL) | None => !nat,
-                    _ => false,
+                // (mode is transport) for an encapsulation that fits the NAT-T state.
+                let encap_mode = match encap {
+                    Some(ENCAP_UDP_TUNNEL) | Some(ENCAP_UDP_TUNNEL_DRAFT) if nat => Some(false),
+                    Some(ENCAP_UDP_TRANSPORT) | Some(ENCAP_UDP_TRANSPORT_DRAFT) if nat => {
+                        Some(true)
+                    }
+                    Some(ENCAP_TUNNEL) | None if !nat => Some(false),
+                    Some(ENCAP_TRANSPORT) if !nat => Some(true),
+                    _ => None,
                 };
+                let encap_ok = encap_mode.is_some();
                 let pfs_ok = match (m.pfs, group) {
                     (Some(g), Some(h)) => g == h,
                     (Some(_), None) => false,
                     (None, _) => true,
                 } && (group.is_some() == ke.is_some());
-                let ts = m
-                    .transform_sets
-                    .iter()
-                    .find(|ts| Some(ts.enc) == enc && Some(ts.auth) == auth);
+                let ts = m.transform_sets.iter().find(|ts| {
+                    Some(ts.enc) == enc && Some(ts.auth) == auth && Some(ts.transport) == encap_mode
+                });
                 if let (false, true, true, Some(ts)) = (bad, encap_ok, pfs_ok, ts) {
                     self.ik(conn, "atts are acceptable.");
                     let secs = secs.map(|s| s.min(u32::MAX as u64) as u32).unwrap_or(28800);
@@ -2837,7 +2907,14 @@ impl Endpoint {
             .to_vec();
         let mut out_ps = vec![Payload::Hash(h2)];
         out_ps.extend(rest);
-        let (out, iv2) = self.encrypt(key, &new_iv, ExchangeType::QuickMode, mid, 0, &out_ps);
+        let (out, iv2) = self.encrypt(
+            key,
+            &new_iv,
+            ExchangeType::QuickMode,
+            mid,
+            flags & flags::COMMIT,
+            &out_ps,
+        );
         let base = self.cfg.retransmit_base;
         let data = frame(local, remote, out);
         let sa = self.p1.get_mut(&key).expect("exists");
@@ -2870,6 +2947,7 @@ impl Endpoint {
                 started: now,
                 rekey_of: None,
                 peer_ke: None,
+                commit: flags & flags::COMMIT != 0,
             },
         );
         sa.qm.get_mut(&mid).expect("inserted").peer_ke = ke;
@@ -2895,6 +2973,7 @@ impl Endpoint {
         ps: Vec<Payload>,
         pt: Vec<u8>,
         new_iv: Vec<u8>,
+        flags: u8,
     ) -> R<()> {
         let conn = self.p1[&key].conn_id;
         let ni = self.p1[&key].qm[&mid].ni.clone();
@@ -3031,12 +3110,14 @@ impl Endpoint {
             q.peer_ke = ke;
             q.chosen = Some((ts, secs, kb, peer_spi));
         }
+        // The commit bit set by the responder is echoed in QM3; the responder then sends
+        // CONNECTED once its SAs are in place.
         let (out, iv3) = self.encrypt(
             key,
             &new_iv,
             ExchangeType::QuickMode,
             mid,
-            0,
+            flags & flags::COMMIT,
             &[Payload::Hash(hash3)],
         );
         let sa = self.p1.get_mut(&key).expect("exists");
@@ -3072,11 +3153,8 @@ impl Endpoint {
         q.state = QmState::IkeQmPhase2Complete;
         q.retx = None;
         let (ts, secs, kb, peer_spi) = q.chosen.clone().expect("chosen");
-        let (ni, nr) = if q.initiator {
-            (q.ni.clone(), q.nr.clone())
-        } else {
-            (q.ni.clone(), q.nr.clone())
-        };
+        // Ni_b is always the Quick Mode initiator's nonce.
+        let (ni, nr) = (q.ni.clone(), q.nr.clone());
         let gqm = match (&q.dh, &q.peer_ke) {
             (Some(d), Some(k)) => d.shared(k).ok(),
             _ => None,
@@ -3225,6 +3303,7 @@ impl Endpoint {
             hard_at: now + life,
             rekeying: false,
             kb_used: 0,
+            in_packets: 0,
         });
         self.counters.p2_established += 1;
         self.events
@@ -3619,6 +3698,14 @@ impl Endpoint {
             if sa.state != P1State::IkeP1Complete {
                 continue;
             }
+            if sa.qm_hold_until.is_some_and(|t| t <= now) {
+                sa.qm_hold_until = None;
+                let waiting = std::mem::take(&mut sa.waiting);
+                for (idx, rekey_of) in waiting {
+                    self.start_qm(now, key, idx, rekey_of);
+                }
+            }
+            let sa = self.p1.get_mut(&key).expect("exists");
             if sa.expires_at.is_some_and(|t| t <= now) {
                 self.delete_p1(now, key, "Lifetime expired");
                 continue;

@@ -20,7 +20,9 @@ fn group(g: m::DhGroup) -> DhGroup {
     DhGroup::from_id(g.number()).expect("IOS groups are all supported")
 }
 
-/// The IKE configuration for `cfg`; `aggressive` makes this side initiate in Aggressive Mode.
+/// The IKE configuration for `cfg`. This side initiates in Aggressive Mode towards a peer
+/// with `crypto isakmp peer address A` / `set aggressive-mode …` (as IOS does), or towards
+/// every peer when `aggressive` (the daemon's `--aggressive`).
 pub fn ike_config(cfg: &Config, aggressive: bool) -> Result<IkeConfig, IosConfigError> {
     let local = cfg
         .interfaces
@@ -29,6 +31,7 @@ pub fn ike_config(cfg: &Config, aggressive: bool) -> Result<IkeConfig, IosConfig
         .and_then(|i| i.address.map(|a| a.0))
         .ok_or(IosConfigError::NoLocalAddress)?;
     let mut c = IkeConfig::new(local);
+    c.aggressive_mode_disabled = cfg.aggressive_mode_disabled;
     for p in cfg.proposals() {
         if p.auth != m::IkeAuth::PreShare {
             continue;
@@ -93,6 +96,7 @@ pub fn ike_config(cfg: &Config, aggressive: bool) -> Result<IkeConfig, IosConfig
                 name: ts.name.clone(),
                 enc,
                 auth,
+                transport: ts.mode == m::IpsecMode::Transport,
             });
         }
         if sets.is_empty() {
@@ -121,7 +125,7 @@ pub fn ike_config(cfg: &Config, aggressive: bool) -> Result<IkeConfig, IosConfig
                 lifetime_kb: life.kilobytes,
                 local_proxy: conv(pair.local),
                 remote_proxy: conv(pair.remote),
-                mode: if aggressive {
+                mode: if aggressive || cfg.initiates_aggressive(peer) {
                     Phase1Mode::Aggressive
                 } else {
                     Phase1Mode::Main
@@ -146,7 +150,7 @@ mod tests {
         let parsed = parse_config(text, &InterfaceMap::default()).unwrap();
         let c = ike_config(&parsed.config, false).unwrap();
         assert_eq!(c.local_addr, Ipv4Addr::new(172, 16, 172, 10));
-        assert!(c.policies.len() >= 1);
+        assert!(!c.policies.is_empty());
         assert_eq!(c.policies[0].priority, 1);
         assert_eq!(c.policies[0].hash, HashAlg::Sha1);
         assert_eq!(c.policies[0].group, DhGroup::Modp768);
@@ -162,5 +166,30 @@ mod tests {
             "10.1.2.0/255.255.255.0/0/0 (type=4)"
         );
         assert!(c.psk_for(e.peer).is_some());
+    }
+}
+
+#[cfg(test)]
+mod am_tests {
+    use super::*;
+    use crate::config::model::InterfaceMap;
+    use crate::config::parse::parse_config;
+
+    #[test]
+    fn crypto_isakmp_peer_aggressive_mode_selects_aggressive_mode() {
+        let text = include_str!("../../../deploy/configs/r1-am.conf");
+        let parsed = parse_config(text, &InterfaceMap::default()).unwrap();
+        let c = ike_config(&parsed.config, false).unwrap();
+        assert_eq!(c.maps[0].mode, Phase1Mode::Aggressive);
+        assert!(
+            c.psk_for(Ipv4Addr::new(172, 16, 172, 20)).is_some(),
+            "set aggressive-mode password gives the key"
+        );
+        let text = include_str!("../../../deploy/configs/r1.conf");
+        let parsed = parse_config(text, &InterfaceMap::default()).unwrap();
+        assert_eq!(
+            ike_config(&parsed.config, false).unwrap().maps[0].mode,
+            Phase1Mode::Main
+        );
     }
 }

@@ -82,7 +82,7 @@ pub enum KeylogRecord {
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
     let s = s.trim_start_matches("0x");
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())
@@ -148,6 +148,7 @@ mod tests {
                 name: "myset".into(),
                 enc: EspEnc::Des3,
                 auth: EspAuth::Md5,
+                transport: false,
             },
             enc_key: Zeroizing::new(vec![7; 24]),
             auth_key: Zeroizing::new(vec![8; 16]),

@@ -1,4 +1,18 @@
 //! IKEv1 protocol core: cryptography and the sans-IO state machines.
+//!
+//! - [`crypto`]: prf/hash (HMAC-MD5/SHA1/SHA256), SKEYID chain, Ka expansion (RFC 2409
+//!   App. B), phase-1 and per-message-ID IVs, 3DES/AES-CBC, KEYMAT, MODP groups 1/2/5/14/15/16
+//!   with constant-time exponentiation (crypto-bigint, fixed exponent width).
+//! - [`endpoint`]: [`Endpoint`], every phase-1 (Main/Aggressive, PSK) and Quick Mode
+//!   exchange of the gateway, informational (DELETE, INITIAL-CONTACT, DPD), NAT-T,
+//!   retransmission, rekey, half-open bound; IOS `debug crypto isakmp|ipsec` lines.
+//!   Inputs `(now, …)`, outputs polled; randomness through [`crypto::Random`].
+//! - [`config`]: what the core is configured with; [`ios`] builds it from the IOS model.
+//! - [`keylog`]: the `--keylog` line format (tshark UAT records) and its parser.
+//!
+//! States are the IOS state names ([`P1State`], [`QmState`]); each transition logs
+//! `Old State = X  New State = Y`. They are enum variants over one per-SA context rather
+//! than one struct per state (rustls style): a planned refactor.
 
 pub mod config;
 pub mod crypto;

@@ -76,6 +76,7 @@ fn cfg(me: Ipv4Addr, peer: Ipv4Addr, local: &str, remote: &str, o: &Opts) -> Ike
             name: "myset".into(),
             enc: o.esp.0,
             auth: o.esp.1,
+            transport: false,
         }],
         pfs: o.pfs,
         lifetime_secs: o.lifetime,
@@ -344,6 +345,9 @@ fn aggressive_mode_both_suites() {
         },
     ] {
         let mut lab = up(&o, &o);
+        // Quick Mode waits a moment after AM3 (multi-threaded responders reorder).
+        assert_eq!(lab.a.ipsec_sa_pair_count(), 0);
+        lab.advance(Duration::from_secs(1));
         assert_tunnel(&lab);
         let d = Lab::debug(&mut lab.a).join("\n");
         assert!(
@@ -467,10 +471,7 @@ fn lost_messages_are_retransmitted_without_moving_the_iv() {
     lab.a.initiate(lab.now, "vpn", 10);
     // deliver MM1, MM3 then drop MM5
     let mut sent = 0;
-    loop {
-        let Some(t) = lab.a.poll_transmit() else {
-            break;
-        };
+    while let Some(t) = lab.a.poll_transmit() {
         sent += 1;
         if sent == 3 {
             break; // MM5 lost
@@ -617,4 +618,230 @@ fn garbage_never_panics() {
             .handle_datagram(lab.now, local, SocketAddr::new(R1.into(), 500), &d);
     }
     lab.pump();
+}
+
+#[test]
+fn several_transform_sets_responder_picks_the_one_it_has() {
+    let o = Opts::default();
+    let mut lab = Lab::new(&o, &o);
+    let mut c = lab.a.config().clone();
+    c.maps[0].transform_sets.insert(
+        0,
+        TransformSet {
+            name: "aesset".into(),
+            enc: EspEnc::Aes(256),
+            auth: EspAuth::Sha256,
+            transport: false,
+        },
+    );
+    lab.a.set_config(c);
+    lab.a.initiate(lab.now, "vpn", 10);
+    lab.pump();
+    let (i, _) = assert_tunnel(&lab);
+    assert_eq!(i.transform.enc, EspEnc::Des3);
+    let d = Lab::debug(&mut lab.b).join("\n");
+    assert!(d.contains("Checking IPsec proposal 1"), "{d}");
+    assert!(d.contains("Checking IPsec proposal 2"), "{d}");
+}
+
+#[test]
+fn responder_lifetime_lowers_the_initiators_lifetime() {
+    let mut lab = up(
+        &Opts {
+            lifetime: 3600,
+            ..Default::default()
+        },
+        &Opts {
+            lifetime: 1800,
+            ..Default::default()
+        },
+    );
+    let (ai, _) = assert_tunnel(&lab);
+    let (bi, _) = pairs(&lab.ev_b)[0].clone();
+    assert_eq!(bi.lifetime_secs, 1800);
+    assert_eq!(ai.lifetime_secs, 1800, "RESPONDER-LIFETIME adopted");
+    let d = Lab::debug(&mut lab.a).join("\n");
+    assert!(d.contains("RESPONDER_LIFETIME"), "{d}");
+}
+
+#[test]
+fn isakmp_sa_is_rekeyed_and_ipsec_sas_survive_its_expiry() {
+    let o = Opts::default();
+    let mut lab = Lab::new(&o, &o);
+    for ep in [&mut lab.a, &mut lab.b] {
+        let mut c = ep.config().clone();
+        c.policies[0].lifetime = 100;
+        ep.set_config(c);
+    }
+    lab.a.initiate(lab.now, "vpn", 10);
+    lab.pump();
+    assert_tunnel(&lab);
+    lab.advance(Duration::from_secs(95));
+    assert_eq!(
+        lab.a
+            .isakmp_sas()
+            .iter()
+            .filter(|s| s.state == "QM_IDLE")
+            .count(),
+        2,
+        "new ISAKMP SA before the old expires"
+    );
+    lab.advance(Duration::from_secs(10));
+    assert_eq!(lab.a.isakmp_sa_count(), 1);
+    assert_eq!(lab.b.isakmp_sa_count(), 1);
+    assert_eq!(
+        lab.a.ipsec_sa_pair_count(),
+        1,
+        "IPsec SAs outlive their ISAKMP SA"
+    );
+    // New Quick Modes run under the new ISAKMP SA.
+    lab.a.clear_ipsec(lab.now);
+    lab.pump();
+    assert!(lab.a.initiate(lab.now, "vpn", 10));
+    lab.pump();
+    assert_eq!(lab.a.ipsec_sa_pair_count(), 1);
+    assert_eq!(lab.b.ipsec_sa_pair_count(), 1);
+}
+
+#[test]
+fn inbound_esp_traffic_keeps_dpd_quiet() {
+    let o = Opts {
+        dpd: true,
+        ..Default::default()
+    };
+    let mut lab = up(&o, &o);
+    let (i, _) = assert_tunnel(&lab);
+    Lab::debug(&mut lab.a);
+    for n in 1..=5u64 {
+        lab.advance(Duration::from_secs(6));
+        lab.a.note_inbound(lab.now, i.spi, n * 10);
+    }
+    let d = Lab::debug(&mut lab.a).join("\n");
+    assert!(!d.contains("DPD/R_U_THERE sent"), "{d}");
+    lab.advance(Duration::from_secs(25));
+    let d = Lab::debug(&mut lab.a).join("\n");
+    assert!(d.contains("DPD/R_U_THERE sent"), "{d}");
+}
+
+#[test]
+fn lost_qm3_is_resent_when_the_responder_retransmits_qm2() {
+    let o = Opts::default();
+    let mut lab = Lab::new(&o, &o);
+    lab.a.initiate(lab.now, "vpn", 10);
+    // Hand-deliver until a sends QM3 (its 5th message: MM1, MM3, MM5, QM1, QM3), then lose it.
+    let mut sent = 0;
+    'outer: loop {
+        let mut moved = false;
+        while let Some(t) = lab.a.poll_transmit() {
+            moved = true;
+            sent += 1;
+            if sent == 5 {
+                break 'outer;
+            }
+            lab.b.handle_datagram(lab.now, t.remote, t.local, &t.data);
+        }
+        while let Some(t) = lab.b.poll_transmit() {
+            moved = true;
+            lab.a.handle_datagram(lab.now, t.remote, t.local, &t.data);
+        }
+        if !moved {
+            break;
+        }
+    }
+    assert_eq!(sent, 5);
+    assert_eq!(lab.a.ipsec_sa_pair_count(), 1);
+    assert_eq!(lab.b.ipsec_sa_pair_count(), 0);
+    lab.advance(Duration::from_secs(3));
+    assert_eq!(
+        lab.b.ipsec_sa_pair_count(),
+        1,
+        "QM3 resent on QM2 retransmission"
+    );
+}
+
+#[test]
+fn aggressive_mode_disable_refuses_am_as_responder() {
+    let o = Opts {
+        mode: Phase1Mode::Aggressive,
+        ..Default::default()
+    };
+    let mut lab = Lab::new(&o, &o);
+    let mut c = lab.b.config().clone();
+    c.aggressive_mode_disabled = true;
+    lab.b.set_config(c);
+    lab.a.initiate(lab.now, "vpn", 10);
+    lab.pump();
+    assert_eq!(lab.b.isakmp_sa_count(), 0);
+    assert!(pairs(&lab.ev_a).is_empty());
+    assert!(Lab::debug(&mut lab.b)
+        .join("\n")
+        .contains("Aggressive Mode from 172.16.172.10 refused"));
+}
+
+#[test]
+fn commit_bit_brings_a_connected_notify() {
+    let o = Opts::default();
+    let mut lab = Lab::new(&o, &o);
+    let mut c = lab.a.config().clone();
+    c.qm_commit_bit = true;
+    lab.a.set_config(c);
+    lab.a.initiate(lab.now, "vpn", 10);
+    lab.pump();
+    assert_tunnel(&lab);
+    let b = Lab::debug(&mut lab.b).join("\n");
+    assert!(b.contains("commit bit set, sending CONNECTED"), "{b}");
+    let a = Lab::debug(&mut lab.a).join("\n");
+    assert!(a.contains("processing NOTIFY CONNECTED protocol 3"), "{a}");
+}
+
+#[test]
+fn transport_mode_is_negotiated_and_must_match() {
+    let o = Opts::default();
+    let mut lab = Lab::new(&o, &o);
+    for ep in [&mut lab.a, &mut lab.b] {
+        let mut c = ep.config().clone();
+        c.maps[0].transform_sets[0].transport = true;
+        ep.set_config(c);
+    }
+    lab.a.initiate(lab.now, "vpn", 10);
+    lab.pump();
+    let (i, _) = assert_tunnel(&lab);
+    assert!(i.transform.transport);
+    assert!(Lab::debug(&mut lab.b).join("\n").contains("encaps is 2"));
+    // Tunnel offered, transport configured: refused.
+    let mut lab = Lab::new(&o, &o);
+    let mut c = lab.b.config().clone();
+    c.maps[0].transform_sets[0].transport = true;
+    lab.b.set_config(c);
+    lab.a.initiate(lab.now, "vpn", 10);
+    lab.pump();
+    assert!(pairs(&lab.ev_a).is_empty() && pairs(&lab.ev_b).is_empty());
+}
+
+#[test]
+fn kilobyte_lifetime_rekeys_then_expires() {
+    let o = Opts::default();
+    let mut lab = Lab::new(&o, &o);
+    for ep in [&mut lab.a, &mut lab.b] {
+        let mut c = ep.config().clone();
+        c.maps[0].lifetime_kb = 1000;
+        ep.set_config(c);
+    }
+    lab.a.initiate(lab.now, "vpn", 10);
+    lab.pump();
+    let (old_in, old_out) = assert_tunnel(&lab);
+    assert_eq!(old_in.lifetime_kb, 1000);
+    // 95 % of the volume used: a new pair is negotiated, the old one still works.
+    lab.a.note_usage(lab.now, old_out.spi, 950);
+    lab.advance(Duration::from_millis(10));
+    assert_eq!(pairs(&lab.ev_a).len(), 2);
+    assert_eq!(lab.a.ipsec_sa_pair_count(), 2);
+    // The whole volume: the old pair goes (with a DELETE to the peer).
+    lab.a.note_usage(lab.now, old_out.spi, 1000);
+    lab.advance(Duration::from_millis(10));
+    assert_eq!(lab.a.ipsec_sa_pair_count(), 1);
+    assert!(lab.ev_a.iter().any(
+        |e| matches!(e, Event::IpsecSaDown { inbound_spi, .. } if *inbound_spi == old_in.spi)
+    ));
+    assert_eq!(lab.b.ipsec_sa_pair_count(), 1);
 }

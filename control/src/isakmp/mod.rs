@@ -78,6 +78,8 @@ pub enum NotifyType {
     InvalidIdInformation,
     AuthenticationFailed,
     InvalidHashInformation,
+    /// RFC 2408 §3.14.1 status: the commit-bit exchange is complete.
+    Connected,
     /// RFC 2407 §4.6.3.1
     ResponderLifetime,
     /// RFC 2407 §4.6.3.3
@@ -113,6 +115,7 @@ impl NotifyType {
             InvalidIdInformation => 18,
             AuthenticationFailed => 24,
             InvalidHashInformation => 23,
+            Connected => 16384,
             ResponderLifetime => 24576,
             InitialContact => 24578,
             RUThere => 36136,
@@ -143,6 +146,7 @@ impl NotifyType {
             18 => InvalidIdInformation,
             23 => InvalidHashInformation,
             24 => AuthenticationFailed,
+            16384 => Connected,
             24576 => ResponderLifetime,
             24578 => InitialContact,
             36136 => RUThere,
@@ -165,6 +169,7 @@ impl NotifyType {
             InvalidIdInformation => "INVALID_ID_INFORMATION".into(),
             InvalidSpi => "INVALID_SPI".into(),
             ResponderLifetime => "RESPONDER_LIFETIME".into(),
+            Connected => "CONNECTED".into(),
             InitialContact => "INITIAL_CONTACT".into(),
             RUThere => "R_U_THERE".into(),
             RUThereAck => "R_U_THERE_ACK".into(),

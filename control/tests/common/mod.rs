@@ -21,6 +21,8 @@ pub struct IosConf {
     pub psk: &'static str,
     pub lifetime_secs: Option<u32>,
     pub keepalive: Option<(u32, u32)>,
+    /// `lifetime` of the ISAKMP policy.
+    pub isakmp_lifetime: Option<u32>,
 }
 
 impl IosConf {
@@ -31,6 +33,9 @@ impl IosConf {
             " encr {}\n hash {}\n authentication pre-share\n group {}\n",
             self.encr, self.hash, self.group
         );
+        if let Some(l) = self.isakmp_lifetime {
+            s += &format!(" lifetime {l}\n");
+        }
         s += &format!("crypto isakmp key {} address 172.16.172.20\n", self.psk);
         if let Some((i, r)) = self.keepalive {
             s += &format!("crypto isakmp keepalive {i} {r} periodic\n");
@@ -66,6 +71,16 @@ impl Espgw {
         Espgw::start_with(lab, conf, aggressive, None)
     }
 
+    /// With the SA database at `sadb` and the dataplane policy file at `policy`.
+    pub fn start_full(
+        lab: &Lab,
+        conf: &IosConf,
+        sadb: &std::path::Path,
+        policy: &std::path::Path,
+    ) -> Espgw {
+        Espgw::start_inner(lab, conf, false, Some(sadb), Some(policy))
+    }
+
     /// `sadb`: path of the shared-memory SA database (None: `--no-sadb`).
     pub fn start_with(
         lab: &Lab,
@@ -73,9 +88,32 @@ impl Espgw {
         aggressive: bool,
         sadb: Option<&std::path::Path>,
     ) -> Espgw {
+        Espgw::start_inner(lab, conf, aggressive, sadb, None)
+    }
+
+    fn start_inner(
+        lab: &Lab,
+        conf: &IosConf,
+        aggressive: bool,
+        sadb: Option<&std::path::Path>,
+        policy: Option<&std::path::Path>,
+    ) -> Espgw {
         let dir = lab.dir();
         let cfg = dir.join("r1-espgw.conf");
-        std::fs::write(&cfg, conf.text()).unwrap();
+        let mut text = conf.text();
+        if aggressive {
+            // Aggressive Mode the IOS way: a `crypto isakmp peer` block.
+            text = text.replace(
+                "!\ncrypto ipsec transform-set",
+                &format!(
+                    "crypto isakmp peer address 172.16.172.20\n set aggressive-mode password {}\n \
+                     set aggressive-mode client-endpoint ipv4-address 172.16.172.10\n!\ncrypto ipsec transform-set",
+                    conf.psk
+                ),
+            );
+            assert!(text.contains("set aggressive-mode password"));
+        }
+        std::fs::write(&cfg, text).unwrap();
         let socket = dir.join("espgw-control.sock");
         let keylog = dir.join("espgw-keylog.txt");
         let bin = env!("CARGO_BIN_EXE_espgw-control");
@@ -99,8 +137,9 @@ impl Espgw {
             }
             None => args.push("--no-sadb"),
         }
-        if aggressive {
-            args.push("--aggressive");
+        if let Some(p) = policy {
+            args.push("--policy");
+            args.push(p.to_str().unwrap());
         }
         let proc = lab.spawn(Node::R1, &args).expect("spawn espgw-control");
         let t0 = Instant::now();
@@ -227,4 +266,22 @@ impl Espgw {
         }
         (esp, ike)
     }
+}
+
+/// The espgw-dataplane binary (another package of the workspace): built on demand.
+pub fn dataplane_bin() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap().to_path_buf(); // target/<profile>
+    let bin = dir.join("espgw-dataplane");
+    if !bin.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = std::process::Command::new(cargo);
+        cmd.args(["build", "-p", "espgw-dataplane", "--bin", "espgw-dataplane"]);
+        if dir.file_name().and_then(|n| n.to_str()) == Some("release") {
+            cmd.arg("--release");
+        }
+        let st = cmd.status().expect("cargo build espgw-dataplane");
+        assert!(st.success(), "building espgw-dataplane failed");
+    }
+    bin
 }

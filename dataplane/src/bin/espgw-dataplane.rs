@@ -1,8 +1,9 @@
 //! espgw-dataplane: XDP classifiers + AF_XDP poll-mode workers.
 //!
-//! Control hands its crypto-ACL to the dataplane as a policy file (see
-//! `espgw_dataplane::xdp::acl`), which is re-read when it changes; `--acl`
-//! gives rules on the command line instead (tests, static setups).
+//! Control hands the dataplane two things (see ebpf/README.md): the SA
+//! database (`--sadb`, shared memory) and its crypto ACLs as a policy file
+//! (`--policy`, see `espgw_dataplane::xdp::acl`), which is re-read when it
+//! changes; `--acl` adds rules on the command line (tests, static setups).
 
 use clap::Parser;
 use espgw_dataplane::esp::DropReason;
@@ -37,7 +38,7 @@ struct Args {
     /// Cores for the workers, e.g. 0,1 (one worker per core; at most one per queue).
     #[arg(long, value_delimiter = ',', default_value = "0")]
     cores: Vec<usize>,
-    /// A crypto-ACL rule: `permit|deny PROTO SRC DST [sport A-B] [dport A-B] [policy N]`.
+    /// A crypto-ACL rule: `permit|deny PROTO SRC DST [sport A-B] [dport A-B] [policy SEQ] [map NAME]` (repeatable; before the policy file's rules).
     #[arg(long = "acl")]
     acl: Vec<String>,
     /// Policy file written by espgw-control (one rule a line); re-read when it changes.
@@ -56,15 +57,35 @@ struct Args {
     #[arg(long)]
     force_copy: bool,
     /// UMEM frames per socket.
-    #[arg(long, default_value_t = 4096)]
+    #[arg(long, default_value_t = 2048)]
     frames: u32,
+    /// AF_XDP ring size (RX, TX, fill, completion); smaller rings queue less
+    /// under overload (less delay for TCP), larger ones absorb bursts.
+    #[arg(long, default_value_t = 1024)]
+    ring: u32,
     /// Write counters as JSON here (every 200 ms and at exit).
     #[arg(long)]
     stats: Option<PathBuf>,
-    /// The shared-memory SA database written by espgw-control: turns on ESP
-    /// (without it the dataplane forwards steered traffic in clear, for tests).
+    /// On SIGTERM/SIGINT leave the classifiers attached (interesting traffic
+    /// is dropped, not leaked in clear, until a new dataplane starts).
     #[arg(long)]
-    sadb: Option<PathBuf>,
+    keep_xdp: bool,
+    /// Remove the classifiers from both interfaces (after a crash) and exit.
+    #[arg(long)]
+    detach: bool,
+    /// The shared-memory SA database written by espgw-control.
+    #[arg(long, default_value = espgw_dataplane::sadb::DEFAULT_PATH)]
+    sadb: PathBuf,
+    /// Smallest inbound anti-replay window (packets): the receiving window is
+    /// local (RFC 4303 §3.4.3) and must cover the reordering of one SA's
+    /// packets across several workers and queues at both ends (at 100 kpps a
+    /// worker woken 10 ms late is 1000 packets behind). 16384 costs 4 KiB a
+    /// SA (RFC 6479 bitmap).
+    #[arg(long, default_value_t = 16384)]
+    min_replay_window: u32,
+    /// No ESP: forward steered traffic in clear (lab checks of the AF_XDP path only).
+    #[arg(long)]
+    no_esp: bool,
 }
 
 fn main() -> ExitCode {
@@ -87,6 +108,12 @@ fn mode(s: &str) -> ModeRequest {
 }
 
 fn run(args: Args) -> Result<(), String> {
+    if args.detach {
+        for ifname in [&args.inside, &args.outside] {
+            espgw_dataplane::xdp::detach_interface(ifname).map_err(|e| e.to_string())?;
+        }
+        return Ok(());
+    }
     let stop_signal = stop_on_signals();
     let mut rules: Vec<AclRule> = args
         .acl
@@ -112,10 +139,8 @@ fn run(args: Args) -> Result<(), String> {
     let inside = find(&args.inside)?;
     let outside = find(&args.outside)?;
 
-    let mut cls_in = Classifier::attach(Side::Inside, &args.inside, mode(&args.xdp_mode))
-        .map_err(|e| e.to_string())?;
-    let mut cls_out = Classifier::attach(Side::Outside, &args.outside, mode(&args.xdp_mode))
-        .map_err(|e| e.to_string())?;
+    let mut cls_in = Classifier::load(Side::Inside).map_err(|e| e.to_string())?;
+    let mut cls_out = Classifier::load(Side::Outside).map_err(|e| e.to_string())?;
 
     let in_queues = active_rx_queues(&inside.name, inside.ifindex, inside.rx_queues);
     let out_queues = active_rx_queues(&outside.name, outside.ifindex, outside.rx_queues);
@@ -134,14 +159,14 @@ fn run(args: Args) -> Result<(), String> {
     }
     let fib = Fib::start().map_err(|e| e.to_string())?;
     let acl_shared = Arc::new(Published::new(rules.clone()));
-    let sa_source = match &args.sadb {
-        None => None,
-        Some(path) => {
+    let sa_source = match (args.no_esp, &args.sadb) {
+        (true, _) => None,
+        (false, path) => {
             // Control may not have created the region yet: wait for it.
             let mut warned = false;
             loop {
                 match SaDb::open(path) {
-                    Ok(r) => break Some(Arc::new(SaSource::new(r))),
+                    Ok(r) => break Some(Arc::new(SaSource::new(r, args.min_replay_window))),
                     Err(e) => {
                         if stop_signal.load(Ordering::SeqCst) {
                             return Ok(());
@@ -161,6 +186,7 @@ fn run(args: Args) -> Result<(), String> {
     };
     let xsk = XskConfig {
         frames_per_socket: args.frames,
+        ring_size: args.ring,
         force_copy: args.force_copy,
         ..XskConfig::default()
     };
@@ -199,6 +225,14 @@ fn run(args: Args) -> Result<(), String> {
         workers.push(worker);
     }
     cls_in.set_acl(&rules).map_err(|e| e.to_string())?;
+    // Sockets registered and ACL in place: only now replace whatever runs there.
+    cls_in
+        .attach(&args.inside, mode(&args.xdp_mode))
+        .map_err(|e| e.to_string())?;
+    if let Err(e) = cls_out.attach(&args.outside, mode(&args.xdp_mode)) {
+        let _ = cls_in.detach();
+        return Err(e.to_string());
+    }
 
     let stop = Arc::new(AtomicBool::new(false));
     let mut stats = Vec::new();
@@ -262,8 +296,14 @@ fn run(args: Args) -> Result<(), String> {
         write_stats(s, &cls_in, &cls_out, &stats);
     }
     drop(fib);
-    drop(cls_in);
-    drop(cls_out);
+    if args.keep_xdp {
+        eprintln!(
+            "espgw-dataplane: classifiers left attached (fail closed until restart or --detach)"
+        );
+    } else {
+        let _ = cls_in.detach();
+        let _ = cls_out.detach();
+    }
     eprintln!("espgw-dataplane: stopped");
     Ok(())
 }
@@ -307,9 +347,11 @@ fn write_stats(
     for (name, cls) in [("inside", cls_in), ("outside", cls_out)] {
         let _ = write!(
             s,
-            "\"{name}\":{{\"ifname\":\"{}\",\"mode\":\"{:?}\",\"xdp\":{{",
+            "\"{name}\":{{\"ifname\":\"{}\",\"mode\":\"{}\",\"xdp\":{{",
             cls.ifname(),
             cls.mode()
+                .map(|m| format!("{m:?}"))
+                .unwrap_or_else(|| "detached".into())
         );
         if let Ok(c) = cls.counters() {
             let items: Vec<String> = CounterIndex::ALL

@@ -43,8 +43,8 @@ pub struct XskConfig {
 impl Default for XskConfig {
     fn default() -> Self {
         XskConfig {
-            frames_per_socket: 4096,
-            ring_size: 2048,
+            frames_per_socket: 2048,
+            ring_size: 1024,
             force_copy: false,
             need_wakeup: true,
         }

@@ -26,6 +26,8 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 const ETH: usize = 14;
+/// Packets encrypted per sequence-number reservation (see `encap`).
+const SEQ_CHUNK: usize = 16;
 
 /// Per-worker ESP state.
 pub struct EspState {
@@ -200,20 +202,26 @@ pub fn encap(
             frames.push(Frame::new(buf, ENCAP_HEADROOM, len));
             pos.push(k);
         }
-        let sa_ref = |fr: &Frame<&mut [u8]>| {
-            let i = *sa_of.get(*pos.get(fr.batch_index())?)?;
-            if exhausted.contains(&i) {
-                return None;
-            }
-            tables.outbound.get(i).map(|e| &*e.sa)
-        };
-        let good = encapsulate_batch(&mut frames, sa_ref, &mut st.ctx, &mut st.drops);
-        for (k, fr) in frames.iter().enumerate() {
-            let bi = pos[fr.batch_index()];
-            if k < good {
-                results[bi] = Some((fr.head, fr.len));
-            } else {
-                reasons[bi] = fr.drop_reason();
+        // Encrypt in chunks: each chunk reserves its own short run of
+        // sequence numbers, which keeps the reordering between workers
+        // sharing an SA small for the peer's replay window.
+        for (c, chunk) in frames.chunks_mut(SEQ_CHUNK).enumerate() {
+            let off = c * SEQ_CHUNK;
+            let sa_ref = |fr: &Frame<&mut [u8]>| {
+                let i = *sa_of.get(*pos.get(off + fr.batch_index())?)?;
+                if exhausted.contains(&i) {
+                    return None;
+                }
+                tables.outbound.get(i).map(|e| &*e.sa)
+            };
+            let good = encapsulate_batch(chunk, sa_ref, &mut st.ctx, &mut st.drops);
+            for (k, fr) in chunk.iter().enumerate() {
+                let bi = pos[off + fr.batch_index()];
+                if k < good {
+                    results[bi] = Some((fr.head, fr.len));
+                } else {
+                    reasons[bi] = fr.drop_reason();
+                }
             }
         }
     }

@@ -24,6 +24,8 @@ use std::time::Duration;
 pub const REFRESH: Duration = Duration::from_millis(250);
 /// Refresh period while some destination is unresolved.
 const REFRESH_PENDING: Duration = Duration::from_millis(10);
+/// How long the fast pace lasts for one unresolved episode.
+const PENDING_FOR: Duration = Duration::from_secs(2);
 /// Most destinations tracked before the set is reset.
 const MAX_TRACKED: usize = 65536;
 
@@ -41,6 +43,8 @@ pub struct NextHop {
 }
 
 type Table = HashMap<Ipv4Addr, NextHop>;
+type NeighKey = (u32, Ipv4Addr);
+type NeighVal = (u16, Option<[u8; 6]>);
 
 struct Shared {
     generation: AtomicU64,
@@ -137,11 +141,15 @@ impl FibReader {
 }
 
 fn resolver(mut nl: Netlink, s: Arc<Shared>) {
-    let mut pending = false;
+    // While something is unresolved, look again soon, but not for ever: a
+    // neighbour that does not answer is retried at the steady pace.
+    let mut pending_since: Option<std::time::Instant> = None;
+    let mut tracked = 0;
     while !s.stop.load(Ordering::Acquire) {
         {
             let wanted = lock(&s.wanted);
-            let wait = if pending { REFRESH_PENDING } else { REFRESH };
+            let fast = pending_since.is_some_and(|t| t.elapsed() < PENDING_FOR);
+            let wait = if fast { REFRESH_PENDING } else { REFRESH };
             let _ = s.wake.wait_timeout(wanted, wait);
         }
         if s.stop.load(Ordering::Acquire) {
@@ -159,7 +167,14 @@ fn resolver(mut nl: Netlink, s: Arc<Shared>) {
         }
         match build(&mut nl, &dests) {
             Ok((table, unresolved)) => {
-                pending = unresolved;
+                // A new destination starts a new episode.
+                let fresh = dests.len() > tracked;
+                tracked = dests.len();
+                pending_since = match (unresolved, pending_since) {
+                    (false, _) => None,
+                    (true, t) if t.is_none() || fresh => Some(std::time::Instant::now()),
+                    (true, t) => t,
+                };
                 let mut cur = lock(&s.table);
                 if **cur != table {
                     *cur = Arc::new(table);
@@ -168,7 +183,7 @@ fn resolver(mut nl: Netlink, s: Arc<Shared>) {
             }
             Err(e) => {
                 eprintln!("espgw-dataplane: netlink: {e}");
-                pending = false;
+                pending_since = None;
             }
         }
     }
@@ -181,7 +196,7 @@ fn build(nl: &mut Netlink, dests: &[Ipv4Addr]) -> Result<(Table, bool), NetlinkE
         .into_iter()
         .filter_map(|l| Some((l.ifindex, (l.mac?, l.mtu.min(u32::from(u16::MAX)) as u16))))
         .collect();
-    let neigh: HashMap<(u32, Ipv4Addr), (u16, Option<[u8; 6]>)> = nl
+    let neigh: HashMap<NeighKey, NeighVal> = nl
         .neighbours()?
         .into_iter()
         .map(|n| ((n.ifindex, n.addr), (n.state, n.lladdr)))

@@ -150,3 +150,84 @@ mod tests {
         assert_eq!(ipv4_destination(&f), Err(FwdDrop::Malformed));
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use super::super::{icmp, netlink};
+    use super::*;
+    use proptest::prelude::*;
+
+    const NH: NextHop = NextHop {
+        oif: 1,
+        src_mac: [2, 0, 0, 0, 0, 1],
+        dst_mac: [2, 0, 0, 0, 0, 2],
+        mtu: 1500,
+        src_ip: None,
+    };
+
+    fn ipv4_frame() -> impl Strategy<Value = Vec<u8>> {
+        // Mostly plausible IPv4 frames with random fields, plus pure noise.
+        prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..120),
+            (
+                proptest::collection::vec(any::<u8>(), 20..120),
+                any::<u8>(),
+                any::<bool>()
+            )
+                .prop_map(|(mut ip, ihl, fix)| {
+                    ip[0] = 0x40 | (ihl & 0x0f);
+                    let len = ip.len() as u16;
+                    if fix {
+                        ip[2..4].copy_from_slice(&len.to_be_bytes());
+                        ip[10] = 0;
+                        ip[11] = 0;
+                        let h = usize::from(ip[0] & 0x0f) * 4;
+                        if h >= 20 && h <= ip.len() {
+                            let c = checksum(&ip[..h]);
+                            ip[10..12].copy_from_slice(&c.to_be_bytes());
+                        }
+                    }
+                    let mut f = vec![0u8; 12];
+                    f.extend_from_slice(&[0x08, 0x00]);
+                    f.extend_from_slice(&ip);
+                    f
+                }),
+        ]
+    }
+
+    proptest! {
+        /// Untrusted frames never make the forwarding path panic, and an
+        /// accepted frame keeps a valid header checksum after forwarding.
+        #[test]
+        fn forwarding_never_panics(mut f in ipv4_frame()) {
+            if ipv4_destination(&f).is_ok() {
+                let _ = dont_fragment(&f);
+                if icmp::may_answer(&f) {
+                    let mut out = [0u8; 128];
+                    let _ = icmp::build_error(&f, icmp::IcmpError::TtlExceeded, "10.0.0.1".parse().unwrap(), &NH, &mut out);
+                }
+                if forward_in_place(&mut f, &NH).is_ok() {
+                    let ihl = usize::from(f[14] & 0x0f) * 4;
+                    prop_assert_eq!(checksum(&f[14..14 + ihl]), 0);
+                }
+            } else {
+                let _ = icmp::may_answer(&f);
+            }
+        }
+
+        /// Netlink bodies of any shape parse to typed errors, not panics.
+        #[test]
+        fn netlink_parsers_never_panic(b in proptest::collection::vec(any::<u8>(), 0..80)) {
+            let _ = netlink::parse_route(&b);
+            let _ = netlink::parse_neighbour(&b);
+            let _ = netlink::parse_link(&b);
+        }
+
+        /// Policy-file lines of any shape parse or fail with a typed error.
+        #[test]
+        fn acl_text_never_panics(s in "\\PC{0,60}") {
+            let _ = s.parse::<crate::xdp::acl::AclRule>();
+            let _ = crate::xdp::acl::parse_rules(&s);
+        }
+    }
+}

@@ -20,6 +20,7 @@ const NLM_F_CREATE: u16 = 0x400;
 const NLM_F_DUMP: u16 = 0x300;
 const RTM_NEWLINK: u16 = 16;
 const RTM_GETLINK: u16 = 18;
+const RTM_SETLINK: u16 = 19;
 const RTM_NEWROUTE: u16 = 24;
 const RTM_GETROUTE: u16 = 26;
 const RTM_NEWNEIGH: u16 = 28;
@@ -38,6 +39,16 @@ const IFLA_MTU: u16 = 4;
 const IFLA_NUM_RX_QUEUES: u16 = 32;
 const IFLA_NUM_TX_QUEUES: u16 = 31;
 const NTF_USE: u8 = 0x01;
+const IFLA_XDP: u16 = 43;
+const IFLA_XDP_FD: u16 = 1;
+const IFLA_XDP_FLAGS: u16 = 3;
+const NLA_F_NESTED: u16 = 0x8000;
+
+/// `XDP_FLAGS_*` for [`Netlink::set_xdp`].
+pub mod xdp_flags {
+    pub const SKB_MODE: u32 = 2;
+    pub const DRV_MODE: u32 = 4;
+}
 
 /// Neighbour states (`NUD_*`).
 pub mod nud {
@@ -111,7 +122,7 @@ fn push_attr(msg: &mut Vec<u8>, ty: u16, data: &[u8]) {
     msg.extend_from_slice(&(len as u16).to_ne_bytes());
     msg.extend_from_slice(&ty.to_ne_bytes());
     msg.extend_from_slice(data);
-    while msg.len() % 4 != 0 {
+    while !msg.len().is_multiple_of(4) {
         msg.push(0);
     }
 }
@@ -326,6 +337,23 @@ impl Netlink {
         let seq = self.request(RTM_GETLINK, NLM_F_DUMP, &p)?;
         let bodies = self.collect(seq, RTM_NEWLINK, false)?;
         bodies.iter().map(|b| parse_link(b)).collect()
+    }
+
+    /// Attaches XDP program `prog_fd` to `ifindex` (replacing any program in
+    /// the same mode), or detaches with `prog_fd` = -1. Unlike a BPF link, an
+    /// attachment made this way outlives the process, which is what lets the
+    /// classifiers fail closed when the dataplane dies.
+    pub fn set_xdp(&mut self, ifindex: u32, prog_fd: i32, flags: u32) -> Result<(), NetlinkError> {
+        let mut p = vec![AF_UNSPEC, 0, 0, 0];
+        p.extend_from_slice(&ifindex.to_ne_bytes());
+        p.extend_from_slice(&0u32.to_ne_bytes());
+        p.extend_from_slice(&0u32.to_ne_bytes());
+        let mut nested = Vec::new();
+        push_attr(&mut nested, IFLA_XDP_FD, &prog_fd.to_ne_bytes());
+        push_attr(&mut nested, IFLA_XDP_FLAGS, &flags.to_ne_bytes());
+        push_attr(&mut p, IFLA_XDP | NLA_F_NESTED, &nested);
+        let seq = self.request(RTM_SETLINK, NLM_F_ACK, &p)?;
+        self.collect(seq, 0xffff, false).map(|_| ())
     }
 
     /// Asks the kernel to resolve (or re-confirm) `addr` on `ifindex`, as

@@ -101,9 +101,10 @@ impl SaTables {
 pub struct SaSource {
     pub db: SaDbReader,
     current: Mutex<Arc<SaTables>>,
+    min_replay_window: u32,
 }
 
-fn params_of(rec: &crate::sadb::SaRecord) -> Option<(SaParams, SaKeys)> {
+fn params_of(rec: &crate::sadb::SaRecord, min_window: u32) -> Option<(SaParams, SaKeys)> {
     let transform = Transform::from_code(rec.transform).ok()?;
     let mut p = SaParams::tunnel(rec.spi, transform, *rec.local.ip(), *rec.peer.ip());
     p.mode = match rec.mode {
@@ -118,7 +119,14 @@ fn params_of(rec: &crate::sadb::SaRecord) -> Option<(SaParams, SaKeys)> {
     }
     p.esn = rec.esn;
     if rec.replay_window > 0 {
-        p.replay_window = rec.replay_window;
+        // The receiving window is a local matter (RFC 4303 §3.4.3): widen it
+        // to cover the reordering that several workers (ours and the
+        // peer's) introduce on one SA. (0 in the record keeps the esp
+        // module's default window: it has no "off" switch.)
+        p.replay_window = rec
+            .replay_window
+            .max(min_window)
+            .min(crate::esp::MAX_REPLAY_WINDOW);
     }
     Some((
         p,
@@ -127,13 +135,15 @@ fn params_of(rec: &crate::sadb::SaRecord) -> Option<(SaParams, SaKeys)> {
 }
 
 impl SaSource {
-    pub fn new(db: SaDbReader) -> Self {
+    /// `min_replay_window`: inbound SAs get at least this window.
+    pub fn new(db: SaDbReader, min_replay_window: u32) -> Self {
         SaSource {
             db,
             current: Mutex::new(Arc::new(SaTables {
                 generation: u64::MAX,
                 ..Default::default()
             })),
+            min_replay_window,
         }
     }
 
@@ -169,7 +179,7 @@ impl SaSource {
                     let sa = match reuse {
                         Some(o) => o.sa.clone(),
                         None => {
-                            let Some((p, k)) = params_of(rec) else {
+                            let Some((p, k)) = params_of(rec, self.min_replay_window) else {
                                 t.rejected += 1;
                                 continue;
                             };
@@ -204,7 +214,7 @@ impl SaSource {
                     let sa = match reuse {
                         Some(o) => o.sa.clone(),
                         None => {
-                            let Some((p, k)) = params_of(rec) else {
+                            let Some((p, k)) = params_of(rec, self.min_replay_window) else {
                                 t.rejected += 1;
                                 continue;
                             };

@@ -128,6 +128,29 @@ impl AclRule {
         }
     }
 
+    /// `permit` rule for the traffic of an SA's proxy identities (local →
+    /// remote), for control building the policy from negotiated or
+    /// configured selectors.
+    pub fn from_proxy(p: &crate::sadb::ProxyIdentity, policy: u16, crypto_map: MapName) -> Self {
+        let port = |p: u16| if p == 0 { ANY_PORT } else { (p, p) };
+        AclRule {
+            action: AclAction::Permit,
+            proto: p.protocol,
+            src: Prefix {
+                addr: p.local.addr,
+                len: p.local.prefix_len(),
+            },
+            dst: Prefix {
+                addr: p.remote.addr,
+                len: p.remote.prefix_len(),
+            },
+            sport: port(p.local_port),
+            dport: port(p.remote_port),
+            policy,
+            crypto_map,
+        }
+    }
+
     /// The layout the XDP program reads.
     pub fn to_raw(&self) -> AclRuleRaw {
         AclRuleRaw {
@@ -175,13 +198,13 @@ impl AclRule {
 }
 
 /// First matching rule of a list, as the classifier decides.
-pub fn first_match<'a>(
-    rules: &'a [AclRule],
+pub fn first_match(
+    rules: &[AclRule],
     src: Ipv4Addr,
     dst: Ipv4Addr,
     proto: u8,
     ports: Option<(u16, u16)>,
-) -> Option<&'a AclRule> {
+) -> Option<&AclRule> {
     rules.iter().find(|r| r.matches(src, dst, proto, ports))
 }
 
@@ -428,6 +451,22 @@ mod tests {
         assert_eq!(
             (raw.action, raw.policy, raw.sport_hi),
             (ACL_STEER, 7, 65535)
+        );
+    }
+
+    #[test]
+    fn rule_from_proxy_identities() {
+        let p = crate::sadb::ProxyIdentity {
+            local: crate::sadb::Ipv4Prefix::new(ip("10.1.1.0"), 24),
+            remote: crate::sadb::Ipv4Prefix::new(ip("10.1.2.0"), 24),
+            protocol: 17,
+            local_port: 0,
+            remote_port: 4789,
+        };
+        let r = AclRule::from_proxy(&p, 10, MapName::new("MYMAP").unwrap());
+        assert_eq!(
+            r.to_string(),
+            "permit udp 10.1.1.0/24 10.1.2.0/24 dport 4789-4789 policy 10 map MYMAP"
         );
     }
 

@@ -1,19 +1,30 @@
 //! The XDP classifiers: loading (aya), attaching, and their maps.
 //!
-//! The dataplane owns the programs and their maps for its whole life: it
-//! loads `inside` and `outside` (compiled from `ebpf/` by build.rs), attaches
-//! them through BPF links (so they go away with the process, even on
-//! SIGKILL), registers each worker's AF_XDP sockets in the XSKMAPs and
-//! installs the crypto-ACL rules that control hands over (see [`acl`]).
+//! The dataplane owns the programs and their maps: it loads `inside` and
+//! `outside` (compiled from `ebpf/` by build.rs), registers each worker's
+//! AF_XDP sockets in the XSKMAPs and installs the crypto-ACL rules that
+//! control hands over (see [`acl`]) *before* attaching, so a program never
+//! runs with an empty ACL.
+//!
+//! **Fail closed.** The programs are attached through rtnetlink, not BPF
+//! links, so they outlive the process: if the dataplane dies, its sockets
+//! leave the XSKMAPs and the classifiers *drop* interesting traffic
+//! (`drop_no_xsk`) instead of letting the kernel forward it in clear, while
+//! IKE and everything else still reach the kernel. A restarted dataplane
+//! replaces the programs atomically. A clean stop (SIGTERM/SIGINT) detaches
+//! them unless `--keep-xdp` is given; `espgw-dataplane --detach` removes
+//! leftovers.
 
 pub mod acl;
 pub mod maps;
 
+use crate::worker::netlink::{xdp_flags, Netlink};
 use aya::maps::{Array, MapData, PerCpuArray, XskMap};
-use aya::programs::{Xdp, XdpMode};
+use aya::programs::Xdp;
 use aya::Ebpf;
 use maps::{AclRuleRaw, CounterIndex, CounterRaw, ACL_MAX, MAP_ACL, MAP_COUNTERS, MAP_XSKS};
 use std::os::fd::RawFd;
+use std::os::fd::{AsFd, AsRawFd};
 
 /// The inside classifier object.
 pub static INSIDE_OBJ: &[u8] =
@@ -67,62 +78,73 @@ pub enum XdpError {
         ifname: String,
         err: String,
     },
+    #[error("no interface {0}")]
+    NoInterface(String),
     #[error("map {0}: {1}")]
     Map(&'static str, String),
     #[error(transparent)]
     Acl(#[from] acl::AclError),
 }
 
-/// One loaded and attached classifier.
+/// One loaded classifier, attached or not.
 pub struct Classifier {
     side: Side,
-    ifname: String,
-    mode: AttachMode,
-    // Keeps the program, its link and its maps alive.
+    attached: Option<(String, u32, AttachMode)>,
     ebpf: Ebpf,
     xsks: XskMap<MapData>,
     counters: PerCpuArray<MapData, CounterRaw>,
     acl: Option<Array<MapData, AclRuleRaw>>,
 }
 
+fn prog_name(side: Side) -> &'static str {
+    match side {
+        Side::Inside => "espgw_inside",
+        Side::Outside => "espgw_outside",
+    }
+}
+
+fn ifindex_of(nl: &mut Netlink, ifname: &str) -> Result<u32, XdpError> {
+    let links = nl.links().map_err(|e| XdpError::Attach {
+        side: "",
+        ifname: ifname.to_string(),
+        err: e.to_string(),
+    })?;
+    links
+        .iter()
+        .find(|l| l.name == ifname)
+        .map(|l| l.ifindex)
+        .ok_or_else(|| XdpError::NoInterface(ifname.to_string()))
+}
+
+/// Removes any XDP program (driver or SKB mode) from `ifname`.
+pub fn detach_interface(ifname: &str) -> Result<(), XdpError> {
+    let mut nl = Netlink::open().map_err(|e| XdpError::Attach {
+        side: "",
+        ifname: ifname.to_string(),
+        err: e.to_string(),
+    })?;
+    let ifindex = ifindex_of(&mut nl, ifname)?;
+    let _ = nl.set_xdp(ifindex, -1, xdp_flags::DRV_MODE);
+    let _ = nl.set_xdp(ifindex, -1, xdp_flags::SKB_MODE);
+    Ok(())
+}
+
 impl Classifier {
-    /// Loads the program for `side` and attaches it to `ifname`.
-    pub fn attach(side: Side, ifname: &str, mode: ModeRequest) -> Result<Self, XdpError> {
-        let (obj, prog_name) = match side {
-            Side::Inside => (INSIDE_OBJ, "espgw_inside"),
-            Side::Outside => (OUTSIDE_OBJ, "espgw_outside"),
+    /// Loads the program for `side` into the kernel (not attached yet).
+    pub fn load(side: Side) -> Result<Self, XdpError> {
+        let obj = match side {
+            Side::Inside => INSIDE_OBJ,
+            Side::Outside => OUTSIDE_OBJ,
         };
         let sname = side.name();
         let mut ebpf = Ebpf::load(obj).map_err(|e| XdpError::Load(sname, e.to_string()))?;
         let prog: &mut Xdp = ebpf
-            .program_mut(prog_name)
-            .ok_or_else(|| XdpError::Load(sname, format!("no program {prog_name}")))?
+            .program_mut(prog_name(side))
+            .ok_or_else(|| XdpError::Load(sname, format!("no program {}", prog_name(side))))?
             .try_into()
             .map_err(|e: aya::programs::ProgramError| XdpError::Load(sname, e.to_string()))?;
         prog.load()
             .map_err(|e| XdpError::Load(sname, format!("{e:?}")))?;
-        let attach_err = |e: aya::programs::ProgramError| XdpError::Attach {
-            side: sname,
-            ifname: ifname.to_string(),
-            err: e.to_string(),
-        };
-        let mode = match mode {
-            ModeRequest::Driver => {
-                prog.attach(ifname, XdpMode::Driver).map_err(attach_err)?;
-                AttachMode::Driver
-            }
-            ModeRequest::Skb => {
-                prog.attach(ifname, XdpMode::Skb).map_err(attach_err)?;
-                AttachMode::Skb
-            }
-            ModeRequest::Auto => match prog.attach(ifname, XdpMode::Driver) {
-                Ok(_) => AttachMode::Driver,
-                Err(_) => {
-                    prog.attach(ifname, XdpMode::Skb).map_err(attach_err)?;
-                    AttachMode::Skb
-                }
-            },
-        };
         let take = |ebpf: &mut Ebpf, name: &'static str| {
             ebpf.take_map(name)
                 .ok_or_else(|| XdpError::Map(name, "missing from object".into()))
@@ -140,8 +162,7 @@ impl Classifier {
         };
         Ok(Classifier {
             side,
-            ifname: ifname.to_string(),
-            mode,
+            attached: None,
             ebpf,
             xsks,
             counters,
@@ -149,16 +170,84 @@ impl Classifier {
         })
     }
 
+    /// Attaches the program to `ifname` through rtnetlink (replacing a
+    /// program a previous dataplane left there): driver mode where the
+    /// interface supports it, else SKB mode, as requested.
+    pub fn attach(&mut self, ifname: &str, mode: ModeRequest) -> Result<AttachMode, XdpError> {
+        let sname = self.side.name();
+        let attach_err = |err: String| XdpError::Attach {
+            side: sname,
+            ifname: ifname.to_string(),
+            err,
+        };
+        let mut nl = Netlink::open().map_err(|e| attach_err(e.to_string()))?;
+        let ifindex = ifindex_of(&mut nl, ifname)?;
+        let prog: &Xdp = self
+            .ebpf
+            .program(prog_name(self.side))
+            .ok_or_else(|| XdpError::Load(sname, "program vanished".into()))?
+            .try_into()
+            .map_err(|e: aya::programs::ProgramError| XdpError::Load(sname, e.to_string()))?;
+        let fd = prog
+            .fd()
+            .map_err(|e| XdpError::Load(sname, e.to_string()))?
+            .as_fd()
+            .as_raw_fd();
+        let try_mode = |nl: &mut Netlink, m: AttachMode| {
+            let flags = match m {
+                AttachMode::Driver => xdp_flags::DRV_MODE,
+                AttachMode::Skb => xdp_flags::SKB_MODE,
+            };
+            nl.set_xdp(ifindex, fd, flags)
+                .map(|_| m)
+                .map_err(|e| attach_err(e.to_string()))
+        };
+        let mode = match mode {
+            ModeRequest::Driver => try_mode(&mut nl, AttachMode::Driver)?,
+            ModeRequest::Skb => try_mode(&mut nl, AttachMode::Skb)?,
+            ModeRequest::Auto => match try_mode(&mut nl, AttachMode::Driver) {
+                Ok(m) => m,
+                Err(_) => try_mode(&mut nl, AttachMode::Skb)?,
+            },
+        };
+        self.attached = Some((ifname.to_string(), ifindex, mode));
+        Ok(mode)
+    }
+
+    /// Detaches the program (clean stop).
+    pub fn detach(&mut self) -> Result<(), XdpError> {
+        let Some((ifname, ifindex, mode)) = self.attached.take() else {
+            return Ok(());
+        };
+        let flags = match mode {
+            AttachMode::Driver => xdp_flags::DRV_MODE,
+            AttachMode::Skb => xdp_flags::SKB_MODE,
+        };
+        let mut nl = Netlink::open().map_err(|e| XdpError::Attach {
+            side: self.side.name(),
+            ifname: ifname.clone(),
+            err: e.to_string(),
+        })?;
+        nl.set_xdp(ifindex, -1, flags)
+            .map_err(|e| XdpError::Attach {
+                side: self.side.name(),
+                ifname,
+                err: e.to_string(),
+            })
+    }
+
     pub fn side(&self) -> Side {
         self.side
     }
 
+    /// The interface it is attached to ("" if not attached).
     pub fn ifname(&self) -> &str {
-        &self.ifname
+        self.attached.as_ref().map(|a| a.0.as_str()).unwrap_or("")
     }
 
-    pub fn mode(&self) -> AttachMode {
-        self.mode
+    /// The attach mode, if attached.
+    pub fn mode(&self) -> Option<AttachMode> {
+        self.attached.as_ref().map(|a| a.2)
     }
 
     /// Steers the traffic of RX queue `queue` to the AF_XDP socket `fd`.
@@ -168,10 +257,10 @@ impl Classifier {
             .map_err(|e| XdpError::Map(MAP_XSKS, e.to_string()))
     }
 
-    /// Installs the crypto-ACL rules (inside classifier only): rules first,
-    /// then the end marker, so the program never sees a half-written list
-    /// longer than the old one... the list is rewritten from the end back to
-    /// the front so each intermediate state is a prefix of old or new rules.
+    /// Installs the crypto-ACL rules (inside classifier only). The end marker
+    /// goes in first, then the rules from the back to the front, so a packet
+    /// classified meanwhile sees old rules, new rules or a shorter list,
+    /// never garbage.
     pub fn set_acl(&mut self, rules: &[acl::AclRule]) -> Result<(), XdpError> {
         let Some(map) = self.acl.as_mut() else {
             return Err(XdpError::Map(

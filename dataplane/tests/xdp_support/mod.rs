@@ -42,7 +42,7 @@ pub struct Topology {
 }
 
 impl Topology {
-    /// Builds it. `queues` RX/TX queues on R1's veths (in0, out0).
+    /// Builds it. `queues` RX/TX queues on the routers' veths.
     pub fn new(tag: &str, queues: u32) -> Self {
         Self::build(tag, queues, false)
     }
@@ -102,7 +102,11 @@ impl Topology {
             cmd.extend_from_slice(&qargs);
             sh(&cmd);
         }
-        sh(&["ip", "link", "add", &e, "type", "veth", "peer", "name", &f]);
+        let mut cmd = vec!["ip", "link", "add", &e];
+        cmd.extend_from_slice(&qargs);
+        cmd.extend_from_slice(&["type", "veth", "peer", "name", &f]);
+        cmd.extend_from_slice(&qargs);
+        sh(&cmd);
         for (dev, ns, name) in [
             (&a, "hA", "eth0"),
             (&b, "r1", "in0"),

@@ -1,0 +1,66 @@
+//! espgw-control's command line: configuration errors, key log permissions. No root needed.
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
+
+fn tmpdir(tag: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("espgw-daemon-cli-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+#[test]
+fn malformed_config_is_an_error_with_its_line_number() {
+    let d = tmpdir("bad");
+    let cfg = d.join("r1.conf");
+    std::fs::write(&cfg, "crypto isakmp policy 1\n encr 3des\n group 99\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_espgw-control"))
+        .args(["--config", cfg.to_str().unwrap(), "--no-sadb", "--socket"])
+        .arg(d.join("s"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 3: group"), "line number missing: {err}");
+    let _ = std::fs::remove_dir_all(&d);
+}
+
+#[test]
+fn keylog_is_created_mode_0600_and_never_holds_the_psk() {
+    let d = tmpdir("keylog");
+    let cfg = d.join("r1.conf");
+    // 192.0.2.1 (TEST-NET-1) is not configured here: binding fails after the key log opened.
+    std::fs::write(
+        &cfg,
+        "crypto isakmp policy 1\n encr 3des\n authentication pre-share\ncrypto isakmp key S3cr3tPSK address 192.0.2.2\n\
+         crypto ipsec transform-set t esp-3des esp-md5-hmac\ncrypto map vpn 10 ipsec-isakmp\n set peer 192.0.2.2\n set transform-set t\n match address 101\n\
+         interface out0\n ip address 192.0.2.1 255.255.255.0\n crypto map vpn\naccess-list 101 permit ip 10.1.1.0 0.0.0.255 10.1.2.0 0.0.0.255\n",
+    )
+    .unwrap();
+    let keylog = d.join("keys.txt");
+    let out = Command::new(env!("CARGO_BIN_EXE_espgw-control"))
+        .args([
+            "--config",
+            cfg.to_str().unwrap(),
+            "--no-sadb",
+            "--keylog",
+            keylog.to_str().unwrap(),
+            "--socket",
+        ])
+        .arg(d.join("s"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("binding UDP 500/4500 on 192.0.2.1"), "{err}");
+    assert!(!err.contains("S3cr3tPSK"));
+    let mode = std::fs::metadata(&keylog).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let _ = std::fs::remove_dir_all(&d);
+}
