@@ -2965,6 +2965,7 @@ impl Endpoint {
         Ok(())
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn i_qm2(
         &mut self,
         now: Instant,

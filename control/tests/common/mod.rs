@@ -268,12 +268,13 @@ impl Espgw {
     }
 }
 
-/// The espgw-dataplane binary (another package of the workspace): built on demand.
+/// The espgw-dataplane binary (another package of the workspace): (re)built so it is never
+/// stale (a no-op when it is up to date).
 pub fn dataplane_bin() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().unwrap().parent().unwrap().to_path_buf(); // target/<profile>
     let bin = dir.join("espgw-dataplane");
-    if !bin.exists() {
+    {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut cmd = std::process::Command::new(cargo);
         cmd.args(["build", "-p", "espgw-dataplane", "--bin", "espgw-dataplane"]);
