@@ -281,7 +281,7 @@ impl Daemon {
                     counters.digest += op;
                     let iv = match s.transform.enc {
                         ike::EspEnc::Aes(_) => 16,
-                        ike::EspEnc::Des3 => 8,
+                        ike::EspEnc::Des3 | ike::EspEnc::Gcm(_) => 8,
                         ike::EspEnc::Null => 0,
                     };
                     let view = |spi: u32, conn: u32| EspSaView {

@@ -37,6 +37,8 @@ pub enum EspEnc {
     Des3,
     /// AES-CBC with key bits.
     Aes(u16),
+    /// AES-GCM with a 16-byte ICV (RFC 4106), key bits; combined mode.
+    Gcm(u16),
     Null,
 }
 
@@ -46,6 +48,8 @@ pub enum EspAuth {
     Md5,
     Sha1,
     Sha256,
+    /// No separate authenticator: the cipher is combined mode (esp-gcm).
+    None,
 }
 
 impl EspEnc {
@@ -54,6 +58,7 @@ impl EspEnc {
         match self {
             EspEnc::Des3 => 3,
             EspEnc::Aes(_) => 12,
+            EspEnc::Gcm(_) => 20,
             EspEnc::Null => 11,
         }
     }
@@ -61,6 +66,8 @@ impl EspEnc {
         match self {
             EspEnc::Des3 => 24,
             EspEnc::Aes(b) => b as usize / 8,
+            // KEYMAT carries the 4-byte salt after the key (RFC 4106 §8.1).
+            EspEnc::Gcm(b) => b as usize / 8 + 4,
             EspEnc::Null => 0,
         }
     }
@@ -69,6 +76,8 @@ impl EspEnc {
             EspEnc::Des3 => "esp-3des".into(),
             EspEnc::Aes(128) => "esp-aes".into(),
             EspEnc::Aes(b) => format!("esp-aes {b}"),
+            EspEnc::Gcm(128) => "esp-gcm".into(),
+            EspEnc::Gcm(b) => format!("esp-gcm {b}"),
             EspEnc::Null => "esp-null".into(),
         }
     }
@@ -77,6 +86,7 @@ impl EspEnc {
         match self {
             EspEnc::Des3 => "ESP_3DES",
             EspEnc::Aes(_) => "ESP_AES",
+            EspEnc::Gcm(_) => "ESP_GCM",
             EspEnc::Null => "ESP_NULL",
         }
     }
@@ -89,6 +99,7 @@ impl EspAuth {
             EspAuth::Md5 => 1,
             EspAuth::Sha1 => 2,
             EspAuth::Sha256 => 5,
+            EspAuth::None => 0,
         }
     }
     pub fn from_code(c: u16) -> Option<Self> {
@@ -104,6 +115,7 @@ impl EspAuth {
             EspAuth::Md5 => 16,
             EspAuth::Sha1 => 20,
             EspAuth::Sha256 => 32,
+            EspAuth::None => 0,
         }
     }
     pub fn ios_name(self) -> &'static str {
@@ -111,6 +123,7 @@ impl EspAuth {
             EspAuth::Md5 => "esp-md5-hmac",
             EspAuth::Sha1 => "esp-sha-hmac",
             EspAuth::Sha256 => "esp-sha256-hmac",
+            EspAuth::None => "",
         }
     }
     pub fn isakmp_name(self) -> &'static str {
@@ -118,6 +131,7 @@ impl EspAuth {
             EspAuth::Md5 => "HMAC-MD5",
             EspAuth::Sha1 => "HMAC-SHA",
             EspAuth::Sha256 => "HMAC-SHA256",
+            EspAuth::None => "NONE",
         }
     }
 }
@@ -135,7 +149,10 @@ pub struct TransformSet {
 impl TransformSet {
     /// "esp-3des esp-md5-hmac" as IOS prints it.
     pub fn ios_name(&self) -> String {
-        format!("{} {}", self.enc.ios_name(), self.auth.ios_name())
+        match self.auth {
+            EspAuth::None => self.enc.ios_name(),
+            a => format!("{} {}", self.enc.ios_name(), a.ios_name()),
+        }
     }
 }
 

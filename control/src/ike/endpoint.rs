@@ -2353,12 +2353,15 @@ impl Endpoint {
             Attr::basic(p2::LIFE_TYPE, attr::LIFE_KILOBYTES),
             Attr::number(p2::LIFE_DURATION, m.lifetime_kb),
             Attr::basic(p2::ENCAPSULATION, encap),
-            Attr::basic(p2::AUTH_ALG, ts.auth.code()),
         ];
+        // Combined-mode ciphers (esp-gcm) carry no authentication attribute (RFC 4106 §8).
+        if ts.auth != EspAuth::None {
+            attrs.push(Attr::basic(p2::AUTH_ALG, ts.auth.code()));
+        }
         if let Some(g) = m.pfs {
             attrs.push(Attr::basic(p2::GROUP, g.id()));
         }
-        if let EspEnc::Aes(bits) = ts.enc {
+        if let EspEnc::Aes(bits) | EspEnc::Gcm(bits) = ts.enc {
             attrs.push(Attr::basic(p2::KEY_LENGTH, bits));
         }
         Transform {
@@ -2759,8 +2762,13 @@ impl Endpoint {
                 let enc = match t.id {
                     3 => Some(EspEnc::Des3),
                     12 => Some(EspEnc::Aes(keylen.unwrap_or(128))),
+                    20 => Some(EspEnc::Gcm(keylen.unwrap_or(128))),
                     _ => None,
                 };
+                // A combined-mode cipher comes without an authenticator attribute.
+                if auth.is_none() && matches!(enc, Some(EspEnc::Gcm(_))) {
+                    auth = Some(EspAuth::None);
+                }
                 let nat = self.p1[&key].nat.floated;
                 // (mode is transport) for an encapsulation that fits the NAT-T state.
                 let encap_mode = match encap {

@@ -83,6 +83,7 @@ pub fn ike_config(cfg: &Config, aggressive: bool) -> Result<IkeConfig, IosConfig
             let enc = match ts.encryption {
                 m::EspEncryption::TripleDes => EspEnc::Des3,
                 m::EspEncryption::Aes(k) => EspEnc::Aes(k.bits()),
+                m::EspEncryption::Gcm(k) => EspEnc::Gcm(k.bits()),
                 m::EspEncryption::Null => EspEnc::Null,
                 _ => continue,
             };
@@ -90,6 +91,7 @@ pub fn ike_config(cfg: &Config, aggressive: bool) -> Result<IkeConfig, IosConfig
                 Some(m::EspAuth::Md5Hmac) => EspAuth::Md5,
                 Some(m::EspAuth::ShaHmac) => EspAuth::Sha1,
                 Some(m::EspAuth::Sha256Hmac) => EspAuth::Sha256,
+                None if matches!(enc, EspEnc::Gcm(_)) => EspAuth::None,
                 None => continue,
             };
             sets.push(TransformSet {

@@ -30,6 +30,7 @@ pub fn tshark_encr(e: EspEnc) -> &'static str {
     match e {
         EspEnc::Des3 => "TripleDES-CBC [RFC2451]",
         EspEnc::Aes(_) => "AES-CBC [RFC3602]",
+        EspEnc::Gcm(_) => "AES-GCM with 16 octet ICV [RFC4106]",
         EspEnc::Null => "NULL",
     }
 }
@@ -40,6 +41,7 @@ pub fn tshark_auth(a: EspAuth) -> &'static str {
         EspAuth::Md5 => "HMAC-MD5-96 [RFC2403]",
         EspAuth::Sha1 => "HMAC-SHA-1-96 [RFC2404]",
         EspAuth::Sha256 => "HMAC-SHA-256-128 [RFC4868]",
+        EspAuth::None => "NULL",
     }
 }
 
