@@ -188,7 +188,8 @@ fn pair(transform: &str) {
     let t0 = Instant::now();
     let mut up = false;
     while t0.elapsed() < Duration::from_secs(30) {
-        if lab.ping(Node::HostA, "10.1.2.2", 1).expect("ping").received == 1 {
+        let once = ["ping", "-n", "-q", "-c", "1", "-W", "1", "10.1.2.2"];
+        if lab.exec(Node::HostA, &once).expect("ping").status.success() {
             up = true;
             break;
         }

@@ -440,16 +440,7 @@ impl Wire {
         let f2 = f.try_clone().map_err(|e| Error::io("dup", e))?;
         let mut c = Command::new("ip");
         c.args(["netns", "exec", &self.ns])
-            .args([
-                "tcpdump",
-                "--immediate-mode",
-                "-U",
-                "-n",
-                "-Z",
-                "root",
-                "-s",
-                "0",
-            ])
+            .args(["tcpdump", "-n", "-Z", "root", "-s", "0"])
             .args(["-i", "w1", "-w"])
             .arg(&pcap)
             .stdin(std::process::Stdio::null())

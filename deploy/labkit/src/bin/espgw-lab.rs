@@ -331,7 +331,8 @@ fn demo_espgw(lab: Lab, peer: Peer, t0: Instant) -> espgw_lab::Result<()> {
     let mut up = false;
     while t_neg.elapsed() < Duration::from_secs(40) {
         tries += 1;
-        if lab.ping(Node::HostA, addr::HOST_B, 1)?.received == 1 {
+        let once = ["ping", "-n", "-q", "-c", "1", "-W", "1", addr::HOST_B];
+        if lab.exec(Node::HostA, &once)?.status.success() {
             up = true;
             break;
         }
