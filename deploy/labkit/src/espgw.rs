@@ -309,20 +309,6 @@ pub fn packet_counts(show: &str) -> (u64, u64) {
     (enc, dec)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::packet_counts;
-
-    #[test]
-    fn counts_from_show_crypto_ipsec_sa() {
-        let s = "   #pkts encaps: 12, #pkts encrypt: 12, #pkts digest: 12\n    \
-                 #pkts decaps: 11, #pkts decrypt: 11, #pkts verify: 11\n\
-                 #pkts encaps: 3, #pkts encrypt: 3\n #pkts decaps: 0, #pkts decrypt: 0\n";
-        assert_eq!(packet_counts(s), (15, 11));
-        assert_eq!(packet_counts("no SAs"), (0, 0));
-    }
-}
-
 /// An observable R1–R2 cable: AF_XDP frames an espgw router sends, and the frames its XDP
 /// program takes, never pass the kernel's packet taps in that router, so `tcpdump` on
 /// `out0` of an espgw router sees neither direction of its ESP. `Wire::insert` replaces
@@ -544,5 +530,19 @@ impl Drop for WireCapture {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::packet_counts;
+
+    #[test]
+    fn counts_from_show_crypto_ipsec_sa() {
+        let s = "   #pkts encaps: 12, #pkts encrypt: 12, #pkts digest: 12\n    \
+                 #pkts decaps: 11, #pkts decrypt: 11, #pkts verify: 11\n\
+                 #pkts encaps: 3, #pkts encrypt: 3\n #pkts decaps: 0, #pkts decrypt: 0\n";
+        assert_eq!(packet_counts(s), (15, 11));
+        assert_eq!(packet_counts("no SAs"), (0, 0));
     }
 }
