@@ -8,6 +8,8 @@
 //! `show crypto ipsec sa` counts exactly the pings and agrees with the peer and the wire;
 //! nothing is left behind.
 
+mod common;
+
 use espgw_lab::espgw::packet_counts;
 use espgw_lab::{
     judge, lab::list_netns, EspgwBins, EspgwOptions, EspgwRouter, Lab, LabOptions, Node, Wire,
@@ -29,28 +31,13 @@ fn root() -> bool {
         .unwrap_or(false)
 }
 
-/// espgw-control and espgw from this package, espgw-dataplane from the workspace's
-/// target directory (built on demand).
+/// espgw-control and espgw from this package, espgw-dataplane (re)built by the ike
+/// tests' helper so a stale binary is never tested.
 fn bins() -> EspgwBins {
-    let control = PathBuf::from(env!("CARGO_BIN_EXE_espgw-control"));
-    let dir = control.parent().unwrap().to_path_buf();
-    let dataplane = dir.join("espgw-dataplane");
-    if !dataplane.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.args(["build", "-p", "espgw-dataplane", "--bin", "espgw-dataplane"]);
-        if dir.file_name().and_then(|n| n.to_str()) == Some("release") {
-            cmd.arg("--release");
-        }
-        assert!(
-            cmd.status().expect("cargo build").success(),
-            "building espgw-dataplane failed"
-        );
-    }
     EspgwBins {
-        control,
+        control: PathBuf::from(env!("CARGO_BIN_EXE_espgw-control")),
         cli: PathBuf::from(env!("CARGO_BIN_EXE_espgw")),
-        dataplane,
+        dataplane: common::dataplane_bin(),
     }
 }
 
