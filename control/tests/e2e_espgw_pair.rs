@@ -267,6 +267,17 @@ fn pair(transform: &str) {
         isakmp.iter().all(|(_, i)| !i.encrypted || i.decrypted),
         "ISAKMP not decrypted with espgw's key log:\n{summary}"
     );
+    // The outside classifiers handed IKE and the outside-address pings to the kernel.
+    for r in [&r1, &r2] {
+        let st = r.dataplane_stats().expect("dataplane stats");
+        let pass = |k: &str| st["outside"]["xdp"][k]["packets"].as_u64().unwrap_or(0);
+        assert!(
+            pass("pass_ike") >= 3 && pass("pass_other") >= 6,
+            "{:?}: outside XDP_PASS counters {}",
+            r.node(),
+            st["outside"]["xdp"]
+        );
+    }
     // Nothing from hostA/hostB in clear on the R1–R2 link.
     let clear = pcap_count(&pcap, "ip and (net 10.1.1.0/24 or net 10.1.2.0/24)");
     assert_eq!(clear, 0, "interesting packets in clear on the R1-R2 link");
@@ -288,9 +299,18 @@ fn pair(transform: &str) {
         "R1 encaps {enc1} decaps {dec1}, R2 encaps {enc2} decaps {dec2}\n{show1}\n{show2}"
     );
 
-    // Teardown leaves nothing.
+    // Teardown leaves nothing: the dataplanes detach their XDP programs on exit.
     drop(r1);
     drop(r2);
+    for node in [Node::R1, Node::R2] {
+        for ifname in ["in0", "out0"] {
+            let link = lab.run(node, &["ip", "link", "show", ifname]).unwrap();
+            assert!(
+                !link.contains("xdp"),
+                "{node:?} {ifname} still has XDP:\n{link}"
+            );
+        }
+    }
     drop(wire);
     drop(lab);
     let left: Vec<_> = list_netns()
