@@ -1,29 +1,40 @@
 #!/usr/bin/env bash
-# espgw lab demo: the slides' topology (hostA - R1 - R2 - hostB) in network namespaces,
-# an IKEv1 tunnel between R1 and R2, hostA pinging hostB through it, the SAs, and tshark
-# decrypting and authenticating every frame on the R1-R2 link. Then everything is removed.
+# espgw lab demo: the slides' topology (hostA - R1 - R2 - hostB) in network namespaces.
+# R1 is espgw — espgw-control with the slides' IOS configuration (deploy/configs/r1.conf)
+# and espgw-dataplane (XDP classifiers + AF_XDP workers on in0/out0). hostA's first ping
+# to hostB is interesting traffic: it starts Main Mode and Quick Mode (debug crypto
+# isakmp/ipsec output shown); then ping and iperf3 through the tunnel, `show crypto isakmp
+# sa`, `show crypto ipsec sa`, `show crypto map`, and tshark decrypting and authenticating
+# every ESP frame on the R1-R2 link from espgw's key log. Then everything is removed (also
+# on Ctrl-C).
 #
-#   deploy/demo.sh [--aggressive] [--aes] [--espgw]
-#
-# By default both routers are strongSwan 5.9.8 (userspace ESP), the peer espgw is built
-# to talk to. With --espgw, R1 is espgw-control with the slides' IOS configuration: it
-# negotiates with strongSwan, shows `show crypto isakmp sa` / `show crypto ipsec sa` and
-# its `debug crypto isakmp` output, and tshark decrypts the exchange from espgw's key log
-# (the data plane is not wired into the demo yet, so no ping in that mode).
+#   deploy/demo.sh                      R2 = strongSwan 5.9.8 (ESP in UDP 4500)
+#   deploy/demo.sh --peer espgw         R2 = espgw too (raw ESP, as in the slides)
+#   deploy/demo.sh --swan-only [--aggressive] [--aes]
+#                                       strongSwan on both routers (the lab's baseline)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . deploy/setup.sh
 require_root
 ensure_packages
 ensure_cargo
-if [[ " $* " == *" --espgw "* ]]; then
-  say "building the lab tool and espgw (cargo build -p espgw-lab -p espgw-control)"
-  cargo build -q -p espgw-lab -p espgw-control
-else
+if [[ " $* " == *" --swan-only "* ]]; then
   say "building the lab tool (cargo build -p espgw-lab)"
   cargo build -q -p espgw-lab
+else
+  say "building espgw and the lab tool (cargo build -p espgw-control -p espgw-dataplane -p espgw-lab)"
+  cargo build -q -p espgw-control -p espgw-dataplane -p espgw-lab
 fi
 bin=target/debug/espgw-lab
 prefix="demo-$$-0"
-trap 'echo; say "interrupted: tearing the lab down"; "$bin" down "$prefix" >/dev/null; exit 130' INT TERM
+cleanup() {
+  "$bin" down "$prefix" >/dev/null 2>&1 || true
+  # the R1-R2 cable's namespace (tcpdump runs there)
+  local w="$prefix-wire"
+  if ip netns list | grep -qw -- "$w"; then
+    for p in $(ip netns pids "$w" 2>/dev/null); do kill "$p" 2>/dev/null || true; done
+    ip netns del "$w" 2>/dev/null || true
+  fi
+}
+trap 'echo; say "interrupted: tearing the lab down"; cleanup; exit 130' INT TERM
 "$bin" demo "$prefix" "$@"

@@ -18,11 +18,13 @@
 //! ```
 
 mod error;
+pub mod espgw;
 pub mod judge;
 pub mod lab;
 pub mod strongswan;
 
 pub use error::{Error, Result};
+pub use espgw::{EspgwBins, EspgwOptions, EspgwRouter, Wire, WireCapture};
 pub use judge::{
     judge, parse_keylog, Capture, EspAuth, EspEncr, EspSaKeys, FrameKind, Icv, Ikev1Keys, Verdict,
     Verdicts,
