@@ -1,10 +1,10 @@
 //! Inbound: ESP (raw or in UDP/4500) in Ethernet frames → the inner IPv4 packets.
 
 use super::{
-    group_and_compact, partition_group, DropCounters, DropReason, Frame, InboundSa, Mode,
+    cbc_jobs, group_and_compact, partition_group, DropCounters, DropReason, Frame, InboundSa, Mode,
     ReplayError,
 };
-use crate::crypto::transform::{ct_eq, AeadJob, CipherJob, IcvJob, MAX_ICV_LEN, MAX_IV_LEN};
+use crate::crypto::transform::{ct_eq, AeadJob, IcvJob, MAX_ICV_LEN};
 use crate::wire::{
     classify_natt, EspPacket, EtherType, EthernetFrame, IpProtocol, Ipv4Packet, NatTPayload,
     UdpPacket, WireError, ESP_HEADER_LEN, ETHERNET_HEADER_LEN, NATT_PORT, UDP_HEADER_LEN,
@@ -142,10 +142,7 @@ fn decap_group<B: AsRef<[u8]> + AsMut<[u8]>>(
             fr.meta.verdict = Some(e);
         }
     }
-    let ct_range = |fr: &Frame<B>| {
-        let s = fr.meta.esp + ESP_HEADER_LEN + iv_len;
-        (s, fr.meta.esp + fr.meta.esp_len - icv_len)
-    };
+    let ct_range = |fr: &Frame<B>| fr.ciphertext_range(iv_len, icv_len);
 
     // Pass 2: verify every ICV (GCM: verify and decrypt), then commit the window.
     if t.is_aead() {
@@ -236,20 +233,7 @@ fn decap_group<B: AsRef<[u8]> + AsMut<[u8]>>(
 
     // Pass 3: decrypt the group (CBC).
     if !t.is_aead() && iv_len > 0 {
-        let mut jobs: Vec<CipherJob<'_>> = Vec::with_capacity(frames.len());
-        for fr in frames.iter_mut() {
-            if fr.meta.verdict.is_some() {
-                continue;
-            }
-            let (s, e) = ct_range(fr);
-            let buf = fr.buf.as_mut();
-            let mut iv = [0u8; MAX_IV_LEN];
-            iv[..iv_len].copy_from_slice(&buf[s - iv_len..s]);
-            jobs.push(CipherJob {
-                iv,
-                data: &mut buf[s..e],
-            });
-        }
+        let mut jobs = cbc_jobs(frames, iv_len, icv_len);
         sa.crypto.decrypt_many(&mut jobs);
     }
 

@@ -1,10 +1,10 @@
 //! Outbound: IPv4 packets in Ethernet frames → ESP (tunnel or transport, raw or in UDP).
 
 use super::{
-    group_and_compact, partition_group, DropCounters, DropReason, EspContext, Frame, Mode,
-    OutboundSa,
+    cbc_jobs, group_and_compact, partition_group, DropCounters, DropReason, EspContext, Frame,
+    Mode, OutboundSa,
 };
-use crate::crypto::transform::{AeadJob, CipherJob, IcvJob, MAX_ICV_LEN, MAX_IV_LEN};
+use crate::crypto::transform::{AeadJob, IcvJob, MAX_ICV_LEN};
 use crate::wire::{
     EspPacket, EtherType, EthernetFrame, IpProtocol, Ipv4Packet, UdpPacket, WireError,
     ESP_HEADER_LEN, ETHERNET_HEADER_LEN, IPV4_MIN_HEADER_LEN, UDP_HEADER_LEN,
@@ -243,10 +243,7 @@ fn encap_group<B: AsRef<[u8]> + AsMut<[u8]>>(
     }
 
     // Pass 3: encrypt the group, then authenticate it.
-    let ct_range = |fr: &Frame<B>| {
-        let s = fr.meta.esp + ESP_HEADER_LEN + iv_len;
-        (s, fr.meta.esp + fr.meta.esp_len - icv_len)
-    };
+    let ct_range = |fr: &Frame<B>| fr.ciphertext_range(iv_len, icv_len);
     if t.is_aead() {
         let mut jobs: Vec<AeadJob<'_>> = Vec::with_capacity(frames.len());
         let mut owners: Vec<usize> = Vec::with_capacity(frames.len());
@@ -286,20 +283,7 @@ fn encap_group<B: AsRef<[u8]> + AsMut<[u8]>>(
             fr.buf.as_mut()[e..e + icv_len].copy_from_slice(&tag[..icv_len]);
         }
     } else {
-        let mut jobs: Vec<CipherJob<'_>> = Vec::with_capacity(frames.len());
-        for fr in frames.iter_mut() {
-            if fr.meta.verdict.is_some() || iv_len == 0 {
-                continue;
-            }
-            let (s, e) = ct_range(fr);
-            let buf = fr.buf.as_mut();
-            let mut iv = [0u8; MAX_IV_LEN];
-            iv[..iv_len].copy_from_slice(&buf[s - iv_len..s]);
-            jobs.push(CipherJob {
-                iv,
-                data: &mut buf[s..e],
-            });
-        }
+        let mut jobs = cbc_jobs(frames, iv_len, icv_len);
         sa.crypto.encrypt_many(&mut jobs);
         drop(jobs);
         let esn = sa.params.esn;

@@ -360,6 +360,12 @@ pub struct Frame<B> {
 }
 
 impl<B: AsRef<[u8]> + AsMut<[u8]>> Frame<B> {
+    /// Where the ciphertext lies: after the ESP header and the IV, before the ICV.
+    pub(crate) fn ciphertext_range(&self, iv_len: usize, icv_len: usize) -> (usize, usize) {
+        let s = self.meta.esp + ESP_HEADER_LEN + iv_len;
+        (s, self.meta.esp + self.meta.esp_len - icv_len)
+    }
+
     /// A frame whose packet occupies `buf[head..head + len]`.
     pub fn new(buf: B, head: usize, len: usize) -> Self {
         assert!(head + len <= buf.as_ref().len(), "frame outside its buffer");
@@ -463,3 +469,31 @@ fn partition_group<B>(frames: &mut [Frame<B>], counters: &mut DropCounters) -> u
 
 #[cfg(test)]
 mod tests;
+
+/// One CBC job per frame still in the batch (no verdict yet), its IV read from the packet:
+/// the same shape for encryption (IV just written) and decryption (IV received).
+pub(crate) fn cbc_jobs<B: AsRef<[u8]> + AsMut<[u8]>>(
+    frames: &mut [Frame<B>],
+    iv_len: usize,
+    icv_len: usize,
+) -> Vec<crate::crypto::transform::CipherJob<'_>> {
+    use crate::crypto::transform::{CipherJob, MAX_IV_LEN};
+    let mut jobs = Vec::with_capacity(frames.len());
+    if iv_len == 0 {
+        return jobs;
+    }
+    for fr in frames.iter_mut() {
+        if fr.meta.verdict.is_some() {
+            continue;
+        }
+        let (s, e) = fr.ciphertext_range(iv_len, icv_len);
+        let buf = fr.buf.as_mut();
+        let mut iv = [0u8; MAX_IV_LEN];
+        iv[..iv_len].copy_from_slice(&buf[s - iv_len..s]);
+        jobs.push(CipherJob {
+            iv,
+            data: &mut buf[s..e],
+        });
+    }
+    jobs
+}
