@@ -27,12 +27,16 @@ enum espgw_acl_action {
 };
 
 /*
- * One crypto-ACL entry. Rules are evaluated in index order, the first
- * match decides; a rule with action ESPGW_ACL_END ends the list.
+ * One crypto-ACL entry. Rules are evaluated in index order; the rules of
+ * one crypto map entry are consecutive and share `policy`. The first
+ * matching STEER rule decides; a matching PASS rule ("deny") skips the rest
+ * of its entry's rules (IOS: not protected by this entry, the next entry
+ * decides); no STEER match sends the packet to the kernel. A rule with
+ * action ESPGW_ACL_END ends the list.
  * proto 0 matches any protocol. Port ranges apply to TCP and UDP only
  * (lo 0, hi 65535 for any); non-first fragments match on addresses and
  * protocol alone (they carry no ports), so interesting fragments never
- * leak to the kernel.
+ * leak to the kernel; PASS rules with ports do not match them.
  */
 struct espgw_acl_rule {
 	__u32 src_addr;

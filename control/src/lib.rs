@@ -3,7 +3,8 @@
 //! machines), the UDP/timer driver and the operator CLI.
 
 pub mod cli;
-pub mod config;
+/// The IOS configuration (crate `espgw-config`, shared with espgw-dataplane).
+pub use espgw_config as config;
 pub mod driver;
 pub mod ike;
 pub mod isakmp;

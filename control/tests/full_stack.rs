@@ -102,6 +102,13 @@ fn run(tag: &str, s: Suite) {
         isakmp_lifetime: None,
     };
     let espgw = Espgw::start_full(&lab, &conf, &db, &policy);
+    // espgw-control's --policy file (for dataplanes started without --config) holds the
+    // rule the dataplane derives from the configuration itself.
+    let rules = espgw_dataplane::xdp::acl::read_policy_file(&policy).expect("policy file");
+    assert_eq!(
+        rules.iter().map(|r| r.to_string()).collect::<Vec<_>>(),
+        ["permit ip 10.1.1.0/24 10.1.2.0/24 policy 10 map vpn"]
+    );
     let stats = lab.dir().join("r1-stats.json");
     let dp_bin = common::dataplane_bin();
     let dp = lab
@@ -109,14 +116,14 @@ fn run(tag: &str, s: Suite) {
             Node::R1,
             &[
                 dp_bin.to_str().unwrap(),
-                "--inside",
-                "in0",
-                "--outside",
-                "out0",
+                // The same configuration as espgw-control: out0 (crypto map vpn) is
+                // the outside, in0 the inside, access-list 101 the crypto ACL.
+                "--config",
+                espgw.config.to_str().unwrap(),
+                "--interface-map",
+                "Ethernet0/0=in0,Ethernet1/0=out0",
                 "--sadb",
                 db.to_str().unwrap(),
-                "--policy",
-                policy.to_str().unwrap(),
                 "--stats",
                 stats.to_str().unwrap(),
             ],

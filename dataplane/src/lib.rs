@@ -4,6 +4,7 @@
 
 pub mod crypto;
 pub mod esp;
+pub mod ios;
 pub mod pcap;
 pub mod sadb;
 pub mod sys;

@@ -306,7 +306,7 @@ fn xdp_policy_file_reload_and_idle_backoff() {
     write_policy_file(&policy, &[deny, permit]).unwrap();
     wait_for("policy reload", Duration::from_secs(5), || {
         dp.log_text()
-            .contains("policy reloaded, 2 rule(s)")
+            .contains("crypto ACL reloaded, 2 rule(s)")
             .then_some(())
     });
     let out = t.exec_output(

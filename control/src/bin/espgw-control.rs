@@ -452,29 +452,6 @@ impl DriverSink for Sink {
     }
 }
 
-/// The dataplane's classifier rules: one `permit` per crypto map entry × ACL line, tagged
-/// with the entry (so its sa_request names the entry to negotiate).
-fn policy_rules(c: &ike::IkeConfig) -> String {
-    let pfx = |p: ike::Proxy| format!("{}/{}", p.addr, u32::from(p.mask).leading_ones());
-    let mut text = String::new();
-    for m in &c.maps {
-        let proto = m.local_proxy.protocol;
-        text += &format!(
-            "permit {proto} {} {}",
-            pfx(m.local_proxy),
-            pfx(m.remote_proxy)
-        );
-        if m.local_proxy.port != 0 {
-            text += &format!(" sport {}", m.local_proxy.port);
-        }
-        if m.remote_proxy.port != 0 {
-            text += &format!(" dport {}", m.remote_proxy.port);
-        }
-        text += &format!(" policy {} map {}\n", m.seq, m.map);
-    }
-    text
-}
-
 fn main() -> ExitCode {
     let args = Args::parse();
     let ifmap = match InterfaceMap::parse(&args.interface_map) {
@@ -528,8 +505,9 @@ fn main() -> ExitCode {
         }
     };
     if let Some(path) = &args.policy {
-        let text = policy_rules(&ikecfg);
-        let rules = match espgw_dataplane::xdp::acl::parse_rules(&text) {
+        // The same rules espgw-dataplane derives itself when it reads the
+        // configuration (`--config`); the file serves dataplanes started without it.
+        let rules = match espgw_dataplane::ios::rules_from_config(&parsed.config) {
             Ok(r) => r,
             Err(e) => {
                 eprintln!("espgw-control: crypto ACL rules for the dataplane: {e}");

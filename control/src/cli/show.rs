@@ -332,7 +332,7 @@ mod tests {
         s.parse().unwrap()
     }
 
-    const SLIDES_R1: &str = crate::config::parse::tests::SLIDES_R1;
+    const SLIDES_R1: &str = crate::config::slides::SLIDES_R1;
 
     fn slides_config() -> crate::config::Config {
         parse_config(SLIDES_R1, &InterfaceMap::parse("Ethernet1/0=out0").unwrap())

@@ -15,9 +15,9 @@ use tokio::sync::broadcast;
 use super::api::*;
 use super::command::{main_with, Io};
 use crate::config::model::{Config, InterfaceMap, ProxyId};
-use crate::config::parse::tests::SLIDES_R1;
-use crate::config::parse::tests::SLIDES_R2;
 use crate::config::parse_config;
+use crate::config::slides::SLIDES_R1;
+use crate::config::slides::SLIDES_R2;
 
 /// A directory under the system temp dir, removed on drop.
 struct TempDir(PathBuf);

@@ -62,6 +62,8 @@ pub struct Espgw {
     pub proc: LabProcess,
     pub socket: PathBuf,
     pub keylog: PathBuf,
+    /// The IOS configuration it runs (espgw-dataplane reads the same file).
+    pub config: PathBuf,
     rt: tokio::runtime::Runtime,
 }
 
@@ -158,6 +160,7 @@ impl Espgw {
             proc,
             socket,
             keylog,
+            config: cfg,
             rt,
         }
     }

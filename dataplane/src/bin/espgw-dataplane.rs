@@ -1,12 +1,18 @@
 //! espgw-dataplane: XDP classifiers + AF_XDP poll-mode workers.
 //!
-//! Control hands the dataplane two things (see ebpf/README.md): the SA
-//! database (`--sadb`, shared memory) and its crypto ACLs as a policy file
-//! (`--policy`, see `espgw_dataplane::xdp::acl`), which is re-read when it
-//! changes; `--acl` adds rules on the command line (tests, static setups).
+//! It reads the same IOS configuration as espgw-control (`--config`, with the
+//! same `--interface-map`): the interface with a crypto map is the outside,
+//! the other addressed interface the inside, and the applied crypto maps'
+//! ACLs are the classifier's rules (re-read when the file changes). SAs come
+//! from control through the shared-memory database (`--sadb`). Without a
+//! configuration, `--inside`/`--outside` name the interfaces and the rules
+//! come from `--acl` (tests, static setups) and a policy file (`--policy`,
+//! see `espgw_dataplane::xdp::acl`).
 
 use clap::Parser;
+use espgw_config::{load_config, InterfaceMap};
 use espgw_dataplane::esp::DropReason;
+use espgw_dataplane::ios::DataplanePolicy;
 use espgw_dataplane::sadb::SaDb;
 use espgw_dataplane::sys::xsk::{stop_on_signals, XskConfig};
 use espgw_dataplane::worker::fib::Fib;
@@ -29,12 +35,19 @@ use std::time::{Duration, SystemTime};
     about = "espgw dataplane: XDP classifiers and AF_XDP workers"
 )]
 struct Args {
-    /// Inside (protected, private) interface.
+    /// The IOS configuration espgw-control runs (interfaces and crypto ACLs
+    /// are taken from it; re-read when it changes).
     #[arg(long)]
-    inside: String,
-    /// Outside (public) interface.
+    config: Option<PathBuf>,
+    /// IOS-to-Linux interface names, as for espgw-control: `Ethernet0/0=in0,Ethernet1/0=out0`.
+    #[arg(long, default_value = "")]
+    interface_map: String,
+    /// Inside (protected, private) interface; from --config when not given.
     #[arg(long)]
-    outside: String,
+    inside: Option<String>,
+    /// Outside (public) interface; from --config when not given.
+    #[arg(long)]
+    outside: Option<String>,
     /// Cores for the workers, e.g. 0,1 (one worker per core; at most one per queue).
     #[arg(long, value_delimiter = ',', default_value = "0")]
     cores: Vec<usize>,
@@ -107,25 +120,81 @@ fn mode(s: &str) -> ModeRequest {
     }
 }
 
+/// Where the classifier's rules come from, in this order: `--acl`, the
+/// configuration's crypto maps, the policy file.
+struct RuleSources<'a> {
+    args: &'a Args,
+    ifmap: InterfaceMap,
+    stamps: (Option<SystemTime>, Option<SystemTime>),
+}
+
+impl RuleSources<'_> {
+    fn stamps(&self) -> (Option<SystemTime>, Option<SystemTime>) {
+        let m = |p: &Option<PathBuf>| p.as_deref().and_then(mtime);
+        (m(&self.args.config), m(&self.args.policy))
+    }
+
+    /// The configuration's view, if there is a configuration.
+    fn config(&self) -> Result<Option<DataplanePolicy>, String> {
+        let Some(path) = &self.args.config else {
+            return Ok(None);
+        };
+        let parsed = load_config(path, &self.ifmap).map_err(|e| e.to_string())?;
+        let p = DataplanePolicy::from_config(&parsed.config)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(Some(p))
+    }
+
+    /// Every rule, read now.
+    fn load(&mut self) -> Result<Vec<AclRule>, String> {
+        self.stamps = self.stamps();
+        let mut rules: Vec<AclRule> = self
+            .args
+            .acl
+            .iter()
+            .map(|r| r.parse())
+            .collect::<Result<_, _>>()
+            .map_err(|e: acl::AclError| e.to_string())?;
+        if let Some(c) = self.config()? {
+            rules.extend(c.rules);
+        }
+        if let Some(p) = &self.args.policy {
+            rules.extend(acl::read_policy_file(p).map_err(|e| e.to_string())?);
+        }
+        Ok(rules)
+    }
+
+    /// The rules again when a file changed since the last load.
+    fn reload(&mut self) -> Option<Result<Vec<AclRule>, String>> {
+        (self.stamps() != self.stamps).then(|| self.load())
+    }
+}
+
 fn run(args: Args) -> Result<(), String> {
+    let ifmap =
+        InterfaceMap::parse(&args.interface_map).map_err(|e| format!("--interface-map: {e}"))?;
+    let mut sources = RuleSources {
+        args: &args,
+        ifmap,
+        stamps: (None, None),
+    };
+    let (inside_name, outside_name) = match sources.config()? {
+        Some(p) => p
+            .pick(args.inside.as_deref(), args.outside.as_deref())
+            .map_err(|e| e.to_string())?,
+        None => match (&args.inside, &args.outside) {
+            (Some(i), Some(o)) => (i.clone(), o.clone()),
+            _ => return Err("give --config, or both --inside and --outside".into()),
+        },
+    };
     if args.detach {
-        for ifname in [&args.inside, &args.outside] {
+        for ifname in [&inside_name, &outside_name] {
             espgw_dataplane::xdp::detach_interface(ifname).map_err(|e| e.to_string())?;
         }
         return Ok(());
     }
     let stop_signal = stop_on_signals();
-    let mut rules: Vec<AclRule> = args
-        .acl
-        .iter()
-        .map(|r| r.parse())
-        .collect::<Result<_, _>>()
-        .map_err(|e: acl::AclError| e.to_string())?;
-    let mut policy_mtime = None;
-    if let Some(p) = &args.policy {
-        policy_mtime = mtime(p);
-        rules.extend(acl::read_policy_file(p).map_err(|e| e.to_string())?);
-    }
+    let rules = sources.load()?;
 
     let mut nl = Netlink::open().map_err(|e| e.to_string())?;
     let links = nl.links().map_err(|e| e.to_string())?;
@@ -136,8 +205,8 @@ fn run(args: Args) -> Result<(), String> {
             .cloned()
             .ok_or_else(|| format!("no interface {name}"))
     };
-    let inside = find(&args.inside)?;
-    let outside = find(&args.outside)?;
+    let inside = find(&inside_name)?;
+    let outside = find(&outside_name)?;
 
     let mut cls_in = Classifier::load(Side::Inside).map_err(|e| e.to_string())?;
     let mut cls_out = Classifier::load(Side::Outside).map_err(|e| e.to_string())?;
@@ -200,10 +269,10 @@ fn run(args: Args) -> Result<(), String> {
         let cfg = WorkerConfig {
             id: w,
             core: Some(args.cores[w]),
-            inside: args.inside.clone(),
+            inside: inside_name.clone(),
             inside_ifindex: inside.ifindex,
             inside_queues: queues(in_queues),
-            outside: args.outside.clone(),
+            outside: outside_name.clone(),
             outside_ifindex: outside.ifindex,
             outside_queues: queues(out_queues),
             batch: args.batch,
@@ -227,9 +296,9 @@ fn run(args: Args) -> Result<(), String> {
     cls_in.set_acl(&rules).map_err(|e| e.to_string())?;
     // Sockets registered and ACL in place: only now replace whatever runs there.
     cls_in
-        .attach(&args.inside, mode(&args.xdp_mode))
+        .attach(&inside_name, mode(&args.xdp_mode))
         .map_err(|e| e.to_string())?;
-    if let Err(e) = cls_out.attach(&args.outside, mode(&args.xdp_mode)) {
+    if let Err(e) = cls_out.attach(&outside_name, mode(&args.xdp_mode)) {
         let _ = cls_in.detach();
         return Err(e.to_string());
     }
@@ -249,9 +318,9 @@ fn run(args: Args) -> Result<(), String> {
     }
     eprintln!(
         "espgw-dataplane: inside {} ({:?}), outside {} ({:?}), {} worker(s), {} ACL rule(s), {}",
-        args.inside,
+        inside_name,
         cls_in.mode(),
-        args.outside,
+        outside_name,
         cls_out.mode(),
         threads.len(),
         rules.len(),
@@ -266,25 +335,21 @@ fn run(args: Args) -> Result<(), String> {
         if let Some(s) = &args.stats {
             write_stats(s, &cls_in, &cls_out, &stats);
         }
-        if let Some(p) = &args.policy {
-            let m = mtime(p);
-            if m != policy_mtime {
-                policy_mtime = m;
-                match acl::read_policy_file(p) {
-                    Ok(mut new) => {
-                        let mut all: Vec<AclRule> =
-                            args.acl.iter().filter_map(|r| r.parse().ok()).collect();
-                        all.append(&mut new);
-                        match cls_in.set_acl(&all) {
-                            Ok(()) => {
-                                eprintln!("espgw-dataplane: policy reloaded, {} rule(s)", all.len())
-                            }
-                            Err(e) => eprintln!("espgw-dataplane: policy: {e}"),
-                        }
-                    }
-                    Err(e) => eprintln!("espgw-dataplane: policy: {e}"),
+        // A changed configuration or policy file replaces the rules as a
+        // whole; one that does not load keeps the rules in force.
+        match sources.reload() {
+            None => {}
+            Some(Ok(all)) => match cls_in.set_acl(&all) {
+                Ok(()) => {
+                    eprintln!(
+                        "espgw-dataplane: crypto ACL reloaded, {} rule(s)",
+                        all.len()
+                    );
+                    acl_shared.set(all);
                 }
-            }
+                Err(e) => eprintln!("espgw-dataplane: crypto ACL not reloaded: {e}"),
+            },
+            Some(Err(e)) => eprintln!("espgw-dataplane: crypto ACL not reloaded: {e}"),
         }
         std::thread::sleep(Duration::from_millis(200));
     }

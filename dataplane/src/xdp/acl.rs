@@ -192,12 +192,24 @@ impl AclRule {
                 (self.sport.0..=self.sport.1).contains(&sp)
                     && (self.dport.0..=self.dport.1).contains(&dp)
             }
-            None => true,
+            // A non-initial fragment: a permit line with ports matches it (an
+            // interesting fragment never leaks), a deny line with ports does
+            // not (the IOS ACL rule).
+            None => self.action == AclAction::Permit || !self.has_ports(),
         }
+    }
+
+    /// Whether the rule restricts ports.
+    pub fn has_ports(&self) -> bool {
+        self.sport != ANY_PORT || self.dport != ANY_PORT
     }
 }
 
-/// First matching rule of a list, as the classifier decides.
+/// The rule that decides a packet, as the classifier decides: rules of one
+/// crypto map entry are consecutive and share `policy`; within an entry the
+/// first matching line decides; a `deny` means "not protected by this
+/// entry" and the next entry decides (IOS). `Some` is always a `permit`;
+/// `None`: no entry protects the packet (it goes to the kernel).
 pub fn first_match(
     rules: &[AclRule],
     src: Ipv4Addr,
@@ -205,7 +217,21 @@ pub fn first_match(
     proto: u8,
     ports: Option<(u16, u16)>,
 ) -> Option<&AclRule> {
-    rules.iter().find(|r| r.matches(src, dst, proto, ports))
+    let mut skip: Option<u16> = None;
+    for r in rules {
+        if skip == Some(r.policy) {
+            continue;
+        }
+        skip = None;
+        if !r.matches(src, dst, proto, ports) {
+            continue;
+        }
+        match r.action {
+            AclAction::Permit => return Some(r),
+            AclAction::Deny => skip = Some(r.policy),
+        }
+    }
+    None
 }
 
 fn parse_prefix<'a>(
@@ -431,14 +457,34 @@ mod tests {
              permit ip 10.1.1.0/24 10.1.2.0/24 policy 10 # the tunnel\n",
         )
         .unwrap();
-        let r = first_match(&rules, ip("10.1.1.2"), ip("10.1.2.2"), 6, Some((4000, 22))).unwrap();
-        assert_eq!(r.action, AclAction::Deny);
+        assert!(first_match(&rules, ip("10.1.1.2"), ip("10.1.2.2"), 6, Some((4000, 22))).is_none());
         let r = first_match(&rules, ip("10.1.1.2"), ip("10.1.2.2"), 6, Some((4000, 80))).unwrap();
         assert_eq!(r.action, AclAction::Permit);
-        // A non-first fragment has no ports: addresses decide.
+        // A non-first fragment has no ports: the deny line with ports does not
+        // match it, the permit does (it is protected, never leaked).
         let r = first_match(&rules, ip("10.1.1.2"), ip("10.1.2.2"), 6, None).unwrap();
-        assert_eq!(r.action, AclAction::Deny);
+        assert_eq!(r.action, AclAction::Permit);
         assert!(first_match(&rules, ip("10.1.3.2"), ip("10.1.2.2"), 1, None).is_none());
+    }
+
+    #[test]
+    fn deny_skips_to_the_next_crypto_map_entry() {
+        let rules = parse_rules(
+            "deny ip host 10.1.1.9 any policy 10\n\
+             permit ip 10.1.1.0/24 10.1.2.0/24 policy 10\n\
+             permit ip 10.1.1.0/24 10.1.2.0/24 policy 20\n\
+             deny ip 10.1.1.0/24 10.1.3.0/24 policy 30\n\
+             permit ip 10.1.1.0/24 any policy 30\n",
+        )
+        .unwrap();
+        let pick = |s: &str, d: &str| first_match(&rules, ip(s), ip(d), 1, None).map(|r| r.policy);
+        // Denied by entry 10, protected by entry 20.
+        assert_eq!(pick("10.1.1.9", "10.1.2.2"), Some(20));
+        assert_eq!(pick("10.1.1.2", "10.1.2.2"), Some(10));
+        // Denied by entry 30, the last one: in clear.
+        assert_eq!(pick("10.1.1.2", "10.1.3.2"), None);
+        assert_eq!(pick("10.1.1.2", "10.1.4.2"), Some(30));
+        assert_eq!(pick("10.9.1.2", "10.1.4.2"), None);
     }
 
     #[test]

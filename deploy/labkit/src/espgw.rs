@@ -1,8 +1,9 @@
 //! espgw as a lab router: `espgw-control` (IOS configuration, IKEv1, key log) and
 //! `espgw-dataplane` (XDP classifiers + AF_XDP workers on in0/out0) started in one router's
-//! namespace, wired together the product's way: control writes the shared-memory SA
-//! database (`--sadb`) and the crypto-ACL policy file (`--policy`) that the dataplane
-//! reads; the dataplane posts `sa_request` events back through the same region.
+//! namespace, wired together the product's way: both read the same IOS configuration
+//! (`--config`, `--interface-map`: the dataplane takes its interfaces and crypto ACLs from
+//! it), control writes the shared-memory SA database (`--sadb`) that the dataplane reads,
+//! and the dataplane posts `sa_request` events back through the same region.
 //!
 //! Used by the demo (`espgw-lab demo`) and by the end-to-end tests; nothing here is
 //! test-only. Processes are tracked by the [`Lab`] (killed by PID on drop, also on panic).
@@ -106,25 +107,18 @@ impl EspgwRouter {
         let n = node.name().to_ascii_lowercase();
         let dir = lab.dir();
         let file = |what: &str| dir.join(format!("{n}-{what}"));
-        let (conf, socket, keylog, sadb, policy, stats) = (
+        let (conf, socket, keylog, sadb, stats) = (
             file("espgw.conf"),
             file("espgw.sock"),
             file("keylog.txt"),
             file("sadb"),
-            file("policy"),
             file("dataplane-stats.json"),
         );
         std::fs::write(&conf, config)
             .map_err(|e| Error::io(format!("writing {}", conf.display()), e))?;
         let s = |p: &Path| p.to_string_lossy().into_owned();
-        let (control_s, conf_s, socket_s, keylog_s, sadb_s, policy_s) = (
-            s(&bins.control),
-            s(&conf),
-            s(&socket),
-            s(&keylog),
-            s(&sadb),
-            s(&policy),
-        );
+        let (control_s, conf_s, socket_s, keylog_s, sadb_s) =
+            (s(&bins.control), s(&conf), s(&socket), s(&keylog), s(&sadb));
         let mut args = vec![
             control_s.as_str(),
             "--config",
@@ -137,8 +131,6 @@ impl EspgwRouter {
             &opts.interface_map,
             "--sadb",
             &sadb_s,
-            "--policy",
-            &policy_s,
         ];
         if opts.debug {
             args.extend(["--debug", "isakmp,ipsec"]);
@@ -168,16 +160,14 @@ impl EspgwRouter {
         let (dp_s, stats_s) = (s(&bins.dataplane), s(&stats));
         let dp_args = [
             dp_s.as_str(),
-            "--inside",
-            "in0",
-            "--outside",
-            "out0",
+            "--config",
+            &conf_s,
+            "--interface-map",
+            &opts.interface_map,
             "--cores",
             &cores,
             "--sadb",
             &sadb_s,
-            "--policy",
-            &policy_s,
             "--stats",
             &stats_s,
         ];

@@ -617,6 +617,15 @@ pub fn tshark_command(pcap: &Path, esp: &[EspSaKeys], ike: &[Ikev1Keys]) -> Comm
         "esp.enable_encryption_decode:TRUE",
         "-o",
         "esp.enable_authentication_check:TRUE",
+        // We judge ESP, not TCP. With TCP reassembly on, a retransmitted inner
+        // segment that overlaps data already seen (common when the capture
+        // drops frames under iperf3 load) raises a "Malformed" exception inside
+        // the decrypted payload, which aborts the ESP dissector before it adds
+        // the ICV verdict: a good frame then reads as undecrypted and malformed.
+        "-o",
+        "tcp.desegment_tcp_streams:FALSE",
+        "-o",
+        "tcp.analyze_sequence_numbers:FALSE",
     ]);
     for k in esp {
         c.arg("-o").arg(format!("uat:esp_sa:{}", k.uat_record()));

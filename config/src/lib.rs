@@ -1,8 +1,10 @@
+#![forbid(unsafe_code)]
 //! The IOS configuration: the typed model ([`model`]) and the parser of the IOS subset an
 //! IPsec router uses ([`parse`]).
 
 pub mod model;
 pub mod parse;
+pub mod slides;
 
 pub use model::*;
 pub use parse::{
