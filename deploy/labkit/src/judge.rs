@@ -606,6 +606,35 @@ const FIELDS: &[&str] = &[
     "udp.length",
 ];
 
+/// The protocols whose heuristic dissectors this tshark tries on UDP payloads
+/// (`tshark -G heuristic-decodes`), asked once; never ISAKMP, ESP or UDP
+/// encapsulation, which the judge reads.
+fn udp_heuristics() -> &'static [String] {
+    static LIST: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    LIST.get_or_init(|| {
+        let out = Command::new("tshark")
+            .args(["-G", "heuristic-decodes"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        out.lines()
+            .filter_map(|l| {
+                let mut f = l.split('\t');
+                match (f.next(), f.next()) {
+                    (Some("udp"), Some(name))
+                        if !["isakmp", "esp", "udpencap"].contains(&name) =>
+                    {
+                        Some(name.to_string())
+                    }
+                    _ => None,
+                }
+            })
+            .collect::<std::collections::BTreeSet<String>>()
+            .into_iter()
+            .collect()
+    })
+}
+
 /// The tshark command line [`judge`] runs (useful to reproduce a verdict by hand).
 pub fn tshark_command(pcap: &Path, esp: &[EspSaKeys], ike: &[Ikev1Keys]) -> Command {
     let mut c = Command::new("tshark");
@@ -617,16 +646,18 @@ pub fn tshark_command(pcap: &Path, esp: &[EspSaKeys], ike: &[Ikev1Keys]) -> Comm
         "esp.enable_encryption_decode:TRUE",
         "-o",
         "esp.enable_authentication_check:TRUE",
-        // We judge ESP, not TCP. With TCP reassembly on, a retransmitted inner
-        // segment that overlaps data already seen (common when the capture
-        // drops frames under iperf3 load) raises a "Malformed" exception inside
-        // the decrypted payload, which aborts the ESP dissector before it adds
-        // the ICV verdict: a good frame then reads as undecrypted and malformed.
-        "-o",
-        "tcp.desegment_tcp_streams:FALSE",
-        "-o",
-        "tcp.analyze_sequence_numbers:FALSE",
     ]);
+    // We judge ESP, not what it carries. tshark dissects the decrypted payload
+    // before it adds the ICV verdict, so an exception in an inner dissector (TCP
+    // reassembly seeing a retransmission overlap when the capture dropped frames
+    // under iperf3 load, a heuristic such as Thrift misreading iperf3 bytes)
+    // makes a good frame read as undecrypted and malformed. Outer TCP never
+    // carries what we judge (IKE and NAT-T are UDP), so TCP is off, and so are
+    // the protocols tshark guesses at in UDP payloads.
+    c.args(["--disable-protocol", "tcp"]);
+    for h in udp_heuristics() {
+        c.arg("--disable-protocol").arg(h);
+    }
     for k in esp {
         c.arg("-o").arg(format!("uat:esp_sa:{}", k.uat_record()));
     }
