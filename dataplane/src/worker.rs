@@ -6,6 +6,11 @@
 //! send the batches, recycle completions and refill the fill rings. When
 //! nothing arrives it spins briefly and then blocks in `poll(2)` (unless
 //! `busy_poll`), so gateways and hosts can share a small machine.
+//!
+//! A frame whose next hop is not resolved yet is copied into the worker's
+//! hold queue ([`hold`]) and goes out when the next-hop table resolves it
+//! (the kernel's `unres_qlen`); while frames are held the worker blocks for
+//! at most `HOLD_POLL_MS` (10 ms) so it notices the table move without traffic.
 
 pub mod esp_path;
 pub mod fib;

@@ -328,8 +328,9 @@ fn run_tunnel(tag: &str, transform: &str, restart: bool, natt: bool) {
         cap.log_text().contains("listening").then_some(())
     });
 
-    // The first packets may be lost while the routers resolve their next hops
-    // (each router drops, and counts, packets for a neighbour not yet resolved).
+    // The first packets wait while the routers resolve their next hops (see
+    // xdp_esp_first_packet_waits_for_neighbours); the warm-up only makes sure
+    // the tunnel carries traffic before the measurements.
     warm_up(&lab);
     let received = ping(&lab, 10);
     assert_eq!(
