@@ -6,10 +6,16 @@
 //! send the batches, recycle completions and refill the fill rings. When
 //! nothing arrives it spins briefly and then blocks in `poll(2)` (unless
 //! `busy_poll`), so gateways and hosts can share a small machine.
+//!
+//! A frame whose next hop is not resolved yet is copied into the worker's
+//! hold queue ([`hold`]) and goes out when the next-hop table resolves it
+//! (the kernel's `unres_qlen`); while frames are held the worker blocks for
+//! at most `HOLD_POLL_MS` (10 ms) so it notices the table move without traffic.
 
 pub mod esp_path;
 pub mod fib;
 pub mod forward;
+pub mod hold;
 pub mod icmp;
 pub mod netlink;
 pub mod sa;
@@ -21,6 +27,7 @@ use crate::xdp::Side;
 use esp_path::EspState;
 use fib::FibReader;
 use forward::FwdDrop;
+use hold::{Held, HoldQueue};
 use icmp::IcmpError;
 use sa::SaSource;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -39,7 +46,12 @@ pub enum Counter {
     DropNotIpv4,
     DropMalformed,
     DropTtlExceeded,
+    /// A frame held for its next hop's MAC was not sent: the neighbour did
+    /// not resolve within [`HOLD_FOR`].
     DropNoNeighbour,
+    /// A frame held for its next hop's MAC was pushed out of the full hold
+    /// queue by a newer one.
+    DropNeighbourQueueFull,
     DropNoRoute,
     DropTxRingFull,
     /// Too big for the output MTU without DF (no fragmentation yet).
@@ -60,10 +72,16 @@ pub enum Counter {
     XskRxRingFull,
     XskFillRingEmpty,
     XskTxInvalid,
+    /// Frames put in the hold queue while their next hop resolves.
+    HeldForNeighbour,
+    /// Held frames handed on once their next hop resolved.
+    ReleasedForNeighbour,
+    /// Frames in the hold queue now (a gauge).
+    NeighbourQueueLen,
 }
 
 impl Counter {
-    pub const COUNT: usize = 21;
+    pub const COUNT: usize = 25;
     pub const ALL: [Counter; Self::COUNT] = [
         Self::RxInside,
         Self::RxOutside,
@@ -73,6 +91,7 @@ impl Counter {
         Self::DropMalformed,
         Self::DropTtlExceeded,
         Self::DropNoNeighbour,
+        Self::DropNeighbourQueueFull,
         Self::DropNoRoute,
         Self::DropTxRingFull,
         Self::DropTooBig,
@@ -86,6 +105,9 @@ impl Counter {
         Self::XskRxRingFull,
         Self::XskFillRingEmpty,
         Self::XskTxInvalid,
+        Self::HeldForNeighbour,
+        Self::ReleasedForNeighbour,
+        Self::NeighbourQueueLen,
     ];
 
     pub fn name(self) -> &'static str {
@@ -98,6 +120,7 @@ impl Counter {
             Self::DropMalformed => "drop_malformed",
             Self::DropTtlExceeded => "drop_ttl_exceeded",
             Self::DropNoNeighbour => "drop_no_neighbour",
+            Self::DropNeighbourQueueFull => "drop_neighbour_queue_full",
             Self::DropNoRoute => "drop_no_route",
             Self::DropTxRingFull => "drop_tx_ring_full",
             Self::DropTooBig => "drop_too_big",
@@ -111,6 +134,9 @@ impl Counter {
             Self::XskRxRingFull => "xsk_rx_ring_full",
             Self::XskFillRingEmpty => "xsk_fill_ring_empty",
             Self::XskTxInvalid => "xsk_tx_invalid",
+            Self::HeldForNeighbour => "held_for_neighbour",
+            Self::ReleasedForNeighbour => "released_for_neighbour",
+            Self::NeighbourQueueLen => "neighbour_queue_len",
         }
     }
 }
@@ -181,6 +207,8 @@ pub struct Worker {
     fib: FibReader,
     stats: Arc<WorkerStats>,
     esp: Option<EspState>,
+    /// Frames waiting for their next hop's MAC address.
+    hold: HoldQueue<Held>,
 }
 
 /// A value published by one thread and picked up by workers between
@@ -214,6 +242,19 @@ impl<T> Published<T> {
 
 const SPIN: Duration = Duration::from_micros(50);
 const BLOCK_MS: i32 = 100;
+/// Frames a worker holds for unresolved next hops, in all.
+pub const HOLD_FRAMES: usize = 256;
+/// Frames held per destination (the kernel's `unres_qlen` is of this order).
+pub const HOLD_PER_DEST: usize = 3;
+/// How long a held frame waits for its neighbour (about the kernel's
+/// resolution time: 3 probes a second apart).
+pub const HOLD_FOR: Duration = Duration::from_secs(3);
+/// Longest `poll(2)` while frames are held, so a resolved neighbour is
+/// noticed without traffic.
+const HOLD_POLL_MS: i32 = 10;
+/// How often the destinations of held frames are posted to the resolver
+/// again (a post can be lost when the resolver is busy).
+const HOLD_REQUEST_EVERY: Duration = Duration::from_millis(100);
 const KERNEL_STATS_EVERY: Duration = Duration::from_millis(100);
 
 pub(crate) fn side_index(s: Side) -> usize {
@@ -244,6 +285,7 @@ impl Worker {
         }
         let xsk = XskSet::new(&cfg.xsk, &bindings)?;
         let tx_port = [0, cfg.inside_queues.len()];
+        let hold = HoldQueue::new(HOLD_FRAMES, HOLD_PER_DEST, xsk.capacity(), HOLD_FOR);
         Ok(Worker {
             cfg,
             xsk,
@@ -252,6 +294,7 @@ impl Worker {
             fib,
             stats: Arc::new(WorkerStats::default()),
             esp: None,
+            hold,
         })
     }
 
@@ -285,16 +328,25 @@ impl Worker {
         }
         let batch = self.cfg.batch.clamp(1, 256);
         let mut rx: Vec<Packet> = Vec::with_capacity(batch);
-        let mut out: [Vec<Packet>; 2] = [Vec::with_capacity(batch), Vec::with_capacity(batch)];
+        let mut out: [Vec<Packet>; 2] = [
+            Vec::with_capacity(batch.max(HOLD_FRAMES)),
+            Vec::with_capacity(batch.max(HOLD_FRAMES)),
+        ];
+        let mut released = Released::with_capacity(HOLD_FRAMES);
         let mut local = [0u64; Counter::COUNT];
         let mut idle_since: Option<Instant> = None;
         let mut last_kernel_stats = Instant::now();
+        let mut last_hold_request = Instant::now();
+        // Held frames are looked at again when the next-hop table moves (or
+        // when the last pass ran out of TX frames).
+        let mut release_due = false;
         while !stop.load(Ordering::Relaxed) {
-            if last_kernel_stats.elapsed() >= KERNEL_STATS_EVERY {
+            let now = Instant::now();
+            if now.duration_since(last_kernel_stats) >= KERNEL_STATS_EVERY {
                 self.kernel_stats();
-                last_kernel_stats = Instant::now();
+                last_kernel_stats = now;
             }
-            self.fib.refresh();
+            release_due |= self.fib.refresh();
             if let Some(e) = self.esp.as_mut() {
                 if e.refresh() {
                     // Resolve the peers of new SAs before their first packet.
@@ -304,6 +356,24 @@ impl Worker {
                         }
                     }
                 }
+            }
+            if self.hold.is_empty() {
+                release_due = false;
+            } else {
+                if release_due {
+                    release_due = !self.release_held(&mut released, &mut out, &mut local, now);
+                }
+                let esp = self.esp.as_ref();
+                self.hold.expire(now, |tag| {
+                    esp_path::held_dropped(esp, &mut local, tag, Counter::DropNoNeighbour)
+                });
+                if now.duration_since(last_hold_request) >= HOLD_REQUEST_EVERY {
+                    for dst in self.hold.destinations() {
+                        self.fib.request(dst);
+                    }
+                    last_hold_request = now;
+                }
+                self.send_out(&mut out, &mut local);
             }
             let mut got = 0;
             for port in 0..self.xsk.ports() {
@@ -321,6 +391,8 @@ impl Worker {
                     let mut io = esp_path::Io {
                         xsk: &mut self.xsk,
                         fib: &self.fib,
+                        hold: &mut self.hold,
+                        now,
                         inside_ifindex: self.cfg.inside_ifindex,
                         outside_ifindex: self.cfg.outside_ifindex,
                         local: &mut local,
@@ -331,41 +403,10 @@ impl Worker {
                     }
                     self.stats.set_esp(&st.drops);
                 }
-                for mut pkt in rx.drain(..) {
-                    match self.process(&mut pkt) {
-                        Verdict::Tx(to) => out[side_index(to)].push(pkt),
-                        Verdict::Drop(c) => {
-                            local[c as usize] += 1;
-                            self.xsk.release(pkt);
-                        }
-                        Verdict::Icmp(err, c) => {
-                            local[c as usize] += 1;
-                            if let Some((to, reply)) = icmp_reply(
-                                &mut self.xsk,
-                                &self.fib,
-                                self.cfg.inside_ifindex,
-                                self.cfg.outside_ifindex,
-                                &pkt,
-                                err,
-                            ) {
-                                out[side_index(to)].push(reply);
-                                local[Counter::IcmpSent as usize] += 1;
-                            }
-                            self.xsk.release(pkt);
-                        }
-                    }
+                for pkt in rx.drain(..) {
+                    self.forward_one(pkt, &mut out, &mut local, now);
                 }
-                for (i, q) in out.iter_mut().enumerate() {
-                    if !q.is_empty() {
-                        let (sent, dropped) = self.xsk.send(self.tx_port[i], q);
-                        local[if i == 0 {
-                            Counter::TxInside
-                        } else {
-                            Counter::TxOutside
-                        } as usize] += sent as u64;
-                        local[Counter::DropTxRingFull as usize] += dropped as u64;
-                    }
-                }
+                self.send_out(&mut out, &mut local);
             }
             self.xsk.service();
             if got > 0 {
@@ -381,11 +422,142 @@ impl Worker {
             let since = *idle_since.get_or_insert_with(Instant::now);
             if since.elapsed() < SPIN {
                 std::hint::spin_loop();
-            } else {
+            } else if self.hold.is_empty() {
                 let _ = self.xsk.wait(BLOCK_MS);
+            } else {
+                let _ = self.xsk.wait(HOLD_POLL_MS);
             }
         }
         self.kernel_stats();
+    }
+
+    /// Plain IPv4 forwarding of one received frame.
+    fn forward_one(
+        &mut self,
+        mut pkt: Packet,
+        out: &mut [Vec<Packet>; 2],
+        local: &mut [u64; Counter::COUNT],
+        now: Instant,
+    ) {
+        match self.process(&mut pkt) {
+            Verdict::Tx(to) => out[side_index(to)].push(pkt),
+            Verdict::Drop(c) => {
+                local[c as usize] += 1;
+                self.xsk.release(pkt);
+            }
+            Verdict::Hold(dst) => {
+                let mut io = esp_path::Io {
+                    xsk: &mut self.xsk,
+                    fib: &self.fib,
+                    hold: &mut self.hold,
+                    now,
+                    inside_ifindex: self.cfg.inside_ifindex,
+                    outside_ifindex: self.cfg.outside_ifindex,
+                    local,
+                };
+                io.hold(dst, Held::Forward, pkt, None);
+            }
+            Verdict::Icmp(err, c) => {
+                local[c as usize] += 1;
+                if let Some((to, reply)) = icmp_reply(
+                    &mut self.xsk,
+                    &self.fib,
+                    self.cfg.inside_ifindex,
+                    self.cfg.outside_ifindex,
+                    &pkt,
+                    err,
+                ) {
+                    out[side_index(to)].push(reply);
+                    local[Counter::IcmpSent as usize] += 1;
+                }
+                self.xsk.release(pkt);
+            }
+        }
+    }
+
+    /// Hands the TX queues to the sockets.
+    fn send_out(&mut self, out: &mut [Vec<Packet>; 2], local: &mut [u64; Counter::COUNT]) {
+        for (i, q) in out.iter_mut().enumerate() {
+            if !q.is_empty() {
+                let (sent, dropped) = self.xsk.send(self.tx_port[i], q);
+                local[if i == 0 {
+                    Counter::TxInside
+                } else {
+                    Counter::TxOutside
+                } as usize] += sent as u64;
+                local[Counter::DropTxRingFull as usize] += dropped as u64;
+            }
+        }
+    }
+
+    /// Copies the held frames whose next hop now resolves into TX frames and
+    /// sends them on their way, in the order they came: plain frames through
+    /// forwarding, inner frames from the inside through encapsulation,
+    /// decapsulated frames to the inside. Returns false if it ran out of
+    /// free frames (the rest waits for the next pass).
+    fn release_held(
+        &mut self,
+        r: &mut Released,
+        out: &mut [Vec<Packet>; 2],
+        local: &mut [u64; Counter::COUNT],
+        now: Instant,
+    ) -> bool {
+        let xsk = &mut self.xsk;
+        let fib = &self.fib;
+        let mut n = 0u64;
+        let complete = self.hold.release(
+            |dst| fib.lookup(dst).is_some(),
+            |dst, tag, bytes| {
+                let Some(mut p) = xsk.alloc() else {
+                    return false;
+                };
+                match xsk.resize(&mut p, bytes.len()) {
+                    Some(b) => b.copy_from_slice(bytes),
+                    None => {
+                        // Cannot happen: slots are no larger than frames.
+                        xsk.release(p);
+                        return false;
+                    }
+                }
+                match tag {
+                    Held::Forward => r.forward.push(p),
+                    Held::Encap { .. } => r.encap.push(p),
+                    Held::Decap => r.decap.push((dst, p)),
+                }
+                n += 1;
+                true
+            },
+        );
+        local[Counter::ReleasedForNeighbour as usize] += n;
+        for p in r.forward.drain(..) {
+            self.forward_one(p, out, local, now);
+        }
+        match self.esp.as_mut() {
+            Some(st) => {
+                let mut io = esp_path::Io {
+                    xsk: &mut self.xsk,
+                    fib: &self.fib,
+                    hold: &mut self.hold,
+                    now,
+                    inside_ifindex: self.cfg.inside_ifindex,
+                    outside_ifindex: self.cfg.outside_ifindex,
+                    local,
+                };
+                if !r.encap.is_empty() {
+                    esp_path::encap(st, &mut io, &mut r.encap, out);
+                }
+                for (dst, p) in r.decap.drain(..) {
+                    esp_path::forward_inner(&mut io, p, dst, out);
+                }
+            }
+            None => {
+                // ESP frames are only held by a worker doing ESP.
+                for p in r.encap.drain(..).chain(r.decap.drain(..).map(|(_, p)| p)) {
+                    self.xsk.release(p);
+                }
+            }
+        }
+        complete
     }
 
     /// Publishes the batch's counters: to the stats, and the drops to the
@@ -399,6 +571,7 @@ impl Worker {
                 (Counter::DropNotIpv4, G::Malformed),
                 (Counter::DropNoRoute, G::NoRoute),
                 (Counter::DropNoNeighbour, G::NoNeighbor),
+                (Counter::DropNeighbourQueueFull, G::NoNeighbor),
                 (Counter::DropTxRingFull, G::TxFull),
                 (Counter::DropTooBig, G::TooBig),
                 (Counter::DropTtlExceeded, G::TtlExpired),
@@ -409,6 +582,8 @@ impl Worker {
             }
         }
         self.stats.add(local);
+        self.stats
+            .set(Counter::NeighbourQueueLen, self.hold.len() as u64);
     }
 
     /// Copies the kernel's per-socket drop counters (summed over ports).
@@ -436,8 +611,7 @@ impl Worker {
             Err(e) => return Verdict::Drop(fwd_counter(e)),
         };
         let Some(nh) = self.fib.lookup(dst) else {
-            self.fib.request(dst);
-            return Verdict::Drop(Counter::DropNoNeighbour);
+            return Verdict::Hold(dst);
         };
         let Some(to) = self.side_of(nh.oif) else {
             return Verdict::Drop(Counter::DropNoRoute);
@@ -519,8 +693,27 @@ enum Verdict {
     Tx(Side),
     /// Drop it, counting the reason.
     Drop(Counter),
+    /// Hold it until the next hop towards this destination resolves.
+    Hold(std::net::Ipv4Addr),
     /// Drop it (counting the reason) and answer with an ICMP error.
     Icmp(IcmpError, Counter),
+}
+
+/// Held frames handed back in one pass, by what they wait for.
+struct Released {
+    forward: Vec<Packet>,
+    encap: Vec<Packet>,
+    decap: Vec<(std::net::Ipv4Addr, Packet)>,
+}
+
+impl Released {
+    fn with_capacity(n: usize) -> Self {
+        Released {
+            forward: Vec::with_capacity(n),
+            encap: Vec::with_capacity(n),
+            decap: Vec::with_capacity(n),
+        }
+    }
 }
 
 fn fwd_counter(d: FwdDrop) -> Counter {

@@ -8,8 +8,8 @@
 
 use espgw_dataplane::crypto::transform::Transform;
 use espgw_dataplane::sadb::{
-    AuthKey, Direction, EncKey, Ipv4Prefix, MapName, Mode, ProxyIdentity, SaDb, SaDbWriter,
-    SaRecord, SlotId,
+    AuthKey, Direction, EncKey, GlobalCounter, Ipv4Prefix, MapName, Mode, ProxyIdentity, SaDb,
+    SaDbWriter, SaDrop, SaRecord, SlotId,
 };
 mod xdp_support;
 
@@ -328,8 +328,9 @@ fn run_tunnel(tag: &str, transform: &str, restart: bool, natt: bool) {
         cap.log_text().contains("listening").then_some(())
     });
 
-    // The first packets may be lost while the routers resolve their next hops
-    // (each router drops, and counts, packets for a neighbour not yet resolved).
+    // The first packets wait while the routers resolve their next hops (see
+    // xdp_esp_first_packet_waits_for_neighbours); the warm-up only makes sure
+    // the tunnel carries traffic before the measurements.
     warm_up(&lab);
     let received = ping(&lab, 10);
     assert_eq!(
@@ -655,4 +656,101 @@ fn xdp_esp_one_sa_two_workers_each_end() {
         c.seq_used >= c.packets && c.packets >= worker_sum(&s1, "esp_encap"),
         "{c:?}"
     );
+}
+
+/// The next hops are not resolved when the first packet arrives: R1 holds
+/// hostA's first echo request until R2 (the SA's peer) answers ARP and
+/// encapsulates it then, R2 holds the decapsulated request until hostB
+/// resolves, R1 holds the reply until hostA resolves; the single ping is
+/// answered and every packet is counted once on its SA. A request whose
+/// peer never answers is dropped after the deadline and counted as a send
+/// error on the SA, not as encapsulated.
+#[test]
+fn xdp_esp_first_packet_waits_for_neighbours() {
+    let (lab, r1, r2, _keys, _t) = tunnel_on(Topology::new("en", 1), "esp-gcm", false, true);
+    let block_arp = |on: bool| {
+        // R2 stops answering ARP: R1 cannot resolve its SA peer.
+        let v = format!("net.ipv4.conf.out0.arp_ignore={}", if on { 8 } else { 0 });
+        lab.exec("r2", &["sysctl", "-qw", &v]);
+    };
+    let r1_forgets = || {
+        for ns in ["r1", "hA"] {
+            lab.ip(ns, &["neigh", "flush", "all"]);
+        }
+        // Long enough for R1's resolver to publish a table without R2.
+        std::thread::sleep(Duration::from_millis(700));
+    };
+    block_arp(true);
+    r1_forgets();
+    let t0 = std::time::Instant::now();
+    let out = std::thread::scope(|s| {
+        let ping = s.spawn(|| lab.exec_output("hA", &["ping", "-c", "1", "-W", "4", "10.1.2.2"]));
+        std::thread::sleep(Duration::from_millis(300));
+        block_arp(false);
+        ping.join().unwrap()
+    });
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    println!(
+        "first ping through the tunnel, R2's address resolving after 0.3 s: {:?}",
+        text.lines().find(|l| l.contains("bytes from"))
+    );
+    assert!(
+        text.contains("1 received"),
+        "the very first packet crosses the tunnel: {text} R1: {} R2: {}",
+        r1.log(),
+        r2.log()
+    );
+    assert!(t0.elapsed() < Duration::from_secs(4));
+
+    std::thread::sleep(Duration::from_millis(500));
+    let (s1, s2) = (r1.stats(), r2.stats());
+    // R1: the request before encapsulation, the reply after decapsulation.
+    assert!(worker_sum(&s1, "held_for_neighbour") >= 2, "{s1}");
+    // R2: at least the decapsulated request (hostB was never resolved).
+    assert!(worker_sum(&s2, "held_for_neighbour") >= 1, "{s2}");
+    for s in [&s1, &s2] {
+        assert_eq!(
+            worker_sum(s, "released_for_neighbour"),
+            worker_sum(s, "held_for_neighbour"),
+            "{s}"
+        );
+        assert_eq!(worker_sum(s, "drop_no_neighbour"), 0, "{s}");
+        assert_eq!(worker_sum(s, "drop_neighbour_queue_full"), 0, "{s}");
+        assert_eq!(worker_sum(s, "neighbour_queue_len"), 0, "{s}");
+        assert_eq!(worker_sum(s, "esp_encap"), 1, "encapsulated once: {s}");
+        assert_eq!(worker_sum(s, "esp_decap"), 1, "decapsulated once: {s}");
+    }
+    let c = r1._db.reader().counters(r1.out_slot).unwrap().values();
+    assert_eq!(c.packets, 1, "one packet on R1's outbound SA: {c:?}");
+    assert_eq!(c.drop_count(SaDrop::SendError), 0, "{c:?}");
+
+    // The peer never answers: held, then dropped and counted at the deadline.
+    block_arp(true);
+    r1_forgets();
+    let out = lab.exec_output("hA", &["ping", "-c", "1", "-W", "1", "10.1.2.2"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("0 received"));
+    let s = wait_for(
+        "the held request to time out",
+        Duration::from_secs(6),
+        || {
+            let s = r1.stats();
+            (worker_sum(&s, "drop_no_neighbour") > 0).then_some(s)
+        },
+    );
+    block_arp(false);
+    assert_eq!(worker_sum(&s, "drop_no_neighbour"), 1, "{s}");
+    assert_eq!(worker_sum(&s, "neighbour_queue_len"), 0, "{s}");
+    assert_eq!(
+        worker_sum(&s, "esp_encap"),
+        1,
+        "not counted as encapsulated: {s}"
+    );
+    let c = r1._db.reader().counters(r1.out_slot).unwrap().values();
+    assert_eq!(
+        (c.packets, c.drop_count(SaDrop::SendError)),
+        (1, 1),
+        "a send error on the SA, not a packet: {c:?}"
+    );
+    let g = r1._db.reader().global().get(GlobalCounter::NoNeighbor);
+    assert_eq!(g, 1, "the region's no-neighbor counter");
 }

@@ -52,8 +52,11 @@ fn xdp_plain_forwarder_two_workers() {
         dp.log_text()
     );
 
-    // Warm-up: the first packet may be dropped while the next hop resolves.
+    // Warm-up: the first packet waits in the hold queue while the next hop
+    // resolves. It is answered within milliseconds, so let the stats file
+    // (written every 200 ms) catch up before taking the baseline.
     let _ = t.exec_output("hA", &["ping", "-c", "1", "-W", "1", "10.1.2.2"]);
+    std::thread::sleep(Duration::from_millis(500));
     let s0 = wait_for("stats", Duration::from_secs(2), || stats(&stats_path));
     let steered0 = xdp_packets(&s0, "inside", "steered");
     let tx0 = worker_sum(&s0, "tx_outside");

@@ -9,8 +9,9 @@
 //! first moves it forward by [`ENCAP_HEADROOM`] and both directions move the
 //! result back to the start afterwards.
 
-use super::fib::FibReader;
+use super::fib::{FibReader, NextHop};
 use super::forward::{self, FwdDrop};
+use super::hold::{Held, HoldQueue, Push};
 use super::icmp::IcmpError;
 use super::sa::{SaSource, SaTables};
 use super::{Counter, Published};
@@ -24,6 +25,7 @@ use crate::xdp::acl::{first_match, AclAction, AclRule};
 use crate::xdp::Side;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
+use std::time::Instant;
 
 const ETH: usize = 14;
 /// Packets encrypted per sequence-number reservation (see `encap`).
@@ -72,6 +74,10 @@ impl EspState {
 pub struct Io<'a> {
     pub xsk: &'a mut XskSet,
     pub fib: &'a FibReader,
+    /// Frames waiting for a next hop.
+    pub hold: &'a mut HoldQueue<Held>,
+    /// This loop turn's time (for hold deadlines).
+    pub now: Instant,
     pub inside_ifindex: u32,
     pub outside_ifindex: u32,
     pub local: &'a mut [u64; Counter::COUNT],
@@ -85,6 +91,44 @@ impl Io<'_> {
             Some(Side::Inside)
         } else {
             None
+        }
+    }
+
+    /// Keeps a copy of `pkt` until the next hop towards `dst` resolves
+    /// (asking the resolver for it) and gives the frame back to the UMEM.
+    /// `st` is for the SA counters of an `Encap` frame pushed out.
+    pub fn hold(&mut self, dst: Ipv4Addr, tag: Held, pkt: Packet, st: Option<&EspState>) {
+        self.fib.request(dst);
+        match self.hold.push(dst, tag, self.xsk.data(&pkt), self.now) {
+            Push::Held => self.local[Counter::HeldForNeighbour as usize] += 1,
+            Push::HeldDropping(old) => {
+                self.local[Counter::HeldForNeighbour as usize] += 1;
+                held_dropped(st, self.local, old, Counter::DropNeighbourQueueFull);
+            }
+            Push::TooLong => held_dropped(st, self.local, tag, Counter::DropNoNeighbour),
+        }
+        self.xsk.release(pkt);
+    }
+}
+
+/// Counts a frame that waited for its next hop in vain: the worker's
+/// `reason`, and for inside traffic meant for an SA that still exists, a
+/// send error on that SA (it was never counted as encapsulated).
+pub(crate) fn held_dropped(
+    st: Option<&EspState>,
+    local: &mut [u64; Counter::COUNT],
+    tag: Held,
+    reason: Counter,
+) {
+    local[reason as usize] += 1;
+    if let (Held::Encap { slot, incarnation }, Some(st)) = (tag, st) {
+        let live = st
+            .tables
+            .outbound
+            .iter()
+            .any(|e| e.slot == slot && e.incarnation == incarnation);
+        if let (true, Some(c)) = (live, st.source.db.counters(slot)) {
+            c.add_drop(SaDrop::SendError, 1);
         }
     }
 }
@@ -123,7 +167,10 @@ fn sa_drop(r: DropReason) -> SaDrop {
 
 /// Outcome of the per-packet checks before encapsulation.
 enum Pre {
-    Encap(usize),
+    /// Encapsulate with outbound SA `i`, send to that next hop.
+    Encap(usize, NextHop),
+    /// Wait for SA `i`'s peer to resolve (nothing changed in the frame).
+    Hold(usize),
     Drop(Counter),
     Icmp(IcmpError, Counter),
 }
@@ -139,13 +186,25 @@ pub fn encap(
     let tables = st.tables.clone();
     let mut keep: Vec<Packet> = Vec::with_capacity(pkts.len());
     let mut sa_of: Vec<usize> = Vec::with_capacity(pkts.len());
+    let mut hop_of: Vec<NextHop> = Vec::with_capacity(pkts.len());
     let cap = io.xsk.capacity();
     for mut pkt in pkts.drain(..) {
         let pre = pre_encap(st, io, &tables, &mut pkt, cap);
         match pre {
-            Pre::Encap(i) => {
+            Pre::Encap(i, nh) => {
                 keep.push(pkt);
                 sa_of.push(i);
+                hop_of.push(nh);
+            }
+            Pre::Hold(i) => {
+                // Held before encapsulation: no sequence number is spent and
+                // nothing is counted on the SA until it leaves or is dropped.
+                let e = &tables.outbound[i];
+                let tag = Held::Encap {
+                    slot: e.slot,
+                    incarnation: e.incarnation,
+                };
+                io.hold(e.sa.params.remote, tag, pkt, Some(st));
             }
             Pre::Drop(c) => {
                 io.local[c as usize] += 1;
@@ -236,16 +295,9 @@ pub fn encap(
             io.xsk.release(pkt);
             continue;
         };
-        let remote = e.sa.params.remote;
-        let Some(nh) = io.fib.lookup(remote).copied() else {
-            io.fib.request(remote);
-            io.local[Counter::DropNoNeighbour as usize] += 1;
-            if let Some(c) = &counters {
-                c.add_drop(SaDrop::SendError, 1);
-            }
-            io.xsk.release(pkt);
-            continue;
-        };
+        // The next hop pre_encap found (the same table: it cannot have
+        // changed within the batch).
+        let nh = hop_of[bi];
         let inner_len = pkt.len().saturating_sub(ETH);
         if let Some(buf) = io.xsk.resize(&mut pkt, cap) {
             buf.copy_within(head..head + len, 0);
@@ -293,8 +345,7 @@ fn pre_encap(
     let sa = &tables.outbound[i].sa;
     let remote = sa.params.remote;
     let Some(nh) = io.fib.lookup(remote).copied() else {
-        io.fib.request(remote);
-        return Pre::Drop(Counter::DropNoNeighbour);
+        return Pre::Hold(i);
     };
     if io.side_of(nh.oif) != Some(Side::Outside) {
         return Pre::Drop(Counter::DropNoRoute);
@@ -315,7 +366,7 @@ fn pre_encap(
     if forward::decrement_ttl(frame).is_err() {
         return Pre::Icmp(IcmpError::TtlExceeded, Counter::DropTtlExceeded);
     }
-    Pre::Encap(i)
+    Pre::Encap(i, nh)
 }
 
 fn post_sa_request(
@@ -441,27 +492,36 @@ pub fn decap(
             c.add_packets(1, (len - ETH) as u64);
         }
         io.local[Counter::EspDecap as usize] += 1;
-        let Some(nh) = io.fib.lookup(dst).copied() else {
-            io.fib.request(dst);
-            io.local[Counter::DropNoNeighbour as usize] += 1;
+        forward_inner(io, pkt, dst, out);
+    }
+}
+
+/// Forwards a decapsulated inner frame (already counted on its SA) towards
+/// `dst`, holding it while the next hop resolves.
+pub(crate) fn forward_inner(
+    io: &mut Io<'_>,
+    mut pkt: Packet,
+    dst: Ipv4Addr,
+    out: &mut [Vec<Packet>; 2],
+) {
+    let Some(nh) = io.fib.lookup(dst).copied() else {
+        io.hold(dst, Held::Decap, pkt, None);
+        return;
+    };
+    let Some(to) = io.side_of(nh.oif) else {
+        io.local[Counter::DropNoRoute as usize] += 1;
+        io.xsk.release(pkt);
+        return;
+    };
+    match forward::forward_in_place(io.xsk.data_mut(&mut pkt), &nh) {
+        Ok(()) => out[super::side_index(to)].push(pkt),
+        Err(FwdDrop::TtlExceeded) => {
+            io.local[Counter::DropTtlExceeded as usize] += 1;
             io.xsk.release(pkt);
-            continue;
-        };
-        let Some(to) = io.side_of(nh.oif) else {
-            io.local[Counter::DropNoRoute as usize] += 1;
+        }
+        Err(_) => {
+            io.local[Counter::DropMalformed as usize] += 1;
             io.xsk.release(pkt);
-            continue;
-        };
-        match forward::forward_in_place(frame, &nh) {
-            Ok(()) => out[super::side_index(to)].push(pkt),
-            Err(FwdDrop::TtlExceeded) => {
-                io.local[Counter::DropTtlExceeded as usize] += 1;
-                io.xsk.release(pkt);
-            }
-            Err(_) => {
-                io.local[Counter::DropMalformed as usize] += 1;
-                io.xsk.release(pkt);
-            }
         }
     }
 }

@@ -4,8 +4,8 @@
 //! each destination the workers have asked about to its output interface and
 //! the source and destination MAC addresses. Workers read the snapshot
 //! without locks on the hot path (they take a new `Arc` only when the
-//! generation moves, between batches); on a miss they drop the packet
-//! (counted) and post the destination, and the resolver looks the route up
+//! generation moves, between batches); on a miss they hold the frame (see
+//! `hold`) and post the destination, and the resolver looks the route up
 //! and has the kernel resolve the neighbour (`NTF_USE`). Snapshots are
 //! rebuilt every [`REFRESH`] and at once when a worker posts a miss, so
 //! route and neighbour changes reach the workers within that period. Stale
@@ -115,13 +115,16 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl FibReader {
-    /// Picks up a newer table if there is one (call between batches).
-    pub fn refresh(&mut self) {
+    /// Picks up a newer table if there is one (call between batches);
+    /// true if it did.
+    pub fn refresh(&mut self) -> bool {
         let g = self.shared.generation.load(Ordering::Acquire);
         if g != self.generation {
             self.table = lock(&self.shared.table).clone();
             self.generation = g;
+            return true;
         }
+        false
     }
 
     /// The next hop for `dst`, if resolved.
