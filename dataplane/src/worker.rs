@@ -571,7 +571,7 @@ impl Worker {
                 (Counter::DropNotIpv4, G::Malformed),
                 (Counter::DropNoRoute, G::NoRoute),
                 (Counter::DropNoNeighbour, G::NoNeighbor),
-                (Counter::DropNeighbourQueueFull, G::NoNeighbor),
+                (Counter::DropNeighbourQueueFull, G::NeighborQueueFull),
                 (Counter::DropTxRingFull, G::TxFull),
                 (Counter::DropTooBig, G::TooBig),
                 (Counter::DropTtlExceeded, G::TtlExpired),

@@ -102,7 +102,6 @@ fn xdp_interfaces_and_rules_from_the_ios_configuration() {
             .contains("crypto ACL reloaded, 3 rule(s)")
             .then_some(())
     });
-    let _ = t.exec_output("hA", &["ping", "-c", "1", "-W", "1", "10.1.2.2"]);
     std::thread::sleep(Duration::from_millis(400));
     let before = stats(&stats_path).unwrap();
     let out = t.exec_output(

@@ -213,11 +213,13 @@ pub enum GlobalCounter {
     SaRequestLost,
     /// Anything else.
     Other,
+    /// Next hop unresolved and its hold queue full: the oldest frame waiting was dropped.
+    NeighborQueueFull,
 }
 
 impl GlobalCounter {
     /// Every counter, in storage order.
-    pub const ALL: [GlobalCounter; 14] = [
+    pub const ALL: [GlobalCounter; 15] = [
         GlobalCounter::NoSa,
         GlobalCounter::Malformed,
         GlobalCounter::NotEsp,
@@ -232,6 +234,7 @@ impl GlobalCounter {
         GlobalCounter::SaRequestTableFull,
         GlobalCounter::SaRequestLost,
         GlobalCounter::Other,
+        GlobalCounter::NeighborQueueFull,
     ];
     /// A short name for show output and logs.
     pub fn name(self) -> &'static str {
@@ -250,6 +253,7 @@ impl GlobalCounter {
             GlobalCounter::SaRequestTableFull => "sa-request-table-full",
             GlobalCounter::SaRequestLost => "sa-request-lost",
             GlobalCounter::Other => "other",
+            GlobalCounter::NeighborQueueFull => "neighbor-queue-full",
         }
     }
 }

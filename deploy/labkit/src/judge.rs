@@ -621,9 +621,7 @@ fn udp_heuristics() -> &'static [String] {
             .filter_map(|l| {
                 let mut f = l.split('\t');
                 match (f.next(), f.next()) {
-                    (Some("udp"), Some(name))
-                        if !["isakmp", "esp", "udpencap"].contains(&name) =>
-                    {
+                    (Some("udp"), Some(name)) if !["isakmp", "esp", "udpencap"].contains(&name) => {
                         Some(name.to_string())
                     }
                     _ => None,
