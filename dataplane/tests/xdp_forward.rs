@@ -10,13 +10,6 @@ use xdp_support::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_espgw-dataplane");
 
-fn received(out: &std::process::Output) -> usize {
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| l.contains("bytes from"))
-        .count()
-}
-
 #[test]
 fn xdp_plain_forwarder_two_workers() {
     let t = Topology::new("f", 2);

@@ -11,13 +11,6 @@ use xdp_support::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_espgw-dataplane");
 
-fn received(out: &std::process::Output) -> usize {
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| l.contains("bytes from"))
-        .count()
-}
-
 /// The `time=` of the first reply, in ms.
 fn rtt_ms(out: &std::process::Output) -> Option<f64> {
     let text = String::from_utf8_lossy(&out.stdout);

@@ -126,6 +126,8 @@ struct RuleSources<'a> {
     args: &'a Args,
     ifmap: InterfaceMap,
     stamps: (Option<SystemTime>, Option<SystemTime>),
+    /// The (inside, outside) interfaces in service.
+    serving: Option<(String, String)>,
 }
 
 impl RuleSources<'_> {
@@ -156,6 +158,15 @@ impl RuleSources<'_> {
             .collect::<Result<_, _>>()
             .map_err(|e: acl::AclError| e.to_string())?;
         if let Some(c) = self.config()? {
+            let now = c.pick(self.args.inside.as_deref(), self.args.outside.as_deref());
+            if let (Some(serving), Ok(now)) = (&self.serving, now) {
+                if *serving != now {
+                    eprintln!(
+                        "espgw-dataplane: the configuration now names inside {} and outside {}; still serving {} and {} until restarted",
+                        now.0, now.1, serving.0, serving.1
+                    );
+                }
+            }
             rules.extend(c.rules);
         }
         if let Some(p) = &self.args.policy {
@@ -177,6 +188,7 @@ fn run(args: Args) -> Result<(), String> {
         args: &args,
         ifmap,
         stamps: (None, None),
+        serving: None,
     };
     let (inside_name, outside_name) = match sources.config()? {
         Some(p) => p
@@ -195,6 +207,7 @@ fn run(args: Args) -> Result<(), String> {
     }
     let stop_signal = stop_on_signals();
     let rules = sources.load()?;
+    sources.serving = Some((inside_name.clone(), outside_name.clone()));
 
     let mut nl = Netlink::open().map_err(|e| e.to_string())?;
     let links = nl.links().map_err(|e| e.to_string())?;

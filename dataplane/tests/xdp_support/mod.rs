@@ -326,3 +326,11 @@ pub fn worker_sum(s: &serde_json::Value, name: &str) -> u64 {
         .map(|ws| ws.iter().map(|w| w[name].as_u64().unwrap_or(0)).sum())
         .unwrap_or(0)
 }
+
+/// Echo replies counted in `ping`'s output.
+pub fn received(out: &std::process::Output) -> usize {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains("bytes from"))
+        .count()
+}
