@@ -27,7 +27,7 @@ fn main() {
     let out = PathBuf::from(env::var("OUT_DIR").expect("OUT_DIR"));
 
     println!("cargo:rerun-if-env-changed=ESPGW_CLANG");
-    for header in ["espgw_maps.h", "common.h", "layout.c"] {
+    for header in ["espgw_maps.h", "common.h", "acl.h", "layout.c"] {
         println!("cargo:rerun-if-changed={}", ebpf.join(header).display());
     }
     for prog in PROGRAMS {

@@ -27,12 +27,15 @@ enum espgw_acl_action {
 };
 
 /*
- * One crypto-ACL entry. Rules are evaluated in index order; the rules of
- * one crypto map entry are consecutive and share `policy`. The first
- * matching STEER rule decides; a matching PASS rule ("deny") skips the rest
- * of its entry's rules (IOS: not protected by this entry, the next entry
- * decides); no STEER match sends the packet to the kernel. A rule with
- * action ESPGW_ACL_END ends the list.
+ * One crypto-ACL entry (map "espgw_acl": each classifier has its own, both
+ * filled with the same rules). Rules are evaluated in index order; the
+ * rules of one crypto map entry are consecutive and share `policy`. The
+ * first matching STEER rule decides; a matching PASS rule ("deny") skips
+ * the rest of its entry's rules (IOS: not protected by this entry, the next
+ * entry decides); no STEER match: not protected. A rule with action
+ * ESPGW_ACL_END ends the list. The inside steers protected packets; the
+ * outside applies the rules mirrored (source and destination swapped) to
+ * clear packets and drops the protected ones (ebpf/acl.h).
  * proto 0 matches any protocol. Port ranges apply to TCP and UDP only
  * (lo 0, hi 65535 for any); non-first fragments match on addresses and
  * protocol alone (they carry no ports), so interesting fragments never
@@ -63,7 +66,8 @@ enum espgw_counter_index {
 	ESPGW_CNT_PASS_OTHER = 6,     /* outside: neither ESP nor IKE: kernel */
 	ESPGW_CNT_PASS_MALFORMED = 7, /* truncated headers: kernel decides */
 	ESPGW_CNT_DROP_NO_XSK = 8,    /* interesting but no socket on this queue: dropped */
-	ESPGW_CNT_MAX = 9,
+	ESPGW_CNT_DROP_CLEAR_PROTECTED = 9, /* outside: clear, but the mirrored ACL protects it: dropped */
+	ESPGW_CNT_MAX = 10,
 };
 
 struct espgw_counter {

@@ -2,6 +2,10 @@
 //! traffic (the crypto ACL) is steered by XDP to the AF_XDP workers and
 //! forwarded by them towards the kernel's next hop; the rest still goes
 //! through the kernel; counters agree; nothing is left behind.
+//! R2 is a plain router, so hostB's answers come back in clear: where a test
+//! needs them, the dataplane runs with `--no-inbound-check` (the outside
+//! would otherwise drop them, as it must in production; see
+//! xdp_inbound_policy.rs).
 
 mod xdp_support;
 
@@ -20,6 +24,7 @@ fn xdp_plain_forwarder_two_workers() {
         &[
             BIN,
             "--no-esp",
+            "--no-inbound-check",
             "--inside",
             "in0",
             "--outside",
@@ -198,6 +203,7 @@ fn xdp_plain_forwarder_two_workers() {
         &[
             BIN,
             "--no-esp",
+            "--no-inbound-check",
             "--inside",
             "in0",
             "--outside",
@@ -257,6 +263,7 @@ fn xdp_policy_file_reload_and_idle_backoff() {
         &[
             BIN,
             "--no-esp",
+            "--no-inbound-check",
             "--inside",
             "in0",
             "--outside",

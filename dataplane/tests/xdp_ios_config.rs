@@ -5,6 +5,8 @@
 //! hands the packet to the next entry). Editing the file reloads the rules.
 //! Run in clear (`--no-esp`) so the classifier's verdicts are seen through its
 //! own counters: steered to the worker, or passed to the kernel by a deny.
+//! R2 answers in clear, so the outside's inbound check is off here
+//! (`--no-inbound-check`); xdp_inbound_policy.rs tests it.
 
 mod xdp_support;
 
@@ -44,6 +46,7 @@ fn xdp_interfaces_and_rules_from_the_ios_configuration() {
         &[
             BIN,
             "--no-esp",
+            "--no-inbound-check",
             "--config",
             conf.to_str().unwrap(),
             "--interface-map",

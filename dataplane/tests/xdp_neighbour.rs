@@ -20,7 +20,16 @@ fn rtt_ms(out: &std::process::Output) -> Option<f64> {
 
 fn start(t: &Topology, acl: &[&str]) -> (Proc, std::path::PathBuf) {
     let stats_path = t.dir.join("stats.json");
-    let mut args = vec![BIN, "--no-esp", "--inside", "in0", "--outside", "out0"];
+    // R2 answers in clear: let its answers in (see xdp_inbound_policy.rs).
+    let mut args = vec![
+        BIN,
+        "--no-esp",
+        "--no-inbound-check",
+        "--inside",
+        "in0",
+        "--outside",
+        "out0",
+    ];
     for a in acl {
         args.extend_from_slice(&["--acl", a]);
     }

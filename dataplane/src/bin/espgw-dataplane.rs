@@ -97,8 +97,17 @@ struct Args {
     #[arg(long, default_value_t = 16384)]
     min_replay_window: u32,
     /// No ESP: forward steered traffic in clear (lab checks of the AF_XDP path only).
+    /// The outside still drops traffic arriving in clear that the crypto ACL
+    /// (mirrored) says must be protected, as in production, unless
+    /// --no-inbound-check.
     #[arg(long)]
     no_esp: bool,
+    /// With --no-esp only: let clear traffic that the crypto ACL protects in
+    /// through the outside (lab peers that forward in clear both ways, whose
+    /// answers come back unencrypted). Never in production: there anyone
+    /// outside could inject packets "from" the remote protected networks.
+    #[arg(long, requires = "no_esp")]
+    no_inbound_check: bool,
 }
 
 fn main() -> ExitCode {
@@ -307,6 +316,17 @@ fn run(args: Args) -> Result<(), String> {
         workers.push(worker);
     }
     cls_in.set_acl(&rules).map_err(|e| e.to_string())?;
+    // The outside drops clear packets the same rules protect (mirrored).
+    let inbound_rules = |all: &[AclRule]| -> Vec<AclRule> {
+        if args.no_inbound_check {
+            Vec::new()
+        } else {
+            all.to_vec()
+        }
+    };
+    cls_out
+        .set_acl(&inbound_rules(&rules))
+        .map_err(|e| e.to_string())?;
     // Sockets registered and ACL in place: only now replace whatever runs there.
     cls_in
         .attach(&inside_name, mode(&args.xdp_mode))
@@ -352,7 +372,10 @@ fn run(args: Args) -> Result<(), String> {
         // whole; one that does not load keeps the rules in force.
         match sources.reload() {
             None => {}
-            Some(Ok(all)) => match cls_in.set_acl(&all) {
+            Some(Ok(all)) => match cls_in
+                .set_acl(&all)
+                .and_then(|()| cls_out.set_acl(&inbound_rules(&all)))
+            {
                 Ok(()) => {
                     eprintln!(
                         "espgw-dataplane: crypto ACL reloaded, {} rule(s)",

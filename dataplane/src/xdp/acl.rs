@@ -1,4 +1,6 @@
-//! Crypto-ACL rules as the inside classifier evaluates them.
+//! Crypto-ACL rules as the classifiers evaluate them: the inside steers the
+//! traffic they protect ([`first_match`]), the outside drops clear traffic
+//! whose mirror they protect ([`first_match_inbound`]).
 //!
 //! Control compiles each crypto map's ACL into [`AclRule`]s (first match
 //! wins, `permit` = interesting = steer to the worker, `deny` = kernel) and
@@ -203,6 +205,19 @@ impl AclRule {
     pub fn has_ports(&self) -> bool {
         self.sport != ANY_PORT || self.dport != ANY_PORT
     }
+
+    /// The rule for the return direction: source and destination prefixes
+    /// swapped, source and destination port ranges swapped (IOS mirrors a
+    /// crypto ACL for inbound traffic).
+    pub fn mirror(&self) -> AclRule {
+        AclRule {
+            src: self.dst,
+            dst: self.src,
+            sport: self.dport,
+            dport: self.sport,
+            ..*self
+        }
+    }
 }
 
 /// The rule that decides a packet, as the classifier decides: rules of one
@@ -232,6 +247,23 @@ pub fn first_match(
         }
     }
     None
+}
+
+/// The rule that says a packet arriving *on the outside* must be protected:
+/// [`first_match`] over the mirrored rules ([`AclRule::mirror`]), with the
+/// same entry, deny and fragment semantics. The outside classifier drops a
+/// packet that arrives in clear when this is `Some` (it asks the same walk
+/// with the packet's tuple swapped, which is the same question). IKE, NAT-T
+/// keepalives and ESP never get here: the classifier passes or steers them
+/// first.
+pub fn first_match_inbound(
+    rules: &[AclRule],
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    proto: u8,
+    ports: Option<(u16, u16)>,
+) -> Option<&AclRule> {
+    first_match(rules, dst, src, proto, ports.map(|(sp, dp)| (dp, sp)))
 }
 
 fn parse_prefix<'a>(
@@ -485,6 +517,95 @@ mod tests {
         assert_eq!(pick("10.1.1.2", "10.1.3.2"), None);
         assert_eq!(pick("10.1.1.2", "10.1.4.2"), Some(30));
         assert_eq!(pick("10.9.1.2", "10.1.4.2"), None);
+    }
+
+    #[test]
+    fn mirror_swaps_prefixes_and_ports() {
+        let r: AclRule =
+            "permit udp 10.1.1.0/24 10.1.2.0/24 sport 7001-7001 dport 1000-2000 policy 10 map M"
+                .parse()
+                .unwrap();
+        assert_eq!(
+            r.mirror().to_string(),
+            "permit udp 10.1.2.0/24 10.1.1.0/24 sport 1000-2000 dport 7001-7001 policy 10 map M"
+        );
+        assert_eq!(r.mirror().mirror(), r);
+    }
+
+    /// The mirror of the outbound tunnel traffic: 10.1.2.x -> 10.1.1.x
+    /// arriving in clear is protected by the same entries, with the same
+    /// deny-to-the-next-entry rule, and ports are swapped.
+    #[test]
+    fn inbound_is_the_mirror_of_outbound() {
+        let rules = parse_rules(
+            "deny icmp any any policy 10\n\
+             permit udp 10.1.1.0/24 10.1.2.0/24 sport 7001-7001 policy 10\n\
+             deny udp 10.1.1.0/24 10.1.2.0/24 dport 53-53 policy 20\n\
+             permit ip 10.1.1.0/24 10.1.2.0/24 policy 20\n\
+             permit icmp 10.1.1.0/24 10.1.2.0/24 policy 30\n",
+        )
+        .unwrap();
+        let inbound = |s: &str, d: &str, proto: u8, ports: Option<(u16, u16)>| {
+            first_match_inbound(&rules, ip(s), ip(d), proto, ports).map(|r| r.policy)
+        };
+        // ICMP: entry 10 denies it, entry 20 permits it (the next entry decides).
+        assert_eq!(inbound("10.1.2.2", "10.1.1.2", 1, None), Some(20));
+        // Entry 10's source port 7001 is the inbound packet's destination port.
+        assert_eq!(
+            inbound("10.1.2.2", "10.1.1.2", 17, Some((5000, 7001))),
+            Some(10)
+        );
+        assert_eq!(
+            inbound("10.1.2.2", "10.1.1.2", 17, Some((7001, 5000))),
+            Some(20)
+        );
+        // Entry 20 denies UDP to 10.1.2.x port 53: inbound, *from* port 53;
+        // entry 30 permits only ICMP, so it is not protected.
+        assert_eq!(inbound("10.1.2.2", "10.1.1.2", 17, Some((53, 5000))), None);
+        assert_eq!(
+            inbound("10.1.2.2", "10.1.1.2", 17, Some((5000, 53))),
+            Some(20)
+        );
+        // A non-initial UDP fragment: entry 10's permit with ports matches it
+        // (interesting fragments are never let in), entry 20's deny with
+        // ports would not.
+        assert_eq!(inbound("10.1.2.2", "10.1.1.2", 17, None), Some(10));
+        // The outbound direction, other prefixes: not protected inbound.
+        assert_eq!(inbound("10.1.1.2", "10.1.2.2", 6, Some((5000, 80))), None);
+        assert_eq!(inbound("172.16.172.20", "10.1.1.2", 1, None), None);
+        assert_eq!(inbound("10.1.3.2", "10.1.1.2", 6, Some((5000, 80))), None);
+        // The same answers as the outbound walk over the mirrored rules.
+        let mirrored: Vec<AclRule> = rules.iter().map(AclRule::mirror).collect();
+        for (s, d, proto, ports) in [
+            ("10.1.2.2", "10.1.1.2", 1, None),
+            ("10.1.2.2", "10.1.1.2", 17, Some((5000, 7001))),
+            ("10.1.2.2", "10.1.1.2", 17, Some((53, 5000))),
+            ("10.1.2.2", "10.1.1.2", 17, None),
+            ("10.1.1.2", "10.1.2.2", 6, Some((5000, 80))),
+        ] {
+            assert_eq!(
+                first_match(&mirrored, ip(s), ip(d), proto, ports).map(|r| r.policy),
+                inbound(s, d, proto, ports),
+                "{s} -> {d} proto {proto} {ports:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn inbound_deny_with_ports_does_not_match_fragments() {
+        // Entry 10 denies outbound TCP from port 22 (inbound: to port 22) and
+        // permits the rest; entry 20 permits nothing that matches.
+        let rules = parse_rules(
+            "deny tcp 10.1.1.0/24 10.1.2.0/24 sport 22-22 policy 10\n\
+             permit tcp 10.1.1.0/24 10.1.2.0/24 policy 10\n",
+        )
+        .unwrap();
+        let pick = |ports| first_match_inbound(&rules, ip("10.1.2.9"), ip("10.1.1.9"), 6, ports);
+        assert!(pick(Some((40000, 22))).is_none());
+        assert!(pick(Some((22, 40000))).is_some());
+        // A non-initial fragment of the denied connection: the deny line
+        // (with ports) does not match it, the permit does: dropped.
+        assert!(pick(None).is_some());
     }
 
     #[test]

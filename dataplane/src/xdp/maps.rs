@@ -55,11 +55,14 @@ pub enum CounterIndex {
     PassOther = 6,
     PassMalformed = 7,
     DropNoXsk = 8,
+    /// Outside: arrived in clear, but the crypto ACL (mirrored) says it must
+    /// be protected: dropped.
+    DropClearProtected = 9,
 }
 
 impl CounterIndex {
     /// Number of counters (`ESPGW_CNT_MAX`).
-    pub const COUNT: usize = 9;
+    pub const COUNT: usize = 10;
     /// All counters in index order.
     pub const ALL: [CounterIndex; Self::COUNT] = [
         Self::Steered,
@@ -71,6 +74,7 @@ impl CounterIndex {
         Self::PassOther,
         Self::PassMalformed,
         Self::DropNoXsk,
+        Self::DropClearProtected,
     ];
 
     /// Short name used in statistics output.
@@ -85,6 +89,7 @@ impl CounterIndex {
             Self::PassOther => "pass_other",
             Self::PassMalformed => "pass_malformed",
             Self::DropNoXsk => "drop_no_xsk",
+            Self::DropClearProtected => "drop_clear_protected",
         }
     }
 
@@ -100,6 +105,7 @@ impl CounterIndex {
             Self::PassOther => "ESPGW_CNT_PASS_OTHER",
             Self::PassMalformed => "ESPGW_CNT_PASS_MALFORMED",
             Self::DropNoXsk => "ESPGW_CNT_DROP_NO_XSK",
+            Self::DropClearProtected => "ESPGW_CNT_DROP_CLEAR_PROTECTED",
         }
     }
 }

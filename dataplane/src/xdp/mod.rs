@@ -4,7 +4,11 @@
 //! `outside` (compiled from `ebpf/` by build.rs), registers each worker's
 //! AF_XDP sockets in the XSKMAPs and installs the crypto-ACL rules that
 //! control hands over (see [`acl`]) *before* attaching, so a program never
-//! runs with an empty ACL.
+//! runs with an empty ACL. Both programs get the same rules: the inside
+//! steers the packets they protect to the workers, the outside applies them
+//! mirrored to packets arriving in clear and drops the ones they protect
+//! (IOS: traffic the policy says is encrypted may not enter unencrypted;
+//! counted as `drop_clear_protected`).
 //!
 //! **Fail closed.** The programs are attached through rtnetlink, not BPF
 //! links, so they outlive the process: if the dataplane dies, its sockets
@@ -93,7 +97,7 @@ pub struct Classifier {
     ebpf: Ebpf,
     xsks: XskMap<MapData>,
     counters: PerCpuArray<MapData, CounterRaw>,
-    acl: Option<Array<MapData, AclRuleRaw>>,
+    acl: Array<MapData, AclRuleRaw>,
 }
 
 fn prog_name(side: Side) -> &'static str {
@@ -153,13 +157,8 @@ impl Classifier {
             .map_err(|e| XdpError::Map(MAP_XSKS, e.to_string()))?;
         let counters = PerCpuArray::try_from(take(&mut ebpf, MAP_COUNTERS)?)
             .map_err(|e| XdpError::Map(MAP_COUNTERS, e.to_string()))?;
-        let acl = match side {
-            Side::Inside => Some(
-                Array::try_from(take(&mut ebpf, MAP_ACL)?)
-                    .map_err(|e| XdpError::Map(MAP_ACL, e.to_string()))?,
-            ),
-            Side::Outside => None,
-        };
+        let acl = Array::try_from(take(&mut ebpf, MAP_ACL)?)
+            .map_err(|e| XdpError::Map(MAP_ACL, e.to_string()))?;
         Ok(Classifier {
             side,
             attached: None,
@@ -257,17 +256,15 @@ impl Classifier {
             .map_err(|e| XdpError::Map(MAP_XSKS, e.to_string()))
     }
 
-    /// Installs the crypto-ACL rules (inside classifier only). The end marker
-    /// goes in first, then the rules from the back to the front, so a packet
-    /// classified meanwhile sees old rules, new rules or a shorter list,
-    /// never garbage.
+    /// Installs the crypto-ACL rules, the same rules on both sides: the
+    /// inside steers what they protect ([`acl::first_match`]), the outside
+    /// drops clear packets whose mirror they protect
+    /// ([`acl::first_match_inbound`]); an empty list on the outside lets all
+    /// clear traffic through. The end marker goes in first, then the rules
+    /// from the back to the front, so a packet classified meanwhile sees old
+    /// rules, new rules or a shorter list, never garbage.
     pub fn set_acl(&mut self, rules: &[acl::AclRule]) -> Result<(), XdpError> {
-        let Some(map) = self.acl.as_mut() else {
-            return Err(XdpError::Map(
-                MAP_ACL,
-                "the outside classifier has no ACL".into(),
-            ));
-        };
+        let map = &mut self.acl;
         if rules.len() > ACL_MAX as usize {
             return Err(acl::AclError::TooMany(rules.len()).into());
         }
