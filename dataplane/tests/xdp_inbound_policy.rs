@@ -40,13 +40,6 @@ fn config(extra: &str) -> String {
     )
 }
 
-fn received(out: &std::process::Output) -> usize {
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| l.contains("bytes from"))
-        .count()
-}
-
 /// A counter of `/proc/net/snmp` in namespace `ns`, e.g. ("Ip", "InReceives").
 fn snmp(t: &Topology, ns: &str, group: &str, field: &str) -> u64 {
     let text = t.exec(ns, &["cat", "/proc/net/snmp"]);
