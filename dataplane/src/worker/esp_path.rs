@@ -8,6 +8,17 @@
 //! segment (where AF_XDP RX put it and where TX reads it), so encapsulation
 //! first moves it forward by [`ENCAP_HEADROOM`] and both directions move the
 //! result back to the start afterwards.
+//!
+//! An inside packet whose encapsulation would not fit the outside MTU
+//! ([`SaParams::encapsulated_len`](crate::esp::SaParams::encapsulated_len))
+//! is answered with "fragmentation needed" (the exact tunnel MTU) when it
+//! has DF, and otherwise fragmented before encryption ([`super::frag`], as
+//! IOS does by default): the first fragment stays in the packet's frame, the
+//! others take free frames (none free: the packet is dropped whole, counted
+//! `drop_frag_no_frame`), and each fragment is encrypted with its own
+//! sequence number and counted as one packet on the SA. A packet held for
+//! its SA peer's next hop waits whole (the MTU comes with the next hop) and
+//! is fragmented when it leaves the hold queue.
 
 use super::fib::{FibReader, NextHop};
 use super::forward::{self, FwdDrop};

@@ -182,7 +182,7 @@ pub fn tunnel_on(
             SlotId(0)
         };
         Router {
-            db: db,
+            db,
             records: vec![out, inb],
             db_path: path,
             stats: lab.dir.join(format!("{name}-stats.json")),
