@@ -15,6 +15,7 @@
 pub mod esp_path;
 pub mod fib;
 pub mod forward;
+pub mod frag;
 pub mod hold;
 pub mod icmp;
 pub mod netlink;
@@ -54,7 +55,8 @@ pub enum Counter {
     DropNeighbourQueueFull,
     DropNoRoute,
     DropTxRingFull,
-    /// Too big for the output MTU without DF (no fragmentation yet).
+    /// Too big for the output MTU: with DF (answered with fragmentation
+    /// needed), or too big to fragment (the MTU leaves no 8 data bytes).
     DropTooBig,
     /// Interesting traffic without an outbound SA (sa_request posted).
     DropNoSa,
@@ -78,10 +80,18 @@ pub enum Counter {
     ReleasedForNeighbour,
     /// Frames in the hold queue now (a gauge).
     NeighbourQueueLen,
+    /// Inner packets without DF fragmented before encryption because their
+    /// encapsulation would not fit the outside MTU.
+    FragBeforeEncrypt,
+    /// The fragments those packets became (each its own ESP packet).
+    FragBeforeEncryptFragments,
+    /// A packet to fragment before encryption dropped whole: not enough free
+    /// UMEM frames for its fragments.
+    DropFragNoFrame,
 }
 
 impl Counter {
-    pub const COUNT: usize = 25;
+    pub const COUNT: usize = 28;
     pub const ALL: [Counter; Self::COUNT] = [
         Self::RxInside,
         Self::RxOutside,
@@ -108,6 +118,9 @@ impl Counter {
         Self::HeldForNeighbour,
         Self::ReleasedForNeighbour,
         Self::NeighbourQueueLen,
+        Self::FragBeforeEncrypt,
+        Self::FragBeforeEncryptFragments,
+        Self::DropFragNoFrame,
     ];
 
     pub fn name(self) -> &'static str {
@@ -137,6 +150,9 @@ impl Counter {
             Self::HeldForNeighbour => "held_for_neighbour",
             Self::ReleasedForNeighbour => "released_for_neighbour",
             Self::NeighbourQueueLen => "neighbour_queue_len",
+            Self::FragBeforeEncrypt => "frag_before_encrypt",
+            Self::FragBeforeEncryptFragments => "frag_before_encrypt_fragments",
+            Self::DropFragNoFrame => "drop_frag_no_frame",
         }
     }
 }
@@ -575,6 +591,7 @@ impl Worker {
                 (Counter::DropTxRingFull, G::TxFull),
                 (Counter::DropTooBig, G::TooBig),
                 (Counter::DropTtlExceeded, G::TtlExpired),
+                (Counter::DropFragNoFrame, G::FragNoFrame),
             ] {
                 if local[c as usize] != 0 {
                     g.add(gc, local[c as usize]);

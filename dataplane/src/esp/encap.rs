@@ -100,8 +100,9 @@ fn plan<B: AsRef<[u8]> + AsMut<[u8]>>(sa: &OutboundSa, fr: &Frame<B>) -> Result<
         return Err(DropReason::NoRoom);
     }
     // Tunnel: 20 + UDP + ESP over the whole inner packet; transport: the original header
-    // plus UDP + ESP over its payload. Both come to this.
-    let outer_ip_len = inner_len + add_front + add_back;
+    // plus UDP + ESP over its payload (the same sum the worker sizes packets with).
+    let outer_ip_len = sa.params.encapsulated_len(inner_len, ip.header_len());
+    debug_assert_eq!(outer_ip_len, inner_len + add_front + add_back);
     if outer_ip_len > usize::from(u16::MAX) {
         return Err(DropReason::Unsupported);
     }

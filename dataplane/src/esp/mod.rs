@@ -234,6 +234,59 @@ impl SaParams {
             ttl: 64,
         }
     }
+
+    /// The outer IPv4 packet's length after encapsulating an inner IPv4 packet of
+    /// `inner_len` bytes whose header is `inner_header_len` bytes long, exactly as
+    /// [`encapsulate_batch`] builds it: outer header (tunnel) or the inner header
+    /// (transport), UDP (NAT-T), ESP header, IV, the protected bytes padded with the
+    /// 2-byte trailer to the transform's alignment, ICV. The one place this sum is
+    /// made: the encapsulation checks its room with it, the worker its MTU (the DF
+    /// check and the size of fragments made before encryption).
+    pub const fn encapsulated_len(&self, inner_len: usize, inner_header_len: usize) -> usize {
+        let protect = match self.mode {
+            Mode::Tunnel => inner_len,
+            Mode::Transport => inner_len.saturating_sub(inner_header_len),
+        };
+        let align = self.transform.pad_align();
+        self.unpadded_overhead(inner_header_len) + (protect + 2).div_ceil(align) * align
+    }
+
+    /// The longest inner IPv4 packet (with a header of `inner_header_len` bytes) whose
+    /// encapsulation is at most `outer_mtu` bytes: the inverse of
+    /// [`encapsulated_len`](Self::encapsulated_len). `None` if not even the header
+    /// alone fits.
+    pub const fn max_inner_len(&self, outer_mtu: usize, inner_header_len: usize) -> Option<usize> {
+        let fixed = self.unpadded_overhead(inner_header_len);
+        let align = self.transform.pad_align();
+        if outer_mtu < fixed + align {
+            return None;
+        }
+        let protect = (outer_mtu - fixed) / align * align - 2;
+        let inner = match self.mode {
+            Mode::Tunnel => protect,
+            Mode::Transport => protect + inner_header_len,
+        };
+        if inner < inner_header_len {
+            return None;
+        }
+        Some(inner)
+    }
+
+    /// Outer bytes besides the padded protected part: outer or kept IPv4 header, UDP
+    /// (NAT-T), ESP header, IV, ICV.
+    const fn unpadded_overhead(&self, inner_header_len: usize) -> usize {
+        let t = self.transform;
+        let head = match self.mode {
+            Mode::Tunnel => IPV4_MIN_HEADER_LEN,
+            Mode::Transport => inner_header_len,
+        };
+        let udp = if self.natt.is_some() {
+            UDP_HEADER_LEN
+        } else {
+            0
+        };
+        head + udp + ESP_HEADER_LEN + t.iv_len() + t.icv_len()
+    }
 }
 
 /// Why an SA cannot be built.

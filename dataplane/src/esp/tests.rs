@@ -347,3 +347,50 @@ fn keys_are_not_printed() {
     )
     .is_err());
 }
+
+/// `encapsulated_len` is what the encapsulation really builds, for every transform,
+/// mode and encapsulation, and `max_inner_len` is its exact inverse: the largest inner
+/// packet that fits, one byte more does not.
+#[test]
+fn encapsulated_len_matches_the_wire_and_max_inner_len_inverts_it() {
+    let sizes: Vec<usize> = (0..40).chain([100, 1000, 1409, 1410, 1411, 1412]).collect();
+    for p in all_params() {
+        let (out, _) = pair(p);
+        let mut fs = frames(&sizes);
+        let mut ctx = EspContext::new();
+        let mut dc = DropCounters::default();
+        assert_eq!(
+            encapsulate_batch(&mut fs, |_| Some(&out), &mut ctx, &mut dc),
+            sizes.len()
+        );
+        for (f, &s) in fs.iter().zip(&sizes) {
+            let inner = 20 + 8 + s;
+            assert_eq!(p.encapsulated_len(inner, 20), f.len - 14, "{p:?} {inner}");
+        }
+        for mtu in (60..200).chain(1400..1520) {
+            match p.max_inner_len(mtu, 20) {
+                Some(m) => {
+                    assert!(m >= 20);
+                    assert!(p.encapsulated_len(m, 20) <= mtu, "{p:?} mtu {mtu}");
+                    assert!(p.encapsulated_len(m + 1, 20) > mtu, "{p:?} mtu {mtu}");
+                }
+                None => assert!(p.encapsulated_len(20, 20) > mtu, "{p:?} mtu {mtu}"),
+            }
+        }
+    }
+    // The anchors: a 1500-byte outside MTU carries inner packets of up to 1438 bytes
+    // with AES-CBC/SHA-1, 1446 with 3DES/MD5 or GCM; NAT-T takes 8 more.
+    let p = |t: &str| SaParams::tunnel(0x1000, Transform::parse(t).unwrap(), LOCAL, REMOTE);
+    assert_eq!(
+        p("esp-aes esp-sha-hmac").max_inner_len(1500, 20),
+        Some(1438)
+    );
+    assert_eq!(
+        p("esp-3des esp-md5-hmac").max_inner_len(1500, 20),
+        Some(1446)
+    );
+    assert_eq!(p("esp-gcm").max_inner_len(1500, 20), Some(1446));
+    let mut n = p("esp-aes esp-sha-hmac");
+    n.natt = Some(NatT::default());
+    assert_eq!(n.max_inner_len(1500, 20), Some(1422));
+}

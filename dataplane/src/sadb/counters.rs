@@ -215,11 +215,13 @@ pub enum GlobalCounter {
     Other,
     /// Next hop unresolved and its hold queue full: the oldest frame waiting was dropped.
     NeighborQueueFull,
+    /// A packet to fragment before encryption dropped: no free frames for its fragments.
+    FragNoFrame,
 }
 
 impl GlobalCounter {
     /// Every counter, in storage order.
-    pub const ALL: [GlobalCounter; 15] = [
+    pub const ALL: [GlobalCounter; 16] = [
         GlobalCounter::NoSa,
         GlobalCounter::Malformed,
         GlobalCounter::NotEsp,
@@ -235,6 +237,7 @@ impl GlobalCounter {
         GlobalCounter::SaRequestLost,
         GlobalCounter::Other,
         GlobalCounter::NeighborQueueFull,
+        GlobalCounter::FragNoFrame,
     ];
     /// A short name for show output and logs.
     pub fn name(self) -> &'static str {
@@ -254,6 +257,7 @@ impl GlobalCounter {
             GlobalCounter::SaRequestLost => "sa-request-lost",
             GlobalCounter::Other => "other",
             GlobalCounter::NeighborQueueFull => "neighbor-queue-full",
+            GlobalCounter::FragNoFrame => "frag-no-frame",
         }
     }
 }

@@ -8,9 +8,21 @@
 //! segment (where AF_XDP RX put it and where TX reads it), so encapsulation
 //! first moves it forward by [`ENCAP_HEADROOM`] and both directions move the
 //! result back to the start afterwards.
+//!
+//! An inside packet whose encapsulation would not fit the outside MTU
+//! ([`SaParams::encapsulated_len`](crate::esp::SaParams::encapsulated_len))
+//! is answered with "fragmentation needed" (the exact tunnel MTU) when it
+//! has DF, and otherwise fragmented before encryption ([`super::frag`], as
+//! IOS does by default): the first fragment stays in the packet's frame, the
+//! others take free frames (none free: the packet is dropped whole, counted
+//! `drop_frag_no_frame`), and each fragment is encrypted with its own
+//! sequence number and counted as one packet on the SA. A packet held for
+//! its SA peer's next hop waits whole (the MTU comes with the next hop) and
+//! is fragmented when it leaves the hold queue.
 
 use super::fib::{FibReader, NextHop};
 use super::forward::{self, FwdDrop};
+use super::frag::{FragError, Fragmenter};
 use super::hold::{Held, HoldQueue, Push};
 use super::icmp::IcmpError;
 use super::sa::{SaSource, SaTables};
@@ -169,6 +181,9 @@ fn sa_drop(r: DropReason) -> SaDrop {
 enum Pre {
     /// Encapsulate with outbound SA `i`, send to that next hop.
     Encap(usize, NextHop),
+    /// Like `Encap`, after splitting the packet as planned (TTL already
+    /// decremented): each fragment is encapsulated on its own.
+    Fragment(usize, NextHop, Fragmenter),
     /// Wait for SA `i`'s peer to resolve (nothing changed in the frame).
     Hold(usize),
     Drop(Counter),
@@ -195,6 +210,18 @@ pub fn encap(
                 keep.push(pkt);
                 sa_of.push(i);
                 hop_of.push(nh);
+            }
+            Pre::Fragment(i, nh, plan) => {
+                let first = keep.len();
+                if fragment(io, pkt, &plan, &mut keep) {
+                    io.local[Counter::FragBeforeEncrypt as usize] += 1;
+                    io.local[Counter::FragBeforeEncryptFragments as usize] +=
+                        (keep.len() - first) as u64;
+                    sa_of.resize(keep.len(), i);
+                    hop_of.resize(keep.len(), nh);
+                } else {
+                    io.local[Counter::DropFragNoFrame as usize] += 1;
+                }
             }
             Pre::Hold(i) => {
                 // Held before encapsulation: no sequence number is spent and
@@ -350,23 +377,98 @@ fn pre_encap(
     if io.side_of(nh.oif) != Some(Side::Outside) {
         return Pre::Drop(Counter::DropNoRoute);
     }
-    let natt = if sa.params.natt.is_some() { 8 } else { 0 };
-    let overhead = 20 + natt + sa.params.transform.max_overhead();
+    // The longest inner packet whose encapsulation fits the outside MTU and
+    // whose frame has the room encapsulation needs.
+    let ihl = usize::from(frame[ETH] & 0x0f) * 4;
+    let room = cap.saturating_sub(ETH + ENCAP_HEADROOM + ENCAP_TAILROOM);
+    let limit = sa
+        .params
+        .max_inner_len(usize::from(nh.mtu), ihl)
+        .unwrap_or(0)
+        .min(room);
     let ip_len = frame.len() - ETH;
-    if ip_len + overhead > usize::from(nh.mtu) {
+    let fits = ip_len <= limit;
+    if !fits {
         if forward::dont_fragment(frame) {
-            let mtu = usize::from(nh.mtu).saturating_sub(overhead) as u16;
+            let mtu = limit.min(usize::from(u16::MAX)) as u16;
             return Pre::Icmp(IcmpError::FragmentationNeeded { mtu }, Counter::DropTooBig);
         }
-        return Pre::Drop(Counter::DropTooBig);
-    }
-    if frame.len() + ENCAP_HEADROOM + ENCAP_TAILROOM > cap {
-        return Pre::Drop(Counter::DropTooBig);
+        if sa.params.mode == crate::esp::Mode::Transport {
+            // Transport mode carries no inner fragments (see esp::encap).
+            return Pre::Drop(Counter::DropTooBig);
+        }
     }
     if forward::decrement_ttl(frame).is_err() {
         return Pre::Icmp(IcmpError::TtlExceeded, Counter::DropTtlExceeded);
     }
-    Pre::Encap(i, nh)
+    if fits {
+        return Pre::Encap(i, nh);
+    }
+    // Fragmented before encryption (IOS's default, `crypto ipsec
+    // fragmentation before-encryption`): each piece is an ESP packet.
+    match Fragmenter::new(&frame[ETH..], limit) {
+        Ok(plan) => Pre::Fragment(i, nh, plan),
+        Err(FragError::BadOptions | FragError::Malformed) => Pre::Drop(Counter::DropMalformed),
+        // TooSmall: not even 8 data bytes fit; (DontFragment and Fits
+        // cannot happen: checked above).
+        Err(_) => Pre::Drop(Counter::DropTooBig),
+    }
+}
+
+/// Splits `pkt` as `plan` says: the other pieces into newly taken frames
+/// (each with the packet's Ethernet header), then the packet itself into the
+/// first; pushes them on `keep` in order and returns true. With too few free
+/// frames for every piece it drops the packet whole (a partial datagram
+/// could never be reassembled) and returns false.
+fn fragment(io: &mut Io<'_>, mut pkt: Packet, plan: &Fragmenter, keep: &mut Vec<Packet>) -> bool {
+    let n = plan.count();
+    if io.xsk.free_frames() < n - 1 {
+        io.xsk.release(pkt);
+        return false;
+    }
+    let mut pieces: Vec<Packet> = Vec::with_capacity(n - 1);
+    for _ in 1..n {
+        match io.xsk.alloc() {
+            Some(p) => pieces.push(p),
+            None => {
+                for p in pieces {
+                    io.xsk.release(p);
+                }
+                io.xsk.release(pkt);
+                return false;
+            }
+        }
+    }
+    let mut ok = true;
+    {
+        let xsk: &XskSet = io.xsk;
+        let orig = xsk.data(&pkt);
+        for (k, p) in pieces.iter_mut().enumerate() {
+            let len = ETH + plan.piece_len(k + 1);
+            let Some(buf) = xsk.resize(p, len) else {
+                ok = false;
+                break;
+            };
+            buf[..ETH].copy_from_slice(&orig[..ETH]);
+            if plan.write(&orig[ETH..], k + 1, &mut buf[ETH..]).is_none() {
+                ok = false;
+                break;
+            }
+        }
+    }
+    if !ok {
+        // Cannot happen: pieces are shorter than the packet's frame.
+        for p in pieces {
+            io.xsk.release(p);
+        }
+        io.xsk.release(pkt);
+        return false;
+    }
+    let len = ETH + plan.first_in_place(&mut io.xsk.data_mut(&mut pkt)[ETH..]);
+    let _ = io.xsk.resize(&mut pkt, len);
+    keep.push(pkt);
+    keep.extend(pieces);
+    true
 }
 
 fn post_sa_request(
