@@ -6,236 +6,18 @@
 //! SA, nothing is dropped as a replay, and a restarted dataplane resumes
 //! with the SAs in the database without reusing a sequence number.
 
-use espgw_dataplane::crypto::transform::Transform;
-use espgw_dataplane::sadb::{
-    AuthKey, Direction, EncKey, GlobalCounter, Ipv4Prefix, MapName, Mode, ProxyIdentity, SaDb,
-    SaDbWriter, SaDrop, SaRecord, SlotId,
-};
+#[path = "xdp_support/tunnel.rs"]
+mod tunnel;
 mod xdp_support;
 
-use espgw_lab::judge::{judge, EspAuth, EspEncr, EspSaKeys};
+use espgw_dataplane::sadb::{GlobalCounter, SaDrop};
+use espgw_lab::judge::judge;
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, SocketAddrV4};
-use std::path::{Path, PathBuf};
+use std::net::Ipv4Addr;
+use std::path::Path;
 use std::time::Duration;
-use xdp_support::{wait_for, worker_sum, Proc, Topology};
-
-const BIN: &str = env!("CARGO_BIN_EXE_espgw-dataplane");
-const R1_OUT: Ipv4Addr = Ipv4Addr::new(172, 16, 172, 10);
-const R2_OUT: Ipv4Addr = Ipv4Addr::new(172, 16, 172, 20);
-
-fn net(a: [u8; 4], len: u8) -> Ipv4Prefix {
-    Ipv4Prefix::new(Ipv4Addr::from(a), len)
-}
-
-struct Sa {
-    spi: u32,
-    enc: Vec<u8>,
-    auth: Vec<u8>,
-}
-
-fn random_key(n: usize) -> Vec<u8> {
-    (0..n).map(|_| rand::random::<u8>()).collect()
-}
-
-#[allow(clippy::too_many_arguments)]
-fn record(
-    sa: &Sa,
-    dir: Direction,
-    local: Ipv4Addr,
-    peer: Ipv4Addr,
-    proxy: ProxyIdentity,
-    t: Transform,
-    natt: bool,
-) -> SaRecord {
-    let port = if natt { 4500 } else { 500 };
-    SaRecord {
-        spi: sa.spi,
-        direction: dir,
-        mode: Mode::Tunnel,
-        local: SocketAddrV4::new(local, port),
-        peer: SocketAddrV4::new(peer, port),
-        udp_encap: natt,
-        esn: false,
-        proxy,
-        transform: t.code(),
-        enc_key: EncKey::new(&sa.enc).unwrap(),
-        auth_key: AuthKey::new(&sa.auth).unwrap(),
-        lifetime_secs: 3600,
-        lifetime_kb: 4_608_000,
-        replay_window: 64,
-        crypto_map: MapName::new("MYMAP").unwrap(),
-        crypto_map_seq: 10,
-        conn_id: 1,
-        created_at: 1,
-    }
-}
-
-fn tshark_names(t: &Transform) -> (EspEncr, EspAuth) {
-    let name = t.ios_name();
-    if name.contains("gcm") {
-        (EspEncr::AesGcm16, EspAuth::Null)
-    } else if name.contains("3des") {
-        (EspEncr::TripleDesCbc, EspAuth::HmacMd5_96)
-    } else {
-        (EspEncr::AesCbc, EspAuth::HmacSha1_96)
-    }
-}
-
-struct Router {
-    _db: SaDbWriter,
-    records: Vec<SaRecord>,
-    db_path: PathBuf,
-    stats: PathBuf,
-    out_slot: SlotId,
-    dp: Option<Proc>,
-    node: &'static str,
-    acl: String,
-}
-
-impl Router {
-    fn start(&mut self, t: &Topology) {
-        let _ = std::fs::remove_file(&self.stats);
-        let dp = t.spawn(
-            self.node,
-            &[
-                BIN,
-                "--inside",
-                "in0",
-                "--outside",
-                "out0",
-                "--cores",
-                "0,1",
-                "--sadb",
-                self.db_path.to_str().unwrap(),
-                "--acl",
-                &self.acl,
-                "--stats",
-                self.stats.to_str().unwrap(),
-            ],
-            &format!("dataplane-{}.log", self.node),
-        );
-        self.dp = Some(dp);
-        let stats = self.stats.clone();
-        wait_for("dataplane stats", Duration::from_secs(10), || {
-            read_stats(&stats)
-        });
-    }
-
-    fn stats(&self) -> serde_json::Value {
-        read_stats(&self.stats).unwrap()
-    }
-
-    fn log(&self) -> String {
-        self.dp.as_ref().map(|p| p.log_text()).unwrap_or_default()
-    }
-}
-
-fn read_stats(p: &Path) -> Option<serde_json::Value> {
-    serde_json::from_str(&std::fs::read_to_string(p).ok()?).ok()
-}
-
-/// Sets up the lab, both SA databases and both dataplanes.
-/// `install`: put the SAs into the regions before the dataplanes start (else
-/// they are only prepared in `Router::records`).
-fn tunnel(
-    tag: &str,
-    transform: &str,
-    natt: bool,
-    install: bool,
-) -> (Topology, Router, Router, Vec<EspSaKeys>, Transform) {
-    tunnel_on(Topology::with_wire(tag, 2), transform, natt, install)
-}
-
-fn tunnel_on(
-    lab: Topology,
-    transform: &str,
-    natt: bool,
-    install: bool,
-) -> (Topology, Router, Router, Vec<EspSaKeys>, Transform) {
-    let t = Transform::parse(transform).unwrap();
-    let a = Sa {
-        spi: 0x1000_0000 | rand::random::<u16>() as u32,
-        enc: random_key(t.enc_key_len()),
-        auth: random_key(t.auth_key_len()),
-    };
-    let b = Sa {
-        spi: 0x2000_0000 | rand::random::<u16>() as u32,
-        enc: random_key(t.enc_key_len()),
-        auth: random_key(t.auth_key_len()),
-    };
-    let p1 = ProxyIdentity {
-        local: net([10, 1, 1, 0], 24),
-        remote: net([10, 1, 2, 0], 24),
-        protocol: 0,
-        local_port: 0,
-        remote_port: 0,
-    };
-    let p2 = ProxyIdentity {
-        local: p1.remote,
-        remote: p1.local,
-        ..p1
-    };
-    let mk = |name: &str, out: SaRecord, inb: SaRecord, node: &'static str, acl: &str| {
-        let path = lab.dir.join(format!("{name}.sadb"));
-        let mut db = SaDb::create(&path, 64).unwrap();
-        let out_slot = if install {
-            let s = db.install(&out).unwrap();
-            db.install(&inb).unwrap();
-            s
-        } else {
-            SlotId(0)
-        };
-        Router {
-            _db: db,
-            records: vec![out, inb],
-            db_path: path,
-            stats: lab.dir.join(format!("{name}-stats.json")),
-            out_slot,
-            dp: None,
-            node,
-            acl: acl.to_string(),
-        }
-    };
-    let mut r1 = mk(
-        "r1",
-        record(&a, Direction::Outbound, R1_OUT, R2_OUT, p1, t, natt),
-        record(&b, Direction::Inbound, R1_OUT, R2_OUT, p1, t, natt),
-        "r1",
-        "permit ip 10.1.1.0/24 10.1.2.0/24 policy 10 map MYMAP",
-    );
-    let mut r2 = mk(
-        "r2",
-        record(&b, Direction::Outbound, R2_OUT, R1_OUT, p2, t, natt),
-        record(&a, Direction::Inbound, R2_OUT, R1_OUT, p2, t, natt),
-        "r2",
-        "permit ip 10.1.2.0/24 10.1.1.0/24 policy 10 map MYMAP",
-    );
-    r1.start(&lab);
-    r2.start(&lab);
-    let (encr, auth) = tshark_names(&t);
-    let keys = vec![
-        EspSaKeys {
-            spi: a.spi,
-            src: R1_OUT.to_string(),
-            dst: R2_OUT.to_string(),
-            encr,
-            enc_key: a.enc.clone(),
-            auth,
-            auth_key: a.auth.clone(),
-        },
-        EspSaKeys {
-            spi: b.spi,
-            src: R2_OUT.to_string(),
-            dst: R1_OUT.to_string(),
-            encr,
-            enc_key: b.enc.clone(),
-            auth,
-            auth_key: b.auth.clone(),
-        },
-    ];
-    (lab, r1, r2, keys, t)
-}
+use tunnel::{ping, tunnel, tunnel_on, warm_up};
+use xdp_support::{wait_for, worker_sum, Topology};
 
 fn iperf_rate() -> String {
     std::env::var("ESPGW_IPERF_RATE").unwrap_or_else(|_| "25M".into())
@@ -275,36 +57,6 @@ fn clear_frames(pcap: &Path) -> usize {
         "net 10.1.0.0/16",
     ]);
     String::from_utf8_lossy(&out.stdout).lines().count()
-}
-
-fn ping(lab: &Topology, n: u32) -> usize {
-    let out = lab.exec_output(
-        "hA",
-        &[
-            "ping",
-            "-c",
-            &n.to_string(),
-            "-i",
-            "0.1",
-            "-W",
-            "1",
-            "10.1.2.2",
-        ],
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| l.contains("bytes from"))
-        .count()
-}
-
-fn warm_up(lab: &Topology) {
-    for _ in 0..20 {
-        let out = lab.exec_output("hA", &["ping", "-c", "1", "-W", "1", "10.1.2.2"]);
-        if out.status.success() {
-            return;
-        }
-    }
-    panic!("no reply through the tunnel after 20 tries");
 }
 
 fn run_tunnel(tag: &str, transform: &str, restart: bool, natt: bool) {
@@ -397,7 +149,7 @@ fn run_tunnel(tag: &str, transform: &str, restart: bool, natt: bool) {
     if restart {
         // Kill R1's dataplane hard and start it again: the SAs come back from the
         // region and outbound sequence numbers continue past every one used.
-        let seq_used = r1._db.reader().counters(r1.out_slot).unwrap().seq_used();
+        let seq_used = r1.db.reader().counters(r1.out_slot).unwrap().seq_used();
         last_seq_before = seq_used;
         assert!(r1
             .dp
@@ -513,7 +265,7 @@ fn run_tunnel(tag: &str, transform: &str, restart: bool, natt: bool) {
         );
     }
     // Per-SA counters in the region agree with the workers (give or take none: all stopped sending).
-    let c1 = r1._db.reader().counters(r1.out_slot).unwrap().values();
+    let c1 = r1.db.reader().counters(r1.out_slot).unwrap().values();
     assert!(
         c1.packets >= worker_sum(&s1, "esp_encap"),
         "region counts R1's encapsulations: {c1:?}"
@@ -563,11 +315,10 @@ fn xdp_esp_natt_and_ike_passes() {
 #[test]
 fn xdp_esp_sa_request_then_install() {
     let (lab, mut r1, mut r2, _keys, _t) = tunnel("eq", "esp-gcm", false, false);
-    r1._db.set_request_interval_ms(60_000);
+    r1.db.set_request_interval_ms(60_000);
     let _ = ping(&lab, 3);
     let req = wait_for("sa_request", Duration::from_secs(5), || {
-        r1._db
-            .poll_sa_request(espgw_dataplane::sadb::monotonic_ms())
+        r1.db.poll_sa_request(espgw_dataplane::sadb::monotonic_ms())
     });
     assert_eq!(req.crypto_map.as_str(), "MYMAP");
     assert_eq!(req.crypto_map_seq, 10);
@@ -576,7 +327,7 @@ fn xdp_esp_sa_request_then_install() {
         (Ipv4Addr::new(10, 1, 1, 2), Ipv4Addr::new(10, 1, 2, 2), 1)
     );
     assert!(
-        r1._db
+        r1.db
             .poll_sa_request(espgw_dataplane::sadb::monotonic_ms())
             .is_none(),
         "deduplicated within the interval"
@@ -589,12 +340,12 @@ fn xdp_esp_sa_request_then_install() {
 
     for r in [&mut r1, &mut r2] {
         let recs = r.records.clone();
-        r.out_slot = r._db.install(&recs[0]).unwrap();
-        r._db.install(&recs[1]).unwrap();
+        r.out_slot = r.db.install(&recs[0]).unwrap();
+        r.db.install(&recs[1]).unwrap();
     }
     warm_up(&lab);
     assert_eq!(ping(&lab, 5), 5, "SAs installed at run time carry traffic");
-    let c = r1._db.reader().counters(r1.out_slot).unwrap().values();
+    let c = r1.db.reader().counters(r1.out_slot).unwrap().values();
     assert!(c.packets >= 5, "{c:?}");
 }
 
@@ -651,7 +402,7 @@ fn xdp_esp_one_sa_two_workers_each_end() {
         );
         assert_eq!(worker_sum(s, "esp_drop_auth"), 0);
     }
-    let c = r1._db.reader().counters(r1.out_slot).unwrap().values();
+    let c = r1.db.reader().counters(r1.out_slot).unwrap().values();
     assert!(
         c.seq_used >= c.packets && c.packets >= worker_sum(&s1, "esp_encap"),
         "{c:?}"
@@ -720,7 +471,7 @@ fn xdp_esp_first_packet_waits_for_neighbours() {
         assert_eq!(worker_sum(s, "esp_encap"), 1, "encapsulated once: {s}");
         assert_eq!(worker_sum(s, "esp_decap"), 1, "decapsulated once: {s}");
     }
-    let c = r1._db.reader().counters(r1.out_slot).unwrap().values();
+    let c = r1.db.reader().counters(r1.out_slot).unwrap().values();
     assert_eq!(c.packets, 1, "one packet on R1's outbound SA: {c:?}");
     assert_eq!(c.drop_count(SaDrop::SendError), 0, "{c:?}");
 
@@ -745,12 +496,12 @@ fn xdp_esp_first_packet_waits_for_neighbours() {
         1,
         "not counted as encapsulated: {s}"
     );
-    let c = r1._db.reader().counters(r1.out_slot).unwrap().values();
+    let c = r1.db.reader().counters(r1.out_slot).unwrap().values();
     assert_eq!(
         (c.packets, c.drop_count(SaDrop::SendError)),
         (1, 1),
         "a send error on the SA, not a packet: {c:?}"
     );
-    let g = r1._db.reader().global().get(GlobalCounter::NoNeighbor);
+    let g = r1.db.reader().global().get(GlobalCounter::NoNeighbor);
     assert_eq!(g, 1, "the region's no-neighbor counter");
 }

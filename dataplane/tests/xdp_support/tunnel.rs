@@ -246,10 +246,7 @@ pub fn ping(lab: &Topology, n: u32) -> usize {
             "10.1.2.2",
         ],
     );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| l.contains("bytes from"))
-        .count()
+    crate::xdp_support::received(&out)
 }
 
 pub fn warm_up(lab: &Topology) {
