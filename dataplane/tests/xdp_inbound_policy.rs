@@ -23,21 +23,12 @@ const BIN: &str = env!("CARGO_BIN_EXE_espgw-dataplane");
 /// hostA's side's port 7001; entry 20 protects UDP between R1's and R2's
 /// outside addresses, plus `extra`.
 fn config(extra: &str) -> String {
-    format!(
-        "hostname R1\n\
-         crypto isakmp policy 10\n encr aes\n authentication pre-share\n\
-         crypto isakmp key k3y address 172.16.172.20\n\
-         crypto ipsec transform-set t esp-aes esp-sha-hmac\n\
-         crypto map vpn 10 ipsec-isakmp\n set peer 172.16.172.20\n set transform-set t\n match address 110\n\
-         crypto map vpn 20 ipsec-isakmp\n set peer 172.16.172.20\n set transform-set t\n match address 120\n\
-         interface Ethernet1/0\n ip address 172.16.172.10 255.255.255.240\n crypto map vpn\n\
-         interface Ethernet0/0\n ip address 10.1.1.1 255.255.255.0\n\
-         access-list 110 deny icmp any any\n\
+    r1_two_entry_config(&format!(
+        "access-list 110 deny icmp any any\n\
          access-list 110 permit udp 10.1.1.0 0.0.0.255 eq 7001 10.1.2.0 0.0.0.255\n\
          access-list 120 permit udp host 172.16.172.10 host 172.16.172.20\n\
-         {extra}\n\
-         end\n"
-    )
+         {extra}"
+    ))
 }
 
 /// A counter of `/proc/net/snmp` in namespace `ns`, e.g. ("Ip", "InReceives").
@@ -89,26 +80,7 @@ fn ping(t: &Topology, ns: &str, dst: &str, count: u32) -> usize {
 #[test]
 fn clear_traffic_the_crypto_acl_protects_is_dropped_on_the_outside() {
     let t = Topology::new("inb", 1);
-    let stats_path = t.dir.join("stats.json");
-    let conf = t.dir.join("r1.conf");
-    std::fs::write(&conf, config("")).unwrap();
-    let mut dp = t.spawn(
-        "r1",
-        &[
-            BIN,
-            "--no-esp",
-            "--config",
-            conf.to_str().unwrap(),
-            "--interface-map",
-            "Ethernet0/0=in0,Ethernet1/0=out0",
-            "--stats",
-            stats_path.to_str().unwrap(),
-        ],
-        "dataplane.log",
-    );
-    wait_for("dataplane stats", Duration::from_secs(10), || {
-        stats(&stats_path)
-    });
+    let (mut dp, conf, stats_path) = dataplane_from_config(&t, &config(""), &["--no-esp"]);
     let log = dp.log_text();
     assert!(log.contains("3 ACL rule(s)"), "{log}");
 

@@ -16,49 +16,24 @@ use xdp_support::*;
 const BIN: &str = env!("CARGO_BIN_EXE_espgw-dataplane");
 
 /// Entry 10 denies ICMP and permits the rest of 10.1.1.0/24 -> 10.1.2.0/24;
-/// entry 20's ACL is `ACL120`. Interfaces are named as IOS would name them
+/// entry 20's ACL is `acl120`. Interfaces are named as IOS would name them
 /// and mapped with --interface-map, as an operator does.
 fn config(acl120: &str) -> String {
-    format!(
-        "hostname R1\n\
-         crypto isakmp policy 10\n encr aes\n authentication pre-share\n\
-         crypto isakmp key k3y address 172.16.172.20\n\
-         crypto ipsec transform-set t esp-aes esp-sha-hmac\n\
-         crypto map vpn 10 ipsec-isakmp\n set peer 172.16.172.20\n set transform-set t\n match address 110\n\
-         crypto map vpn 20 ipsec-isakmp\n set peer 172.16.172.20\n set transform-set t\n match address 120\n\
-         interface Ethernet1/0\n ip address 172.16.172.10 255.255.255.240\n crypto map vpn\n\
-         interface Ethernet0/0\n ip address 10.1.1.1 255.255.255.0\n\
-         access-list 110 deny icmp any any\n\
+    r1_two_entry_config(&format!(
+        "access-list 110 deny icmp any any\n\
          access-list 110 permit ip 10.1.1.0 0.0.0.255 10.1.2.0 0.0.0.255\n\
-         {acl120}\n\
-         end\n"
-    )
+         {acl120}"
+    ))
 }
 
 #[test]
 fn xdp_interfaces_and_rules_from_the_ios_configuration() {
     let t = Topology::new("ios", 1);
-    let stats_path = t.dir.join("stats.json");
-    let conf = t.dir.join("r1.conf");
-    std::fs::write(&conf, config("access-list 120 deny udp any any")).unwrap();
-    let mut dp = t.spawn(
-        "r1",
-        &[
-            BIN,
-            "--no-esp",
-            "--no-inbound-check",
-            "--config",
-            conf.to_str().unwrap(),
-            "--interface-map",
-            "Ethernet0/0=in0,Ethernet1/0=out0",
-            "--stats",
-            stats_path.to_str().unwrap(),
-        ],
-        "dataplane.log",
+    let (mut dp, conf, stats_path) = dataplane_from_config(
+        &t,
+        &config("access-list 120 deny udp any any"),
+        &["--no-esp", "--no-inbound-check"],
     );
-    wait_for("dataplane stats", Duration::from_secs(10), || {
-        stats(&stats_path)
-    });
     let log = dp.log_text();
     assert!(
         log.contains("inside in0") && log.contains("outside out0") && log.contains("3 ACL rule(s)"),

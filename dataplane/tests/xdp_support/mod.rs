@@ -334,3 +334,48 @@ pub fn received(out: &std::process::Output) -> usize {
         .filter(|l| l.contains("bytes from"))
         .count()
 }
+
+/// R1's IOS configuration for the classifier tests: crypto map `vpn` on
+/// Ethernet1/0 (out0) with entries 10 (`match address 110`) and 20 (`match
+/// address 120`), both towards R2; Ethernet0/0 (in0) inside; `acls` are the
+/// access-list lines.
+pub fn r1_two_entry_config(acls: &str) -> String {
+    format!(
+        "hostname R1\n\
+         crypto isakmp policy 10\n encr aes\n authentication pre-share\n\
+         crypto isakmp key k3y address 172.16.172.20\n\
+         crypto ipsec transform-set t esp-aes esp-sha-hmac\n\
+         crypto map vpn 10 ipsec-isakmp\n set peer 172.16.172.20\n set transform-set t\n match address 110\n\
+         crypto map vpn 20 ipsec-isakmp\n set peer 172.16.172.20\n set transform-set t\n match address 120\n\
+         interface Ethernet1/0\n ip address 172.16.172.10 255.255.255.240\n crypto map vpn\n\
+         interface Ethernet0/0\n ip address 10.1.1.1 255.255.255.0\n\
+         {acls}\n\
+         end\n"
+    )
+}
+
+/// espgw-dataplane on R1 from the IOS configuration `text` (written to
+/// `r1.conf` in the lab directory; `--interface-map Ethernet0/0=in0,Ethernet1/0=out0`)
+/// with `extra` flags, once its stats file exists. Returns it, the
+/// configuration's path (edit it to reload) and the stats path.
+pub fn dataplane_from_config(t: &Topology, text: &str, extra: &[&str]) -> (Proc, PathBuf, PathBuf) {
+    let stats_path = t.dir.join("stats.json");
+    let conf = t.dir.join("r1.conf");
+    std::fs::write(&conf, text).unwrap();
+    let (conf_s, stats_s) = (conf.to_string_lossy(), stats_path.to_string_lossy());
+    let mut args = vec![env!("CARGO_BIN_EXE_espgw-dataplane")];
+    args.extend_from_slice(extra);
+    args.extend([
+        "--config",
+        &conf_s,
+        "--interface-map",
+        "Ethernet0/0=in0,Ethernet1/0=out0",
+        "--stats",
+        &stats_s,
+    ]);
+    let dp = t.spawn("r1", &args, "dataplane.log");
+    wait_for("dataplane stats", Duration::from_secs(10), || {
+        stats(&stats_path)
+    });
+    (dp, conf, stats_path)
+}
