@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::path::Path;
 use std::time::Duration;
-use tunnel::{ping, tunnel, tunnel_on, warm_up};
+use tunnel::{capture_wire, ping, tunnel, tunnel_on, warm_up};
 use xdp_support::{wait_for, worker_sum, Topology};
 
 fn iperf_rate() -> String {
@@ -61,24 +61,7 @@ fn clear_frames(pcap: &Path) -> usize {
 
 fn run_tunnel(tag: &str, transform: &str, restart: bool, natt: bool) {
     let (lab, mut r1, r2, keys, t) = tunnel(tag, transform, natt, true);
-    let pcap = lab.dir.join("wire.pcap");
-    let mut cap = lab.spawn(
-        "wire",
-        &[
-            "tcpdump",
-            "--immediate-mode",
-            "-U",
-            "-n",
-            "-i",
-            "w1",
-            "-w",
-            pcap.to_str().unwrap(),
-        ],
-        "tcpdump.log",
-    );
-    wait_for("tcpdump", Duration::from_secs(5), || {
-        cap.log_text().contains("listening").then_some(())
-    });
+    let (mut cap, pcap) = capture_wire(&lab);
 
     // The first packets wait while the routers resolve their next hops (see
     // xdp_esp_first_packet_waits_for_neighbours); the warm-up only makes sure

@@ -20,7 +20,7 @@ use espgw_dataplane::esp::{NatT, SaParams};
 use espgw_dataplane::sadb::SaDrop;
 use espgw_lab::judge::judge;
 use std::time::Duration;
-use tunnel::{tunnel, tunnel_on, warm_up, R1_OUT, R2_OUT};
+use tunnel::{capture_wire, tunnel, tunnel_on, warm_up, R1_OUT, R2_OUT};
 use xdp_support::{wait_for, worker_sum, Topology};
 
 const UDP_LEN: usize = 1450;
@@ -96,24 +96,7 @@ fn ping_args(lab: &Topology, args: &[&str]) -> String {
 
 fn run(tag: &str, transform: &str, natt: bool) {
     let (lab, r1, r2, keys, _t) = tunnel(tag, transform, natt, true);
-    let pcap = lab.dir.join("wire.pcap");
-    let mut cap = lab.spawn(
-        "wire",
-        &[
-            "tcpdump",
-            "--immediate-mode",
-            "-U",
-            "-n",
-            "-i",
-            "w1",
-            "-w",
-            pcap.to_str().unwrap(),
-        ],
-        "tcpdump.log",
-    );
-    wait_for("tcpdump", Duration::from_secs(5), || {
-        cap.log_text().contains("listening").then_some(())
-    });
+    let (mut cap, pcap) = capture_wire(&lab);
     warm_up(&lab);
     let mtu = tunnel_mtu(transform, natt);
     let before = r1.stats();

@@ -258,3 +258,27 @@ pub fn warm_up(lab: &Topology) {
     }
     panic!("no reply through the tunnel after 20 tries");
 }
+
+/// tcpdump on the wire namespace's side of the R1–R2 link (an espgw router's
+/// own taps miss AF_XDP traffic), once it listens: the process and its pcap.
+pub fn capture_wire(lab: &Topology) -> (Proc, PathBuf) {
+    let pcap = lab.dir.join("wire.pcap");
+    let cap = lab.spawn(
+        "wire",
+        &[
+            "tcpdump",
+            "--immediate-mode",
+            "-U",
+            "-n",
+            "-i",
+            "w1",
+            "-w",
+            pcap.to_str().unwrap(),
+        ],
+        "tcpdump.log",
+    );
+    wait_for("tcpdump", Duration::from_secs(5), || {
+        cap.log_text().contains("listening").then_some(())
+    });
+    (cap, pcap)
+}
