@@ -36,6 +36,22 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+/// The worker's I/O for the ESP path, borrowing the worker's fields one by one
+/// (a method would borrow the whole worker while `self.esp` is in use).
+macro_rules! esp_io {
+    ($w:ident, $local:expr, $now:expr) => {
+        esp_path::Io {
+            xsk: &mut $w.xsk,
+            fib: &$w.fib,
+            hold: &mut $w.hold,
+            now: $now,
+            inside_ifindex: $w.cfg.inside_ifindex,
+            outside_ifindex: $w.cfg.outside_ifindex,
+            local: $local,
+        }
+    };
+}
+
 /// Per-worker counters, readable from other threads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(usize)]
@@ -404,15 +420,7 @@ impl Worker {
                     Side::Outside => Counter::RxOutside,
                 } as usize] += n as u64;
                 if let Some(st) = self.esp.as_mut() {
-                    let mut io = esp_path::Io {
-                        xsk: &mut self.xsk,
-                        fib: &self.fib,
-                        hold: &mut self.hold,
-                        now,
-                        inside_ifindex: self.cfg.inside_ifindex,
-                        outside_ifindex: self.cfg.outside_ifindex,
-                        local: &mut local,
-                    };
+                    let mut io = esp_io!(self, &mut local, now);
                     match side {
                         Side::Inside => esp_path::encap(st, &mut io, &mut rx, &mut out),
                         Side::Outside => esp_path::decap(st, &mut io, &mut rx, &mut out),
@@ -462,15 +470,7 @@ impl Worker {
                 self.xsk.release(pkt);
             }
             Verdict::Hold(dst) => {
-                let mut io = esp_path::Io {
-                    xsk: &mut self.xsk,
-                    fib: &self.fib,
-                    hold: &mut self.hold,
-                    now,
-                    inside_ifindex: self.cfg.inside_ifindex,
-                    outside_ifindex: self.cfg.outside_ifindex,
-                    local,
-                };
+                let mut io = esp_io!(self, local, now);
                 io.hold(dst, Held::Forward, pkt, None);
             }
             Verdict::Icmp(err, c) => {
@@ -550,15 +550,7 @@ impl Worker {
         }
         match self.esp.as_mut() {
             Some(st) => {
-                let mut io = esp_path::Io {
-                    xsk: &mut self.xsk,
-                    fib: &self.fib,
-                    hold: &mut self.hold,
-                    now,
-                    inside_ifindex: self.cfg.inside_ifindex,
-                    outside_ifindex: self.cfg.outside_ifindex,
-                    local,
-                };
+                let mut io = esp_io!(self, local, now);
                 if !r.encap.is_empty() {
                     esp_path::encap(st, &mut io, &mut r.encap, out);
                 }
