@@ -122,11 +122,11 @@ fn writer_child(path: &Path) {
         k += 1;
         let i = k % SLOTS;
         let v = value(i, k);
-        if k % 61 == 0 {
+        if k.is_multiple_of(61) {
             // Delete and reinstall: the slot is zeroed, then reused (or another one).
             w.delete(slots[i as usize]).unwrap();
             slots[i as usize] = w.install(&SaRecord::derived(v)).unwrap();
-        } else if k % 17 == 0 {
+        } else if k.is_multiple_of(17) {
             w.mark_dying(slots[i as usize]).unwrap();
         } else {
             w.update(slots[i as usize], &SaRecord::derived(v)).unwrap();
