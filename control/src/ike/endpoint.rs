@@ -482,6 +482,80 @@ fn p1_transform(number: u8, p: &IsakmpPolicy) -> Transform {
     }
 }
 
+/// The responder's vendor IDs in MM2 and AM2: RFC 3947 if the initiator sent it, DPD.
+fn reply_vids(natt: bool) -> Vec<Payload> {
+    let mut v = Vec::new();
+    if natt {
+        v.push(Payload::VendorId(VID_RFC3947.to_vec()));
+    }
+    v.push(Payload::VendorId(VID_DPD.to_vec()));
+    v
+}
+
+impl P1Sa {
+    /// "I" or "R" in the debug lines.
+    fn role(&self) -> &'static str {
+        if self.initiator {
+            "I"
+        } else {
+            "R"
+        }
+    }
+    /// Makes our DH key pair and nonce (in that order) and keeps them as g^xi, Ni when we
+    /// initiate, g^xr, Nr when we respond.
+    fn generate_ke_nonce(&mut self, group: DhGroup, rng: &mut dyn Random) {
+        let dh = group.generate(rng);
+        let nonce = rng.bytes(20);
+        let (gx, n) = if self.initiator {
+            (&mut self.gxi, &mut self.ni)
+        } else {
+            (&mut self.gxr, &mut self.nr)
+        };
+        *gx = dh.public.clone();
+        *n = nonce;
+        self.dh = Some(dh);
+    }
+    /// Keeps the peer's KE and nonce bodies.
+    fn set_peer_ke_nonce(&mut self, ke: &[u8], nonce: &[u8]) {
+        let (gx, n) = if self.initiator {
+            (&mut self.gxr, &mut self.nr)
+        } else {
+            (&mut self.gxi, &mut self.ni)
+        };
+        *gx = ke.to_vec();
+        *n = nonce.to_vec();
+    }
+    /// Our KE and NONCE payloads.
+    fn own_ke_nonce(&self) -> Vec<Payload> {
+        let (gx, n) = if self.initiator {
+            (&self.gxi, &self.ni)
+        } else {
+            (&self.gxr, &self.nr)
+        };
+        vec![Payload::Ke(gx.clone()), Payload::Nonce(n.clone())]
+    }
+    /// Our phase-1 ID payload (the address, UDP 500); its body is kept for HASH_I/HASH_R.
+    fn own_id(&mut self, local: Ipv4Addr) -> Payload {
+        let id = Payload::Id(id_ipv4(local));
+        let body = id.body_bytes();
+        if self.initiator {
+            self.idi_b = body;
+        } else {
+            self.idr_b = body;
+        }
+        id
+    }
+    /// Keeps the body of the peer's phase-1 ID payload.
+    fn set_peer_id(&mut self, id: &IdPayload) {
+        let body = Payload::Id(id.clone()).body_bytes();
+        if self.initiator {
+            self.idr_b = body;
+        } else {
+            self.idi_b = body;
+        }
+    }
+}
+
 impl Endpoint {
     pub fn new(cfg: IkeConfig, rng: Box<dyn Random + Send>) -> Endpoint {
         Endpoint {
@@ -892,19 +966,10 @@ impl Endpoint {
             ps.extend(vids);
             (ExchangeType::Main, ps, P1State::IkeIMm1)
         } else {
-            let g = policies[0].group;
-            let dh = g.generate(&mut *self.rng);
-            sa.gxi = dh.public.clone();
-            sa.dh = Some(dh);
-            sa.ni = self.rng.bytes(20);
-            let id = Payload::Id(id_ipv4(self.cfg.local_addr));
-            sa.idi_b = id.body_bytes();
-            let mut ps = vec![
-                sa_p,
-                Payload::Ke(sa.gxi.clone()),
-                Payload::Nonce(sa.ni.clone()),
-                id,
-            ];
+            sa.generate_ke_nonce(policies[0].group, &mut *self.rng);
+            let mut ps = vec![sa_p];
+            ps.extend(sa.own_ke_nonce());
+            ps.push(sa.own_id(self.cfg.local_addr));
             ps.extend(vids);
             (ExchangeType::Aggressive, ps, P1State::IkeIAm1)
         };
@@ -969,15 +1034,10 @@ impl Endpoint {
             sa.retx = None;
         }
         sa.last_tx = Some((data.clone(), local, remote));
-        let (conn, init, st) = (sa.conn_id, sa.initiator, sa.state.show());
+        let (conn, role, st) = (sa.conn_id, sa.role(), sa.state.show());
         self.ik(
             conn,
-            format!(
-                "sending packet to {} ({}) {}",
-                v4(remote),
-                if init { "I" } else { "R" },
-                st
-            ),
+            format!("sending packet to {} ({role}) {st}", v4(remote)),
         );
         self.transmits.push_back(Transmit {
             local,
@@ -1239,61 +1299,88 @@ impl Endpoint {
         }
     }
 
-    /// Responder: the phase-1 SA payload checked against every policy in priority order.
-    fn choose_p1(
+    /// One phase-1 transform against one policy, printed as IOS does; what it negotiates if
+    /// it matches (and has the group a KE payload already fixed).
+    fn check_p1_transform(
         &mut self,
         conn: u32,
-        sa: &SaPayload,
+        pol: &IsakmpPolicy,
+        t: &Transform,
+        next: u8,
         group_needed: Option<DhGroup>,
-    ) -> Option<(Transform, Negotiated)> {
-        self.ik(conn, "processing SA payload. message ID = 0");
-        let prop = sa.proposals.first()?;
-        if prop.protocol != proto::ISAKMP {
-            return None;
+    ) -> Option<Negotiated> {
+        self.ik(
+            conn,
+            format!(
+                "Checking ISAKMP transform {} against priority {} policy",
+                t.number, pol.priority
+            ),
+        );
+        for line in p1_attrs_desc(&t.attrs) {
+            self.ik_raw(format!("ISAKMP:      {line}"));
         }
-        for pol in self.cfg.sorted_policies() {
-            for (i, t) in prop.transforms.iter().enumerate() {
-                self.ik(
-                    conn,
-                    format!(
-                        "Checking ISAKMP transform {} against priority {} policy",
-                        t.number, pol.priority
-                    ),
-                );
-                for line in p1_attrs_desc(&t.attrs) {
-                    self.ik_raw(format!("ISAKMP:      {line}"));
-                }
-                let next = if i + 1 < prop.transforms.len() { 3 } else { 0 };
-                let ok = match p1_offer(t) {
-                    Some((enc, hash, auth, group, _)) => {
-                        enc == pol.enc
-                            && hash == pol.hash
-                            && auth == 1
-                            && group == pol.group
-                            && group_needed.is_none_or(|g| g == group)
+        let neg = p1_offer(t)
+            .filter(|&(enc, hash, auth, group, _)| {
+                enc == pol.enc
+                    && hash == pol.hash
+                    && auth == 1
+                    && group == pol.group
+                    && group_needed.is_none_or(|g| g == group)
+            })
+            .map(|(enc, hash, _, group, life)| Negotiated {
+                enc,
+                hash,
+                group,
+                lifetime: life.min(pol.lifetime),
+            });
+        let not = if neg.is_some() { "" } else { "not " };
+        self.ik(
+            conn,
+            format!("atts are {not}acceptable. Next payload is {next}"),
+        );
+        neg
+    }
+
+    /// Responder: the initiator's SA payload checked against every policy in priority
+    /// order. Keeps the choice and SAi_b; returns the SA payload of the reply.
+    fn choose_p1(
+        &mut self,
+        key: [u8; 8],
+        sap: &SaPayload,
+        group_needed: Option<DhGroup>,
+    ) -> R<Payload> {
+        let conn = self.p1[&key].conn_id;
+        self.processing(conn, 0, &["SA"]);
+        if let Some(prop) = sap
+            .proposals
+            .first()
+            .filter(|p| p.protocol == proto::ISAKMP)
+        {
+            for pol in self.cfg.sorted_policies() {
+                for (i, t) in prop.transforms.iter().enumerate() {
+                    let next = if i + 1 < prop.transforms.len() { 3 } else { 0 };
+                    if let Some(neg) = self.check_p1_transform(conn, &pol, t, next, group_needed) {
+                        let sa = self.p1.get_mut(&key).expect("exists");
+                        sa.sai_b = Payload::Sa(sap.clone()).body_bytes();
+                        sa.neg = Some(Negotiated {
+                            lifetime: neg.lifetime.max(60),
+                            ..neg
+                        });
+                        return Ok(Payload::Sa(SaPayload {
+                            doi: DOI_IPSEC,
+                            situation: SIT_IDENTITY_ONLY,
+                            proposals: vec![Proposal {
+                                number: prop.number,
+                                protocol: proto::ISAKMP,
+                                spi: vec![],
+                                transforms: vec![t.clone()],
+                            }],
+                        }));
                     }
-                    None => false,
-                };
-                if ok {
-                    let (enc, hash, _, group, life) = p1_offer(t).expect("checked");
-                    self.ik(conn, format!("atts are acceptable. Next payload is {next}"));
-                    return Some((
-                        t.clone(),
-                        Negotiated {
-                            enc,
-                            hash,
-                            group,
-                            lifetime: life.min(pol.lifetime).max(60),
-                        },
-                    ));
                 }
-                self.ik(
-                    conn,
-                    format!("atts are not acceptable. Next payload is {next}"),
-                );
             }
         }
-        None
+        Err(IkeError::Policy("no acceptable phase 1 proposal"))
     }
 
     fn responder_first(
@@ -1423,26 +1510,10 @@ impl Endpoint {
         let Some(Payload::Sa(sap)) = find(&m.payloads, PayloadType::Sa) else {
             return Err(IkeError::Peer("MM1 without SA"));
         };
-        let sai_b = Payload::Sa(sap.clone()).body_bytes();
         self.process_vids(key, &m.payloads);
-        let Some((t, neg)) = self.choose_p1(conn, sap, None) else {
-            return Err(IkeError::Policy("no acceptable phase 1 proposal"));
-        };
-        let prop = &sap.proposals[0];
-        let reply_sa = Payload::Sa(SaPayload {
-            doi: DOI_IPSEC,
-            situation: SIT_IDENTITY_ONLY,
-            proposals: vec![Proposal {
-                number: prop.number,
-                protocol: proto::ISAKMP,
-                spi: vec![],
-                transforms: vec![t],
-            }],
-        });
+        let reply_sa = self.choose_p1(key, sap, None)?;
         let natt = {
             let sa = self.p1.get_mut(&key).expect("exists");
-            sa.sai_b = sai_b;
-            sa.neg = Some(neg);
             sa.state = P1State::IkeRMm2;
             sa.nat.peer_rfc3947
         };
@@ -1453,15 +1524,8 @@ impl Endpoint {
             "IKE_R_MM1",
         );
         let mut ps = vec![reply_sa];
-        if natt {
-            ps.push(Payload::VendorId(VID_RFC3947.to_vec()));
-        }
-        ps.push(Payload::VendorId(VID_DPD.to_vec()));
-        let msg = Message {
-            header: self.clear_header(key, ExchangeType::Main),
-            payloads: ps,
-        }
-        .to_bytes();
+        ps.extend(reply_vids(natt));
+        let msg = self.clear_msg(key, ExchangeType::Main, ps);
         self.send_p1(now, key, msg, true);
         self.transition(
             conn,
@@ -1472,8 +1536,12 @@ impl Endpoint {
         Ok(())
     }
 
+    /// Our two NAT-D payloads (the peer's address first), when the peer announced RFC 3947.
     fn nat_d_payloads(&self, key: [u8; 8]) -> Vec<Payload> {
         let sa = &self.p1[&key];
+        if !sa.nat.peer_rfc3947 {
+            return vec![];
+        }
         let h = sa.neg.expect("negotiated").hash;
         vec![
             Payload::NatD {
@@ -1512,7 +1580,7 @@ impl Endpoint {
         let sa = self.p1.get_mut(&key).expect("exists");
         sa.nat.local_behind = local_behind;
         sa.nat.remote_behind = remote_behind;
-        self.ik(conn, "processing NAT-D payload. message ID = 0");
+        self.processing(conn, 0, &["NAT-D"]);
         if local_behind || remote_behind {
             self.ik(
                 conn,
@@ -1530,9 +1598,24 @@ impl Endpoint {
         }
     }
 
-    fn nat_detected(&self, key: [u8; 8]) -> bool {
-        let n = &self.p1[&key].nat;
-        n.local_behind || n.remote_behind
+    /// Initiator, before its first message after the NAT-D exchange (MM5, AM3): float to
+    /// 4500 when a NAT was detected (RFC 3947 §4).
+    fn float_if_nat(&mut self, key: [u8; 8]) {
+        let sa = self.p1.get_mut(&key).expect("exists");
+        if sa.nat.local_behind || sa.nat.remote_behind {
+            sa.local = SocketAddr::new(sa.local.ip(), NATT_PORT);
+            sa.remote = SocketAddr::new(sa.remote.ip(), NATT_PORT);
+            sa.nat.floated = true;
+        }
+    }
+
+    /// Responder, on the initiator's authenticated message (MM5, AM3): the initiator may
+    /// have floated to 4500; answer where it came from.
+    fn follow_float(&mut self, key: [u8; 8], local: SocketAddr, remote: SocketAddr) {
+        let sa = self.p1.get_mut(&key).expect("exists");
+        sa.local = local;
+        sa.remote = remote;
+        sa.nat.floated = local.port() == NATT_PORT;
     }
 
     fn compute_keys(&mut self, key: [u8; 8], peer_ke: &[u8]) -> R<()> {
@@ -1556,43 +1639,145 @@ impl Endpoint {
         Ok(())
     }
 
-    fn hash_i(&self, key: [u8; 8]) -> Vec<u8> {
+    /// HASH_I (`of_initiator`) or HASH_R (RFC 2409 §5): prf(SKEYID, the sender's g^x | the
+    /// other g^x | the sender's cookie | the other cookie | SAi_b | the sender's ID_b).
+    fn auth_hash(&self, key: [u8; 8], of_initiator: bool) -> Vec<u8> {
         let sa = &self.p1[&key];
         let k = sa.keys.as_ref().expect("keys");
+        let [gx, gy, cx, cy, id]: [&[u8]; 5] = if of_initiator {
+            [&sa.gxi, &sa.gxr, &sa.icookie, &sa.rcookie, &sa.idi_b]
+        } else {
+            [&sa.gxr, &sa.gxi, &sa.rcookie, &sa.icookie, &sa.idr_b]
+        };
         sa.neg
             .expect("neg")
             .hash
-            .prf(
-                &k.skeyid,
-                &[
-                    &sa.gxi,
-                    &sa.gxr,
-                    &sa.icookie,
-                    &sa.rcookie,
-                    &sa.sai_b,
-                    &sa.idi_b,
-                ],
-            )
+            .prf(&k.skeyid, &[gx, gy, cx, cy, &sa.sai_b, id])
             .to_vec()
     }
-    fn hash_r(&self, key: [u8; 8]) -> Vec<u8> {
+
+    /// The HASH payload we send: HASH_I as initiator, HASH_R as responder.
+    fn own_hash(&self, key: [u8; 8]) -> Payload {
+        Payload::Hash(self.auth_hash(key, self.p1[&key].initiator))
+    }
+
+    /// Checks the peer's HASH_R (we initiated) or HASH_I (we respond).
+    fn verify_peer_hash(&mut self, key: [u8; 8], conn: u32, h: &[u8]) -> R<()> {
+        self.processing(conn, 0, &["HASH"]);
+        if *h != self.auth_hash(key, !self.p1[&key].initiator) {
+            return Err(IkeError::HashFailed);
+        }
+        Ok(())
+    }
+
+    /// "processing X payload. message ID = M" for each X.
+    fn processing(&mut self, conn: u32, mid: u32, payloads: &[&str]) {
+        for p in payloads {
+            self.ik(conn, format!("processing {p} payload. message ID = {mid}"));
+        }
+    }
+
+    fn log_psk_found(&mut self, conn: u32, peer: Ipv4Addr) {
+        self.ik(conn, format!("found peer pre-shared key matching {peer}"));
+    }
+
+    fn log_authenticated(&mut self, conn: u32, remote: SocketAddr) {
+        self.ik(
+            conn,
+            format!("SA has been authenticated with {}", v4(remote)),
+        );
+    }
+
+    /// "received packet from A (I|R) STATE", the first line for every message of an SA.
+    fn log_received(&mut self, key: [u8; 8], remote: SocketAddr) -> (P1State, u32) {
         let sa = &self.p1[&key];
-        let k = sa.keys.as_ref().expect("keys");
-        sa.neg
-            .expect("neg")
-            .hash
-            .prf(
-                &k.skeyid,
-                &[
-                    &sa.gxr,
-                    &sa.gxi,
-                    &sa.rcookie,
-                    &sa.icookie,
-                    &sa.sai_b,
-                    &sa.idr_b,
-                ],
-            )
-            .to_vec()
+        let (state, conn, role) = (sa.state, sa.conn_id, sa.role());
+        self.ik(
+            conn,
+            format!(
+                "received packet from {} ({role}) {}",
+                v4(remote),
+                state.show()
+            ),
+        );
+        (state, conn)
+    }
+
+    /// An unencrypted phase-1 message from this SA's cookies.
+    fn clear_msg(&self, key: [u8; 8], exchange: ExchangeType, payloads: Vec<Payload>) -> Vec<u8> {
+        Message {
+            header: self.clear_header(key, exchange),
+            payloads,
+        }
+        .to_bytes()
+    }
+
+    /// Encrypts a phase-1 message (MM5, MM6, AM3) and moves the phase-1 IV past it.
+    fn encrypt_p1(&mut self, key: [u8; 8], exchange: ExchangeType, ps: &[Payload]) -> Vec<u8> {
+        let iv = self.p1[&key].iv.clone();
+        let (out, new_iv) = self.encrypt(key, &iv, exchange, 0, 0, ps);
+        self.p1.get_mut(&key).expect("exists").iv = new_iv;
+        out
+    }
+
+    /// Decrypts a phase-1 message; the IV after it is returned, not applied, so a message
+    /// that fails verification does not move the IV.
+    fn decrypt_p1(
+        &mut self,
+        key: [u8; 8],
+        hdr: &HeaderRepr,
+        msg: &[u8],
+    ) -> R<(Vec<Payload>, Vec<u8>)> {
+        let iv = self.p1[&key].iv.clone();
+        let (ps, _pt, new_iv) = self.decrypt(key, &iv, hdr, msg)?;
+        Ok((ps, new_iv))
+    }
+
+    /// MM3 (responder) / MM4 (initiator): the peer's KE and nonce, then SKEYID. The responder
+    /// makes its own key pair now, in the agreed group; the initiator made it at MM2.
+    fn mm_key_exchange(
+        &mut self,
+        key: [u8; 8],
+        conn: u32,
+        remote: SocketAddr,
+        ps: &[Payload],
+        missing: &'static str,
+    ) -> R<()> {
+        let (Some(Payload::Ke(ke)), Some(Payload::Nonce(nonce))) =
+            (find(ps, PayloadType::Ke), find(ps, PayloadType::Nonce))
+        else {
+            return Err(IkeError::Peer(missing));
+        };
+        self.processing(conn, 0, &["KE", "NONCE"]);
+        let sa = self.p1.get_mut(&key).expect("exists");
+        if !sa.initiator {
+            let group = sa.neg.expect("neg").group;
+            if ke.len() != group.len() {
+                return Err(IkeError::Peer("KE length"));
+            }
+            sa.generate_ke_nonce(group, &mut *self.rng);
+        }
+        sa.set_peer_ke_nonce(ke, nonce);
+        self.log_psk_found(conn, v4(remote));
+        self.compute_keys(key, ke)
+    }
+
+    /// Initiator: the responder's choice (its first transform) must match one of our
+    /// policies; checked and printed as IOS does.
+    fn accept_p1_choice(&mut self, conn: u32, sap: &SaPayload) -> R<Negotiated> {
+        let t = sap
+            .proposals
+            .first()
+            .and_then(|p| p.transforms.first())
+            .ok_or(IkeError::Peer("empty SA"))?;
+        for pol in self.cfg.sorted_policies() {
+            if let Some(neg) = self.check_p1_transform(conn, &pol, t, 0, None) {
+                return Ok(neg);
+            }
+        }
+        Err(IkeError::Policy(
+            "responder chose a transform we did not offer",
+        ))
     }
 
     fn main_mode(
@@ -1604,342 +1789,254 @@ impl Endpoint {
         hdr: HeaderRepr,
         msg: &[u8],
     ) -> R<()> {
-        let (state, conn, init) = {
-            let sa = &self.p1[&key];
-            (sa.state, sa.conn_id, sa.initiator)
-        };
-        let rs = if init { "I" } else { "R" };
-        self.ik(
-            conn,
-            format!(
-                "received packet from {} ({rs}) {}",
-                v4(remote),
-                state.show()
-            ),
-        );
+        let (state, conn) = self.log_received(key, remote);
         match state {
-            P1State::IkeIMm1 => {
-                let m = Message::parse(msg)?;
-                self.transition(
-                    conn,
-                    "IKE_MSG_FROM_PEER, IKE_MM_EXCH",
-                    "IKE_I_MM1",
-                    "IKE_I_MM2",
-                );
-                let Some(Payload::Sa(sap)) = find(&m.payloads, PayloadType::Sa) else {
-                    return Err(IkeError::Peer("MM2 without SA"));
-                };
-                let peer = v4(remote);
-                self.ik(conn, "processing SA payload. message ID = 0");
-                self.ik(conn, format!("found peer pre-shared key matching {peer}"));
-                let t = sap
-                    .proposals
-                    .first()
-                    .and_then(|p| p.transforms.first())
-                    .ok_or(IkeError::Peer("empty SA"))?
-                    .clone();
-                // Match the chosen transform against our policies (as IOS prints it).
-                let mut chosen = None;
-                for pol in self.cfg.sorted_policies() {
-                    self.ik(
-                        conn,
-                        format!(
-                            "Checking ISAKMP transform {} against priority {} policy",
-                            t.number, pol.priority
-                        ),
-                    );
-                    for line in p1_attrs_desc(&t.attrs) {
-                        self.ik_raw(format!("ISAKMP:      {line}"));
-                    }
-                    if let Some((enc, hash, 1, group, life)) = p1_offer(&t) {
-                        if enc == pol.enc && hash == pol.hash && group == pol.group {
-                            self.ik(conn, "atts are acceptable. Next payload is 0");
-                            chosen = Some(Negotiated {
-                                enc,
-                                hash,
-                                group,
-                                lifetime: life.min(pol.lifetime),
-                            });
-                            break;
-                        }
-                    }
-                    self.ik(conn, "atts are not acceptable. Next payload is 0");
-                }
-                let neg = chosen.ok_or(IkeError::Policy(
-                    "responder chose a transform we did not offer",
-                ))?;
-                self.process_vids(key, &m.payloads);
-                self.transition(
-                    conn,
-                    "IKE_MESG_INTERNAL, IKE_PROCESS_MAIN_MODE",
-                    "IKE_I_MM2",
-                    "IKE_I_MM2",
-                );
-                let dh = neg.group.generate(&mut *self.rng);
-                let ni = self.rng.bytes(20);
-                let sa = self.p1.get_mut(&key).expect("exists");
-                sa.rcookie = hdr.rcookie;
-                sa.neg = Some(neg);
-                sa.gxi = dh.public.clone();
-                sa.dh = Some(dh);
-                sa.ni = ni.clone();
-                sa.last_rx = msg.to_vec();
-                sa.state = P1State::IkeIMm3;
-                let natt = sa.nat.peer_rfc3947;
-                let mut ps = vec![Payload::Ke(sa.gxi.clone()), Payload::Nonce(ni)];
-                if natt {
-                    ps.extend(self.nat_d_payloads(key));
-                }
-                let out = Message {
-                    header: self.clear_header(key, ExchangeType::Main),
-                    payloads: ps,
-                }
-                .to_bytes();
-                self.send_p1(now, key, out, true);
-                self.transition(
-                    conn,
-                    "IKE_MESG_INTERNAL, IKE_PROCESS_COMPLETE",
-                    "IKE_I_MM2",
-                    "IKE_I_MM3",
-                );
-                Ok(())
-            }
-            P1State::IkeRMm2 => {
-                let m = Message::parse(msg)?;
-                self.transition(
-                    conn,
-                    "IKE_MSG_FROM_PEER, IKE_MM_EXCH",
-                    "IKE_R_MM2",
-                    "IKE_R_MM3",
-                );
-                let (Some(Payload::Ke(ke)), Some(Payload::Nonce(ni))) = (
-                    find(&m.payloads, PayloadType::Ke),
-                    find(&m.payloads, PayloadType::Nonce),
-                ) else {
-                    return Err(IkeError::Peer("MM3 without KE/NONCE"));
-                };
-                self.ik(conn, "processing KE payload. message ID = 0");
-                self.ik(conn, "processing NONCE payload. message ID = 0");
-                let neg = self.p1[&key].neg.expect("neg");
-                if ke.len() != neg.group.len() {
-                    return Err(IkeError::Peer("KE length"));
-                }
-                let dh = neg.group.generate(&mut *self.rng);
-                let nr = self.rng.bytes(20);
-                {
-                    let sa = self.p1.get_mut(&key).expect("exists");
-                    sa.gxi = ke.clone();
-                    sa.ni = ni.clone();
-                    sa.gxr = dh.public.clone();
-                    sa.dh = Some(dh);
-                    sa.nr = nr.clone();
-                }
-                self.ik(
-                    conn,
-                    format!("found peer pre-shared key matching {}", v4(remote)),
-                );
-                self.compute_keys(key, &ke.clone())?;
-                self.process_nat_d(key, &m.payloads);
-                self.process_vids(key, &m.payloads);
-                let sa = self.p1.get_mut(&key).expect("exists");
-                sa.last_rx = msg.to_vec();
-                sa.state = P1State::IkeRMm4;
-                let natt = sa.nat.peer_rfc3947;
-                let mut ps = vec![Payload::Ke(sa.gxr.clone()), Payload::Nonce(nr)];
-                if natt {
-                    ps.extend(self.nat_d_payloads(key));
-                }
-                self.transition(
-                    conn,
-                    "IKE_MESG_INTERNAL, IKE_PROCESS_MAIN_MODE",
-                    "IKE_R_MM3",
-                    "IKE_R_MM3",
-                );
-                let out = Message {
-                    header: self.clear_header(key, ExchangeType::Main),
-                    payloads: ps,
-                }
-                .to_bytes();
-                self.send_p1(now, key, out, true);
-                self.transition(
-                    conn,
-                    "IKE_MESG_INTERNAL, IKE_PROCESS_COMPLETE",
-                    "IKE_R_MM3",
-                    "IKE_R_MM4",
-                );
-                Ok(())
-            }
-            P1State::IkeIMm3 => {
-                let m = Message::parse(msg)?;
-                self.transition(
-                    conn,
-                    "IKE_MSG_FROM_PEER, IKE_MM_EXCH",
-                    "IKE_I_MM3",
-                    "IKE_I_MM4",
-                );
-                let (Some(Payload::Ke(ke)), Some(Payload::Nonce(nr))) = (
-                    find(&m.payloads, PayloadType::Ke),
-                    find(&m.payloads, PayloadType::Nonce),
-                ) else {
-                    return Err(IkeError::Peer("MM4 without KE/NONCE"));
-                };
-                self.ik(conn, "processing KE payload. message ID = 0");
-                self.ik(conn, "processing NONCE payload. message ID = 0");
-                {
-                    let sa = self.p1.get_mut(&key).expect("exists");
-                    sa.gxr = ke.clone();
-                    sa.nr = nr.clone();
-                }
-                self.ik(
-                    conn,
-                    format!("found peer pre-shared key matching {}", v4(remote)),
-                );
-                self.compute_keys(key, &ke.clone())?;
-                self.process_vids(key, &m.payloads);
-                self.process_nat_d(key, &m.payloads);
-                self.transition(
-                    conn,
-                    "IKE_MSG_FROM_PEER, IKE_MM_EXCH",
-                    "IKE_I_MM4",
-                    "IKE_I_MM4",
-                );
-                // Float to 4500 when a NAT is detected (RFC 3947 §4).
-                if self.nat_detected(key) {
-                    let sa = self.p1.get_mut(&key).expect("exists");
-                    sa.local = SocketAddr::new(sa.local.ip(), NATT_PORT);
-                    sa.remote = SocketAddr::new(sa.remote.ip(), NATT_PORT);
-                    sa.nat.floated = true;
-                }
-                let id = Payload::Id(id_ipv4(self.cfg.local_addr));
-                let idb = id.body_bytes();
-                self.ik(
-                    conn,
-                    "SA is doing pre-shared key authentication using id type ID_IPV4_ADDR",
-                );
-                let first = !self.p1.values().any(|s| {
-                    s.icookie != key
-                        && v4(s.remote) == v4(remote)
-                        && s.state == P1State::IkeP1Complete
-                });
-                let sa = self.p1.get_mut(&key).expect("exists");
-                sa.idi_b = idb;
-                sa.last_rx = msg.to_vec();
-                sa.state = P1State::IkeIMm5;
-                let hash = self.hash_i(key);
-                let mut ps = vec![id, Payload::Hash(hash)];
-                if first {
-                    ps.push(self.initial_contact(key));
-                }
-                let iv = self.p1[&key].iv.clone();
-                let (out, new_iv) = self.encrypt(key, &iv, ExchangeType::Main, 0, 0, &ps);
-                self.p1.get_mut(&key).expect("exists").iv = new_iv;
-                self.send_p1(now, key, out, true);
-                self.transition(
-                    conn,
-                    "IKE_MESG_INTERNAL, IKE_PROCESS_COMPLETE",
-                    "IKE_I_MM4",
-                    "IKE_I_MM5",
-                );
-                Ok(())
-            }
-            P1State::IkeRMm4 => {
-                if !hdr.encrypted() {
-                    return Err(IkeError::Peer("MM5 not encrypted"));
-                }
-                let iv = self.p1[&key].iv.clone();
-                let (ps, _pt, new_iv) = self.decrypt(key, &iv, &hdr, msg)?;
-                let (Some(Payload::Id(id)), Some(Payload::Hash(h))) =
-                    (find(&ps, PayloadType::Id), find(&ps, PayloadType::Hash))
-                else {
-                    return Err(IkeError::Peer("MM5 without ID/HASH"));
-                };
-                self.transition(
-                    conn,
-                    "IKE_MSG_FROM_PEER, IKE_MM_EXCH",
-                    "IKE_R_MM4",
-                    "IKE_R_MM5",
-                );
-                self.ik(conn, "processing ID payload. message ID = 0");
-                self.ik(conn, "processing HASH payload. message ID = 0");
-                self.p1.get_mut(&key).expect("exists").idi_b = Payload::Id(id.clone()).body_bytes();
-                if *h != self.hash_i(key) {
-                    return Err(IkeError::HashFailed);
-                }
-                self.process_initial_contact(now, key, &ps);
-                let sa = self.p1.get_mut(&key).expect("exists");
-                sa.iv = new_iv;
-                sa.last_rx = msg.to_vec();
-                // The peer may have floated to 4500.
-                sa.local = local;
-                sa.remote = remote;
-                sa.nat.floated = local.port() == NATT_PORT;
-                self.ik(
-                    conn,
-                    format!("SA has been authenticated with {}", v4(remote)),
-                );
-                let id = Payload::Id(id_ipv4(self.cfg.local_addr));
-                self.p1.get_mut(&key).expect("exists").idr_b = id.body_bytes();
-                let hash = self.hash_r(key);
-                let ps = vec![id, Payload::Hash(hash)];
-                let iv = self.p1[&key].iv.clone();
-                let (out, new_iv) = self.encrypt(key, &iv, ExchangeType::Main, 0, 0, &ps);
-                self.p1.get_mut(&key).expect("exists").iv = new_iv;
-                self.send_p1(now, key, out, false);
-                self.transition(
-                    conn,
-                    "IKE_MESG_INTERNAL, IKE_PROCESS_COMPLETE",
-                    "IKE_R_MM5",
-                    "IKE_P1_COMPLETE",
-                );
-                self.p1_complete(now, key);
-                Ok(())
-            }
-            P1State::IkeIMm5 => {
-                if !hdr.encrypted() {
-                    // Likely an unprotected error notify; count it.
-                    return Err(IkeError::Peer("MM6 not encrypted"));
-                }
-                let iv = self.p1[&key].iv.clone();
-                let (ps, _pt, new_iv) = self.decrypt(key, &iv, &hdr, msg)?;
-                let (Some(Payload::Id(id)), Some(Payload::Hash(h))) =
-                    (find(&ps, PayloadType::Id), find(&ps, PayloadType::Hash))
-                else {
-                    return Err(IkeError::Peer("MM6 without ID/HASH"));
-                };
-                self.transition(
-                    conn,
-                    "IKE_MSG_FROM_PEER, IKE_MM_EXCH",
-                    "IKE_I_MM5",
-                    "IKE_I_MM6",
-                );
-                self.ik(conn, "processing ID payload. message ID = 0");
-                self.ik(conn, "processing HASH payload. message ID = 0");
-                self.p1.get_mut(&key).expect("exists").idr_b = Payload::Id(id.clone()).body_bytes();
-                if *h != self.hash_r(key) {
-                    return Err(IkeError::HashFailed);
-                }
-                let sa = self.p1.get_mut(&key).expect("exists");
-                sa.iv = new_iv;
-                sa.last_rx = msg.to_vec();
-                sa.retx = None;
-                self.ik(
-                    conn,
-                    format!("SA has been authenticated with {}", v4(remote)),
-                );
-                self.transition(
-                    conn,
-                    "IKE_MESG_INTERNAL, IKE_PROCESS_COMPLETE",
-                    "IKE_I_MM6",
-                    "IKE_P1_COMPLETE",
-                );
-                self.p1_complete(now, key);
-                Ok(())
-            }
+            P1State::IkeIMm1 => self.i_mm2(now, key, conn, remote, &hdr, msg),
+            P1State::IkeRMm2 => self.r_mm3(now, key, conn, remote, msg),
+            P1State::IkeIMm3 => self.i_mm4(now, key, conn, remote, msg),
+            P1State::IkeRMm4 => self.r_mm5(now, key, conn, local, remote, &hdr, msg),
+            P1State::IkeIMm5 => self.i_mm6(now, key, conn, remote, &hdr, msg),
             _ => {
                 self.counters.rx_unexpected += 1;
                 Ok(())
             }
         }
+    }
+
+    /// Initiator, MM2 → MM3: the responder's choice; our KE and nonce.
+    fn i_mm2(
+        &mut self,
+        now: Instant,
+        key: [u8; 8],
+        conn: u32,
+        remote: SocketAddr,
+        hdr: &HeaderRepr,
+        msg: &[u8],
+    ) -> R<()> {
+        let m = Message::parse(msg)?;
+        self.transition(
+            conn,
+            "IKE_MSG_FROM_PEER, IKE_MM_EXCH",
+            "IKE_I_MM1",
+            "IKE_I_MM2",
+        );
+        let Some(Payload::Sa(sap)) = find(&m.payloads, PayloadType::Sa) else {
+            return Err(IkeError::Peer("MM2 without SA"));
+        };
+        self.processing(conn, 0, &["SA"]);
+        self.log_psk_found(conn, v4(remote));
+        let neg = self.accept_p1_choice(conn, sap)?;
+        self.process_vids(key, &m.payloads);
+        self.transition(
+            conn,
+            "IKE_MESG_INTERNAL, IKE_PROCESS_MAIN_MODE",
+            "IKE_I_MM2",
+            "IKE_I_MM2",
+        );
+        let sa = self.p1.get_mut(&key).expect("exists");
+        sa.rcookie = hdr.rcookie;
+        sa.neg = Some(neg);
+        sa.generate_ke_nonce(neg.group, &mut *self.rng);
+        sa.last_rx = msg.to_vec();
+        sa.state = P1State::IkeIMm3;
+        let mut ps = sa.own_ke_nonce();
+        ps.extend(self.nat_d_payloads(key));
+        let out = self.clear_msg(key, ExchangeType::Main, ps);
+        self.send_p1(now, key, out, true);
+        self.transition(
+            conn,
+            "IKE_MESG_INTERNAL, IKE_PROCESS_COMPLETE",
+            "IKE_I_MM2",
+            "IKE_I_MM3",
+        );
+        Ok(())
+    }
+
+    /// Responder, MM3 → MM4: KE and nonce both ways, SKEYID, NAT-D.
+    fn r_mm3(
+        &mut self,
+        now: Instant,
+        key: [u8; 8],
+        conn: u32,
+        remote: SocketAddr,
+        msg: &[u8],
+    ) -> R<()> {
+        let m = Message::parse(msg)?;
+        self.transition(
+            conn,
+            "IKE_MSG_FROM_PEER, IKE_MM_EXCH",
+            "IKE_R_MM2",
+            "IKE_R_MM3",
+        );
+        self.mm_key_exchange(key, conn, remote, &m.payloads, "MM3 without KE/NONCE")?;
+        self.process_nat_d(key, &m.payloads);
+        self.process_vids(key, &m.payloads);
+        let sa = self.p1.get_mut(&key).expect("exists");
+        sa.last_rx = msg.to_vec();
+        sa.state = P1State::IkeRMm4;
+        let mut ps = sa.own_ke_nonce();
+        ps.extend(self.nat_d_payloads(key));
+        self.transition(
+            conn,
+            "IKE_MESG_INTERNAL, IKE_PROCESS_MAIN_MODE",
+            "IKE_R_MM3",
+            "IKE_R_MM3",
+        );
+        let out = self.clear_msg(key, ExchangeType::Main, ps);
+        self.send_p1(now, key, out, true);
+        self.transition(
+            conn,
+            "IKE_MESG_INTERNAL, IKE_PROCESS_COMPLETE",
+            "IKE_R_MM3",
+            "IKE_R_MM4",
+        );
+        Ok(())
+    }
+
+    /// Initiator, MM4 → MM5: SKEYID, NAT-D (float to 4500), our encrypted ID and HASH_I.
+    fn i_mm4(
+        &mut self,
+        now: Instant,
+        key: [u8; 8],
+        conn: u32,
+        remote: SocketAddr,
+        msg: &[u8],
+    ) -> R<()> {
+        let m = Message::parse(msg)?;
+        self.transition(
+            conn,
+            "IKE_MSG_FROM_PEER, IKE_MM_EXCH",
+            "IKE_I_MM3",
+            "IKE_I_MM4",
+        );
+        self.mm_key_exchange(key, conn, remote, &m.payloads, "MM4 without KE/NONCE")?;
+        self.process_vids(key, &m.payloads);
+        self.process_nat_d(key, &m.payloads);
+        self.transition(
+            conn,
+            "IKE_MSG_FROM_PEER, IKE_MM_EXCH",
+            "IKE_I_MM4",
+            "IKE_I_MM4",
+        );
+        self.float_if_nat(key);
+        self.ik(
+            conn,
+            "SA is doing pre-shared key authentication using id type ID_IPV4_ADDR",
+        );
+        let first = !self.p1.values().any(|s| {
+            s.icookie != key && v4(s.remote) == v4(remote) && s.state == P1State::IkeP1Complete
+        });
+        let sa = self.p1.get_mut(&key).expect("exists");
+        let id = sa.own_id(self.cfg.local_addr);
+        sa.last_rx = msg.to_vec();
+        sa.state = P1State::IkeIMm5;
+        let mut ps = vec![id, self.own_hash(key)];
+        if first {
+            ps.push(self.initial_contact(key));
+        }
+        let out = self.encrypt_p1(key, ExchangeType::Main, &ps);
+        self.send_p1(now, key, out, true);
+        self.transition(
+            conn,
+            "IKE_MESG_INTERNAL, IKE_PROCESS_COMPLETE",
+            "IKE_I_MM4",
+            "IKE_I_MM5",
+        );
+        Ok(())
+    }
+
+    /// MM5 (responder) / MM6 (initiator): the peer's encrypted ID and HASH, verified.
+    /// Returns the payloads and the IV after the message, for the caller to apply.
+    fn mm_peer_auth(
+        &mut self,
+        key: [u8; 8],
+        conn: u32,
+        hdr: &HeaderRepr,
+        msg: &[u8],
+        (old, new): (&str, &str),
+    ) -> R<(Vec<Payload>, Vec<u8>)> {
+        let (unencrypted, missing) = if self.p1[&key].initiator {
+            // MM6 in the clear is likely an unprotected error notify; counted.
+            ("MM6 not encrypted", "MM6 without ID/HASH")
+        } else {
+            ("MM5 not encrypted", "MM5 without ID/HASH")
+        };
+        if !hdr.encrypted() {
+            return Err(IkeError::Peer(unencrypted));
+        }
+        let (ps, new_iv) = self.decrypt_p1(key, hdr, msg)?;
+        let (Some(Payload::Id(id)), Some(Payload::Hash(h))) =
+            (find(&ps, PayloadType::Id), find(&ps, PayloadType::Hash))
+        else {
+            return Err(IkeError::Peer(missing));
+        };
+        self.transition(conn, "IKE_MSG_FROM_PEER, IKE_MM_EXCH", old, new);
+        self.processing(conn, 0, &["ID"]);
+        self.p1.get_mut(&key).expect("exists").set_peer_id(id);
+        self.verify_peer_hash(key, conn, h)?;
+        Ok((ps, new_iv))
+    }
+
+    /// Responder, MM5 → MM6: the initiator is authenticated; our ID and HASH_R.
+    #[allow(clippy::too_many_arguments)]
+    fn r_mm5(
+        &mut self,
+        now: Instant,
+        key: [u8; 8],
+        conn: u32,
+        local: SocketAddr,
+        remote: SocketAddr,
+        hdr: &HeaderRepr,
+        msg: &[u8],
+    ) -> R<()> {
+        let (ps, new_iv) = self.mm_peer_auth(key, conn, hdr, msg, ("IKE_R_MM4", "IKE_R_MM5"))?;
+        self.process_initial_contact(now, key, &ps);
+        let sa = self.p1.get_mut(&key).expect("exists");
+        sa.iv = new_iv;
+        sa.last_rx = msg.to_vec();
+        self.follow_float(key, local, remote);
+        self.log_authenticated(conn, remote);
+        let id = self
+            .p1
+            .get_mut(&key)
+            .expect("exists")
+            .own_id(self.cfg.local_addr);
+        let ps = vec![id, self.own_hash(key)];
+        let out = self.encrypt_p1(key, ExchangeType::Main, &ps);
+        self.send_p1(now, key, out, false);
+        self.enter_p1_complete(now, key, conn, "IKE_R_MM5");
+        Ok(())
+    }
+
+    /// Initiator, MM6: the responder is authenticated.
+    fn i_mm6(
+        &mut self,
+        now: Instant,
+        key: [u8; 8],
+        conn: u32,
+        remote: SocketAddr,
+        hdr: &HeaderRepr,
+        msg: &[u8],
+    ) -> R<()> {
+        let (_, new_iv) = self.mm_peer_auth(key, conn, hdr, msg, ("IKE_I_MM5", "IKE_I_MM6"))?;
+        let sa = self.p1.get_mut(&key).expect("exists");
+        sa.iv = new_iv;
+        sa.last_rx = msg.to_vec();
+        sa.retx = None;
+        self.log_authenticated(conn, remote);
+        self.enter_p1_complete(now, key, conn, "IKE_I_MM6");
+        Ok(())
+    }
+
+    /// The last phase-1 transition, from IOS state `from`.
+    fn enter_p1_complete(&mut self, now: Instant, key: [u8; 8], conn: u32, from: &str) {
+        self.transition(
+            conn,
+            "IKE_MESG_INTERNAL, IKE_PROCESS_COMPLETE",
+            from,
+            "IKE_P1_COMPLETE",
+        );
+        self.p1_complete(now, key);
     }
 
     fn initial_contact(&self, key: [u8; 8]) -> Payload {
@@ -2058,62 +2155,25 @@ impl Endpoint {
         ]
         .into_iter()
         .find(|g| g.len() == ke.len());
-        let Some((t, neg)) = self.choose_p1(conn, sap, group) else {
-            return Err(IkeError::Policy("no acceptable phase 1 proposal"));
-        };
-        self.ik(conn, "processing KE payload. message ID = 0");
-        self.ik(conn, "processing NONCE payload. message ID = 0");
-        self.ik(conn, "processing ID payload. message ID = 0");
-        let dh = neg.group.generate(&mut *self.rng);
-        let nr = self.rng.bytes(20);
-        let prop_num = sap.proposals[0].number;
-        let id = Payload::Id(id_ipv4(self.cfg.local_addr));
-        {
-            let sa = self.p1.get_mut(&key).expect("exists");
-            sa.sai_b = Payload::Sa(sap.clone()).body_bytes();
-            sa.neg = Some(neg);
-            sa.gxi = ke.clone();
-            sa.ni = ni.clone();
-            sa.gxr = dh.public.clone();
-            sa.dh = Some(dh);
-            sa.nr = nr.clone();
-            sa.idi_b = Payload::Id(idi.clone()).body_bytes();
-            sa.idr_b = id.body_bytes();
-            sa.mode = Phase1Mode::Aggressive;
-        }
-        self.compute_keys(key, &ke.clone())?;
-        let natt = self.p1[&key].nat.peer_rfc3947;
-        let hash = self.hash_r(key);
+        let reply_sa = self.choose_p1(key, sap, group)?;
+        self.processing(conn, 0, &["KE", "NONCE", "ID"]);
+        let sa = self.p1.get_mut(&key).expect("exists");
+        let group = sa.neg.expect("neg").group;
+        sa.generate_ke_nonce(group, &mut *self.rng);
+        sa.set_peer_ke_nonce(ke, ni);
+        sa.set_peer_id(idi);
+        let id = sa.own_id(self.cfg.local_addr);
+        self.compute_keys(key, ke)?;
         let sa = self.p1.get_mut(&key).expect("exists");
         sa.state = P1State::IkeRAm2;
-        let mut ps = vec![
-            Payload::Sa(SaPayload {
-                doi: DOI_IPSEC,
-                situation: SIT_IDENTITY_ONLY,
-                proposals: vec![Proposal {
-                    number: prop_num,
-                    protocol: proto::ISAKMP,
-                    spi: vec![],
-                    transforms: vec![t],
-                }],
-            }),
-            Payload::Ke(sa.gxr.clone()),
-            Payload::Nonce(nr),
-            id,
-            Payload::Hash(hash),
-        ];
-        if natt {
-            ps.push(Payload::VendorId(VID_RFC3947.to_vec()));
-        }
-        ps.push(Payload::VendorId(VID_DPD.to_vec()));
-        if natt {
-            ps.extend(self.nat_d_payloads(key));
-        }
-        let out = Message {
-            header: self.clear_header(key, ExchangeType::Aggressive),
-            payloads: ps,
-        }
-        .to_bytes();
+        let natt = sa.nat.peer_rfc3947;
+        let mut ps = vec![reply_sa];
+        ps.extend(sa.own_ke_nonce());
+        ps.push(id);
+        ps.push(self.own_hash(key));
+        ps.extend(reply_vids(natt));
+        ps.extend(self.nat_d_payloads(key));
+        let out = self.clear_msg(key, ExchangeType::Aggressive, ps);
         self.send_p1(now, key, out, true);
         self.transition(
             conn,
@@ -2133,178 +2193,114 @@ impl Endpoint {
         hdr: HeaderRepr,
         msg: &[u8],
     ) -> R<()> {
-        let (state, conn) = (self.p1[&key].state, self.p1[&key].conn_id);
-        let rs = if self.p1[&key].initiator { "I" } else { "R" };
-        self.ik(
-            conn,
-            format!(
-                "received packet from {} ({rs}) {}",
-                v4(remote),
-                state.show()
-            ),
-        );
+        let (state, conn) = self.log_received(key, remote);
         match state {
-            P1State::IkeIAm1 => {
-                let m = Message::parse(msg)?;
-                self.transition(
-                    conn,
-                    "IKE_MSG_FROM_PEER, IKE_AM_EXCH",
-                    "IKE_I_AM1",
-                    "IKE_I_AM2",
-                );
-                let (
-                    Some(Payload::Sa(sap)),
-                    Some(Payload::Ke(ke)),
-                    Some(Payload::Nonce(nr)),
-                    Some(Payload::Id(idr)),
-                    Some(Payload::Hash(h)),
-                ) = (
-                    find(&m.payloads, PayloadType::Sa),
-                    find(&m.payloads, PayloadType::Ke),
-                    find(&m.payloads, PayloadType::Nonce),
-                    find(&m.payloads, PayloadType::Id),
-                    find(&m.payloads, PayloadType::Hash),
-                )
-                else {
-                    return Err(IkeError::Peer("AM2 missing payloads"));
-                };
-                self.ik(conn, "processing SA payload. message ID = 0");
-                let t = sap
-                    .proposals
-                    .first()
-                    .and_then(|p| p.transforms.first())
-                    .ok_or(IkeError::Peer("empty SA"))?;
-                let mut chosen = None;
-                for pol in self.cfg.sorted_policies() {
-                    self.ik(
-                        conn,
-                        format!(
-                            "Checking ISAKMP transform {} against priority {} policy",
-                            t.number, pol.priority
-                        ),
-                    );
-                    for line in p1_attrs_desc(&t.attrs) {
-                        self.ik_raw(format!("ISAKMP:      {line}"));
-                    }
-                    if let Some((enc, hash, 1, group, life)) = p1_offer(t) {
-                        if enc == pol.enc && hash == pol.hash && group == pol.group {
-                            self.ik(conn, "atts are acceptable. Next payload is 0");
-                            chosen = Some(Negotiated {
-                                enc,
-                                hash,
-                                group,
-                                lifetime: life.min(pol.lifetime),
-                            });
-                            break;
-                        }
-                    }
-                    self.ik(conn, "atts are not acceptable. Next payload is 0");
-                }
-                let neg = chosen.ok_or(IkeError::Policy(
-                    "responder chose a transform we did not offer",
-                ))?;
-                self.process_vids(key, &m.payloads);
-                {
-                    let sa = self.p1.get_mut(&key).expect("exists");
-                    sa.rcookie = hdr.rcookie;
-                    sa.neg = Some(neg);
-                    sa.gxr = ke.clone();
-                    sa.nr = nr.clone();
-                    sa.idr_b = Payload::Id(idr.clone()).body_bytes();
-                }
-                self.ik(conn, "processing KE payload. message ID = 0");
-                self.ik(conn, "processing NONCE payload. message ID = 0");
-                self.ik(conn, "processing ID payload. message ID = 0");
-                self.compute_keys(key, &ke.clone())?;
-                self.ik(conn, "processing HASH payload. message ID = 0");
-                if *h != self.hash_r(key) {
-                    return Err(IkeError::HashFailed);
-                }
-                self.process_nat_d(key, &m.payloads);
-                self.ik(
-                    conn,
-                    format!("SA has been authenticated with {}", v4(remote)),
-                );
-                let natt = self.p1[&key].nat.peer_rfc3947;
-                if self.nat_detected(key) {
-                    let sa = self.p1.get_mut(&key).expect("exists");
-                    sa.local = SocketAddr::new(sa.local.ip(), NATT_PORT);
-                    sa.remote = SocketAddr::new(sa.remote.ip(), NATT_PORT);
-                    sa.nat.floated = true;
-                }
-                let hash = self.hash_i(key);
-                let mut ps = vec![Payload::Hash(hash)];
-                if natt {
-                    ps.extend(self.nat_d_payloads(key));
-                }
-                // AM3 is encrypted (as IOS and strongSwan send it); the last phase-1 block
-                // is then its last ciphertext block.
-                let iv = self.p1[&key].iv.clone();
-                let (out, new_iv) = self.encrypt(key, &iv, ExchangeType::Aggressive, 0, 0, &ps);
-                {
-                    let sa = self.p1.get_mut(&key).expect("exists");
-                    sa.iv = new_iv;
-                    sa.last_rx = msg.to_vec();
-                }
-                self.send_p1(now, key, out, false);
-                self.transition(
-                    conn,
-                    "IKE_MESG_INTERNAL, IKE_PROCESS_COMPLETE",
-                    "IKE_I_AM2",
-                    "IKE_P1_COMPLETE",
-                );
-                self.p1_complete(now, key);
-                Ok(())
-            }
-            P1State::IkeRAm2 => {
-                let (ps, new_iv) = if hdr.encrypted() {
-                    let iv = self.p1[&key].iv.clone();
-                    let (ps, _, niv) = self.decrypt(key, &iv, &hdr, msg)?;
-                    (ps, Some(niv))
-                } else {
-                    (Message::parse(msg)?.payloads, None)
-                };
-                self.transition(
-                    conn,
-                    "IKE_MSG_FROM_PEER, IKE_AM_EXCH",
-                    "IKE_R_AM2",
-                    "IKE_R_AM3",
-                );
-                let Some(Payload::Hash(h)) = find(&ps, PayloadType::Hash) else {
-                    return Err(IkeError::Peer("AM3 without HASH"));
-                };
-                self.ik(conn, "processing HASH payload. message ID = 0");
-                if *h != self.hash_i(key) {
-                    return Err(IkeError::HashFailed);
-                }
-                self.process_nat_d(key, &ps);
-                self.process_initial_contact(now, key, &ps);
-                let sa = self.p1.get_mut(&key).expect("exists");
-                if let Some(iv) = new_iv {
-                    sa.iv = iv;
-                }
-                sa.last_rx = msg.to_vec();
-                sa.local = local;
-                sa.remote = remote;
-                sa.nat.floated = local.port() == NATT_PORT;
-                self.ik(
-                    conn,
-                    format!("SA has been authenticated with {}", v4(remote)),
-                );
-                self.transition(
-                    conn,
-                    "IKE_MESG_INTERNAL, IKE_PROCESS_COMPLETE",
-                    "IKE_R_AM3",
-                    "IKE_P1_COMPLETE",
-                );
-                self.p1_complete(now, key);
-                Ok(())
-            }
+            P1State::IkeIAm1 => self.i_am2(now, key, conn, remote, &hdr, msg),
+            P1State::IkeRAm2 => self.r_am3(now, key, conn, local, remote, &hdr, msg),
             _ => {
                 self.counters.rx_unexpected += 1;
                 Ok(())
             }
         }
+    }
+
+    /// Initiator, AM2 → AM3: the responder's choice, KE, nonce, ID and HASH_R; our HASH_I.
+    fn i_am2(
+        &mut self,
+        now: Instant,
+        key: [u8; 8],
+        conn: u32,
+        remote: SocketAddr,
+        hdr: &HeaderRepr,
+        msg: &[u8],
+    ) -> R<()> {
+        let m = Message::parse(msg)?;
+        self.transition(
+            conn,
+            "IKE_MSG_FROM_PEER, IKE_AM_EXCH",
+            "IKE_I_AM1",
+            "IKE_I_AM2",
+        );
+        let (
+            Some(Payload::Sa(sap)),
+            Some(Payload::Ke(ke)),
+            Some(Payload::Nonce(nr)),
+            Some(Payload::Id(idr)),
+            Some(Payload::Hash(h)),
+        ) = (
+            find(&m.payloads, PayloadType::Sa),
+            find(&m.payloads, PayloadType::Ke),
+            find(&m.payloads, PayloadType::Nonce),
+            find(&m.payloads, PayloadType::Id),
+            find(&m.payloads, PayloadType::Hash),
+        )
+        else {
+            return Err(IkeError::Peer("AM2 missing payloads"));
+        };
+        self.processing(conn, 0, &["SA"]);
+        let neg = self.accept_p1_choice(conn, sap)?;
+        self.process_vids(key, &m.payloads);
+        let sa = self.p1.get_mut(&key).expect("exists");
+        sa.rcookie = hdr.rcookie;
+        sa.neg = Some(neg);
+        sa.set_peer_ke_nonce(ke, nr);
+        sa.set_peer_id(idr);
+        self.processing(conn, 0, &["KE", "NONCE", "ID"]);
+        self.compute_keys(key, ke)?;
+        self.verify_peer_hash(key, conn, h)?;
+        self.process_nat_d(key, &m.payloads);
+        self.log_authenticated(conn, remote);
+        self.float_if_nat(key);
+        let mut ps = vec![self.own_hash(key)];
+        ps.extend(self.nat_d_payloads(key));
+        // AM3 is encrypted (as IOS and strongSwan send it); the last phase-1 block
+        // is then its last ciphertext block.
+        let out = self.encrypt_p1(key, ExchangeType::Aggressive, &ps);
+        self.p1.get_mut(&key).expect("exists").last_rx = msg.to_vec();
+        self.send_p1(now, key, out, false);
+        self.enter_p1_complete(now, key, conn, "IKE_I_AM2");
+        Ok(())
+    }
+
+    /// Responder, AM3: the initiator's HASH_I (encrypted or, from some peers, in the clear).
+    #[allow(clippy::too_many_arguments)]
+    fn r_am3(
+        &mut self,
+        now: Instant,
+        key: [u8; 8],
+        conn: u32,
+        local: SocketAddr,
+        remote: SocketAddr,
+        hdr: &HeaderRepr,
+        msg: &[u8],
+    ) -> R<()> {
+        let (ps, new_iv) = if hdr.encrypted() {
+            let (ps, niv) = self.decrypt_p1(key, hdr, msg)?;
+            (ps, Some(niv))
+        } else {
+            (Message::parse(msg)?.payloads, None)
+        };
+        self.transition(
+            conn,
+            "IKE_MSG_FROM_PEER, IKE_AM_EXCH",
+            "IKE_R_AM2",
+            "IKE_R_AM3",
+        );
+        let Some(Payload::Hash(h)) = find(&ps, PayloadType::Hash) else {
+            return Err(IkeError::Peer("AM3 without HASH"));
+        };
+        self.verify_peer_hash(key, conn, h)?;
+        self.process_nat_d(key, &ps);
+        self.process_initial_contact(now, key, &ps);
+        let sa = self.p1.get_mut(&key).expect("exists");
+        if let Some(iv) = new_iv {
+            sa.iv = iv;
+        }
+        sa.last_rx = msg.to_vec();
+        self.follow_float(key, local, remote);
+        self.log_authenticated(conn, remote);
+        self.enter_p1_complete(now, key, conn, "IKE_R_AM3");
+        Ok(())
     }
 
     // ------------------------------------------------------------------ quick mode
