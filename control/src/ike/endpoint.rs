@@ -145,13 +145,30 @@ struct P1Keys {
     ka: Secret,
 }
 
+/// A message kept for retransmission: resent unchanged, at doubling intervals.
 struct Retx {
-    data: Vec<u8>,
-    local: SocketAddr,
-    remote: SocketAddr,
+    tx: Transmit,
     count: u32,
     next_at: Instant,
     interval: Duration,
+}
+
+impl Retx {
+    fn new(tx: Transmit, now: Instant, base: Duration) -> Retx {
+        Retx {
+            tx,
+            count: 0,
+            next_at: now + base,
+            interval: base,
+        }
+    }
+    /// The next retransmission, due now.
+    fn fire(&mut self, now: Instant) -> Transmit {
+        self.count += 1;
+        self.interval *= 2;
+        self.next_at = now + self.interval;
+        self.tx.clone()
+    }
 }
 
 #[derive(Default)]
@@ -180,7 +197,7 @@ struct Qm {
     chosen: Option<(TransformSet, u32, u64, u32)>, // set, secs, kb, peer spi
     retx: Option<Retx>,
     last_rx: Vec<u8>,
-    last_tx: Option<(Vec<u8>, SocketAddr, SocketAddr)>,
+    last_tx: Option<Transmit>,
     started: Instant,
     rekey_of: Option<u32>,
     peer_ke: Option<Vec<u8>>,
@@ -214,7 +231,7 @@ struct P1Sa {
     peer_dpd: bool,
     retx: Option<Retx>,
     last_rx: Vec<u8>,
-    last_tx: Option<(Vec<u8>, SocketAddr, SocketAddr)>,
+    last_tx: Option<Transmit>,
     errors: u32,
     started: Instant,
     expires_at: Option<Instant>,
@@ -312,6 +329,25 @@ impl IkeError {
 
 type R<T> = Result<T, IkeError>;
 
+/// One received message of a known SA, as the exchange handlers see it.
+#[derive(Clone, Copy)]
+struct Rx<'a> {
+    now: Instant,
+    /// The SA's initiator cookie.
+    key: [u8; 8],
+    conn: u32,
+    local: SocketAddr,
+    remote: SocketAddr,
+    hdr: HeaderRepr,
+    msg: &'a [u8],
+}
+
+/// IOS inputs of the phase-1 transitions.
+const FROM_PEER_MM: &str = "IKE_MSG_FROM_PEER, IKE_MM_EXCH";
+const FROM_PEER_AM: &str = "IKE_MSG_FROM_PEER, IKE_AM_EXCH";
+const PROCESS_MM: &str = "IKE_MESG_INTERNAL, IKE_PROCESS_MAIN_MODE";
+const PROCESS_COMPLETE: &str = "IKE_MESG_INTERNAL, IKE_PROCESS_COMPLETE";
+
 fn v4(a: SocketAddr) -> Ipv4Addr {
     match a.ip() {
         IpAddr::V4(v) => v,
@@ -321,6 +357,19 @@ fn v4(a: SocketAddr) -> Ipv4Addr {
 
 fn find(ps: &[Payload], ty: PayloadType) -> Option<&Payload> {
     ps.iter().find(|p| p.payload_type() == ty)
+}
+
+/// The body of the KE payload, if there is one (Quick Mode with PFS).
+fn ke_of(ps: &[Payload]) -> Option<Vec<u8>> {
+    match find(ps, PayloadType::Ke) {
+        Some(Payload::Ke(k)) => Some(k.clone()),
+        _ => None,
+    }
+}
+
+/// An SPI of 4 bytes (the caller checked the length).
+fn spi_u32(spi: &[u8]) -> u32 {
+    u32::from_be_bytes([spi[0], spi[1], spi[2], spi[3]])
 }
 
 fn id_ipv4(addr: Ipv4Addr) -> IdPayload {
@@ -375,14 +424,19 @@ fn nat_hash(hash: HashAlg, icky: &[u8; 8], rcky: &[u8; 8], addr: SocketAddr) -> 
     hash.hash(&[icky, rcky, &v4(addr).octets(), &addr.port().to_be_bytes()])
 }
 
-/// Adds the non-ESP marker when the datagram uses port 4500.
-fn frame(local: SocketAddr, remote: SocketAddr, msg: Vec<u8>) -> Vec<u8> {
-    if local.port() == NATT_PORT || remote.port() == NATT_PORT {
+/// The datagram for an IKE message, with the non-ESP marker when it uses port 4500.
+fn framed(local: SocketAddr, remote: SocketAddr, msg: Vec<u8>) -> Transmit {
+    let data = if local.port() == NATT_PORT || remote.port() == NATT_PORT {
         let mut v = NON_ESP_MARKER.to_vec();
         v.extend_from_slice(&msg);
         v
     } else {
         msg
+    };
+    Transmit {
+        local,
+        remote,
+        data,
     }
 }
 
@@ -993,22 +1047,9 @@ impl Endpoint {
             },
         );
         sa.state = new_state;
-        let msg = Message {
-            header: HeaderRepr {
-                icookie: sa.icookie,
-                rcookie: [0; 8],
-                next_payload: 0,
-                version: VERSION_1_0,
-                exchange,
-                flags: 0,
-                message_id: 0,
-                length: 0,
-            },
-            payloads,
-        };
-        let bytes = msg.to_bytes();
         let key = sa.icookie;
         self.p1.insert(key, sa);
+        let bytes = self.clear_msg(key, exchange, payloads);
         self.send_p1(now, key, bytes, true);
     }
 
@@ -1019,31 +1060,15 @@ impl Endpoint {
         let Some(sa) = self.p1.get_mut(&key) else {
             return;
         };
-        let data = frame(sa.local, sa.remote, msg);
-        let (local, remote) = (sa.local, sa.remote);
-        if reliable {
-            sa.retx = Some(Retx {
-                data: data.clone(),
-                local,
-                remote,
-                count: 0,
-                next_at: now + base,
-                interval: base,
-            });
-        } else {
-            sa.retx = None;
-        }
-        sa.last_tx = Some((data.clone(), local, remote));
+        let tx = framed(sa.local, sa.remote, msg);
+        sa.retx = reliable.then(|| Retx::new(tx.clone(), now, base));
+        sa.last_tx = Some(tx.clone());
         let (conn, role, st) = (sa.conn_id, sa.role(), sa.state.show());
         self.ik(
             conn,
-            format!("sending packet to {} ({role}) {st}", v4(remote)),
+            format!("sending packet to {} ({role}) {st}", v4(tx.remote)),
         );
-        self.transmits.push_back(Transmit {
-            local,
-            remote,
-            data,
-        });
+        self.transmits.push_back(tx);
     }
 
     // ------------------------------------------------------------------ receive
@@ -1110,27 +1135,29 @@ impl Endpoint {
         // Exact retransmission of the peer's last message: resend our last reply.
         if hdr.message_id == 0 && sa.last_rx == msg {
             self.counters.rx_retransmissions += 1;
-            if let Some((d, l, r)) = sa.last_tx.clone() {
+            if let Some(tx) = sa.last_tx.clone() {
                 if !sa.initiator || sa.state == P1State::IkeP1Complete {
                     self.counters.tx_retransmissions += 1;
-                    self.transmits.push_back(Transmit {
-                        local: l,
-                        remote: r,
-                        data: d,
-                    });
+                    self.transmits.push_back(tx);
                 }
             }
             return;
         }
+        let rx = Rx {
+            now,
+            key,
+            conn: sa.conn_id,
+            local,
+            remote,
+            hdr,
+            msg,
+        };
         let res = match hdr.exchange {
-            ExchangeType::Main if hdr.message_id == 0 => {
-                self.main_mode(now, key, local, remote, hdr, msg)
+            ExchangeType::Main | ExchangeType::Aggressive if hdr.message_id == 0 => {
+                self.phase1(&rx)
             }
-            ExchangeType::Aggressive if hdr.message_id == 0 => {
-                self.aggressive(now, key, local, remote, hdr, msg)
-            }
-            ExchangeType::QuickMode => self.quick_mode(now, key, local, remote, hdr, msg),
-            ExchangeType::Informational => self.informational(now, key, local, remote, hdr, msg),
+            ExchangeType::QuickMode => self.quick_mode(&rx),
+            ExchangeType::Informational => self.informational(&rx),
             _ => Err(IkeError::Unsupported("exchange type")),
         };
         if let Err(e) = res {
@@ -1477,36 +1504,29 @@ impl Endpoint {
     }
 
     fn send_notify_clear(&mut self, key: [u8; 8], nt: NotifyType) {
-        let h = self.clear_header(key, ExchangeType::Informational);
+        let notify = self.isakmp_notify(key, nt, vec![]);
+        let msg = self.clear_msg(key, ExchangeType::Informational, vec![notify]);
+        let sa = &self.p1[&key];
+        self.transmits.push_back(framed(sa.local, sa.remote, msg));
+    }
+
+    /// A notification about the ISAKMP SA itself: its SPI is the two cookies.
+    fn isakmp_notify(&self, key: [u8; 8], nt: NotifyType, data: Vec<u8>) -> Payload {
         let sa = &self.p1[&key];
         let mut spi = sa.icookie.to_vec();
         spi.extend_from_slice(&sa.rcookie);
-        let m = Message {
-            header: h,
-            payloads: vec![Payload::Notify(NotifyPayload {
-                doi: DOI_IPSEC,
-                protocol: proto::ISAKMP,
-                notify_type: nt.code(),
-                spi,
-                data: vec![],
-            })],
-        };
-        let data = frame(sa.local, sa.remote, m.to_bytes());
-        self.transmits.push_back(Transmit {
-            local: sa.local,
-            remote: sa.remote,
+        Payload::Notify(NotifyPayload {
+            doi: DOI_IPSEC,
+            protocol: proto::ISAKMP,
+            notify_type: nt.code(),
+            spi,
             data,
-        });
+        })
     }
 
     fn r_mm1(&mut self, now: Instant, key: [u8; 8], m: Message) -> R<()> {
         let conn = self.p1[&key].conn_id;
-        self.transition(
-            conn,
-            "IKE_MSG_FROM_PEER, IKE_MM_EXCH",
-            "IKE_READY",
-            "IKE_R_MM1",
-        );
+        self.transition(conn, FROM_PEER_MM, "IKE_READY", "IKE_R_MM1");
         let Some(Payload::Sa(sap)) = find(&m.payloads, PayloadType::Sa) else {
             return Err(IkeError::Peer("MM1 without SA"));
         };
@@ -1517,22 +1537,12 @@ impl Endpoint {
             sa.state = P1State::IkeRMm2;
             sa.nat.peer_rfc3947
         };
-        self.transition(
-            conn,
-            "IKE_MESG_INTERNAL, IKE_PROCESS_MAIN_MODE",
-            "IKE_R_MM1",
-            "IKE_R_MM1",
-        );
+        self.transition(conn, PROCESS_MM, "IKE_R_MM1", "IKE_R_MM1");
         let mut ps = vec![reply_sa];
         ps.extend(reply_vids(natt));
         let msg = self.clear_msg(key, ExchangeType::Main, ps);
         self.send_p1(now, key, msg, true);
-        self.transition(
-            conn,
-            "IKE_MESG_INTERNAL, IKE_PROCESS_COMPLETE",
-            "IKE_R_MM1",
-            "IKE_R_MM2",
-        );
+        self.transition(conn, PROCESS_COMPLETE, "IKE_R_MM1", "IKE_R_MM2");
         Ok(())
     }
 
@@ -1780,22 +1790,17 @@ impl Endpoint {
         ))
     }
 
-    fn main_mode(
-        &mut self,
-        now: Instant,
-        key: [u8; 8],
-        local: SocketAddr,
-        remote: SocketAddr,
-        hdr: HeaderRepr,
-        msg: &[u8],
-    ) -> R<()> {
-        let (state, conn) = self.log_received(key, remote);
-        match state {
-            P1State::IkeIMm1 => self.i_mm2(now, key, conn, remote, &hdr, msg),
-            P1State::IkeRMm2 => self.r_mm3(now, key, conn, remote, msg),
-            P1State::IkeIMm3 => self.i_mm4(now, key, conn, remote, msg),
-            P1State::IkeRMm4 => self.r_mm5(now, key, conn, local, remote, &hdr, msg),
-            P1State::IkeIMm5 => self.i_mm6(now, key, conn, remote, &hdr, msg),
+    /// A phase-1 message (Main or Aggressive Mode) for the state the SA waits in.
+    fn phase1(&mut self, rx: &Rx) -> R<()> {
+        let (state, _) = self.log_received(rx.key, rx.remote);
+        match (rx.hdr.exchange, state) {
+            (ExchangeType::Main, P1State::IkeIMm1) => self.i_mm2(rx),
+            (ExchangeType::Main, P1State::IkeRMm2) => self.r_mm3(rx),
+            (ExchangeType::Main, P1State::IkeIMm3) => self.i_mm4(rx),
+            (ExchangeType::Main, P1State::IkeRMm4) => self.r_mm5(rx),
+            (ExchangeType::Main, P1State::IkeIMm5) => self.i_mm6(rx),
+            (ExchangeType::Aggressive, P1State::IkeIAm1) => self.i_am2(rx),
+            (ExchangeType::Aggressive, P1State::IkeRAm2) => self.r_am3(rx),
             _ => {
                 self.counters.rx_unexpected += 1;
                 Ok(())
@@ -1804,22 +1809,11 @@ impl Endpoint {
     }
 
     /// Initiator, MM2 → MM3: the responder's choice; our KE and nonce.
-    fn i_mm2(
-        &mut self,
-        now: Instant,
-        key: [u8; 8],
-        conn: u32,
-        remote: SocketAddr,
-        hdr: &HeaderRepr,
-        msg: &[u8],
-    ) -> R<()> {
+    fn i_mm2(&mut self, rx: &Rx) -> R<()> {
+        let (now, key, conn, remote) = (rx.now, rx.key, rx.conn, rx.remote);
+        let (hdr, msg) = (rx.hdr, rx.msg);
         let m = Message::parse(msg)?;
-        self.transition(
-            conn,
-            "IKE_MSG_FROM_PEER, IKE_MM_EXCH",
-            "IKE_I_MM1",
-            "IKE_I_MM2",
-        );
+        self.transition(conn, FROM_PEER_MM, "IKE_I_MM1", "IKE_I_MM2");
         let Some(Payload::Sa(sap)) = find(&m.payloads, PayloadType::Sa) else {
             return Err(IkeError::Peer("MM2 without SA"));
         };
@@ -1827,12 +1821,7 @@ impl Endpoint {
         self.log_psk_found(conn, v4(remote));
         let neg = self.accept_p1_choice(conn, sap)?;
         self.process_vids(key, &m.payloads);
-        self.transition(
-            conn,
-            "IKE_MESG_INTERNAL, IKE_PROCESS_MAIN_MODE",
-            "IKE_I_MM2",
-            "IKE_I_MM2",
-        );
+        self.transition(conn, PROCESS_MM, "IKE_I_MM2", "IKE_I_MM2");
         let sa = self.p1.get_mut(&key).expect("exists");
         sa.rcookie = hdr.rcookie;
         sa.neg = Some(neg);
@@ -1843,31 +1832,16 @@ impl Endpoint {
         ps.extend(self.nat_d_payloads(key));
         let out = self.clear_msg(key, ExchangeType::Main, ps);
         self.send_p1(now, key, out, true);
-        self.transition(
-            conn,
-            "IKE_MESG_INTERNAL, IKE_PROCESS_COMPLETE",
-            "IKE_I_MM2",
-            "IKE_I_MM3",
-        );
+        self.transition(conn, PROCESS_COMPLETE, "IKE_I_MM2", "IKE_I_MM3");
         Ok(())
     }
 
     /// Responder, MM3 → MM4: KE and nonce both ways, SKEYID, NAT-D.
-    fn r_mm3(
-        &mut self,
-        now: Instant,
-        key: [u8; 8],
-        conn: u32,
-        remote: SocketAddr,
-        msg: &[u8],
-    ) -> R<()> {
+    fn r_mm3(&mut self, rx: &Rx) -> R<()> {
+        let (now, key, conn, remote) = (rx.now, rx.key, rx.conn, rx.remote);
+        let msg = rx.msg;
         let m = Message::parse(msg)?;
-        self.transition(
-            conn,
-            "IKE_MSG_FROM_PEER, IKE_MM_EXCH",
-            "IKE_R_MM2",
-            "IKE_R_MM3",
-        );
+        self.transition(conn, FROM_PEER_MM, "IKE_R_MM2", "IKE_R_MM3");
         self.mm_key_exchange(key, conn, remote, &m.payloads, "MM3 without KE/NONCE")?;
         self.process_nat_d(key, &m.payloads);
         self.process_vids(key, &m.payloads);
@@ -1876,48 +1850,23 @@ impl Endpoint {
         sa.state = P1State::IkeRMm4;
         let mut ps = sa.own_ke_nonce();
         ps.extend(self.nat_d_payloads(key));
-        self.transition(
-            conn,
-            "IKE_MESG_INTERNAL, IKE_PROCESS_MAIN_MODE",
-            "IKE_R_MM3",
-            "IKE_R_MM3",
-        );
+        self.transition(conn, PROCESS_MM, "IKE_R_MM3", "IKE_R_MM3");
         let out = self.clear_msg(key, ExchangeType::Main, ps);
         self.send_p1(now, key, out, true);
-        self.transition(
-            conn,
-            "IKE_MESG_INTERNAL, IKE_PROCESS_COMPLETE",
-            "IKE_R_MM3",
-            "IKE_R_MM4",
-        );
+        self.transition(conn, PROCESS_COMPLETE, "IKE_R_MM3", "IKE_R_MM4");
         Ok(())
     }
 
     /// Initiator, MM4 → MM5: SKEYID, NAT-D (float to 4500), our encrypted ID and HASH_I.
-    fn i_mm4(
-        &mut self,
-        now: Instant,
-        key: [u8; 8],
-        conn: u32,
-        remote: SocketAddr,
-        msg: &[u8],
-    ) -> R<()> {
+    fn i_mm4(&mut self, rx: &Rx) -> R<()> {
+        let (now, key, conn, remote) = (rx.now, rx.key, rx.conn, rx.remote);
+        let msg = rx.msg;
         let m = Message::parse(msg)?;
-        self.transition(
-            conn,
-            "IKE_MSG_FROM_PEER, IKE_MM_EXCH",
-            "IKE_I_MM3",
-            "IKE_I_MM4",
-        );
+        self.transition(conn, FROM_PEER_MM, "IKE_I_MM3", "IKE_I_MM4");
         self.mm_key_exchange(key, conn, remote, &m.payloads, "MM4 without KE/NONCE")?;
         self.process_vids(key, &m.payloads);
         self.process_nat_d(key, &m.payloads);
-        self.transition(
-            conn,
-            "IKE_MSG_FROM_PEER, IKE_MM_EXCH",
-            "IKE_I_MM4",
-            "IKE_I_MM4",
-        );
+        self.transition(conn, FROM_PEER_MM, "IKE_I_MM4", "IKE_I_MM4");
         self.float_if_nat(key);
         self.ik(
             conn,
@@ -1932,29 +1881,18 @@ impl Endpoint {
         sa.state = P1State::IkeIMm5;
         let mut ps = vec![id, self.own_hash(key)];
         if first {
-            ps.push(self.initial_contact(key));
+            ps.push(self.isakmp_notify(key, NotifyType::InitialContact, vec![]));
         }
         let out = self.encrypt_p1(key, ExchangeType::Main, &ps);
         self.send_p1(now, key, out, true);
-        self.transition(
-            conn,
-            "IKE_MESG_INTERNAL, IKE_PROCESS_COMPLETE",
-            "IKE_I_MM4",
-            "IKE_I_MM5",
-        );
+        self.transition(conn, PROCESS_COMPLETE, "IKE_I_MM4", "IKE_I_MM5");
         Ok(())
     }
 
     /// MM5 (responder) / MM6 (initiator): the peer's encrypted ID and HASH, verified.
     /// Returns the payloads and the IV after the message, for the caller to apply.
-    fn mm_peer_auth(
-        &mut self,
-        key: [u8; 8],
-        conn: u32,
-        hdr: &HeaderRepr,
-        msg: &[u8],
-        (old, new): (&str, &str),
-    ) -> R<(Vec<Payload>, Vec<u8>)> {
+    fn mm_peer_auth(&mut self, rx: &Rx, (old, new): (&str, &str)) -> R<(Vec<Payload>, Vec<u8>)> {
+        let (key, conn, hdr, msg) = (rx.key, rx.conn, rx.hdr, rx.msg);
         let (unencrypted, missing) = if self.p1[&key].initiator {
             // MM6 in the clear is likely an unprotected error notify; counted.
             ("MM6 not encrypted", "MM6 without ID/HASH")
@@ -1964,13 +1902,13 @@ impl Endpoint {
         if !hdr.encrypted() {
             return Err(IkeError::Peer(unencrypted));
         }
-        let (ps, new_iv) = self.decrypt_p1(key, hdr, msg)?;
+        let (ps, new_iv) = self.decrypt_p1(key, &hdr, msg)?;
         let (Some(Payload::Id(id)), Some(Payload::Hash(h))) =
             (find(&ps, PayloadType::Id), find(&ps, PayloadType::Hash))
         else {
             return Err(IkeError::Peer(missing));
         };
-        self.transition(conn, "IKE_MSG_FROM_PEER, IKE_MM_EXCH", old, new);
+        self.transition(conn, FROM_PEER_MM, old, new);
         self.processing(conn, 0, &["ID"]);
         self.p1.get_mut(&key).expect("exists").set_peer_id(id);
         self.verify_peer_hash(key, conn, h)?;
@@ -1978,18 +1916,10 @@ impl Endpoint {
     }
 
     /// Responder, MM5 → MM6: the initiator is authenticated; our ID and HASH_R.
-    #[allow(clippy::too_many_arguments)]
-    fn r_mm5(
-        &mut self,
-        now: Instant,
-        key: [u8; 8],
-        conn: u32,
-        local: SocketAddr,
-        remote: SocketAddr,
-        hdr: &HeaderRepr,
-        msg: &[u8],
-    ) -> R<()> {
-        let (ps, new_iv) = self.mm_peer_auth(key, conn, hdr, msg, ("IKE_R_MM4", "IKE_R_MM5"))?;
+    fn r_mm5(&mut self, rx: &Rx) -> R<()> {
+        let (now, key, conn, local) = (rx.now, rx.key, rx.conn, rx.local);
+        let (remote, msg) = (rx.remote, rx.msg);
+        let (ps, new_iv) = self.mm_peer_auth(rx, ("IKE_R_MM4", "IKE_R_MM5"))?;
         self.process_initial_contact(now, key, &ps);
         let sa = self.p1.get_mut(&key).expect("exists");
         sa.iv = new_iv;
@@ -2009,16 +1939,10 @@ impl Endpoint {
     }
 
     /// Initiator, MM6: the responder is authenticated.
-    fn i_mm6(
-        &mut self,
-        now: Instant,
-        key: [u8; 8],
-        conn: u32,
-        remote: SocketAddr,
-        hdr: &HeaderRepr,
-        msg: &[u8],
-    ) -> R<()> {
-        let (_, new_iv) = self.mm_peer_auth(key, conn, hdr, msg, ("IKE_I_MM5", "IKE_I_MM6"))?;
+    fn i_mm6(&mut self, rx: &Rx) -> R<()> {
+        let (now, key, conn, remote) = (rx.now, rx.key, rx.conn, rx.remote);
+        let msg = rx.msg;
+        let (_, new_iv) = self.mm_peer_auth(rx, ("IKE_I_MM5", "IKE_I_MM6"))?;
         let sa = self.p1.get_mut(&key).expect("exists");
         sa.iv = new_iv;
         sa.last_rx = msg.to_vec();
@@ -2030,26 +1954,8 @@ impl Endpoint {
 
     /// The last phase-1 transition, from IOS state `from`.
     fn enter_p1_complete(&mut self, now: Instant, key: [u8; 8], conn: u32, from: &str) {
-        self.transition(
-            conn,
-            "IKE_MESG_INTERNAL, IKE_PROCESS_COMPLETE",
-            from,
-            "IKE_P1_COMPLETE",
-        );
+        self.transition(conn, PROCESS_COMPLETE, from, "IKE_P1_COMPLETE");
         self.p1_complete(now, key);
-    }
-
-    fn initial_contact(&self, key: [u8; 8]) -> Payload {
-        let sa = &self.p1[&key];
-        let mut spi = sa.icookie.to_vec();
-        spi.extend_from_slice(&sa.rcookie);
-        Payload::Notify(NotifyPayload {
-            doi: DOI_IPSEC,
-            protocol: proto::ISAKMP,
-            notify_type: NotifyType::InitialContact.code(),
-            spi,
-            data: vec![],
-        })
     }
 
     /// INITIAL-CONTACT: the peer rebooted; forget everything else we had with it.
@@ -2123,12 +2029,7 @@ impl Endpoint {
 
     fn r_am1(&mut self, now: Instant, key: [u8; 8], m: Message) -> R<()> {
         let conn = self.p1[&key].conn_id;
-        self.transition(
-            conn,
-            "IKE_MSG_FROM_PEER, IKE_AM_EXCH",
-            "IKE_READY",
-            "IKE_R_AM1",
-        );
+        self.transition(conn, FROM_PEER_AM, "IKE_READY", "IKE_R_AM1");
         let (
             Some(Payload::Sa(sap)),
             Some(Payload::Ke(ke)),
@@ -2175,52 +2076,16 @@ impl Endpoint {
         ps.extend(self.nat_d_payloads(key));
         let out = self.clear_msg(key, ExchangeType::Aggressive, ps);
         self.send_p1(now, key, out, true);
-        self.transition(
-            conn,
-            "IKE_MESG_INTERNAL, IKE_PROCESS_COMPLETE",
-            "IKE_R_AM1",
-            "IKE_R_AM2",
-        );
+        self.transition(conn, PROCESS_COMPLETE, "IKE_R_AM1", "IKE_R_AM2");
         Ok(())
     }
 
-    fn aggressive(
-        &mut self,
-        now: Instant,
-        key: [u8; 8],
-        local: SocketAddr,
-        remote: SocketAddr,
-        hdr: HeaderRepr,
-        msg: &[u8],
-    ) -> R<()> {
-        let (state, conn) = self.log_received(key, remote);
-        match state {
-            P1State::IkeIAm1 => self.i_am2(now, key, conn, remote, &hdr, msg),
-            P1State::IkeRAm2 => self.r_am3(now, key, conn, local, remote, &hdr, msg),
-            _ => {
-                self.counters.rx_unexpected += 1;
-                Ok(())
-            }
-        }
-    }
-
     /// Initiator, AM2 → AM3: the responder's choice, KE, nonce, ID and HASH_R; our HASH_I.
-    fn i_am2(
-        &mut self,
-        now: Instant,
-        key: [u8; 8],
-        conn: u32,
-        remote: SocketAddr,
-        hdr: &HeaderRepr,
-        msg: &[u8],
-    ) -> R<()> {
+    fn i_am2(&mut self, rx: &Rx) -> R<()> {
+        let (now, key, conn, remote) = (rx.now, rx.key, rx.conn, rx.remote);
+        let (hdr, msg) = (rx.hdr, rx.msg);
         let m = Message::parse(msg)?;
-        self.transition(
-            conn,
-            "IKE_MSG_FROM_PEER, IKE_AM_EXCH",
-            "IKE_I_AM1",
-            "IKE_I_AM2",
-        );
+        self.transition(conn, FROM_PEER_AM, "IKE_I_AM1", "IKE_I_AM2");
         let (
             Some(Payload::Sa(sap)),
             Some(Payload::Ke(ke)),
@@ -2263,29 +2128,16 @@ impl Endpoint {
     }
 
     /// Responder, AM3: the initiator's HASH_I (encrypted or, from some peers, in the clear).
-    #[allow(clippy::too_many_arguments)]
-    fn r_am3(
-        &mut self,
-        now: Instant,
-        key: [u8; 8],
-        conn: u32,
-        local: SocketAddr,
-        remote: SocketAddr,
-        hdr: &HeaderRepr,
-        msg: &[u8],
-    ) -> R<()> {
+    fn r_am3(&mut self, rx: &Rx) -> R<()> {
+        let (now, key, conn, local) = (rx.now, rx.key, rx.conn, rx.local);
+        let (remote, hdr, msg) = (rx.remote, rx.hdr, rx.msg);
         let (ps, new_iv) = if hdr.encrypted() {
-            let (ps, niv) = self.decrypt_p1(key, hdr, msg)?;
+            let (ps, niv) = self.decrypt_p1(key, &hdr, msg)?;
             (ps, Some(niv))
         } else {
             (Message::parse(msg)?.payloads, None)
         };
-        self.transition(
-            conn,
-            "IKE_MSG_FROM_PEER, IKE_AM_EXCH",
-            "IKE_R_AM2",
-            "IKE_R_AM3",
-        );
+        self.transition(conn, FROM_PEER_AM, "IKE_R_AM2", "IKE_R_AM3");
         let Some(Payload::Hash(h)) = find(&ps, PayloadType::Hash) else {
             return Err(IkeError::Peer("AM3 without HASH"));
         };
@@ -2314,16 +2166,26 @@ impl Endpoint {
         }
     }
 
-    fn qm_hash1(&self, key: [u8; 8], mid: u32, rest: &[u8]) -> Vec<u8> {
+    /// HASH(1) (`ni` None; also the informational HASH) or HASH(2) (`ni` the initiator's
+    /// nonce): prf(SKEYID_a, M-ID | [Ni_b |] rest).
+    fn qm_hash(&self, key: [u8; 8], mid: u32, ni: Option<&[u8]>, rest: &[u8]) -> Vec<u8> {
         let sa = &self.p1[&key];
-        sa.neg
-            .expect("neg")
-            .hash
-            .prf(
-                &sa.keys.as_ref().expect("keys").a,
-                &[&mid.to_be_bytes(), rest],
-            )
-            .to_vec()
+        let mid = mid.to_be_bytes();
+        let parts: &[&[u8]] = match ni {
+            None => &[&mid, rest],
+            Some(ni) => &[&mid, ni, rest],
+        };
+        let a = &sa.keys.as_ref().expect("keys").a;
+        sa.neg.expect("neg").hash.prf(a, parts).to_vec()
+    }
+
+    /// HASH(3): prf(SKEYID_a, 0 | M-ID | Ni_b | Nr_b).
+    fn qm_hash3(&self, key: [u8; 8], mid: u32) -> Vec<u8> {
+        let sa = &self.p1[&key];
+        let q = &sa.qm[&mid];
+        let a = &sa.keys.as_ref().expect("keys").a;
+        let parts: &[&[u8]] = &[&[0u8], &mid.to_be_bytes(), &q.ni, &q.nr];
+        sa.neg.expect("neg").hash.prf(a, parts).to_vec()
     }
 
     /// Encapsulation mode attribute: tunnel/transport, UDP-encapsulated after NAT-T floated.
@@ -2408,7 +2270,7 @@ impl Endpoint {
         rest.push(idcr.clone());
         let mut rb = Vec::new();
         emit_chain(&rest, &mut rb);
-        let h1 = self.qm_hash1(key, mid, &rb);
+        let h1 = self.qm_hash(key, mid, None, &rb);
         let mut ps = vec![Payload::Hash(h1)];
         ps.extend(rest);
         let sa = &self.p1[&key];
@@ -2422,8 +2284,8 @@ impl Endpoint {
         let (out, new_iv) = self.encrypt(key, &iv, ExchangeType::QuickMode, mid, commit, &ps);
         let base = self.cfg.retransmit_base;
         let sa = self.p1.get_mut(&key).expect("exists");
-        let data = frame(sa.local, sa.remote, out);
-        let (local, remote) = (sa.local, sa.remote);
+        let tx = framed(sa.local, sa.remote, out);
+        let remote = tx.remote;
         sa.qm.insert(
             mid,
             Qm {
@@ -2439,14 +2301,7 @@ impl Endpoint {
                 spi_in,
                 offered,
                 chosen: None,
-                retx: Some(Retx {
-                    data: data.clone(),
-                    local,
-                    remote,
-                    count: 0,
-                    next_at: now + base,
-                    interval: base,
-                }),
+                retx: Some(Retx::new(tx.clone(), now, base)),
                 last_rx: vec![],
                 last_tx: None,
                 started: now,
@@ -2468,24 +2323,14 @@ impl Endpoint {
             format!("Node {mid}, Input = IKE_MESG_INTERNAL, IKE_INIT_QM"),
         );
         self.ik_raw("Old State = IKE_QM_READY  New State = IKE_QM_I_QM1");
-        self.transmits.push_back(Transmit {
-            local,
-            remote,
-            data,
-        });
+        self.transmits.push_back(tx);
     }
 
-    fn quick_mode(
-        &mut self,
-        now: Instant,
-        key: [u8; 8],
-        local: SocketAddr,
-        remote: SocketAddr,
-        hdr: HeaderRepr,
-        msg: &[u8],
-    ) -> R<()> {
+    fn quick_mode(&mut self, rx: &Rx) -> R<()> {
+        let (now, key, conn, remote) = (rx.now, rx.key, rx.conn, rx.remote);
+        let (hdr, msg) = (rx.hdr, rx.msg);
         let mid = hdr.message_id;
-        let (state, conn) = (self.p1[&key].state, self.p1[&key].conn_id);
+        let state = self.p1[&key].state;
         if state != P1State::IkeP1Complete || mid == 0 || !hdr.encrypted() {
             self.counters.rx_unexpected += 1;
             return Ok(());
@@ -2495,12 +2340,8 @@ impl Endpoint {
         if let Some(q) = self.p1[&key].qm.get(&mid) {
             if q.last_rx == msg {
                 self.counters.rx_retransmissions += 1;
-                if let Some((d, l, r)) = q.last_tx.clone() {
-                    self.transmits.push_back(Transmit {
-                        local: l,
-                        remote: r,
-                        data: d,
-                    });
+                if let Some(tx) = q.last_tx.clone() {
+                    self.transmits.push_back(tx);
                 }
                 return Ok(());
             }
@@ -2517,11 +2358,11 @@ impl Endpoint {
                 let neg = sa.neg.expect("neg");
                 let iv = phase2_iv(neg.hash, &sa.iv, mid, neg.enc.block_len());
                 let (ps, pt, new_iv) = self.decrypt(key, &iv, &hdr, msg)?;
-                self.r_qm1(now, key, local, remote, mid, ps, pt, new_iv, msg, hdr.flags)
+                self.r_qm1(rx, ps, pt, new_iv)
             }
             Some((QmState::IkeQmIQm1, iv)) => {
                 let (ps, pt, new_iv) = self.decrypt(key, &iv, &hdr, msg)?;
-                self.i_qm2(now, key, mid, ps, pt, new_iv, hdr.flags)?;
+                self.i_qm2(rx, ps, pt, new_iv)?;
                 // A retransmitted QM2 (our QM3 was lost) gets QM3 again.
                 if let Some(q) = self.p1.get_mut(&key).and_then(|s| s.qm.get_mut(&mid)) {
                     q.last_rx = msg.to_vec();
@@ -2533,17 +2374,8 @@ impl Endpoint {
                 let Some(Payload::Hash(h)) = ps.first() else {
                     return Err(IkeError::Peer("QM3 without HASH"));
                 };
-                let (ni, nr) = {
-                    let q = &self.p1[&key].qm[&mid];
-                    (q.ni.clone(), q.nr.clone())
-                };
-                let sa = &self.p1[&key];
-                let exp = sa.neg.expect("neg").hash.prf(
-                    &sa.keys.as_ref().expect("keys").a,
-                    &[&[0u8], &mid.to_be_bytes(), &ni, &nr],
-                );
-                self.ik(conn, format!("processing HASH payload. message ID = {mid}"));
-                if *h != *exp {
+                self.processing(conn, mid, &["HASH"]);
+                if *h != self.qm_hash3(key, mid) {
                     return Err(IkeError::HashFailed);
                 }
                 self.ik(
@@ -2570,6 +2402,34 @@ impl Endpoint {
         }
     }
 
+    /// Prints a Quick Mode SA life attribute as IOS does. LIFE_TYPE sets `life_type`;
+    /// LIFE_DURATION (`v`) is returned with whether it counts seconds.
+    fn qm_life_attr(&mut self, a: &Attr, v: u64, life_type: &mut u64) -> Option<(bool, u64)> {
+        if a.ty == p2::LIFE_TYPE {
+            *life_type = v;
+            let unit = if v == 1 { "seconds" } else { "kilobytes" };
+            self.ik_raw(format!("ISAKMP:      SA life type in {unit}"));
+            return None;
+        }
+        let form = match &a.value {
+            AttrValue::Basic(x) => format!("(basic) of {x}"),
+            AttrValue::Var(_) => format!("(VPI) of {}", a.vpi_string()),
+        };
+        self.ik_raw(format!("ISAKMP:      SA life duration {form}"));
+        Some((*life_type == 1, v))
+    }
+
+    /// Refuses a QM1 as IOS does: "phase 2 SA policy not acceptable!" and a notify.
+    fn refuse_qm(&mut self, now: Instant, key: [u8; 8], conn: u32, peer: Ipv4Addr, nt: NotifyType) {
+        let me = self.cfg.local_addr;
+        self.ik(
+            conn,
+            format!("phase 2 SA policy not acceptable! (local {me} remote {peer})"),
+        );
+        self.send_info_notify(now, key, nt, proto::ISAKMP, vec![]);
+        self.counters.p2_failed += 1;
+    }
+
     /// Checks the peer's HASH(1)/HASH(2) over the raw plaintext after the HASH payload.
     fn check_qm_hash(
         &self,
@@ -2587,57 +2447,25 @@ impl Endpoint {
         if end > pt.len() || start > end {
             return Err(IkeError::Peer("chain"));
         }
-        let rest = &pt[start..end];
-        let sa = &self.p1[&key];
-        let a = &sa.keys.as_ref().expect("keys").a;
-        let exp = match ni {
-            None => sa
-                .neg
-                .expect("neg")
-                .hash
-                .prf(a, &[&mid.to_be_bytes(), rest]),
-            Some(ni) => sa
-                .neg
-                .expect("neg")
-                .hash
-                .prf(a, &[&mid.to_be_bytes(), ni, rest]),
-        };
-        if *exp != h[..] {
+        if self.qm_hash(key, mid, ni, &pt[start..end]) != h[..] {
             return Err(IkeError::HashFailed);
         }
         Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn r_qm1(
-        &mut self,
-        now: Instant,
-        key: [u8; 8],
-        local: SocketAddr,
-        remote: SocketAddr,
-        mid: u32,
-        ps: Vec<Payload>,
-        pt: Vec<u8>,
-        new_iv: Vec<u8>,
-        msg: &[u8],
-        flags: u8,
-    ) -> R<()> {
-        let conn = self.p1[&key].conn_id;
-        self.ik(conn, format!("processing HASH payload. message ID = {mid}"));
+    fn r_qm1(&mut self, rx: &Rx, ps: Vec<Payload>, pt: Vec<u8>, new_iv: Vec<u8>) -> R<()> {
+        let (now, key, conn, local) = (rx.now, rx.key, rx.conn, rx.local);
+        let (remote, hdr, msg) = (rx.remote, rx.hdr, rx.msg);
+        let (mid, flags) = (hdr.message_id, hdr.flags);
+        self.processing(conn, mid, &["HASH"]);
         self.check_qm_hash(key, mid, &ps, &pt, None)?;
         let (Some(Payload::Sa(sap)), Some(Payload::Nonce(ni))) =
             (find(&ps, PayloadType::Sa), find(&ps, PayloadType::Nonce))
         else {
             return Err(IkeError::Peer("QM1 without SA/NONCE"));
         };
-        self.ik(conn, format!("processing SA payload. message ID = {mid}"));
-        let ke = find(&ps, PayloadType::Ke).and_then(|p| {
-            if let Payload::Ke(k) = p {
-                Some(k.clone())
-            } else {
-                None
-            }
-        });
+        self.processing(conn, mid, &["SA"]);
+        let ke = ke_of(&ps);
         let ids: Vec<&IdPayload> = ps
             .iter()
             .filter_map(|p| {
@@ -2669,18 +2497,7 @@ impl Endpoint {
             m.peer == peer && m.local_proxy.contains(&lp) && m.remote_proxy.contains(&rp)
         });
         let Some(idx) = idx else {
-            self.ik(
-                conn,
-                format!("phase 2 SA policy not acceptable! (local {me} remote {peer})"),
-            );
-            self.send_info_notify(
-                now,
-                key,
-                NotifyType::InvalidIdInformation,
-                proto::ISAKMP,
-                vec![],
-            );
-            self.counters.p2_failed += 1;
+            self.refuse_qm(now, key, conn, peer, NotifyType::InvalidIdInformation);
             return Err(IkeError::Policy(
                 "proxy identities not permitted by any crypto map",
             ));
@@ -2713,23 +2530,11 @@ impl Endpoint {
                 for a in &t.attrs {
                     let v = a.as_u64().unwrap_or(u64::MAX);
                     match a.ty {
-                        p2::LIFE_TYPE => {
-                            life_type = v;
-                            self.ik_raw(format!(
-                                "ISAKMP:      SA life type in {}",
-                                if v == 1 { "seconds" } else { "kilobytes" }
-                            ));
-                        }
-                        p2::LIFE_DURATION => {
-                            let form = match &a.value {
-                                AttrValue::Basic(x) => format!("(basic) of {x}"),
-                                AttrValue::Var(_) => format!("(VPI) of {}", a.vpi_string()),
-                            };
-                            self.ik_raw(format!("ISAKMP:      SA life duration {form}"));
-                            if life_type == 1 {
-                                secs = Some(v);
-                            } else {
-                                kb = Some(v);
+                        p2::LIFE_TYPE | p2::LIFE_DURATION => {
+                            match self.qm_life_attr(a, v, &mut life_type) {
+                                Some((true, v)) => secs = Some(v),
+                                Some((false, v)) => kb = Some(v),
+                                None => {}
                             }
                         }
                         p2::ENCAPSULATION => {
@@ -2784,8 +2589,7 @@ impl Endpoint {
                     self.ik(conn, "atts are acceptable.");
                     let secs = secs.map(|s| s.min(u32::MAX as u64) as u32).unwrap_or(28800);
                     let kb = kb.unwrap_or(4_608_000);
-                    let peer_spi =
-                        u32::from_be_bytes([prop.spi[0], prop.spi[1], prop.spi[2], prop.spi[3]]);
+                    let peer_spi = spi_u32(&prop.spi);
                     chosen = Some((
                         prop.number,
                         t.clone(),
@@ -2812,18 +2616,7 @@ impl Endpoint {
         }
         let Some((pnum, t, ts, secs, kb, peer_spi, group)) = chosen else {
             self.ik(conn, "IPSec policy invalidated proposal with error 256");
-            self.ik(
-                conn,
-                format!("phase 2 SA policy not acceptable! (local {me} remote {peer})"),
-            );
-            self.send_info_notify(
-                now,
-                key,
-                NotifyType::NoProposalChosen,
-                proto::ISAKMP,
-                vec![],
-            );
-            self.counters.p2_failed += 1;
+            self.refuse_qm(now, key, conn, peer, NotifyType::NoProposalChosen);
             self.events.push_back(Event::NegotiationFailed {
                 peer,
                 reason: "phase 2 SA policy not acceptable".into(),
@@ -2894,17 +2687,7 @@ impl Endpoint {
         }
         let mut rb = Vec::new();
         emit_chain(&rest, &mut rb);
-        let sa = &self.p1[&key];
-        let h2 = sa
-            .neg
-            .expect("neg")
-            .hash
-            .prf(
-                &sa.keys.as_ref().expect("keys").a,
-                &[&mid.to_be_bytes(), ni, &rb],
-            )
-            .to_vec();
-        let mut out_ps = vec![Payload::Hash(h2)];
+        let mut out_ps = vec![Payload::Hash(self.qm_hash(key, mid, Some(ni), &rb))];
         out_ps.extend(rest);
         let (out, iv2) = self.encrypt(
             key,
@@ -2915,7 +2698,7 @@ impl Endpoint {
             &out_ps,
         );
         let base = self.cfg.retransmit_base;
-        let data = frame(local, remote, out);
+        let tx = framed(local, remote, out);
         let sa = self.p1.get_mut(&key).expect("exists");
         drop(gqm);
         sa.qm.insert(
@@ -2933,16 +2716,9 @@ impl Endpoint {
                 spi_in,
                 offered: vec![],
                 chosen: Some((ts, our_secs, our_kb, peer_spi)),
-                retx: Some(Retx {
-                    data: data.clone(),
-                    local,
-                    remote,
-                    count: 0,
-                    next_at: now + base,
-                    interval: base,
-                }),
+                retx: Some(Retx::new(tx.clone(), now, base)),
                 last_rx: msg.to_vec(),
-                last_tx: Some((data.clone(), local, remote)),
+                last_tx: Some(tx.clone()),
                 started: now,
                 rekey_of: None,
                 peer_ke: None,
@@ -2956,35 +2732,22 @@ impl Endpoint {
         );
         self.ik_raw("Old State = IKE_QM_READY  New State = IKE_QM_R_QM2");
         self.ik(conn, format!("sending packet to {peer} (R) QM_IDLE"));
-        self.transmits.push_back(Transmit {
-            local,
-            remote,
-            data,
-        });
+        self.transmits.push_back(tx);
         Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn i_qm2(
-        &mut self,
-        now: Instant,
-        key: [u8; 8],
-        mid: u32,
-        ps: Vec<Payload>,
-        pt: Vec<u8>,
-        new_iv: Vec<u8>,
-        flags: u8,
-    ) -> R<()> {
-        let conn = self.p1[&key].conn_id;
+    fn i_qm2(&mut self, rx: &Rx, ps: Vec<Payload>, pt: Vec<u8>, new_iv: Vec<u8>) -> R<()> {
+        let (now, key, conn, hdr) = (rx.now, rx.key, rx.conn, rx.hdr);
+        let (mid, flags) = (hdr.message_id, hdr.flags);
         let ni = self.p1[&key].qm[&mid].ni.clone();
-        self.ik(conn, format!("processing HASH payload. message ID = {mid}"));
+        self.processing(conn, mid, &["HASH"]);
         self.check_qm_hash(key, mid, &ps, &pt, Some(&ni))?;
         let (Some(Payload::Sa(sap)), Some(Payload::Nonce(nr))) =
             (find(&ps, PayloadType::Sa), find(&ps, PayloadType::Nonce))
         else {
             return Err(IkeError::Peer("QM2 without SA/NONCE"));
         };
-        self.ik(conn, format!("processing SA payload. message ID = {mid}"));
+        self.processing(conn, mid, &["SA"]);
         let (q_map_idx, q_offered, q_has_dh) = {
             let q = &self.p1[&key].qm[&mid];
             (q.map_idx, q.offered.clone(), q.dh.is_some())
@@ -3017,23 +2780,11 @@ impl Endpoint {
             let v = a.as_u64().unwrap_or(0);
             match a.ty {
                 p2::ENCAPSULATION => self.ik_raw(format!("ISAKMP:      encaps is {v}")),
-                p2::LIFE_TYPE => {
-                    life_type = v;
-                    self.ik_raw(format!(
-                        "ISAKMP:      SA life type in {}",
-                        if v == 1 { "seconds" } else { "kilobytes" }
-                    ));
-                }
-                p2::LIFE_DURATION => {
-                    let form = match &a.value {
-                        AttrValue::Basic(x) => format!("(basic) of {x}"),
-                        AttrValue::Var(_) => format!("(VPI) of {}", a.vpi_string()),
-                    };
-                    self.ik_raw(format!("ISAKMP:      SA life duration {form}"));
-                    if life_type == 1 {
-                        secs = secs.min(v.min(u32::MAX as u64) as u32);
-                    } else {
-                        kb = kb.min(v);
+                p2::LIFE_TYPE | p2::LIFE_DURATION => {
+                    match self.qm_life_attr(a, v, &mut life_type) {
+                        Some((true, v)) => secs = secs.min(v.min(u32::MAX as u64) as u32),
+                        Some((false, v)) => kb = kb.min(v),
+                        None => {}
                     }
                 }
                 p2::AUTH_ALG => self.ik_raw(format!(
@@ -3075,29 +2826,11 @@ impl Endpoint {
                 }
             }
         }
-        let ke = find(&ps, PayloadType::Ke).and_then(|p| {
-            if let Payload::Ke(k) = p {
-                Some(k.clone())
-            } else {
-                None
-            }
-        });
+        let ke = ke_of(&ps);
         if q_has_dh != ke.is_some() {
             return Err(IkeError::Peer("PFS KE mismatch"));
         }
-        let peer_spi = u32::from_be_bytes([prop.spi[0], prop.spi[1], prop.spi[2], prop.spi[3]]);
-        let nr = nr.clone();
-        let hash3 = {
-            let sa = &self.p1[&key];
-            sa.neg
-                .expect("neg")
-                .hash
-                .prf(
-                    &sa.keys.as_ref().expect("keys").a,
-                    &[&[0u8], &mid.to_be_bytes(), &ni, &nr],
-                )
-                .to_vec()
-        };
+        let peer_spi = spi_u32(&prop.spi);
         {
             let q = self
                 .p1
@@ -3106,10 +2839,11 @@ impl Endpoint {
                 .qm
                 .get_mut(&mid)
                 .expect("exists");
-            q.nr = nr;
+            q.nr = nr.clone();
             q.peer_ke = ke;
             q.chosen = Some((ts, secs, kb, peer_spi));
         }
+        let hash3 = self.qm_hash3(key, mid);
         // The commit bit set by the responder is echoed in QM3; the responder then sends
         // CONNECTED once its SAs are in place.
         let (out, iv3) = self.encrypt(
@@ -3121,22 +2855,18 @@ impl Endpoint {
             &[Payload::Hash(hash3)],
         );
         let sa = self.p1.get_mut(&key).expect("exists");
-        let (local, remote) = (sa.local, sa.remote);
-        let data = frame(local, remote, out);
+        let tx = framed(sa.local, sa.remote, out);
+        let remote = tx.remote;
         let q = sa.qm.get_mut(&mid).expect("exists");
         q.iv = iv3;
         q.retx = None;
-        q.last_tx = Some((data.clone(), local, remote));
+        q.last_tx = Some(tx.clone());
         self.install_qm(now, key, mid);
         self.ik(
             conn,
             format!("sending packet to {} (I) QM_IDLE", v4(remote)),
         );
-        self.transmits.push_back(Transmit {
-            local,
-            remote,
-            data,
-        });
+        self.transmits.push_back(tx);
         self.ik(
             conn,
             format!("Node {mid}, Input = IKE_MSG_FROM_PEER, IKE_QM_EXCH"),
@@ -3345,7 +3075,7 @@ impl Endpoint {
         };
         let mut rb = Vec::new();
         emit_chain(std::slice::from_ref(&payload), &mut rb);
-        let h = self.qm_hash1(key, mid, &rb);
+        let h = self.qm_hash(key, mid, None, &rb);
         let sa = &self.p1[&key];
         let neg = sa.neg.expect("neg");
         let iv = phase2_iv(neg.hash, &sa.iv, mid, neg.enc.block_len());
@@ -3357,12 +3087,7 @@ impl Endpoint {
             0,
             &[Payload::Hash(h), payload],
         );
-        let data = frame(sa.local, sa.remote, out);
-        self.transmits.push_back(Transmit {
-            local: sa.local,
-            remote: sa.remote,
-            data,
-        });
+        self.transmits.push_back(framed(sa.local, sa.remote, out));
     }
 
     fn send_info_notify(
@@ -3384,29 +3109,13 @@ impl Endpoint {
     }
 
     fn send_dpd(&mut self, now: Instant, key: [u8; 8], nt: NotifyType, seq: u32) {
-        let sa = &self.p1[&key];
-        let mut spi = sa.icookie.to_vec();
-        spi.extend_from_slice(&sa.rcookie);
-        let p = Payload::Notify(NotifyPayload {
-            doi: DOI_IPSEC,
-            protocol: proto::ISAKMP,
-            notify_type: nt.code(),
-            spi,
-            data: seq.to_be_bytes().to_vec(),
-        });
+        let p = self.isakmp_notify(key, nt, seq.to_be_bytes().to_vec());
         self.send_informational(now, key, p);
     }
 
-    fn informational(
-        &mut self,
-        now: Instant,
-        key: [u8; 8],
-        _local: SocketAddr,
-        remote: SocketAddr,
-        hdr: HeaderRepr,
-        msg: &[u8],
-    ) -> R<()> {
-        let conn = self.p1[&key].conn_id;
+    fn informational(&mut self, rx: &Rx) -> R<()> {
+        let (now, key, conn, remote) = (rx.now, rx.key, rx.conn, rx.remote);
+        let (hdr, msg) = (rx.hdr, rx.msg);
         if !hdr.encrypted() {
             // Unauthenticated: only believed before phase 1 has keys (e.g. NO_PROPOSAL_CHOSEN).
             let m = Message::parse(msg)?;
@@ -3631,14 +3340,7 @@ impl Endpoint {
                         self.fail_p1(key, "Death by retransmission P1");
                         continue;
                     }
-                    r.count += 1;
-                    r.interval *= 2;
-                    r.next_at = now + r.interval;
-                    let t = Transmit {
-                        local: r.local,
-                        remote: r.remote,
-                        data: r.data.clone(),
-                    };
+                    let t = r.fire(now);
                     let (st, n) = (sa.state.show(), r.count);
                     self.counters.tx_retransmissions += 1;
                     self.ik(
@@ -3680,14 +3382,7 @@ impl Endpoint {
                             });
                             continue;
                         }
-                        r.count += 1;
-                        r.interval *= 2;
-                        r.next_at = now + r.interval;
-                        let t = Transmit {
-                            local: r.local,
-                            remote: r.remote,
-                            data: r.data.clone(),
-                        };
+                        let t = r.fire(now);
                         self.counters.tx_retransmissions += 1;
                         self.ik(conn, format!("retransmitting phase 2 QM_IDLE {mid} ..."));
                         self.transmits.push_back(t);
