@@ -836,9 +836,8 @@ impl Endpoint {
 
     /// Starts negotiation for traffic from `src` to `dst` (an sa_request from the dataplane).
     pub fn sa_request(&mut self, now: Instant, src: Ipv4Addr, dst: Ipv4Addr) -> bool {
-        let host = |a| Proxy::subnet(a, Ipv4Addr::new(255, 255, 255, 255));
         let Some(idx) = self.cfg.maps.iter().position(|m| {
-            m.local_proxy.contains(&host(src)) && m.remote_proxy.contains(&host(dst))
+            m.local_proxy.contains(&Proxy::host(src)) && m.remote_proxy.contains(&Proxy::host(dst))
         }) else {
             return false;
         };
@@ -2478,14 +2477,8 @@ impl Endpoint {
             .collect();
         let peer = v4(remote);
         let me = self.cfg.local_addr;
-        let host = |a: Ipv4Addr| Proxy {
-            addr: a,
-            mask: Ipv4Addr::new(255, 255, 255, 255),
-            protocol: 0,
-            port: 0,
-        };
         let (rp, lp) = match ids.as_slice() {
-            [] => (host(peer), host(me)),
+            [] => (Proxy::host(peer), Proxy::host(me)),
             [i, r] => (
                 proxy_from_id(i).ok_or(IkeError::Peer("ID type"))?,
                 proxy_from_id(r).ok_or(IkeError::Peer("ID type"))?,

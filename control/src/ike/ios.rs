@@ -112,12 +112,6 @@ pub fn ike_config(cfg: &Config, aggressive: bool) -> Result<IkeConfig, IosConfig
             .unwrap_or_default();
         for pair in cfg.proxy_pairs(e.entry) {
             let pair = pair.map_err(|x| err(&x.to_string()))?;
-            let conv = |p: m::ProxyId| Proxy {
-                addr: p.addr,
-                mask: p.mask,
-                protocol: p.protocol,
-                port: p.port,
-            };
             c.maps.push(CryptoMapEntry {
                 map: name.clone(),
                 seq,
@@ -126,8 +120,8 @@ pub fn ike_config(cfg: &Config, aggressive: bool) -> Result<IkeConfig, IosConfig
                 pfs: e.entry.pfs.map(group),
                 lifetime_secs: life.seconds,
                 lifetime_kb: life.kilobytes,
-                local_proxy: conv(pair.local),
-                remote_proxy: conv(pair.remote),
+                local_proxy: pair.local,
+                remote_proxy: pair.remote,
                 mode: if aggressive || cfg.initiates_aggressive(peer) {
                     Phase1Mode::Aggressive
                 } else {
