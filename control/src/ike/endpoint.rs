@@ -536,6 +536,45 @@ fn p1_transform(number: u8, p: &IsakmpPolicy) -> Transform {
     }
 }
 
+/// The payloads of AM1 and AM2 (AM1 has no HASH).
+struct AmPayloads<'a> {
+    sa: &'a SaPayload,
+    ke: &'a [u8],
+    nonce: &'a [u8],
+    id: &'a IdPayload,
+    hash: Option<&'a [u8]>,
+}
+
+impl<'a> AmPayloads<'a> {
+    fn find(ps: &'a [Payload]) -> Option<AmPayloads<'a>> {
+        let (
+            Some(Payload::Sa(sa)),
+            Some(Payload::Ke(ke)),
+            Some(Payload::Nonce(nonce)),
+            Some(Payload::Id(id)),
+        ) = (
+            find(ps, PayloadType::Sa),
+            find(ps, PayloadType::Ke),
+            find(ps, PayloadType::Nonce),
+            find(ps, PayloadType::Id),
+        )
+        else {
+            return None;
+        };
+        let hash = match find(ps, PayloadType::Hash) {
+            Some(Payload::Hash(h)) => Some(&h[..]),
+            _ => None,
+        };
+        Some(AmPayloads {
+            sa,
+            ke,
+            nonce,
+            id,
+            hash,
+        })
+    }
+}
+
 /// The responder's vendor IDs in MM2 and AM2: RFC 3947 if the initiator sent it, DPD.
 fn reply_vids(natt: bool) -> Vec<Payload> {
     let mut v = Vec::new();
@@ -1744,18 +1783,20 @@ impl Endpoint {
 
     /// MM3 (responder) / MM4 (initiator): the peer's KE and nonce, then SKEYID. The responder
     /// makes its own key pair now, in the agreed group; the initiator made it at MM2.
-    fn mm_key_exchange(
-        &mut self,
-        key: [u8; 8],
-        conn: u32,
-        remote: SocketAddr,
-        ps: &[Payload],
-        missing: &'static str,
-    ) -> R<()> {
-        let (Some(Payload::Ke(ke)), Some(Payload::Nonce(nonce))) =
-            (find(ps, PayloadType::Ke), find(ps, PayloadType::Nonce))
-        else {
-            return Err(IkeError::Peer(missing));
+    /// Returns the message's payloads.
+    fn mm_key_exchange(&mut self, rx: &Rx, (old, new): (&str, &str)) -> R<Vec<Payload>> {
+        let (key, conn) = (rx.key, rx.conn);
+        let m = Message::parse(rx.msg)?;
+        self.transition(conn, FROM_PEER_MM, old, new);
+        let (Some(Payload::Ke(ke)), Some(Payload::Nonce(nonce))) = (
+            find(&m.payloads, PayloadType::Ke),
+            find(&m.payloads, PayloadType::Nonce),
+        ) else {
+            return Err(IkeError::Peer(if self.p1[&key].initiator {
+                "MM4 without KE/NONCE"
+            } else {
+                "MM3 without KE/NONCE"
+            }));
         };
         self.processing(conn, 0, &["KE", "NONCE"]);
         let sa = self.p1.get_mut(&key).expect("exists");
@@ -1767,8 +1808,17 @@ impl Endpoint {
             sa.generate_ke_nonce(group, &mut *self.rng);
         }
         sa.set_peer_ke_nonce(ke, nonce);
-        self.log_psk_found(conn, v4(remote));
-        self.compute_keys(key, ke)
+        self.log_psk_found(conn, v4(rx.remote));
+        self.compute_keys(key, ke)?;
+        Ok(m.payloads)
+    }
+
+    /// MM3 (initiator) / MM4 (responder): our KE, nonce and NAT-D, in the clear.
+    fn send_ke_nonce(&mut self, now: Instant, key: [u8; 8]) {
+        let mut ps = self.p1[&key].own_ke_nonce();
+        ps.extend(self.nat_d_payloads(key));
+        let out = self.clear_msg(key, ExchangeType::Main, ps);
+        self.send_p1(now, key, out, true);
     }
 
     /// Initiator: the responder's choice (its first transform) must match one of our
@@ -1827,31 +1877,22 @@ impl Endpoint {
         sa.generate_ke_nonce(neg.group, &mut *self.rng);
         sa.last_rx = msg.to_vec();
         sa.state = P1State::IkeIMm3;
-        let mut ps = sa.own_ke_nonce();
-        ps.extend(self.nat_d_payloads(key));
-        let out = self.clear_msg(key, ExchangeType::Main, ps);
-        self.send_p1(now, key, out, true);
+        self.send_ke_nonce(now, key);
         self.transition(conn, PROCESS_COMPLETE, "IKE_I_MM2", "IKE_I_MM3");
         Ok(())
     }
 
     /// Responder, MM3 → MM4: KE and nonce both ways, SKEYID, NAT-D.
     fn r_mm3(&mut self, rx: &Rx) -> R<()> {
-        let (now, key, conn, remote) = (rx.now, rx.key, rx.conn, rx.remote);
-        let msg = rx.msg;
-        let m = Message::parse(msg)?;
-        self.transition(conn, FROM_PEER_MM, "IKE_R_MM2", "IKE_R_MM3");
-        self.mm_key_exchange(key, conn, remote, &m.payloads, "MM3 without KE/NONCE")?;
-        self.process_nat_d(key, &m.payloads);
-        self.process_vids(key, &m.payloads);
+        let (now, key, conn) = (rx.now, rx.key, rx.conn);
+        let ps = self.mm_key_exchange(rx, ("IKE_R_MM2", "IKE_R_MM3"))?;
+        self.process_nat_d(key, &ps);
+        self.process_vids(key, &ps);
         let sa = self.p1.get_mut(&key).expect("exists");
-        sa.last_rx = msg.to_vec();
+        sa.last_rx = rx.msg.to_vec();
         sa.state = P1State::IkeRMm4;
-        let mut ps = sa.own_ke_nonce();
-        ps.extend(self.nat_d_payloads(key));
         self.transition(conn, PROCESS_MM, "IKE_R_MM3", "IKE_R_MM3");
-        let out = self.clear_msg(key, ExchangeType::Main, ps);
-        self.send_p1(now, key, out, true);
+        self.send_ke_nonce(now, key);
         self.transition(conn, PROCESS_COMPLETE, "IKE_R_MM3", "IKE_R_MM4");
         Ok(())
     }
@@ -1859,12 +1900,9 @@ impl Endpoint {
     /// Initiator, MM4 → MM5: SKEYID, NAT-D (float to 4500), our encrypted ID and HASH_I.
     fn i_mm4(&mut self, rx: &Rx) -> R<()> {
         let (now, key, conn, remote) = (rx.now, rx.key, rx.conn, rx.remote);
-        let msg = rx.msg;
-        let m = Message::parse(msg)?;
-        self.transition(conn, FROM_PEER_MM, "IKE_I_MM3", "IKE_I_MM4");
-        self.mm_key_exchange(key, conn, remote, &m.payloads, "MM4 without KE/NONCE")?;
-        self.process_vids(key, &m.payloads);
-        self.process_nat_d(key, &m.payloads);
+        let ps = self.mm_key_exchange(rx, ("IKE_I_MM3", "IKE_I_MM4"))?;
+        self.process_vids(key, &ps);
+        self.process_nat_d(key, &ps);
         self.transition(conn, FROM_PEER_MM, "IKE_I_MM4", "IKE_I_MM4");
         self.float_if_nat(key);
         self.ik(
@@ -1876,7 +1914,7 @@ impl Endpoint {
         });
         let sa = self.p1.get_mut(&key).expect("exists");
         let id = sa.own_id(self.cfg.local_addr);
-        sa.last_rx = msg.to_vec();
+        sa.last_rx = rx.msg.to_vec();
         sa.state = P1State::IkeIMm5;
         let mut ps = vec![id, self.own_hash(key)];
         if first {
@@ -2029,17 +2067,13 @@ impl Endpoint {
     fn r_am1(&mut self, now: Instant, key: [u8; 8], m: Message) -> R<()> {
         let conn = self.p1[&key].conn_id;
         self.transition(conn, FROM_PEER_AM, "IKE_READY", "IKE_R_AM1");
-        let (
-            Some(Payload::Sa(sap)),
-            Some(Payload::Ke(ke)),
-            Some(Payload::Nonce(ni)),
-            Some(Payload::Id(idi)),
-        ) = (
-            find(&m.payloads, PayloadType::Sa),
-            find(&m.payloads, PayloadType::Ke),
-            find(&m.payloads, PayloadType::Nonce),
-            find(&m.payloads, PayloadType::Id),
-        )
+        let Some(AmPayloads {
+            sa: sap,
+            ke,
+            nonce: ni,
+            id: idi,
+            ..
+        }) = AmPayloads::find(&m.payloads)
         else {
             return Err(IkeError::Peer("AM1 missing payloads"));
         };
@@ -2085,19 +2119,13 @@ impl Endpoint {
         let (hdr, msg) = (rx.hdr, rx.msg);
         let m = Message::parse(msg)?;
         self.transition(conn, FROM_PEER_AM, "IKE_I_AM1", "IKE_I_AM2");
-        let (
-            Some(Payload::Sa(sap)),
-            Some(Payload::Ke(ke)),
-            Some(Payload::Nonce(nr)),
-            Some(Payload::Id(idr)),
-            Some(Payload::Hash(h)),
-        ) = (
-            find(&m.payloads, PayloadType::Sa),
-            find(&m.payloads, PayloadType::Ke),
-            find(&m.payloads, PayloadType::Nonce),
-            find(&m.payloads, PayloadType::Id),
-            find(&m.payloads, PayloadType::Hash),
-        )
+        let Some(AmPayloads {
+            sa: sap,
+            ke,
+            nonce: nr,
+            id: idr,
+            hash: Some(h),
+        }) = AmPayloads::find(&m.payloads)
         else {
             return Err(IkeError::Peer("AM2 missing payloads"));
         };
