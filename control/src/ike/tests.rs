@@ -189,6 +189,14 @@ impl Lab {
         self.now = until;
         self.pump();
     }
+    /// Changes both routers' configuration the same way.
+    fn configure_both(&mut self, f: impl Fn(&mut IkeConfig)) {
+        for ep in [&mut self.a, &mut self.b] {
+            let mut c = ep.config().clone();
+            f(&mut c);
+            ep.set_config(c);
+        }
+    }
     fn debug(e: &mut Endpoint) -> Vec<String> {
         let mut v = vec![];
         while let Some(l) = e.poll_debug() {
@@ -697,11 +705,7 @@ fn responder_lifetime_lowers_the_initiators_lifetime() {
 fn isakmp_sa_is_rekeyed_and_ipsec_sas_survive_its_expiry() {
     let o = Opts::default();
     let mut lab = Lab::new(&o, &o);
-    for ep in [&mut lab.a, &mut lab.b] {
-        let mut c = ep.config().clone();
-        c.policies[0].lifetime = 100;
-        ep.set_config(c);
-    }
+    lab.configure_both(|c| c.policies[0].lifetime = 100);
     lab.a.initiate(lab.now, "vpn", 10);
     lab.pump();
     assert_tunnel(&lab);
@@ -827,11 +831,7 @@ fn commit_bit_brings_a_connected_notify() {
 fn transport_mode_is_negotiated_and_must_match() {
     let o = Opts::default();
     let mut lab = Lab::new(&o, &o);
-    for ep in [&mut lab.a, &mut lab.b] {
-        let mut c = ep.config().clone();
-        c.maps[0].transform_sets[0].transport = true;
-        ep.set_config(c);
-    }
+    lab.configure_both(|c| c.maps[0].transform_sets[0].transport = true);
     lab.a.initiate(lab.now, "vpn", 10);
     lab.pump();
     let (i, _) = assert_tunnel(&lab);
@@ -851,11 +851,7 @@ fn transport_mode_is_negotiated_and_must_match() {
 fn kilobyte_lifetime_rekeys_then_expires() {
     let o = Opts::default();
     let mut lab = Lab::new(&o, &o);
-    for ep in [&mut lab.a, &mut lab.b] {
-        let mut c = ep.config().clone();
-        c.maps[0].lifetime_kb = 1000;
-        ep.set_config(c);
-    }
+    lab.configure_both(|c| c.maps[0].lifetime_kb = 1000);
     lab.a.initiate(lab.now, "vpn", 10);
     lab.pump();
     let (old_in, old_out) = assert_tunnel(&lab);
