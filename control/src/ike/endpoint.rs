@@ -231,6 +231,7 @@ struct P1Sa {
     peer_dpd: bool,
     retx: Option<Retx>,
     last_rx: Vec<u8>,
+    /// Our answer to `last_rx`, resent when `last_rx` comes again.
     last_tx: Option<Transmit>,
     errors: u32,
     started: Instant,
@@ -1984,6 +1985,8 @@ impl Endpoint {
         sa.iv = new_iv;
         sa.last_rx = msg.to_vec();
         sa.retx = None;
+        // MM6 is answered by nothing: a copy of it must not bring MM5 again.
+        sa.last_tx = None;
         self.log_authenticated(conn, remote);
         self.enter_p1_complete(now, key, conn, "IKE_I_MM6");
         Ok(())
@@ -2176,6 +2179,8 @@ impl Endpoint {
             sa.iv = iv;
         }
         sa.last_rx = msg.to_vec();
+        // AM3 is answered by nothing: a copy of it must not bring AM2 again.
+        sa.last_tx = None;
         self.follow_float(key, local, remote);
         self.log_authenticated(conn, remote);
         self.enter_p1_complete(now, key, conn, "IKE_R_AM3");

@@ -870,3 +870,46 @@ fn kilobyte_lifetime_rekeys_then_expires() {
     ));
     assert_eq!(lab.b.ipsec_sa_pair_count(), 1);
 }
+
+#[test]
+fn crossed_aggressive_mode_retransmissions_settle() {
+    let o = Opts {
+        mode: Phase1Mode::Aggressive,
+        ..Default::default()
+    };
+    let mut lab = Lab::new(&o, &o);
+    lab.a.initiate(lab.now, "vpn", 10);
+    // AM1 reaches b; b's AM2 is lost.
+    let am1 = lab.a.poll_transmit().unwrap();
+    lab.b
+        .handle_datagram(lab.now, am1.remote, am1.local, &am1.data);
+    assert!(lab.b.poll_transmit().is_some());
+    // Both retransmit at once: AM1 and AM2 cross, each side sees the other's message twice.
+    // A duplicate of the message that completed phase 1 must not be answered, or the two
+    // ends resend AM2/AM3 to each other for ever (pump panics).
+    lab.advance(Duration::from_secs(3));
+    assert_tunnel(&lab);
+}
+
+#[test]
+fn a_duplicate_of_the_last_main_mode_message_is_not_answered() {
+    let o = Opts::default();
+    let mut lab = Lab::new(&o, &o);
+    lab.a.initiate(lab.now, "vpn", 10);
+    let mut mm6 = None;
+    for _ in 0..3 {
+        let t = lab.a.poll_transmit().unwrap();
+        lab.b.handle_datagram(lab.now, t.remote, t.local, &t.data);
+        let r = lab.b.poll_transmit().unwrap();
+        lab.a.handle_datagram(lab.now, r.remote, r.local, &r.data);
+        mm6 = Some(r);
+    }
+    lab.pump();
+    assert_tunnel(&lab);
+    // MM6 again (delayed copy): the initiator must not resend MM5.
+    let mm6 = mm6.unwrap();
+    lab.a
+        .handle_datagram(lab.now, mm6.remote, mm6.local, &mm6.data);
+    assert!(lab.a.poll_transmit().is_none());
+    assert_eq!(lab.a.counters.rx_retransmissions, 1);
+}
