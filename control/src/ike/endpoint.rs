@@ -2018,12 +2018,32 @@ impl Endpoint {
         for k in old {
             self.fail_p1(k, "INITIAL_CONTACT");
         }
-        let pairs: Vec<usize> = (0..self.pairs.len())
+        self.remove_peer_pairs(now, peer);
+    }
+
+    /// Removes every IPsec SA pair with `peer`, without telling it (it rebooted or died).
+    fn remove_peer_pairs(&mut self, now: Instant, peer: Ipv4Addr) {
+        let idxs: Vec<usize> = (0..self.pairs.len())
             .filter(|&i| self.pairs[i].peer == peer)
             .collect();
-        for i in pairs.into_iter().rev() {
+        for i in idxs.into_iter().rev() {
             self.remove_pair(now, i, false);
         }
+    }
+
+    /// DPD: sends the next R-U-THERE and waits `retry` for its ACK.
+    fn send_r_u_there(&mut self, now: Instant, key: [u8; 8], retry: Duration, again: bool) {
+        let sa = self.p1.get_mut(&key).expect("exists");
+        sa.dpd_seq = sa.dpd_seq.wrapping_add(1);
+        let seq = sa.dpd_seq;
+        sa.dpd_outstanding = Some((seq, now + retry));
+        let (conn, peer) = (sa.conn_id, v4(sa.remote));
+        let again = if again { " (retry)" } else { "" };
+        self.ik(
+            conn,
+            format!("DPD/R_U_THERE sent to {peer}, sequence {seq:#x}{again}"),
+        );
+        self.send_dpd(now, key, NotifyType::RUThere, seq);
     }
 
     fn p1_complete(&mut self, now: Instant, key: [u8; 8]) {
@@ -3466,23 +3486,10 @@ impl Endpoint {
                                 "ISAKMP: DPD: peer {peer} is dead, deleting its SAs"
                             ));
                             self.fail_p1(key, "peer is dead (DPD)");
-                            let idxs: Vec<usize> = (0..self.pairs.len())
-                                .filter(|&i| self.pairs[i].peer == peer)
-                                .collect();
-                            for i in idxs.into_iter().rev() {
-                                self.remove_pair(now, i, false);
-                            }
+                            self.remove_peer_pairs(now, peer);
                             continue;
                         }
-                        sa.dpd_seq = sa.dpd_seq.wrapping_add(1);
-                        let seq = sa.dpd_seq;
-                        sa.dpd_outstanding = Some((seq, now + retry));
-                        let peer = v4(sa.remote);
-                        self.ik(
-                            conn,
-                            format!("DPD/R_U_THERE sent to {peer}, sequence {seq:#x} (retry)"),
-                        );
-                        self.send_dpd(now, key, NotifyType::RUThere, seq);
+                        self.send_r_u_there(now, key, retry, true);
                     }
                 } else if sa.dpd_next.is_some_and(|t| t <= now) {
                     sa.dpd_next = Some(now + interval);
@@ -3490,16 +3497,7 @@ impl Endpoint {
                         if sa.dpd_seq == 0 {
                             sa.dpd_seq = self.rng.u32() & 0x7fff_ffff;
                         }
-                        let sa = self.p1.get_mut(&key).expect("exists");
-                        sa.dpd_seq = sa.dpd_seq.wrapping_add(1);
-                        let seq = sa.dpd_seq;
-                        sa.dpd_outstanding = Some((seq, now + retry));
-                        let peer = v4(sa.remote);
-                        self.ik(
-                            conn,
-                            format!("DPD/R_U_THERE sent to {peer}, sequence {seq:#x}"),
-                        );
-                        self.send_dpd(now, key, NotifyType::RUThere, seq);
+                        self.send_r_u_there(now, key, retry, false);
                     }
                 }
             }
