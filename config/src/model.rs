@@ -886,6 +886,21 @@ impl ProxyId {
         })
     }
 
+    /// Any protocol and port on `addr`/`mask`.
+    pub fn subnet(addr: Ipv4Addr, mask: Ipv4Addr) -> ProxyId {
+        ProxyId {
+            addr,
+            mask,
+            protocol: 0,
+            port: 0,
+        }
+    }
+
+    /// Any protocol and port on one address.
+    pub fn host(addr: Ipv4Addr) -> ProxyId {
+        ProxyId::subnet(addr, Ipv4Addr::BROADCAST)
+    }
+
     /// ID_IPV4_ADDR (1) for a host, ID_IPV4_ADDR_SUBNET (4) otherwise — what IOS sends.
     pub fn id_type(&self) -> u8 {
         if self.mask == Ipv4Addr::BROADCAST {

@@ -258,24 +258,20 @@ fn ipsec_block(out: &mut String, v: &IpsecSaView) {
         spi(v.current_outbound_spi)
     );
     out.push('\n');
-    out.push_str("     inbound esp sas:\n");
-    for sa in &v.inbound_esp {
-        esp_sa(out, sa);
+    for (dir, esp) in [("inbound", &v.inbound_esp), ("outbound", &v.outbound_esp)] {
+        if dir == "outbound" {
+            out.push('\n'); // after "inbound pcp sas:"
+        }
+        let _ = writeln!(out, "     {dir} esp sas:");
+        for sa in esp {
+            esp_sa(out, sa);
+        }
+        if esp.is_empty() {
+            out.push('\n');
+        }
+        let _ = writeln!(out, "     {dir} ah sas:\n");
+        let _ = writeln!(out, "     {dir} pcp sas:");
     }
-    if v.inbound_esp.is_empty() {
-        out.push('\n');
-    }
-    out.push_str("     inbound ah sas:\n\n");
-    out.push_str("     inbound pcp sas:\n\n");
-    out.push_str("     outbound esp sas:\n");
-    for sa in &v.outbound_esp {
-        esp_sa(out, sa);
-    }
-    if v.outbound_esp.is_empty() {
-        out.push('\n');
-    }
-    out.push_str("     outbound ah sas:\n\n");
-    out.push_str("     outbound pcp sas:\n");
 }
 
 /// `show crypto ipsec sa`: blocks grouped under their interface and crypto map tag.

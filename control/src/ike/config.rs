@@ -151,56 +151,9 @@ impl TransformSet {
     }
 }
 
-/// A proxy identity: one side of a crypto ACL line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Proxy {
-    pub addr: Ipv4Addr,
-    pub mask: Ipv4Addr,
-    pub protocol: u8,
-    pub port: u16,
-}
-
-impl Proxy {
-    pub fn subnet(addr: Ipv4Addr, mask: Ipv4Addr) -> Proxy {
-        Proxy {
-            addr,
-            mask,
-            protocol: 0,
-            port: 0,
-        }
-    }
-    /// ID type IOS reports (4 = subnet, 1 = host).
-    pub fn id_type(&self) -> u8 {
-        if self.mask == Ipv4Addr::new(255, 255, 255, 255) {
-            1
-        } else {
-            4
-        }
-    }
-    /// Whether `other` lies inside this proxy (IOS accepts a subset of its ACL).
-    pub fn contains(&self, other: &Proxy) -> bool {
-        let m = u32::from(self.mask);
-        (u32::from(other.addr) & m) == (u32::from(self.addr) & m)
-            && (u32::from(other.mask) & m) == m
-            && (self.protocol == 0 || self.protocol == other.protocol)
-            && (self.port == 0 || self.port == other.port)
-    }
-}
-
-impl fmt::Display for Proxy {
-    /// "10.1.1.0/255.255.255.0/0/0 (type=4)"
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}/{}/{}/{} (type={})",
-            self.addr,
-            self.mask,
-            self.protocol,
-            self.port,
-            self.id_type()
-        )
-    }
-}
+/// A proxy identity: one side of a crypto ACL line. The configuration model's type, so a
+/// crypto map's identities reach the IKE core unconverted; `Proxy` is its name here.
+pub use crate::config::model::ProxyId as Proxy;
 
 /// Phase 1 exchange an initiator uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

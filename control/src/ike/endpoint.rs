@@ -145,13 +145,30 @@ struct P1Keys {
     ka: Secret,
 }
 
+/// A message kept for retransmission: resent unchanged, at doubling intervals.
 struct Retx {
-    data: Vec<u8>,
-    local: SocketAddr,
-    remote: SocketAddr,
+    tx: Transmit,
     count: u32,
     next_at: Instant,
     interval: Duration,
+}
+
+impl Retx {
+    fn new(tx: Transmit, now: Instant, base: Duration) -> Retx {
+        Retx {
+            tx,
+            count: 0,
+            next_at: now + base,
+            interval: base,
+        }
+    }
+    /// The next retransmission, due now.
+    fn fire(&mut self, now: Instant) -> Transmit {
+        self.count += 1;
+        self.interval *= 2;
+        self.next_at = now + self.interval;
+        self.tx.clone()
+    }
 }
 
 #[derive(Default)]
@@ -180,7 +197,7 @@ struct Qm {
     chosen: Option<(TransformSet, u32, u64, u32)>, // set, secs, kb, peer spi
     retx: Option<Retx>,
     last_rx: Vec<u8>,
-    last_tx: Option<(Vec<u8>, SocketAddr, SocketAddr)>,
+    last_tx: Option<Transmit>,
     started: Instant,
     rekey_of: Option<u32>,
     peer_ke: Option<Vec<u8>>,
@@ -214,7 +231,8 @@ struct P1Sa {
     peer_dpd: bool,
     retx: Option<Retx>,
     last_rx: Vec<u8>,
-    last_tx: Option<(Vec<u8>, SocketAddr, SocketAddr)>,
+    /// Our answer to `last_rx`, resent when `last_rx` comes again.
+    last_tx: Option<Transmit>,
     errors: u32,
     started: Instant,
     expires_at: Option<Instant>,
@@ -312,6 +330,25 @@ impl IkeError {
 
 type R<T> = Result<T, IkeError>;
 
+/// One received message of a known SA, as the exchange handlers see it.
+#[derive(Clone, Copy)]
+struct Rx<'a> {
+    now: Instant,
+    /// The SA's initiator cookie.
+    key: [u8; 8],
+    conn: u32,
+    local: SocketAddr,
+    remote: SocketAddr,
+    hdr: HeaderRepr,
+    msg: &'a [u8],
+}
+
+/// IOS inputs of the phase-1 transitions.
+const FROM_PEER_MM: &str = "IKE_MSG_FROM_PEER, IKE_MM_EXCH";
+const FROM_PEER_AM: &str = "IKE_MSG_FROM_PEER, IKE_AM_EXCH";
+const PROCESS_MM: &str = "IKE_MESG_INTERNAL, IKE_PROCESS_MAIN_MODE";
+const PROCESS_COMPLETE: &str = "IKE_MESG_INTERNAL, IKE_PROCESS_COMPLETE";
+
 fn v4(a: SocketAddr) -> Ipv4Addr {
     match a.ip() {
         IpAddr::V4(v) => v,
@@ -321,6 +358,19 @@ fn v4(a: SocketAddr) -> Ipv4Addr {
 
 fn find(ps: &[Payload], ty: PayloadType) -> Option<&Payload> {
     ps.iter().find(|p| p.payload_type() == ty)
+}
+
+/// The body of the KE payload, if there is one (Quick Mode with PFS).
+fn ke_of(ps: &[Payload]) -> Option<Vec<u8>> {
+    match find(ps, PayloadType::Ke) {
+        Some(Payload::Ke(k)) => Some(k.clone()),
+        _ => None,
+    }
+}
+
+/// An SPI of 4 bytes (the caller checked the length).
+fn spi_u32(spi: &[u8]) -> u32 {
+    u32::from_be_bytes([spi[0], spi[1], spi[2], spi[3]])
 }
 
 fn id_ipv4(addr: Ipv4Addr) -> IdPayload {
@@ -375,14 +425,19 @@ fn nat_hash(hash: HashAlg, icky: &[u8; 8], rcky: &[u8; 8], addr: SocketAddr) -> 
     hash.hash(&[icky, rcky, &v4(addr).octets(), &addr.port().to_be_bytes()])
 }
 
-/// Adds the non-ESP marker when the datagram uses port 4500.
-fn frame(local: SocketAddr, remote: SocketAddr, msg: Vec<u8>) -> Vec<u8> {
-    if local.port() == NATT_PORT || remote.port() == NATT_PORT {
+/// The datagram for an IKE message, with the non-ESP marker when it uses port 4500.
+fn framed(local: SocketAddr, remote: SocketAddr, msg: Vec<u8>) -> Transmit {
+    let data = if local.port() == NATT_PORT || remote.port() == NATT_PORT {
         let mut v = NON_ESP_MARKER.to_vec();
         v.extend_from_slice(&msg);
         v
     } else {
         msg
+    };
+    Transmit {
+        local,
+        remote,
+        data,
     }
 }
 
@@ -479,6 +534,119 @@ fn p1_transform(number: u8, p: &IsakmpPolicy) -> Transform {
         number,
         id: 1,
         attrs,
+    }
+}
+
+/// The payloads of AM1 and AM2 (AM1 has no HASH).
+struct AmPayloads<'a> {
+    sa: &'a SaPayload,
+    ke: &'a [u8],
+    nonce: &'a [u8],
+    id: &'a IdPayload,
+    hash: Option<&'a [u8]>,
+}
+
+impl<'a> AmPayloads<'a> {
+    fn find(ps: &'a [Payload]) -> Option<AmPayloads<'a>> {
+        let (
+            Some(Payload::Sa(sa)),
+            Some(Payload::Ke(ke)),
+            Some(Payload::Nonce(nonce)),
+            Some(Payload::Id(id)),
+        ) = (
+            find(ps, PayloadType::Sa),
+            find(ps, PayloadType::Ke),
+            find(ps, PayloadType::Nonce),
+            find(ps, PayloadType::Id),
+        )
+        else {
+            return None;
+        };
+        let hash = match find(ps, PayloadType::Hash) {
+            Some(Payload::Hash(h)) => Some(&h[..]),
+            _ => None,
+        };
+        Some(AmPayloads {
+            sa,
+            ke,
+            nonce,
+            id,
+            hash,
+        })
+    }
+}
+
+/// The responder's vendor IDs in MM2 and AM2: RFC 3947 if the initiator sent it, DPD.
+fn reply_vids(natt: bool) -> Vec<Payload> {
+    let mut v = Vec::new();
+    if natt {
+        v.push(Payload::VendorId(VID_RFC3947.to_vec()));
+    }
+    v.push(Payload::VendorId(VID_DPD.to_vec()));
+    v
+}
+
+impl P1Sa {
+    /// "I" or "R" in the debug lines.
+    fn role(&self) -> &'static str {
+        if self.initiator {
+            "I"
+        } else {
+            "R"
+        }
+    }
+    /// Makes our DH key pair and nonce (in that order) and keeps them as g^xi, Ni when we
+    /// initiate, g^xr, Nr when we respond.
+    fn generate_ke_nonce(&mut self, group: DhGroup, rng: &mut dyn Random) {
+        let dh = group.generate(rng);
+        let nonce = rng.bytes(20);
+        let (gx, n) = if self.initiator {
+            (&mut self.gxi, &mut self.ni)
+        } else {
+            (&mut self.gxr, &mut self.nr)
+        };
+        *gx = dh.public.clone();
+        *n = nonce;
+        self.dh = Some(dh);
+    }
+    /// Keeps the peer's KE and nonce bodies.
+    fn set_peer_ke_nonce(&mut self, ke: &[u8], nonce: &[u8]) {
+        let (gx, n) = if self.initiator {
+            (&mut self.gxr, &mut self.nr)
+        } else {
+            (&mut self.gxi, &mut self.ni)
+        };
+        *gx = ke.to_vec();
+        *n = nonce.to_vec();
+    }
+    /// Our KE and NONCE payloads.
+    fn own_ke_nonce(&self) -> Vec<Payload> {
+        let (gx, n) = if self.initiator {
+            (&self.gxi, &self.ni)
+        } else {
+            (&self.gxr, &self.nr)
+        };
+        vec![Payload::Ke(gx.clone()), Payload::Nonce(n.clone())]
+    }
+    /// Our phase-1 ID payload (the address, UDP 500); its body is kept for HASH_I/HASH_R.
+    fn own_id(&mut self, local: Ipv4Addr) -> Payload {
+        let id = Payload::Id(id_ipv4(local));
+        let body = id.body_bytes();
+        if self.initiator {
+            self.idi_b = body;
+        } else {
+            self.idr_b = body;
+        }
+        id
+    }
+    /// Keeps the body of the peer's phase-1 ID payload.
+    fn set_peer_id(&mut self, id: &IdPayload) {
+        let body = Payload::Id(id.clone()).body_bytes();
+        if self.initiator {
+            self.idr_b = body;
+        } else {
+            self.idi_b = body;
+        }
     }
 }
 
@@ -708,9 +876,8 @@ impl Endpoint {
 
     /// Starts negotiation for traffic from `src` to `dst` (an sa_request from the dataplane).
     pub fn sa_request(&mut self, now: Instant, src: Ipv4Addr, dst: Ipv4Addr) -> bool {
-        let host = |a| Proxy::subnet(a, Ipv4Addr::new(255, 255, 255, 255));
         let Some(idx) = self.cfg.maps.iter().position(|m| {
-            m.local_proxy.contains(&host(src)) && m.remote_proxy.contains(&host(dst))
+            m.local_proxy.contains(&Proxy::host(src)) && m.remote_proxy.contains(&Proxy::host(dst))
         }) else {
             return false;
         };
@@ -892,19 +1059,10 @@ impl Endpoint {
             ps.extend(vids);
             (ExchangeType::Main, ps, P1State::IkeIMm1)
         } else {
-            let g = policies[0].group;
-            let dh = g.generate(&mut *self.rng);
-            sa.gxi = dh.public.clone();
-            sa.dh = Some(dh);
-            sa.ni = self.rng.bytes(20);
-            let id = Payload::Id(id_ipv4(self.cfg.local_addr));
-            sa.idi_b = id.body_bytes();
-            let mut ps = vec![
-                sa_p,
-                Payload::Ke(sa.gxi.clone()),
-                Payload::Nonce(sa.ni.clone()),
-                id,
-            ];
+            sa.generate_ke_nonce(policies[0].group, &mut *self.rng);
+            let mut ps = vec![sa_p];
+            ps.extend(sa.own_ke_nonce());
+            ps.push(sa.own_id(self.cfg.local_addr));
             ps.extend(vids);
             (ExchangeType::Aggressive, ps, P1State::IkeIAm1)
         };
@@ -928,22 +1086,9 @@ impl Endpoint {
             },
         );
         sa.state = new_state;
-        let msg = Message {
-            header: HeaderRepr {
-                icookie: sa.icookie,
-                rcookie: [0; 8],
-                next_payload: 0,
-                version: VERSION_1_0,
-                exchange,
-                flags: 0,
-                message_id: 0,
-                length: 0,
-            },
-            payloads,
-        };
-        let bytes = msg.to_bytes();
         let key = sa.icookie;
         self.p1.insert(key, sa);
+        let bytes = self.clear_msg(key, exchange, payloads);
         self.send_p1(now, key, bytes, true);
     }
 
@@ -954,36 +1099,15 @@ impl Endpoint {
         let Some(sa) = self.p1.get_mut(&key) else {
             return;
         };
-        let data = frame(sa.local, sa.remote, msg);
-        let (local, remote) = (sa.local, sa.remote);
-        if reliable {
-            sa.retx = Some(Retx {
-                data: data.clone(),
-                local,
-                remote,
-                count: 0,
-                next_at: now + base,
-                interval: base,
-            });
-        } else {
-            sa.retx = None;
-        }
-        sa.last_tx = Some((data.clone(), local, remote));
-        let (conn, init, st) = (sa.conn_id, sa.initiator, sa.state.show());
+        let tx = framed(sa.local, sa.remote, msg);
+        sa.retx = reliable.then(|| Retx::new(tx.clone(), now, base));
+        sa.last_tx = Some(tx.clone());
+        let (conn, role, st) = (sa.conn_id, sa.role(), sa.state.show());
         self.ik(
             conn,
-            format!(
-                "sending packet to {} ({}) {}",
-                v4(remote),
-                if init { "I" } else { "R" },
-                st
-            ),
+            format!("sending packet to {} ({role}) {st}", v4(tx.remote)),
         );
-        self.transmits.push_back(Transmit {
-            local,
-            remote,
-            data,
-        });
+        self.transmits.push_back(tx);
     }
 
     // ------------------------------------------------------------------ receive
@@ -1050,27 +1174,29 @@ impl Endpoint {
         // Exact retransmission of the peer's last message: resend our last reply.
         if hdr.message_id == 0 && sa.last_rx == msg {
             self.counters.rx_retransmissions += 1;
-            if let Some((d, l, r)) = sa.last_tx.clone() {
+            if let Some(tx) = sa.last_tx.clone() {
                 if !sa.initiator || sa.state == P1State::IkeP1Complete {
                     self.counters.tx_retransmissions += 1;
-                    self.transmits.push_back(Transmit {
-                        local: l,
-                        remote: r,
-                        data: d,
-                    });
+                    self.transmits.push_back(tx);
                 }
             }
             return;
         }
+        let rx = Rx {
+            now,
+            key,
+            conn: sa.conn_id,
+            local,
+            remote,
+            hdr,
+            msg,
+        };
         let res = match hdr.exchange {
-            ExchangeType::Main if hdr.message_id == 0 => {
-                self.main_mode(now, key, local, remote, hdr, msg)
+            ExchangeType::Main | ExchangeType::Aggressive if hdr.message_id == 0 => {
+                self.phase1(&rx)
             }
-            ExchangeType::Aggressive if hdr.message_id == 0 => {
-                self.aggressive(now, key, local, remote, hdr, msg)
-            }
-            ExchangeType::QuickMode => self.quick_mode(now, key, local, remote, hdr, msg),
-            ExchangeType::Informational => self.informational(now, key, local, remote, hdr, msg),
+            ExchangeType::QuickMode => self.quick_mode(&rx),
+            ExchangeType::Informational => self.informational(&rx),
             _ => Err(IkeError::Unsupported("exchange type")),
         };
         if let Err(e) = res {
@@ -1239,61 +1365,88 @@ impl Endpoint {
         }
     }
 
-    /// Responder: the phase-1 SA payload checked against every policy in priority order.
-    fn choose_p1(
+    /// One phase-1 transform against one policy, printed as IOS does; what it negotiates if
+    /// it matches (and has the group a KE payload already fixed).
+    fn check_p1_transform(
         &mut self,
         conn: u32,
-        sa: &SaPayload,
+        pol: &IsakmpPolicy,
+        t: &Transform,
+        next: u8,
         group_needed: Option<DhGroup>,
-    ) -> Option<(Transform, Negotiated)> {
-        self.ik(conn, "processing SA payload. message ID = 0");
-        let prop = sa.proposals.first()?;
-        if prop.protocol != proto::ISAKMP {
-            return None;
+    ) -> Option<Negotiated> {
+        self.ik(
+            conn,
+            format!(
+                "Checking ISAKMP transform {} against priority {} policy",
+                t.number, pol.priority
+            ),
+        );
+        for line in p1_attrs_desc(&t.attrs) {
+            self.ik_raw(format!("ISAKMP:      {line}"));
         }
-        for pol in self.cfg.sorted_policies() {
-            for (i, t) in prop.transforms.iter().enumerate() {
-                self.ik(
-                    conn,
-                    format!(
-                        "Checking ISAKMP transform {} against priority {} policy",
-                        t.number, pol.priority
-                    ),
-                );
-                for line in p1_attrs_desc(&t.attrs) {
-                    self.ik_raw(format!("ISAKMP:      {line}"));
-                }
-                let next = if i + 1 < prop.transforms.len() { 3 } else { 0 };
-                let ok = match p1_offer(t) {
-                    Some((enc, hash, auth, group, _)) => {
-                        enc == pol.enc
-                            && hash == pol.hash
-                            && auth == 1
-                            && group == pol.group
-                            && group_needed.is_none_or(|g| g == group)
+        let neg = p1_offer(t)
+            .filter(|&(enc, hash, auth, group, _)| {
+                enc == pol.enc
+                    && hash == pol.hash
+                    && auth == 1
+                    && group == pol.group
+                    && group_needed.is_none_or(|g| g == group)
+            })
+            .map(|(enc, hash, _, group, life)| Negotiated {
+                enc,
+                hash,
+                group,
+                lifetime: life.min(pol.lifetime),
+            });
+        let not = if neg.is_some() { "" } else { "not " };
+        self.ik(
+            conn,
+            format!("atts are {not}acceptable. Next payload is {next}"),
+        );
+        neg
+    }
+
+    /// Responder: the initiator's SA payload checked against every policy in priority
+    /// order. Keeps the choice and SAi_b; returns the SA payload of the reply.
+    fn choose_p1(
+        &mut self,
+        key: [u8; 8],
+        sap: &SaPayload,
+        group_needed: Option<DhGroup>,
+    ) -> R<Payload> {
+        let conn = self.p1[&key].conn_id;
+        self.processing(conn, 0, &["SA"]);
+        if let Some(prop) = sap
+            .proposals
+            .first()
+            .filter(|p| p.protocol == proto::ISAKMP)
+        {
+            for pol in self.cfg.sorted_policies() {
+                for (i, t) in prop.transforms.iter().enumerate() {
+                    let next = if i + 1 < prop.transforms.len() { 3 } else { 0 };
+                    if let Some(neg) = self.check_p1_transform(conn, &pol, t, next, group_needed) {
+                        let sa = self.p1.get_mut(&key).expect("exists");
+                        sa.sai_b = Payload::Sa(sap.clone()).body_bytes();
+                        sa.neg = Some(Negotiated {
+                            lifetime: neg.lifetime.max(60),
+                            ..neg
+                        });
+                        return Ok(Payload::Sa(SaPayload {
+                            doi: DOI_IPSEC,
+                            situation: SIT_IDENTITY_ONLY,
+                            proposals: vec![Proposal {
+                                number: prop.number,
+                                protocol: proto::ISAKMP,
+                                spi: vec![],
+                                transforms: vec![t.clone()],
+                            }],
+                        }));
                     }
-                    None => false,
-                };
-                if ok {
-                    let (enc, hash, _, group, life) = p1_offer(t).expect("checked");
-                    self.ik(conn, format!("atts are acceptable. Next payload is {next}"));
-                    return Some((
-                        t.clone(),
-                        Negotiated {
-                            enc,
-                            hash,
-                            group,
-                            lifetime: life.min(pol.lifetime).max(60),
-                        },
-                    ));
                 }
-                self.ik(
-                    conn,
-                    format!("atts are not acceptable. Next payload is {next}"),
-                );
             }
         }
-        None
+        Err(IkeError::Policy("no acceptable phase 1 proposal"))
     }
 
     fn responder_first(
@@ -1390,90 +1543,54 @@ impl Endpoint {
     }
 
     fn send_notify_clear(&mut self, key: [u8; 8], nt: NotifyType) {
-        let h = self.clear_header(key, ExchangeType::Informational);
+        let notify = self.isakmp_notify(key, nt, vec![]);
+        let msg = self.clear_msg(key, ExchangeType::Informational, vec![notify]);
+        let sa = &self.p1[&key];
+        self.transmits.push_back(framed(sa.local, sa.remote, msg));
+    }
+
+    /// A notification about the ISAKMP SA itself: its SPI is the two cookies.
+    fn isakmp_notify(&self, key: [u8; 8], nt: NotifyType, data: Vec<u8>) -> Payload {
         let sa = &self.p1[&key];
         let mut spi = sa.icookie.to_vec();
         spi.extend_from_slice(&sa.rcookie);
-        let m = Message {
-            header: h,
-            payloads: vec![Payload::Notify(NotifyPayload {
-                doi: DOI_IPSEC,
-                protocol: proto::ISAKMP,
-                notify_type: nt.code(),
-                spi,
-                data: vec![],
-            })],
-        };
-        let data = frame(sa.local, sa.remote, m.to_bytes());
-        self.transmits.push_back(Transmit {
-            local: sa.local,
-            remote: sa.remote,
+        Payload::Notify(NotifyPayload {
+            doi: DOI_IPSEC,
+            protocol: proto::ISAKMP,
+            notify_type: nt.code(),
+            spi,
             data,
-        });
+        })
     }
 
     fn r_mm1(&mut self, now: Instant, key: [u8; 8], m: Message) -> R<()> {
         let conn = self.p1[&key].conn_id;
-        self.transition(
-            conn,
-            "IKE_MSG_FROM_PEER, IKE_MM_EXCH",
-            "IKE_READY",
-            "IKE_R_MM1",
-        );
+        self.transition(conn, FROM_PEER_MM, "IKE_READY", "IKE_R_MM1");
         let Some(Payload::Sa(sap)) = find(&m.payloads, PayloadType::Sa) else {
             return Err(IkeError::Peer("MM1 without SA"));
         };
-        let sai_b = Payload::Sa(sap.clone()).body_bytes();
         self.process_vids(key, &m.payloads);
-        let Some((t, neg)) = self.choose_p1(conn, sap, None) else {
-            return Err(IkeError::Policy("no acceptable phase 1 proposal"));
-        };
-        let prop = &sap.proposals[0];
-        let reply_sa = Payload::Sa(SaPayload {
-            doi: DOI_IPSEC,
-            situation: SIT_IDENTITY_ONLY,
-            proposals: vec![Proposal {
-                number: prop.number,
-                protocol: proto::ISAKMP,
-                spi: vec![],
-                transforms: vec![t],
-            }],
-        });
+        let reply_sa = self.choose_p1(key, sap, None)?;
         let natt = {
             let sa = self.p1.get_mut(&key).expect("exists");
-            sa.sai_b = sai_b;
-            sa.neg = Some(neg);
             sa.state = P1State::IkeRMm2;
             sa.nat.peer_rfc3947
         };
-        self.transition(
-            conn,
-            "IKE_MESG_INTERNAL, IKE_PROCESS_MAIN_MODE",
-            "IKE_R_MM1",
-            "IKE_R_MM1",
-        );
+        self.transition(conn, PROCESS_MM, "IKE_R_MM1", "IKE_R_MM1");
         let mut ps = vec![reply_sa];
-        if natt {
-            ps.push(Payload::VendorId(VID_RFC3947.to_vec()));
-        }
-        ps.push(Payload::VendorId(VID_DPD.to_vec()));
-        let msg = Message {
-            header: self.clear_header(key, ExchangeType::Main),
-            payloads: ps,
-        }
-        .to_bytes();
+        ps.extend(reply_vids(natt));
+        let msg = self.clear_msg(key, ExchangeType::Main, ps);
         self.send_p1(now, key, msg, true);
-        self.transition(
-            conn,
-            "IKE_MESG_INTERNAL, IKE_PROCESS_COMPLETE",
-            "IKE_R_MM1",
-            "IKE_R_MM2",
-        );
+        self.transition(conn, PROCESS_COMPLETE, "IKE_R_MM1", "IKE_R_MM2");
         Ok(())
     }
 
+    /// Our two NAT-D payloads (the peer's address first), when the peer announced RFC 3947.
     fn nat_d_payloads(&self, key: [u8; 8]) -> Vec<Payload> {
         let sa = &self.p1[&key];
+        if !sa.nat.peer_rfc3947 {
+            return vec![];
+        }
         let h = sa.neg.expect("negotiated").hash;
         vec![
             Payload::NatD {
@@ -1512,7 +1629,7 @@ impl Endpoint {
         let sa = self.p1.get_mut(&key).expect("exists");
         sa.nat.local_behind = local_behind;
         sa.nat.remote_behind = remote_behind;
-        self.ik(conn, "processing NAT-D payload. message ID = 0");
+        self.processing(conn, 0, &["NAT-D"]);
         if local_behind || remote_behind {
             self.ik(
                 conn,
@@ -1530,9 +1647,24 @@ impl Endpoint {
         }
     }
 
-    fn nat_detected(&self, key: [u8; 8]) -> bool {
-        let n = &self.p1[&key].nat;
-        n.local_behind || n.remote_behind
+    /// Initiator, before its first message after the NAT-D exchange (MM5, AM3): float to
+    /// 4500 when a NAT was detected (RFC 3947 §4).
+    fn float_if_nat(&mut self, key: [u8; 8]) {
+        let sa = self.p1.get_mut(&key).expect("exists");
+        if sa.nat.local_behind || sa.nat.remote_behind {
+            sa.local = SocketAddr::new(sa.local.ip(), NATT_PORT);
+            sa.remote = SocketAddr::new(sa.remote.ip(), NATT_PORT);
+            sa.nat.floated = true;
+        }
+    }
+
+    /// Responder, on the initiator's authenticated message (MM5, AM3): the initiator may
+    /// have floated to 4500; answer where it came from.
+    fn follow_float(&mut self, key: [u8; 8], local: SocketAddr, remote: SocketAddr) {
+        let sa = self.p1.get_mut(&key).expect("exists");
+        sa.local = local;
+        sa.remote = remote;
+        sa.nat.floated = local.port() == NATT_PORT;
     }
 
     fn compute_keys(&mut self, key: [u8; 8], peer_ke: &[u8]) -> R<()> {
@@ -1556,385 +1688,169 @@ impl Endpoint {
         Ok(())
     }
 
-    fn hash_i(&self, key: [u8; 8]) -> Vec<u8> {
+    /// HASH_I (`of_initiator`) or HASH_R (RFC 2409 §5): prf(SKEYID, the sender's g^x | the
+    /// other g^x | the sender's cookie | the other cookie | SAi_b | the sender's ID_b).
+    fn auth_hash(&self, key: [u8; 8], of_initiator: bool) -> Vec<u8> {
         let sa = &self.p1[&key];
         let k = sa.keys.as_ref().expect("keys");
+        let [gx, gy, cx, cy, id]: [&[u8]; 5] = if of_initiator {
+            [&sa.gxi, &sa.gxr, &sa.icookie, &sa.rcookie, &sa.idi_b]
+        } else {
+            [&sa.gxr, &sa.gxi, &sa.rcookie, &sa.icookie, &sa.idr_b]
+        };
         sa.neg
             .expect("neg")
             .hash
-            .prf(
-                &k.skeyid,
-                &[
-                    &sa.gxi,
-                    &sa.gxr,
-                    &sa.icookie,
-                    &sa.rcookie,
-                    &sa.sai_b,
-                    &sa.idi_b,
-                ],
-            )
-            .to_vec()
-    }
-    fn hash_r(&self, key: [u8; 8]) -> Vec<u8> {
-        let sa = &self.p1[&key];
-        let k = sa.keys.as_ref().expect("keys");
-        sa.neg
-            .expect("neg")
-            .hash
-            .prf(
-                &k.skeyid,
-                &[
-                    &sa.gxr,
-                    &sa.gxi,
-                    &sa.rcookie,
-                    &sa.icookie,
-                    &sa.sai_b,
-                    &sa.idr_b,
-                ],
-            )
+            .prf(&k.skeyid, &[gx, gy, cx, cy, &sa.sai_b, id])
             .to_vec()
     }
 
-    fn main_mode(
-        &mut self,
-        now: Instant,
-        key: [u8; 8],
-        local: SocketAddr,
-        remote: SocketAddr,
-        hdr: HeaderRepr,
-        msg: &[u8],
-    ) -> R<()> {
-        let (state, conn, init) = {
-            let sa = &self.p1[&key];
-            (sa.state, sa.conn_id, sa.initiator)
-        };
-        let rs = if init { "I" } else { "R" };
+    /// The HASH payload we send: HASH_I as initiator, HASH_R as responder.
+    fn own_hash(&self, key: [u8; 8]) -> Payload {
+        Payload::Hash(self.auth_hash(key, self.p1[&key].initiator))
+    }
+
+    /// Checks the peer's HASH_R (we initiated) or HASH_I (we respond).
+    fn verify_peer_hash(&mut self, key: [u8; 8], conn: u32, h: &[u8]) -> R<()> {
+        self.processing(conn, 0, &["HASH"]);
+        if *h != self.auth_hash(key, !self.p1[&key].initiator) {
+            return Err(IkeError::HashFailed);
+        }
+        Ok(())
+    }
+
+    /// "processing X payload. message ID = M" for each X.
+    fn processing(&mut self, conn: u32, mid: u32, payloads: &[&str]) {
+        for p in payloads {
+            self.ik(conn, format!("processing {p} payload. message ID = {mid}"));
+        }
+    }
+
+    fn log_psk_found(&mut self, conn: u32, peer: Ipv4Addr) {
+        self.ik(conn, format!("found peer pre-shared key matching {peer}"));
+    }
+
+    fn log_authenticated(&mut self, conn: u32, remote: SocketAddr) {
+        self.ik(
+            conn,
+            format!("SA has been authenticated with {}", v4(remote)),
+        );
+    }
+
+    /// "received packet from A (I|R) STATE", the first line for every message of an SA.
+    fn log_received(&mut self, key: [u8; 8], remote: SocketAddr) -> (P1State, u32) {
+        let sa = &self.p1[&key];
+        let (state, conn, role) = (sa.state, sa.conn_id, sa.role());
         self.ik(
             conn,
             format!(
-                "received packet from {} ({rs}) {}",
+                "received packet from {} ({role}) {}",
                 v4(remote),
                 state.show()
             ),
         );
-        match state {
-            P1State::IkeIMm1 => {
-                let m = Message::parse(msg)?;
-                self.transition(
-                    conn,
-                    "IKE_MSG_FROM_PEER, IKE_MM_EXCH",
-                    "IKE_I_MM1",
-                    "IKE_I_MM2",
-                );
-                let Some(Payload::Sa(sap)) = find(&m.payloads, PayloadType::Sa) else {
-                    return Err(IkeError::Peer("MM2 without SA"));
-                };
-                let peer = v4(remote);
-                self.ik(conn, "processing SA payload. message ID = 0");
-                self.ik(conn, format!("found peer pre-shared key matching {peer}"));
-                let t = sap
-                    .proposals
-                    .first()
-                    .and_then(|p| p.transforms.first())
-                    .ok_or(IkeError::Peer("empty SA"))?
-                    .clone();
-                // Match the chosen transform against our policies (as IOS prints it).
-                let mut chosen = None;
-                for pol in self.cfg.sorted_policies() {
-                    self.ik(
-                        conn,
-                        format!(
-                            "Checking ISAKMP transform {} against priority {} policy",
-                            t.number, pol.priority
-                        ),
-                    );
-                    for line in p1_attrs_desc(&t.attrs) {
-                        self.ik_raw(format!("ISAKMP:      {line}"));
-                    }
-                    if let Some((enc, hash, 1, group, life)) = p1_offer(&t) {
-                        if enc == pol.enc && hash == pol.hash && group == pol.group {
-                            self.ik(conn, "atts are acceptable. Next payload is 0");
-                            chosen = Some(Negotiated {
-                                enc,
-                                hash,
-                                group,
-                                lifetime: life.min(pol.lifetime),
-                            });
-                            break;
-                        }
-                    }
-                    self.ik(conn, "atts are not acceptable. Next payload is 0");
-                }
-                let neg = chosen.ok_or(IkeError::Policy(
-                    "responder chose a transform we did not offer",
-                ))?;
-                self.process_vids(key, &m.payloads);
-                self.transition(
-                    conn,
-                    "IKE_MESG_INTERNAL, IKE_PROCESS_MAIN_MODE",
-                    "IKE_I_MM2",
-                    "IKE_I_MM2",
-                );
-                let dh = neg.group.generate(&mut *self.rng);
-                let ni = self.rng.bytes(20);
-                let sa = self.p1.get_mut(&key).expect("exists");
-                sa.rcookie = hdr.rcookie;
-                sa.neg = Some(neg);
-                sa.gxi = dh.public.clone();
-                sa.dh = Some(dh);
-                sa.ni = ni.clone();
-                sa.last_rx = msg.to_vec();
-                sa.state = P1State::IkeIMm3;
-                let natt = sa.nat.peer_rfc3947;
-                let mut ps = vec![Payload::Ke(sa.gxi.clone()), Payload::Nonce(ni)];
-                if natt {
-                    ps.extend(self.nat_d_payloads(key));
-                }
-                let out = Message {
-                    header: self.clear_header(key, ExchangeType::Main),
-                    payloads: ps,
-                }
-                .to_bytes();
-                self.send_p1(now, key, out, true);
-                self.transition(
-                    conn,
-                    "IKE_MESG_INTERNAL, IKE_PROCESS_COMPLETE",
-                    "IKE_I_MM2",
-                    "IKE_I_MM3",
-                );
-                Ok(())
+        (state, conn)
+    }
+
+    /// An unencrypted phase-1 message from this SA's cookies.
+    fn clear_msg(&self, key: [u8; 8], exchange: ExchangeType, payloads: Vec<Payload>) -> Vec<u8> {
+        Message {
+            header: self.clear_header(key, exchange),
+            payloads,
+        }
+        .to_bytes()
+    }
+
+    /// Encrypts a phase-1 message (MM5, MM6, AM3) and moves the phase-1 IV past it.
+    fn encrypt_p1(&mut self, key: [u8; 8], exchange: ExchangeType, ps: &[Payload]) -> Vec<u8> {
+        let iv = self.p1[&key].iv.clone();
+        let (out, new_iv) = self.encrypt(key, &iv, exchange, 0, 0, ps);
+        self.p1.get_mut(&key).expect("exists").iv = new_iv;
+        out
+    }
+
+    /// Decrypts a phase-1 message; the IV after it is returned, not applied, so a message
+    /// that fails verification does not move the IV.
+    fn decrypt_p1(
+        &mut self,
+        key: [u8; 8],
+        hdr: &HeaderRepr,
+        msg: &[u8],
+    ) -> R<(Vec<Payload>, Vec<u8>)> {
+        let iv = self.p1[&key].iv.clone();
+        let (ps, _pt, new_iv) = self.decrypt(key, &iv, hdr, msg)?;
+        Ok((ps, new_iv))
+    }
+
+    /// MM3 (responder) / MM4 (initiator): the peer's KE and nonce, then SKEYID. The responder
+    /// makes its own key pair now, in the agreed group; the initiator made it at MM2.
+    /// Returns the message's payloads.
+    fn mm_key_exchange(&mut self, rx: &Rx, (old, new): (&str, &str)) -> R<Vec<Payload>> {
+        let (key, conn) = (rx.key, rx.conn);
+        let m = Message::parse(rx.msg)?;
+        self.transition(conn, FROM_PEER_MM, old, new);
+        let (Some(Payload::Ke(ke)), Some(Payload::Nonce(nonce))) = (
+            find(&m.payloads, PayloadType::Ke),
+            find(&m.payloads, PayloadType::Nonce),
+        ) else {
+            return Err(IkeError::Peer(if self.p1[&key].initiator {
+                "MM4 without KE/NONCE"
+            } else {
+                "MM3 without KE/NONCE"
+            }));
+        };
+        self.processing(conn, 0, &["KE", "NONCE"]);
+        let sa = self.p1.get_mut(&key).expect("exists");
+        if !sa.initiator {
+            let group = sa.neg.expect("neg").group;
+            if ke.len() != group.len() {
+                return Err(IkeError::Peer("KE length"));
             }
-            P1State::IkeRMm2 => {
-                let m = Message::parse(msg)?;
-                self.transition(
-                    conn,
-                    "IKE_MSG_FROM_PEER, IKE_MM_EXCH",
-                    "IKE_R_MM2",
-                    "IKE_R_MM3",
-                );
-                let (Some(Payload::Ke(ke)), Some(Payload::Nonce(ni))) = (
-                    find(&m.payloads, PayloadType::Ke),
-                    find(&m.payloads, PayloadType::Nonce),
-                ) else {
-                    return Err(IkeError::Peer("MM3 without KE/NONCE"));
-                };
-                self.ik(conn, "processing KE payload. message ID = 0");
-                self.ik(conn, "processing NONCE payload. message ID = 0");
-                let neg = self.p1[&key].neg.expect("neg");
-                if ke.len() != neg.group.len() {
-                    return Err(IkeError::Peer("KE length"));
-                }
-                let dh = neg.group.generate(&mut *self.rng);
-                let nr = self.rng.bytes(20);
-                {
-                    let sa = self.p1.get_mut(&key).expect("exists");
-                    sa.gxi = ke.clone();
-                    sa.ni = ni.clone();
-                    sa.gxr = dh.public.clone();
-                    sa.dh = Some(dh);
-                    sa.nr = nr.clone();
-                }
-                self.ik(
-                    conn,
-                    format!("found peer pre-shared key matching {}", v4(remote)),
-                );
-                self.compute_keys(key, &ke.clone())?;
-                self.process_nat_d(key, &m.payloads);
-                self.process_vids(key, &m.payloads);
-                let sa = self.p1.get_mut(&key).expect("exists");
-                sa.last_rx = msg.to_vec();
-                sa.state = P1State::IkeRMm4;
-                let natt = sa.nat.peer_rfc3947;
-                let mut ps = vec![Payload::Ke(sa.gxr.clone()), Payload::Nonce(nr)];
-                if natt {
-                    ps.extend(self.nat_d_payloads(key));
-                }
-                self.transition(
-                    conn,
-                    "IKE_MESG_INTERNAL, IKE_PROCESS_MAIN_MODE",
-                    "IKE_R_MM3",
-                    "IKE_R_MM3",
-                );
-                let out = Message {
-                    header: self.clear_header(key, ExchangeType::Main),
-                    payloads: ps,
-                }
-                .to_bytes();
-                self.send_p1(now, key, out, true);
-                self.transition(
-                    conn,
-                    "IKE_MESG_INTERNAL, IKE_PROCESS_COMPLETE",
-                    "IKE_R_MM3",
-                    "IKE_R_MM4",
-                );
-                Ok(())
+            sa.generate_ke_nonce(group, &mut *self.rng);
+        }
+        sa.set_peer_ke_nonce(ke, nonce);
+        self.log_psk_found(conn, v4(rx.remote));
+        self.compute_keys(key, ke)?;
+        Ok(m.payloads)
+    }
+
+    /// MM3 (initiator) / MM4 (responder): our KE, nonce and NAT-D, in the clear.
+    fn send_ke_nonce(&mut self, now: Instant, key: [u8; 8]) {
+        let mut ps = self.p1[&key].own_ke_nonce();
+        ps.extend(self.nat_d_payloads(key));
+        let out = self.clear_msg(key, ExchangeType::Main, ps);
+        self.send_p1(now, key, out, true);
+    }
+
+    /// Initiator: the responder's choice (its first transform) must match one of our
+    /// policies; checked and printed as IOS does.
+    fn accept_p1_choice(&mut self, conn: u32, sap: &SaPayload) -> R<Negotiated> {
+        let t = sap
+            .proposals
+            .first()
+            .and_then(|p| p.transforms.first())
+            .ok_or(IkeError::Peer("empty SA"))?;
+        for pol in self.cfg.sorted_policies() {
+            if let Some(neg) = self.check_p1_transform(conn, &pol, t, 0, None) {
+                return Ok(neg);
             }
-            P1State::IkeIMm3 => {
-                let m = Message::parse(msg)?;
-                self.transition(
-                    conn,
-                    "IKE_MSG_FROM_PEER, IKE_MM_EXCH",
-                    "IKE_I_MM3",
-                    "IKE_I_MM4",
-                );
-                let (Some(Payload::Ke(ke)), Some(Payload::Nonce(nr))) = (
-                    find(&m.payloads, PayloadType::Ke),
-                    find(&m.payloads, PayloadType::Nonce),
-                ) else {
-                    return Err(IkeError::Peer("MM4 without KE/NONCE"));
-                };
-                self.ik(conn, "processing KE payload. message ID = 0");
-                self.ik(conn, "processing NONCE payload. message ID = 0");
-                {
-                    let sa = self.p1.get_mut(&key).expect("exists");
-                    sa.gxr = ke.clone();
-                    sa.nr = nr.clone();
-                }
-                self.ik(
-                    conn,
-                    format!("found peer pre-shared key matching {}", v4(remote)),
-                );
-                self.compute_keys(key, &ke.clone())?;
-                self.process_vids(key, &m.payloads);
-                self.process_nat_d(key, &m.payloads);
-                self.transition(
-                    conn,
-                    "IKE_MSG_FROM_PEER, IKE_MM_EXCH",
-                    "IKE_I_MM4",
-                    "IKE_I_MM4",
-                );
-                // Float to 4500 when a NAT is detected (RFC 3947 §4).
-                if self.nat_detected(key) {
-                    let sa = self.p1.get_mut(&key).expect("exists");
-                    sa.local = SocketAddr::new(sa.local.ip(), NATT_PORT);
-                    sa.remote = SocketAddr::new(sa.remote.ip(), NATT_PORT);
-                    sa.nat.floated = true;
-                }
-                let id = Payload::Id(id_ipv4(self.cfg.local_addr));
-                let idb = id.body_bytes();
-                self.ik(
-                    conn,
-                    "SA is doing pre-shared key authentication using id type ID_IPV4_ADDR",
-                );
-                let first = !self.p1.values().any(|s| {
-                    s.icookie != key
-                        && v4(s.remote) == v4(remote)
-                        && s.state == P1State::IkeP1Complete
-                });
-                let sa = self.p1.get_mut(&key).expect("exists");
-                sa.idi_b = idb;
-                sa.last_rx = msg.to_vec();
-                sa.state = P1State::IkeIMm5;
-                let hash = self.hash_i(key);
-                let mut ps = vec![id, Payload::Hash(hash)];
-                if first {
-                    ps.push(self.initial_contact(key));
-                }
-                let iv = self.p1[&key].iv.clone();
-                let (out, new_iv) = self.encrypt(key, &iv, ExchangeType::Main, 0, 0, &ps);
-                self.p1.get_mut(&key).expect("exists").iv = new_iv;
-                self.send_p1(now, key, out, true);
-                self.transition(
-                    conn,
-                    "IKE_MESG_INTERNAL, IKE_PROCESS_COMPLETE",
-                    "IKE_I_MM4",
-                    "IKE_I_MM5",
-                );
-                Ok(())
-            }
-            P1State::IkeRMm4 => {
-                if !hdr.encrypted() {
-                    return Err(IkeError::Peer("MM5 not encrypted"));
-                }
-                let iv = self.p1[&key].iv.clone();
-                let (ps, _pt, new_iv) = self.decrypt(key, &iv, &hdr, msg)?;
-                let (Some(Payload::Id(id)), Some(Payload::Hash(h))) =
-                    (find(&ps, PayloadType::Id), find(&ps, PayloadType::Hash))
-                else {
-                    return Err(IkeError::Peer("MM5 without ID/HASH"));
-                };
-                self.transition(
-                    conn,
-                    "IKE_MSG_FROM_PEER, IKE_MM_EXCH",
-                    "IKE_R_MM4",
-                    "IKE_R_MM5",
-                );
-                self.ik(conn, "processing ID payload. message ID = 0");
-                self.ik(conn, "processing HASH payload. message ID = 0");
-                self.p1.get_mut(&key).expect("exists").idi_b = Payload::Id(id.clone()).body_bytes();
-                if *h != self.hash_i(key) {
-                    return Err(IkeError::HashFailed);
-                }
-                self.process_initial_contact(now, key, &ps);
-                let sa = self.p1.get_mut(&key).expect("exists");
-                sa.iv = new_iv;
-                sa.last_rx = msg.to_vec();
-                // The peer may have floated to 4500.
-                sa.local = local;
-                sa.remote = remote;
-                sa.nat.floated = local.port() == NATT_PORT;
-                self.ik(
-                    conn,
-                    format!("SA has been authenticated with {}", v4(remote)),
-                );
-                let id = Payload::Id(id_ipv4(self.cfg.local_addr));
-                self.p1.get_mut(&key).expect("exists").idr_b = id.body_bytes();
-                let hash = self.hash_r(key);
-                let ps = vec![id, Payload::Hash(hash)];
-                let iv = self.p1[&key].iv.clone();
-                let (out, new_iv) = self.encrypt(key, &iv, ExchangeType::Main, 0, 0, &ps);
-                self.p1.get_mut(&key).expect("exists").iv = new_iv;
-                self.send_p1(now, key, out, false);
-                self.transition(
-                    conn,
-                    "IKE_MESG_INTERNAL, IKE_PROCESS_COMPLETE",
-                    "IKE_R_MM5",
-                    "IKE_P1_COMPLETE",
-                );
-                self.p1_complete(now, key);
-                Ok(())
-            }
-            P1State::IkeIMm5 => {
-                if !hdr.encrypted() {
-                    // Likely an unprotected error notify; count it.
-                    return Err(IkeError::Peer("MM6 not encrypted"));
-                }
-                let iv = self.p1[&key].iv.clone();
-                let (ps, _pt, new_iv) = self.decrypt(key, &iv, &hdr, msg)?;
-                let (Some(Payload::Id(id)), Some(Payload::Hash(h))) =
-                    (find(&ps, PayloadType::Id), find(&ps, PayloadType::Hash))
-                else {
-                    return Err(IkeError::Peer("MM6 without ID/HASH"));
-                };
-                self.transition(
-                    conn,
-                    "IKE_MSG_FROM_PEER, IKE_MM_EXCH",
-                    "IKE_I_MM5",
-                    "IKE_I_MM6",
-                );
-                self.ik(conn, "processing ID payload. message ID = 0");
-                self.ik(conn, "processing HASH payload. message ID = 0");
-                self.p1.get_mut(&key).expect("exists").idr_b = Payload::Id(id.clone()).body_bytes();
-                if *h != self.hash_r(key) {
-                    return Err(IkeError::HashFailed);
-                }
-                let sa = self.p1.get_mut(&key).expect("exists");
-                sa.iv = new_iv;
-                sa.last_rx = msg.to_vec();
-                sa.retx = None;
-                self.ik(
-                    conn,
-                    format!("SA has been authenticated with {}", v4(remote)),
-                );
-                self.transition(
-                    conn,
-                    "IKE_MESG_INTERNAL, IKE_PROCESS_COMPLETE",
-                    "IKE_I_MM6",
-                    "IKE_P1_COMPLETE",
-                );
-                self.p1_complete(now, key);
-                Ok(())
-            }
+        }
+        Err(IkeError::Policy(
+            "responder chose a transform we did not offer",
+        ))
+    }
+
+    /// A phase-1 message (Main or Aggressive Mode) for the state the SA waits in.
+    fn phase1(&mut self, rx: &Rx) -> R<()> {
+        let (state, _) = self.log_received(rx.key, rx.remote);
+        match (rx.hdr.exchange, state) {
+            (ExchangeType::Main, P1State::IkeIMm1) => self.i_mm2(rx),
+            (ExchangeType::Main, P1State::IkeRMm2) => self.r_mm3(rx),
+            (ExchangeType::Main, P1State::IkeIMm3) => self.i_mm4(rx),
+            (ExchangeType::Main, P1State::IkeRMm4) => self.r_mm5(rx),
+            (ExchangeType::Main, P1State::IkeIMm5) => self.i_mm6(rx),
+            (ExchangeType::Aggressive, P1State::IkeIAm1) => self.i_am2(rx),
+            (ExchangeType::Aggressive, P1State::IkeRAm2) => self.r_am3(rx),
             _ => {
                 self.counters.rx_unexpected += 1;
                 Ok(())
@@ -1942,17 +1858,144 @@ impl Endpoint {
         }
     }
 
-    fn initial_contact(&self, key: [u8; 8]) -> Payload {
-        let sa = &self.p1[&key];
-        let mut spi = sa.icookie.to_vec();
-        spi.extend_from_slice(&sa.rcookie);
-        Payload::Notify(NotifyPayload {
-            doi: DOI_IPSEC,
-            protocol: proto::ISAKMP,
-            notify_type: NotifyType::InitialContact.code(),
-            spi,
-            data: vec![],
-        })
+    /// Initiator, MM2 → MM3: the responder's choice; our KE and nonce.
+    fn i_mm2(&mut self, rx: &Rx) -> R<()> {
+        let (now, key, conn, remote) = (rx.now, rx.key, rx.conn, rx.remote);
+        let (hdr, msg) = (rx.hdr, rx.msg);
+        let m = Message::parse(msg)?;
+        self.transition(conn, FROM_PEER_MM, "IKE_I_MM1", "IKE_I_MM2");
+        let Some(Payload::Sa(sap)) = find(&m.payloads, PayloadType::Sa) else {
+            return Err(IkeError::Peer("MM2 without SA"));
+        };
+        self.processing(conn, 0, &["SA"]);
+        self.log_psk_found(conn, v4(remote));
+        let neg = self.accept_p1_choice(conn, sap)?;
+        self.process_vids(key, &m.payloads);
+        self.transition(conn, PROCESS_MM, "IKE_I_MM2", "IKE_I_MM2");
+        let sa = self.p1.get_mut(&key).expect("exists");
+        sa.rcookie = hdr.rcookie;
+        sa.neg = Some(neg);
+        sa.generate_ke_nonce(neg.group, &mut *self.rng);
+        sa.last_rx = msg.to_vec();
+        sa.state = P1State::IkeIMm3;
+        self.send_ke_nonce(now, key);
+        self.transition(conn, PROCESS_COMPLETE, "IKE_I_MM2", "IKE_I_MM3");
+        Ok(())
+    }
+
+    /// Responder, MM3 → MM4: KE and nonce both ways, SKEYID, NAT-D.
+    fn r_mm3(&mut self, rx: &Rx) -> R<()> {
+        let (now, key, conn) = (rx.now, rx.key, rx.conn);
+        let ps = self.mm_key_exchange(rx, ("IKE_R_MM2", "IKE_R_MM3"))?;
+        self.process_nat_d(key, &ps);
+        self.process_vids(key, &ps);
+        let sa = self.p1.get_mut(&key).expect("exists");
+        sa.last_rx = rx.msg.to_vec();
+        sa.state = P1State::IkeRMm4;
+        self.transition(conn, PROCESS_MM, "IKE_R_MM3", "IKE_R_MM3");
+        self.send_ke_nonce(now, key);
+        self.transition(conn, PROCESS_COMPLETE, "IKE_R_MM3", "IKE_R_MM4");
+        Ok(())
+    }
+
+    /// Initiator, MM4 → MM5: SKEYID, NAT-D (float to 4500), our encrypted ID and HASH_I.
+    fn i_mm4(&mut self, rx: &Rx) -> R<()> {
+        let (now, key, conn, remote) = (rx.now, rx.key, rx.conn, rx.remote);
+        let ps = self.mm_key_exchange(rx, ("IKE_I_MM3", "IKE_I_MM4"))?;
+        self.process_vids(key, &ps);
+        self.process_nat_d(key, &ps);
+        self.transition(conn, FROM_PEER_MM, "IKE_I_MM4", "IKE_I_MM4");
+        self.float_if_nat(key);
+        self.ik(
+            conn,
+            "SA is doing pre-shared key authentication using id type ID_IPV4_ADDR",
+        );
+        let first = !self.p1.values().any(|s| {
+            s.icookie != key && v4(s.remote) == v4(remote) && s.state == P1State::IkeP1Complete
+        });
+        let sa = self.p1.get_mut(&key).expect("exists");
+        let id = sa.own_id(self.cfg.local_addr);
+        sa.last_rx = rx.msg.to_vec();
+        sa.state = P1State::IkeIMm5;
+        let mut ps = vec![id, self.own_hash(key)];
+        if first {
+            ps.push(self.isakmp_notify(key, NotifyType::InitialContact, vec![]));
+        }
+        let out = self.encrypt_p1(key, ExchangeType::Main, &ps);
+        self.send_p1(now, key, out, true);
+        self.transition(conn, PROCESS_COMPLETE, "IKE_I_MM4", "IKE_I_MM5");
+        Ok(())
+    }
+
+    /// MM5 (responder) / MM6 (initiator): the peer's encrypted ID and HASH, verified.
+    /// Returns the payloads and the IV after the message, for the caller to apply.
+    fn mm_peer_auth(&mut self, rx: &Rx, (old, new): (&str, &str)) -> R<(Vec<Payload>, Vec<u8>)> {
+        let (key, conn, hdr, msg) = (rx.key, rx.conn, rx.hdr, rx.msg);
+        let (unencrypted, missing) = if self.p1[&key].initiator {
+            // MM6 in the clear is likely an unprotected error notify; counted.
+            ("MM6 not encrypted", "MM6 without ID/HASH")
+        } else {
+            ("MM5 not encrypted", "MM5 without ID/HASH")
+        };
+        if !hdr.encrypted() {
+            return Err(IkeError::Peer(unencrypted));
+        }
+        let (ps, new_iv) = self.decrypt_p1(key, &hdr, msg)?;
+        let (Some(Payload::Id(id)), Some(Payload::Hash(h))) =
+            (find(&ps, PayloadType::Id), find(&ps, PayloadType::Hash))
+        else {
+            return Err(IkeError::Peer(missing));
+        };
+        self.transition(conn, FROM_PEER_MM, old, new);
+        self.processing(conn, 0, &["ID"]);
+        self.p1.get_mut(&key).expect("exists").set_peer_id(id);
+        self.verify_peer_hash(key, conn, h)?;
+        Ok((ps, new_iv))
+    }
+
+    /// Responder, MM5 → MM6: the initiator is authenticated; our ID and HASH_R.
+    fn r_mm5(&mut self, rx: &Rx) -> R<()> {
+        let (now, key, conn, local) = (rx.now, rx.key, rx.conn, rx.local);
+        let (remote, msg) = (rx.remote, rx.msg);
+        let (ps, new_iv) = self.mm_peer_auth(rx, ("IKE_R_MM4", "IKE_R_MM5"))?;
+        self.process_initial_contact(now, key, &ps);
+        let sa = self.p1.get_mut(&key).expect("exists");
+        sa.iv = new_iv;
+        sa.last_rx = msg.to_vec();
+        self.follow_float(key, local, remote);
+        self.log_authenticated(conn, remote);
+        let id = self
+            .p1
+            .get_mut(&key)
+            .expect("exists")
+            .own_id(self.cfg.local_addr);
+        let ps = vec![id, self.own_hash(key)];
+        let out = self.encrypt_p1(key, ExchangeType::Main, &ps);
+        self.send_p1(now, key, out, false);
+        self.enter_p1_complete(now, key, conn, "IKE_R_MM5");
+        Ok(())
+    }
+
+    /// Initiator, MM6: the responder is authenticated.
+    fn i_mm6(&mut self, rx: &Rx) -> R<()> {
+        let (now, key, conn, remote) = (rx.now, rx.key, rx.conn, rx.remote);
+        let msg = rx.msg;
+        let (_, new_iv) = self.mm_peer_auth(rx, ("IKE_I_MM5", "IKE_I_MM6"))?;
+        let sa = self.p1.get_mut(&key).expect("exists");
+        sa.iv = new_iv;
+        sa.last_rx = msg.to_vec();
+        sa.retx = None;
+        // MM6 is answered by nothing: a copy of it must not bring MM5 again.
+        sa.last_tx = None;
+        self.log_authenticated(conn, remote);
+        self.enter_p1_complete(now, key, conn, "IKE_I_MM6");
+        Ok(())
+    }
+
+    /// The last phase-1 transition, from IOS state `from`.
+    fn enter_p1_complete(&mut self, now: Instant, key: [u8; 8], conn: u32, from: &str) {
+        self.transition(conn, PROCESS_COMPLETE, from, "IKE_P1_COMPLETE");
+        self.p1_complete(now, key);
     }
 
     /// INITIAL-CONTACT: the peer rebooted; forget everything else we had with it.
@@ -1975,12 +2018,32 @@ impl Endpoint {
         for k in old {
             self.fail_p1(k, "INITIAL_CONTACT");
         }
-        let pairs: Vec<usize> = (0..self.pairs.len())
+        self.remove_peer_pairs(now, peer);
+    }
+
+    /// Removes every IPsec SA pair with `peer`, without telling it (it rebooted or died).
+    fn remove_peer_pairs(&mut self, now: Instant, peer: Ipv4Addr) {
+        let idxs: Vec<usize> = (0..self.pairs.len())
             .filter(|&i| self.pairs[i].peer == peer)
             .collect();
-        for i in pairs.into_iter().rev() {
+        for i in idxs.into_iter().rev() {
             self.remove_pair(now, i, false);
         }
+    }
+
+    /// DPD: sends the next R-U-THERE and waits `retry` for its ACK.
+    fn send_r_u_there(&mut self, now: Instant, key: [u8; 8], retry: Duration, again: bool) {
+        let sa = self.p1.get_mut(&key).expect("exists");
+        sa.dpd_seq = sa.dpd_seq.wrapping_add(1);
+        let seq = sa.dpd_seq;
+        sa.dpd_outstanding = Some((seq, now + retry));
+        let (conn, peer) = (sa.conn_id, v4(sa.remote));
+        let again = if again { " (retry)" } else { "" };
+        self.ik(
+            conn,
+            format!("DPD/R_U_THERE sent to {peer}, sequence {seq:#x}{again}"),
+        );
+        self.send_dpd(now, key, NotifyType::RUThere, seq);
     }
 
     fn p1_complete(&mut self, now: Instant, key: [u8; 8]) {
@@ -2026,23 +2089,14 @@ impl Endpoint {
 
     fn r_am1(&mut self, now: Instant, key: [u8; 8], m: Message) -> R<()> {
         let conn = self.p1[&key].conn_id;
-        self.transition(
-            conn,
-            "IKE_MSG_FROM_PEER, IKE_AM_EXCH",
-            "IKE_READY",
-            "IKE_R_AM1",
-        );
-        let (
-            Some(Payload::Sa(sap)),
-            Some(Payload::Ke(ke)),
-            Some(Payload::Nonce(ni)),
-            Some(Payload::Id(idi)),
-        ) = (
-            find(&m.payloads, PayloadType::Sa),
-            find(&m.payloads, PayloadType::Ke),
-            find(&m.payloads, PayloadType::Nonce),
-            find(&m.payloads, PayloadType::Id),
-        )
+        self.transition(conn, FROM_PEER_AM, "IKE_READY", "IKE_R_AM1");
+        let Some(AmPayloads {
+            sa: sap,
+            ke,
+            nonce: ni,
+            id: idi,
+            ..
+        }) = AmPayloads::find(&m.payloads)
         else {
             return Err(IkeError::Peer("AM1 missing payloads"));
         };
@@ -2058,253 +2112,99 @@ impl Endpoint {
         ]
         .into_iter()
         .find(|g| g.len() == ke.len());
-        let Some((t, neg)) = self.choose_p1(conn, sap, group) else {
-            return Err(IkeError::Policy("no acceptable phase 1 proposal"));
-        };
-        self.ik(conn, "processing KE payload. message ID = 0");
-        self.ik(conn, "processing NONCE payload. message ID = 0");
-        self.ik(conn, "processing ID payload. message ID = 0");
-        let dh = neg.group.generate(&mut *self.rng);
-        let nr = self.rng.bytes(20);
-        let prop_num = sap.proposals[0].number;
-        let id = Payload::Id(id_ipv4(self.cfg.local_addr));
-        {
-            let sa = self.p1.get_mut(&key).expect("exists");
-            sa.sai_b = Payload::Sa(sap.clone()).body_bytes();
-            sa.neg = Some(neg);
-            sa.gxi = ke.clone();
-            sa.ni = ni.clone();
-            sa.gxr = dh.public.clone();
-            sa.dh = Some(dh);
-            sa.nr = nr.clone();
-            sa.idi_b = Payload::Id(idi.clone()).body_bytes();
-            sa.idr_b = id.body_bytes();
-            sa.mode = Phase1Mode::Aggressive;
-        }
-        self.compute_keys(key, &ke.clone())?;
-        let natt = self.p1[&key].nat.peer_rfc3947;
-        let hash = self.hash_r(key);
+        let reply_sa = self.choose_p1(key, sap, group)?;
+        self.processing(conn, 0, &["KE", "NONCE", "ID"]);
+        let sa = self.p1.get_mut(&key).expect("exists");
+        let group = sa.neg.expect("neg").group;
+        sa.generate_ke_nonce(group, &mut *self.rng);
+        sa.set_peer_ke_nonce(ke, ni);
+        sa.set_peer_id(idi);
+        let id = sa.own_id(self.cfg.local_addr);
+        self.compute_keys(key, ke)?;
         let sa = self.p1.get_mut(&key).expect("exists");
         sa.state = P1State::IkeRAm2;
-        let mut ps = vec![
-            Payload::Sa(SaPayload {
-                doi: DOI_IPSEC,
-                situation: SIT_IDENTITY_ONLY,
-                proposals: vec![Proposal {
-                    number: prop_num,
-                    protocol: proto::ISAKMP,
-                    spi: vec![],
-                    transforms: vec![t],
-                }],
-            }),
-            Payload::Ke(sa.gxr.clone()),
-            Payload::Nonce(nr),
-            id,
-            Payload::Hash(hash),
-        ];
-        if natt {
-            ps.push(Payload::VendorId(VID_RFC3947.to_vec()));
-        }
-        ps.push(Payload::VendorId(VID_DPD.to_vec()));
-        if natt {
-            ps.extend(self.nat_d_payloads(key));
-        }
-        let out = Message {
-            header: self.clear_header(key, ExchangeType::Aggressive),
-            payloads: ps,
-        }
-        .to_bytes();
+        let natt = sa.nat.peer_rfc3947;
+        let mut ps = vec![reply_sa];
+        ps.extend(sa.own_ke_nonce());
+        ps.push(id);
+        ps.push(self.own_hash(key));
+        ps.extend(reply_vids(natt));
+        ps.extend(self.nat_d_payloads(key));
+        let out = self.clear_msg(key, ExchangeType::Aggressive, ps);
         self.send_p1(now, key, out, true);
-        self.transition(
-            conn,
-            "IKE_MESG_INTERNAL, IKE_PROCESS_COMPLETE",
-            "IKE_R_AM1",
-            "IKE_R_AM2",
-        );
+        self.transition(conn, PROCESS_COMPLETE, "IKE_R_AM1", "IKE_R_AM2");
         Ok(())
     }
 
-    fn aggressive(
-        &mut self,
-        now: Instant,
-        key: [u8; 8],
-        local: SocketAddr,
-        remote: SocketAddr,
-        hdr: HeaderRepr,
-        msg: &[u8],
-    ) -> R<()> {
-        let (state, conn) = (self.p1[&key].state, self.p1[&key].conn_id);
-        let rs = if self.p1[&key].initiator { "I" } else { "R" };
-        self.ik(
-            conn,
-            format!(
-                "received packet from {} ({rs}) {}",
-                v4(remote),
-                state.show()
-            ),
-        );
-        match state {
-            P1State::IkeIAm1 => {
-                let m = Message::parse(msg)?;
-                self.transition(
-                    conn,
-                    "IKE_MSG_FROM_PEER, IKE_AM_EXCH",
-                    "IKE_I_AM1",
-                    "IKE_I_AM2",
-                );
-                let (
-                    Some(Payload::Sa(sap)),
-                    Some(Payload::Ke(ke)),
-                    Some(Payload::Nonce(nr)),
-                    Some(Payload::Id(idr)),
-                    Some(Payload::Hash(h)),
-                ) = (
-                    find(&m.payloads, PayloadType::Sa),
-                    find(&m.payloads, PayloadType::Ke),
-                    find(&m.payloads, PayloadType::Nonce),
-                    find(&m.payloads, PayloadType::Id),
-                    find(&m.payloads, PayloadType::Hash),
-                )
-                else {
-                    return Err(IkeError::Peer("AM2 missing payloads"));
-                };
-                self.ik(conn, "processing SA payload. message ID = 0");
-                let t = sap
-                    .proposals
-                    .first()
-                    .and_then(|p| p.transforms.first())
-                    .ok_or(IkeError::Peer("empty SA"))?;
-                let mut chosen = None;
-                for pol in self.cfg.sorted_policies() {
-                    self.ik(
-                        conn,
-                        format!(
-                            "Checking ISAKMP transform {} against priority {} policy",
-                            t.number, pol.priority
-                        ),
-                    );
-                    for line in p1_attrs_desc(&t.attrs) {
-                        self.ik_raw(format!("ISAKMP:      {line}"));
-                    }
-                    if let Some((enc, hash, 1, group, life)) = p1_offer(t) {
-                        if enc == pol.enc && hash == pol.hash && group == pol.group {
-                            self.ik(conn, "atts are acceptable. Next payload is 0");
-                            chosen = Some(Negotiated {
-                                enc,
-                                hash,
-                                group,
-                                lifetime: life.min(pol.lifetime),
-                            });
-                            break;
-                        }
-                    }
-                    self.ik(conn, "atts are not acceptable. Next payload is 0");
-                }
-                let neg = chosen.ok_or(IkeError::Policy(
-                    "responder chose a transform we did not offer",
-                ))?;
-                self.process_vids(key, &m.payloads);
-                {
-                    let sa = self.p1.get_mut(&key).expect("exists");
-                    sa.rcookie = hdr.rcookie;
-                    sa.neg = Some(neg);
-                    sa.gxr = ke.clone();
-                    sa.nr = nr.clone();
-                    sa.idr_b = Payload::Id(idr.clone()).body_bytes();
-                }
-                self.ik(conn, "processing KE payload. message ID = 0");
-                self.ik(conn, "processing NONCE payload. message ID = 0");
-                self.ik(conn, "processing ID payload. message ID = 0");
-                self.compute_keys(key, &ke.clone())?;
-                self.ik(conn, "processing HASH payload. message ID = 0");
-                if *h != self.hash_r(key) {
-                    return Err(IkeError::HashFailed);
-                }
-                self.process_nat_d(key, &m.payloads);
-                self.ik(
-                    conn,
-                    format!("SA has been authenticated with {}", v4(remote)),
-                );
-                let natt = self.p1[&key].nat.peer_rfc3947;
-                if self.nat_detected(key) {
-                    let sa = self.p1.get_mut(&key).expect("exists");
-                    sa.local = SocketAddr::new(sa.local.ip(), NATT_PORT);
-                    sa.remote = SocketAddr::new(sa.remote.ip(), NATT_PORT);
-                    sa.nat.floated = true;
-                }
-                let hash = self.hash_i(key);
-                let mut ps = vec![Payload::Hash(hash)];
-                if natt {
-                    ps.extend(self.nat_d_payloads(key));
-                }
-                // AM3 is encrypted (as IOS and strongSwan send it); the last phase-1 block
-                // is then its last ciphertext block.
-                let iv = self.p1[&key].iv.clone();
-                let (out, new_iv) = self.encrypt(key, &iv, ExchangeType::Aggressive, 0, 0, &ps);
-                {
-                    let sa = self.p1.get_mut(&key).expect("exists");
-                    sa.iv = new_iv;
-                    sa.last_rx = msg.to_vec();
-                }
-                self.send_p1(now, key, out, false);
-                self.transition(
-                    conn,
-                    "IKE_MESG_INTERNAL, IKE_PROCESS_COMPLETE",
-                    "IKE_I_AM2",
-                    "IKE_P1_COMPLETE",
-                );
-                self.p1_complete(now, key);
-                Ok(())
-            }
-            P1State::IkeRAm2 => {
-                let (ps, new_iv) = if hdr.encrypted() {
-                    let iv = self.p1[&key].iv.clone();
-                    let (ps, _, niv) = self.decrypt(key, &iv, &hdr, msg)?;
-                    (ps, Some(niv))
-                } else {
-                    (Message::parse(msg)?.payloads, None)
-                };
-                self.transition(
-                    conn,
-                    "IKE_MSG_FROM_PEER, IKE_AM_EXCH",
-                    "IKE_R_AM2",
-                    "IKE_R_AM3",
-                );
-                let Some(Payload::Hash(h)) = find(&ps, PayloadType::Hash) else {
-                    return Err(IkeError::Peer("AM3 without HASH"));
-                };
-                self.ik(conn, "processing HASH payload. message ID = 0");
-                if *h != self.hash_i(key) {
-                    return Err(IkeError::HashFailed);
-                }
-                self.process_nat_d(key, &ps);
-                self.process_initial_contact(now, key, &ps);
-                let sa = self.p1.get_mut(&key).expect("exists");
-                if let Some(iv) = new_iv {
-                    sa.iv = iv;
-                }
-                sa.last_rx = msg.to_vec();
-                sa.local = local;
-                sa.remote = remote;
-                sa.nat.floated = local.port() == NATT_PORT;
-                self.ik(
-                    conn,
-                    format!("SA has been authenticated with {}", v4(remote)),
-                );
-                self.transition(
-                    conn,
-                    "IKE_MESG_INTERNAL, IKE_PROCESS_COMPLETE",
-                    "IKE_R_AM3",
-                    "IKE_P1_COMPLETE",
-                );
-                self.p1_complete(now, key);
-                Ok(())
-            }
-            _ => {
-                self.counters.rx_unexpected += 1;
-                Ok(())
-            }
+    /// Initiator, AM2 → AM3: the responder's choice, KE, nonce, ID and HASH_R; our HASH_I.
+    fn i_am2(&mut self, rx: &Rx) -> R<()> {
+        let (now, key, conn, remote) = (rx.now, rx.key, rx.conn, rx.remote);
+        let (hdr, msg) = (rx.hdr, rx.msg);
+        let m = Message::parse(msg)?;
+        self.transition(conn, FROM_PEER_AM, "IKE_I_AM1", "IKE_I_AM2");
+        let Some(AmPayloads {
+            sa: sap,
+            ke,
+            nonce: nr,
+            id: idr,
+            hash: Some(h),
+        }) = AmPayloads::find(&m.payloads)
+        else {
+            return Err(IkeError::Peer("AM2 missing payloads"));
+        };
+        self.processing(conn, 0, &["SA"]);
+        let neg = self.accept_p1_choice(conn, sap)?;
+        self.process_vids(key, &m.payloads);
+        let sa = self.p1.get_mut(&key).expect("exists");
+        sa.rcookie = hdr.rcookie;
+        sa.neg = Some(neg);
+        sa.set_peer_ke_nonce(ke, nr);
+        sa.set_peer_id(idr);
+        self.processing(conn, 0, &["KE", "NONCE", "ID"]);
+        self.compute_keys(key, ke)?;
+        self.verify_peer_hash(key, conn, h)?;
+        self.process_nat_d(key, &m.payloads);
+        self.log_authenticated(conn, remote);
+        self.float_if_nat(key);
+        let mut ps = vec![self.own_hash(key)];
+        ps.extend(self.nat_d_payloads(key));
+        // AM3 is encrypted (as IOS and strongSwan send it); the last phase-1 block
+        // is then its last ciphertext block.
+        let out = self.encrypt_p1(key, ExchangeType::Aggressive, &ps);
+        self.p1.get_mut(&key).expect("exists").last_rx = msg.to_vec();
+        self.send_p1(now, key, out, false);
+        self.enter_p1_complete(now, key, conn, "IKE_I_AM2");
+        Ok(())
+    }
+
+    /// Responder, AM3: the initiator's HASH_I (encrypted or, from some peers, in the clear).
+    fn r_am3(&mut self, rx: &Rx) -> R<()> {
+        let (now, key, conn, local) = (rx.now, rx.key, rx.conn, rx.local);
+        let (remote, hdr, msg) = (rx.remote, rx.hdr, rx.msg);
+        let (ps, new_iv) = if hdr.encrypted() {
+            let (ps, niv) = self.decrypt_p1(key, &hdr, msg)?;
+            (ps, Some(niv))
+        } else {
+            (Message::parse(msg)?.payloads, None)
+        };
+        self.transition(conn, FROM_PEER_AM, "IKE_R_AM2", "IKE_R_AM3");
+        let Some(Payload::Hash(h)) = find(&ps, PayloadType::Hash) else {
+            return Err(IkeError::Peer("AM3 without HASH"));
+        };
+        self.verify_peer_hash(key, conn, h)?;
+        self.process_nat_d(key, &ps);
+        self.process_initial_contact(now, key, &ps);
+        let sa = self.p1.get_mut(&key).expect("exists");
+        if let Some(iv) = new_iv {
+            sa.iv = iv;
         }
+        sa.last_rx = msg.to_vec();
+        // AM3 is answered by nothing: a copy of it must not bring AM2 again.
+        sa.last_tx = None;
+        self.follow_float(key, local, remote);
+        self.log_authenticated(conn, remote);
+        self.enter_p1_complete(now, key, conn, "IKE_R_AM3");
+        Ok(())
     }
 
     // ------------------------------------------------------------------ quick mode
@@ -2318,16 +2218,26 @@ impl Endpoint {
         }
     }
 
-    fn qm_hash1(&self, key: [u8; 8], mid: u32, rest: &[u8]) -> Vec<u8> {
+    /// HASH(1) (`ni` None; also the informational HASH) or HASH(2) (`ni` the initiator's
+    /// nonce): prf(SKEYID_a, M-ID | [Ni_b |] rest).
+    fn qm_hash(&self, key: [u8; 8], mid: u32, ni: Option<&[u8]>, rest: &[u8]) -> Vec<u8> {
         let sa = &self.p1[&key];
-        sa.neg
-            .expect("neg")
-            .hash
-            .prf(
-                &sa.keys.as_ref().expect("keys").a,
-                &[&mid.to_be_bytes(), rest],
-            )
-            .to_vec()
+        let mid = mid.to_be_bytes();
+        let parts: &[&[u8]] = match ni {
+            None => &[&mid, rest],
+            Some(ni) => &[&mid, ni, rest],
+        };
+        let a = &sa.keys.as_ref().expect("keys").a;
+        sa.neg.expect("neg").hash.prf(a, parts).to_vec()
+    }
+
+    /// HASH(3): prf(SKEYID_a, 0 | M-ID | Ni_b | Nr_b).
+    fn qm_hash3(&self, key: [u8; 8], mid: u32) -> Vec<u8> {
+        let sa = &self.p1[&key];
+        let q = &sa.qm[&mid];
+        let a = &sa.keys.as_ref().expect("keys").a;
+        let parts: &[&[u8]] = &[&[0u8], &mid.to_be_bytes(), &q.ni, &q.nr];
+        sa.neg.expect("neg").hash.prf(a, parts).to_vec()
     }
 
     /// Encapsulation mode attribute: tunnel/transport, UDP-encapsulated after NAT-T floated.
@@ -2412,7 +2322,7 @@ impl Endpoint {
         rest.push(idcr.clone());
         let mut rb = Vec::new();
         emit_chain(&rest, &mut rb);
-        let h1 = self.qm_hash1(key, mid, &rb);
+        let h1 = self.qm_hash(key, mid, None, &rb);
         let mut ps = vec![Payload::Hash(h1)];
         ps.extend(rest);
         let sa = &self.p1[&key];
@@ -2426,8 +2336,8 @@ impl Endpoint {
         let (out, new_iv) = self.encrypt(key, &iv, ExchangeType::QuickMode, mid, commit, &ps);
         let base = self.cfg.retransmit_base;
         let sa = self.p1.get_mut(&key).expect("exists");
-        let data = frame(sa.local, sa.remote, out);
-        let (local, remote) = (sa.local, sa.remote);
+        let tx = framed(sa.local, sa.remote, out);
+        let remote = tx.remote;
         sa.qm.insert(
             mid,
             Qm {
@@ -2443,14 +2353,7 @@ impl Endpoint {
                 spi_in,
                 offered,
                 chosen: None,
-                retx: Some(Retx {
-                    data: data.clone(),
-                    local,
-                    remote,
-                    count: 0,
-                    next_at: now + base,
-                    interval: base,
-                }),
+                retx: Some(Retx::new(tx.clone(), now, base)),
                 last_rx: vec![],
                 last_tx: None,
                 started: now,
@@ -2472,24 +2375,14 @@ impl Endpoint {
             format!("Node {mid}, Input = IKE_MESG_INTERNAL, IKE_INIT_QM"),
         );
         self.ik_raw("Old State = IKE_QM_READY  New State = IKE_QM_I_QM1");
-        self.transmits.push_back(Transmit {
-            local,
-            remote,
-            data,
-        });
+        self.transmits.push_back(tx);
     }
 
-    fn quick_mode(
-        &mut self,
-        now: Instant,
-        key: [u8; 8],
-        local: SocketAddr,
-        remote: SocketAddr,
-        hdr: HeaderRepr,
-        msg: &[u8],
-    ) -> R<()> {
+    fn quick_mode(&mut self, rx: &Rx) -> R<()> {
+        let (now, key, conn, remote) = (rx.now, rx.key, rx.conn, rx.remote);
+        let (hdr, msg) = (rx.hdr, rx.msg);
         let mid = hdr.message_id;
-        let (state, conn) = (self.p1[&key].state, self.p1[&key].conn_id);
+        let state = self.p1[&key].state;
         if state != P1State::IkeP1Complete || mid == 0 || !hdr.encrypted() {
             self.counters.rx_unexpected += 1;
             return Ok(());
@@ -2499,12 +2392,8 @@ impl Endpoint {
         if let Some(q) = self.p1[&key].qm.get(&mid) {
             if q.last_rx == msg {
                 self.counters.rx_retransmissions += 1;
-                if let Some((d, l, r)) = q.last_tx.clone() {
-                    self.transmits.push_back(Transmit {
-                        local: l,
-                        remote: r,
-                        data: d,
-                    });
+                if let Some(tx) = q.last_tx.clone() {
+                    self.transmits.push_back(tx);
                 }
                 return Ok(());
             }
@@ -2521,11 +2410,11 @@ impl Endpoint {
                 let neg = sa.neg.expect("neg");
                 let iv = phase2_iv(neg.hash, &sa.iv, mid, neg.enc.block_len());
                 let (ps, pt, new_iv) = self.decrypt(key, &iv, &hdr, msg)?;
-                self.r_qm1(now, key, local, remote, mid, ps, pt, new_iv, msg, hdr.flags)
+                self.r_qm1(rx, ps, pt, new_iv)
             }
             Some((QmState::IkeQmIQm1, iv)) => {
                 let (ps, pt, new_iv) = self.decrypt(key, &iv, &hdr, msg)?;
-                self.i_qm2(now, key, mid, ps, pt, new_iv, hdr.flags)?;
+                self.i_qm2(rx, ps, pt, new_iv)?;
                 // A retransmitted QM2 (our QM3 was lost) gets QM3 again.
                 if let Some(q) = self.p1.get_mut(&key).and_then(|s| s.qm.get_mut(&mid)) {
                     q.last_rx = msg.to_vec();
@@ -2537,17 +2426,8 @@ impl Endpoint {
                 let Some(Payload::Hash(h)) = ps.first() else {
                     return Err(IkeError::Peer("QM3 without HASH"));
                 };
-                let (ni, nr) = {
-                    let q = &self.p1[&key].qm[&mid];
-                    (q.ni.clone(), q.nr.clone())
-                };
-                let sa = &self.p1[&key];
-                let exp = sa.neg.expect("neg").hash.prf(
-                    &sa.keys.as_ref().expect("keys").a,
-                    &[&[0u8], &mid.to_be_bytes(), &ni, &nr],
-                );
-                self.ik(conn, format!("processing HASH payload. message ID = {mid}"));
-                if *h != *exp {
+                self.processing(conn, mid, &["HASH"]);
+                if *h != self.qm_hash3(key, mid) {
                     return Err(IkeError::HashFailed);
                 }
                 self.ik(
@@ -2574,6 +2454,34 @@ impl Endpoint {
         }
     }
 
+    /// Prints a Quick Mode SA life attribute as IOS does. LIFE_TYPE sets `life_type`;
+    /// LIFE_DURATION (`v`) is returned with whether it counts seconds.
+    fn qm_life_attr(&mut self, a: &Attr, v: u64, life_type: &mut u64) -> Option<(bool, u64)> {
+        if a.ty == p2::LIFE_TYPE {
+            *life_type = v;
+            let unit = if v == 1 { "seconds" } else { "kilobytes" };
+            self.ik_raw(format!("ISAKMP:      SA life type in {unit}"));
+            return None;
+        }
+        let form = match &a.value {
+            AttrValue::Basic(x) => format!("(basic) of {x}"),
+            AttrValue::Var(_) => format!("(VPI) of {}", a.vpi_string()),
+        };
+        self.ik_raw(format!("ISAKMP:      SA life duration {form}"));
+        Some((*life_type == 1, v))
+    }
+
+    /// Refuses a QM1 as IOS does: "phase 2 SA policy not acceptable!" and a notify.
+    fn refuse_qm(&mut self, now: Instant, key: [u8; 8], conn: u32, peer: Ipv4Addr, nt: NotifyType) {
+        let me = self.cfg.local_addr;
+        self.ik(
+            conn,
+            format!("phase 2 SA policy not acceptable! (local {me} remote {peer})"),
+        );
+        self.send_info_notify(now, key, nt, proto::ISAKMP, vec![]);
+        self.counters.p2_failed += 1;
+    }
+
     /// Checks the peer's HASH(1)/HASH(2) over the raw plaintext after the HASH payload.
     fn check_qm_hash(
         &self,
@@ -2591,57 +2499,25 @@ impl Endpoint {
         if end > pt.len() || start > end {
             return Err(IkeError::Peer("chain"));
         }
-        let rest = &pt[start..end];
-        let sa = &self.p1[&key];
-        let a = &sa.keys.as_ref().expect("keys").a;
-        let exp = match ni {
-            None => sa
-                .neg
-                .expect("neg")
-                .hash
-                .prf(a, &[&mid.to_be_bytes(), rest]),
-            Some(ni) => sa
-                .neg
-                .expect("neg")
-                .hash
-                .prf(a, &[&mid.to_be_bytes(), ni, rest]),
-        };
-        if *exp != h[..] {
+        if self.qm_hash(key, mid, ni, &pt[start..end]) != h[..] {
             return Err(IkeError::HashFailed);
         }
         Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn r_qm1(
-        &mut self,
-        now: Instant,
-        key: [u8; 8],
-        local: SocketAddr,
-        remote: SocketAddr,
-        mid: u32,
-        ps: Vec<Payload>,
-        pt: Vec<u8>,
-        new_iv: Vec<u8>,
-        msg: &[u8],
-        flags: u8,
-    ) -> R<()> {
-        let conn = self.p1[&key].conn_id;
-        self.ik(conn, format!("processing HASH payload. message ID = {mid}"));
+    fn r_qm1(&mut self, rx: &Rx, ps: Vec<Payload>, pt: Vec<u8>, new_iv: Vec<u8>) -> R<()> {
+        let (now, key, conn, local) = (rx.now, rx.key, rx.conn, rx.local);
+        let (remote, hdr, msg) = (rx.remote, rx.hdr, rx.msg);
+        let (mid, flags) = (hdr.message_id, hdr.flags);
+        self.processing(conn, mid, &["HASH"]);
         self.check_qm_hash(key, mid, &ps, &pt, None)?;
         let (Some(Payload::Sa(sap)), Some(Payload::Nonce(ni))) =
             (find(&ps, PayloadType::Sa), find(&ps, PayloadType::Nonce))
         else {
             return Err(IkeError::Peer("QM1 without SA/NONCE"));
         };
-        self.ik(conn, format!("processing SA payload. message ID = {mid}"));
-        let ke = find(&ps, PayloadType::Ke).and_then(|p| {
-            if let Payload::Ke(k) = p {
-                Some(k.clone())
-            } else {
-                None
-            }
-        });
+        self.processing(conn, mid, &["SA"]);
+        let ke = ke_of(&ps);
         let ids: Vec<&IdPayload> = ps
             .iter()
             .filter_map(|p| {
@@ -2654,14 +2530,8 @@ impl Endpoint {
             .collect();
         let peer = v4(remote);
         let me = self.cfg.local_addr;
-        let host = |a: Ipv4Addr| Proxy {
-            addr: a,
-            mask: Ipv4Addr::new(255, 255, 255, 255),
-            protocol: 0,
-            port: 0,
-        };
         let (rp, lp) = match ids.as_slice() {
-            [] => (host(peer), host(me)),
+            [] => (Proxy::host(peer), Proxy::host(me)),
             [i, r] => (
                 proxy_from_id(i).ok_or(IkeError::Peer("ID type"))?,
                 proxy_from_id(r).ok_or(IkeError::Peer("ID type"))?,
@@ -2673,18 +2543,7 @@ impl Endpoint {
             m.peer == peer && m.local_proxy.contains(&lp) && m.remote_proxy.contains(&rp)
         });
         let Some(idx) = idx else {
-            self.ik(
-                conn,
-                format!("phase 2 SA policy not acceptable! (local {me} remote {peer})"),
-            );
-            self.send_info_notify(
-                now,
-                key,
-                NotifyType::InvalidIdInformation,
-                proto::ISAKMP,
-                vec![],
-            );
-            self.counters.p2_failed += 1;
+            self.refuse_qm(now, key, conn, peer, NotifyType::InvalidIdInformation);
             return Err(IkeError::Policy(
                 "proxy identities not permitted by any crypto map",
             ));
@@ -2717,23 +2576,11 @@ impl Endpoint {
                 for a in &t.attrs {
                     let v = a.as_u64().unwrap_or(u64::MAX);
                     match a.ty {
-                        p2::LIFE_TYPE => {
-                            life_type = v;
-                            self.ik_raw(format!(
-                                "ISAKMP:      SA life type in {}",
-                                if v == 1 { "seconds" } else { "kilobytes" }
-                            ));
-                        }
-                        p2::LIFE_DURATION => {
-                            let form = match &a.value {
-                                AttrValue::Basic(x) => format!("(basic) of {x}"),
-                                AttrValue::Var(_) => format!("(VPI) of {}", a.vpi_string()),
-                            };
-                            self.ik_raw(format!("ISAKMP:      SA life duration {form}"));
-                            if life_type == 1 {
-                                secs = Some(v);
-                            } else {
-                                kb = Some(v);
+                        p2::LIFE_TYPE | p2::LIFE_DURATION => {
+                            match self.qm_life_attr(a, v, &mut life_type) {
+                                Some((true, v)) => secs = Some(v),
+                                Some((false, v)) => kb = Some(v),
+                                None => {}
                             }
                         }
                         p2::ENCAPSULATION => {
@@ -2788,8 +2635,7 @@ impl Endpoint {
                     self.ik(conn, "atts are acceptable.");
                     let secs = secs.map(|s| s.min(u32::MAX as u64) as u32).unwrap_or(28800);
                     let kb = kb.unwrap_or(4_608_000);
-                    let peer_spi =
-                        u32::from_be_bytes([prop.spi[0], prop.spi[1], prop.spi[2], prop.spi[3]]);
+                    let peer_spi = spi_u32(&prop.spi);
                     chosen = Some((
                         prop.number,
                         t.clone(),
@@ -2816,18 +2662,7 @@ impl Endpoint {
         }
         let Some((pnum, t, ts, secs, kb, peer_spi, group)) = chosen else {
             self.ik(conn, "IPSec policy invalidated proposal with error 256");
-            self.ik(
-                conn,
-                format!("phase 2 SA policy not acceptable! (local {me} remote {peer})"),
-            );
-            self.send_info_notify(
-                now,
-                key,
-                NotifyType::NoProposalChosen,
-                proto::ISAKMP,
-                vec![],
-            );
-            self.counters.p2_failed += 1;
+            self.refuse_qm(now, key, conn, peer, NotifyType::NoProposalChosen);
             self.events.push_back(Event::NegotiationFailed {
                 peer,
                 reason: "phase 2 SA policy not acceptable".into(),
@@ -2898,17 +2733,7 @@ impl Endpoint {
         }
         let mut rb = Vec::new();
         emit_chain(&rest, &mut rb);
-        let sa = &self.p1[&key];
-        let h2 = sa
-            .neg
-            .expect("neg")
-            .hash
-            .prf(
-                &sa.keys.as_ref().expect("keys").a,
-                &[&mid.to_be_bytes(), ni, &rb],
-            )
-            .to_vec();
-        let mut out_ps = vec![Payload::Hash(h2)];
+        let mut out_ps = vec![Payload::Hash(self.qm_hash(key, mid, Some(ni), &rb))];
         out_ps.extend(rest);
         let (out, iv2) = self.encrypt(
             key,
@@ -2919,7 +2744,7 @@ impl Endpoint {
             &out_ps,
         );
         let base = self.cfg.retransmit_base;
-        let data = frame(local, remote, out);
+        let tx = framed(local, remote, out);
         let sa = self.p1.get_mut(&key).expect("exists");
         drop(gqm);
         sa.qm.insert(
@@ -2937,16 +2762,9 @@ impl Endpoint {
                 spi_in,
                 offered: vec![],
                 chosen: Some((ts, our_secs, our_kb, peer_spi)),
-                retx: Some(Retx {
-                    data: data.clone(),
-                    local,
-                    remote,
-                    count: 0,
-                    next_at: now + base,
-                    interval: base,
-                }),
+                retx: Some(Retx::new(tx.clone(), now, base)),
                 last_rx: msg.to_vec(),
-                last_tx: Some((data.clone(), local, remote)),
+                last_tx: Some(tx.clone()),
                 started: now,
                 rekey_of: None,
                 peer_ke: None,
@@ -2960,35 +2778,22 @@ impl Endpoint {
         );
         self.ik_raw("Old State = IKE_QM_READY  New State = IKE_QM_R_QM2");
         self.ik(conn, format!("sending packet to {peer} (R) QM_IDLE"));
-        self.transmits.push_back(Transmit {
-            local,
-            remote,
-            data,
-        });
+        self.transmits.push_back(tx);
         Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn i_qm2(
-        &mut self,
-        now: Instant,
-        key: [u8; 8],
-        mid: u32,
-        ps: Vec<Payload>,
-        pt: Vec<u8>,
-        new_iv: Vec<u8>,
-        flags: u8,
-    ) -> R<()> {
-        let conn = self.p1[&key].conn_id;
+    fn i_qm2(&mut self, rx: &Rx, ps: Vec<Payload>, pt: Vec<u8>, new_iv: Vec<u8>) -> R<()> {
+        let (now, key, conn, hdr) = (rx.now, rx.key, rx.conn, rx.hdr);
+        let (mid, flags) = (hdr.message_id, hdr.flags);
         let ni = self.p1[&key].qm[&mid].ni.clone();
-        self.ik(conn, format!("processing HASH payload. message ID = {mid}"));
+        self.processing(conn, mid, &["HASH"]);
         self.check_qm_hash(key, mid, &ps, &pt, Some(&ni))?;
         let (Some(Payload::Sa(sap)), Some(Payload::Nonce(nr))) =
             (find(&ps, PayloadType::Sa), find(&ps, PayloadType::Nonce))
         else {
             return Err(IkeError::Peer("QM2 without SA/NONCE"));
         };
-        self.ik(conn, format!("processing SA payload. message ID = {mid}"));
+        self.processing(conn, mid, &["SA"]);
         let (q_map_idx, q_offered, q_has_dh) = {
             let q = &self.p1[&key].qm[&mid];
             (q.map_idx, q.offered.clone(), q.dh.is_some())
@@ -3021,23 +2826,11 @@ impl Endpoint {
             let v = a.as_u64().unwrap_or(0);
             match a.ty {
                 p2::ENCAPSULATION => self.ik_raw(format!("ISAKMP:      encaps is {v}")),
-                p2::LIFE_TYPE => {
-                    life_type = v;
-                    self.ik_raw(format!(
-                        "ISAKMP:      SA life type in {}",
-                        if v == 1 { "seconds" } else { "kilobytes" }
-                    ));
-                }
-                p2::LIFE_DURATION => {
-                    let form = match &a.value {
-                        AttrValue::Basic(x) => format!("(basic) of {x}"),
-                        AttrValue::Var(_) => format!("(VPI) of {}", a.vpi_string()),
-                    };
-                    self.ik_raw(format!("ISAKMP:      SA life duration {form}"));
-                    if life_type == 1 {
-                        secs = secs.min(v.min(u32::MAX as u64) as u32);
-                    } else {
-                        kb = kb.min(v);
+                p2::LIFE_TYPE | p2::LIFE_DURATION => {
+                    match self.qm_life_attr(a, v, &mut life_type) {
+                        Some((true, v)) => secs = secs.min(v.min(u32::MAX as u64) as u32),
+                        Some((false, v)) => kb = kb.min(v),
+                        None => {}
                     }
                 }
                 p2::AUTH_ALG => self.ik_raw(format!(
@@ -3079,29 +2872,11 @@ impl Endpoint {
                 }
             }
         }
-        let ke = find(&ps, PayloadType::Ke).and_then(|p| {
-            if let Payload::Ke(k) = p {
-                Some(k.clone())
-            } else {
-                None
-            }
-        });
+        let ke = ke_of(&ps);
         if q_has_dh != ke.is_some() {
             return Err(IkeError::Peer("PFS KE mismatch"));
         }
-        let peer_spi = u32::from_be_bytes([prop.spi[0], prop.spi[1], prop.spi[2], prop.spi[3]]);
-        let nr = nr.clone();
-        let hash3 = {
-            let sa = &self.p1[&key];
-            sa.neg
-                .expect("neg")
-                .hash
-                .prf(
-                    &sa.keys.as_ref().expect("keys").a,
-                    &[&[0u8], &mid.to_be_bytes(), &ni, &nr],
-                )
-                .to_vec()
-        };
+        let peer_spi = spi_u32(&prop.spi);
         {
             let q = self
                 .p1
@@ -3110,10 +2885,11 @@ impl Endpoint {
                 .qm
                 .get_mut(&mid)
                 .expect("exists");
-            q.nr = nr;
+            q.nr = nr.clone();
             q.peer_ke = ke;
             q.chosen = Some((ts, secs, kb, peer_spi));
         }
+        let hash3 = self.qm_hash3(key, mid);
         // The commit bit set by the responder is echoed in QM3; the responder then sends
         // CONNECTED once its SAs are in place.
         let (out, iv3) = self.encrypt(
@@ -3125,22 +2901,18 @@ impl Endpoint {
             &[Payload::Hash(hash3)],
         );
         let sa = self.p1.get_mut(&key).expect("exists");
-        let (local, remote) = (sa.local, sa.remote);
-        let data = frame(local, remote, out);
+        let tx = framed(sa.local, sa.remote, out);
+        let remote = tx.remote;
         let q = sa.qm.get_mut(&mid).expect("exists");
         q.iv = iv3;
         q.retx = None;
-        q.last_tx = Some((data.clone(), local, remote));
+        q.last_tx = Some(tx.clone());
         self.install_qm(now, key, mid);
         self.ik(
             conn,
             format!("sending packet to {} (I) QM_IDLE", v4(remote)),
         );
-        self.transmits.push_back(Transmit {
-            local,
-            remote,
-            data,
-        });
+        self.transmits.push_back(tx);
         self.ik(
             conn,
             format!("Node {mid}, Input = IKE_MSG_FROM_PEER, IKE_QM_EXCH"),
@@ -3349,7 +3121,7 @@ impl Endpoint {
         };
         let mut rb = Vec::new();
         emit_chain(std::slice::from_ref(&payload), &mut rb);
-        let h = self.qm_hash1(key, mid, &rb);
+        let h = self.qm_hash(key, mid, None, &rb);
         let sa = &self.p1[&key];
         let neg = sa.neg.expect("neg");
         let iv = phase2_iv(neg.hash, &sa.iv, mid, neg.enc.block_len());
@@ -3361,12 +3133,7 @@ impl Endpoint {
             0,
             &[Payload::Hash(h), payload],
         );
-        let data = frame(sa.local, sa.remote, out);
-        self.transmits.push_back(Transmit {
-            local: sa.local,
-            remote: sa.remote,
-            data,
-        });
+        self.transmits.push_back(framed(sa.local, sa.remote, out));
     }
 
     fn send_info_notify(
@@ -3388,29 +3155,13 @@ impl Endpoint {
     }
 
     fn send_dpd(&mut self, now: Instant, key: [u8; 8], nt: NotifyType, seq: u32) {
-        let sa = &self.p1[&key];
-        let mut spi = sa.icookie.to_vec();
-        spi.extend_from_slice(&sa.rcookie);
-        let p = Payload::Notify(NotifyPayload {
-            doi: DOI_IPSEC,
-            protocol: proto::ISAKMP,
-            notify_type: nt.code(),
-            spi,
-            data: seq.to_be_bytes().to_vec(),
-        });
+        let p = self.isakmp_notify(key, nt, seq.to_be_bytes().to_vec());
         self.send_informational(now, key, p);
     }
 
-    fn informational(
-        &mut self,
-        now: Instant,
-        key: [u8; 8],
-        _local: SocketAddr,
-        remote: SocketAddr,
-        hdr: HeaderRepr,
-        msg: &[u8],
-    ) -> R<()> {
-        let conn = self.p1[&key].conn_id;
+    fn informational(&mut self, rx: &Rx) -> R<()> {
+        let (now, key, conn, remote) = (rx.now, rx.key, rx.conn, rx.remote);
+        let (hdr, msg) = (rx.hdr, rx.msg);
         if !hdr.encrypted() {
             // Unauthenticated: only believed before phase 1 has keys (e.g. NO_PROPOSAL_CHOSEN).
             let m = Message::parse(msg)?;
@@ -3635,14 +3386,7 @@ impl Endpoint {
                         self.fail_p1(key, "Death by retransmission P1");
                         continue;
                     }
-                    r.count += 1;
-                    r.interval *= 2;
-                    r.next_at = now + r.interval;
-                    let t = Transmit {
-                        local: r.local,
-                        remote: r.remote,
-                        data: r.data.clone(),
-                    };
+                    let t = r.fire(now);
                     let (st, n) = (sa.state.show(), r.count);
                     self.counters.tx_retransmissions += 1;
                     self.ik(
@@ -3684,14 +3428,7 @@ impl Endpoint {
                             });
                             continue;
                         }
-                        r.count += 1;
-                        r.interval *= 2;
-                        r.next_at = now + r.interval;
-                        let t = Transmit {
-                            local: r.local,
-                            remote: r.remote,
-                            data: r.data.clone(),
-                        };
+                        let t = r.fire(now);
                         self.counters.tx_retransmissions += 1;
                         self.ik(conn, format!("retransmitting phase 2 QM_IDLE {mid} ..."));
                         self.transmits.push_back(t);
@@ -3749,23 +3486,10 @@ impl Endpoint {
                                 "ISAKMP: DPD: peer {peer} is dead, deleting its SAs"
                             ));
                             self.fail_p1(key, "peer is dead (DPD)");
-                            let idxs: Vec<usize> = (0..self.pairs.len())
-                                .filter(|&i| self.pairs[i].peer == peer)
-                                .collect();
-                            for i in idxs.into_iter().rev() {
-                                self.remove_pair(now, i, false);
-                            }
+                            self.remove_peer_pairs(now, peer);
                             continue;
                         }
-                        sa.dpd_seq = sa.dpd_seq.wrapping_add(1);
-                        let seq = sa.dpd_seq;
-                        sa.dpd_outstanding = Some((seq, now + retry));
-                        let peer = v4(sa.remote);
-                        self.ik(
-                            conn,
-                            format!("DPD/R_U_THERE sent to {peer}, sequence {seq:#x} (retry)"),
-                        );
-                        self.send_dpd(now, key, NotifyType::RUThere, seq);
+                        self.send_r_u_there(now, key, retry, true);
                     }
                 } else if sa.dpd_next.is_some_and(|t| t <= now) {
                     sa.dpd_next = Some(now + interval);
@@ -3773,16 +3497,7 @@ impl Endpoint {
                         if sa.dpd_seq == 0 {
                             sa.dpd_seq = self.rng.u32() & 0x7fff_ffff;
                         }
-                        let sa = self.p1.get_mut(&key).expect("exists");
-                        sa.dpd_seq = sa.dpd_seq.wrapping_add(1);
-                        let seq = sa.dpd_seq;
-                        sa.dpd_outstanding = Some((seq, now + retry));
-                        let peer = v4(sa.remote);
-                        self.ik(
-                            conn,
-                            format!("DPD/R_U_THERE sent to {peer}, sequence {seq:#x}"),
-                        );
-                        self.send_dpd(now, key, NotifyType::RUThere, seq);
+                        self.send_r_u_there(now, key, retry, false);
                     }
                 }
             }

@@ -3,7 +3,6 @@
 use super::config::*;
 use super::crypto::{DhGroup, EncAlg, HashAlg};
 use crate::config::model::{self as m, Config, KeyPeer};
-use std::net::Ipv4Addr;
 use std::time::Duration;
 use zeroize::Zeroizing;
 
@@ -112,12 +111,6 @@ pub fn ike_config(cfg: &Config, aggressive: bool) -> Result<IkeConfig, IosConfig
             .unwrap_or_default();
         for pair in cfg.proxy_pairs(e.entry) {
             let pair = pair.map_err(|x| err(&x.to_string()))?;
-            let conv = |p: m::ProxyId| Proxy {
-                addr: p.addr,
-                mask: p.mask,
-                protocol: p.protocol,
-                port: p.port,
-            };
             c.maps.push(CryptoMapEntry {
                 map: name.clone(),
                 seq,
@@ -126,8 +119,8 @@ pub fn ike_config(cfg: &Config, aggressive: bool) -> Result<IkeConfig, IosConfig
                 pfs: e.entry.pfs.map(group),
                 lifetime_secs: life.seconds,
                 lifetime_kb: life.kilobytes,
-                local_proxy: conv(pair.local),
-                remote_proxy: conv(pair.remote),
+                local_proxy: pair.local,
+                remote_proxy: pair.remote,
                 mode: if aggressive || cfg.initiates_aggressive(peer) {
                     Phase1Mode::Aggressive
                 } else {
@@ -137,7 +130,6 @@ pub fn ike_config(cfg: &Config, aggressive: bool) -> Result<IkeConfig, IosConfig
             });
         }
     }
-    let _ = Ipv4Addr::UNSPECIFIED;
     Ok(c)
 }
 
@@ -146,12 +138,16 @@ mod tests {
     use super::*;
     use crate::config::model::InterfaceMap;
     use crate::config::parse::parse_config;
+    use std::net::Ipv4Addr;
+
+    fn ike_config_of(text: &str) -> IkeConfig {
+        let parsed = parse_config(text, &InterfaceMap::default()).unwrap();
+        ike_config(&parsed.config, false).unwrap()
+    }
 
     #[test]
     fn slides_r1_config_drives_ike() {
-        let text = include_str!("../../../deploy/configs/r1.conf");
-        let parsed = parse_config(text, &InterfaceMap::default()).unwrap();
-        let c = ike_config(&parsed.config, false).unwrap();
+        let c = ike_config_of(include_str!("../../../deploy/configs/r1.conf"));
         assert_eq!(c.local_addr, Ipv4Addr::new(172, 16, 172, 10));
         assert!(!c.policies.is_empty());
         assert_eq!(c.policies[0].priority, 1);
@@ -170,29 +166,16 @@ mod tests {
         );
         assert!(c.psk_for(e.peer).is_some());
     }
-}
-
-#[cfg(test)]
-mod am_tests {
-    use super::*;
-    use crate::config::model::InterfaceMap;
-    use crate::config::parse::parse_config;
 
     #[test]
     fn crypto_isakmp_peer_aggressive_mode_selects_aggressive_mode() {
-        let text = include_str!("../../../deploy/configs/r1-am.conf");
-        let parsed = parse_config(text, &InterfaceMap::default()).unwrap();
-        let c = ike_config(&parsed.config, false).unwrap();
+        let c = ike_config_of(include_str!("../../../deploy/configs/r1-am.conf"));
         assert_eq!(c.maps[0].mode, Phase1Mode::Aggressive);
         assert!(
             c.psk_for(Ipv4Addr::new(172, 16, 172, 20)).is_some(),
             "set aggressive-mode password gives the key"
         );
-        let text = include_str!("../../../deploy/configs/r1.conf");
-        let parsed = parse_config(text, &InterfaceMap::default()).unwrap();
-        assert_eq!(
-            ike_config(&parsed.config, false).unwrap().maps[0].mode,
-            Phase1Mode::Main
-        );
+        let c = ike_config_of(include_str!("../../../deploy/configs/r1.conf"));
+        assert_eq!(c.maps[0].mode, Phase1Mode::Main);
     }
 }

@@ -189,6 +189,14 @@ impl Lab {
         self.now = until;
         self.pump();
     }
+    /// Changes both routers' configuration the same way.
+    fn configure_both(&mut self, f: impl Fn(&mut IkeConfig)) {
+        for ep in [&mut self.a, &mut self.b] {
+            let mut c = ep.config().clone();
+            f(&mut c);
+            ep.set_config(c);
+        }
+    }
     fn debug(e: &mut Endpoint) -> Vec<String> {
         let mut v = vec![];
         while let Some(l) = e.poll_debug() {
@@ -697,11 +705,7 @@ fn responder_lifetime_lowers_the_initiators_lifetime() {
 fn isakmp_sa_is_rekeyed_and_ipsec_sas_survive_its_expiry() {
     let o = Opts::default();
     let mut lab = Lab::new(&o, &o);
-    for ep in [&mut lab.a, &mut lab.b] {
-        let mut c = ep.config().clone();
-        c.policies[0].lifetime = 100;
-        ep.set_config(c);
-    }
+    lab.configure_both(|c| c.policies[0].lifetime = 100);
     lab.a.initiate(lab.now, "vpn", 10);
     lab.pump();
     assert_tunnel(&lab);
@@ -827,11 +831,7 @@ fn commit_bit_brings_a_connected_notify() {
 fn transport_mode_is_negotiated_and_must_match() {
     let o = Opts::default();
     let mut lab = Lab::new(&o, &o);
-    for ep in [&mut lab.a, &mut lab.b] {
-        let mut c = ep.config().clone();
-        c.maps[0].transform_sets[0].transport = true;
-        ep.set_config(c);
-    }
+    lab.configure_both(|c| c.maps[0].transform_sets[0].transport = true);
     lab.a.initiate(lab.now, "vpn", 10);
     lab.pump();
     let (i, _) = assert_tunnel(&lab);
@@ -851,11 +851,7 @@ fn transport_mode_is_negotiated_and_must_match() {
 fn kilobyte_lifetime_rekeys_then_expires() {
     let o = Opts::default();
     let mut lab = Lab::new(&o, &o);
-    for ep in [&mut lab.a, &mut lab.b] {
-        let mut c = ep.config().clone();
-        c.maps[0].lifetime_kb = 1000;
-        ep.set_config(c);
-    }
+    lab.configure_both(|c| c.maps[0].lifetime_kb = 1000);
     lab.a.initiate(lab.now, "vpn", 10);
     lab.pump();
     let (old_in, old_out) = assert_tunnel(&lab);
@@ -873,4 +869,47 @@ fn kilobyte_lifetime_rekeys_then_expires() {
         |e| matches!(e, Event::IpsecSaDown { inbound_spi, .. } if *inbound_spi == old_in.spi)
     ));
     assert_eq!(lab.b.ipsec_sa_pair_count(), 1);
+}
+
+#[test]
+fn crossed_aggressive_mode_retransmissions_settle() {
+    let o = Opts {
+        mode: Phase1Mode::Aggressive,
+        ..Default::default()
+    };
+    let mut lab = Lab::new(&o, &o);
+    lab.a.initiate(lab.now, "vpn", 10);
+    // AM1 reaches b; b's AM2 is lost.
+    let am1 = lab.a.poll_transmit().unwrap();
+    lab.b
+        .handle_datagram(lab.now, am1.remote, am1.local, &am1.data);
+    assert!(lab.b.poll_transmit().is_some());
+    // Both retransmit at once: AM1 and AM2 cross, each side sees the other's message twice.
+    // A duplicate of the message that completed phase 1 must not be answered, or the two
+    // ends resend AM2/AM3 to each other for ever (pump panics).
+    lab.advance(Duration::from_secs(3));
+    assert_tunnel(&lab);
+}
+
+#[test]
+fn a_duplicate_of_the_last_main_mode_message_is_not_answered() {
+    let o = Opts::default();
+    let mut lab = Lab::new(&o, &o);
+    lab.a.initiate(lab.now, "vpn", 10);
+    let mut mm6 = None;
+    for _ in 0..3 {
+        let t = lab.a.poll_transmit().unwrap();
+        lab.b.handle_datagram(lab.now, t.remote, t.local, &t.data);
+        let r = lab.b.poll_transmit().unwrap();
+        lab.a.handle_datagram(lab.now, r.remote, r.local, &r.data);
+        mm6 = Some(r);
+    }
+    lab.pump();
+    assert_tunnel(&lab);
+    // MM6 again (delayed copy): the initiator must not resend MM5.
+    let mm6 = mm6.unwrap();
+    lab.a
+        .handle_datagram(lab.now, mm6.remote, mm6.local, &mm6.data);
+    assert!(lab.a.poll_transmit().is_none());
+    assert_eq!(lab.a.counters.rx_retransmissions, 1);
 }
