@@ -30,7 +30,7 @@ fn endpoint(me: [u8; 4], peer: [u8; 4], l: [u8; 4], r: [u8; 4], seed: u64, mode:
         map: "vpn".into(),
         seq: 10,
         peer: Ipv4Addr::from(peer),
-        transform_sets: vec![TransformSet { name: "t".into(), enc: EspEnc::Des3, auth: EspAuth::Md5 , transport: false}],
+        transform_sets: vec![TransformSet { name: "t".into(), enc: EspEnc::Des3, auth: Some(EspAuth::Md5), transport: false}],
         pfs: None,
         lifetime_secs: 120,
         lifetime_kb: 4608000,

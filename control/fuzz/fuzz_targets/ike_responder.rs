@@ -29,7 +29,7 @@ fn endpoint() -> Endpoint {
         map: "vpn".into(),
         seq: 10,
         peer: Ipv4Addr::new(172, 16, 172, 10),
-        transform_sets: vec![TransformSet { name: "t".into(), enc: EspEnc::Des3, auth: EspAuth::Md5 , transport: false}],
+        transform_sets: vec![TransformSet { name: "t".into(), enc: EspEnc::Des3, auth: Some(EspAuth::Md5), transport: false}],
         pfs: None,
         lifetime_secs: 3600,
         lifetime_kb: 4608000,
