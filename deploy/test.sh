@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every espgw test: `cargo test --workspace` (unit, integration and lab tests, the
 # lab ones against real strongSwan, tshark, AF_XDP and XDP in network namespaces), then
-# checks that the run left no network namespace, charon or tcpdump behind.
+# checks that the run left no network namespace, charon or tcpdump behind and that the
+# fuzz targets (control/fuzz, dataplane/fuzz) still compile.
 #
 #   deploy/test.sh [extra cargo test arguments]
 #
@@ -63,5 +64,11 @@ cargo test --workspace --no-fail-fast "$@"
 rc=$?
 set -e
 cleanup_check || rc=1
+# The fuzz crates are not workspace members (cargo fuzz builds them with sanitizers on a
+# nightly-flagged toolchain): make sure every target still compiles against today's API.
+for f in control/fuzz dataplane/fuzz; do
+  say "cargo check $f (fuzz targets)"
+  cargo check -q --manifest-path "$f/Cargo.toml" --bins --target-dir target/fuzz-check || rc=1
+done
 say "tests finished in $(( $(date +%s) - start ))s: $([ $rc = 0 ] && echo PASS || echo FAIL)"
 exit $rc
