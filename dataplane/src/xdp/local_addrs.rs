@@ -74,6 +74,9 @@ pub struct LocalAddrSync {
     read_failing: bool,
     outside_unaddressed: Option<bool>,
     left_out: usize,
+    /// Addresses the map refused last time (logged again only when the
+    /// set changes, though retried every turn).
+    failed: Vec<Ipv4Addr>,
 }
 
 impl LocalAddrSync {
@@ -84,6 +87,7 @@ impl LocalAddrSync {
             read_failing: false,
             outside_unaddressed: None,
             left_out: 0,
+            failed: Vec::new(),
         }
     }
 
@@ -143,8 +147,15 @@ impl LocalAddrSync {
             self.outside_unaddressed = Some(unaddressed);
         }
         match cls.set_local_addrs(&wanted) {
-            Ok(change) if change.is_empty() => {}
-            Ok(change) => log.push(describe(&change, cls.local_addrs().len())),
+            Ok(change) => {
+                let failed: Vec<Ipv4Addr> = change.failed.iter().map(|(a, _)| *a).collect();
+                let repeat =
+                    change.added.is_empty() && change.removed.is_empty() && failed == self.failed;
+                self.failed = failed;
+                if !repeat {
+                    log.push(describe(&change, cls.local_addrs().len()));
+                }
+            }
             Err(e) => log.push(format!("local addresses not installed: {e}")),
         }
         log
