@@ -18,6 +18,8 @@
 #define ESPGW_ACL_MAX 64
 /* Capacity of the XSKMAP (map "espgw_xsks"), indexed by RX queue. */
 #define ESPGW_XSK_MAX 64
+/* Capacity of the router's own addresses (map "espgw_local_addrs"). */
+#define ESPGW_LOCAL_ADDR_MAX 256
 
 /* espgw_acl_rule.action */
 enum espgw_acl_action {
@@ -53,6 +55,21 @@ struct espgw_acl_rule {
 	__u8 proto;
 	__u8 action;
 	__u16 policy; /* crypto map entry (sequence number) the rule belongs to */
+};
+
+/*
+ * The router's own IPv4 addresses (map "espgw_local_addrs", outside
+ * classifier only: a hash keyed by the address in network order, as in
+ * the IPv4 header). Only packets addressed to one of them are IKE, NAT-T
+ * keepalives or ESP for this router: the outside passes IKE and keepalives
+ * to the kernel and steers ESP (raw and in UDP) to the workers only then;
+ * every other packet is clear traffic (mirrored ACL check, then the
+ * kernel). The dataplane fills the map from netlink (every address of the
+ * namespace, the outside interface's first) and keeps it current. An empty
+ * map means no exemptions at all (fail closed).
+ */
+struct espgw_local_addr {
+	__u32 ifindex; /* the interface that holds the address (informative) */
 };
 
 /* Indices of the per-CPU counter array (map "espgw_counters"). */

@@ -24,6 +24,9 @@ int main(void)
 	printf("pub const espgw_counter_SIZE: usize = %zu;\n", sizeof(struct espgw_counter));
 	OFF(espgw_counter, packets);
 	OFF(espgw_counter, bytes);
+	printf("pub const espgw_local_addr_SIZE: usize = %zu;\n", sizeof(struct espgw_local_addr));
+	OFF(espgw_local_addr, ifindex);
+	printf("pub const ESPGW_LOCAL_ADDR_MAX: u32 = %d;\n", ESPGW_LOCAL_ADDR_MAX);
 	printf("pub const ESPGW_ACL_MAX: u32 = %d;\n", ESPGW_ACL_MAX);
 	printf("pub const ESPGW_XSK_MAX: u32 = %d;\n", ESPGW_XSK_MAX);
 	printf("pub const ESPGW_ACL_END: u8 = %d;\n", ESPGW_ACL_END);

@@ -20,6 +20,7 @@ use espgw_dataplane::worker::netlink::Netlink;
 use espgw_dataplane::worker::sa::SaSource;
 use espgw_dataplane::worker::{Counter, Published, Worker, WorkerConfig, WorkerStats};
 use espgw_dataplane::xdp::acl::{self, AclRule};
+use espgw_dataplane::xdp::local_addrs::LocalAddrSync;
 use espgw_dataplane::xdp::maps::CounterIndex;
 use espgw_dataplane::xdp::{Classifier, ModeRequest, Side};
 use std::fmt::Write as _;
@@ -327,6 +328,13 @@ fn run(args: Args) -> Result<(), String> {
     cls_out
         .set_acl(&inbound_rules(&rules))
         .map_err(|e| e.to_string())?;
+    // The router's own addresses: only IKE, NAT-T and ESP addressed to them
+    // are exempt from the inbound check (none while there is none: fail
+    // closed). Re-read below while running.
+    let mut local_addrs = LocalAddrSync::new(outside.ifindex, &outside_name);
+    for line in local_addrs.sync(&mut nl, &mut cls_out) {
+        eprintln!("espgw-dataplane: {line}");
+    }
     // Sockets registered and ACL in place: only now replace whatever runs there.
     cls_in
         .attach(&inside_name, mode(&args.xdp_mode))
@@ -386,6 +394,11 @@ fn run(args: Args) -> Result<(), String> {
                 Err(e) => eprintln!("espgw-dataplane: crypto ACL not reloaded: {e}"),
             },
             Some(Err(e)) => eprintln!("espgw-dataplane: crypto ACL not reloaded: {e}"),
+        }
+        // Addresses added or removed (DHCP, ip addr) reach the outside's
+        // exemptions within one turn.
+        for line in local_addrs.sync(&mut nl, &mut cls_out) {
+            eprintln!("espgw-dataplane: {line}");
         }
         std::thread::sleep(Duration::from_millis(200));
     }

@@ -12,7 +12,7 @@
 //! Also here, because they need `unsafe`: the `aya::Pod` markers of the BPF
 //! map value types and a multi-descriptor `poll(2)`.
 
-use crate::xdp::maps::{AclRuleRaw, CounterRaw};
+use crate::xdp::maps::{AclRuleRaw, CounterRaw, LocalAddrRaw};
 use std::io;
 use std::num::NonZeroU32;
 use std::os::fd::{AsRawFd, RawFd};
@@ -26,6 +26,9 @@ use xsk_rs::{CompQueue, FillQueue, FrameDesc, RxQueue, Socket, TxQueue, Umem};
 unsafe impl aya::Pod for AclRuleRaw {}
 // SAFETY: CounterRaw is #[repr(C)], two u64s, no padding; any bits are valid.
 unsafe impl aya::Pod for CounterRaw {}
+// SAFETY: LocalAddrRaw is #[repr(C)], one u32 (size checked against the C
+// header by the layout tests in xdp::maps); any bits are valid.
+unsafe impl aya::Pod for LocalAddrRaw {}
 
 /// Settings of one worker's sockets.
 #[derive(Debug, Clone, Copy)]

@@ -21,6 +21,8 @@ const NLM_F_DUMP: u16 = 0x300;
 const RTM_NEWLINK: u16 = 16;
 const RTM_GETLINK: u16 = 18;
 const RTM_SETLINK: u16 = 19;
+const RTM_NEWADDR: u16 = 20;
+const RTM_GETADDR: u16 = 22;
 const RTM_NEWROUTE: u16 = 24;
 const RTM_GETROUTE: u16 = 26;
 const RTM_NEWNEIGH: u16 = 28;
@@ -33,6 +35,8 @@ const RTA_GATEWAY: u16 = 5;
 const RTA_PREFSRC: u16 = 7;
 const NDA_DST: u16 = 1;
 const NDA_LLADDR: u16 = 2;
+const IFA_ADDRESS: u16 = 1;
+const IFA_LOCAL: u16 = 2;
 const IFLA_ADDRESS: u16 = 1;
 const IFLA_IFNAME: u16 = 3;
 const IFLA_MTU: u16 = 4;
@@ -108,6 +112,16 @@ pub struct Link {
     pub rx_queues: u32,
     pub tx_queues: u32,
     pub mtu: u32,
+}
+
+/// One IPv4 address of an interface (`ip -4 addr`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IfAddr {
+    pub ifindex: u32,
+    /// The local address (`IFA_LOCAL`; on point-to-point links
+    /// `IFA_ADDRESS` is the peer's).
+    pub addr: Ipv4Addr,
+    pub prefix_len: u8,
 }
 
 /// A route-netlink socket (request/response; no multicast groups).
@@ -239,6 +253,30 @@ pub fn parse_link(body: &[u8]) -> Result<Link, NetlinkError> {
     Ok(link)
 }
 
+/// Parses an RTM_NEWADDR body (ifaddrmsg + attributes); `None` for
+/// non-IPv4 or an entry without an address.
+pub fn parse_addr(body: &[u8]) -> Result<Option<IfAddr>, NetlinkError> {
+    let family = *body.first().ok_or(NetlinkError::Malformed)?;
+    let prefix_len = *body.get(1).ok_or(NetlinkError::Malformed)?;
+    let ifindex = u32_at(body, 4)?;
+    if family != AF_INET {
+        return Ok(None);
+    }
+    let (mut local, mut address) = (None, None);
+    for (ty, p) in attrs(body.get(8..).ok_or(NetlinkError::Malformed)?) {
+        match ty {
+            IFA_LOCAL => local = ipv4(p),
+            IFA_ADDRESS => address = ipv4(p),
+            _ => {}
+        }
+    }
+    Ok(local.or(address).map(|addr| IfAddr {
+        ifindex,
+        addr,
+        prefix_len,
+    }))
+}
+
 impl Netlink {
     /// Opens a NETLINK_ROUTE socket in the caller's network namespace.
     pub fn open() -> Result<Self, NetlinkError> {
@@ -339,6 +377,20 @@ impl Netlink {
         bodies.iter().map(|b| parse_link(b)).collect()
     }
 
+    /// Every IPv4 address of every interface of the namespace.
+    pub fn addresses(&mut self) -> Result<Vec<IfAddr>, NetlinkError> {
+        let p = [AF_INET, 0, 0, 0, 0, 0, 0, 0];
+        let seq = self.request(RTM_GETADDR, NLM_F_DUMP, &p)?;
+        let bodies = self.collect(seq, RTM_NEWADDR, false)?;
+        let mut out = Vec::new();
+        for b in bodies {
+            if let Some(a) = parse_addr(&b)? {
+                out.push(a);
+            }
+        }
+        Ok(out)
+    }
+
     /// Attaches XDP program `prog_fd` to `ifindex` (replacing any program in
     /// the same mode), or detaches with `prog_fd` = -1. Unlike a BPF link, an
     /// attachment made this way outlives the process, which is what lets the
@@ -401,6 +453,33 @@ mod tests {
             Err(NetlinkError::Malformed)
         ));
         assert!(matches!(parse_link(&[0; 3]), Err(NetlinkError::Malformed)));
+        assert!(matches!(
+            parse_addr(&[AF_INET, 24, 0]),
+            Err(NetlinkError::Malformed)
+        ));
+    }
+
+    #[test]
+    fn address_body_prefers_the_local_address() {
+        let mut b = vec![AF_INET, 32, 0, 0];
+        b.extend_from_slice(&9u32.to_ne_bytes());
+        push_attr(&mut b, IFA_ADDRESS, &[192, 0, 2, 2]);
+        assert_eq!(
+            parse_addr(&b).unwrap(),
+            Some(IfAddr {
+                ifindex: 9,
+                addr: Ipv4Addr::new(192, 0, 2, 2),
+                prefix_len: 32
+            })
+        );
+        // Point-to-point: IFA_ADDRESS is the peer, IFA_LOCAL ours.
+        push_attr(&mut b, IFA_LOCAL, &[192, 0, 2, 1]);
+        assert_eq!(
+            parse_addr(&b).unwrap().map(|a| a.addr),
+            Some(Ipv4Addr::new(192, 0, 2, 1))
+        );
+        b[0] = 10; // AF_INET6
+        assert_eq!(parse_addr(&b).unwrap(), None);
     }
 
     #[test]
@@ -445,5 +524,13 @@ mod tests {
         let lo = links.iter().find(|l| l.name == "lo").unwrap();
         assert_eq!(r.oif, lo.ifindex);
         nl.neighbours().unwrap();
+        // Loopback is up in every test namespace, so 127.0.0.1 is on it.
+        let addrs = nl.addresses().unwrap();
+        assert!(
+            addrs
+                .iter()
+                .any(|a| a.addr == Ipv4Addr::LOCALHOST && a.ifindex == lo.ifindex),
+            "{addrs:?}"
+        );
     }
 }

@@ -1,6 +1,8 @@
 //! Crypto-ACL rules as the classifiers evaluate them: the inside steers the
 //! traffic they protect ([`first_match`]), the outside drops clear traffic
-//! whose mirror they protect ([`first_match_inbound`]).
+//! whose mirror they protect ([`first_match_inbound`]); [`classify_outside`]
+//! models the outside classifier's whole decision, including which packets
+//! are IKE, NAT-T or ESP for the router itself.
 //!
 //! Control compiles each crypto map's ACL into [`AclRule`]s (first match
 //! wins, `permit` = interesting = steer to the worker, `deny` = kernel) and
@@ -16,7 +18,7 @@
 //! where PROTO is `ip`, `icmp`, `tcp`, `udp`, `esp` or a number, and SRC/DST
 //! are `any`, `host A.B.C.D` or `A.B.C.D/LEN`.
 
-use super::maps::{AclRuleRaw, ACL_MAX, ACL_PASS, ACL_STEER};
+use super::maps::{AclRuleRaw, CounterIndex, ACL_MAX, ACL_PASS, ACL_STEER};
 use crate::sadb::MapName;
 use std::fmt;
 use std::net::Ipv4Addr;
@@ -254,8 +256,9 @@ pub fn first_match(
 /// same entry, deny and fragment semantics. The outside classifier drops a
 /// packet that arrives in clear when this is `Some` (it asks the same walk
 /// with the packet's tuple swapped, which is the same question). IKE, NAT-T
-/// keepalives and ESP never get here: the classifier passes or steers them
-/// first.
+/// keepalives and ESP addressed to the router itself never get here: the
+/// classifier passes or steers them first ([`classify_outside`]); addressed
+/// to anyone else they are clear traffic like any other.
 pub fn first_match_inbound(
     rules: &[AclRule],
     src: Ipv4Addr,
@@ -264,6 +267,96 @@ pub fn first_match_inbound(
     ports: Option<(u16, u16)>,
 ) -> Option<&AclRule> {
     first_match(rules, dst, src, proto, ports.map(|(sp, dp)| (dp, sp)))
+}
+
+const IPPROTO_TCP: u8 = 6;
+const IPPROTO_UDP: u8 = 17;
+const IPPROTO_ESP: u8 = 50;
+/// IKE (`ESPGW_IKE_PORT`).
+pub const IKE_PORT: u16 = 500;
+/// IKE and ESP behind NAT (`ESPGW_NATT_PORT`, RFC 3948).
+pub const NATT_PORT: u16 = 4500;
+
+/// What the outside classifier (`ebpf/outside.c`) does with one Ethernet
+/// frame, as the counter it bumps: [`CounterIndex::Steered`] means "to the
+/// worker" (or `DropNoXsk` when the queue has no socket),
+/// [`CounterIndex::DropClearProtected`] a drop, every `Pass*` the kernel.
+///
+/// `local` says whether an address is one of the router's own (the
+/// `espgw_local_addrs` map). Only packets addressed to the router are
+/// exempt from the crypto ACL: ESP and ESP in UDP/4500 are steered, IKE
+/// (UDP/500, UDP/4500 behind the zero non-ESP marker) and NAT-T keepalives
+/// go to the kernel. Everything else, ESP, IKE and keepalives to other
+/// hosts included, arrived in clear: dropped when [`first_match_inbound`]
+/// protects it, else to the kernel. With no local address known nothing is
+/// exempt (fail closed). Lengths are those of the frame, as XDP sees it.
+pub fn classify_outside(
+    rules: &[AclRule],
+    local: impl Fn(Ipv4Addr) -> bool,
+    frame: &[u8],
+) -> CounterIndex {
+    const ETH: usize = 14;
+    if frame.len() < ETH + 20 || frame[12..14] != [0x08, 0x00] {
+        return CounterIndex::PassNotIpv4;
+    }
+    let ip = &frame[ETH..];
+    let (version, ihl) = (ip[0] >> 4, usize::from(ip[0] & 0x0f) * 4);
+    if version != 4 || ihl < 20 {
+        return CounterIndex::PassMalformed;
+    }
+    let proto = ip[9];
+    let non_first_fragment = u16::from_be_bytes([ip[6], ip[7]]) & 0x1fff != 0;
+    let src = Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]);
+    let dst = Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]);
+    let port_at = |off: usize| u16::from_be_bytes([ip[off], ip[off + 1]]);
+    // ebpf/outside.c clear_inbound: the mirrored ACL decides.
+    let clear = |mut not_protected: CounterIndex| {
+        let ports = if (proto == IPPROTO_TCP || proto == IPPROTO_UDP) && !non_first_fragment {
+            if ip.len() < ihl + 4 {
+                // Truncated: judged without ports, like a fragment.
+                not_protected = CounterIndex::PassMalformed;
+                None
+            } else {
+                Some((port_at(ihl), port_at(ihl + 2)))
+            }
+        } else {
+            None
+        };
+        match first_match_inbound(rules, src, dst, proto, ports) {
+            Some(_) => CounterIndex::DropClearProtected,
+            None => not_protected,
+        }
+    };
+    if proto == IPPROTO_ESP {
+        return if local(dst) {
+            CounterIndex::Steered
+        } else {
+            clear(CounterIndex::PassOther)
+        };
+    }
+    if proto != IPPROTO_UDP || non_first_fragment {
+        return clear(CounterIndex::PassOther);
+    }
+    if ip.len() < ihl + 8 {
+        return clear(CounterIndex::PassMalformed);
+    }
+    let dport = port_at(ihl + 2);
+    if dport != IKE_PORT && dport != NATT_PORT {
+        return clear(CounterIndex::PassOther);
+    }
+    if !local(dst) {
+        return clear(CounterIndex::PassOther);
+    }
+    if dport == IKE_PORT {
+        return CounterIndex::PassIke;
+    }
+    let payload = &ip[ihl + 8..];
+    match payload {
+        [0xff] | [0xff, _] | [0xff, _, _] => CounterIndex::PassNattKeepalive,
+        p if p.len() < 4 => clear(CounterIndex::PassMalformed),
+        [0, 0, 0, 0, ..] => CounterIndex::PassIke,
+        _ => CounterIndex::Steered,
+    }
 }
 
 fn parse_prefix<'a>(
@@ -658,5 +751,116 @@ mod tests {
             Err(AclError::TooMany(ACL_MAX as usize + 1))
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// An Ethernet + IPv4 frame (IHL 5) around `l4`.
+    fn frame(src: &str, dst: &str, proto: u8, frag_off: u16, l4: &[u8]) -> Vec<u8> {
+        let mut f = vec![0u8; 12];
+        f.extend_from_slice(&[0x08, 0x00, 0x45, 0]);
+        f.extend_from_slice(&((20 + l4.len()) as u16).to_be_bytes());
+        f.extend_from_slice(&[0, 0]);
+        f.extend_from_slice(&frag_off.to_be_bytes());
+        f.extend_from_slice(&[64, proto, 0, 0]);
+        f.extend_from_slice(&ip(src).octets());
+        f.extend_from_slice(&ip(dst).octets());
+        f.extend_from_slice(l4);
+        f
+    }
+
+    fn udp(src: &str, dst: &str, sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+        let mut l4 = Vec::new();
+        l4.extend_from_slice(&sport.to_be_bytes());
+        l4.extend_from_slice(&dport.to_be_bytes());
+        l4.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+        l4.extend_from_slice(&[0, 0]);
+        l4.extend_from_slice(payload);
+        frame(src, dst, IPPROTO_UDP, 0, &l4)
+    }
+
+    /// Only IKE, NAT-T keepalives and ESP addressed to the router are
+    /// exempt; to anyone else they are clear traffic under the mirrored ACL.
+    #[test]
+    fn outside_exempts_only_traffic_for_the_router() {
+        use CounterIndex as C;
+        // Entry 10 protects the subnets, entry 20 all UDP between the outside
+        // addresses (R1's /28 towards R2), so IKE to R1 would be dropped
+        // without the exemption.
+        let rules = parse_rules(
+            "permit ip 10.1.1.0/24 10.1.2.0/24 policy 10\n\
+             permit udp 172.16.172.0/28 host 172.16.172.20 policy 20\n",
+        )
+        .unwrap();
+        let r1 = |a: Ipv4Addr| a == ip("172.16.172.10") || a == ip("10.1.1.1");
+        let out = |f: &[u8]| classify_outside(&rules, r1, f);
+        let esp = [0x11, 0x22, 0x33, 0x44, 0, 0, 0, 1];
+        let (r2, r1a, hb, ha, stranger) = (
+            "172.16.172.20",
+            "172.16.172.10",
+            "10.1.2.2",
+            "10.1.1.2",
+            "192.0.2.7",
+        );
+
+        // To the router: the IKE/NAT-T pass and the ESP steer, although
+        // entry 20 protects UDP from R2.
+        assert_eq!(out(&udp(r2, r1a, 500, 500, &[0; 28])), C::PassIke);
+        assert_eq!(out(&udp(r2, r1a, 4500, 4500, &[0; 32])), C::PassIke);
+        assert_eq!(
+            out(&udp(r2, r1a, 4500, 4500, &[0xff])),
+            C::PassNattKeepalive
+        );
+        assert_eq!(out(&udp(r2, r1a, 4500, 4500, &esp)), C::Steered);
+        assert_eq!(out(&frame(r2, r1a, IPPROTO_ESP, 0, &esp)), C::Steered);
+        // Any address of the router counts, also from a protected source.
+        assert_eq!(out(&udp(hb, "10.1.1.1", 500, 500, &[0; 28])), C::PassIke);
+        // Other UDP to the router is still held to the ACL.
+        assert_eq!(
+            out(&udp(r2, r1a, 5555, 5555, &[1; 8])),
+            C::DropClearProtected
+        );
+
+        // The same to a protected inside host, from the protected remote
+        // subnet: clear traffic the ACL protects, dropped.
+        for f in [
+            udp(hb, ha, 500, 500, &[0; 28]),
+            udp(hb, ha, 4500, 4500, &[0; 32]),
+            udp(hb, ha, 4500, 4500, &[0xff]),
+            udp(hb, ha, 4500, 4500, &esp),
+            frame(hb, ha, IPPROTO_ESP, 0, &esp),
+        ] {
+            assert_eq!(out(&f), C::DropClearProtected, "{f:?}");
+        }
+        // From a source nothing protects: clear, to the kernel.
+        assert_eq!(out(&udp(stranger, ha, 500, 500, &[0; 28])), C::PassOther);
+        assert_eq!(out(&udp(stranger, ha, 4500, 4500, &esp)), C::PassOther);
+        assert_eq!(
+            out(&frame(stranger, ha, IPPROTO_ESP, 0, &esp)),
+            C::PassOther
+        );
+        // A truncated UDP header to the inside: judged without ports.
+        let mut short = udp(hb, ha, 500, 500, &[]);
+        short.truncate(14 + 20 + 4);
+        assert_eq!(out(&short), C::DropClearProtected);
+        short = udp(stranger, ha, 500, 500, &[]);
+        short.truncate(14 + 20 + 6);
+        assert_eq!(out(&short), C::PassMalformed);
+        // A non-first fragment to port 500's datagram carries no UDP
+        // header: clear traffic even to the router.
+        let frag = frame(r2, r1a, IPPROTO_UDP, 185, &[0; 40]);
+        assert_eq!(out(&frag), C::DropClearProtected);
+        // Not IPv4: the kernel.
+        let mut arp = udp(r2, r1a, 500, 500, &[0; 28]);
+        arp[12..14].copy_from_slice(&[0x08, 0x06]);
+        assert_eq!(out(&arp), C::PassNotIpv4);
+
+        // No address known: nothing is exempt (fail closed); what the ACL
+        // does not protect still reaches the kernel.
+        let none = |f: &[u8]| classify_outside(&rules, |_| false, f);
+        assert_eq!(
+            none(&udp(r2, r1a, 500, 500, &[0; 28])),
+            C::DropClearProtected
+        );
+        assert_eq!(none(&frame(r2, r1a, IPPROTO_ESP, 0, &esp)), C::PassOther);
+        assert_eq!(none(&udp(stranger, r1a, 500, 500, &[0; 28])), C::PassOther);
     }
 }

@@ -8,6 +8,8 @@
 pub const ACL_MAX: u32 = 64;
 /// Capacity of the XSKMAP (`ESPGW_XSK_MAX`), indexed by RX queue.
 pub const XSK_MAX: u32 = 64;
+/// Capacity of the router's own addresses (`ESPGW_LOCAL_ADDR_MAX`).
+pub const LOCAL_ADDR_MAX: u32 = 256;
 
 /// `enum espgw_acl_action`.
 pub const ACL_END: u8 = 0;
@@ -32,6 +34,18 @@ pub struct AclRuleRaw {
     pub proto: u8,
     pub action: u8,
     pub policy: u16,
+}
+
+/// `struct espgw_local_addr`: the value of map `espgw_local_addrs`, whose
+/// key is the address as a native `u32` read from its network-order octets
+/// (`u32::from_ne_bytes(addr.octets())`). Only packets addressed to a key of
+/// that map get the outside's IKE/NAT-T pass and ESP steer.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LocalAddrRaw {
+    /// The interface holding the address (informative; the classifier
+    /// only asks whether the key is present).
+    pub ifindex: u32,
 }
 
 /// `struct espgw_counter`.
@@ -116,6 +130,8 @@ pub const MAP_ACL: &str = "espgw_acl";
 pub const MAP_XSKS: &str = "espgw_xsks";
 /// Per-CPU counter array name.
 pub const MAP_COUNTERS: &str = "espgw_counters";
+/// The router's own addresses (outside classifier only).
+pub const MAP_LOCAL_ADDRS: &str = "espgw_local_addrs";
 
 #[cfg(test)]
 mod tests {
@@ -181,6 +197,16 @@ mod tests {
             header::espgw_counter_packets
         );
         assert_eq!(offset_of!(CounterRaw, bytes), header::espgw_counter_bytes);
+    }
+
+    #[test]
+    fn local_addr_matches_header() {
+        assert_eq!(size_of::<LocalAddrRaw>(), header::espgw_local_addr_SIZE);
+        assert_eq!(
+            offset_of!(LocalAddrRaw, ifindex),
+            header::espgw_local_addr_ifindex
+        );
+        assert_eq!(LOCAL_ADDR_MAX, header::ESPGW_LOCAL_ADDR_MAX);
     }
 
     #[test]

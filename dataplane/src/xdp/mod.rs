@@ -8,7 +8,9 @@
 //! steers the packets they protect to the workers, the outside applies them
 //! mirrored to packets arriving in clear and drops the ones they protect
 //! (IOS: traffic the policy says is encrypted may not enter unencrypted;
-//! counted as `drop_clear_protected`).
+//! counted as `drop_clear_protected`). Only IKE, NAT-T keepalives and ESP
+//! addressed to one of the router's own addresses are exempt from that
+//! check; the outside's `espgw_local_addrs` map holds them ([`local_addrs`]).
 //!
 //! **Fail closed.** The programs are attached through rtnetlink, not BPF
 //! links, so they outlive the process: if the dataplane dies, its sockets
@@ -20,13 +22,20 @@
 //! leftovers.
 
 pub mod acl;
+pub mod local_addrs;
 pub mod maps;
 
 use crate::worker::netlink::{xdp_flags, Netlink};
-use aya::maps::{Array, MapData, PerCpuArray, XskMap};
+use aya::maps::{Array, HashMap, MapData, PerCpuArray, XskMap};
 use aya::programs::Xdp;
 use aya::Ebpf;
-use maps::{AclRuleRaw, CounterIndex, CounterRaw, ACL_MAX, MAP_ACL, MAP_COUNTERS, MAP_XSKS};
+use local_addrs::LocalAddrChange;
+use maps::{
+    AclRuleRaw, CounterIndex, CounterRaw, LocalAddrRaw, ACL_MAX, MAP_ACL, MAP_COUNTERS,
+    MAP_LOCAL_ADDRS, MAP_XSKS,
+};
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
 use std::os::fd::RawFd;
 use std::os::fd::{AsFd, AsRawFd};
 
@@ -98,6 +107,13 @@ pub struct Classifier {
     xsks: XskMap<MapData>,
     counters: PerCpuArray<MapData, CounterRaw>,
     acl: Array<MapData, AclRuleRaw>,
+    /// Outside only: the router's addresses, and what is in the map.
+    local: Option<LocalAddrMap>,
+}
+
+struct LocalAddrMap {
+    map: HashMap<MapData, u32, LocalAddrRaw>,
+    installed: BTreeMap<Ipv4Addr, u32>,
 }
 
 fn prog_name(side: Side) -> &'static str {
@@ -159,6 +175,14 @@ impl Classifier {
             .map_err(|e| XdpError::Map(MAP_COUNTERS, e.to_string()))?;
         let acl = Array::try_from(take(&mut ebpf, MAP_ACL)?)
             .map_err(|e| XdpError::Map(MAP_ACL, e.to_string()))?;
+        let local = match side {
+            Side::Inside => None,
+            Side::Outside => Some(LocalAddrMap {
+                map: HashMap::try_from(take(&mut ebpf, MAP_LOCAL_ADDRS)?)
+                    .map_err(|e| XdpError::Map(MAP_LOCAL_ADDRS, e.to_string()))?,
+                installed: BTreeMap::new(),
+            }),
+        };
         Ok(Classifier {
             side,
             attached: None,
@@ -166,6 +190,7 @@ impl Classifier {
             xsks,
             counters,
             acl,
+            local,
         })
     }
 
@@ -279,6 +304,80 @@ impl Classifier {
             map.set(i as u32, r.to_raw(), 0).map_err(err)?;
         }
         Ok(())
+    }
+
+    /// Makes `wanted` (address → interface holding it) the router's own
+    /// addresses in the outside classifier, the only destinations whose
+    /// IKE, NAT-T keepalives and ESP are exempt from the inbound check (see
+    /// [`local_addrs`]). New addresses go in before stale ones leave (a
+    /// renumbering never has a moment with neither), unless that would
+    /// overflow the map. A failed insertion or removal is reported in the
+    /// change and retried on the next call.
+    pub fn set_local_addrs(
+        &mut self,
+        wanted: &BTreeMap<Ipv4Addr, u32>,
+    ) -> Result<LocalAddrChange, XdpError> {
+        let Some(l) = self.local.as_mut() else {
+            return Err(XdpError::Map(
+                MAP_LOCAL_ADDRS,
+                "only the outside classifier has one".into(),
+            ));
+        };
+        let key = |a: &Ipv4Addr| u32::from_ne_bytes(a.octets());
+        let mut change = LocalAddrChange::default();
+        let add: Vec<(Ipv4Addr, u32)> = wanted
+            .iter()
+            .filter(|(a, i)| l.installed.get(a) != Some(i))
+            .map(|(a, i)| (*a, *i))
+            .collect();
+        let stale: Vec<Ipv4Addr> = l
+            .installed
+            .keys()
+            .filter(|a| !wanted.contains_key(a))
+            .copied()
+            .collect();
+        let fresh = add
+            .iter()
+            .filter(|(a, _)| !l.installed.contains_key(a))
+            .count();
+        let remove = |l: &mut LocalAddrMap, change: &mut LocalAddrChange| {
+            for a in &stale {
+                match l.map.remove(&key(a)) {
+                    Ok(()) => {
+                        l.installed.remove(a);
+                        change.removed.push(*a);
+                    }
+                    Err(e) => change.failed.push((*a, e.to_string())),
+                }
+            }
+        };
+        let room_first = l.installed.len() + fresh > maps::LOCAL_ADDR_MAX as usize;
+        if room_first {
+            remove(l, &mut change);
+        }
+        for (a, ifindex) in add {
+            match l.map.insert(key(&a), LocalAddrRaw { ifindex }, 0) {
+                Ok(()) => {
+                    if l.installed.insert(a, ifindex).is_none() {
+                        change.added.push(a);
+                    }
+                }
+                Err(e) => change.failed.push((a, e.to_string())),
+            }
+        }
+        if !room_first {
+            remove(l, &mut change);
+        }
+        Ok(change)
+    }
+
+    /// The router's addresses installed in the outside classifier (empty on
+    /// the inside).
+    pub fn local_addrs(&self) -> Vec<Ipv4Addr> {
+        self.local
+            .as_ref()
+            .map(|l| l.installed.keys().copied().collect())
+            .unwrap_or_default()
     }
 
     /// Counters summed over CPUs, in [`CounterIndex::ALL`] order.
