@@ -4,9 +4,9 @@
 # and espgw-dataplane (XDP classifiers + AF_XDP workers on in0/out0). hostA's first ping
 # to hostB is interesting traffic: it starts Main Mode and Quick Mode (debug crypto
 # isakmp/ipsec output shown); then ping and iperf3 through the tunnel, `show crypto isakmp
-# sa`, `show crypto ipsec sa`, `show crypto map`, and tshark decrypting and authenticating
-# every ESP frame on the R1-R2 link from espgw's key log. Then everything is removed (also
-# on Ctrl-C).
+# sa`, `show crypto ipsec sa`, `show crypto map`, `show crypto dataplane` (the data
+# plane's drop counters), and tshark decrypting and authenticating every ESP frame on the
+# R1-R2 link from espgw's key log. Then everything is removed (also on Ctrl-C).
 #
 #   deploy/demo.sh                      R2 = strongSwan 5.9.8 (ESP in UDP 4500)
 #   deploy/demo.sh --peer espgw         R2 = espgw too (raw ESP, as in the slides)

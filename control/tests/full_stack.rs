@@ -158,6 +158,22 @@ fn run(tag: &str, s: Suite) {
         log.contains("IPsec(sa_request)"),
         "{tag}: negotiation not started by traffic:\n{log}"
     );
+    // The data plane's own account of it: interesting traffic found no SA and asked.
+    let dp_counters = espgw.cli(&["show", "crypto", "dataplane"]);
+    let counter = |name: &str| -> u64 {
+        dp_counters
+            .lines()
+            .find_map(|l| {
+                let mut w = l.split_whitespace();
+                (w.next() == Some(name)).then(|| w.next()?.parse().ok())?
+            })
+            .unwrap_or_else(|| panic!("{tag}: no {name} in\n{dp_counters}"))
+    };
+    assert!(
+        counter("no-sa") >= 1 && counter("sa-request-posted") >= 1,
+        "{tag}:\n{dp_counters}"
+    );
+    assert_eq!(counter("malformed"), 0, "{tag}:\n{dp_counters}");
 
     // SPIs agree with strongSwan.
     let sa = swan

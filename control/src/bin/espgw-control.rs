@@ -364,6 +364,23 @@ impl ControlHandler for Daemon {
                 }
             }
             Request::ShowIsakmpPolicy => Response::isakmp_policies(&self.config),
+            Request::ShowDataplane => match &self.sadb {
+                None => Response::error("% No SA database: espgw-control runs with --no-sadb"),
+                Some(db) => {
+                    let w = db.lock().unwrap_or_else(|e| e.into_inner());
+                    let r = w.reader();
+                    let g = r.global();
+                    Response::DataplaneCounters {
+                        counters: sadb::GlobalCounter::ALL
+                            .iter()
+                            .map(|c| api::DataplaneCounterView {
+                                name: c.name().to_string(),
+                                value: g.get(*c),
+                            })
+                            .collect(),
+                    }
+                }
+            },
             Request::Debug { target } => {
                 self.shared.with(|ep, _| match target {
                     api::DebugTarget::Isakmp => ep.debug_isakmp = true,

@@ -83,6 +83,10 @@ pub enum Request {
     Initiate { map: String, seq: u32 },
     /// Follow debug output: a stream of [`Response::DebugLine`] until the client hangs up.
     FollowDebug,
+    /// `show crypto dataplane` (espgw's own, not an IOS command): the data plane's
+    /// counters of dropped packets and sa_request events from the SA database →
+    /// [`Response::DataplaneCounters`].
+    ShowDataplane,
 }
 
 /// One response line.
@@ -113,11 +117,23 @@ pub enum Response {
     DebugLine {
         line: String,
     },
+    /// The data plane's global counters, in the database's order.
+    DataplaneCounters {
+        counters: Vec<DataplaneCounterView>,
+    },
     /// The request failed; `message` is printed on stderr (IOS style, e.g.
     /// `% No such crypto map entry: vpn 20`).
     Error {
         message: String,
     },
+}
+
+/// One data-plane counter: its name (`no-sa`, `replay`…, as
+/// `espgw_dataplane::sadb::GlobalCounter::name` gives it) and value.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DataplaneCounterView {
+    pub name: String,
+    pub value: u64,
 }
 
 impl Response {

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! espgw [--socket PATH] show crypto isakmp sa | show crypto ipsec sa | show crypto map
-//!                       | show crypto isakmp policy
+//!                       | show crypto isakmp policy | show crypto dataplane
 //! espgw debug crypto isakmp|ipsec [--follow]      (--follow: like `terminal monitor`)
 //! espgw terminal monitor                          (follow debug output until Ctrl-C)
 //! espgw undebug all
@@ -118,6 +118,8 @@ pub enum ShowWhat {
     },
     /// show crypto map
     Map,
+    /// show crypto dataplane: the data plane's drop and sa_request counters (espgw's own)
+    Dataplane,
 }
 
 #[derive(Subcommand, Debug)]
@@ -231,6 +233,7 @@ pub fn main_with(
                     what: IpsecWhat::Sa,
                 } => Request::ShowIpsecSa,
                 ShowWhat::Map => Request::ShowCryptoMap,
+                ShowWhat::Dataplane => Request::ShowDataplane,
             },
             false,
         ),

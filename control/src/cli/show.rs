@@ -5,7 +5,9 @@
 
 use std::fmt::Write as _;
 
-use super::api::{CryptoMapView, EspSaView, IpsecSaView, IsakmpSaView, Response};
+use super::api::{
+    CryptoMapView, DataplaneCounterView, EspSaView, IpsecSaView, IsakmpSaView, Response,
+};
 use crate::config::model::{DhGroup, IkeAuth, IkeEncryption, IkeHash, IsakmpPolicy};
 
 /// `0x8EAB0B22(2393574178)`: how IOS prints an SPI.
@@ -312,8 +314,21 @@ pub fn render(response: &Response) -> Result<String, String> {
         Response::Done { message } if message.is_empty() => Ok(String::new()),
         Response::Done { message } => Ok(format!("{message}\n")),
         Response::DebugLine { line } => Ok(format!("{line}\n")),
+        Response::DataplaneCounters { counters } => Ok(dataplane(counters)),
         Response::Error { message } => Err(format!("{message}\n")),
     }
+}
+
+/// `show crypto dataplane` (espgw's own screen): every counter the data plane keeps in
+/// the SA database for packets it dropped outside any SA and for sa_request events, one
+/// a line, name then value. Per-SA drops are in `show crypto ipsec sa`
+/// (`#send errors`, `#recv errors`).
+pub fn dataplane(counters: &[DataplaneCounterView]) -> String {
+    let mut s = String::from("Data plane counters (packets; since the SA database was created):\n");
+    for c in counters {
+        s += &format!("    {:<28}{:>20}\n", c.name, c.value);
+    }
+    s
 }
 
 #[cfg(test)]

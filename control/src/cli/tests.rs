@@ -103,6 +103,18 @@ impl ControlHandler for TestDaemon {
                 maps: CryptoMapView::from_config(&self.cfg, |_, _| None),
             },
             Request::ShowIsakmpPolicy => Response::isakmp_policies(&self.cfg),
+            Request::ShowDataplane => Response::DataplaneCounters {
+                counters: vec![
+                    DataplaneCounterView {
+                        name: "no-sa".into(),
+                        value: 3,
+                    },
+                    DataplaneCounterView {
+                        name: "sa-request-posted".into(),
+                        value: 1,
+                    },
+                ],
+            },
             Request::Debug { target } => {
                 // Emit debug lines once someone follows, then end the stream.
                 let slot = Arc::clone(&self.debug_tx);
@@ -275,6 +287,15 @@ fn cli_show_commands_print_ios_screens() {
     assert!(out.contains("   local  ident (addr/mask/prot/port): (10.1.1.0/255.255.255.0/0/0)\n"));
     assert!(out.contains("   current_peer 172.16.172.20 port 500\n"));
 
+    let (code, out, _) = espgw(&sock, &["sh", "cry", "data"]);
+    assert_eq!(code, ExitCode::SUCCESS);
+    assert_eq!(
+        out,
+        "Data plane counters (packets; since the SA database was created):\n    \
+         no-sa                                          3\n    \
+         sa-request-posted                              1\n"
+    );
+
     let (code, out, _) = espgw(&sock, &["clear", "crypto", "sa"]);
     assert_eq!((code, out.as_str()), (ExitCode::SUCCESS, ""));
     let (code, _, _) = espgw(&sock, &["clear", "crypto", "isakmp"]);
@@ -296,6 +317,7 @@ fn cli_show_commands_print_ios_screens() {
             Request::ShowIsakmpSa,
             Request::ShowIsakmpPolicy,
             Request::ShowIpsecSa,
+            Request::ShowDataplane,
             Request::ClearCryptoSa,
             Request::ClearCryptoIsakmp,
             Request::UndebugAll,

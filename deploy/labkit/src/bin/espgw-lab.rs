@@ -396,6 +396,7 @@ fn demo_espgw(lab: Lab, peer: Peer, t0: Instant) -> espgw_lab::Result<()> {
         &["show", "crypto", "isakmp", "sa"][..],
         &["show", "crypto", "ipsec", "sa"][..],
         &["show", "crypto", "map"][..],
+        &["show", "crypto", "dataplane"][..],
     ] {
         heading(&format!("R1# {}", words.join(" ")));
         print!("{}", r1.cli(words)?);
