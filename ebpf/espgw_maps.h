@@ -72,6 +72,23 @@ struct espgw_local_addr {
 	__u32 ifindex; /* the interface that holds the address (informative) */
 };
 
+/*
+ * The last clear packet the outside dropped because the crypto ACL
+ * protects it (ESPGW_CNT_DROP_CLEAR_PROTECTED), per CPU (map
+ * "espgw_clear_sample", outside classifier only: a one-entry per-CPU
+ * array, key 0). Written on every such drop; the dataplane reads it each
+ * turn of its main loop for the %CRYPTO-4-RECVD_PKT_NOT_IPSEC log message
+ * (rate-limited there; the totals are the counter). `drops` counts the
+ * samples written on that CPU, so a change says a newer sample is there.
+ */
+struct espgw_clear_sample {
+	__u64 drops;
+	__u32 saddr; /* network order */
+	__u32 daddr; /* network order */
+	__u8 proto;
+	__u8 pad[7];
+};
+
 /* Indices of the per-CPU counter array (map "espgw_counters"). */
 enum espgw_counter_index {
 	ESPGW_CNT_STEERED = 0,        /* redirected to the AF_XDP socket */

@@ -26,6 +26,12 @@ int main(void)
 	OFF(espgw_counter, bytes);
 	printf("pub const espgw_local_addr_SIZE: usize = %zu;\n", sizeof(struct espgw_local_addr));
 	OFF(espgw_local_addr, ifindex);
+	printf("pub const espgw_clear_sample_SIZE: usize = %zu;\n", sizeof(struct espgw_clear_sample));
+	OFF(espgw_clear_sample, drops);
+	OFF(espgw_clear_sample, saddr);
+	OFF(espgw_clear_sample, daddr);
+	OFF(espgw_clear_sample, proto);
+	OFF(espgw_clear_sample, pad);
 	printf("pub const ESPGW_LOCAL_ADDR_MAX: u32 = %d;\n", ESPGW_LOCAL_ADDR_MAX);
 	printf("pub const ESPGW_ACL_MAX: u32 = %d;\n", ESPGW_ACL_MAX);
 	printf("pub const ESPGW_XSK_MAX: u32 = %d;\n", ESPGW_XSK_MAX);

@@ -21,6 +21,27 @@ struct {
 	__type(value, struct espgw_local_addr);
 } espgw_local_addrs SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct espgw_clear_sample);
+} espgw_clear_sample SEC(".maps");
+
+/* Keeps the dropped packet's addresses and protocol for the log. */
+static __always_inline void sample_clear_drop(struct iphdr *ip)
+{
+	__u32 zero = 0;
+	struct espgw_clear_sample *s = bpf_map_lookup_elem(&espgw_clear_sample, &zero);
+
+	if (s) {
+		s->saddr = ip->saddr;
+		s->daddr = ip->daddr;
+		s->proto = ip->protocol;
+		s->drops += 1;
+	}
+}
+
 /* Whether the packet is addressed to the router itself. An empty map (no
  * address known) exempts nothing: fail closed. */
 static __always_inline int for_us(struct iphdr *ip)
@@ -46,6 +67,7 @@ static __always_inline int clear_inbound(struct xdp_md *ctx, struct iphdr *ip, v
 	if (acl_walk(ip->daddr, ip->saddr, ip->protocol, dport, sport, have_ports) ==
 	    ESPGW_ACL_PERMIT) {
 		count(ctx, ESPGW_CNT_DROP_CLEAR_PROTECTED);
+		sample_clear_drop(ip);
 		return XDP_DROP;
 	}
 	return pass(ctx, not_protected);

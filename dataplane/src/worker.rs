@@ -20,6 +20,7 @@ pub mod hold;
 pub mod icmp;
 pub mod netlink;
 pub mod sa;
+pub mod syslog;
 
 use crate::esp::{DropCounters, DropReason};
 use crate::sys::xsk::{Packet, XskConfig, XskError, XskSet};
@@ -178,9 +179,16 @@ impl Counter {
 pub struct WorkerStats {
     counters: [AtomicU64; Counter::COUNT],
     esp_drops: [AtomicU64; DropReason::COUNT],
+    /// The latest invalid-SPI, replay and ICV-failure events, for the log.
+    events: syslog::EventSlots,
 }
 
 impl WorkerStats {
+    /// The worker's latest crypto log events (see [`syslog`]).
+    pub fn events(&self) -> &syslog::EventSlots {
+        &self.events
+    }
+
     /// ESP drops for one reason (the esp module's reasons).
     pub fn esp_drop(&self, r: DropReason) -> u64 {
         self.esp_drops[r as usize].load(Ordering::Relaxed)
@@ -424,6 +432,9 @@ impl Worker {
                     match side {
                         Side::Inside => esp_path::encap(st, &mut io, &mut rx, &mut out),
                         Side::Outside => esp_path::decap(st, &mut io, &mut rx, &mut out),
+                    }
+                    if !st.events.is_empty() {
+                        self.stats.events.publish(&mut st.events);
                     }
                     self.stats.set_esp(&st.drops);
                 }

@@ -8,6 +8,36 @@
 //! configuration, `--inside`/`--outside` name the interfaces and the rules
 //! come from `--acl` (tests, static setups) and a policy file (`--policy`,
 //! see `espgw_dataplane::xdp::acl`).
+//!
+//! ## The crypto log (stderr, i.e. the unit's journal)
+//!
+//! The drops an operator troubleshoots a tunnel with are logged with IOS's
+//! messages, in IOS's text (formats and sampling in
+//! `espgw_dataplane::worker::syslog`):
+//!
+//! - `%CRYPTO-4-RECVD_PKT_INV_SPI: decaps: rec'd IPSEC packet has invalid spi
+//!   for destaddr=D, prot=50, spi=0xHEX(DEC), srcaddr=S`: ESP (raw or in UDP
+//!   4500) for an SPI we have no inbound SA for: the peer still uses an SA
+//!   we deleted (rekey, `clear crypto sa`, a restarted peer) or someone
+//!   sends us junk. Counted as `esp_drop_no_sa`.
+//! - `%CRYPTO-4-PKT_REPLAY_ERR: decrypt: replay check failed connection id=N,
+//!   sequence number=Q`: a duplicate, or a packet left of the anti-replay
+//!   window, on the inbound SA whose `conn id` `show crypto ipsec sa`
+//!   prints; a replay attack or heavy reordering. `esp_drop_replay`,
+//!   `esp_drop_out_of_window`, the SA's replay drops.
+//! - `%CRYPTO-4-RECVD_PKT_MAC_ERR: decrypt: mac verify failed for connection
+//!   id=N`: the ICV did not verify: corruption on the path, forgery, or
+//!   keys out of step with the peer. `esp_drop_auth`, the SA's auth drops.
+//! - `%CRYPTO-4-RECVD_PKT_NOT_IPSEC: Rec'd packet not an IPSEC packet. (ip)
+//!   vrf/dest_addr= /D, src_addr= S, prot= P`: a clear packet arrived on the
+//!   outside that the crypto ACL says must be encrypted; the outside
+//!   classifier dropped it (`drop_clear_protected`): a peer that lost its
+//!   SAs and sends in clear, or spoofing from outside.
+//!
+//! Rate: the first of each type is printed within one turn of the main loop
+//! (200 ms), then at most one line per type every 10 s, with the latest
+//! event's values; the exact numbers are the counters (`--stats`, the SA
+//! database).
 
 use clap::Parser;
 use espgw_config::{load_config, InterfaceMap};
@@ -18,6 +48,7 @@ use espgw_dataplane::sys::xsk::{stop_on_signals, XskConfig};
 use espgw_dataplane::worker::fib::Fib;
 use espgw_dataplane::worker::netlink::Netlink;
 use espgw_dataplane::worker::sa::SaSource;
+use espgw_dataplane::worker::syslog::{CryptoEvent, CryptoLog, EventKind};
 use espgw_dataplane::worker::{Counter, Published, Worker, WorkerConfig, WorkerStats};
 use espgw_dataplane::xdp::acl::{self, AclRule};
 use espgw_dataplane::xdp::local_addrs::LocalAddrSync;
@@ -28,7 +59,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -372,10 +403,12 @@ fn run(args: Args) -> Result<(), String> {
         }
     );
 
+    let mut crypto_log = CryptoLog::new();
     while !stop_signal.load(Ordering::SeqCst) {
         if let Some(s) = &args.stats {
             write_stats(s, &cls_in, &cls_out, &stats);
         }
+        log_crypto_events(&mut crypto_log, &cls_out, &stats);
         // A changed configuration or policy file replaces the rules as a
         // whole; one that does not load keeps the rules in force.
         match sources.reload() {
@@ -420,6 +453,37 @@ fn run(args: Args) -> Result<(), String> {
     }
     eprintln!("espgw-dataplane: stopped");
     Ok(())
+}
+
+/// Prints the IOS crypto messages due this turn (see the module comment):
+/// the workers' latest invalid-SPI, replay and ICV-failure samples and the
+/// outside classifier's per-CPU clear-packet samples go through the rate
+/// limiter.
+fn log_crypto_events(log: &mut CryptoLog, cls_out: &Classifier, workers: &[Arc<WorkerStats>]) {
+    for (i, w) in workers.iter().enumerate() {
+        for kind in [
+            EventKind::InvalidSpi,
+            EventKind::Replay,
+            EventKind::MacError,
+        ] {
+            if let Some((generation, ev)) = w.events().read(kind) {
+                log.observe(i, generation, ev);
+            }
+        }
+    }
+    if let Ok(samples) = cls_out.clear_drop_samples() {
+        for (cpu, s) in samples.iter().enumerate() {
+            let ev = CryptoEvent::NotIpsec {
+                dst: s.dst(),
+                src: s.src(),
+                proto: s.proto,
+            };
+            log.observe(cpu, s.drops, ev);
+        }
+    }
+    for ev in log.due(Instant::now()) {
+        eprintln!("{ev}");
+    }
 }
 
 /// The active RX queues of an interface (`ethtool -l` "current"), from sysfs

@@ -12,7 +12,7 @@
 //! Also here, because they need `unsafe`: the `aya::Pod` markers of the BPF
 //! map value types and a multi-descriptor `poll(2)`.
 
-use crate::xdp::maps::{AclRuleRaw, CounterRaw, LocalAddrRaw};
+use crate::xdp::maps::{AclRuleRaw, ClearSampleRaw, CounterRaw, LocalAddrRaw};
 use std::io;
 use std::num::NonZeroU32;
 use std::os::fd::{AsRawFd, RawFd};
@@ -29,6 +29,11 @@ unsafe impl aya::Pod for CounterRaw {}
 // SAFETY: LocalAddrRaw is #[repr(C)], one u32 (size checked against the C
 // header by the layout tests in xdp::maps); any bits are valid.
 unsafe impl aya::Pod for LocalAddrRaw {}
+// SAFETY: ClearSampleRaw is #[repr(C)]: u64, 2×u32, u8, [u8; 7], 24 bytes
+// with no implicit padding (the tail is an explicit byte array; size and
+// offsets checked against the C header by the layout tests in xdp::maps);
+// any bits are valid.
+unsafe impl aya::Pod for ClearSampleRaw {}
 
 /// Settings of one worker's sockets.
 #[derive(Debug, Clone, Copy)]

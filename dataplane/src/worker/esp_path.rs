@@ -26,6 +26,7 @@ use super::frag::{FragError, Fragmenter};
 use super::hold::{Held, HoldQueue, Push};
 use super::icmp::IcmpError;
 use super::sa::{SaSource, SaTables};
+use super::syslog::{CryptoEvent, LatestEvents};
 use super::{Counter, Published};
 use crate::esp::{
     decapsulate_batch, encapsulate_batch, DropCounters, DropReason, EspContext, Frame,
@@ -51,6 +52,9 @@ pub struct EspState {
     pub drops: DropCounters,
     pub acl: Arc<Published<Vec<AclRule>>>,
     pub worker_id: u16,
+    /// This batch's latest invalid-SPI, replay and ICV-failure events (the
+    /// worker publishes them after the batch, for the crypto log).
+    pub events: LatestEvents,
 }
 
 impl EspState {
@@ -66,6 +70,7 @@ impl EspState {
             drops: DropCounters::default(),
             acl,
             worker_id,
+            events: LatestEvents::default(),
         }
     }
 
@@ -560,6 +565,9 @@ pub fn decap(
                 (None, _) => st.source.db.global().add(GlobalCounter::NoSa, 1),
                 _ => {}
             }
+            if let Some(ev) = reasons[bi].and_then(|r| log_event(r, io.xsk.data(&pkt), entry)) {
+                st.events.record(ev);
+            }
             io.xsk.release(pkt);
             continue;
         };
@@ -630,6 +638,13 @@ pub(crate) fn forward_inner(
 
 /// The SPI of an ESP or ESP-in-UDP frame (for per-SA drop accounting).
 fn esp_spi(frame: &[u8]) -> Option<u32> {
+    esp_header(frame).map(|h| h.2)
+}
+
+/// Outer (source, destination), SPI and sequence number of an ESP or
+/// ESP-in-UDP frame. Decapsulation never changes these bytes, also in a
+/// dropped frame.
+fn esp_header(frame: &[u8]) -> Option<(Ipv4Addr, Ipv4Addr, u32, u32)> {
     let ip = frame.get(ETH..)?;
     let ihl = usize::from(*ip.first()? & 0x0f) * 4;
     let at = match *ip.get(9)? {
@@ -637,6 +652,31 @@ fn esp_spi(frame: &[u8]) -> Option<u32> {
         17 => ihl + 8,
         _ => return None,
     };
-    let s = ip.get(at..at + 4)?;
-    Some(u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
+    let h = ip.get(at..at + 8)?;
+    let a = ip.get(12..20)?;
+    Some((
+        Ipv4Addr::new(a[0], a[1], a[2], a[3]),
+        Ipv4Addr::new(a[4], a[5], a[6], a[7]),
+        u32::from_be_bytes([h[0], h[1], h[2], h[3]]),
+        u32::from_be_bytes([h[4], h[5], h[6], h[7]]),
+    ))
+}
+
+/// The crypto log event (IOS message) of an inbound drop, if it has one:
+/// no SA for the SPI, a replay, an ICV failure on the SA `entry`.
+fn log_event(
+    r: DropReason,
+    frame: &[u8],
+    entry: Option<&super::sa::InEntry>,
+) -> Option<CryptoEvent> {
+    let (src, dst, spi, seq) = esp_header(frame)?;
+    match (r, entry) {
+        (DropReason::NoSa, _) => Some(CryptoEvent::InvalidSpi { dst, src, spi }),
+        (DropReason::Replay | DropReason::OutOfWindow, Some(e)) => Some(CryptoEvent::Replay {
+            conn_id: e.conn_id,
+            seq,
+        }),
+        (DropReason::Auth, Some(e)) => Some(CryptoEvent::MacError { conn_id: e.conn_id }),
+        _ => None,
+    }
 }

@@ -56,6 +56,8 @@ impl OutEntry {
 pub struct InEntry {
     pub slot: SlotId,
     pub incarnation: u32,
+    /// The record's connection id (`conn id` in `show crypto ipsec sa`).
+    pub conn_id: u32,
     pub proxy: ProxyIdentity,
     pub sa: Arc<InboundSa>,
 }
@@ -232,6 +234,7 @@ impl SaSource {
                         InEntry {
                             slot: e.slot,
                             incarnation: e.incarnation,
+                            conn_id: rec.conn_id,
                             proxy: rec.proxy,
                             sa,
                         },

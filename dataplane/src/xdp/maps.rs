@@ -48,6 +48,32 @@ pub struct LocalAddrRaw {
     pub ifindex: u32,
 }
 
+/// `struct espgw_clear_sample`: the value of the outside's one-entry
+/// per-CPU map `espgw_clear_sample`, the last clear packet that CPU dropped
+/// because the crypto ACL protects it (for the
+/// `%CRYPTO-4-RECVD_PKT_NOT_IPSEC` log message). Addresses as native `u32`s
+/// read from their network-order octets.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClearSampleRaw {
+    /// Samples written on that CPU (changes with every newer sample; 0: none).
+    pub drops: u64,
+    pub saddr: u32,
+    pub daddr: u32,
+    pub proto: u8,
+    pub pad: [u8; 7],
+}
+
+impl ClearSampleRaw {
+    pub fn src(&self) -> std::net::Ipv4Addr {
+        std::net::Ipv4Addr::from(self.saddr.to_ne_bytes())
+    }
+
+    pub fn dst(&self) -> std::net::Ipv4Addr {
+        std::net::Ipv4Addr::from(self.daddr.to_ne_bytes())
+    }
+}
+
 /// `struct espgw_counter`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -132,6 +158,8 @@ pub const MAP_XSKS: &str = "espgw_xsks";
 pub const MAP_COUNTERS: &str = "espgw_counters";
 /// The router's own addresses (outside classifier only).
 pub const MAP_LOCAL_ADDRS: &str = "espgw_local_addrs";
+/// The last clear packet dropped as protected, per CPU (outside only).
+pub const MAP_CLEAR_SAMPLE: &str = "espgw_clear_sample";
 
 #[cfg(test)]
 mod tests {
@@ -207,6 +235,39 @@ mod tests {
             header::espgw_local_addr_ifindex
         );
         assert_eq!(LOCAL_ADDR_MAX, header::ESPGW_LOCAL_ADDR_MAX);
+    }
+
+    #[test]
+    fn clear_sample_matches_header() {
+        assert_eq!(size_of::<ClearSampleRaw>(), header::espgw_clear_sample_SIZE);
+        assert_eq!(
+            offset_of!(ClearSampleRaw, drops),
+            header::espgw_clear_sample_drops
+        );
+        assert_eq!(
+            offset_of!(ClearSampleRaw, saddr),
+            header::espgw_clear_sample_saddr
+        );
+        assert_eq!(
+            offset_of!(ClearSampleRaw, daddr),
+            header::espgw_clear_sample_daddr
+        );
+        assert_eq!(
+            offset_of!(ClearSampleRaw, proto),
+            header::espgw_clear_sample_proto
+        );
+        assert_eq!(
+            offset_of!(ClearSampleRaw, pad),
+            header::espgw_clear_sample_pad
+        );
+        // The addresses are the IPv4 header's octets.
+        let s = ClearSampleRaw {
+            saddr: u32::from_ne_bytes([10, 1, 2, 2]),
+            daddr: u32::from_ne_bytes([10, 1, 1, 2]),
+            ..Default::default()
+        };
+        assert_eq!(s.src(), std::net::Ipv4Addr::new(10, 1, 2, 2));
+        assert_eq!(s.dst(), std::net::Ipv4Addr::new(10, 1, 1, 2));
     }
 
     #[test]

@@ -31,8 +31,8 @@ use aya::programs::Xdp;
 use aya::Ebpf;
 use local_addrs::LocalAddrChange;
 use maps::{
-    AclRuleRaw, CounterIndex, CounterRaw, LocalAddrRaw, ACL_MAX, MAP_ACL, MAP_COUNTERS,
-    MAP_LOCAL_ADDRS, MAP_XSKS,
+    AclRuleRaw, ClearSampleRaw, CounterIndex, CounterRaw, LocalAddrRaw, ACL_MAX, MAP_ACL,
+    MAP_CLEAR_SAMPLE, MAP_COUNTERS, MAP_LOCAL_ADDRS, MAP_XSKS,
 };
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -109,6 +109,8 @@ pub struct Classifier {
     acl: Array<MapData, AclRuleRaw>,
     /// Outside only: the router's addresses, and what is in the map.
     local: Option<LocalAddrMap>,
+    /// Outside only: the last clear packet dropped as protected, per CPU.
+    clear_sample: Option<PerCpuArray<MapData, ClearSampleRaw>>,
 }
 
 struct LocalAddrMap {
@@ -183,6 +185,13 @@ impl Classifier {
                 installed: BTreeMap::new(),
             }),
         };
+        let clear_sample = match side {
+            Side::Inside => None,
+            Side::Outside => Some(
+                PerCpuArray::try_from(take(&mut ebpf, MAP_CLEAR_SAMPLE)?)
+                    .map_err(|e| XdpError::Map(MAP_CLEAR_SAMPLE, e.to_string()))?,
+            ),
+        };
         Ok(Classifier {
             side,
             attached: None,
@@ -191,6 +200,7 @@ impl Classifier {
             counters,
             acl,
             local,
+            clear_sample,
         })
     }
 
@@ -394,6 +404,18 @@ impl Classifier {
             }
         }
         Ok(out)
+    }
+
+    /// Outside: each CPU's last clear packet dropped because the crypto ACL
+    /// protects it (`drops` 0 where none was); empty on the inside.
+    pub fn clear_drop_samples(&self) -> Result<Vec<ClearSampleRaw>, XdpError> {
+        let Some(m) = &self.clear_sample else {
+            return Ok(Vec::new());
+        };
+        let per_cpu = m
+            .get(&0, 0)
+            .map_err(|e| XdpError::Map(MAP_CLEAR_SAMPLE, e.to_string()))?;
+        Ok(per_cpu.iter().copied().collect())
     }
 
     /// The aya object (programs and remaining maps).
