@@ -10,10 +10,9 @@ use super::api::{
 };
 use crate::config::model::{DhGroup, IkeAuth, IkeEncryption, IkeHash, IsakmpPolicy};
 
-/// `0x8EAB0B22(2393574178)`: how IOS prints an SPI.
-pub fn spi(spi: u32) -> String {
-    format!("0x{spi:X}({spi})")
-}
+/// `0x8EAB0B22(2393574178)`: how IOS prints an SPI (one rule, shared with the data
+/// plane's crypto log messages).
+pub use espgw_dataplane::worker::syslog::ios_spi as spi;
 
 // ---------------------------------------------------------------------------------------
 // show crypto map

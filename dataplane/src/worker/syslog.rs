@@ -36,7 +36,7 @@ pub const LOG_EVERY: Duration = Duration::from_secs(10);
 
 /// An SPI as IOS prints it (`show crypto ipsec sa`, the crypto log):
 /// upper-case hex after `0x`, then the decimal value in parentheses, e.g.
-/// `0x3F9A1A49(1067063881)`. The same rule as the `espgw` CLI's show output.
+/// `0x3F9A1A49(1067063881)`. The `espgw` CLI's show output uses this function too.
 pub fn ios_spi(spi: u32) -> String {
     format!("0x{spi:X}({spi})")
 }
