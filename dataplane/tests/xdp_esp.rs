@@ -174,13 +174,23 @@ fn run_tunnel(tag: &str, transform: &str, restart: bool, natt: bool) {
         if natt { " in UDP" } else { "" }
     );
     let bad = v.bad_esp();
-    assert!(
-        bad.is_empty(),
-        "{} of {} ESP frames not decrypted/authenticated:\n{}",
-        bad.len(),
-        esp.len(),
-        v.summary()
-    );
+    if !bad.is_empty() {
+        // Keep the evidence (the lab directory goes with the lab): the capture and
+        // the test's throw-away keys as tshark esp_sa records.
+        let keep = std::env::temp_dir().join(format!("xdp_esp-{tag}-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&keep);
+        let _ = std::fs::copy(&pcap, keep.join("wire.pcap"));
+        let records: Vec<String> = keys.iter().map(|k| k.uat_record()).collect();
+        let _ = std::fs::write(keep.join("esp_sa.txt"), records.join("\n"));
+        panic!(
+            "{} of {} ESP frames not decrypted/authenticated (capture and keys kept in {}):\n{:?}\n{}",
+            bad.len(),
+            esp.len(),
+            keep.display(),
+            bad,
+            v.summary()
+        );
+    }
     assert_eq!(
         clear_frames(&pcap),
         0,
