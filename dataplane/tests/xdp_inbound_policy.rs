@@ -158,16 +158,12 @@ fn clear_traffic_the_crypto_acl_protects_is_dropped_on_the_outside() {
 
     // The operator adds ICMP to entry 20: the reload reaches the outside, and
     // ICMP from hostB (denied by entry 10, permitted by entry 20) is dropped.
-    std::fs::write(
+    reload_config(
+        &dp,
         &conf,
-        config("access-list 120 permit icmp 10.1.1.0 0.0.0.255 10.1.2.0 0.0.0.255"),
-    )
-    .unwrap();
-    wait_for("crypto ACL reload", Duration::from_secs(5), || {
-        dp.log_text()
-            .contains("crypto ACL reloaded, 4 rule(s)")
-            .then_some(())
-    });
+        &config("access-list 120 permit icmp 10.1.1.0 0.0.0.255 10.1.2.0 0.0.0.255"),
+        4,
+    );
     let s = settled(&stats_path);
     let (b, a0) = (s, at_host_a(&t));
     assert_eq!(

@@ -70,16 +70,12 @@ fn xdp_interfaces_and_rules_from_the_ios_configuration() {
 
     // The operator adds a permit to entry 20: ICMP denied by entry 10 is now
     // protected by entry 20 (IOS: a deny only leaves its own entry).
-    std::fs::write(
+    reload_config(
+        &dp,
         &conf,
-        config("access-list 120 permit icmp 10.1.1.0 0.0.0.255 10.1.2.0 0.0.0.255"),
-    )
-    .unwrap();
-    wait_for("crypto ACL reload", Duration::from_secs(5), || {
-        dp.log_text()
-            .contains("crypto ACL reloaded, 3 rule(s)")
-            .then_some(())
-    });
+        &config("access-list 120 permit icmp 10.1.1.0 0.0.0.255 10.1.2.0 0.0.0.255"),
+        3,
+    );
     assert_eq!(pings(), (3, 0));
 
     // A broken edit keeps the rules in force and says why, with the line.

@@ -379,3 +379,13 @@ pub fn dataplane_from_config(t: &Topology, text: &str, extra: &[&str]) -> (Proc,
     });
     (dp, conf, stats_path)
 }
+
+/// Rewrites R1's configuration and waits until the dataplane has reloaded
+/// it into `rules` classifier rules.
+pub fn reload_config(dp: &Proc, conf: &std::path::Path, text: &str, rules: usize) {
+    std::fs::write(conf, text).unwrap();
+    let want = format!("crypto ACL reloaded, {rules} rule(s)");
+    wait_for("crypto ACL reload", Duration::from_secs(5), || {
+        dp.log_text().contains(&want).then_some(())
+    });
+}
