@@ -22,15 +22,6 @@ use std::time::{Duration, Instant};
 /// The cases share two cores: run them one after the other.
 static SERIAL: Mutex<()> = Mutex::new(());
 
-fn root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false)
-}
-
 /// espgw-control and espgw from this package, espgw-dataplane (re)built by the ike
 /// tests' helper so a stale binary is never tested.
 fn bins() -> EspgwBins {
@@ -111,7 +102,7 @@ fn iperf(lab: &Lab, port: u16, udp: bool) -> serde_json::Value {
 }
 
 fn pair(transform: &str) {
-    if !root() {
+    if !common::root() {
         eprintln!("skipping: needs root");
         return;
     }

@@ -16,15 +16,6 @@ use common::Espgw;
 use espgw_lab::{judge, Capture, Lab, LabOptions, Node, Profile, StrongSwan};
 use std::time::{Duration, Instant};
 
-fn root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false)
-}
-
 /// `#pkts encaps` and `#pkts decaps` from `show crypto ipsec sa`.
 fn pkts(espgw: &Espgw) -> (u64, u64) {
     let show = espgw.cli(&["show", "crypto", "ipsec", "sa"]);
@@ -69,7 +60,7 @@ struct Suite {
 }
 
 fn run(tag: &str, s: Suite) {
-    if !root() {
+    if !common::root() {
         eprintln!("skipping {tag}: needs root");
         return;
     }

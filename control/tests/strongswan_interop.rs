@@ -17,16 +17,6 @@ use espgw_lab::{judge, Capture, IkeMode, Lab, Node, Profile, StrongSwan};
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-fn root() -> bool {
-    // SAFETY-free check: /proc/self/status Uid line.
-    std::fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false)
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Suite {
     TdesMd5Modp1024,
@@ -94,7 +84,7 @@ fn swan_profile(c: &Case, psk: &str) -> Profile {
 }
 
 fn run(tag: &str, c: Case) {
-    if !root() {
+    if !common::root() {
         eprintln!("skipping {tag}: needs root");
         return;
     }
@@ -387,7 +377,7 @@ fn no_sa(
 
 #[test]
 fn wrong_psk_fails_cleanly_both_ways() {
-    if !root() {
+    if !common::root() {
         return;
     }
     let c = Case {
@@ -429,7 +419,7 @@ fn wrong_psk_fails_cleanly_both_ways() {
 
 #[test]
 fn proposal_mismatch_fails_cleanly_both_ways() {
-    if !root() {
+    if !common::root() {
         return;
     }
     // Phase 1: strongSwan offers aes/sha/modp2048, espgw has only 3des/md5/group 2.
@@ -486,7 +476,7 @@ fn proposal_mismatch_fails_cleanly_both_ways() {
 
 #[test]
 fn dpd_notices_killed_peer_and_removes_its_sas() {
-    if !root() {
+    if !common::root() {
         return;
     }
     let lab = Lab::up(&Lab::unique_prefix("dpd")).expect("lab");
@@ -527,7 +517,7 @@ fn dpd_notices_killed_peer_and_removes_its_sas() {
 #[test]
 #[ignore]
 fn rekey_60s_lifetime_make_before_break() {
-    if !root() {
+    if !common::root() {
         return;
     }
     let lab = Lab::up(&Lab::unique_prefix("rekey")).expect("lab");
@@ -590,7 +580,7 @@ fn rekey_60s_lifetime_make_before_break() {
 /// ports, proxies), and leave it (keys zeroed) on `clear crypto sa`.
 #[test]
 fn sas_are_installed_in_the_sa_database() {
-    if !root() {
+    if !common::root() {
         return;
     }
     use espgw_dataplane::sadb::{Direction, SaDb};
@@ -692,7 +682,7 @@ fn sas_are_installed_in_the_sa_database() {
 /// DELETE notifications.
 #[test]
 fn peer_delete_removes_espgw_sas() {
-    if !root() {
+    if !common::root() {
         return;
     }
     let lab = Lab::up(&Lab::unique_prefix("pdel")).expect("lab");
@@ -724,7 +714,7 @@ fn peer_delete_removes_espgw_sas() {
 #[test]
 #[ignore]
 fn isakmp_rekey_keeps_the_ipsec_sas_on_both_sides() {
-    if !root() {
+    if !common::root() {
         return;
     }
     let lab = Lab::up(&Lab::unique_prefix("p1rekey")).expect("lab");

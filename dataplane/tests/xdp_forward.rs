@@ -17,32 +17,19 @@ const BIN: &str = env!("CARGO_BIN_EXE_espgw-dataplane");
 #[test]
 fn xdp_plain_forwarder_two_workers() {
     let t = Topology::new("f", 2);
-    let stats_path = t.dir.join("stats.json");
-    let stats_s = stats_path.to_str().unwrap().to_string();
-    let mut dp = t.spawn(
-        "r1",
+    let (mut dp, stats_path) = plain_dataplane(
+        &t,
         &[
-            BIN,
-            "--no-esp",
             "--no-inbound-check",
-            "--inside",
-            "in0",
-            "--outside",
-            "out0",
             "--cores",
             "0,1",
             "--acl",
             "deny udp any any dport 5999 policy 10",
             "--acl",
             "permit ip 10.1.1.0/24 10.1.2.0/24 policy 10",
-            "--stats",
-            &stats_s,
         ],
         "dataplane.log",
     );
-    wait_for("dataplane stats", Duration::from_secs(10), || {
-        stats(&stats_path)
-    });
     assert!(t.xdp_attached("r1"), "XDP programs attached on R1");
     assert!(
         dp.log_text().contains("2 worker(s)"),
@@ -156,26 +143,11 @@ fn xdp_plain_forwarder_two_workers() {
     // behind them, so interesting traffic is dropped rather than forwarded by
     // the kernel in clear, while the rest still flows; a restart takes over,
     // and --detach clears the leftovers.
-    let mut dp = t.spawn(
-        "r1",
-        &[
-            BIN,
-            "--no-esp",
-            "--inside",
-            "in0",
-            "--outside",
-            "out0",
-            "--acl",
-            "permit ip 10.1.1.0/24 10.1.2.0/24",
-            "--stats",
-            &stats_s,
-        ],
+    let (mut dp, _) = plain_dataplane(
+        &t,
+        &["--acl", "permit ip 10.1.1.0/24 10.1.2.0/24"],
         "dataplane2.log",
     );
-    let _ = std::fs::remove_file(&stats_path);
-    wait_for("restarted dataplane", Duration::from_secs(10), || {
-        stats(&stats_path)
-    });
     assert!(t.xdp_attached("r1"));
     assert!(dp.signal_and_wait("-KILL", Duration::from_secs(5)));
     assert!(t.xdp_attached("r1"), "classifiers stay after a crash");
@@ -198,27 +170,15 @@ fn xdp_plain_forwarder_two_workers() {
         "non-interesting traffic still flows through the kernel"
     );
 
-    let mut dp = t.spawn(
-        "r1",
+    let (mut dp, _) = plain_dataplane(
+        &t,
         &[
-            BIN,
-            "--no-esp",
             "--no-inbound-check",
-            "--inside",
-            "in0",
-            "--outside",
-            "out0",
             "--acl",
             "permit ip 10.1.1.0/24 10.1.2.0/24",
-            "--stats",
-            &stats_s,
         ],
         "dataplane3.log",
     );
-    let _ = std::fs::remove_file(&stats_path);
-    wait_for("dataplane after the crash", Duration::from_secs(10), || {
-        stats(&stats_path)
-    });
     let _ = t.exec_output("hA", &["ping", "-c", "1", "-W", "1", "10.1.2.2"]);
     let out = t.exec_output(
         "hA",
@@ -252,32 +212,16 @@ fn cpu_ticks(pid: u32) -> u64 {
 fn xdp_policy_file_reload_and_idle_backoff() {
     use espgw_dataplane::xdp::acl::{write_policy_file, AclRule};
     let t = Topology::new("p", 1);
-    let stats_path = t.dir.join("stats.json");
     let policy = t.dir.join("policy");
     let permit: AclRule = "permit ip 10.1.1.0/24 10.1.2.0/24 policy 10 map MYMAP"
         .parse()
         .unwrap();
     write_policy_file(&policy, &[permit]).unwrap();
-    let mut dp = t.spawn(
-        "r1",
-        &[
-            BIN,
-            "--no-esp",
-            "--no-inbound-check",
-            "--inside",
-            "in0",
-            "--outside",
-            "out0",
-            "--policy",
-            policy.to_str().unwrap(),
-            "--stats",
-            stats_path.to_str().unwrap(),
-        ],
+    let (mut dp, stats_path) = plain_dataplane(
+        &t,
+        &["--no-inbound-check", "--policy", policy.to_str().unwrap()],
         "dataplane.log",
     );
-    wait_for("dataplane stats", Duration::from_secs(10), || {
-        stats(&stats_path)
-    });
 
     // Idle: the worker blocks in poll(2) after a short spin.
     let pid = dp.pid();

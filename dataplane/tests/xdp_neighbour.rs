@@ -9,8 +9,6 @@ mod xdp_support;
 use std::time::{Duration, Instant};
 use xdp_support::*;
 
-const BIN: &str = env!("CARGO_BIN_EXE_espgw-dataplane");
-
 /// The `time=` of the first reply, in ms.
 fn rtt_ms(out: &std::process::Output) -> Option<f64> {
     let text = String::from_utf8_lossy(&out.stdout);
@@ -19,27 +17,12 @@ fn rtt_ms(out: &std::process::Output) -> Option<f64> {
 }
 
 fn start(t: &Topology, acl: &[&str]) -> (Proc, std::path::PathBuf) {
-    let stats_path = t.dir.join("stats.json");
     // R2 answers in clear: let its answers in (see xdp_inbound_policy.rs).
-    let mut args = vec![
-        BIN,
-        "--no-esp",
-        "--no-inbound-check",
-        "--inside",
-        "in0",
-        "--outside",
-        "out0",
-    ];
+    let mut args = vec!["--no-inbound-check"];
     for a in acl {
         args.extend_from_slice(&["--acl", a]);
     }
-    let s = stats_path.to_str().unwrap().to_string();
-    args.extend_from_slice(&["--stats", &s]);
-    let dp = t.spawn("r1", &args, "dataplane.log");
-    wait_for("dataplane stats", Duration::from_secs(10), || {
-        stats(&stats_path)
-    });
-    (dp, stats_path)
+    plain_dataplane(t, &args, "dataplane.log")
 }
 
 /// R1 has never resolved R2 (its next hop towards hostB) when hostA's first

@@ -7,6 +7,8 @@
 //! decrypts and authenticates every ESP frame, none crosses in clear.
 
 use espgw_dataplane::crypto::transform::Transform;
+mod xdp_support;
+
 use espgw_dataplane::sadb::{
     AuthKey, Direction, EncKey, Ipv4Prefix, MapName, Mode, ProxyIdentity, SaDb, SaRecord,
 };
@@ -14,8 +16,8 @@ use espgw_lab::judge::{judge, Capture, EspAuth, EspEncr, EspSaKeys};
 use espgw_lab::strongswan::{Profile, StrongSwan};
 use espgw_lab::{Lab, LabOptions, Node};
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::path::Path;
 use std::time::Duration;
+use xdp_support::{stats, worker_sum};
 
 const BIN: &str = env!("CARGO_BIN_EXE_espgw-dataplane");
 
@@ -64,17 +66,6 @@ fn record(k: &EspSaKeys, dir: Direction, local_port: u16, peer_port: u16) -> SaR
         conn_id: 1,
         created_at: 1,
     }
-}
-
-fn stats(p: &Path) -> Option<serde_json::Value> {
-    serde_json::from_str(&std::fs::read_to_string(p).ok()?).ok()
-}
-
-fn worker_sum(s: &serde_json::Value, name: &str) -> u64 {
-    s["workers"]
-        .as_array()
-        .map(|ws| ws.iter().map(|w| w[name].as_u64().unwrap_or(0)).sum())
-        .unwrap_or(0)
 }
 
 /// iperf3 TCP from hostA to hostB (optionally capped); bits/s and the report.

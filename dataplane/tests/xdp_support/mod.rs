@@ -389,3 +389,27 @@ pub fn reload_config(dp: &Proc, conf: &std::path::Path, text: &str, rules: usize
         dp.log_text().contains(&want).then_some(())
     });
 }
+
+/// espgw-dataplane on R1 as a clear forwarder (`--no-esp`, in0 inside, out0
+/// outside) with `extra` flags (rules, cores, `--no-inbound-check`…), logging
+/// to `log`; returns it once it has written a fresh stats file, and that path.
+pub fn plain_dataplane(t: &Topology, extra: &[&str], log: &str) -> (Proc, PathBuf) {
+    let stats_path = t.dir.join("stats.json");
+    let _ = std::fs::remove_file(&stats_path);
+    let stats_s = stats_path.to_string_lossy();
+    let mut args = vec![
+        env!("CARGO_BIN_EXE_espgw-dataplane"),
+        "--no-esp",
+        "--inside",
+        "in0",
+        "--outside",
+        "out0",
+    ];
+    args.extend_from_slice(extra);
+    args.extend(["--stats", &stats_s]);
+    let dp = t.spawn("r1", &args, log);
+    wait_for("dataplane stats", Duration::from_secs(10), || {
+        stats(&stats_path)
+    });
+    (dp, stats_path)
+}

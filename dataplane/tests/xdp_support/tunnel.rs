@@ -12,7 +12,7 @@ use espgw_dataplane::sadb::{
 };
 use espgw_lab::judge::{EspAuth, EspEncr, EspSaKeys};
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_espgw-dataplane");
@@ -113,21 +113,17 @@ impl Router {
         self.dp = Some(dp);
         let stats = self.stats.clone();
         wait_for("dataplane stats", Duration::from_secs(10), || {
-            read_stats(&stats)
+            crate::xdp_support::stats(&stats)
         });
     }
 
     pub fn stats(&self) -> serde_json::Value {
-        read_stats(&self.stats).unwrap()
+        crate::xdp_support::stats(&self.stats).unwrap()
     }
 
     pub fn log(&self) -> String {
         self.dp.as_ref().map(|p| p.log_text()).unwrap_or_default()
     }
-}
-
-pub fn read_stats(p: &Path) -> Option<serde_json::Value> {
-    serde_json::from_str(&std::fs::read_to_string(p).ok()?).ok()
 }
 
 /// Sets up the lab, both SA databases and both dataplanes.
