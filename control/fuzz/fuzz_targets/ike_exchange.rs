@@ -3,46 +3,18 @@
 //! number of ISAKMP SAs and IPsec SA pairs on each side stays bounded.
 #![no_main]
 
-use espgw_control::ike::crypto::{DhGroup, EncAlg, HashAlg, Random};
 use espgw_control::ike::*;
 use libfuzzer_sys::fuzz_target;
-use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-struct Counter(u64);
-impl Random for Counter {
-    fn fill(&mut self, b: &mut [u8]) {
-        for x in b {
-            self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            *x = (self.0 >> 56) as u8;
-        }
-    }
-}
+mod common;
 
 fn endpoint(me: [u8; 4], peer: [u8; 4], l: [u8; 4], r: [u8; 4], seed: u64, mode: Phase1Mode) -> Endpoint {
-    let mut c = IkeConfig::new(Ipv4Addr::from(me));
+    let mut c = common::config(me, peer, l, r, mode);
     c.half_open_limit = 4;
     c.dpd = Some((Duration::from_secs(10), Duration::from_secs(2)));
-    c.policies.push(IsakmpPolicy { priority: 1, enc: EncAlg::Des3, hash: HashAlg::Md5, group: DhGroup::Modp768, lifetime: 86400 });
-    c.keys.push(PreSharedKey { addr: Ipv4Addr::from(peer), mask: Ipv4Addr::new(255, 255, 255, 255), key: zeroize::Zeroizing::new(b"k".to_vec()) });
-    let p = |a: [u8; 4]| Proxy::subnet(Ipv4Addr::from(a), Ipv4Addr::new(255, 255, 255, 0));
-    c.maps.push(CryptoMapEntry {
-        map: "vpn".into(),
-        seq: 10,
-        peer: Ipv4Addr::from(peer),
-        transform_sets: vec![TransformSet { name: "t".into(), enc: EspEnc::Des3, auth: Some(EspAuth::Md5), transport: false}],
-        pfs: None,
-        lifetime_secs: 120,
-        lifetime_kb: 4608000,
-        local_proxy: p(l),
-        remote_proxy: p(r),
-        mode,
-        interface: "e1".into(),
-    });
-    let mut e = Endpoint::new(c, Box::new(Counter(seed)));
-    e.debug_isakmp = true;
-    e.debug_ipsec = true;
-    e
+    c.maps[0].lifetime_secs = 120;
+    common::endpoint(c, seed)
 }
 
 fuzz_target!(|data: &[u8]| {
