@@ -1265,6 +1265,25 @@ impl Config {
             .find(|i| i.crypto_map.as_deref() == Some(map))
     }
 
+    /// The crypto maps in force: those applied to an interface that is not shut down, in
+    /// interface order, each once.
+    pub fn applied_maps(&self) -> Vec<&CryptoMap> {
+        let mut maps: Vec<&CryptoMap> = Vec::new();
+        for i in self.interfaces.iter().filter(|i| !i.shutdown) {
+            let Some(m) = i
+                .crypto_map
+                .as_deref()
+                .and_then(|n| self.crypto_maps.get(n))
+            else {
+                continue;
+            };
+            if !maps.iter().any(|x| x.name == m.name) {
+                maps.push(m);
+            }
+        }
+        maps
+    }
+
     /// Every interface a crypto map is applied to (`Interfaces using crypto map vpn:`).
     pub fn interfaces_using_map<'a>(&'a self, map: &'a str) -> impl Iterator<Item = &'a Interface> {
         self.interfaces

@@ -110,19 +110,9 @@ impl DataplanePolicy {
 /// entry's ACL line by line, tagged with the entry (`policy` = sequence
 /// number, `crypto_map` = name) so a miss asks control for that entry.
 pub fn rules_from_config(cfg: &Config) -> Result<Vec<AclRule>, IosError> {
-    let mut maps: Vec<&str> = Vec::new();
-    for i in cfg.interfaces.iter().filter(|i| !i.shutdown) {
-        if let Some(m) = i.crypto_map.as_deref() {
-            if !maps.contains(&m) {
-                maps.push(m);
-            }
-        }
-    }
     let mut rules = Vec::new();
-    for name in maps {
-        let Some(map) = cfg.crypto_maps.get(name) else {
-            continue;
-        };
+    for map in cfg.applied_maps() {
+        let name = map.name.as_str();
         for entry in map.entries.values() {
             if entry.peers.is_empty() {
                 continue;

@@ -74,16 +74,7 @@ fn dataplane_view(cfg: &espgw_control::config::Config, lines: usize) {
     for (src, dst, proto, ports) in probes {
         let got = first_match(&p.rules, src, dst, proto, ports).map(|r| r.policy);
         let mut want = None;
-        let mut maps: Vec<&str> = Vec::new();
-        for i in cfg.interfaces.iter().filter(|i| !i.shutdown) {
-            if let Some(m) = i.crypto_map.as_deref() {
-                if !maps.contains(&m) {
-                    maps.push(m);
-                }
-            }
-        }
-        'maps: for m in maps {
-            let Some(map) = cfg.crypto_maps.get(m) else { continue };
+        'maps: for map in cfg.applied_maps() {
             for e in map.entries.values().filter(|e| !e.peers.is_empty()) {
                 let Some(acl) = cfg.acl_for(e) else { continue };
                 let (sp, dp) = ports.unwrap_or((0, 0));
