@@ -197,16 +197,8 @@ fn demo(args: &[&str]) -> espgw_lab::Result<()> {
         for ike in sw.list_sas()? {
             for c in &ike.children {
                 println!(
-                    "   {} {} spi in {:08x} out {:08x} encap={} {} {} pkts in {} out {} ts {:?} === {:?}",
-                    c.name,
-                    c.state,
-                    c.spi_in,
-                    c.spi_out,
-                    c.encap,
-                    c.encr_alg,
-                    c.integ_alg,
-                    c.packets_in,
-                    c.packets_out,
+                    "   {} ts {:?} === {:?}",
+                    child_sa_line(c),
                     c.local_ts,
                     c.remote_ts
                 );
@@ -410,18 +402,7 @@ fn demo_espgw(lab: Lab, peer: Peer, t0: Instant) -> espgw_lab::Result<()> {
         heading("R2$ swanctl --list-sas");
         for ike in sw.list_sas()? {
             for c in &ike.children {
-                println!(
-                    "{} {} spi in {:08x} out {:08x} encap={} {} {} pkts in {} out {}",
-                    c.name,
-                    c.state,
-                    c.spi_in,
-                    c.spi_out,
-                    c.encap,
-                    c.encr_alg,
-                    c.integ_alg,
-                    c.packets_in,
-                    c.packets_out
-                );
+                println!("{}", child_sa_line(c));
             }
         }
     }
@@ -504,4 +485,21 @@ fn demo_espgw(lab: Lab, peer: Peer, t0: Instant) -> espgw_lab::Result<()> {
 
 fn indent(s: &str) -> String {
     s.lines().map(|l| format!("    {l}\n")).collect()
+}
+
+/// One CHILD_SA of `swanctl --list-sas` on one line: name, state, SPIs, encapsulation,
+/// algorithms and packet counts.
+fn child_sa_line(c: &espgw_lab::strongswan::ChildSaInfo) -> String {
+    format!(
+        "{} {} spi in {:08x} out {:08x} encap={} {} {} pkts in {} out {}",
+        c.name,
+        c.state,
+        c.spi_in,
+        c.spi_out,
+        c.encap,
+        c.encr_alg,
+        c.integ_alg,
+        c.packets_in,
+        c.packets_out
+    )
 }
