@@ -15,15 +15,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . deploy/setup.sh
-require_root
-ensure_packages
-ensure_cargo
+ensure_all
+# cargo's own progress: the first build on a fresh machine takes minutes.
 if [[ " $* " == *" --swan-only "* ]]; then
   say "building the lab tool (cargo build -p espgw-lab)"
-  cargo build -q -p espgw-lab
+  timed "build" cargo build -p espgw-lab
 else
   say "building espgw and the lab tool (cargo build -p espgw-control -p espgw-dataplane -p espgw-lab)"
-  cargo build -q -p espgw-control -p espgw-dataplane -p espgw-lab
+  timed "build" cargo build -p espgw-control -p espgw-dataplane -p espgw-lab
 fi
 bin=target/debug/espgw-lab
 prefix="demo-$$-0"

@@ -102,10 +102,7 @@ fn iperf(lab: &Lab, port: u16, udp: bool) -> serde_json::Value {
 }
 
 fn pair(transform: &str) {
-    if !common::root() {
-        eprintln!("skipping: needs root");
-        return;
-    }
+    espgw_lab::prereq::require_root();
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let t_start = Instant::now();
     let bins = bins();

@@ -60,10 +60,7 @@ struct Suite {
 }
 
 fn run(tag: &str, s: Suite) {
-    if !common::root() {
-        eprintln!("skipping {tag}: needs root");
-        return;
-    }
+    espgw_lab::prereq::require_root();
     let t_start = Instant::now();
     let lab = Lab::up_with(
         &Lab::unique_prefix(tag),

@@ -84,10 +84,7 @@ fn swan_profile(c: &Case, psk: &str) -> Profile {
 }
 
 fn run(tag: &str, c: Case) {
-    if !common::root() {
-        eprintln!("skipping {tag}: needs root");
-        return;
-    }
+    espgw_lab::prereq::require_root();
     let t0 = Instant::now();
     let lab = Lab::up(&Lab::unique_prefix(tag)).expect("lab");
     let cap = Capture::start(&lab, Node::R1, "out0").expect("tcpdump");
@@ -377,9 +374,7 @@ fn no_sa(
 
 #[test]
 fn wrong_psk_fails_cleanly_both_ways() {
-    if !common::root() {
-        return;
-    }
+    espgw_lab::prereq::require_root();
     let c = Case {
         mode: IkeMode::Main,
         suite: Suite::TdesMd5Modp1024,
@@ -419,9 +414,7 @@ fn wrong_psk_fails_cleanly_both_ways() {
 
 #[test]
 fn proposal_mismatch_fails_cleanly_both_ways() {
-    if !common::root() {
-        return;
-    }
+    espgw_lab::prereq::require_root();
     // Phase 1: strongSwan offers aes/sha/modp2048, espgw has only 3des/md5/group 2.
     let c = Case {
         mode: IkeMode::Main,
@@ -476,9 +469,7 @@ fn proposal_mismatch_fails_cleanly_both_ways() {
 
 #[test]
 fn dpd_notices_killed_peer_and_removes_its_sas() {
-    if !common::root() {
-        return;
-    }
+    espgw_lab::prereq::require_root();
     let lab = Lab::up(&Lab::unique_prefix("dpd")).expect("lab");
     let mut prof = Profile::new(Node::R2);
     prof.dpd_delay = Some(Duration::from_secs(5));
@@ -517,9 +508,7 @@ fn dpd_notices_killed_peer_and_removes_its_sas() {
 #[test]
 #[ignore]
 fn rekey_60s_lifetime_make_before_break() {
-    if !common::root() {
-        return;
-    }
+    espgw_lab::prereq::require_root();
     let lab = Lab::up(&Lab::unique_prefix("rekey")).expect("lab");
     let mut prof = Profile::new(Node::R2);
     prof.child_lifetime = Duration::from_secs(60);
@@ -580,9 +569,7 @@ fn rekey_60s_lifetime_make_before_break() {
 /// ports, proxies), and leave it (keys zeroed) on `clear crypto sa`.
 #[test]
 fn sas_are_installed_in_the_sa_database() {
-    if !common::root() {
-        return;
-    }
+    espgw_lab::prereq::require_root();
     use espgw_dataplane::sadb::{Direction, SaDb};
     let lab = Lab::up(&Lab::unique_prefix("sadb")).expect("lab");
     let swan = StrongSwan::start(&lab, Node::R2, Profile::new(Node::R2)).expect("charon");
@@ -682,9 +669,7 @@ fn sas_are_installed_in_the_sa_database() {
 /// DELETE notifications.
 #[test]
 fn peer_delete_removes_espgw_sas() {
-    if !common::root() {
-        return;
-    }
+    espgw_lab::prereq::require_root();
     let lab = Lab::up(&Lab::unique_prefix("pdel")).expect("lab");
     let swan = StrongSwan::start(&lab, Node::R2, Profile::new(Node::R2)).expect("charon");
     let espgw = Espgw::start(&lab, &Suite::TdesMd5Modp1024.ios(None, "C!scO"), false);
@@ -714,9 +699,7 @@ fn peer_delete_removes_espgw_sas() {
 #[test]
 #[ignore]
 fn isakmp_rekey_keeps_the_ipsec_sas_on_both_sides() {
-    if !common::root() {
-        return;
-    }
+    espgw_lab::prereq::require_root();
     let lab = Lab::up(&Lab::unique_prefix("p1rekey")).expect("lab");
     let swan = StrongSwan::start(&lab, Node::R2, Profile::new(Node::R2)).expect("charon");
     let mut ios = Suite::TdesMd5Modp1024.ios(None, "C!scO");

@@ -8,6 +8,8 @@ use espgw_dataplane::crypto::aesmb::gcm::{self, GcmKey};
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+const NO_GCM_ENGINE: &str = "this CPU lacks AVX-512F/BW, VAES and VPCLMULQDQ (the GCM engine)";
+
 fn hex(s: &str) -> Vec<u8> {
     (0..s.len())
         .step_by(2)
@@ -31,7 +33,7 @@ fn reference(key: &[u8], nonce: &[u8; 12], aad: &[u8], data: &mut [u8]) -> [u8; 
 #[test]
 fn gcm_spec_test_case_4() {
     if !gcm::available() {
-        eprintln!("VAES/VPCLMULQDQ not available: skipped");
+        espgw_lab::prereq::skip("batch_gcm::gcm_spec_test_case_4", NO_GCM_ENGINE);
         return;
     }
     let key = hex("feffe9928665731c6d6a8f9467308308");
@@ -57,7 +59,10 @@ fn gcm_spec_test_case_4() {
 #[test]
 fn differential_against_aes_gcm_crate() {
     if !gcm::available() {
-        eprintln!("VAES/VPCLMULQDQ not available: skipped");
+        espgw_lab::prereq::skip(
+            "batch_gcm::differential_against_aes_gcm_crate",
+            NO_GCM_ENGINE,
+        );
         return;
     }
     let mut rng = ChaCha8Rng::seed_from_u64(0x6c3);

@@ -252,14 +252,3 @@ pub fn dataplane_bin() -> PathBuf {
     }
     bin
 }
-
-/// Whether the tests run as root (the lab needs namespaces and XDP); the Uid line of
-/// /proc/self/status, so no unsafe code is needed.
-pub fn root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false)
-}

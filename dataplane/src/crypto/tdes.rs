@@ -60,12 +60,32 @@ impl Level {
         })
     }
 
+    /// Every level, lowest first.
+    pub const ALL: [Level; 3] = [Level::Portable, Level::Avx2, Level::Avx512];
+
     /// Every level this CPU can run, lowest first (what tests iterate over).
     pub fn available() -> Vec<Level> {
-        [Level::Portable, Level::Avx2, Level::Avx512]
+        Level::ALL
             .into_iter()
             .filter(|l| *l <= Level::detect())
             .collect()
+    }
+
+    /// The levels this CPU cannot run (tests record them as skipped).
+    pub fn unavailable() -> Vec<Level> {
+        Level::ALL
+            .into_iter()
+            .filter(|l| *l > Level::detect())
+            .collect()
+    }
+
+    /// The CPU features the level needs.
+    pub fn needs(self) -> &'static str {
+        match self {
+            Level::Portable => "nothing",
+            Level::Avx2 => "AVX2",
+            Level::Avx512 => "AVX-512 F/BW/VL, VBMI and GFNI",
+        }
     }
 
     /// `self`, lowered to what this CPU supports.

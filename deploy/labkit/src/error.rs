@@ -2,8 +2,9 @@
 
 use std::io;
 
-/// What went wrong while driving the lab.
-#[derive(Debug, thiserror::Error)]
+/// What went wrong while driving the lab. Its `Debug` is its message (tests `expect` on
+/// results, and a log tail must stay readable there, not one escaped line).
+#[derive(thiserror::Error)]
 pub enum Error {
     /// A system call or file operation failed.
     #[error("{what}: {source}")]
@@ -43,6 +44,12 @@ pub enum Error {
     /// The caller asked for something the lab cannot do.
     #[error("invalid request: {0}")]
     Invalid(String),
+}
+
+impl std::fmt::Debug for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 /// Result alias of this crate.

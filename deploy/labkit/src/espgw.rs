@@ -146,10 +146,9 @@ impl EspgwRouter {
             },
         )?;
         if dead {
-            return Err(Error::Invalid(format!(
-                "espgw-control on {node} exited:\n{}",
-                control.log()
-            )));
+            return Err(
+                control.died_at_start(&format!("espgw-control on {node} exited at start"), &[])
+            );
         }
         let cores = opts
             .cores
@@ -181,10 +180,9 @@ impl EspgwRouter {
             },
         )?;
         if dead {
-            return Err(Error::Invalid(format!(
-                "espgw-dataplane on {node} exited:\n{}",
-                dataplane.log()
-            )));
+            return Err(
+                dataplane.died_at_start(&format!("espgw-dataplane on {node} exited at start"), &[])
+            );
         }
         Ok(EspgwRouter {
             node,

@@ -374,10 +374,10 @@ impl Capture {
             },
         );
         if !ok {
-            return Err(Error::Invalid(format!(
-                "tcpdump on {node}/{iface} did not start ({wait:?}): {}",
-                proc.log()
-            )));
+            return Err(proc.died_at_start(
+                &format!("tcpdump on {node}/{iface} did not start ({wait:?})"),
+                &[],
+            ));
         }
         Ok(Capture {
             proc,

@@ -260,6 +260,9 @@ impl Lab {
     /// Brings up the lab. On failure everything created so far is removed.
     pub fn up_with(prefix: &str, opts: LabOptions) -> Result<Lab> {
         validate_prefix(prefix)?;
+        if let Some(why) = crate::prereq::root_missing() {
+            return Err(Error::Invalid(why));
+        }
         let dir = tempfile::Builder::new()
             .prefix(&format!("espgw-lab-{prefix}-"))
             .tempdir()
@@ -649,6 +652,27 @@ pub struct LabProcess {
     log: Option<PathBuf>,
 }
 
+/// How many lines of a log an error about a process that died at start carries.
+pub const LOG_TAIL_LINES: usize = 20;
+
+/// The last `n` lines of the file at `path`, each indented; says so when it is empty or
+/// cannot be read.
+pub fn log_tail(path: &Path, n: usize) -> String {
+    match fs::read(path) {
+        Err(e) => format!("    (cannot read it: {e})"),
+        Ok(b) if b.is_empty() => "    (empty)".to_string(),
+        Ok(b) => {
+            let text = String::from_utf8_lossy(&b);
+            let lines: Vec<&str> = text.lines().collect();
+            lines[lines.len().saturating_sub(n)..]
+                .iter()
+                .map(|l| format!("    | {l}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        }
+    }
+}
+
 impl LabProcess {
     /// PID (also the process group ID).
     pub fn pid(&self) -> u32 {
@@ -672,6 +696,31 @@ impl LabProcess {
             .and_then(|p| fs::read(p).ok())
             .map(|b| String::from_utf8_lossy(&b).into_owned())
             .unwrap_or_default()
+    }
+
+    /// The error for a process that exited while it was starting: `what` failed, with the
+    /// exit status and the last [`LOG_TAIL_LINES`] lines of its own log (if it has one) and
+    /// of each of `logs` — never an empty message.
+    pub fn died_at_start(&mut self, what: &str, logs: &[&Path]) -> Error {
+        let status = match self.try_wait() {
+            Ok(Some(st)) => format!("exited with {st}"),
+            Ok(None) => "still running but not ready".to_string(),
+            Err(e) => format!("state unknown ({e})"),
+        };
+        let mut msg = format!("{what}: {} {status}", self.label);
+        for p in self
+            .log
+            .iter()
+            .map(PathBuf::as_path)
+            .chain(logs.iter().copied())
+        {
+            msg.push_str(&format!(
+                "\n  last lines of {}:\n{}",
+                p.display(),
+                log_tail(p, LOG_TAIL_LINES)
+            ));
+        }
+        Error::Invalid(msg)
     }
 
     /// The underlying child (to take its pipes when started with [`Lab::spawn_command`]).

@@ -21,6 +21,7 @@ mod error;
 pub mod espgw;
 pub mod judge;
 pub mod lab;
+pub mod prereq;
 pub mod strongswan;
 
 pub use error::{Error, Result};

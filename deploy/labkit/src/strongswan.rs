@@ -279,10 +279,13 @@ impl StrongSwan {
             },
         );
         if !sw.proc.is_running() {
-            return Err(Error::Invalid(format!(
-                "charon on {node} exited at start: {}",
-                fs::read_to_string(sw.dir.join("charon.stderr")).unwrap_or_default()
-            )));
+            let logs = ["charon.log", "charon.stderr", "charon.stdout"].map(|f| sw.dir.join(f));
+            return Err(sw.proc.died_at_start(
+                &format!(
+                    "charon on {node} exited at start (deploy/preflight.sh names missing plugins)"
+                ),
+                &logs.each_ref().map(PathBuf::as_path),
+            ));
         }
         ready.map_err(|e| Error::Invalid(format!("{e}; last error: {last}")))?;
         sw.load()?;

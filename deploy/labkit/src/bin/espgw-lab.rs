@@ -81,8 +81,23 @@ fn reap() -> espgw_lab::Result<()> {
     Ok(())
 }
 
+thread_local! {
+    /// When the step being shown began.
+    static STEP_START: std::cell::Cell<Option<Instant>> = const { std::cell::Cell::new(None) };
+}
+
+/// Ends the step being shown (says how long it took) and starts the next one.
 fn step(what: &str) {
+    step_done();
     println!("\n==> {what}");
+    STEP_START.with(|s| s.set(Some(Instant::now())));
+}
+
+/// Says how long the step being shown took.
+fn step_done() {
+    if let Some(t) = STEP_START.with(|s| s.take()) {
+        println!("    ({:.1} s)", t.elapsed().as_secs_f64());
+    }
 }
 
 fn demo(args: &[&str]) -> espgw_lab::Result<()> {
@@ -223,6 +238,7 @@ fn demo(args: &[&str]) -> espgw_lab::Result<()> {
     drop(r1);
     drop(r2);
     drop(lab);
+    step_done();
     println!("done in {:.1}s", t0.elapsed().as_secs_f64());
     if p.received == 0 || bad > 0 || esp == 0 {
         return Err(espgw_lab::Error::Invalid(
@@ -311,6 +327,7 @@ fn demo_espgw(lab: Lab, peer: Peer, t0: Instant) -> espgw_lab::Result<()> {
     let r1 = EspgwRouter::start(&lab, Node::R1, &r1_conf, &bins, &opts(0))?;
     let cap = wire.capture("r1-r2")?;
 
+    step("hostA's first packet to hostB: R1 runs Main Mode and Quick Mode");
     heading("R1# debug crypto isakmp\nR1# debug crypto ipsec");
     println!("Crypto ISAKMP debugging is on\nCrypto IPSEC debugging is on");
 
@@ -347,6 +364,7 @@ fn demo_espgw(lab: Lab, peer: Peer, t0: Instant) -> espgw_lab::Result<()> {
         t_neg.elapsed().as_secs_f64()
     );
 
+    step("Traffic through the tunnel: ping and iperf3");
     heading(&format!("hostA$ ping -c 5 {}", addr::HOST_B));
     let p = lab.ping(Node::HostA, addr::HOST_B, 5)?;
     println!("5 packets transmitted, {} received", p.received);
@@ -384,6 +402,7 @@ fn demo_espgw(lab: Lab, peer: Peer, t0: Instant) -> espgw_lab::Result<()> {
     println!("{mbps:.0} Mbit/s received by hostB, {retr} TCP retransmissions");
 
     std::thread::sleep(Duration::from_millis(300));
+    step("The routers' screens");
     for words in [
         &["show", "crypto", "isakmp", "sa"][..],
         &["show", "crypto", "ipsec", "sa"][..],
@@ -407,6 +426,7 @@ fn demo_espgw(lab: Lab, peer: Peer, t0: Instant) -> espgw_lab::Result<()> {
         }
     }
 
+    step("The independent judge");
     heading(
         "tshark on the R1-R2 link, with espgw's key log (decrypt + authenticate every ESP frame)",
     );
@@ -466,6 +486,7 @@ fn demo_espgw(lab: Lab, peer: Peer, t0: Instant) -> espgw_lab::Result<()> {
         .into_iter()
         .filter(|n| n.starts_with(&format!("{prefix}-")))
         .collect();
+    step_done();
     println!(
         "done in {:.1}s; namespaces left: {}",
         t0.elapsed().as_secs_f64(),
