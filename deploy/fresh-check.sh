@@ -47,7 +47,7 @@ trap cleanup EXIT
 
 command -v debootstrap >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q debootstrap; }
 mirror=$(grep -rhoE '^(deb|URIs:)\s+\S+/debian/?(\s|$)' /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null \
-  | awk '{print $2}' | head -1)
+  | awk '{print $2}' | head -1 || true)
 mirror=${mirror:-http://deb.debian.org/debian}
 
 say "debootstrap bookworm (minbase) from $mirror into $root"
