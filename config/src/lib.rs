@@ -3,6 +3,7 @@
 //! IPsec router uses ([`parse`]).
 
 pub mod model;
+pub mod names;
 pub mod parse;
 pub mod slides;
 

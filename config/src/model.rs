@@ -756,7 +756,7 @@ impl AclEntry {
     /// The text after `access-list N ` as IOS prints it:
     /// `permit ip 10.1.1.0 0.0.0.255 10.1.2.0 0.0.0.255`.
     pub fn ios_text(&self) -> String {
-        let port = |p: u16| match super::parse::port_name(self.protocol, p) {
+        let port = |p: u16| match crate::names::port_name(self.protocol, p) {
             Some(n) => n.to_string(),
             None => p.to_string(),
         };
@@ -776,7 +776,7 @@ impl AclEntry {
             s.push_str(&ports(p));
         }
         if let Some(t) = self.icmp_type {
-            match super::parse::icmp_name(t, self.icmp_code) {
+            match crate::names::icmp_name(t, self.icmp_code) {
                 Some(n) => s.push_str(&format!(" {n}")),
                 None => {
                     s.push_str(&format!(" {t}"));

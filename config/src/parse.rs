@@ -23,6 +23,7 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 
 use super::model::*;
+use super::names;
 
 /// A parse error: the line it is on (1-based) and why.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -1595,137 +1596,12 @@ fn lifetime_value(t: &mut Toks<'_>) -> R<(Option<u32>, Option<u64>)> {
 // Access list lines
 // ---------------------------------------------------------------------------------------
 
-const PROTOCOLS: &[(&str, u8)] = &[
-    ("ahp", 51),
-    ("eigrp", 88),
-    ("esp", 50),
-    ("gre", 47),
-    ("igmp", 2),
-    ("ipinip", 94),
-    ("nos", 4),
-    ("ospf", 89),
-    ("pcp", 108),
-    ("pim", 103),
-];
-
-/// TCP port names IOS accepts (and prints).
-const TCP_PORTS: &[(&str, u16)] = &[
-    ("bgp", 179),
-    ("chargen", 19),
-    ("cmd", 514),
-    ("daytime", 13),
-    ("discard", 9),
-    ("domain", 53),
-    ("echo", 7),
-    ("exec", 512),
-    ("finger", 79),
-    ("ftp", 21),
-    ("ftp-data", 20),
-    ("gopher", 70),
-    ("hostname", 101),
-    ("ident", 113),
-    ("irc", 194),
-    ("klogin", 543),
-    ("kshell", 544),
-    ("login", 513),
-    ("lpd", 515),
-    ("nntp", 119),
-    ("pim-auto-rp", 496),
-    ("pop2", 109),
-    ("pop3", 110),
-    ("smtp", 25),
-    ("sunrpc", 111),
-    ("tacacs", 49),
-    ("talk", 517),
-    ("telnet", 23),
-    ("time", 37),
-    ("uucp", 540),
-    ("whois", 43),
-    ("www", 80),
-];
-
-/// UDP port names IOS accepts (and prints).
-const UDP_PORTS: &[(&str, u16)] = &[
-    ("biff", 512),
-    ("bootpc", 68),
-    ("bootps", 67),
-    ("discard", 9),
-    ("dnsix", 195),
-    ("domain", 53),
-    ("echo", 7),
-    ("isakmp", 500),
-    ("mobile-ip", 434),
-    ("nameserver", 42),
-    ("netbios-dgm", 138),
-    ("netbios-ns", 137),
-    ("netbios-ss", 139),
-    ("non500-isakmp", 4500),
-    ("ntp", 123),
-    ("pim-auto-rp", 496),
-    ("rip", 520),
-    ("snmp", 161),
-    ("snmptrap", 162),
-    ("sunrpc", 111),
-    ("syslog", 514),
-    ("tacacs", 49),
-    ("talk", 517),
-    ("tftp", 69),
-    ("time", 37),
-    ("who", 513),
-    ("xdmcp", 177),
-];
-
-/// ICMP message names IOS accepts (type, code).
-const ICMP_NAMES: &[(&str, u8, Option<u8>)] = &[
-    ("echo", 8, None),
-    ("echo-reply", 0, None),
-    ("unreachable", 3, None),
-    ("host-unreachable", 3, Some(1)),
-    ("net-unreachable", 3, Some(0)),
-    ("port-unreachable", 3, Some(3)),
-    ("packet-too-big", 3, Some(4)),
-    ("source-quench", 4, None),
-    ("redirect", 5, None),
-    ("time-exceeded", 11, None),
-    ("ttl-exceeded", 11, Some(0)),
-    ("parameter-problem", 12, None),
-    ("timestamp-request", 13, None),
-    ("timestamp-reply", 14, None),
-];
-
-/// The IOS name of a port, for printing (`eq www`).
-pub fn port_name(protocol: AclProtocol, port: u16) -> Option<&'static str> {
-    let table = match protocol {
-        AclProtocol::Tcp => TCP_PORTS,
-        AclProtocol::Udp => UDP_PORTS,
-        _ => return None,
-    };
-    table.iter().find(|(_, p)| *p == port).map(|(n, _)| *n)
-}
-
-/// The IOS name of an ICMP type/code pair, for printing (`echo`).
-pub fn icmp_name(ty: u8, code: Option<u8>) -> Option<&'static str> {
-    ICMP_NAMES
-        .iter()
-        .find(|(_, t, c)| *t == ty && *c == code)
-        .map(|(n, _, _)| *n)
-}
-
 fn port(t: &mut Toks<'_>, protocol: AclProtocol) -> R<u16> {
-    let table = if protocol == AclProtocol::Tcp {
-        TCP_PORTS
-    } else {
-        UDP_PORTS
-    };
     let tok = t.peek().ok_or_else(|| t.syntax("a port number or name"))?;
     if tok.bytes().all(|b| b.is_ascii_digit()) {
         return Ok(t.number("a port 0-65535", 0, 65535)? as u16);
     }
-    let p = table
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case(tok))
-        .map(|(_, p)| *p)
-        .ok_or_else(|| t.syntax("a port number or name"))?;
+    let p = names::port_number(protocol, tok).ok_or_else(|| t.syntax("a port number or name"))?;
     t.pos += 1;
     Ok(p)
 }
@@ -1803,8 +1679,8 @@ fn acl_entry(t: &mut Toks<'_>, line: usize) -> R<AclEntry> {
                 n => AclProtocol::Number(n),
             }
         }
-        s => match PROTOCOLS.iter().find(|(n, _)| *n == s) {
-            Some((_, n)) => AclProtocol::Number(*n),
+        s => match names::protocol_number(s) {
+            Some(n) => AclProtocol::Number(n),
             None => return Err(t.syntax(P)),
         },
     };
@@ -1835,13 +1711,10 @@ fn acl_entry(t: &mut Toks<'_>, line: usize) -> R<AclEntry> {
                 {
                     entry.icmp_code = Some(t.number("an ICMP code 0-255", 0, 255)? as u8);
                 }
-            } else if let Some((_, ty, code)) = ICMP_NAMES
-                .iter()
-                .find(|(n, _, _)| n.eq_ignore_ascii_case(tok))
-            {
+            } else if let Some((ty, code)) = names::icmp_number(tok) {
                 t.pos += 1;
-                entry.icmp_type = Some(*ty);
-                entry.icmp_code = *code;
+                entry.icmp_type = Some(ty);
+                entry.icmp_code = code;
             }
         }
     }
