@@ -72,13 +72,16 @@ echo espgw-fresh >"$root/etc/hostname"
 git clone -q --no-hardlinks "$repo" "$root/root/espgw"
 say "cloned $(git -C "$repo" rev-parse --short HEAD) into $root/root/espgw"
 
-steps='deploy/demo.sh && echo "[fresh-check] demo passed" && '
-[ $only_demo = 1 ] && steps='deploy/demo.sh && ' || steps+='deploy/test.sh && '
+steps='deploy/demo.sh || { echo "[fresh-check] FAIL: deploy/demo.sh"; exit 1; }
+echo "[fresh-check] demo passed in $((SECONDS - t)) s"'
+[ $only_demo = 1 ] || steps+='
+deploy/test.sh || { echo "[fresh-check] FAIL: deploy/test.sh"; exit 1; }'
 inner="set -e
 mount -t proc proc /proc
 cd /root/espgw
 t=\$SECONDS
-$steps echo \"[fresh-check] README commands passed in \$((SECONDS - t)) s\"
+$steps
+echo \"[fresh-check] README commands passed in \$((SECONDS - t)) s\"
 left=\$(ip netns list)
 [ -z \"\$left\" ] || { echo \"[fresh-check] FAIL: namespaces left: \$left\"; exit 1; }
 echo '[fresh-check] ip netns list: empty'"
@@ -87,6 +90,8 @@ say "running the README's commands inside (log: $log)"
 set +e
 unshare --mount --propagation private --pid --fork --kill-child bash -c "
   set -e
+  # the root must be a mount point of its own: ip netns and unshare remount / inside it
+  mount --bind '$root' '$root'
   mount --rbind /sys '$root/sys'; mount --make-rslave '$root/sys'
   mount --rbind /dev '$root/dev'; mount --make-rslave '$root/dev'
   mount -t tmpfs -o mode=0755 tmpfs '$root/run'
