@@ -31,7 +31,13 @@ impl Endpoint {
             .push_back(natt::framed(sa.local, sa.remote, out));
     }
 
-    pub(super) fn send_info_notify(&mut self, sa: &P1Sa, nt: NotifyType, protocol: u8, spi: Vec<u8>) {
+    pub(super) fn send_info_notify(
+        &mut self,
+        sa: &P1Sa,
+        nt: NotifyType,
+        protocol: u8,
+        spi: Vec<u8>,
+    ) {
         let p = Payload::Notify(NotifyPayload {
             doi: DOI_IPSEC,
             protocol,
@@ -56,7 +62,13 @@ impl Endpoint {
     }
 
     /// DPD: sends the next R-U-THERE and waits `retry` for its ACK.
-    pub(super) fn send_r_u_there(&mut self, now: Instant, sa: &mut P1Sa, retry: Duration, again: bool) {
+    pub(super) fn send_r_u_there(
+        &mut self,
+        now: Instant,
+        sa: &mut P1Sa,
+        retry: Duration,
+        again: bool,
+    ) {
         sa.dpd.seq = sa.dpd.seq.wrapping_add(1);
         let seq = sa.dpd.seq;
         sa.dpd.outstanding = Some(seq);

@@ -234,7 +234,8 @@ impl Endpoint {
             return;
         }
         if sa.timers.is_due(Timer::Keepalive, now) {
-            sa.timers.set(Timer::Keepalive, now + self.cfg.nat_keepalive);
+            sa.timers
+                .set(Timer::Keepalive, now + self.cfg.nat_keepalive);
             self.transmits.push_back(Transmit {
                 local: sa.local,
                 remote: sa.remote,

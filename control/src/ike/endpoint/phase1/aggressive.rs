@@ -48,7 +48,13 @@ impl<'a> AmPayloads<'a> {
 impl Endpoint {
     /// Responder, AM1 → AM2: the offer (in the group of the initiator's KE), KE and nonce
     /// both ways, SKEYID; our ID and HASH_R.
-    pub(super) fn r_am1(&mut self, now: Instant, sa: &mut P1Sa, psk: Secret, m: Message) -> R<P1State> {
+    pub(super) fn r_am1(
+        &mut self,
+        now: Instant,
+        sa: &mut P1Sa,
+        psk: Secret,
+        m: Message,
+    ) -> R<P1State> {
         let conn = sa.conn_id;
         self.pass(sa, FROM_PEER_AM, IosState::RAm1);
         let Some(AmPayloads {

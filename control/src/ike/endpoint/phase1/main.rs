@@ -9,7 +9,13 @@ use super::*;
 
 impl Endpoint {
     /// Responder, MM1 → MM2: the initiator's offer against our policies; our choice.
-    pub(super) fn r_mm1(&mut self, now: Instant, sa: &mut P1Sa, psk: Secret, m: Message) -> R<P1State> {
+    pub(super) fn r_mm1(
+        &mut self,
+        now: Instant,
+        sa: &mut P1Sa,
+        psk: Secret,
+        m: Message,
+    ) -> R<P1State> {
         let conn = sa.conn_id;
         self.pass(sa, FROM_PEER_MM, IosState::RMm1);
         let Some(Payload::Sa(sap)) = find(&m.payloads, PayloadType::Sa) else {
@@ -51,7 +57,15 @@ impl Endpoint {
     }
 
     /// MM3 (initiator) / MM4 (responder): our KE, nonce and NAT-D, in the clear.
-    fn send_ke_nonce(&mut self, now: Instant, sa: &mut P1Sa, gx: &[u8], nonce: &[u8], h: HashAlg, show: &str) {
+    fn send_ke_nonce(
+        &mut self,
+        now: Instant,
+        sa: &mut P1Sa,
+        gx: &[u8],
+        nonce: &[u8],
+        h: HashAlg,
+        show: &str,
+    ) {
         let mut ps = vec![Payload::Ke(gx.to_vec()), Payload::Nonce(nonce.to_vec())];
         ps.extend(sa.nat_d_payloads(h));
         let out = sa.clear_msg(ExchangeType::Main, ps);
@@ -156,7 +170,13 @@ impl Endpoint {
     /// MM5 (responder) / MM6 (initiator): the peer's encrypted ID and HASH, verified after
     /// the SA passes into IOS state `to`. Returns the payloads and the IV after the message,
     /// for the caller to apply.
-    fn mm_peer_auth(&mut self, sa: &mut P1Sa, k: &Keyed, rx: &Rx, to: IosState) -> R<(Vec<Payload>, Vec<u8>)> {
+    fn mm_peer_auth(
+        &mut self,
+        sa: &mut P1Sa,
+        k: &Keyed,
+        rx: &Rx,
+        to: IosState,
+    ) -> R<(Vec<Payload>, Vec<u8>)> {
         let (unencrypted, missing) = if sa.initiator {
             // MM6 in the clear is likely an unprotected error notify; counted.
             ("MM6 not encrypted", "MM6 without ID/HASH")

@@ -379,7 +379,12 @@ impl Endpoint {
                 idi_b: id_body(&id),
             };
             let begin = "beginning Aggressive Mode exchange";
-            (ExchangeType::Aggressive, "IKE_SA_REQ_AM", begin, st.into_state())
+            (
+                ExchangeType::Aggressive,
+                "IKE_SA_REQ_AM",
+                begin,
+                st.into_state(),
+            )
         };
         let show = new.show();
         self.enter(&mut sa, &format!("IKE_MSG_FROM_IPSEC, {input}"), new);
@@ -475,7 +480,10 @@ impl Endpoint {
     /// waits in.
     pub(super) fn phase1(&mut self, sa: &mut P1Sa, rx: &Rx) -> R<()> {
         self.log_received(sa, rx.remote);
-        let step = match (rx.hdr.exchange, std::mem::replace(&mut sa.state, P1State::Dead)) {
+        let step = match (
+            rx.hdr.exchange,
+            std::mem::replace(&mut sa.state, P1State::Dead),
+        ) {
             (ExchangeType::Main, P1State::ExpectMm2(s)) => self.i_mm2(sa, s, rx),
             (ExchangeType::Main, P1State::ExpectMm3(s)) => self.r_mm3(sa, s, rx),
             (ExchangeType::Main, P1State::ExpectMm4(s)) => self.i_mm4(sa, s, rx),
@@ -627,10 +635,9 @@ impl Endpoint {
     /// SKEYID and what follows from it (RFC 2409 §5, App. B), from the DH exchange.
     fn compute_keys(&mut self, sa: &P1Sa, i: KeyInput) -> R<Keyed> {
         let neg = i.neg;
-        let gxy = i
-            .dh
-            .shared(i.peer_ke)
-            .map_err(|_| IkeError::Peer("bad KE"))?;
+        let gxy =
+            i.dh.shared(i.peer_ke)
+                .map_err(|_| IkeError::Peer("bad KE"))?;
         let own_gx = i.dh.public.clone();
         let (gxi, gxr, ni, nr) = if sa.initiator {
             (own_gx, i.peer_ke.to_vec(), i.own_nonce, i.peer_nonce)
@@ -686,7 +693,8 @@ impl Endpoint {
             sa.timers.set(Timer::Dpd, now + interval);
         }
         if sa.nat.local_behind {
-            sa.timers.set(Timer::Keepalive, now + self.cfg.nat_keepalive);
+            sa.timers
+                .set(Timer::Keepalive, now + self.cfg.nat_keepalive);
         }
         self.counters.p1_established += 1;
         self.events.push_back(Event::IsakmpSaUp {
@@ -710,5 +718,4 @@ impl Endpoint {
             self.start_qm(now, sa, idx, rekey_of);
         }
     }
-
 }

@@ -199,7 +199,13 @@ impl Endpoint {
     }
 
     /// Initiator: QM1 for map entry `idx` under the established SA `sa`.
-    pub(super) fn start_qm(&mut self, now: Instant, sa: &mut P1Sa, idx: usize, rekey_of: Option<u32>) {
+    pub(super) fn start_qm(
+        &mut self,
+        now: Instant,
+        sa: &mut P1Sa,
+        idx: usize,
+        rekey_of: Option<u32>,
+    ) {
         let P1State::Established(est) = &sa.state else {
             return;
         };
@@ -366,16 +372,18 @@ impl Endpoint {
                     }
                 }
             }
-            QmState::ExpectQm3(agreed) => match self.r_qm3_check(&est.k, q, &agreed, sa.conn_id, rx) {
-                Ok(()) => {
-                    self.r_qm3(sa, &est.k, q, (from, agreed), rx.now, mid);
-                    Ok(())
+            QmState::ExpectQm3(agreed) => {
+                match self.r_qm3_check(&est.k, q, &agreed, sa.conn_id, rx) {
+                    Ok(()) => {
+                        self.r_qm3(sa, &est.k, q, (from, agreed), rx.now, mid);
+                        Ok(())
+                    }
+                    Err(e) => {
+                        q.state = QmState::ExpectQm3(agreed);
+                        Err(e)
+                    }
                 }
-                Err(e) => {
-                    q.state = QmState::ExpectQm3(agreed);
-                    Err(e)
-                }
-            },
+            }
             QmState::Complete => {
                 self.counters.rx_unexpected += 1;
                 Ok(())
@@ -506,7 +514,14 @@ impl Endpoint {
         // The commit bit set by the responder is echoed in QM3; the responder then sends
         // CONNECTED once its SAs are in place.
         let flags = m.rx.hdr.flags & flags::COMMIT;
-        let (out, iv3) = k.seal(sa, &m.iv, ExchangeType::QuickMode, mid, flags, &[Payload::Hash(hash3)]);
+        let (out, iv3) = k.seal(
+            sa,
+            &m.iv,
+            ExchangeType::QuickMode,
+            mid,
+            flags,
+            &[Payload::Hash(hash3)],
+        );
         let tx = framed(sa.local, sa.remote, out);
         q.iv = iv3;
         q.retx = None;

@@ -94,7 +94,10 @@ impl Endpoint {
             ));
             self.ips(format!("    local_proxy= {lp},"));
             self.ips(format!("    remote_proxy= {rp},"));
-            self.ips(format!("    protocol= ESP, transform= {} ,", acc.ts.ios_name()));
+            self.ips(format!(
+                "    protocol= ESP, transform= {} ,",
+                acc.ts.ios_name()
+            ));
             self.ips("    lifedur= 0s and 0kb,".to_string());
             self.ips("    spi= 0x0(0), conn_id= 0, keysize= 0, flags= 0x4".to_string());
         }
@@ -195,7 +198,13 @@ impl Endpoint {
 
     /// The first transform of QM1's proposals that map entry `m` accepts, each printed as
     /// IOS does.
-    fn choose_qm(&mut self, sa: &P1Sa, m: &CryptoMapEntry, sap: &SaPayload, has_ke: bool) -> Option<Accepted> {
+    fn choose_qm(
+        &mut self,
+        sa: &P1Sa,
+        m: &CryptoMapEntry,
+        sap: &SaPayload,
+        has_ke: bool,
+    ) -> Option<Accepted> {
         let conn = sa.conn_id;
         for prop in &sap.proposals {
             self.ik(conn, format!("Checking IPsec proposal {}", prop.number));
@@ -252,11 +261,13 @@ impl Endpoint {
         for a in &t.attrs {
             let v = a.as_u64().unwrap_or(u64::MAX);
             match a.ty {
-                p2::LIFE_TYPE | p2::LIFE_DURATION => match self.qm_life_attr(a, v, &mut life_type) {
-                    Some((true, v)) => secs = Some(v),
-                    Some((false, v)) => kb = Some(v),
-                    None => {}
-                },
+                p2::LIFE_TYPE | p2::LIFE_DURATION => {
+                    match self.qm_life_attr(a, v, &mut life_type) {
+                        Some((true, v)) => secs = Some(v),
+                        Some((false, v)) => kb = Some(v),
+                        None => {}
+                    }
+                }
                 p2::ENCAPSULATION => {
                     self.ik_raw(format!("ISAKMP:      encaps is {v}"));
                     encap = Some(v as u16)
