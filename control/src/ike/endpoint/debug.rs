@@ -170,14 +170,22 @@ impl Endpoint {
         from: IosState,
         new: QmState,
     ) {
-        let to = new.ios();
+        q.state = new;
+        self.qm_transition(conn, mid, input, from, q.state.ios());
+    }
+
+    /// The new Quick Mode exchange `q` (`mid` of SA `conn`) entered its first state.
+    pub(super) fn qm_begun(&mut self, conn: u32, mid: u32, q: &Qm, input: &str) {
+        self.qm_transition(conn, mid, input, IosState::QmReady, q.state.ios());
+    }
+
+    fn qm_transition(&mut self, conn: u32, mid: u32, input: &str, from: IosState, to: IosState) {
         self.ik(conn, format!("Node {mid}, Input = {input}"));
         self.ik_raw(format!(
             "Old State = {}  New State = {}",
             from.ios_name(),
             to.ios_name()
         ));
-        q.state = new;
         #[cfg(test)]
         self.trace.push(Entered {
             conn,

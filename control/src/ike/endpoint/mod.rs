@@ -5,20 +5,22 @@
 //! [`Endpoint::poll_debug`], [`Endpoint::poll_timeout`]. No sockets, no clock, randomness via
 //! [`Random`].
 //!
-//! One module per exchange, in the manner of quinn-proto's `connection/`: [`phase1`] (Main
-//! and Aggressive Mode, the shared steps, the phase-1 SA), [`quick`] (Quick Mode) and
-//! [`pairs`] (the IPsec SA pairs it installs), [`info`] (Informational: DPD, DELETE,
-//! notifies), [`natt`] (NAT-T), [`timers`] (one timer table per SA) and [`debug`] (the IOS
-//! `debug crypto isakmp|ipsec` lines).
+//! One module per exchange, in the manner of quinn-proto's `connection/`: `phase1` (the
+//! phase-1 SA and its states, the steps Main and Aggressive Mode share, `phase1/main.rs`,
+//! `phase1/aggressive.rs`), `quick` (Quick Mode; `quick/responder.rs` for QM1), `pairs`
+//! (the IPsec SA pairs Quick Mode installs), `info` (Informational: DPD, DELETE, notifies),
+//! `natt` (NAT-T), `timers` (one timer table per SA and per exchange, indexed by an enum)
+//! and `debug` (the IOS `debug crypto isakmp|ipsec` lines).
 //!
-//! States are types, in the manner of rustls: a phase-1 SA's state is a
-//! [`phase1::P1State`] whose variants carry what that state has (`ExpectMm2 { psk, … }`
-//! … `Established { keys, … }`), a Quick Mode exchange's a [`quick::QmState`]. A message
-//! handler takes the state out of its SA by value; it either gives it back unchanged (with
-//! the error, when the message is refused) or consumes it and returns the next one. The
-//! `Old State = X  New State = Y` lines `debug crypto isakmp` prints are generated from
-//! those values ([`IosState`], the IOS name of each state the SA passes through, including
-//! the ones IOS passes through while it processes a message).
+//! States are types, in the manner of rustls: a phase-1 SA's state is an enum whose
+//! variants carry what that state has (`ExpectMm2 { psk, sai_b }` … `Established { k }`),
+//! a Quick Mode exchange's likewise (`ExpectQm2`, `ExpectQm3`, `Complete`). A message
+//! handler takes the state out of its SA by value; it either hands it back unchanged with
+//! the error (the message is refused, the SA waits on) or consumes it and returns the next
+//! one. The `Old State = X  New State = Y` lines `debug crypto isakmp` prints are generated
+//! from those values: each state type names its IOS state ([`IosState`]) and the one IOS
+//! passes through when its awaited message arrives (`IKE_I_MM2`: MM2 received, MM3 not
+//! yet sent).
 //!
 //! While one of its messages or timers is handled, a phase-1 SA is taken out of the
 //! endpoint's table and handed to the handlers as `&mut P1Sa`, then put back.

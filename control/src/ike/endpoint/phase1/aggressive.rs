@@ -48,14 +48,8 @@ impl<'a> AmPayloads<'a> {
 impl Endpoint {
     /// Responder, AM1 → AM2: the offer (in the group of the initiator's KE), KE and nonce
     /// both ways, SKEYID; our ID and HASH_R.
-    pub(super) fn r_am1(
-        &mut self,
-        now: Instant,
-        sa: &mut P1Sa,
-        psk: Secret,
-        m: Message,
-    ) -> R<P1State> {
-        let conn = sa.conn_id;
+    pub(super) fn r_am1(&mut self, sa: &mut P1Sa, first: First) -> R<P1State> {
+        let (conn, First { now, psk, m }) = (sa.conn_id, first);
         self.pass(sa, FROM_PEER_AM, IosState::RAm1);
         let Some(AmPayloads {
             sa: sap,
@@ -110,7 +104,7 @@ impl Endpoint {
     pub(super) fn i_am2(&mut self, sa: &mut P1Sa, st: ExpectAm2, rx: &Rx) -> Step {
         let (now, conn, remote) = (rx.now, sa.conn_id, rx.remote);
         let m = keep!(Message::parse(rx.msg), st);
-        self.pass(sa, FROM_PEER_AM, IosState::IAm2);
+        self.pass(sa, FROM_PEER_AM, ExpectAm2::RECEIVED);
         let Some(AmPayloads {
             sa: sap,
             ke,
@@ -159,7 +153,7 @@ impl Endpoint {
         } else {
             (keep!(Message::parse(rx.msg), st).payloads, None)
         };
-        self.pass(sa, FROM_PEER_AM, IosState::RAm3);
+        self.pass(sa, FROM_PEER_AM, ExpectAm3::RECEIVED);
         let Some(Payload::Hash(h)) = find(&ps, PayloadType::Hash) else {
             return Err((st.into_state(), IkeError::Peer("AM3 without HASH")));
         };

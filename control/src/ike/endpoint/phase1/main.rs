@@ -9,14 +9,8 @@ use super::*;
 
 impl Endpoint {
     /// Responder, MM1 → MM2: the initiator's offer against our policies; our choice.
-    pub(super) fn r_mm1(
-        &mut self,
-        now: Instant,
-        sa: &mut P1Sa,
-        psk: Secret,
-        m: Message,
-    ) -> R<P1State> {
-        let conn = sa.conn_id;
+    pub(super) fn r_mm1(&mut self, sa: &mut P1Sa, first: First) -> R<P1State> {
+        let (conn, First { now, psk, m }) = (sa.conn_id, first);
         self.pass(sa, FROM_PEER_MM, IosState::RMm1);
         let Some(Payload::Sa(sap)) = find(&m.payloads, PayloadType::Sa) else {
             return Err(IkeError::Peer("MM1 without SA"));
@@ -76,7 +70,7 @@ impl Endpoint {
     pub(super) fn i_mm2(&mut self, sa: &mut P1Sa, st: ExpectMm2, rx: &Rx) -> Step {
         let (conn, remote) = (sa.conn_id, rx.remote);
         let m = keep!(Message::parse(rx.msg), st);
-        self.pass(sa, FROM_PEER_MM, IosState::IMm2);
+        self.pass(sa, FROM_PEER_MM, ExpectMm2::RECEIVED);
         let Some(Payload::Sa(sap)) = find(&m.payloads, PayloadType::Sa) else {
             return Err((st.into_state(), IkeError::Peer("MM2 without SA")));
         };
@@ -84,7 +78,7 @@ impl Endpoint {
         self.log_psk_found(conn, v4(remote));
         let neg = keep!(self.accept_p1_choice(conn, sap), st);
         self.process_vids(sa, &m.payloads);
-        self.pass(sa, PROCESS_MM, IosState::IMm2);
+        self.pass(sa, PROCESS_MM, ExpectMm2::RECEIVED);
         sa.rcookie = rx.hdr.rcookie;
         let dh = neg.group.generate(&mut *self.rng);
         let ni = self.rng.bytes(20);
@@ -101,7 +95,7 @@ impl Endpoint {
     /// Responder, MM3 → MM4: KE and nonce both ways, SKEYID, NAT-D.
     pub(super) fn r_mm3(&mut self, sa: &mut P1Sa, st: ExpectMm3, rx: &Rx) -> Step {
         let missing = "MM3 without KE/NONCE";
-        let (ps, ke, ni) = keep!(self.mm_peer_ke(sa, rx, IosState::RMm3, missing), st);
+        let (ps, ke, ni) = keep!(self.mm_peer_ke(sa, rx, ExpectMm3::RECEIVED, missing), st);
         let c = &st.c;
         if ke.len() != c.neg.group.len() {
             return Err((st.into_state(), IkeError::Peer("KE length")));
@@ -123,7 +117,7 @@ impl Endpoint {
         self.process_nat_d(sa, h, &ps);
         self.process_vids(sa, &ps);
         sa.last_rx = rx.msg.to_vec();
-        self.pass(sa, PROCESS_MM, IosState::RMm3);
+        self.pass(sa, PROCESS_MM, ExpectMm3::RECEIVED);
         self.send_ke_nonce(rx.now, sa, &dh.public, &nr, h, ExpectMm5::SHOW);
         Ok(ExpectMm5 { k }.into_state())
     }
@@ -132,7 +126,7 @@ impl Endpoint {
     pub(super) fn i_mm4(&mut self, sa: &mut P1Sa, st: ExpectMm4, rx: &Rx) -> Step {
         let (conn, remote) = (sa.conn_id, rx.remote);
         let missing = "MM4 without KE/NONCE";
-        let (ps, ke, nr) = keep!(self.mm_peer_ke(sa, rx, IosState::IMm4, missing), st);
+        let (ps, ke, nr) = keep!(self.mm_peer_ke(sa, rx, ExpectMm4::RECEIVED, missing), st);
         self.log_psk_found(conn, v4(remote));
         let input = KeyInput {
             neg: st.c.neg,
@@ -146,7 +140,7 @@ impl Endpoint {
         let mut k = keep!(self.compute_keys(sa, input), st);
         self.process_vids(sa, &ps);
         self.process_nat_d(sa, k.k.neg.hash, &ps);
-        self.pass(sa, FROM_PEER_MM, IosState::IMm4);
+        self.pass(sa, FROM_PEER_MM, ExpectMm4::RECEIVED);
         sa.float_if_nat();
         self.ik(
             conn,
@@ -200,7 +194,7 @@ impl Endpoint {
 
     /// Responder, MM5 → MM6: the initiator is authenticated; our ID and HASH_R.
     pub(super) fn r_mm5(&mut self, sa: &mut P1Sa, st: ExpectMm5, rx: &Rx) -> Step {
-        let (ps, new_iv) = keep!(self.mm_peer_auth(sa, &st.k, rx, IosState::RMm5), st);
+        let (ps, new_iv) = keep!(self.mm_peer_auth(sa, &st.k, rx, ExpectMm5::RECEIVED), st);
         let ExpectMm5 { mut k } = st;
         self.process_initial_contact(sa, &ps);
         k.k.iv = new_iv;
@@ -216,7 +210,7 @@ impl Endpoint {
 
     /// Initiator, MM6: the responder is authenticated.
     pub(super) fn i_mm6(&mut self, sa: &mut P1Sa, st: ExpectMm6, rx: &Rx) -> Step {
-        let (_, new_iv) = keep!(self.mm_peer_auth(sa, &st.k, rx, IosState::IMm6), st);
+        let (_, new_iv) = keep!(self.mm_peer_auth(sa, &st.k, rx, ExpectMm6::RECEIVED), st);
         let mut k = st.k.k;
         k.iv = new_iv;
         sa.last_rx = rx.msg.to_vec();

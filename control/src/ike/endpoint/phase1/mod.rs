@@ -38,6 +38,13 @@ macro_rules! keep {
 }
 use keep;
 
+/// The first message of a phase 1 we respond to (MM1, AM1), with the key for its peer.
+struct First {
+    now: Instant,
+    psk: Secret,
+    m: Message,
+}
+
 /// The inputs of the key computation (SKEYID, SKEYID_d/a/e, Ka, the phase-1 IV).
 struct KeyInput<'a> {
     neg: Negotiated,
@@ -443,9 +450,9 @@ impl Endpoint {
         };
         self.log_psk_found(conn, v4(remote));
         let r = if mode == Phase1Mode::Main {
-            self.r_mm1(now, &mut sa, psk, m)
+            self.r_mm1(&mut sa, First { now, psk, m })
         } else {
-            self.r_am1(now, &mut sa, psk, m)
+            self.r_am1(&mut sa, First { now, psk, m })
         };
         match r {
             Ok(new) => {

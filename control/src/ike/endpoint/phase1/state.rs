@@ -95,14 +95,17 @@ pub struct Established {
 /// A phase-1 state type: its IOS name and its `show crypto isakmp sa` name.
 pub trait Phase1State: Sized {
     const IOS: IosState;
+    /// The IOS state the SA passes through when the message it waits for arrives.
+    const RECEIVED: IosState;
     const SHOW: &'static str;
     fn into_state(self) -> P1State;
 }
 
 macro_rules! phase1_states {
-    ($($ty:ident => $ios:ident, $show:literal;)*) => {
+    ($($ty:ident => $ios:ident, $received:ident, $show:literal;)*) => {
         $(impl Phase1State for $ty {
             const IOS: IosState = IosState::$ios;
+            const RECEIVED: IosState = IosState::$received;
             const SHOW: &'static str = $show;
             fn into_state(self) -> P1State {
                 P1State::$ty(self)
@@ -145,14 +148,15 @@ pub enum P1State {
 }
 
 phase1_states! {
-    ExpectMm2 => IMm1, "MM_NO_STATE";
-    ExpectMm4 => IMm3, "MM_SA_SETUP";
-    ExpectMm6 => IMm5, "MM_KEY_EXCH";
-    ExpectMm3 => RMm2, "MM_SA_SETUP";
-    ExpectMm5 => RMm4, "MM_KEY_EXCH";
-    ExpectAm2 => IAm1, "AG_NO_STATE";
-    ExpectAm3 => RAm2, "AG_INIT_EXCH";
-    Established => P1Complete, "QM_IDLE";
+    ExpectMm2 => IMm1, IMm2, "MM_NO_STATE";
+    ExpectMm4 => IMm3, IMm4, "MM_SA_SETUP";
+    ExpectMm6 => IMm5, IMm6, "MM_KEY_EXCH";
+    ExpectMm3 => RMm2, RMm3, "MM_SA_SETUP";
+    ExpectMm5 => RMm4, RMm5, "MM_KEY_EXCH";
+    ExpectAm2 => IAm1, IAm2, "AG_NO_STATE";
+    ExpectAm3 => RAm2, RAm3, "AG_INIT_EXCH";
+    // Waits for no phase-1 message.
+    Established => P1Complete, P1Complete, "QM_IDLE";
 }
 
 impl P1State {

@@ -117,6 +117,15 @@ struct QmRx<'a> {
     iv: Vec<u8>,
 }
 
+/// The timers of a new exchange whose first message is `tx`: its retransmission, and
+/// when it is forgotten.
+fn first_timers(now: Instant, base: std::time::Duration, tx: &Transmit) -> (TimerTable, Retx) {
+    let mut timers = TimerTable::default();
+    timers.set(Timer::Negotiation, now + NEGOTIATION_LIMIT);
+    let retx = Retx::arm(tx.clone(), now, base, &mut timers);
+    (timers, retx)
+}
+
 /// HASH(1) (`ni` None; also the informational HASH) or HASH(2) (`ni` the initiator's
 /// nonce): prf(SKEYID_a, M-ID | [Ni_b |] rest).
 pub(super) fn qm_hash(k: &IsakmpKeys, mid: u32, ni: Option<&[u8]>, rest: &[u8]) -> Vec<u8> {
@@ -260,10 +269,14 @@ impl Endpoint {
         let iv = k.phase2_iv(mid);
         let (out, new_iv) = k.seal(sa, &iv, ExchangeType::QuickMode, mid, commit, &ps);
         let tx = framed(sa.local, sa.remote, out);
-        let mut timers = TimerTable::default();
-        timers.set(Timer::Negotiation, now + NEGOTIATION_LIMIT);
-        let retx = Retx::arm(tx.clone(), now, self.cfg.retransmit_base, &mut timers);
-        let mut q = Qm {
+        let (timers, retx) = first_timers(now, self.cfg.retransmit_base, &tx);
+        let offer = QmOffer {
+            ni,
+            dh,
+            offered,
+            rekey_of,
+        };
+        let q = Qm {
             initiator: true,
             iv: new_iv,
             map_idx: idx,
@@ -274,7 +287,7 @@ impl Endpoint {
             last_rx: vec![],
             last_tx: None,
             timers,
-            state: QmState::Complete,
+            state: QmState::ExpectQm2(offer),
         };
         self.ik(
             conn,
@@ -284,14 +297,7 @@ impl Endpoint {
             conn,
             format!("sending packet to {} (I) QM_IDLE", v4(tx.remote)),
         );
-        let offer = QmOffer {
-            ni,
-            dh,
-            offered,
-            rekey_of,
-        };
-        let new = QmState::ExpectQm2(offer);
-        self.qm_enter(conn, mid, &mut q, QM_INIT, IosState::QmReady, new);
+        self.qm_begun(conn, mid, &q, QM_INIT);
         sa.qm.insert(mid, q);
         self.transmits.push_back(tx);
     }

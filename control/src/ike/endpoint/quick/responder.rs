@@ -159,22 +159,7 @@ impl Endpoint {
         let qm_flags = flags & flags::COMMIT;
         let (out, iv2) = k.seal(sa, &new_iv, ExchangeType::QuickMode, mid, qm_flags, &out_ps);
         let tx = framed(local, remote, out);
-        let mut timers = TimerTable::default();
-        timers.set(Timer::Negotiation, now + NEGOTIATION_LIMIT);
-        let retx = Retx::arm(tx.clone(), now, self.cfg.retransmit_base, &mut timers);
-        let mut q = Qm {
-            initiator: false,
-            iv: iv2,
-            map_idx: idx,
-            local_proxy: lp,
-            remote_proxy: rp,
-            spi_in,
-            retx: Some(retx),
-            last_rx: msg.to_vec(),
-            last_tx: Some(tx.clone()),
-            timers,
-            state: QmState::Complete,
-        };
+        let (timers, retx) = first_timers(now, self.cfg.retransmit_base, &tx);
         let agreed = QmAgreed {
             choice: QmChoice {
                 ts: acc.ts,
@@ -189,8 +174,20 @@ impl Endpoint {
             commit: flags & flags::COMMIT != 0,
             rekey_of: None,
         };
-        let new = QmState::ExpectQm3(agreed);
-        self.qm_enter(conn, mid, &mut q, QM_FROM_PEER, IosState::QmReady, new);
+        let q = Qm {
+            initiator: false,
+            iv: iv2,
+            map_idx: idx,
+            local_proxy: lp,
+            remote_proxy: rp,
+            spi_in,
+            retx: Some(retx),
+            last_rx: msg.to_vec(),
+            last_tx: Some(tx.clone()),
+            timers,
+            state: QmState::ExpectQm3(agreed),
+        };
+        self.qm_begun(conn, mid, &q, QM_FROM_PEER);
         self.ik(conn, format!("sending packet to {peer} (R) QM_IDLE"));
         self.transmits.push_back(tx);
         Ok(Some(q))
