@@ -5,14 +5,16 @@
 //!   with constant-time exponentiation (crypto-bigint, fixed exponent width).
 //! - [`endpoint`]: [`Endpoint`], every phase-1 (Main/Aggressive, PSK) and Quick Mode
 //!   exchange of the gateway, informational (DELETE, INITIAL-CONTACT, DPD), NAT-T,
-//!   retransmission, rekey, half-open bound; IOS `debug crypto isakmp|ipsec` lines.
-//!   Inputs `(now, …)`, outputs polled; randomness through [`crypto::Random`].
+//!   retransmission, rekey, half-open bound; IOS `debug crypto isakmp|ipsec` lines. One
+//!   module per exchange; inputs `(now, …)`, outputs polled; randomness through
+//!   [`crypto::Random`].
 //! - [`config`]: what the core is configured with; [`ios`] builds it from the IOS model.
 //! - [`keylog`]: the `--keylog` line format (tshark UAT records) and its parser.
 //!
-//! States are the IOS state names ([`P1State`], [`QmState`]); each transition logs
-//! `Old State = X  New State = Y`. They are enum variants over one per-SA context rather
-//! than one struct per state (rustls style): a planned refactor.
+//! States are types (rustls style): a phase-1 SA's state is an enum whose variants carry
+//! what that state has, a handler consumes the old state and returns the next, and each
+//! `Old State = X  New State = Y` debug line takes its IOS names ([`IosState`]) from the
+//! state values.
 
 pub mod config;
 pub mod crypto;
@@ -22,7 +24,7 @@ pub mod keylog;
 pub mod types;
 
 pub use config::*;
-pub use endpoint::{Endpoint, IkeError, P1State, QmState};
+pub use endpoint::{Endpoint, IkeError, IosState};
 pub use types::*;
 
 #[cfg(test)]

@@ -913,3 +913,5 @@ fn a_duplicate_of_the_last_main_mode_message_is_not_answered() {
     assert!(lab.a.poll_transmit().is_none());
     assert_eq!(lab.a.counters.rx_retransmissions, 1);
 }
+
+mod state_trace;
