@@ -1,5 +1,7 @@
+use super::layout::hdr;
 use super::*;
 use std::net::Ipv4Addr;
+use std::sync::atomic::Ordering;
 
 fn mem(cap: u32) -> SaDbWriter {
     SaDb::in_memory(Geometry::with_capacity(cap)).unwrap()

@@ -1,6 +1,6 @@
 //! Costs of the SA database operations on the hot and refresh paths, each beside a
 //! same-run baseline. Ignored by default; run with
-//! `cargo test --release -p espgw-dataplane --test sadb_bench -- --ignored --nocapture`.
+//! `cargo test --release -p espgw-sadb --test sadb_bench -- --ignored --nocapture`.
 
 use std::collections::HashMap;
 use std::hint::black_box;
@@ -8,7 +8,7 @@ use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use espgw_dataplane::sadb::*;
+use espgw_sadb::*;
 
 fn ns_per<F: FnMut(u64)>(iters: u64, mut f: F) -> f64 {
     // Warm up, then measure.

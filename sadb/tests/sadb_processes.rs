@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use espgw_dataplane::sadb::*;
+use espgw_sadb::*;
 
 const CHILD_ENV: &str = "ESPGW_SADB_CHILD";
 const PATH_ENV: &str = "ESPGW_SADB_PATH";

@@ -5,8 +5,8 @@
 use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use espgw_dataplane::sadb::layout::{self, HEADER_BYTES, SLOT_BYTES};
-use espgw_dataplane::sadb::*;
+use espgw_sadb::layout::{self, HEADER_BYTES, SLOT_BYTES};
+use espgw_sadb::*;
 
 /// A region path unique to this test and process, removed on drop (also on failure).
 struct TempRegion(PathBuf);
