@@ -486,6 +486,16 @@ impl SaRecord {
         }
     }
 
+    /// [`SaRecord::derived`] of `v` with its halves mixed (so small `v`s get distinct
+    /// SPIs), turned to `direction`. For tests.
+    #[doc(hidden)]
+    pub fn derived_towards(v: u64, direction: Direction) -> SaRecord {
+        SaRecord {
+            direction,
+            ..SaRecord::derived(v.rotate_left(32) ^ v)
+        }
+    }
+
     /// `Some(v)` if this record equals `SaRecord::derived(v)` for `v = created_at`.
     #[doc(hidden)]
     pub fn derived_value(&self) -> Option<u64> {

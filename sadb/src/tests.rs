@@ -8,15 +8,11 @@ fn mem(cap: u32) -> SaDbWriter {
 }
 
 fn inbound(v: u64) -> SaRecord {
-    let mut r = SaRecord::derived(v.rotate_left(32) ^ v);
-    r.direction = Direction::Inbound;
-    r
+    SaRecord::derived_towards(v, Direction::Inbound)
 }
 
 fn outbound(v: u64) -> SaRecord {
-    let mut r = SaRecord::derived(v.rotate_left(32) ^ v);
-    r.direction = Direction::Outbound;
-    r
+    SaRecord::derived_towards(v, Direction::Outbound)
 }
 
 #[test]
@@ -224,18 +220,7 @@ fn global_counters() {
 }
 
 fn request(map: &str, seq: u32) -> SaRequest {
-    SaRequest {
-        crypto_map: MapName::new(map).unwrap(),
-        crypto_map_seq: seq,
-        acl_rule: None,
-        src: Ipv4Addr::new(10, 1, 1, 2),
-        dst: Ipv4Addr::new(10, 1, 2, 2),
-        protocol: 1,
-        src_port: 0,
-        dst_port: 0,
-        worker: 0,
-        at_ms: 0,
-    }
+    SaRequest::ping(map, seq).unwrap()
 }
 
 #[test]

@@ -4,16 +4,12 @@
 //! decide packets as the crypto maps' ACLs do.
 #![no_main]
 
-use espgw_config::{check_config, InterfaceMap};
-use libfuzzer_sys::fuzz_target;
-
-fuzz_target!(|data: &[u8]| {
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
-    let lines = text.lines().count();
-    let ifmap = InterfaceMap::parse("Ethernet0/0=in0,Ethernet1/0=out0").unwrap();
-    let report = check_config(&text, &ifmap);
+    let map = espgw_config::InterfaceMap::parse("Ethernet0/0=in0,Ethernet1/0=out0");
+    let report = espgw_config::check_config(&text, &map.unwrap());
     if report.errors.is_empty() {
-        dataplane_view(&report.config, lines);
+        dataplane_view(&report.config, text.lines().count());
     }
 });
 

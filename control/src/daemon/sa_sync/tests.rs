@@ -25,39 +25,16 @@ impl Drop for TempRegion {
 }
 
 /// Every transform set the dataplane implements, with the code it must get.
+#[rustfmt::skip]
 const SUPPORTED: [(EspEnc, Option<EspAuth>, TransformId); 12] = [
     (EspEnc::Des3, Some(EspAuth::Md5), TransformId::Esp3desMd5),
     (EspEnc::Des3, Some(EspAuth::Sha1), TransformId::Esp3desSha),
-    (
-        EspEnc::Aes(128),
-        Some(EspAuth::Md5),
-        TransformId::EspAes128Md5,
-    ),
-    (
-        EspEnc::Aes(128),
-        Some(EspAuth::Sha1),
-        TransformId::EspAes128Sha,
-    ),
-    (
-        EspEnc::Aes(192),
-        Some(EspAuth::Md5),
-        TransformId::EspAes192Md5,
-    ),
-    (
-        EspEnc::Aes(192),
-        Some(EspAuth::Sha1),
-        TransformId::EspAes192Sha,
-    ),
-    (
-        EspEnc::Aes(256),
-        Some(EspAuth::Md5),
-        TransformId::EspAes256Md5,
-    ),
-    (
-        EspEnc::Aes(256),
-        Some(EspAuth::Sha1),
-        TransformId::EspAes256Sha,
-    ),
+    (EspEnc::Aes(128), Some(EspAuth::Md5), TransformId::EspAes128Md5),
+    (EspEnc::Aes(128), Some(EspAuth::Sha1), TransformId::EspAes128Sha),
+    (EspEnc::Aes(192), Some(EspAuth::Md5), TransformId::EspAes192Md5),
+    (EspEnc::Aes(192), Some(EspAuth::Sha1), TransformId::EspAes192Sha),
+    (EspEnc::Aes(256), Some(EspAuth::Md5), TransformId::EspAes256Md5),
+    (EspEnc::Aes(256), Some(EspAuth::Sha1), TransformId::EspAes256Sha),
     (EspEnc::Null, Some(EspAuth::Md5), TransformId::EspNullMd5),
     (EspEnc::Null, Some(EspAuth::Sha1), TransformId::EspNullSha),
     (EspEnc::Gcm(128), None, TransformId::EspGcm128),
@@ -99,12 +76,12 @@ fn pair(n: usize) -> (IpsecSa, IpsecSa) {
         auth,
         transport: n % 3 == 2,
     };
-    let ours = proxy([10, 1, 1, 0], 24, if n % 2 == 0 { 0 } else { 17 }, 0);
+    let ours = proxy([10, 1, 1, 0], 24, if n % 2 == 1 { 17 } else { 0 }, 0);
     let theirs = proxy(
         [10, 1, 2, n as u8],
         32,
         ours.protocol,
-        if n % 2 == 0 { 0 } else { 4000 + n as u16 },
+        if n % 2 == 1 { 4000 + n as u16 } else { 0 },
     );
     let encap = (n % 2 == 1).then_some((4500, 4500 + n as u16));
     let sa = |direction, spi, src, dst, src_proxy, dst_proxy, salt, conn_id| IpsecSa {
@@ -382,19 +359,7 @@ fn sa_requests_are_polled_in_bounded_batches() {
     let sync = SaSync::new(Some(SaDb::create(dir.path(), 8).unwrap()), 64);
     let r = SaDb::open(dir.path()).unwrap();
     for seq in 0..5u32 {
-        let req = SaRequest {
-            crypto_map: MapName::new("vpn").unwrap(),
-            crypto_map_seq: seq,
-            acl_rule: None,
-            src: Ipv4Addr::new(10, 1, 1, 2),
-            dst: Ipv4Addr::new(10, 1, 2, 2),
-            protocol: 1,
-            src_port: 0,
-            dst_port: 0,
-            worker: 0,
-            at_ms: 0,
-        };
-        r.post_sa_request(&req, 1000);
+        r.post_sa_request(&SaRequest::ping("vpn", seq).unwrap(), 1000);
     }
     let first = sync.poll_sa_requests(1000, 3).unwrap();
     assert_eq!(
