@@ -148,16 +148,17 @@ fn update_and_dying() {
     assert_eq!(old.state, SaState::Dying);
     assert_eq!(old.record, moved);
     let p = newer.proxy;
-    let found = r
-        .lookup_outbound(
+    let of_newer = || {
+        r.lookup_outbound(
             &newer.crypto_map,
             newer.crypto_map_seq,
             *newer.peer.ip(),
             &p,
         )
         .unwrap()
-        .unwrap();
-    assert_eq!(found.slot, slot2);
+        .unwrap()
+    };
+    assert_eq!(of_newer().slot, slot2);
     let snap = r.snapshot_all().unwrap();
     let hit = snap
         .find_outbound(
@@ -172,16 +173,7 @@ fn update_and_dying() {
     // Even an older but Active SA beats a newer Dying one.
     w.mark_dying(slot2).unwrap();
     w.delete(slot).unwrap();
-    let only = r
-        .lookup_outbound(
-            &newer.crypto_map,
-            newer.crypto_map_seq,
-            *newer.peer.ip(),
-            &p,
-        )
-        .unwrap()
-        .unwrap();
-    assert_eq!(only.state, SaState::Dying);
+    assert_eq!(of_newer().state, SaState::Dying);
 }
 
 #[test]
