@@ -2,7 +2,7 @@
 # Runs every espgw test: `cargo test --workspace` (unit, integration and lab tests, the
 # lab ones against real strongSwan, tshark, AF_XDP and XDP in network namespaces), then
 # checks that the run left no network namespace, charon or tcpdump behind and that the
-# fuzz targets (control/fuzz, dataplane/fuzz) still compile.
+# fuzz targets (sadb/fuzz, control/fuzz, dataplane/fuzz) still compile.
 #
 #   deploy/test.sh [extra cargo test arguments]
 #
@@ -68,7 +68,7 @@ set -e
 cleanup_check || rc=1
 # The fuzz crates are not workspace members (cargo fuzz builds them with sanitizers on a
 # nightly-flagged toolchain): make sure every target still compiles against today's API.
-for f in control/fuzz dataplane/fuzz; do
+for f in sadb/fuzz control/fuzz dataplane/fuzz; do
   say "cargo check $f (fuzz targets)"
   cargo check -q --manifest-path "$f/Cargo.toml" --bins --target-dir target/fuzz-check || rc=1
 done

@@ -89,16 +89,28 @@ fn run(tag: &str, s: Suite) {
         keepalive: None,
         isakmp_lifetime: None,
     };
-    let espgw = Espgw::start_full(&lab, &conf, &db, &policy);
-    // espgw-control's --policy file (for dataplanes started without --config) holds the
-    // rule the dataplane derives from the configuration itself.
-    let rules = espgw_dataplane::xdp::acl::read_policy_file(&policy).expect("policy file");
+    let espgw = Espgw::start_full(&lab, &conf, &db);
+    let dp_bin = common::dataplane_bin();
+    // The policy file for dataplanes started without --config (`espgw-dataplane
+    // --write-policy`) holds the rule the dataplane derives from the configuration itself.
+    let st = std::process::Command::new(&dp_bin)
+        .args(["--config", espgw.config.to_str().unwrap()])
+        .args(["--interface-map", "Ethernet0/0=in0,Ethernet1/0=out0"])
+        .args(["--write-policy", policy.to_str().unwrap()])
+        .status()
+        .expect("espgw-dataplane --write-policy");
+    assert!(st.success(), "espgw-dataplane --write-policy: {st}");
+    let text = std::fs::read_to_string(&policy).expect("policy file");
+    let rules: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
     assert_eq!(
-        rules.iter().map(|r| r.to_string()).collect::<Vec<_>>(),
+        rules,
         ["permit ip 10.1.1.0/24 10.1.2.0/24 policy 10 map vpn"]
     );
     let stats = lab.dir().join("r1-stats.json");
-    let dp_bin = common::dataplane_bin();
     let dp = lab
         .spawn(
             Node::R1,

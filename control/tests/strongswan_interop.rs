@@ -570,7 +570,7 @@ fn rekey_60s_lifetime_make_before_break() {
 #[test]
 fn sas_are_installed_in_the_sa_database() {
     espgw_lab::prereq::require_root();
-    use espgw_dataplane::sadb::{Direction, SaDb};
+    use espgw_sadb::{Direction, SaDb};
     let lab = Lab::up(&Lab::unique_prefix("sadb")).expect("lab");
     let swan = StrongSwan::start(&lab, Node::R2, Profile::new(Node::R2)).expect("charon");
     let db = lab.dir().join("sadb");
@@ -578,7 +578,7 @@ fn sas_are_installed_in_the_sa_database() {
     // then replaced when the new SAs come up.
     let stale_spi = {
         let mut w = SaDb::create(&db, 64).expect("create sadb");
-        let mut rec = espgw_dataplane::sadb::SaRecord::derived(7);
+        let mut rec = espgw_sadb::SaRecord::derived(7);
         rec.peer = "172.16.172.20:4500".parse().unwrap();
         rec.direction = Direction::Inbound;
         w.install(&rec).expect("install stale SA");

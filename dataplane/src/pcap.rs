@@ -1,5 +1,6 @@
 //! Classic pcap files (the libpcap format, Ethernet link type) and the logic of the
-//! offline tool `espgw pcap encap|decap`, which runs captured packets through an SA.
+//! offline tool `espgw pcap encap|decap` (the `espgw-pcap` binary, arguments in [`cli`]),
+//! which runs captured packets through an SA.
 //!
 //! The reader accepts both byte orders and both microsecond and nanosecond magics; the
 //! writer writes little-endian microsecond files. Every malformed input is a typed error.
@@ -16,6 +17,8 @@ use std::fmt;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::net::Ipv4Addr;
 use std::path::Path;
+
+pub mod cli;
 
 /// Link type 1: Ethernet.
 pub const LINKTYPE_ETHERNET: u32 = 1;

@@ -55,7 +55,7 @@ fn record(k: &EspSaKeys, dir: Direction, local_port: u16, peer_port: u16) -> SaR
             local_port: 0,
             remote_port: 0,
         },
-        transform: ios_transform(k).code(),
+        transform: ios_transform(k).id(),
         enc_key: EncKey::new(&k.enc_key).unwrap(),
         auth_key: AuthKey::new(&k.auth_key).unwrap(),
         lifetime_secs: 3600,

@@ -19,9 +19,7 @@ fn main() -> ExitCode {
     )
 }
 
-/// `espgw pcap …` belongs to the `esp` engineer (`espgw_control::cli::pcap::main`). Until
-/// that branch is merged here, this says so instead of pretending to work.
-/// On merge, the body becomes: `espgw_control::cli::pcap::main(args)`.
+/// `espgw pcap …` runs espgw-dataplane's `espgw-pcap` from this binary's directory.
 fn pcap_main(args: Vec<OsString>) -> ExitCode {
     espgw_control::cli::pcap::main(args)
 }

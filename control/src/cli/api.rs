@@ -129,7 +129,7 @@ pub enum Response {
 }
 
 /// One data-plane counter: its name (`no-sa`, `replay`…, as
-/// `espgw_dataplane::sadb::GlobalCounter::name` gives it) and value.
+/// `espgw_sadb::GlobalCounter::name` gives it) and value.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DataplaneCounterView {
     pub name: String,

@@ -1,5 +1,5 @@
 //! The operator CLI: show/debug/clear/initiate over the control socket ([`api`]), the IOS
-//! screens ([`show`]), and the offline `espgw pcap` tool.
+//! screens ([`show`]), and `espgw pcap` ([`pcap`]: runs espgw-dataplane's offline tool).
 
 pub mod api;
 pub mod command;

@@ -1,169 +1,55 @@
-//! `espgw pcap encap|decap`: run the packets of a capture through one SA offline.
-//!
-//! ```text
-//! espgw pcap encap|decap --spi 0xHEX --transform "esp-3des esp-md5-hmac" --enc-key HEX
-//!     [--auth-key HEX] --local IP --remote IP [--udp-encap] [--replay-window N] IN.pcap OUT.pcap
-//! ```
-//! encap turns the IPv4 packets of an Ethernet capture into tunnel-mode ESP from `--local`
-//! to `--remote`; decap recovers the inner packets. One summary line goes to stdout:
-//! `pcap decap: in=N out=M dropped=K no-sa=… replay=… auth=… …`. For esp-gcm, `--enc-key`
-//! is key ‖ 4-byte salt. Errors name the bad flag. The logic lives in
-//! `espgw_dataplane::pcap`; this file is the argument parsing.
+//! `espgw pcap encap|decap …`: the offline ESP capture tool. It runs the dataplane's ESP
+//! code, so it is espgw-dataplane's binary `espgw-pcap`; espgw runs it from its own
+//! directory (git-style), arguments untouched, and exits with its status. espgw itself
+//! therefore builds without the dataplane (and its BPF toolchain).
 
-use clap::{Args, Parser, Subcommand};
-use espgw_dataplane::pcap::{run_offline, Direction, OfflineConfig};
 use std::ffi::OsString;
 use std::io::Write;
-use std::net::Ipv4Addr;
-use std::path::PathBuf;
-use std::process::ExitCode;
-use zeroize::Zeroizing;
+use std::path::Path;
+use std::process::{Command, ExitCode};
 
-#[derive(Parser, Debug)]
-#[command(
-    name = "espgw pcap",
-    about = "Run the packets of a pcap file through one ESP SA"
-)]
-struct Cli {
-    #[command(subcommand)]
-    cmd: Cmd,
-}
+/// The binary `espgw pcap` runs, installed next to `espgw`.
+pub const TOOL: &str = "espgw-pcap";
 
-#[derive(Subcommand, Debug)]
-enum Cmd {
-    /// IPv4 packets in, tunnel-mode ESP out.
-    Encap(PcapArgs),
-    /// ESP in, inner IPv4 packets out.
-    Decap(PcapArgs),
-}
+/// Exit status when the tool is not installed (the shell's "command not found").
+pub const NOT_FOUND: u8 = 127;
 
-#[derive(Args, Debug)]
-struct PcapArgs {
-    /// Security parameter index, hex (0x prefix optional).
-    #[arg(long, value_parser = parse_spi)]
-    spi: u32,
-    /// IOS transform set, e.g. "esp-3des esp-md5-hmac", "esp-aes 256 esp-sha-hmac", "esp-gcm".
-    #[arg(long)]
-    transform: String,
-    /// Encryption key, hex (esp-gcm: key followed by the 4-byte salt).
-    #[arg(long, value_parser = parse_key)]
-    enc_key: Key,
-    /// Integrity key, hex (not for esp-gcm).
-    #[arg(long, value_parser = parse_key)]
-    auth_key: Option<Key>,
-    /// This gateway's outer address.
-    #[arg(long)]
-    local: Ipv4Addr,
-    /// The peer's outer address.
-    #[arg(long)]
-    remote: Ipv4Addr,
-    /// ESP in UDP port 4500 (RFC 3948).
-    #[arg(long)]
-    udp_encap: bool,
-    /// Anti-replay window in packets (decap; default 64).
-    #[arg(long)]
-    replay_window: Option<u32>,
-    /// Input capture (classic pcap, Ethernet).
-    input: PathBuf,
-    /// Output capture.
-    output: PathBuf,
-}
-
-/// Key bytes, zeroed when dropped; never printed.
-#[derive(Clone)]
-struct Key(Zeroizing<Vec<u8>>);
-
-impl std::fmt::Debug for Key {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "<{} bytes>", self.0.len())
-    }
-}
-
-fn strip0x(s: &str) -> &str {
-    s.strip_prefix("0x")
-        .or_else(|| s.strip_prefix("0X"))
-        .unwrap_or(s)
-}
-
-fn parse_spi(s: &str) -> Result<u32, String> {
-    let h = strip0x(s.trim());
-    if h.is_empty() || h.len() > 8 {
-        return Err("expected 1 to 8 hex digits, e.g. 0x1c0ffee".into());
-    }
-    u32::from_str_radix(h, 16).map_err(|_| "expected hex digits, e.g. 0x1c0ffee".into())
-}
-
-fn parse_key(s: &str) -> Result<Key, String> {
-    let h = strip0x(s.trim());
-    if !h.len().is_multiple_of(2) {
-        return Err(format!("odd number of hex digits ({})", h.len()));
-    }
-    let mut v = Zeroizing::new(Vec::with_capacity(h.len() / 2));
-    for i in (0..h.len()).step_by(2) {
-        let b = h
-            .get(i..i + 2)
-            .and_then(|d| u8::from_str_radix(d, 16).ok())
-            .ok_or("expected hex digits")?;
-        v.push(b);
-    }
-    Ok(Key(v))
-}
-
-/// Entry point for `espgw pcap ...`. `args` are the arguments after `pcap` (a leading
-/// program name and/or `pcap` are tolerated).
+/// Entry point for `espgw pcap ...`: `args` are the arguments after `pcap`.
 pub fn main(args: Vec<OsString>) -> ExitCode {
-    let mut args = args;
-    if args
-        .first()
-        .is_some_and(|a| a.to_string_lossy().ends_with("espgw"))
-    {
-        args.remove(0);
-    }
-    if args.first().is_some_and(|a| a == "pcap") {
-        args.remove(0);
-    }
-    let argv = std::iter::once(OsString::from("espgw pcap")).chain(args);
-    let cli = match Cli::try_parse_from(argv) {
-        Ok(c) => c,
-        Err(e) => {
-            let _ = e.print();
-            return if e.use_stderr() {
-                ExitCode::from(2)
-            } else {
-                ExitCode::SUCCESS
-            };
-        }
+    let exe = std::env::current_exe().ok();
+    let dir = exe.as_deref().and_then(Path::parent);
+    run_tool(dir, TOOL, &args, &mut std::io::stderr().lock())
+}
+
+/// Runs `dir/name args…` with this process's standard streams and returns its exit
+/// status (128 + the signal if a signal ended it). If there is no such program, says so on
+/// `err` and returns [`NOT_FOUND`].
+pub fn run_tool(
+    dir: Option<&Path>,
+    name: &str,
+    args: &[OsString],
+    err: &mut dyn Write,
+) -> ExitCode {
+    let Some(path) = dir.map(|d| d.join(name)).filter(|p| p.is_file()) else {
+        let _ = writeln!(
+            err,
+            "espgw pcap: {name} not found{}: it is espgw-dataplane's offline tool; install it next to espgw",
+            dir.map(|d| format!(" in {}", d.display())).unwrap_or_default()
+        );
+        return ExitCode::from(NOT_FOUND);
     };
-    let (direction, a, verb) = match cli.cmd {
-        Cmd::Encap(a) => (Direction::Encap, a, "encap"),
-        Cmd::Decap(a) => (Direction::Decap, a, "decap"),
-    };
-    let cfg = match OfflineConfig::new(
-        direction,
-        a.spi,
-        &a.transform,
-        &a.enc_key.0,
-        a.auth_key.as_ref().map(|k| &k.0[..]),
-        a.local,
-        a.remote,
-        a.udp_encap,
-        a.replay_window,
-    ) {
-        Ok(c) => c,
+    match Command::new(&path).args(args).status() {
+        Ok(st) => match st.code() {
+            Some(c) => ExitCode::from(c.clamp(0, 255) as u8),
+            None => {
+                use std::os::unix::process::ExitStatusExt;
+                let sig = st.signal().unwrap_or(0);
+                ExitCode::from((128 + sig).clamp(0, 255) as u8)
+            }
+        },
         Err(e) => {
-            eprintln!("espgw pcap {verb}: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    match run_offline(&cfg, &a.input, &a.output) {
-        Ok(summary) => {
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "pcap {verb}: {summary}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("espgw pcap {verb}: {e}");
-            ExitCode::FAILURE
+            let _ = writeln!(err, "espgw pcap: {}: {e}", path.display());
+            ExitCode::from(NOT_FOUND)
         }
     }
 }
@@ -171,112 +57,59 @@ pub fn main(args: Vec<OsString>) -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
-    #[test]
-    fn flag_values_parse() {
-        assert_eq!(parse_spi("0x1C0FFEE").unwrap(), 0x1c0ffee);
-        assert_eq!(parse_spi("deadbeef").unwrap(), 0xdeadbeef);
-        assert!(parse_spi("0x123456789").is_err());
-        assert!(parse_spi("zz").is_err());
-        assert_eq!(&parse_key("0x0a0B").unwrap().0[..], &[0x0a, 0x0b]);
-        assert!(parse_key("abc").is_err());
-        assert!(parse_key("zz").is_err());
-    }
-
-    fn try_cli(args: &[&str]) -> Result<Cli, clap::Error> {
-        Cli::try_parse_from(std::iter::once("espgw pcap").chain(args.iter().copied()))
+    fn tmpdir(tag: &str) -> std::path::PathBuf {
+        let d =
+            std::env::temp_dir().join(format!("espgw-pcap-dispatch-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
     }
 
     #[test]
-    fn clap_errors_name_the_flag() {
-        let base = [
-            "encap",
-            "--transform",
-            "esp-gcm",
-            "--enc-key",
-            "00",
-            "--local",
-            "1.1.1.1",
-            "--remote",
-            "2.2.2.2",
-            "in",
-            "out",
-        ];
-        let mut a: Vec<&str> = base.to_vec();
-        a.extend(["--spi", "xyz"]);
-        let e = try_cli(&a).unwrap_err().to_string();
-        assert!(e.contains("--spi"), "{e}");
-        let mut a: Vec<&str> = base.to_vec();
-        a.extend(["--spi", "0x1000"]);
-        a[4] = "0g";
-        let e = try_cli(&a).unwrap_err().to_string();
-        assert!(e.contains("--enc-key"), "{e}");
-        let mut a: Vec<&str> = base.to_vec();
-        a.extend(["--spi", "0x1000"]);
-        a[6] = "1.1.1";
-        let e = try_cli(&a).unwrap_err().to_string();
-        assert!(e.contains("--local"), "{e}");
-        let mut a: Vec<&str> = base.to_vec();
-        a.extend(["--spi", "0x1000"]);
-        let c = try_cli(&a).unwrap();
-        assert!(matches!(c.cmd, Cmd::Encap(_)));
-        assert!(!format!("{c:?}").contains("00,"));
-    }
-
-    #[test]
-    fn end_to_end_through_main() {
-        use espgw_dataplane::pcap::{parse_pcap, PcapWriter};
-        let dir = std::env::temp_dir().join(format!("espgw-pcap-cli-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let (inp, enc, dec) = (
-            dir.join("in.pcap"),
-            dir.join("esp.pcap"),
-            dir.join("out.pcap"),
+    fn missing_tool_is_a_clear_error() {
+        let d = tmpdir("missing");
+        let mut err = Vec::new();
+        let code = run_tool(Some(&d), TOOL, &[OsString::from("encap")], &mut err);
+        assert_eq!(code, ExitCode::from(NOT_FOUND));
+        let err = String::from_utf8(err).unwrap();
+        assert!(
+            err.starts_with("espgw pcap: espgw-pcap not found in "),
+            "{err}"
         );
-        // One Ethernet/IPv4/UDP frame, built by hand.
-        let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 8, 0];
-        let mut ip = vec![
-            0x45, 0, 0, 32, 0, 1, 0x40, 0, 64, 17, 0, 0, 10, 1, 1, 2, 10, 1, 2, 2,
-        ];
-        let c = !espgw_dataplane::wire::checksum::fold(espgw_dataplane::wire::checksum::sum(&ip));
-        ip[10..12].copy_from_slice(&c.to_be_bytes());
-        f.extend_from_slice(&ip);
-        f.extend_from_slice(&[0x9c, 0x40, 0x9c, 0x41, 0, 12, 0, 0, 1, 2, 3, 4]);
-        let mut w = PcapWriter::new(std::fs::File::create(&inp).unwrap()).unwrap();
-        w.write_packet(1, 0, &f).unwrap();
-        w.into_inner().unwrap();
-        let common = |verb: &str, i: &std::path::Path, o: &std::path::Path| -> Vec<OsString> {
-            [
-                verb,
-                "--spi",
-                "0x1c0ffee",
-                "--transform",
-                "esp-3des esp-md5-hmac",
-                "--enc-key",
-                "0123456789abcdef23456789abcdef01456789abcdef0123",
-                "--auth-key",
-                "00112233445566778899aabbccddeeff",
-                "--local",
-                "172.16.172.10",
-                "--remote",
-                "172.16.172.20",
-                "--udp-encap",
-            ]
+        assert!(err.contains("espgw-dataplane"), "{err}");
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn arguments_pass_untouched_and_the_status_comes_back() {
+        let d = tmpdir("run");
+        let tool = d.join("tool");
+        let seen = d.join("args");
+        std::fs::write(
+            &tool,
+            format!(
+                "#!/bin/sh\nprintf '%s\\n' \"$@\" > '{}'\nexit 3\n",
+                seen.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let args: Vec<OsString> = ["decap", "--spi", "0x100", "a b.pcap"]
             .iter()
             .map(OsString::from)
-            .chain([i.as_os_str().to_owned(), o.as_os_str().to_owned()])
-            .collect()
-        };
-        assert_eq!(main(common("encap", &inp, &enc)), ExitCode::SUCCESS);
-        assert_eq!(main(common("decap", &enc, &dec)), ExitCode::SUCCESS);
-        let out = parse_pcap(&std::fs::read(&dec).unwrap()).unwrap();
-        assert_eq!(out.len(), 1);
-        assert_eq!(out[0].data, f);
-        let mut bad = common("decap", &enc, &dec);
-        bad[6] = OsString::from("0011");
-        assert_eq!(main(bad), ExitCode::from(2));
-        let missing = common("decap", &dir.join("nope.pcap"), &dec);
-        assert_eq!(main(missing), ExitCode::FAILURE);
-        std::fs::remove_dir_all(&dir).unwrap();
+            .collect();
+        let mut err = Vec::new();
+        assert_eq!(
+            run_tool(Some(&d), "tool", &args, &mut err),
+            ExitCode::from(3)
+        );
+        assert!(err.is_empty());
+        assert_eq!(
+            std::fs::read_to_string(&seen).unwrap(),
+            "decap\n--spi\n0x100\na b.pcap\n"
+        );
+        let _ = std::fs::remove_dir_all(&d);
     }
 }

@@ -12,7 +12,7 @@ use crate::config::model::{DhGroup, IkeAuth, IkeEncryption, IkeHash, IsakmpPolic
 
 /// `0x8EAB0B22(2393574178)`: how IOS prints an SPI (one rule, shared with the data
 /// plane's crypto log messages).
-pub use espgw_dataplane::worker::syslog::ios_spi as spi;
+pub use espgw_sadb::ios_spi as spi;
 
 // ---------------------------------------------------------------------------------------
 // show crypto map

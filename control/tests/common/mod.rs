@@ -72,14 +72,9 @@ impl Espgw {
         Espgw::start_with(lab, conf, aggressive, None)
     }
 
-    /// With the SA database at `sadb` and the dataplane policy file at `policy`.
-    pub fn start_full(
-        lab: &Lab,
-        conf: &IosConf,
-        sadb: &std::path::Path,
-        policy: &std::path::Path,
-    ) -> Espgw {
-        Espgw::start_inner(lab, conf, false, Some(sadb), Some(policy))
+    /// With the SA database at `sadb`.
+    pub fn start_full(lab: &Lab, conf: &IosConf, sadb: &std::path::Path) -> Espgw {
+        Espgw::start_inner(lab, conf, false, Some(sadb))
     }
 
     /// `sadb`: path of the shared-memory SA database (None: `--no-sadb`).
@@ -89,7 +84,7 @@ impl Espgw {
         aggressive: bool,
         sadb: Option<&std::path::Path>,
     ) -> Espgw {
-        Espgw::start_inner(lab, conf, aggressive, sadb, None)
+        Espgw::start_inner(lab, conf, aggressive, sadb)
     }
 
     fn start_inner(
@@ -97,7 +92,6 @@ impl Espgw {
         conf: &IosConf,
         aggressive: bool,
         sadb: Option<&std::path::Path>,
-        policy: Option<&std::path::Path>,
     ) -> Espgw {
         let dir = lab.dir();
         let cfg = dir.join("r1-espgw.conf");
@@ -137,10 +131,6 @@ impl Espgw {
                 args.push(p.to_str().unwrap());
             }
             None => args.push("--no-sadb"),
-        }
-        if let Some(p) = policy {
-            args.push("--policy");
-            args.push(p.to_str().unwrap());
         }
         let proc = lab.spawn(Node::R1, &args).expect("spawn espgw-control");
         let t0 = Instant::now();

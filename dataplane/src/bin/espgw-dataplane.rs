@@ -7,7 +7,9 @@
 //! from control through the shared-memory database (`--sadb`). Without a
 //! configuration, `--inside`/`--outside` name the interfaces and the rules
 //! come from `--acl` (tests, static setups) and a policy file (`--policy`,
-//! see `espgw_dataplane::xdp::acl`).
+//! see `espgw_dataplane::xdp::acl`). `--config FILE --write-policy PATH`
+//! writes the configuration's rules in that file's form and exits (for
+//! dataplanes started without the configuration).
 //!
 //! ## The crypto log (stderr, i.e. the unit's journal)
 //!
@@ -86,9 +88,12 @@ struct Args {
     /// A crypto-ACL rule: `permit|deny PROTO SRC DST [sport A-B] [dport A-B] [policy SEQ] [map NAME]` (repeatable; before the policy file's rules).
     #[arg(long = "acl")]
     acl: Vec<String>,
-    /// Policy file written by espgw-control (one rule a line); re-read when it changes.
+    /// Policy file (one rule a line, see --write-policy); re-read when it changes.
     #[arg(long)]
     policy: Option<PathBuf>,
+    /// Write the crypto ACL rules of --config to this policy file and exit.
+    #[arg(long, requires = "config")]
+    write_policy: Option<PathBuf>,
     /// XDP attach mode.
     #[arg(long, default_value = "auto", value_parser = ["auto", "driver", "skb"])]
     xdp_mode: String,
@@ -222,9 +227,26 @@ impl RuleSources<'_> {
     }
 }
 
+/// `--write-policy PATH`: the rules the classifiers would load from `config`, as a
+/// policy file.
+fn write_policy(
+    config: &std::path::Path,
+    ifmap: &InterfaceMap,
+    out: &std::path::Path,
+) -> Result<(), String> {
+    let parsed = load_config(config, ifmap).map_err(|e| e.to_string())?;
+    let rules = espgw_dataplane::ios::rules_from_config(&parsed.config)
+        .map_err(|e| format!("{}: crypto ACL rules: {e}", config.display()))?;
+    acl::write_policy_file(out, &rules)
+        .map_err(|e| format!("--write-policy {}: {e}", out.display()))
+}
+
 fn run(args: Args) -> Result<(), String> {
     let ifmap =
         InterfaceMap::parse(&args.interface_map).map_err(|e| format!("--interface-map: {e}"))?;
+    if let (Some(out), Some(config)) = (&args.write_policy, &args.config) {
+        return write_policy(config, &ifmap, out);
+    }
     let mut sources = RuleSources {
         args: &args,
         ifmap,

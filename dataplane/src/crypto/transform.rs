@@ -23,6 +23,7 @@ use super::aesmb::gcm::GcmKey;
 use super::aesmb::{self, AesCbcJob, AesKey};
 use super::md5mb::{self, HmacMd5Job, HmacMd5Key};
 use super::tdes::{self, CbcJob, Tdes3Key};
+pub use espgw_sadb::TransformId;
 use hmac::{Hmac, Mac};
 use sha1::Sha1;
 use std::fmt;
@@ -96,6 +97,29 @@ pub enum Integrity {
 pub struct Transform {
     cipher: Cipher,
     integrity: Integrity,
+}
+
+/// Every [`TransformId`] is a valid transform: this is how the dataplane builds its
+/// crypto from an SA record.
+impl From<TransformId> for Transform {
+    fn from(id: TransformId) -> Transform {
+        use TransformId as T;
+        let (cipher, integrity) = match id {
+            T::Esp3desMd5 => (Cipher::Tdes, Integrity::HmacMd5),
+            T::Esp3desSha => (Cipher::Tdes, Integrity::HmacSha1),
+            T::EspAes128Md5 => (Cipher::AesCbc(AesBits::B128), Integrity::HmacMd5),
+            T::EspAes128Sha => (Cipher::AesCbc(AesBits::B128), Integrity::HmacSha1),
+            T::EspAes192Md5 => (Cipher::AesCbc(AesBits::B192), Integrity::HmacMd5),
+            T::EspAes192Sha => (Cipher::AesCbc(AesBits::B192), Integrity::HmacSha1),
+            T::EspAes256Md5 => (Cipher::AesCbc(AesBits::B256), Integrity::HmacMd5),
+            T::EspAes256Sha => (Cipher::AesCbc(AesBits::B256), Integrity::HmacSha1),
+            T::EspNullMd5 => (Cipher::Null, Integrity::HmacMd5),
+            T::EspNullSha => (Cipher::Null, Integrity::HmacSha1),
+            T::EspGcm128 => (Cipher::AesGcm(AesBits::B128), Integrity::None),
+            T::EspGcm256 => (Cipher::AesGcm(AesBits::B256), Integrity::None),
+        };
+        Transform { cipher, integrity }
+    }
 }
 
 /// Why a transform name, code or key does not make a transform.
@@ -222,62 +246,42 @@ impl Transform {
 
     /// The name IOS prints in `show crypto ipsec transform-set` / `show crypto ipsec sa`.
     pub fn ios_name(&self) -> String {
-        let c = match self.cipher {
-            Cipher::Null => "esp-null".to_string(),
-            Cipher::Tdes => "esp-3des".to_string(),
-            Cipher::AesCbc(AesBits::B128) => "esp-aes".to_string(),
-            Cipher::AesCbc(b) => format!("esp-aes {}", b.bits()),
-            Cipher::AesGcm(AesBits::B128) => "esp-gcm".to_string(),
-            Cipher::AesGcm(b) => format!("esp-gcm {}", b.bits()),
-        };
-        match self.integrity {
-            Integrity::None => c,
-            Integrity::HmacMd5 => format!("{c} esp-md5-hmac"),
-            Integrity::HmacSha1 => format!("{c} esp-sha-hmac"),
+        self.id().ios_name().to_string()
+    }
+
+    /// The typed code of this transform, as the SA record stores it (see
+    /// [`TransformId`]: the one table of codes and IOS names).
+    pub const fn id(&self) -> TransformId {
+        use TransformId as T;
+        // `Transform::new` admits only the pairs of `From<TransformId>`: a CBC or null
+        // cipher with HMAC-MD5 or HMAC-SHA1, esp-gcm 128 or 256 alone. The wildcards
+        // stand for HMAC-MD5 (or, for esp-gcm, for no integrity).
+        match (self.cipher, self.integrity) {
+            (Cipher::Tdes, Integrity::HmacSha1) => T::Esp3desSha,
+            (Cipher::Tdes, _) => T::Esp3desMd5,
+            (Cipher::AesCbc(AesBits::B128), Integrity::HmacSha1) => T::EspAes128Sha,
+            (Cipher::AesCbc(AesBits::B128), _) => T::EspAes128Md5,
+            (Cipher::AesCbc(AesBits::B192), Integrity::HmacSha1) => T::EspAes192Sha,
+            (Cipher::AesCbc(AesBits::B192), _) => T::EspAes192Md5,
+            (Cipher::AesCbc(AesBits::B256), Integrity::HmacSha1) => T::EspAes256Sha,
+            (Cipher::AesCbc(AesBits::B256), _) => T::EspAes256Md5,
+            (Cipher::Null, Integrity::HmacSha1) => T::EspNullSha,
+            (Cipher::Null, _) => T::EspNullMd5,
+            (Cipher::AesGcm(AesBits::B128 | AesBits::B192), _) => T::EspGcm128,
+            (Cipher::AesGcm(AesBits::B256), _) => T::EspGcm256,
         }
     }
 
-    /// Stable 16-bit code (stored in the shared-memory SA record): high byte the cipher
-    /// (0x01 null, 0x03 3DES, 0x11/0x12/0x13 AES-CBC 128/192/256, 0x21/0x23 AES-GCM
-    /// 128/256), low byte the integrity (0 none, 1 HMAC-MD5-96, 2 HMAC-SHA1-96).
+    /// Stable 16-bit code stored in the shared-memory SA record ([`TransformId::code`]).
     pub const fn code(&self) -> u16 {
-        let c: u16 = match self.cipher {
-            Cipher::Null => 0x01,
-            Cipher::Tdes => 0x03,
-            Cipher::AesCbc(AesBits::B128) => 0x11,
-            Cipher::AesCbc(AesBits::B192) => 0x12,
-            Cipher::AesCbc(AesBits::B256) => 0x13,
-            Cipher::AesGcm(AesBits::B128) => 0x21,
-            Cipher::AesGcm(AesBits::B192) => 0x22,
-            Cipher::AesGcm(AesBits::B256) => 0x23,
-        };
-        let i: u16 = match self.integrity {
-            Integrity::None => 0,
-            Integrity::HmacMd5 => 1,
-            Integrity::HmacSha1 => 2,
-        };
-        (c << 8) | i
+        self.id().code()
     }
 
     /// Inverse of [`Transform::code`].
     pub fn from_code(code: u16) -> Result<Self, TransformError> {
-        let cipher = match code >> 8 {
-            0x01 => Cipher::Null,
-            0x03 => Cipher::Tdes,
-            0x11 => Cipher::AesCbc(AesBits::B128),
-            0x12 => Cipher::AesCbc(AesBits::B192),
-            0x13 => Cipher::AesCbc(AesBits::B256),
-            0x21 => Cipher::AesGcm(AesBits::B128),
-            0x23 => Cipher::AesGcm(AesBits::B256),
-            _ => return Err(TransformError::UnknownCode(code)),
-        };
-        let integrity = match code & 0xff {
-            0 => Integrity::None,
-            1 => Integrity::HmacMd5,
-            2 => Integrity::HmacSha1,
-            _ => return Err(TransformError::UnknownCode(code)),
-        };
-        Transform::new(cipher, integrity).map_err(|_| TransformError::UnknownCode(code))
+        TransformId::from_code(code)
+            .map(Transform::from)
+            .ok_or(TransformError::UnknownCode(code))
     }
 
     pub const fn cipher(&self) -> Cipher {

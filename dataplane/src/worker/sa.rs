@@ -42,13 +42,7 @@ impl OutEntry {
         proto: u8,
         ports: Option<(u16, u16)>,
     ) -> bool {
-        let p = &self.proxy;
-        let (sp, dp) = ports.unwrap_or((0, 0));
-        p.local.contains(src)
-            && p.remote.contains(dst)
-            && (p.protocol == 0 || p.protocol == proto)
-            && (p.local_port == 0 || p.local_port == sp)
-            && (p.remote_port == 0 || p.remote_port == dp)
+        self.proxy.covers(src, dst, proto, ports)
     }
 }
 
@@ -107,7 +101,7 @@ pub struct SaSource {
 }
 
 fn params_of(rec: &crate::sadb::SaRecord, min_window: u32) -> Option<(SaParams, SaKeys)> {
-    let transform = Transform::from_code(rec.transform).ok()?;
+    let transform = Transform::from(rec.transform);
     let mut p = SaParams::tunnel(rec.spi, transform, *rec.local.ip(), *rec.peer.ip());
     p.mode = match rec.mode {
         crate::sadb::Mode::Tunnel => Mode::Tunnel,

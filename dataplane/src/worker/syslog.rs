@@ -34,12 +34,8 @@ use std::time::{Duration, Instant};
 /// At most one line per message type this often (after the first).
 pub const LOG_EVERY: Duration = Duration::from_secs(10);
 
-/// An SPI as IOS prints it (`show crypto ipsec sa`, the crypto log):
-/// upper-case hex after `0x`, then the decimal value in parentheses, e.g.
-/// `0x3F9A1A49(1067063881)`. The `espgw` CLI's show output uses this function too.
-pub fn ios_spi(spi: u32) -> String {
-    format!("0x{spi:X}({spi})")
-}
+/// An SPI as IOS prints it (one rule for the crypto log and `show crypto ipsec sa`).
+pub use crate::sadb::ios_spi;
 
 /// The message types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

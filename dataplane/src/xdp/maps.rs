@@ -82,57 +82,28 @@ pub struct CounterRaw {
     pub bytes: u64,
 }
 
-/// `enum espgw_counter_index`: why the classifier did what it did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[repr(u32)]
-pub enum CounterIndex {
-    Steered = 0,
-    PassNotIpv4 = 1,
-    PassNoMatch = 2,
-    PassAclDeny = 3,
-    PassIke = 4,
-    PassNattKeepalive = 5,
-    PassOther = 6,
-    PassMalformed = 7,
-    DropNoXsk = 8,
-    /// Outside: arrived in clear, but the crypto ACL (mirrored) says it must
-    /// be protected: dropped.
-    DropClearProtected = 9,
+espgw_sadb::named_enum! {
+    /// `enum espgw_counter_index`: why the classifier did what it did. `COUNT` is
+    /// `ESPGW_CNT_MAX`; the names are the statistics keys.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    #[repr(u32)]
+    pub enum CounterIndex {
+        Steered = 0 => "steered",
+        PassNotIpv4 = 1 => "pass_not_ipv4",
+        PassNoMatch = 2 => "pass_no_match",
+        PassAclDeny = 3 => "pass_acl_deny",
+        PassIke = 4 => "pass_ike",
+        PassNattKeepalive = 5 => "pass_natt_keepalive",
+        PassOther = 6 => "pass_other",
+        PassMalformed = 7 => "pass_malformed",
+        DropNoXsk = 8 => "drop_no_xsk",
+        /// Outside: arrived in clear, but the crypto ACL (mirrored) says it must
+        /// be protected: dropped.
+        DropClearProtected = 9 => "drop_clear_protected",
+    }
 }
 
 impl CounterIndex {
-    /// Number of counters (`ESPGW_CNT_MAX`).
-    pub const COUNT: usize = 10;
-    /// All counters in index order.
-    pub const ALL: [CounterIndex; Self::COUNT] = [
-        Self::Steered,
-        Self::PassNotIpv4,
-        Self::PassNoMatch,
-        Self::PassAclDeny,
-        Self::PassIke,
-        Self::PassNattKeepalive,
-        Self::PassOther,
-        Self::PassMalformed,
-        Self::DropNoXsk,
-        Self::DropClearProtected,
-    ];
-
-    /// Short name used in statistics output.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Steered => "steered",
-            Self::PassNotIpv4 => "pass_not_ipv4",
-            Self::PassNoMatch => "pass_no_match",
-            Self::PassAclDeny => "pass_acl_deny",
-            Self::PassIke => "pass_ike",
-            Self::PassNattKeepalive => "pass_natt_keepalive",
-            Self::PassOther => "pass_other",
-            Self::PassMalformed => "pass_malformed",
-            Self::DropNoXsk => "drop_no_xsk",
-            Self::DropClearProtected => "drop_clear_protected",
-        }
-    }
-
     #[cfg(test)]
     fn header_name(self) -> &'static str {
         match self {

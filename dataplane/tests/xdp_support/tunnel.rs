@@ -53,7 +53,7 @@ pub fn record(
         udp_encap: natt,
         esn: false,
         proxy,
-        transform: t.code(),
+        transform: t.id(),
         enc_key: EncKey::new(&sa.enc).unwrap(),
         auth_key: AuthKey::new(&sa.auth).unwrap(),
         lifetime_secs: 3600,

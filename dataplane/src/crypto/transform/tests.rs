@@ -131,6 +131,19 @@ fn names_and_codes_round_trip() {
 }
 
 #[test]
+fn typed_codes_build_every_transform() {
+    let ids: Vec<TransformId> = Transform::all().iter().map(|t| t.id()).collect();
+    assert_eq!(ids.len(), TransformId::COUNT);
+    for id in TransformId::ALL {
+        let t = Transform::from(id);
+        assert_eq!(t.id(), id);
+        assert_eq!(t.code(), id.code());
+        assert_eq!(Transform::parse(id.ios_name()).unwrap(), t);
+        assert!(ids.contains(&id), "{id} missing from Transform::all()");
+    }
+}
+
+#[test]
 fn geometry() {
     let t = Transform::parse("esp-3des esp-md5-hmac").unwrap();
     assert_eq!(

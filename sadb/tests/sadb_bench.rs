@@ -1,14 +1,13 @@
 //! Costs of the SA database operations on the hot and refresh paths, each beside a
 //! same-run baseline. Ignored by default; run with
-//! `cargo test --release -p espgw-dataplane --test sadb_bench -- --ignored --nocapture`.
+//! `cargo test --release -p espgw-sadb --test sadb_bench -- --ignored --nocapture`.
 
 use std::collections::HashMap;
 use std::hint::black_box;
-use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use espgw_dataplane::sadb::*;
+use espgw_sadb::*;
 
 fn ns_per<F: FnMut(u64)>(iters: u64, mut f: F) -> f64 {
     // Warm up, then measure.
@@ -109,18 +108,7 @@ fn sadb_costs() {
             .unwrap();
     }
     let churn_us = t.elapsed().as_secs_f64() * 1e6 / churn as f64;
-    let req = SaRequest {
-        crypto_map: MapName::new("VPN").unwrap(),
-        crypto_map_seq: 10,
-        acl_rule: None,
-        src: Ipv4Addr::new(10, 1, 1, 2),
-        dst: Ipv4Addr::new(10, 1, 2, 2),
-        protocol: 1,
-        src_port: 0,
-        dst_port: 0,
-        worker: 0,
-        at_ms: 0,
-    };
+    let req = SaRequest::ping("VPN", 10).unwrap();
     assert_eq!(r.post_sa_request(&req, 1000), PostOutcome::Posted);
     let dedup = ns_per(2_000_000, |_| {
         black_box(r.post_sa_request(&req, 1001));

@@ -1,7 +1,8 @@
+#![allow(unsafe_code)]
 //! Shared memory for the SA database: a file under /dev/shm mapped `MAP_SHARED`, seen by
 //! safe code only as a slice of [`AtomicU64`] words.
 //!
-//! This is the only module of the SA database with `unsafe` code. The contract that makes
+//! This is the only module of the crate with `unsafe` code (the crate root denies it). The contract that makes
 //! it sound: every process that maps the region (espgw-control, espgw-dataplane) touches it
 //! exclusively through atomic operations on naturally aligned 64-bit words, so no Rust
 //! reference to plain (non-atomic) data ever points into memory another process writes.
@@ -78,7 +79,8 @@ impl ShmMapping {
     }
 
     /// Length of the mapping in bytes.
-    pub fn len_bytes(&self) -> usize {
+    #[cfg(test)]
+    fn len_bytes(&self) -> usize {
         self.words * 8
     }
 }

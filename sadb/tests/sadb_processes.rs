@@ -11,7 +11,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use espgw_dataplane::sadb::*;
+use espgw_sadb::*;
+
+mod common;
+use common::TempRegion;
 
 const CHILD_ENV: &str = "ESPGW_SADB_CHILD";
 const PATH_ENV: &str = "ESPGW_SADB_PATH";
@@ -24,31 +27,6 @@ const UPDATES: u64 = 150_000;
 const THREADS: usize = 4;
 const ITERS: u64 = 20_000;
 const SEQ_BATCH: u64 = 3;
-
-struct TempRegion(PathBuf);
-impl TempRegion {
-    fn new(name: &str) -> TempRegion {
-        let p = PathBuf::from(format!(
-            "/dev/shm/espgw-sadb-test-{}-{}",
-            std::process::id(),
-            name
-        ));
-        let _ = std::fs::remove_file(&p);
-        TempRegion(p)
-    }
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-impl Drop for TempRegion {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-        let _ = std::fs::remove_file(self.0.with_extension("final"));
-        for i in 0..4 {
-            let _ = std::fs::remove_file(self.0.with_extension(format!("seq{i}")));
-        }
-    }
-}
 
 /// A child process killed (by its PID, through `Child`) if the test fails first.
 struct ChildGuard(Option<Child>);

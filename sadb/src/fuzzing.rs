@@ -7,7 +7,7 @@
 
 use std::net::Ipv4Addr;
 
-use super::layout::RECORD_BYTES;
+use super::layout::{hdr, RECORD_BYTES};
 use super::*;
 
 /// Byte offset from which [`exercise`] overlays its input on a valid region: everything

@@ -5,5 +5,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    espgw_dataplane::sadb::fuzzing::exercise(data);
+    espgw_sadb::fuzzing::exercise(data);
 });

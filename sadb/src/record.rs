@@ -6,6 +6,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use super::layout::RECORD_BYTES;
+use super::transform::TransformId;
 
 /// Direction of an SA, seen from this gateway.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -66,6 +67,34 @@ pub struct ProxyIdentity {
     pub local_port: u16,
     /// 0 = any.
     pub remote_port: u16,
+}
+
+impl ProxyIdentity {
+    /// Whether a packet from `src` to `dst` (from our protected network towards the peer's)
+    /// is traffic of this SA: the addresses lie in the local and remote networks, and the
+    /// protocol and ports match where the identity names them (0 = any). `ports` is
+    /// (source, destination), `None` for packets without ports (other protocols, non-first
+    /// fragments), which only an identity that names no port covers.
+    pub fn covers(
+        &self,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        protocol: u8,
+        ports: Option<(u16, u16)>,
+    ) -> bool {
+        let (sp, dp) = ports.unwrap_or((0, 0));
+        self.local.contains(src)
+            && self.remote.contains(dst)
+            && (self.protocol == 0 || self.protocol == protocol)
+            && (self.local_port == 0 || self.local_port == sp)
+            && (self.remote_port == 0 || self.remote_port == dp)
+    }
+}
+
+/// An SPI as IOS prints it (`show crypto ipsec sa`, the dataplane's crypto log): upper-case
+/// hex after `0x`, then the decimal value in parentheses, e.g. `0x3F9A1A49(1067063881)`.
+pub fn ios_spi(spi: u32) -> String {
+    format!("0x{spi:X}({spi})")
 }
 
 /// A crypto-map name, at most [`MapName::MAX`] bytes of printable ASCII.
@@ -184,8 +213,8 @@ pub struct SaRecord {
     /// Extended (64-bit) sequence numbers (RFC 4304).
     pub esn: bool,
     pub proxy: ProxyIdentity,
-    /// `crypto::transform::Transform::code()` of the ESP transform.
-    pub transform: u16,
+    /// The ESP transform (stored as [`TransformId::code`]).
+    pub transform: TransformId,
     pub enc_key: EncKey,
     pub auth_key: AuthKey,
     /// Lifetime in seconds, 0 = none.
@@ -302,7 +331,7 @@ impl SaRecord {
         out[field::ENC_KEY_LEN] = self.enc_key.len;
         out[field::AUTH_KEY_LEN] = self.auth_key.len;
         out[field::PROXY_PROTOCOL] = self.proxy.protocol;
-        out[field::TRANSFORM].copy_from_slice(&self.transform.to_le_bytes());
+        out[field::TRANSFORM].copy_from_slice(&self.transform.code().to_le_bytes());
         out[field::LOCAL_ADDR].copy_from_slice(&self.local.ip().octets());
         out[field::PEER_ADDR].copy_from_slice(&self.peer.ip().octets());
         out[field::LOCAL_PORT].copy_from_slice(&self.local.port().to_le_bytes());
@@ -390,7 +419,8 @@ impl SaRecord {
                 local_port: rd_u16(b, field::PROXY_LOCAL_PORT),
                 remote_port: rd_u16(b, field::PROXY_REMOTE_PORT),
             },
-            transform: rd_u16(b, field::TRANSFORM),
+            transform: TransformId::from_code(rd_u16(b, field::TRANSFORM))
+                .ok_or(RecordError("transform"))?,
             enc_key: Key::new(&enc[..enc_len]).ok_or(RecordError("encryption key length"))?,
             auth_key: Key::new(&auth[..auth_len])
                 .ok_or(RecordError("authentication key length"))?,
@@ -443,7 +473,7 @@ impl SaRecord {
                 local_port: (v >> 16) as u16,
                 remote_port: (v >> 24) as u16,
             },
-            transform: (v >> 7) as u16,
+            transform: TransformId::ALL[((v >> 7) % TransformId::COUNT as u64) as usize],
             enc_key: EncKey::new(&k(0x5a, 36)).expect("36 bytes"),
             auth_key: AuthKey::new(&k(0xa5, 32)).expect("32 bytes"),
             lifetime_secs: v.wrapping_mul(3),
@@ -453,6 +483,16 @@ impl SaRecord {
             crypto_map_seq: (v >> 32) as u32 ^ 0x55,
             conn_id: (v as u32) ^ 0xaaaa,
             created_at: v,
+        }
+    }
+
+    /// [`SaRecord::derived`] of `v` with its halves mixed (so small `v`s get distinct
+    /// SPIs), turned to `direction`. For tests.
+    #[doc(hidden)]
+    pub fn derived_towards(v: u64, direction: Direction) -> SaRecord {
+        SaRecord {
+            direction,
+            ..SaRecord::derived(v.rotate_left(32) ^ v)
         }
     }
 
@@ -513,6 +553,7 @@ mod tests {
             (field::AUTH_KEY_LEN, 33, "authentication key length"),
             (field::MAP_NAME_LEN, 32, "crypto map name"),
             (field::RESERVED.start, 1, "reserved bytes"),
+            (field::TRANSFORM.start, 0xff, "transform"),
             (
                 field::PROXY_LOCAL_MASK.start,
                 0x0f,
@@ -535,6 +576,37 @@ mod tests {
         assert!(MapName::new("has space").is_none());
         assert!(MapName::new(&"x".repeat(32)).is_none());
         assert!(MapName::new(&"x".repeat(31)).is_some());
+    }
+
+    #[test]
+    fn proxy_covers() {
+        let net = |a: u8, b: u8| Ipv4Prefix::new(Ipv4Addr::new(10, a, b, 0), 24);
+        let any = ProxyIdentity {
+            local: net(1, 1),
+            remote: net(1, 2),
+            protocol: 0,
+            local_port: 0,
+            remote_port: 0,
+        };
+        let (a, b) = (Ipv4Addr::new(10, 1, 1, 2), Ipv4Addr::new(10, 1, 2, 2));
+        assert!(any.covers(a, b, 1, None));
+        assert!(any.covers(a, b, 6, Some((1024, 80))));
+        assert!(!any.covers(b, a, 1, None), "the other direction");
+        let web = ProxyIdentity {
+            protocol: 6,
+            remote_port: 80,
+            ..any
+        };
+        assert!(web.covers(a, b, 6, Some((1024, 80))));
+        assert!(!web.covers(a, b, 6, Some((1024, 443))));
+        assert!(!web.covers(a, b, 17, Some((1024, 80))));
+        assert!(!web.covers(a, b, 6, None), "a fragment without ports");
+    }
+
+    #[test]
+    fn spi_as_ios_prints_it() {
+        assert_eq!(ios_spi(0x3F9A1A49), "0x3F9A1A49(1067063881)");
+        assert_eq!(ios_spi(0), "0x0(0)");
     }
 
     #[test]

@@ -3,45 +3,20 @@
 //! surviving a dataplane restart.
 
 use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use espgw_dataplane::sadb::layout::{self, HEADER_BYTES, SLOT_BYTES};
-use espgw_dataplane::sadb::*;
+use espgw_sadb::layout::{self, HEADER_BYTES, SLOT_BYTES};
+use espgw_sadb::*;
 
-/// A region path unique to this test and process, removed on drop (also on failure).
-struct TempRegion(PathBuf);
-
-impl TempRegion {
-    fn new(name: &str) -> TempRegion {
-        let p = PathBuf::from(format!(
-            "/dev/shm/espgw-sadb-test-{}-{}",
-            std::process::id(),
-            name
-        ));
-        let _ = std::fs::remove_file(&p);
-        TempRegion(p)
-    }
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempRegion {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
+mod common;
+use common::TempRegion;
 
 fn inbound(v: u64) -> SaRecord {
-    let mut r = SaRecord::derived(v.rotate_left(32) ^ v);
-    r.direction = Direction::Inbound;
-    r
+    SaRecord::derived_towards(v, Direction::Inbound)
 }
 
 fn outbound(v: u64) -> SaRecord {
-    let mut r = SaRecord::derived(v.rotate_left(32) ^ v);
-    r.direction = Direction::Outbound;
-    r
+    SaRecord::derived_towards(v, Direction::Outbound)
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {

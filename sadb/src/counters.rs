@@ -9,54 +9,32 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use super::error::SeqError;
 use super::layout::COUNTER_WORDS;
 
-/// Why a packet of a known SA was dropped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum SaDrop {
-    /// Sequence number replayed or left of the window.
-    Replay,
-    /// ICV did not verify.
-    Auth,
-    /// Truncated or otherwise malformed ESP.
-    Malformed,
-    /// Bad padding or next header after decryption.
-    Pad,
-    /// The frame could not be transmitted (TX ring full, no neighbour…).
-    SendError,
-    /// Outbound sequence numbers exhausted; the SA must be replaced.
-    SeqExhausted,
-    /// Decapsulated packet does not match the SA's proxy identities.
-    PolicyMismatch,
-    /// Any other reason.
-    Other,
+crate::named_enum! {
+    /// Why a packet of a known SA was dropped.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub enum SaDrop {
+        /// Sequence number replayed or left of the window.
+        Replay => "replay",
+        /// ICV did not verify.
+        Auth => "auth",
+        /// Truncated or otherwise malformed ESP.
+        Malformed => "malformed",
+        /// Bad padding or next header after decryption.
+        Pad => "pad",
+        /// The frame could not be transmitted (TX ring full, no neighbour…).
+        SendError => "send-error",
+        /// Outbound sequence numbers exhausted; the SA must be replaced.
+        SeqExhausted => "seq-exhausted",
+        /// Decapsulated packet does not match the SA's proxy identities.
+        PolicyMismatch => "policy-mismatch",
+        /// Any other reason.
+        Other => "other",
+    }
 }
 
 impl SaDrop {
-    /// Every reason, in storage order.
-    pub const ALL: [SaDrop; 8] = [
-        SaDrop::Replay,
-        SaDrop::Auth,
-        SaDrop::Malformed,
-        SaDrop::Pad,
-        SaDrop::SendError,
-        SaDrop::SeqExhausted,
-        SaDrop::PolicyMismatch,
-        SaDrop::Other,
-    ];
     fn word(self) -> usize {
         cw::DROPS + self as usize
-    }
-    /// A short name for show output and logs.
-    pub fn name(self) -> &'static str {
-        match self {
-            SaDrop::Replay => "replay",
-            SaDrop::Auth => "auth",
-            SaDrop::Malformed => "malformed",
-            SaDrop::Pad => "pad",
-            SaDrop::SendError => "send-error",
-            SaDrop::SeqExhausted => "seq-exhausted",
-            SaDrop::PolicyMismatch => "policy-mismatch",
-            SaDrop::Other => "other",
-        }
     }
 }
 
@@ -75,7 +53,7 @@ pub(crate) mod cw {
     // Words 13..16 reserved.
 }
 
-const _: () = assert!(cw::DROPS + SaDrop::ALL.len() <= COUNTER_WORDS);
+const _: () = assert!(cw::DROPS + SaDrop::COUNT <= COUNTER_WORDS);
 
 /// Counters of one SA slot. Cheap to create; all methods take `&self`.
 #[derive(Clone, Copy)]
@@ -89,7 +67,7 @@ pub struct SaCounterValues {
     pub packets: u64,
     pub bytes: u64,
     /// Indexed like [`SaDrop::ALL`].
-    pub drops: [u64; 8],
+    pub drops: [u64; SaDrop::COUNT],
     /// Outbound: sequence numbers used so far (the last sequence number sent or reserved).
     pub seq_used: u64,
     /// Inbound: highest sequence number that passed the ICV.
@@ -159,7 +137,7 @@ impl<'a> SaCounters<'a> {
     }
     /// A copy of all counters (each word read atomically; the set is not a snapshot).
     pub fn values(&self) -> SaCounterValues {
-        let mut drops = [0u64; 8];
+        let mut drops = [0u64; SaDrop::COUNT];
         for r in SaDrop::ALL {
             drops[r as usize] = self.drops(r);
         }
@@ -182,83 +160,43 @@ impl<'a> SaCounters<'a> {
     }
 }
 
-/// Dataplane-global counters: drops not tied to an SA, and sa_request statistics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum GlobalCounter {
-    /// Inbound ESP with an unknown SPI, or interesting outbound traffic without an SA.
-    NoSa,
-    /// Frame too short or headers inconsistent before an SA was found.
-    Malformed,
-    /// Not ESP / not for us on the outside interface (the classifier should not send it).
-    NotEsp,
-    /// No route to the destination.
-    NoRoute,
-    /// Next hop's MAC address unknown (resolution requested).
-    NoNeighbor,
-    /// TX ring full.
-    TxFull,
-    /// Encapsulated packet larger than the MTU.
-    TooBig,
-    /// TTL expired on forwarding.
-    TtlExpired,
-    /// sa_request events posted to the ring.
-    SaRequestPosted,
-    /// sa_request suppressed: the same crypto-map entry asked recently.
-    SaRequestDeduplicated,
-    /// sa_request lost: ring full.
-    SaRequestOverflow,
-    /// sa_request request table full: posted without deduplication.
-    SaRequestTableFull,
-    /// sa_request claimed by a producer that never published it (skipped by control).
-    SaRequestLost,
-    /// Anything else.
-    Other,
-    /// Next hop unresolved and its hold queue full: the oldest frame waiting was dropped.
-    NeighborQueueFull,
-    /// A packet to fragment before encryption dropped: no free frames for its fragments.
-    FragNoFrame,
-}
-
-impl GlobalCounter {
-    /// Every counter, in storage order.
-    pub const ALL: [GlobalCounter; 16] = [
-        GlobalCounter::NoSa,
-        GlobalCounter::Malformed,
-        GlobalCounter::NotEsp,
-        GlobalCounter::NoRoute,
-        GlobalCounter::NoNeighbor,
-        GlobalCounter::TxFull,
-        GlobalCounter::TooBig,
-        GlobalCounter::TtlExpired,
-        GlobalCounter::SaRequestPosted,
-        GlobalCounter::SaRequestDeduplicated,
-        GlobalCounter::SaRequestOverflow,
-        GlobalCounter::SaRequestTableFull,
-        GlobalCounter::SaRequestLost,
-        GlobalCounter::Other,
-        GlobalCounter::NeighborQueueFull,
-        GlobalCounter::FragNoFrame,
-    ];
-    /// A short name for show output and logs.
-    pub fn name(self) -> &'static str {
-        match self {
-            GlobalCounter::NoSa => "no-sa",
-            GlobalCounter::Malformed => "malformed",
-            GlobalCounter::NotEsp => "not-esp",
-            GlobalCounter::NoRoute => "no-route",
-            GlobalCounter::NoNeighbor => "no-neighbor",
-            GlobalCounter::TxFull => "tx-full",
-            GlobalCounter::TooBig => "too-big",
-            GlobalCounter::TtlExpired => "ttl-expired",
-            GlobalCounter::SaRequestPosted => "sa-request-posted",
-            GlobalCounter::SaRequestDeduplicated => "sa-request-deduplicated",
-            GlobalCounter::SaRequestOverflow => "sa-request-overflow",
-            GlobalCounter::SaRequestTableFull => "sa-request-table-full",
-            GlobalCounter::SaRequestLost => "sa-request-lost",
-            GlobalCounter::Other => "other",
-            GlobalCounter::NeighborQueueFull => "neighbor-queue-full",
-            GlobalCounter::FragNoFrame => "frag-no-frame",
-        }
+crate::named_enum! {
+    /// Dataplane-global counters: drops not tied to an SA, and sa_request statistics.
+    /// Declaration order is storage order in the region.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub enum GlobalCounter {
+        /// Inbound ESP with an unknown SPI, or interesting outbound traffic without an SA.
+        NoSa => "no-sa",
+        /// Frame too short or headers inconsistent before an SA was found.
+        Malformed => "malformed",
+        /// Not ESP / not for us on the outside interface (the classifier should not send it).
+        NotEsp => "not-esp",
+        /// No route to the destination.
+        NoRoute => "no-route",
+        /// Next hop's MAC address unknown (resolution requested).
+        NoNeighbor => "no-neighbor",
+        /// TX ring full.
+        TxFull => "tx-full",
+        /// Encapsulated packet larger than the MTU.
+        TooBig => "too-big",
+        /// TTL expired on forwarding.
+        TtlExpired => "ttl-expired",
+        /// sa_request events posted to the ring.
+        SaRequestPosted => "sa-request-posted",
+        /// sa_request suppressed: the same crypto-map entry asked recently.
+        SaRequestDeduplicated => "sa-request-deduplicated",
+        /// sa_request lost: ring full.
+        SaRequestOverflow => "sa-request-overflow",
+        /// sa_request request table full: posted without deduplication.
+        SaRequestTableFull => "sa-request-table-full",
+        /// sa_request claimed by a producer that never published it (skipped by control).
+        SaRequestLost => "sa-request-lost",
+        /// Anything else.
+        Other => "other",
+        /// Next hop unresolved and its hold queue full: the oldest frame waiting was dropped.
+        NeighborQueueFull => "neighbor-queue-full",
+        /// A packet to fragment before encryption dropped: no free frames for its fragments.
+        FragNoFrame => "frag-no-frame",
     }
 }
 

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use espgw_dataplane::sadb::*;
+use espgw_sadb::*;
 
 const PRODUCERS: u16 = 4;
 

@@ -1,20 +1,18 @@
+use super::layout::hdr;
 use super::*;
 use std::net::Ipv4Addr;
+use std::sync::atomic::Ordering;
 
 fn mem(cap: u32) -> SaDbWriter {
     SaDb::in_memory(Geometry::with_capacity(cap)).unwrap()
 }
 
 fn inbound(v: u64) -> SaRecord {
-    let mut r = SaRecord::derived(v.rotate_left(32) ^ v);
-    r.direction = Direction::Inbound;
-    r
+    SaRecord::derived_towards(v, Direction::Inbound)
 }
 
 fn outbound(v: u64) -> SaRecord {
-    let mut r = SaRecord::derived(v.rotate_left(32) ^ v);
-    r.direction = Direction::Outbound;
-    r
+    SaRecord::derived_towards(v, Direction::Outbound)
 }
 
 #[test]
@@ -150,16 +148,17 @@ fn update_and_dying() {
     assert_eq!(old.state, SaState::Dying);
     assert_eq!(old.record, moved);
     let p = newer.proxy;
-    let found = r
-        .lookup_outbound(
+    let of_newer = || {
+        r.lookup_outbound(
             &newer.crypto_map,
             newer.crypto_map_seq,
             *newer.peer.ip(),
             &p,
         )
         .unwrap()
-        .unwrap();
-    assert_eq!(found.slot, slot2);
+        .unwrap()
+    };
+    assert_eq!(of_newer().slot, slot2);
     let snap = r.snapshot_all().unwrap();
     let hit = snap
         .find_outbound(
@@ -174,16 +173,7 @@ fn update_and_dying() {
     // Even an older but Active SA beats a newer Dying one.
     w.mark_dying(slot2).unwrap();
     w.delete(slot).unwrap();
-    let only = r
-        .lookup_outbound(
-            &newer.crypto_map,
-            newer.crypto_map_seq,
-            *newer.peer.ip(),
-            &p,
-        )
-        .unwrap()
-        .unwrap();
-    assert_eq!(only.state, SaState::Dying);
+    assert_eq!(of_newer().state, SaState::Dying);
 }
 
 #[test]
@@ -222,18 +212,7 @@ fn global_counters() {
 }
 
 fn request(map: &str, seq: u32) -> SaRequest {
-    SaRequest {
-        crypto_map: MapName::new(map).unwrap(),
-        crypto_map_seq: seq,
-        acl_rule: None,
-        src: Ipv4Addr::new(10, 1, 1, 2),
-        dst: Ipv4Addr::new(10, 1, 2, 2),
-        protocol: 1,
-        src_port: 0,
-        dst_port: 0,
-        worker: 0,
-        at_ms: 0,
-    }
+    SaRequest::ping(map, seq).unwrap()
 }
 
 #[test]

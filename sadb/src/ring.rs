@@ -49,6 +49,26 @@ pub struct SaRequest {
     pub at_ms: u64,
 }
 
+impl SaRequest {
+    /// A request from a ping 10.1.1.2 → 10.1.2.2 for entry `seq` of crypto map `map`
+    /// (`None` if the name is not a valid [`MapName`]): the sample tests post.
+    #[doc(hidden)]
+    pub fn ping(map: &str, seq: u32) -> Option<SaRequest> {
+        Some(SaRequest {
+            crypto_map: MapName::new(map)?,
+            crypto_map_seq: seq,
+            acl_rule: None,
+            src: Ipv4Addr::new(10, 1, 1, 2),
+            dst: Ipv4Addr::new(10, 1, 2, 2),
+            protocol: 1,
+            src_port: 0,
+            dst_port: 0,
+            worker: 0,
+            at_ms: 0,
+        })
+    }
+}
+
 /// What became of a posted request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PostOutcome {

@@ -1,0 +1,177 @@
+//! The daemon's answers to the `espgw` CLI (`show`, `debug`, `clear`, initiate).
+
+use tokio::sync::broadcast;
+
+use super::Daemon;
+use crate::cli::api::{
+    self, ControlHandler, EspSaStatus, EspSaView, IpsecCounters, IpsecSaView, IsakmpSaState,
+    IsakmpSaStatus, IsakmpSaView, Request, Response,
+};
+use crate::config::model::IpsecMode;
+use crate::ike;
+
+impl Daemon {
+    /// `show crypto ipsec sa`: ikecfg's skeletons (one block per map entry × ACL line),
+    /// filled with the SAs, peers, ports and SA database counters.
+    fn ipsec_views(&self) -> Vec<IpsecSaView> {
+        let sas = self.shared.with(|ep, now| ep.ipsec_sas(now));
+        let mut out = Vec::new();
+        for mut v in IpsecSaView::skeletons(&self.config) {
+            let mine: Vec<_> = sas
+                .iter()
+                .filter(|s| {
+                    s.map == v.map_tag
+                        && s.seq == v.map_seq
+                        && s.local_proxy.addr == v.local_ident.addr
+                        && s.remote_proxy.addr == v.remote_ident.addr
+                })
+                .collect();
+            let mut counters = IpsecCounters::default();
+            let mut inbound = Vec::new();
+            let mut outbound = Vec::new();
+            for s in &mine {
+                let (ip, _) = self.sa.counters(s.inbound_spi, true);
+                let (op, _) = self.sa.counters(s.outbound_spi, false);
+                counters.decaps += ip;
+                counters.decrypt += ip;
+                counters.verify += ip;
+                counters.encaps += op;
+                counters.encrypt += op;
+                counters.digest += op;
+                let iv = match s.transform.enc {
+                    ike::EspEnc::Aes(_) => 16,
+                    ike::EspEnc::Des3 | ike::EspEnc::Gcm(_) => 8,
+                    ike::EspEnc::Null => 0,
+                };
+                let view = |spi: u32, conn: u32| EspSaView {
+                    spi,
+                    transform: s.transform.ios_name(),
+                    mode: if s.transform.transport {
+                        IpsecMode::Transport
+                    } else {
+                        IpsecMode::Tunnel
+                    },
+                    udp_encap: s.udp_encap,
+                    conn_id: conn,
+                    flow_id: conn % 1000,
+                    crypto_map: s.map.clone(),
+                    remaining_kb: s.lifetime_kb,
+                    remaining_secs: s.remaining_secs,
+                    iv_size: iv,
+                    replay_detection: self.sa.replay_window() > 0,
+                    status: EspSaStatus::Active,
+                };
+                inbound.push(view(s.inbound_spi, s.inbound_conn_id));
+                outbound.push(view(s.outbound_spi, s.outbound_conn_id));
+            }
+            if let Some(last) = mine.last() {
+                v.current_peer = last.remote;
+                v.current_peer_port = last.remote_port;
+                v.current_outbound_spi = last.outbound_spi;
+            }
+            v.counters = counters;
+            v.inbound_esp = inbound;
+            v.outbound_esp = outbound;
+            out.push(v);
+        }
+        out
+    }
+}
+
+fn isakmp_state(name: &str) -> IsakmpSaState {
+    match name {
+        "MM_SA_SETUP" => IsakmpSaState::MmSaSetup,
+        "MM_KEY_EXCH" => IsakmpSaState::MmKeyExch,
+        "QM_IDLE" => IsakmpSaState::QmIdle,
+        "AG_NO_STATE" => IsakmpSaState::AgNoState,
+        "AG_INIT_EXCH" => IsakmpSaState::AgInitExch,
+        "AG_AUTH" => IsakmpSaState::AgAuth,
+        _ => IsakmpSaState::MmNoState,
+    }
+}
+
+impl ControlHandler for Daemon {
+    async fn handle(&self, request: Request) -> Response {
+        match request {
+            Request::ShowIsakmpSa => {
+                let sas = self.shared.with(|ep, _| ep.isakmp_sas());
+                Response::IsakmpSas {
+                    sas: sas
+                        .into_iter()
+                        .map(|s| IsakmpSaView {
+                            dst: s.dst,
+                            src: s.src,
+                            state: isakmp_state(s.state),
+                            conn_id: s.conn_id,
+                            status: if s.status == "ACTIVE" {
+                                IsakmpSaStatus::Active
+                            } else {
+                                IsakmpSaStatus::Inactive
+                            },
+                        })
+                        .collect(),
+                }
+            }
+            Request::ShowIpsecSa => Response::IpsecSas {
+                sas: self.ipsec_views(),
+            },
+            Request::ShowCryptoMap => {
+                let sas = self.shared.with(|ep, now| ep.ipsec_sas(now));
+                Response::CryptoMaps {
+                    maps: api::CryptoMapView::from_config(&self.config, |m, s| {
+                        sas.iter()
+                            .find(|x| x.map == m && x.seq == s)
+                            .map(|x| x.remote)
+                    }),
+                }
+            }
+            Request::ShowIsakmpPolicy => Response::isakmp_policies(&self.config),
+            Request::ShowDataplane => match self.sa.global_counters() {
+                None => Response::error("% No SA database: espgw-control runs with --no-sadb"),
+                Some(counters) => Response::DataplaneCounters {
+                    counters: counters
+                        .into_iter()
+                        .map(|(name, value)| api::DataplaneCounterView {
+                            name: name.to_string(),
+                            value,
+                        })
+                        .collect(),
+                },
+            },
+            Request::Debug { target } => {
+                self.shared.with(|ep, _| match target {
+                    api::DebugTarget::Isakmp => ep.debug_isakmp = true,
+                    api::DebugTarget::Ipsec => ep.debug_ipsec = true,
+                });
+                Response::done(target.on_message())
+            }
+            Request::UndebugAll => {
+                self.shared.with(|ep, _| {
+                    ep.debug_isakmp = false;
+                    ep.debug_ipsec = false;
+                });
+                Response::done(api::UNDEBUG_ALL_MESSAGE)
+            }
+            Request::ClearCryptoSa => {
+                self.shared.with(|ep, now| ep.clear_ipsec(now));
+                Response::done("")
+            }
+            Request::ClearCryptoIsakmp => {
+                self.shared.with(|ep, now| ep.clear_isakmp(now));
+                Response::done("")
+            }
+            Request::Initiate { map, seq } => {
+                if self.shared.with(|ep, now| ep.initiate(now, &map, seq)) {
+                    Response::done("")
+                } else {
+                    Response::error(format!("% No such crypto map entry: {map} {seq}"))
+                }
+            }
+            Request::FollowDebug => Response::error("% follow_debug is handled by the server"),
+        }
+    }
+
+    fn debug_subscribe(&self) -> broadcast::Receiver<String> {
+        self.debug_tx.subscribe()
+    }
+}
