@@ -118,6 +118,7 @@ impl Endpoint {
             let Some(sa) = self.p1.get(&key) else {
                 continue;
             };
+            let conn = sa.conn_id;
             if sa.timers.is_due(Timer::Reap, now) {
                 self.p1.remove(&key);
                 continue;
@@ -125,10 +126,7 @@ impl Endpoint {
             let rekey = self.with_sa(key, |ep, sa| ep.p1_timers(now, sa)).flatten();
             // A phase-1 rekey starts a new SA: done with this one back in the table.
             if let Some(idx) = rekey {
-                self.ik(
-                    self.p1[&key].conn_id,
-                    "ISAKMP SA lifetime nearly over: rekeying phase 1",
-                );
+                self.ik(conn, "ISAKMP SA lifetime nearly over: rekeying phase 1");
                 self.start_p1_only(now, idx);
             }
             self.with_sa(key, |ep, sa| ep.p1_liveness_timers(now, sa));
