@@ -3,6 +3,7 @@
 //! `crypto` and `primitives`: bytes of inner packets per CPU-second of the benchmark
 //! thread (one core); cycles per byte use the nominal clock from /proc/cpuinfo.
 //! `scale`: one SA on N pinned cores, wall clock (see scale.rs).
+#![forbid(unsafe_code)]
 
 mod clock;
 mod esp_bench;

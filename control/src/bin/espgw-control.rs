@@ -10,6 +10,7 @@
 //! keys of every SA to a key log that tshark can use (format: `espgw_control::ike::keylog`).
 //! The daemon's logic is `espgw_control::daemon`; this file parses the arguments and wires
 //! the daemon to the UDP driver, the control socket, the SA database loop and the signals.
+#![forbid(unsafe_code)]
 
 use clap::Parser;
 use espgw_control::cli::api;

@@ -1,5 +1,6 @@
 //! `espgw`: the operator CLI. Talks to `espgw-control` over its control socket and prints
 //! what IOS prints; `check-config` and `pcap` work offline. See `espgw_control::cli::command`.
+#![forbid(unsafe_code)]
 
 use std::ffi::OsString;
 use std::process::ExitCode;

@@ -40,6 +40,7 @@
 //! (200 ms), then at most one line per type every 10 s, with the latest
 //! event's values; the exact numbers are the counters (`--stats`, the SA
 //! database).
+#![forbid(unsafe_code)]
 
 use clap::Parser;
 use espgw_config::{load_config, InterfaceMap};

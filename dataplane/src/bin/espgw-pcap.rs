@@ -6,6 +6,7 @@
 //! ```
 //! The operator runs it as `espgw pcap …`: espgw executes this binary from its own
 //! directory. Arguments: `espgw_dataplane::pcap::cli`.
+#![forbid(unsafe_code)]
 
 use std::process::ExitCode;
 

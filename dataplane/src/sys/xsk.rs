@@ -11,6 +11,7 @@
 //!
 //! Also here, because they need `unsafe`: the `aya::Pod` markers of the BPF
 //! map value types and a multi-descriptor `poll(2)`.
+#![allow(unsafe_code)]
 
 use crate::xdp::maps::{AclRuleRaw, ClearSampleRaw, CounterRaw, LocalAddrRaw};
 use std::io;

@@ -102,7 +102,7 @@ impl Engine for Avx512Engine {
 /// 8x8 transpose of qwords across eight registers: `out[j].q[k] = in[k].q[j]`.
 #[inline(always)]
 fn transpose_q(r: &mut [__m512i; 8]) {
-    // SAFETY (whole fn): called only from `tdes64`, which has AVX-512F.
+    // Every block below: called only from `tdes64`, which has AVX-512F.
     for s in [1usize, 2, 4] {
         let mut lo = [0i64; 8];
         let mut hi = [0i64; 8];
@@ -115,6 +115,7 @@ fn transpose_q(r: &mut [__m512i; 8]) {
                 hi[q] = 8 + q as i64;
             }
         }
+        // SAFETY: AVX-512F (see above); `lo` and `hi` are 64 readable bytes each.
         let (ilo, ihi) = unsafe {
             (
                 _mm512_loadu_si512(lo.as_ptr().cast()),
@@ -124,7 +125,9 @@ fn transpose_q(r: &mut [__m512i; 8]) {
         for a in 0..8 {
             if a & s == 0 {
                 let (x, y) = (r[a], r[a + s]);
+                // SAFETY: AVX-512F (see above); register operands only.
                 r[a] = unsafe { _mm512_permutex2var_epi64(x, ilo, y) };
+                // SAFETY: as above.
                 r[a + s] = unsafe { _mm512_permutex2var_epi64(x, ihi, y) };
             }
         }

@@ -15,6 +15,7 @@
 //!                            strongSwan R1 <-> strongSwan R2: initiate, ping, show SAs,
 //!                            let tshark judge the wire, tear down.
 //! ```
+#![forbid(unsafe_code)]
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
