@@ -1,21 +1,13 @@
 //! Multi-buffer HMAC-MD5: RFC 1321 / RFC 2202 known answers and random differential tests
 //! against the `md-5` + `hmac` crates, on every dispatch level, for ragged batches.
 
-use espgw_dataplane::crypto::md5mb::{self, HmacMd5Job, HmacMd5Key, Level};
+use espgw_dataplane::crypto::md5mb::{self, HmacMd5Job, HmacMd5Key};
 use hmac::{Hmac, KeyInit, Mac};
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-/// The levels this CPU runs; each one it cannot run is recorded as skipped for `test`.
-fn levels(test: &str) -> Vec<Level> {
-    for l in Level::unavailable() {
-        espgw_lab::prereq::skip(
-            &format!("{test} [{}]", l.name()),
-            &format!("this CPU lacks {}", l.needs()),
-        );
-    }
-    Level::available()
-}
+mod levels;
+use levels::levels;
 
 fn hex(s: &str) -> Vec<u8> {
     if s == "-" {

@@ -6,16 +6,8 @@ use espgw_dataplane::crypto::tdes::{self, CbcJob, Level, Tdes3Key};
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-/// The levels this CPU runs; each one it cannot run is recorded as skipped for `test`.
-fn levels(test: &str) -> Vec<Level> {
-    for l in Level::unavailable() {
-        espgw_lab::prereq::skip(
-            &format!("{test} [{}]", l.name()),
-            &format!("this CPU lacks {}", l.needs()),
-        );
-    }
-    Level::available()
-}
+mod levels;
+use levels::levels;
 
 fn hex(s: &str) -> Vec<u8> {
     (0..s.len())
