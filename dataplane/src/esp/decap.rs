@@ -1,8 +1,8 @@
 //! Inbound: ESP (raw or in UDP/4500) in Ethernet frames → the inner IPv4 packets.
 
 use super::{
-    cbc_jobs, group_and_compact, move_headers, partition_group, DropCounters, DropReason, EspHeader, Frame,
-    InboundSa, InnerHeader, Mode, ReplayError,
+    cbc_jobs, group_and_compact, move_headers, partition_group, DropCounters, DropReason,
+    EspHeader, Frame, InboundSa, InnerHeader, Mode, ReplayError,
 };
 use crate::crypto::transform::{ct_eq, AeadJob, IcvJob, MAX_ICV_LEN};
 use crate::wire::{

@@ -1,8 +1,8 @@
 //! Outbound: IPv4 packets in Ethernet frames → ESP (tunnel or transport, raw or in UDP).
 
 use super::{
-    cbc_jobs, group_and_compact, move_headers, partition_group, DropCounters, DropReason, EspContext, Frame,
-    Mode, OutboundSa,
+    cbc_jobs, group_and_compact, move_headers, partition_group, DropCounters, DropReason,
+    EspContext, Frame, Mode, OutboundSa,
 };
 use crate::crypto::transform::{AeadJob, IcvJob, MAX_ICV_LEN};
 use crate::wire::{

@@ -406,10 +406,17 @@ fn encap_and_decap_work_in_place_and_report_headers() {
         let inner_at: Vec<usize> = fs.iter().map(|f| f.head + 14).collect();
         let mut ctx = EspContext::new();
         let mut dc = DropCounters::default();
-        assert_eq!(encapsulate_batch(&mut fs, |_| Some(&out), &mut ctx, &mut dc), 3);
+        assert_eq!(
+            encapsulate_batch(&mut fs, |_| Some(&out), &mut ctx, &mut dc),
+            3
+        );
         for (f, &at) in fs.iter().zip(&inner_at) {
             assert!(f.head < at - 14, "{p:?}: grew toward the headroom");
-            assert_eq!(f.esp_header(), None, "outbound frames report no inbound header");
+            assert_eq!(
+                f.esp_header(),
+                None,
+                "outbound frames report no inbound header"
+            );
         }
         let n = decapsulate_batch(&mut fs, |spi| (spi == 0x1000_0001).then_some(&inb), &mut dc);
         assert_eq!(n, 3, "{p:?} {dc:?}");
@@ -422,7 +429,12 @@ fn encap_and_decap_work_in_place_and_report_headers() {
             let inner = f.inner().expect("inner header reported");
             assert_eq!(
                 (inner.src, inner.dst, inner.protocol, inner.header_len),
-                (Ipv4Addr::new(10, 1, 1, 2), Ipv4Addr::new(10, 1, 2, 2), 17, 20)
+                (
+                    Ipv4Addr::new(10, 1, 1, 2),
+                    Ipv4Addr::new(10, 1, 2, 2),
+                    17,
+                    20
+                )
             );
             assert!(inner.checksum_ok);
             if p.mode == Mode::Tunnel {

@@ -233,7 +233,10 @@ impl TxRing {
     fn produce(&mut self, descs: &[(u64, u32)]) -> usize {
         let want = descs.len() as u32;
         if self.cached_cons.wrapping_sub(self.cached_prod) < want {
-            self.cached_cons = self.consumer().load(Ordering::Acquire).wrapping_add(self.size);
+            self.cached_cons = self
+                .consumer()
+                .load(Ordering::Acquire)
+                .wrapping_add(self.size);
         }
         let free = self.cached_cons.wrapping_sub(self.cached_prod);
         let n = want.min(free) as usize;
@@ -388,8 +391,8 @@ impl XskSet {
             let (tx, rx, rings) = unsafe { Socket::new(sock_cfg, &umem, &iface, *queue) }
                 .map_err(|e| sockerr(format!("{e:?}")))?;
             let (fq, cq) = rings.ok_or_else(|| sockerr("pair bound twice in one set".into()))?;
-            let ring =
-                TxRing::map(tx.fd().as_raw_fd(), cfg.ring_size).map_err(|e| sockerr(e.to_string()))?;
+            let ring = TxRing::map(tx.fd().as_raw_fd(), cfg.ring_size)
+                .map_err(|e| sockerr(e.to_string()))?;
             ports.push(Port {
                 ifname: ifname.clone(),
                 queue: *queue,

@@ -3,8 +3,7 @@
 use super::fib::NextHop;
 use crate::wire::checksum;
 use crate::wire::{
-    EtherType, EthernetAddress, EthernetFrame, Ipv4Packet, ETHERNET_HEADER_LEN,
-    IPV4_MIN_HEADER_LEN,
+    EtherType, EthernetAddress, EthernetFrame, Ipv4Packet, ETHERNET_HEADER_LEN, IPV4_MIN_HEADER_LEN,
 };
 use std::net::Ipv4Addr;
 
@@ -45,9 +44,12 @@ pub fn parse_ipv4(frame: &[u8]) -> Result<Ipv4Header, FwdDrop> {
     }
     let protocol = u8::from(ip.protocol());
     let ports = if ip.frag_offset() == 0 && matches!(protocol, 6 | 17) {
-        ip.payload()
-            .get(..4)
-            .map(|p| (u16::from_be_bytes([p[0], p[1]]), u16::from_be_bytes([p[2], p[3]])))
+        ip.payload().get(..4).map(|p| {
+            (
+                u16::from_be_bytes([p[0], p[1]]),
+                u16::from_be_bytes([p[2], p[3]]),
+            )
+        })
     } else {
         None
     };
@@ -133,10 +135,17 @@ mod tests {
     fn forwards_and_keeps_checksum_valid() {
         for ttl in [2u8, 64, 255] {
             let mut f = frame(ttl);
-            assert_eq!(parse_ipv4(&f).map(|h| h.dst), Ok(Ipv4Addr::new(10, 1, 2, 2)));
+            assert_eq!(
+                parse_ipv4(&f).map(|h| h.dst),
+                Ok(Ipv4Addr::new(10, 1, 2, 2))
+            );
             forward_in_place(&mut f, &NH).unwrap();
             assert_eq!(f[ETHERNET_HEADER_LEN + 8], ttl - 1);
-            assert_eq!(checksum(&f[ETHERNET_HEADER_LEN..ETHERNET_HEADER_LEN + 20]), 0, "ttl {ttl}");
+            assert_eq!(
+                checksum(&f[ETHERNET_HEADER_LEN..ETHERNET_HEADER_LEN + 20]),
+                0,
+                "ttl {ttl}"
+            );
             assert_eq!(&f[0..6], &NH.dst_mac);
             assert_eq!(&f[6..12], &NH.src_mac);
         }
