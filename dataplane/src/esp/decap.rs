@@ -1,14 +1,15 @@
 //! Inbound: ESP (raw or in UDP/4500) in Ethernet frames → the inner IPv4 packets.
 
 use super::{
-    cbc_jobs, group_and_compact, move_headers, partition_group, DropCounters, DropReason,
-    EspHeader, Frame, InboundSa, InnerHeader, Mode, ReplayError,
+    cbc_jobs, group_and_compact, move_headers, partition_group, DropCounters, DropReason, Frame,
+    InboundSa, Mode, ReplayError,
 };
 use crate::crypto::transform::{ct_eq, AeadJob, IcvJob, MAX_ICV_LEN};
 use crate::wire::{
     classify_natt, EspPacket, EtherType, EthernetFrame, IpProtocol, Ipv4Packet, NatTPayload,
     UdpPacket, WireError, ESP_HEADER_LEN, ETHERNET_HEADER_LEN, NATT_PORT, UDP_HEADER_LEN,
 };
+use std::net::Ipv4Addr;
 
 /// IP protocol 59: "no next header", an RFC 4303 dummy packet.
 const NO_NEXT_HEADER: u8 = 59;
@@ -94,12 +95,7 @@ fn classify<B: AsRef<[u8]> + AsMut<[u8]>>(fr: &mut Frame<B>) -> Result<(), DropR
     let buf = fr.buf.as_ref();
     let esp = EspPacket::new_checked(&buf[esp_off..esp_off + esp_len]).map_err(wire_drop)?;
     fr.meta.key = esp.spi() as usize;
-    fr.meta.esp_header = Some(EspHeader {
-        src,
-        dst,
-        spi: esp.spi(),
-        seq: esp.seq(),
-    });
+    fr.meta.outer = Some([u32::from(src), u32::from(dst), esp.seq()]);
     fr.meta.esp = esp_off;
     fr.meta.esp_len = esp_len;
     fr.meta.udp = udp;
@@ -129,8 +125,8 @@ fn decap_group<B: AsRef<[u8]> + AsMut<[u8]>>(
             if fr.meta.udp != sa.params.natt.is_some() {
                 return Err(DropReason::NoSa);
             }
-            let outer = fr.meta.esp_header.ok_or(DropReason::NoSa)?;
-            if outer.dst != sa.params.local {
+            let [_, dst, wire_seq] = fr.meta.outer.ok_or(DropReason::NoSa)?;
+            if Ipv4Addr::from(dst) != sa.params.local {
                 return Err(DropReason::NoSa);
             }
             let min = ESP_HEADER_LEN + iv_len + icv_len + 2;
@@ -141,7 +137,7 @@ fn decap_group<B: AsRef<[u8]> + AsMut<[u8]>>(
             if !ct_len.is_multiple_of(align) {
                 return Err(DropReason::Truncated);
             }
-            let seq = sa.replay.infer(outer.seq);
+            let seq = sa.replay.infer(wire_seq);
             sa.replay.check(seq).map_err(replay_drop)?;
             fr.meta.seq = seq;
             Ok(())
@@ -301,7 +297,6 @@ fn finish<B: AsRef<[u8]> + AsMut<[u8]>>(
             let inner = Ipv4Packet::new_checked(&buf[s..s + payload_len])
                 .map_err(|_| DropReason::Malformed)?;
             let inner_len = usize::from(inner.total_len());
-            fr.meta.inner = Some(inner_header(&inner));
             // The inner packet stays where decryption left it; a new Ethernet header
             // (the outer one's addresses) goes right in front of it.
             let new_head = s - ETHERNET_HEADER_LEN;
@@ -309,6 +304,7 @@ fn finish<B: AsRef<[u8]> + AsMut<[u8]>>(
             EthernetFrame::new_unchecked(&mut buf[new_head..s]).set_ethertype(EtherType::Ipv4);
             fr.head = new_head;
             fr.len = ETHERNET_HEADER_LEN + inner_len;
+            fr.meta.delivered = true;
             Ok(inner_len)
         }
         Mode::Transport => {
@@ -324,22 +320,10 @@ fn finish<B: AsRef<[u8]> + AsMut<[u8]>>(
             ip.set_protocol(IpProtocol::from(nh));
             ip.set_total_len(total as u16);
             ip.fill_checksum();
-            fr.meta.inner = Some(inner_header(&Ipv4Packet::new_unchecked(
-                &buf[new_head + ETHERNET_HEADER_LEN..s + payload_len],
-            )));
             fr.head = new_head;
             fr.len = ETHERNET_HEADER_LEN + total;
+            fr.meta.delivered = true;
             Ok(total)
         }
-    }
-}
-
-fn inner_header(ip: &Ipv4Packet<&[u8]>) -> InnerHeader {
-    InnerHeader {
-        src: ip.src_addr(),
-        dst: ip.dst_addr(),
-        protocol: u8::from(ip.protocol()),
-        header_len: ip.header_len(),
-        checksum_ok: ip.verify_checksum(),
     }
 }

@@ -416,8 +416,8 @@ pub struct EspHeader {
     pub seq: u32,
 }
 
-/// The IPv4 header of the packet a decapsulation delivered, read while checking
-/// it, so that the caller forwards without parsing it again.
+/// The IPv4 header of the packet a decapsulation delivered (which checked its
+/// lengths), so that the caller forwards without parsing it again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InnerHeader {
     pub src: Ipv4Addr,
@@ -425,7 +425,8 @@ pub struct InnerHeader {
     pub protocol: u8,
     pub header_len: usize,
     /// Whether the header checksum verifies (ESP authenticated the bytes; whether
-    /// they are a good IPv4 header is the forwarder's call).
+    /// they are a good IPv4 header is the forwarder's call, so this is computed
+    /// when asked for, by [`Frame::inner`]).
     pub checksum_ok: bool,
 }
 
@@ -446,10 +447,11 @@ pub(crate) struct FrameMeta {
     /// Inbound: UDP-encapsulated.
     udp: bool,
     icv: [u8; MAX_ICV_LEN],
-    /// Inbound: the outer headers, once classified.
-    esp_header: Option<EspHeader>,
-    /// Inbound: the delivered packet's header.
-    inner: Option<InnerHeader>,
+    /// Inbound, once classified: outer source and destination, sequence number
+    /// field (the SPI is `key`).
+    outer: Option<[u32; 3]>,
+    /// Inbound: `buf[head + 14..]` is a delivered packet whose lengths were checked.
+    delivered: bool,
 }
 
 /// A packet in a buffer with room around it. `buf[head..head + len]` is the Ethernet
@@ -511,13 +513,30 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Frame<B> {
     /// Inbound: the outer addresses, SPI and sequence number [`decapsulate_batch`]
     /// read (`None` if the frame was dropped before its ESP header was found).
     pub fn esp_header(&self) -> Option<EspHeader> {
-        self.meta.esp_header
+        let [src, dst, seq] = self.meta.outer?;
+        Some(EspHeader {
+            src: Ipv4Addr::from(src),
+            dst: Ipv4Addr::from(dst),
+            spi: self.meta.key as u32,
+            seq,
+        })
     }
 
     /// Inbound: the header of the packet [`decapsulate_batch`] delivered in this
     /// frame (`None` for a dropped frame).
     pub fn inner(&self) -> Option<InnerHeader> {
-        self.meta.inner
+        if !self.meta.delivered || self.meta.verdict.is_some() {
+            return None;
+        }
+        let ip =
+            crate::wire::Ipv4Packet::new_checked(self.data().get(ETHERNET_HEADER_LEN..)?).ok()?;
+        Some(InnerHeader {
+            src: ip.src_addr(),
+            dst: ip.dst_addr(),
+            protocol: u8::from(ip.protocol()),
+            header_len: ip.header_len(),
+            checksum_ok: ip.verify_checksum(),
+        })
     }
 }
 
