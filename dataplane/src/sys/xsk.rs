@@ -439,7 +439,8 @@ impl XskSet {
         (&self.ports[port].ifname, self.ports[port].queue)
     }
 
-    /// Largest packet a frame holds.
+    /// Largest packet a frame holds from where a received packet starts (the
+    /// headroom in front of it not counted).
     pub fn capacity(&self) -> usize {
         self.capacity
     }
