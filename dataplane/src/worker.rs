@@ -23,6 +23,7 @@ pub mod sa;
 pub mod syslog;
 
 use crate::esp::{DropCounters, DropReason};
+use crate::sadb::GlobalCounter;
 use crate::sys::xsk::{Packet, XskConfig, XskError, XskSet};
 use crate::xdp::acl::AclRule;
 use crate::xdp::Side;
@@ -139,6 +140,22 @@ impl Counter {
         Self::FragBeforeEncryptFragments,
         Self::DropFragNoFrame,
     ];
+
+    /// The region's global counter this worker drop also adds to (drops tied
+    /// to an SA go to the SA's counters instead; the rest are not drops).
+    pub const fn global(self) -> Option<GlobalCounter> {
+        Some(match self {
+            Self::DropMalformed | Self::DropNotIpv4 => GlobalCounter::Malformed,
+            Self::DropNoRoute => GlobalCounter::NoRoute,
+            Self::DropNoNeighbour => GlobalCounter::NoNeighbor,
+            Self::DropNeighbourQueueFull => GlobalCounter::NeighborQueueFull,
+            Self::DropTxRingFull => GlobalCounter::TxFull,
+            Self::DropTooBig => GlobalCounter::TooBig,
+            Self::DropTtlExceeded => GlobalCounter::TtlExpired,
+            Self::DropFragNoFrame => GlobalCounter::FragNoFrame,
+            _ => return None,
+        })
+    }
 
     pub fn name(self) -> &'static str {
         match self {
@@ -583,21 +600,10 @@ impl Worker {
     /// region's global counters (what `show` reads) when ESP is on.
     fn flush(&self, local: &mut [u64; Counter::COUNT]) {
         if let Some(e) = &self.esp {
-            use crate::sadb::GlobalCounter as G;
             let g = e.source.db.global();
-            for (c, gc) in [
-                (Counter::DropMalformed, G::Malformed),
-                (Counter::DropNotIpv4, G::Malformed),
-                (Counter::DropNoRoute, G::NoRoute),
-                (Counter::DropNoNeighbour, G::NoNeighbor),
-                (Counter::DropNeighbourQueueFull, G::NeighborQueueFull),
-                (Counter::DropTxRingFull, G::TxFull),
-                (Counter::DropTooBig, G::TooBig),
-                (Counter::DropTtlExceeded, G::TtlExpired),
-                (Counter::DropFragNoFrame, G::FragNoFrame),
-            ] {
-                if local[c as usize] != 0 {
-                    g.add(gc, local[c as usize]);
+            for c in Counter::ALL {
+                if let (Some(gc), n @ 1..) = (c.global(), local[c as usize]) {
+                    g.add(gc, n);
                 }
             }
         }
@@ -626,10 +632,11 @@ impl Worker {
     /// Decides where one frame goes, rewriting it in place.
     fn process(&mut self, pkt: &mut Packet) -> Verdict {
         let frame = self.xsk.data_mut(pkt);
-        let dst = match forward::ipv4_destination(frame) {
-            Ok(d) => d,
+        let h = match forward::parse_ipv4(frame) {
+            Ok(h) => h,
             Err(e) => return Verdict::Drop(fwd_counter(e)),
         };
+        let dst = h.dst;
         let Some(nh) = self.fib.lookup(dst) else {
             return Verdict::Hold(dst);
         };
@@ -638,7 +645,7 @@ impl Worker {
         };
         let ip_len = frame.len().saturating_sub(14);
         if ip_len > usize::from(nh.mtu) {
-            if forward::dont_fragment(frame) {
+            if h.dont_frag {
                 return Verdict::Icmp(
                     IcmpError::FragmentationNeeded { mtu: nh.mtu },
                     Counter::DropTooBig,

@@ -1,14 +1,15 @@
 //! Inbound: ESP (raw or in UDP/4500) in Ethernet frames → the inner IPv4 packets.
 
 use super::{
-    cbc_jobs, group_and_compact, partition_group, DropCounters, DropReason, Frame, InboundSa, Mode,
-    ReplayError,
+    cbc_jobs, group_and_compact, move_headers, partition_group, DropCounters, DropReason, Frame,
+    InboundSa, Mode, ReplayError,
 };
 use crate::crypto::transform::{ct_eq, AeadJob, IcvJob, MAX_ICV_LEN};
 use crate::wire::{
     classify_natt, EspPacket, EtherType, EthernetFrame, IpProtocol, Ipv4Packet, NatTPayload,
     UdpPacket, WireError, ESP_HEADER_LEN, ETHERNET_HEADER_LEN, NATT_PORT, UDP_HEADER_LEN,
 };
+use std::net::Ipv4Addr;
 
 /// IP protocol 59: "no next header", an RFC 4303 dummy packet.
 const NO_NEXT_HEADER: u8 = 59;
@@ -18,7 +19,10 @@ const NO_NEXT_HEADER: u8 = 59;
 /// grouped by SPI; per group: replay check, ICV verification for all, replay commit,
 /// decryption for all, padding and next-header checks. Good frames end up first, in
 /// arrival order, each an Ethernet frame holding the inner packet (tunnel mode) or the
-/// restored original packet (transport mode). Returns the number of good frames.
+/// restored original packet (transport mode), moved in place: `head` and `len` now
+/// bound it inside the same buffer. Returns the number of good frames. Every frame
+/// whose ESP header was found reports it ([`Frame::esp_header`]), every good one the
+/// inner packet's header ([`Frame::inner`]).
 pub fn decapsulate_batch<'s, B, F>(
     frames: &mut [Frame<B>],
     lookup: F,
@@ -72,6 +76,7 @@ fn classify<B: AsRef<[u8]> + AsMut<[u8]>>(fr: &mut Frame<B>) -> Result<(), DropR
         return Err(DropReason::Unsupported);
     }
     let ip_off = fr.head + ETHERNET_HEADER_LEN + ip.header_len();
+    let (src, dst) = (ip.src_addr(), ip.dst_addr());
     let (esp_off, esp_len, udp) = match ip.protocol() {
         IpProtocol::Esp => (ip_off, ip.payload().len(), false),
         IpProtocol::Udp => {
@@ -90,6 +95,7 @@ fn classify<B: AsRef<[u8]> + AsMut<[u8]>>(fr: &mut Frame<B>) -> Result<(), DropR
     let buf = fr.buf.as_ref();
     let esp = EspPacket::new_checked(&buf[esp_off..esp_off + esp_len]).map_err(wire_drop)?;
     fr.meta.key = esp.spi() as usize;
+    fr.meta.outer = Some([u32::from(src), u32::from(dst), esp.seq()]);
     fr.meta.esp = esp_off;
     fr.meta.esp_len = esp_len;
     fr.meta.udp = udp;
@@ -119,9 +125,8 @@ fn decap_group<B: AsRef<[u8]> + AsMut<[u8]>>(
             if fr.meta.udp != sa.params.natt.is_some() {
                 return Err(DropReason::NoSa);
             }
-            let buf = fr.buf.as_ref();
-            let ip = Ipv4Packet::new_unchecked(&buf[fr.head + ETHERNET_HEADER_LEN..]);
-            if ip.dst_addr() != sa.params.local {
+            let [_, dst, wire_seq] = fr.meta.outer.ok_or(DropReason::NoSa)?;
+            if Ipv4Addr::from(dst) != sa.params.local {
                 return Err(DropReason::NoSa);
             }
             let min = ESP_HEADER_LEN + iv_len + icv_len + 2;
@@ -132,8 +137,7 @@ fn decap_group<B: AsRef<[u8]> + AsMut<[u8]>>(
             if !ct_len.is_multiple_of(align) {
                 return Err(DropReason::Truncated);
             }
-            let esp = EspPacket::new_unchecked(&buf[fr.meta.esp..]);
-            let seq = sa.replay.infer(esp.seq());
+            let seq = sa.replay.infer(wire_seq);
             sa.replay.check(seq).map_err(replay_drop)?;
             fr.meta.seq = seq;
             Ok(())
@@ -293,17 +297,24 @@ fn finish<B: AsRef<[u8]> + AsMut<[u8]>>(
             let inner = Ipv4Packet::new_checked(&buf[s..s + payload_len])
                 .map_err(|_| DropReason::Malformed)?;
             let inner_len = usize::from(inner.total_len());
+            // The inner packet stays where decryption left it; a new Ethernet header
+            // (the outer one's addresses) goes right in front of it.
             let new_head = s - ETHERNET_HEADER_LEN;
-            buf.copy_within(fr.head..fr.head + ETHERNET_HEADER_LEN, new_head);
+            move_headers(buf, fr.head, new_head, ETHERNET_HEADER_LEN);
             EthernetFrame::new_unchecked(&mut buf[new_head..s]).set_ethertype(EtherType::Ipv4);
             fr.head = new_head;
             fr.len = ETHERNET_HEADER_LEN + inner_len;
+            fr.meta.delivered = true;
             Ok(inner_len)
         }
         Mode::Transport => {
-            let hl = Ipv4Packet::new_unchecked(&buf[fr.head + ETHERNET_HEADER_LEN..]).header_len();
-            let new_head = s - hl - ETHERNET_HEADER_LEN;
-            buf.copy_within(fr.head..fr.head + ETHERNET_HEADER_LEN + hl, new_head);
+            let eth_ip = ETHERNET_HEADER_LEN
+                + Ipv4Packet::new_unchecked(&buf[fr.head + ETHERNET_HEADER_LEN..]).header_len();
+            // The headers (Ethernet and the kept IPv4 header, at most 74 bytes) move
+            // up to the payload, which stays in place.
+            let new_head = s - eth_ip;
+            move_headers(buf, fr.head, new_head, eth_ip);
+            let hl = eth_ip - ETHERNET_HEADER_LEN;
             let total = hl + payload_len;
             let mut ip = Ipv4Packet::new_unchecked(&mut buf[new_head + ETHERNET_HEADER_LEN..s]);
             ip.set_protocol(IpProtocol::from(nh));
@@ -311,6 +322,7 @@ fn finish<B: AsRef<[u8]> + AsMut<[u8]>>(
             ip.fill_checksum();
             fr.head = new_head;
             fr.len = ETHERNET_HEADER_LEN + total;
+            fr.meta.delivered = true;
             Ok(total)
         }
     }

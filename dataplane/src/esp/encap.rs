@@ -1,8 +1,8 @@
 //! Outbound: IPv4 packets in Ethernet frames → ESP (tunnel or transport, raw or in UDP).
 
 use super::{
-    cbc_jobs, group_and_compact, partition_group, DropCounters, DropReason, EspContext, Frame,
-    Mode, OutboundSa,
+    cbc_jobs, group_and_compact, move_headers, partition_group, DropCounters, DropReason,
+    EspContext, Frame, Mode, OutboundSa,
 };
 use crate::crypto::transform::{AeadJob, IcvJob, MAX_ICV_LEN};
 use crate::wire::{
@@ -167,7 +167,9 @@ fn encap_group<B: AsRef<[u8]> + AsMut<[u8]>>(
                 };
                 let front = IPV4_MIN_HEADER_LEN + udp + ESP_HEADER_LEN + iv_len;
                 let new_head = fr.head - front;
-                buf.copy_within(fr.head..inner_off, new_head);
+                // The inner packet stays in place; its Ethernet header moves to the
+                // front of the headers written before it.
+                move_headers(buf, fr.head, new_head, ETHERNET_HEADER_LEN);
                 let o = new_head + ETHERNET_HEADER_LEN;
                 let mut ip = Ipv4Packet::new_unchecked(&mut buf[o..o + IPV4_MIN_HEADER_LEN]);
                 ip.set_version_and_header_len(IPV4_MIN_HEADER_LEN);
@@ -198,7 +200,9 @@ fn encap_group<B: AsRef<[u8]> + AsMut<[u8]>>(
                 };
                 let front = udp + ESP_HEADER_LEN + iv_len;
                 let new_head = fr.head - front;
-                buf.copy_within(fr.head..inner_off + hl, new_head);
+                // The Ethernet and IPv4 headers (at most 74 bytes) move to the front;
+                // the payload stays in place.
+                move_headers(buf, fr.head, new_head, ETHERNET_HEADER_LEN + hl);
                 let o = new_head + ETHERNET_HEADER_LEN;
                 let mut ip = Ipv4Packet::new_unchecked(&mut buf[o..o + hl]);
                 ip.set_total_len((hl + udp + esp_len) as u16);

@@ -21,7 +21,10 @@ pub use replay::{
 };
 
 use crate::crypto::transform::{IvRng, SaCrypto, Transform, TransformError, MAX_ICV_LEN};
-use crate::wire::{ESP_HEADER_LEN, IPV4_MIN_HEADER_LEN, NATT_PORT, UDP_HEADER_LEN};
+use crate::sadb::SaDrop;
+use crate::wire::{
+    ESP_HEADER_LEN, ETHERNET_HEADER_LEN, IPV4_MIN_HEADER_LEN, NATT_PORT, UDP_HEADER_LEN,
+};
 use std::fmt;
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -59,7 +62,9 @@ impl Default for NatT {
     }
 }
 
-/// Why a packet was dropped.
+/// Why the ESP core dropped a packet: the reason its verdicts carry, the worker's
+/// `esp_drop_*` statistics count and (through [`DropReason::sa_drop`]) the region's
+/// per-SA drop counters record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum DropReason {
@@ -102,6 +107,22 @@ impl DropReason {
         DropReason::NoRoom,
         DropReason::Unsupported,
     ];
+
+    /// The region's per-SA counter a drop of this reason on a known SA adds to (what
+    /// `show crypto ipsec sa` prints); the one place the two are related.
+    pub const fn sa_drop(self) -> SaDrop {
+        match self {
+            DropReason::Replay | DropReason::OutOfWindow => SaDrop::Replay,
+            DropReason::Auth => SaDrop::Auth,
+            DropReason::Malformed | DropReason::Truncated => SaDrop::Malformed,
+            DropReason::BadPadding => SaDrop::Pad,
+            DropReason::SeqExhausted => SaDrop::SeqExhausted,
+            DropReason::NoSa
+            | DropReason::NotEsp
+            | DropReason::NoRoom
+            | DropReason::Unsupported => SaDrop::Other,
+        }
+    }
 
     /// Short name used in summaries and counters (`replay`, `out-of-window`…).
     pub const fn name(self) -> &'static str {
@@ -383,6 +404,32 @@ impl Default for EspContext {
     }
 }
 
+/// The outer headers of an inbound ESP frame, as [`decapsulate_batch`] found them
+/// (also for a frame it dropped after finding its ESP header).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EspHeader {
+    /// Outer IPv4 source and destination.
+    pub src: Ipv4Addr,
+    pub dst: Ipv4Addr,
+    pub spi: u32,
+    /// The sequence number field (the low 32 bits).
+    pub seq: u32,
+}
+
+/// The IPv4 header of the packet a decapsulation delivered (which checked its
+/// lengths), so that the caller forwards without parsing it again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InnerHeader {
+    pub src: Ipv4Addr,
+    pub dst: Ipv4Addr,
+    pub protocol: u8,
+    pub header_len: usize,
+    /// Whether the header checksum verifies (ESP authenticated the bytes; whether
+    /// they are a good IPv4 header is the forwarder's call, so this is computed
+    /// when asked for, by [`Frame::inner`]).
+    pub checksum_ok: bool,
+}
+
 /// Per-frame scratch the batch functions keep with the frame while it moves.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct FrameMeta {
@@ -400,6 +447,11 @@ pub(crate) struct FrameMeta {
     /// Inbound: UDP-encapsulated.
     udp: bool,
     icv: [u8; MAX_ICV_LEN],
+    /// Inbound, once classified: outer source and destination, sequence number
+    /// field (the SPI is `key`).
+    outer: Option<[u32; 3]>,
+    /// Inbound: `buf[head + 14..]` is a delivered packet whose lengths were checked.
+    delivered: bool,
 }
 
 /// A packet in a buffer with room around it. `buf[head..head + len]` is the Ethernet
@@ -456,6 +508,35 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Frame<B> {
     /// Why the last batch call dropped this frame (`None` for a good one).
     pub fn drop_reason(&self) -> Option<DropReason> {
         self.meta.verdict
+    }
+
+    /// Inbound: the outer addresses, SPI and sequence number [`decapsulate_batch`]
+    /// read (`None` if the frame was dropped before its ESP header was found).
+    pub fn esp_header(&self) -> Option<EspHeader> {
+        let [src, dst, seq] = self.meta.outer?;
+        Some(EspHeader {
+            src: Ipv4Addr::from(src),
+            dst: Ipv4Addr::from(dst),
+            spi: self.meta.key as u32,
+            seq,
+        })
+    }
+
+    /// Inbound: the header of the packet [`decapsulate_batch`] delivered in this
+    /// frame (`None` for a dropped frame).
+    pub fn inner(&self) -> Option<InnerHeader> {
+        if !self.meta.delivered || self.meta.verdict.is_some() {
+            return None;
+        }
+        let ip =
+            crate::wire::Ipv4Packet::new_checked(self.data().get(ETHERNET_HEADER_LEN..)?).ok()?;
+        Some(InnerHeader {
+            src: ip.src_addr(),
+            dst: ip.dst_addr(),
+            protocol: u8::from(ip.protocol()),
+            header_len: ip.header_len(),
+            checksum_ok: ip.verify_checksum(),
+        })
     }
 }
 
@@ -522,6 +603,20 @@ fn partition_group<B>(frames: &mut [Frame<B>], counters: &mut DropCounters) -> u
 
 #[cfg(test)]
 mod tests;
+
+/// Longest run of headers that moves when a packet grows or shrinks in place: Ethernet
+/// and an IPv4 header with the most options.
+const MAX_MOVED_HEADERS: usize = ETHERNET_HEADER_LEN + 60;
+
+/// Moves the `len` header bytes at `buf[from..]` to `buf[to..]` (the ranges may
+/// overlap) through a small stack copy: only headers move, never the packet behind them.
+pub(crate) fn move_headers(buf: &mut [u8], from: usize, to: usize, len: usize) {
+    debug_assert!(len <= MAX_MOVED_HEADERS);
+    let mut tmp = [0u8; MAX_MOVED_HEADERS];
+    let len = len.min(MAX_MOVED_HEADERS);
+    tmp[..len].copy_from_slice(&buf[from..from + len]);
+    buf[to..to + len].copy_from_slice(&tmp[..len]);
+}
 
 /// One CBC job per frame still in the batch (no verdict yet), its IV read from the packet:
 /// the same shape for encryption (IV just written) and decryption (IV received).

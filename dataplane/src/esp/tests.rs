@@ -394,3 +394,75 @@ fn encapsulated_len_matches_the_wire_and_max_inner_len_inverts_it() {
     n.natt = Some(NatT::default());
     assert_eq!(n.max_inner_len(1500, 20), Some(1422));
 }
+
+/// Encapsulation grows each packet toward its headroom and decapsulation strips it
+/// from the front, both in place: the inner IPv4 packet never moves in its buffer,
+/// and decapsulation reports the outer headers and the inner packet's header.
+#[test]
+fn encap_and_decap_work_in_place_and_report_headers() {
+    for p in all_params() {
+        let (out, inb) = pair(p);
+        let mut fs = frames(&[0, 100, 1400]);
+        let inner_at: Vec<usize> = fs.iter().map(|f| f.head + 14).collect();
+        let mut ctx = EspContext::new();
+        let mut dc = DropCounters::default();
+        assert_eq!(
+            encapsulate_batch(&mut fs, |_| Some(&out), &mut ctx, &mut dc),
+            3
+        );
+        for (f, &at) in fs.iter().zip(&inner_at) {
+            assert!(f.head < at - 14, "{p:?}: grew toward the headroom");
+            assert_eq!(
+                f.esp_header(),
+                None,
+                "outbound frames report no inbound header"
+            );
+        }
+        let n = decapsulate_batch(&mut fs, |spi| (spi == 0x1000_0001).then_some(&inb), &mut dc);
+        assert_eq!(n, 3, "{p:?} {dc:?}");
+        for (i, (f, &at)) in fs.iter().zip(&inner_at).enumerate() {
+            let h = f.esp_header().expect("ESP header reported");
+            assert_eq!(
+                (h.src, h.dst, h.spi, h.seq),
+                (p.local, p.remote, 0x1000_0001, i as u32 + 1)
+            );
+            let inner = f.inner().expect("inner header reported");
+            assert_eq!(
+                (inner.src, inner.dst, inner.protocol, inner.header_len),
+                (
+                    Ipv4Addr::new(10, 1, 1, 2),
+                    Ipv4Addr::new(10, 1, 2, 2),
+                    17,
+                    20
+                )
+            );
+            assert!(inner.checksum_ok);
+            if p.mode == Mode::Tunnel {
+                // The inner packet is where it was before encapsulation.
+                assert_eq!(f.head + 14, at, "{p:?}");
+            } else {
+                // Transport: the payload stayed; the headers moved back onto it.
+                assert_eq!(f.head + 14 + 20, at + 20, "{p:?}");
+            }
+        }
+    }
+}
+
+/// A frame dropped after its ESP header was found still reports it (the worker
+/// counts the drop on the SA and logs the event from it).
+#[test]
+fn dropped_frame_reports_its_esp_header() {
+    let t = Transform::parse("esp-aes esp-sha-hmac").unwrap();
+    let (out, inb) = pair(SaParams::tunnel(0x4000, t, LOCAL, REMOTE));
+    let mut f = encap_one(&out, 30);
+    let l = f.len;
+    f.data_mut()[l - 1] ^= 1;
+    let mut batch = vec![f];
+    let mut dc = DropCounters::default();
+    assert_eq!(decapsulate_batch(&mut batch, |_| Some(&inb), &mut dc), 0);
+    assert_eq!(batch[0].drop_reason(), Some(DropReason::Auth));
+    let h = batch[0].esp_header().unwrap();
+    assert_eq!((h.src, h.dst, h.spi, h.seq), (LOCAL, REMOTE, 0x4000, 1));
+    assert_eq!(batch[0].inner(), None);
+    assert_eq!(DropReason::Auth.sa_drop(), SaDrop::Auth);
+}

@@ -9,6 +9,16 @@
 //! [`XskSet::service`] and the fill rings topped up from it, so RX never
 //! starves while TX is busy.
 //!
+//! A packet may start anywhere in its frame: every frame keeps
+//! [`FRAME_HEADROOM`] bytes (plus the kernel's XDP headroom) in front of a
+//! received packet and the rest of the frame behind it, so ESP grows a
+//! packet toward the front (encapsulation) or strips it from the front
+//! (decapsulation) in place and the descriptor handed to TX names where the
+//! packet now starts ([`XskSet::frame_mut`], [`Packet::set_bounds`]).
+//! xsk-rs writes TX descriptors only at a frame's fixed data offset, so the
+//! TX rings are produced here ([`TxRing`]), over a second mapping of the
+//! kernel's ring.
+//!
 //! Also here, because they need `unsafe`: the `aya::Pod` markers of the BPF
 //! map value types and a multi-descriptor `poll(2)`.
 #![allow(unsafe_code)]
@@ -17,6 +27,7 @@ use crate::xdp::maps::{AclRuleRaw, ClearSampleRaw, CounterRaw, LocalAddrRaw};
 use std::io;
 use std::num::NonZeroU32;
 use std::os::fd::{AsRawFd, RawFd};
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, Ordering};
 use xsk_rs::config::{BindFlags, FrameSize, LibxdpFlags, QueueSize, SocketConfig, UmemConfig};
 use xsk_rs::{CompQueue, FillQueue, FrameDesc, RxQueue, Socket, TxQueue, Umem};
@@ -35,6 +46,17 @@ unsafe impl aya::Pod for LocalAddrRaw {}
 // offsets checked against the C header by the layout tests in xdp::maps);
 // any bits are valid.
 unsafe impl aya::Pod for ClearSampleRaw {}
+
+/// Bytes of one UMEM frame (a power of two: a descriptor's frame is its
+/// address rounded down to a multiple of this).
+pub const FRAME_SIZE: usize = 4096;
+/// Bytes every frame keeps at its start for headers a packet grows by (the
+/// UMEM's `frame_headroom`): at least the outer IPv4, UDP (NAT-T), ESP
+/// header and IV that encapsulation puts in front of the inner packet. The
+/// kernel's XDP headroom lies between it and a received packet, so the room
+/// in front of a packet is this plus what the XDP program left of that.
+pub const FRAME_HEADROOM: usize = 128;
+const _: () = assert!(FRAME_HEADROOM >= crate::esp::ENCAP_HEADROOM);
 
 /// Settings of one worker's sockets.
 #[derive(Debug, Clone, Copy)]
@@ -75,29 +97,182 @@ pub enum XskError {
     },
 }
 
-/// A frame held by user space: received, or taken from the free list.
-/// Not `Clone`: handing it to a ring consumes it.
+/// A frame held by user space: received, or taken from the free list, and
+/// where in it the packet lies. Not `Clone`: handing it to a ring consumes it.
 #[derive(Debug)]
 pub struct Packet {
+    /// Names the frame (any address inside it; the free list gets it back).
     desc: FrameDesc,
+    /// Offset in the frame of the packet's first byte.
+    head: u32,
+    len: u32,
     owner: u32,
 }
 
 impl Packet {
     /// Length of the packet data.
     pub fn len(&self) -> usize {
-        self.desc.lengths().data()
+        self.len as usize
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.len == 0
+    }
+
+    /// Offset in the UMEM of the frame holding the packet.
+    fn frame(&self) -> usize {
+        self.desc.addr() & !(FRAME_SIZE - 1)
+    }
+
+    /// Moves the packet to `frame[head..head + len]` of its frame (after
+    /// headers were added or removed in place, see [`XskSet::frame_mut`]).
+    /// False, and nothing changed, if that is not inside the frame.
+    pub fn set_bounds(&mut self, head: usize, len: usize) -> bool {
+        if head.checked_add(len).is_none_or(|end| end > FRAME_SIZE) {
+            return false;
+        }
+        self.head = head as u32;
+        self.len = len as u32;
+        true
+    }
+}
+
+/// The producer side of one socket's TX ring, mapped from the socket a
+/// second time (the kernel's ring layout: producer and consumer indices,
+/// then `size` descriptors). xsk-rs's own TX queue of the socket is kept for
+/// wake-ups and never produces, so this is the ring's only producer.
+struct TxRing {
+    map: NonNull<libc::c_void>,
+    map_len: usize,
+    producer: NonNull<AtomicU32>,
+    consumer: NonNull<AtomicU32>,
+    descs: NonNull<libc::xdp_desc>,
+    size: u32,
+    cached_prod: u32,
+    cached_cons: u32,
+}
+
+// SAFETY: the mapping is owned by this value alone (unmapped on drop) and
+// only used through `&mut self`; the kernel side synchronises through the
+// atomic indices, so moving the value to another thread is sound.
+unsafe impl Send for TxRing {}
+
+impl TxRing {
+    fn map(fd: RawFd, size: u32) -> io::Result<Self> {
+        // SAFETY: xdp_mmap_offsets is plain integers; all zeroes is valid.
+        let mut off: libc::xdp_mmap_offsets = unsafe { std::mem::zeroed() };
+        let mut optlen = std::mem::size_of::<libc::xdp_mmap_offsets>() as libc::socklen_t;
+        // SAFETY: `off` is writable for `optlen` bytes and outlives the call.
+        let rc = unsafe {
+            libc::getsockopt(
+                fd,
+                libc::SOL_XDP,
+                libc::XDP_MMAP_OFFSETS,
+                (&mut off as *mut libc::xdp_mmap_offsets).cast(),
+                &mut optlen,
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if optlen as usize != std::mem::size_of::<libc::xdp_mmap_offsets>() {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "kernel without the XDP ring flags word",
+            ));
+        }
+        let t = off.tx;
+        let map_len = t.desc as usize + size as usize * std::mem::size_of::<libc::xdp_desc>();
+        // SAFETY: a fresh shared mapping of the socket's TX ring (the kernel
+        // sized it to `size` descriptors at bind); nothing else is affected.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                map_len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_POPULATE,
+                fd,
+                libc::XDP_PGOFF_TX_RING,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let map = NonNull::new(p).ok_or_else(io::Error::last_os_error)?;
+        let at = |o: u64| {
+            // SAFETY: the kernel's offsets lie inside the mapping it sized.
+            unsafe { map.cast::<u8>().add(o as usize) }
+        };
+        let ring = TxRing {
+            map,
+            map_len,
+            producer: at(t.producer).cast(),
+            consumer: at(t.consumer).cast(),
+            descs: at(t.desc).cast(),
+            size,
+            cached_prod: 0,
+            cached_cons: 0,
+        };
+        let mut ring = ring;
+        ring.cached_prod = ring.producer().load(Ordering::Relaxed);
+        ring.cached_cons = ring.consumer().load(Ordering::Acquire).wrapping_add(size);
+        Ok(ring)
+    }
+
+    fn producer(&self) -> &AtomicU32 {
+        // SAFETY: a 4-byte-aligned u32 the kernel shares through the live
+        // mapping; only accessed atomically.
+        unsafe { self.producer.as_ref() }
+    }
+
+    fn consumer(&self) -> &AtomicU32 {
+        // SAFETY: as in `producer`.
+        unsafe { self.consumer.as_ref() }
+    }
+
+    /// Queues descriptors `(address, length)`; returns how many fit.
+    fn produce(&mut self, descs: &[(u64, u32)]) -> usize {
+        let want = descs.len() as u32;
+        if self.cached_cons.wrapping_sub(self.cached_prod) < want {
+            self.cached_cons = self
+                .consumer()
+                .load(Ordering::Acquire)
+                .wrapping_add(self.size);
+        }
+        let free = self.cached_cons.wrapping_sub(self.cached_prod);
+        let n = want.min(free) as usize;
+        for (i, &(addr, len)) in descs[..n].iter().enumerate() {
+            let idx = (self.cached_prod.wrapping_add(i as u32) & (self.size - 1)) as usize;
+            let d = libc::xdp_desc {
+                addr,
+                len,
+                options: 0,
+            };
+            // SAFETY: idx < size, so the slot is inside the mapping; it is
+            // between the consumer and the unpublished producer index, so the
+            // kernel does not read it until the store below.
+            unsafe { self.descs.add(idx).write(d) };
+        }
+        self.cached_prod = self.cached_prod.wrapping_add(n as u32);
+        self.producer().store(self.cached_prod, Ordering::Release);
+        n
+    }
+}
+
+impl Drop for TxRing {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `map`, unmapped once; no reference
+        // into it outlives `self`.
+        unsafe { libc::munmap(self.map.as_ptr(), self.map_len) };
     }
 }
 
 struct Port {
     ifname: String,
     queue: u32,
+    /// Wake-ups only; descriptors go through `ring`.
     tx: TxQueue,
+    ring: TxRing,
     rx: RxQueue,
     fq: FillQueue,
     cq: CompQueue,
@@ -119,13 +294,30 @@ pub struct PortStats {
 
 static NEXT_OWNER: AtomicU32 = AtomicU32::new(1);
 
+// SAFETY: `base` points into the UMEM region that `umem` keeps mapped for as
+// long as the set lives, whichever thread owns the set; every access to it
+// goes through `&self`/`&mut self` and a Packet of this set, as for the
+// xsk-rs handles the set wraps.
+unsafe impl Send for XskSet {}
+
 /// One worker's UMEM and the AF_XDP sockets bound to it.
 pub struct XskSet {
     id: u32,
-    umem: Umem,
+    /// Keeps the region mapped (and registered with the kernel) for as long
+    /// as `base` is used; frames are reached through `base`.
+    _umem: Umem,
+    /// Start of the UMEM (frame 0): frame `i` is the `FRAME_SIZE` bytes
+    /// from `i * FRAME_SIZE`.
+    base: NonNull<u8>,
+    /// Bytes of the UMEM.
+    region_len: usize,
     free: Vec<FrameDesc>,
     ports: Vec<Port>,
     scratch: Vec<FrameDesc>,
+    tx_scratch: Vec<(u64, u32)>,
+    /// Where a received packet starts in its frame (headroom and the
+    /// kernel's XDP headroom), and so where `alloc` starts one.
+    data_offset: usize,
     fill_target: u32,
     capacity: usize,
     need_wakeup: bool,
@@ -142,10 +334,10 @@ impl XskSet {
         let cfgerr = |e: &dyn std::fmt::Display| XskError::Config(e.to_string());
         let ring = QueueSize::new(cfg.ring_size).map_err(|e| cfgerr(&e))?;
         let umem_cfg = UmemConfig::builder()
-            .frame_size(FrameSize::new(4096).map_err(|e| cfgerr(&e))?)
+            .frame_size(FrameSize::new(FRAME_SIZE as u32).map_err(|e| cfgerr(&e))?)
             .fill_queue_size(ring)
             .comp_queue_size(ring)
-            .frame_headroom(0)
+            .frame_headroom(FRAME_HEADROOM as u32)
             .build()
             .map_err(|e| cfgerr(&e))?;
         let capacity = umem_cfg.mtu() as usize;
@@ -156,6 +348,18 @@ impl XskSet {
             .ok_or_else(|| XskError::Config("frame count".into()))?;
         let (umem, free) =
             Umem::new(umem_cfg, total, false).map_err(|e| XskError::Umem(e.to_string()))?;
+        let region_len = total.get() as usize * FRAME_SIZE;
+        let base = {
+            // Address 0 names the first byte of frame 0; xsk-rs's view of
+            // it from there spans the whole frame.
+            let mut first = FrameDesc::default();
+            // SAFETY: no frame has been given to the kernel yet (every one
+            // is in `free`), so this view aliases nothing; it is dropped at
+            // the end of the block and only its address kept.
+            let mut d = unsafe { umem.data_mut(&mut first) };
+            NonNull::new(d.contents_mut().as_mut_ptr())
+                .ok_or_else(|| XskError::Umem("UMEM at address 0".into()))?
+        };
 
         let mut bind = BindFlags::empty();
         if cfg.need_wakeup {
@@ -188,10 +392,13 @@ impl XskSet {
             let (tx, rx, rings) = unsafe { Socket::new(sock_cfg, &umem, &iface, *queue) }
                 .map_err(|e| sockerr(format!("{e:?}")))?;
             let (fq, cq) = rings.ok_or_else(|| sockerr("pair bound twice in one set".into()))?;
+            let ring = TxRing::map(tx.fd().as_raw_fd(), cfg.ring_size)
+                .map_err(|e| sockerr(e.to_string()))?;
             ports.push(Port {
                 ifname: ifname.clone(),
                 queue: *queue,
                 tx,
+                ring,
                 rx,
                 fq,
                 cq,
@@ -202,10 +409,14 @@ impl XskSet {
         let fill_target = (cfg.frames_per_socket / 2).min(cfg.ring_size);
         let mut set = XskSet {
             id: NEXT_OWNER.fetch_add(1, Ordering::Relaxed),
-            umem,
+            _umem: umem,
+            base,
+            region_len,
             free,
             ports,
             scratch: vec![FrameDesc::default(); cfg.ring_size as usize],
+            tx_scratch: Vec::with_capacity(cfg.ring_size as usize),
+            data_offset: FRAME_SIZE - capacity,
             fill_target,
             capacity,
             need_wakeup: cfg.need_wakeup,
@@ -229,7 +440,8 @@ impl XskSet {
         (&self.ports[port].ifname, self.ports[port].queue)
     }
 
-    /// Largest packet a frame holds.
+    /// Largest packet a frame holds from where a received packet starts (the
+    /// headroom in front of it not counted).
     pub fn capacity(&self) -> usize {
         self.capacity
     }
@@ -249,61 +461,85 @@ impl XskSet {
         // released to us; we wrap each in exactly one Packet.
         let n = unsafe { p.rx.consume(&mut self.scratch[..max]) };
         p.in_fill = p.in_fill.saturating_sub(n as u32);
-        out.extend(self.scratch[..n].iter().map(|d| Packet {
-            desc: *d,
-            owner: self.id,
+        out.extend(self.scratch[..n].iter().map(|d| {
+            let head = d.addr() & (FRAME_SIZE - 1);
+            Packet {
+                desc: *d,
+                head: head as u32,
+                len: d.lengths().data().min(FRAME_SIZE - head) as u32,
+                owner: self.id,
+            }
         }));
         n
     }
 
-    /// A free frame with length 0 (for packets built from scratch).
+    /// A free frame with length 0 (for packets built from scratch), the
+    /// packet starting where a received one would.
     pub fn alloc(&mut self) -> Option<Packet> {
-        let mut desc = self.free.pop()?;
-        self.set_len_desc(&mut desc, 0);
+        let desc = self.free.pop()?;
         Some(Packet {
             desc,
+            head: self.data_offset as u32,
+            len: 0,
             owner: self.id,
         })
     }
 
-    fn set_len_desc(&self, desc: &mut FrameDesc, len: usize) {
-        // SAFETY: `desc` names a frame of this UMEM that user space owns (it
-        // is in the free list or wrapped in a Packet of this set), so the
-        // kernel does not touch the frame while we write its length.
-        let mut data = unsafe { self.umem.data_mut(desc) };
-        data.cursor().set_pos(len);
+    /// The whole frame of a packet of this set, or `None`.
+    fn frame_ptr(&self, p: &Packet) -> Option<NonNull<u8>> {
+        let start = p.frame();
+        if p.owner != self.id || start + FRAME_SIZE > self.region_len {
+            return None;
+        }
+        // SAFETY: `start + FRAME_SIZE` is inside the UMEM region (checked).
+        Some(unsafe { self.base.add(start) })
     }
 
     /// The packet's bytes.
     pub fn data<'a>(&'a self, p: &'a Packet) -> &'a [u8] {
-        if p.owner != self.id {
-            return &[];
+        match self.frame_ptr(p) {
+            // SAFETY: the frame belongs to this UMEM and is held by user
+            // space (the Packet), so the kernel neither reads nor writes it;
+            // head + len <= FRAME_SIZE (Packet keeps it so).
+            Some(f) => unsafe {
+                std::slice::from_raw_parts(f.add(p.head as usize).as_ptr(), p.len as usize)
+            },
+            None => &[],
         }
-        // SAFETY: the Packet belongs to this UMEM (owner checked) and is
-        // held by user space, so the kernel neither reads nor writes it.
-        unsafe { self.umem.data(&p.desc) }.contents()
     }
 
     /// The packet's bytes, writable.
     pub fn data_mut<'a>(&'a self, p: &'a mut Packet) -> &'a mut [u8] {
-        if p.owner != self.id {
-            return &mut [];
+        let (head, len) = (p.head as usize, p.len as usize);
+        match self.frame_mut(p) {
+            Some((f, _, _)) => &mut f[head..head + len],
+            None => &mut [],
         }
-        // SAFETY: as in `data`; `&mut Packet` makes this the only view.
-        unsafe { self.umem.data_mut(&mut p.desc) }.contents_mut_owned()
+    }
+
+    /// The packet's whole frame, writable, with the packet at
+    /// `frame[head..head + len]` (the returned `head` and `len`); the bytes
+    /// around it are room to grow into. After moving the packet inside the
+    /// frame, tell the packet with [`Packet::set_bounds`].
+    pub fn frame_mut<'a>(&'a self, p: &'a mut Packet) -> Option<(&'a mut [u8], usize, usize)> {
+        let f = self.frame_ptr(p)?;
+        // SAFETY: as in `data`; `&mut Packet` makes this the only view of
+        // the frame (the XskSet hands out frames only through Packets, and
+        // each frame is in at most one Packet).
+        let frame = unsafe { std::slice::from_raw_parts_mut(f.as_ptr(), FRAME_SIZE) };
+        Some((frame, p.head as usize, p.len as usize))
     }
 
     /// Sets the packet length to `len` (at most [`capacity`](Self::capacity))
-    /// and returns the whole writable frame: bytes past the old length are
+    /// and returns the packet's bytes: those past the old length are
     /// whatever the frame held before.
     pub fn resize<'a>(&'a self, p: &'a mut Packet, len: usize) -> Option<&'a mut [u8]> {
-        if p.owner != self.id || len > self.capacity {
+        if len > self.capacity || !p.set_bounds(p.head as usize, len) {
             return None;
         }
-        // SAFETY: as in `data_mut`.
-        let mut data = unsafe { self.umem.data_mut(&mut p.desc) };
-        data.cursor().set_pos(len);
-        Some(data.contents_mut_owned())
+        let head = p.head as usize;
+        let (f, _, _) = self.frame_mut(p)?;
+        Some(&mut f[head..head + len])
     }
 
     /// Returns a packet's frame to the free list (a drop).
@@ -319,24 +555,35 @@ impl XskSet {
         if pkts.is_empty() {
             return (0, 0);
         }
-        self.scratch.clear();
-        self.scratch
-            .extend(pkts.iter().filter(|p| p.owner == self.id).map(|p| p.desc));
+        self.tx_scratch.clear();
+        self.tx_scratch.extend(
+            pkts.iter()
+                .filter(|p| p.owner == self.id)
+                .map(|p| ((p.frame() + p.head as usize) as u64, p.len)),
+        );
         let p = &mut self.ports[port];
-        // SAFETY: every descriptor names a frame of this UMEM that user space
-        // owned (owner checked); the Packets are dropped below, so nothing
-        // touches these frames again until the completion ring returns them.
-        let sent = unsafe { p.tx.produce(&self.scratch) };
+        // Every descriptor names a packet inside a frame of this UMEM that
+        // user space owned (owner checked, Packet keeps head + len in its
+        // frame); the Packets are dropped below, so nothing touches these
+        // frames again until the completion ring returns them.
+        let sent = p.ring.produce(&self.tx_scratch);
         p.in_tx += sent as u32;
         if sent > 0 && (!self.need_wakeup || p.tx.needs_wakeup()) {
             let _ = p.tx.wakeup();
         }
-        let rejected = self.scratch.len() - sent;
-        self.free.extend_from_slice(&self.scratch[sent..]);
-        let foreign = pkts.len() - self.scratch.len();
-        pkts.clear();
-        let len = self.scratch.capacity();
-        self.scratch.resize(len, FrameDesc::default());
+        let mut queued = 0;
+        let mut rejected = 0;
+        let mut foreign = 0;
+        for pkt in pkts.drain(..) {
+            if pkt.owner != self.id {
+                foreign += 1;
+            } else if queued < sent {
+                queued += 1;
+            } else {
+                rejected += 1;
+                self.free.push(pkt.desc);
+            }
+        }
         (sent, rejected + foreign)
     }
 
@@ -402,21 +649,6 @@ impl XskSet {
             tx_invalid: s.tx_invalid_descs(),
             tx_ring_empty: s.tx_ring_empty_descs(),
         })
-    }
-}
-
-trait ContentsMutOwned<'a> {
-    fn contents_mut_owned(self) -> &'a mut [u8];
-}
-
-impl<'a> ContentsMutOwned<'a> for xsk_rs::umem::frame::DataMut<'a> {
-    fn contents_mut_owned(mut self) -> &'a mut [u8] {
-        let len = self.contents().len();
-        let ptr = self.contents_mut().as_mut_ptr();
-        // SAFETY: `DataMut<'a>` holds a `&'a mut [u8]` over the frame's data
-        // segment, at least `len` bytes from `ptr`; consuming it hands that
-        // exclusive borrow on for the same lifetime.
-        unsafe { std::slice::from_raw_parts_mut(ptr, len) }
     }
 }
 

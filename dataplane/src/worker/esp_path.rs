@@ -4,10 +4,15 @@
 //! forwarded to the inside. Both run on whole batches (the esp module groups
 //! them by SA and runs the crypto per group).
 //!
-//! Frames live in the UMEM: the packet sits at the start of its frame's data
-//! segment (where AF_XDP RX put it and where TX reads it), so encapsulation
-//! first moves it forward by [`ENCAP_HEADROOM`] and both directions move the
-//! result back to the start afterwards.
+//! Frames live in the UMEM with headroom in front of the packet and the rest
+//! of the frame behind it ([`crate::sys::xsk::FRAME_HEADROOM`]): the batch
+//! functions see each whole frame, encapsulation grows the packet toward the
+//! headroom and decapsulation strips it from the front, and the packet's
+//! descriptor then names where it starts now. No packet is copied on either
+//! path. Every header is parsed once: the inside packet by
+//! [`forward::parse_ipv4`] (the ESP core checks what it needs itself), the
+//! outside frame by [`decapsulate_batch`], which also reports the SPI and
+//! the inner packet's addresses the policy check and forwarding use.
 //!
 //! An inside packet whose encapsulation would not fit the outside MTU
 //! ([`SaParams::encapsulated_len`](crate::esp::SaParams::encapsulated_len))
@@ -21,7 +26,7 @@
 //! is fragmented when it leaves the hold queue.
 
 use super::fib::{FibReader, NextHop};
-use super::forward::{self, FwdDrop};
+use super::forward::{self, FwdDrop, Ipv4Header};
 use super::frag::{FragError, Fragmenter};
 use super::hold::{Held, HoldQueue, Push};
 use super::icmp::IcmpError;
@@ -29,8 +34,8 @@ use super::sa::{SaSource, SaTables};
 use super::syslog::{CryptoEvent, LatestEvents};
 use super::{Counter, Published};
 use crate::esp::{
-    decapsulate_batch, encapsulate_batch, DropCounters, DropReason, EspContext, Frame,
-    ENCAP_HEADROOM, ENCAP_TAILROOM,
+    decapsulate_batch, encapsulate_batch, DropCounters, DropReason, EspContext, EspHeader, Frame,
+    InnerHeader, ENCAP_TAILROOM,
 };
 use crate::sadb::{monotonic_ms, GlobalCounter, MapName, PostOutcome, SaDrop, SaRequest, SlotId};
 use crate::sys::xsk::{Packet, XskSet};
@@ -150,38 +155,6 @@ pub(crate) fn held_dropped(
     }
 }
 
-/// Source, protocol and ports of an IPv4 frame already checked by
-/// `forward::ipv4_destination` (ports only for unfragmented/first TCP/UDP).
-fn flow(frame: &[u8]) -> (Ipv4Addr, u8, Option<(u16, u16)>) {
-    let ip = &frame[ETH..];
-    let src = Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]);
-    let proto = ip[9];
-    let ihl = usize::from(ip[0] & 0x0f) * 4;
-    let first = u16::from_be_bytes([ip[6], ip[7]]) & 0x1fff == 0;
-    let ports = if first && (proto == 6 || proto == 17) {
-        ip.get(ihl..ihl + 4).map(|p| {
-            (
-                u16::from_be_bytes([p[0], p[1]]),
-                u16::from_be_bytes([p[2], p[3]]),
-            )
-        })
-    } else {
-        None
-    };
-    (src, proto, ports)
-}
-
-fn sa_drop(r: DropReason) -> SaDrop {
-    match r {
-        DropReason::Replay | DropReason::OutOfWindow => SaDrop::Replay,
-        DropReason::Auth => SaDrop::Auth,
-        DropReason::Malformed | DropReason::Truncated => SaDrop::Malformed,
-        DropReason::BadPadding => SaDrop::Pad,
-        DropReason::SeqExhausted => SaDrop::SeqExhausted,
-        _ => SaDrop::Other,
-    }
-}
-
 /// Outcome of the per-packet checks before encapsulation.
 enum Pre {
     /// Encapsulate with outbound SA `i`, send to that next hop.
@@ -281,16 +254,15 @@ pub fn encap(
     let mut results: Vec<Option<(usize, usize)>> = vec![None; keep.len()];
     let mut reasons: Vec<Option<DropReason>> = vec![None; keep.len()];
     {
+        // Each packet is encapsulated where it lies in its frame.
         let xsk: &XskSet = io.xsk;
         let mut frames: Vec<Frame<&mut [u8]>> = Vec::with_capacity(keep.len());
         let mut pos: Vec<usize> = Vec::with_capacity(keep.len());
         for (k, pkt) in keep.iter_mut().enumerate() {
-            let len = pkt.len();
-            let Some(buf) = xsk.resize(pkt, cap) else {
+            let Some((buf, head, len)) = xsk.frame_mut(pkt) else {
                 continue;
             };
-            buf.copy_within(0..len, ENCAP_HEADROOM);
-            frames.push(Frame::new(buf, ENCAP_HEADROOM, len));
+            frames.push(Frame::new(buf, head, len));
             pos.push(k);
         }
         // Encrypt in chunks: each chunk reserves its own short run of
@@ -319,24 +291,18 @@ pub fn encap(
     for (bi, mut pkt) in keep.into_iter().enumerate() {
         let e = &tables.outbound[sa_of[bi]];
         let counters = st.source.db.counters(e.slot);
-        let Some((head, len)) = results[bi] else {
+        let inner_len = pkt.len().saturating_sub(ETH);
+        if !results[bi].is_some_and(|(head, len)| pkt.set_bounds(head, len)) {
             io.local[Counter::DropEsp as usize] += 1;
             if let (Some(c), Some(r)) = (&counters, reasons[bi]) {
-                c.add_drop(sa_drop(r), 1);
+                c.add_drop(r.sa_drop(), 1);
             }
             io.xsk.release(pkt);
             continue;
-        };
+        }
         // The next hop pre_encap found (the same table: it cannot have
         // changed within the batch).
-        let nh = hop_of[bi];
-        let inner_len = pkt.len().saturating_sub(ETH);
-        if let Some(buf) = io.xsk.resize(&mut pkt, cap) {
-            buf.copy_within(head..head + len, 0);
-            buf[0..6].copy_from_slice(&nh.dst_mac);
-            buf[6..12].copy_from_slice(&nh.src_mac);
-        }
-        let _ = io.xsk.resize(&mut pkt, len);
+        forward::set_macs(io.xsk.data_mut(&mut pkt), &hop_of[bi]);
         if let Some(c) = &counters {
             c.add_packets(1, inner_len as u64);
         }
@@ -364,14 +330,13 @@ fn pre_encap(
     cap: usize,
 ) -> Pre {
     let frame = io.xsk.data_mut(pkt);
-    let dst = match forward::ipv4_destination(frame) {
-        Ok(d) => d,
+    let h: Ipv4Header = match forward::parse_ipv4(frame) {
+        Ok(h) => h,
         Err(FwdDrop::NotIpv4) => return Pre::Drop(Counter::DropNotIpv4),
         Err(_) => return Pre::Drop(Counter::DropMalformed),
     };
-    let (src, proto, ports) = flow(frame);
-    let Some(i) = tables.find_outbound(src, dst, proto, ports) else {
-        post_sa_request(st, src, dst, proto, ports);
+    let Some(i) = tables.find_outbound(h.src, h.dst, h.protocol, h.ports) else {
+        post_sa_request(st, h.src, h.dst, h.protocol, h.ports);
         return Pre::Drop(Counter::DropNoSa);
     };
     let sa = &tables.outbound[i].sa;
@@ -383,18 +348,18 @@ fn pre_encap(
         return Pre::Drop(Counter::DropNoRoute);
     }
     // The longest inner packet whose encapsulation fits the outside MTU and
-    // whose frame has the room encapsulation needs.
-    let ihl = usize::from(frame[ETH] & 0x0f) * 4;
-    let room = cap.saturating_sub(ETH + ENCAP_HEADROOM + ENCAP_TAILROOM);
+    // whose frame has the room encapsulation needs behind it (the headroom in
+    // front is the frame's, see sys::xsk).
+    let room = cap.saturating_sub(ETH + ENCAP_TAILROOM);
     let limit = sa
         .params
-        .max_inner_len(usize::from(nh.mtu), ihl)
+        .max_inner_len(usize::from(nh.mtu), h.header_len)
         .unwrap_or(0)
         .min(room);
     let ip_len = frame.len() - ETH;
     let fits = ip_len <= limit;
     if !fits {
-        if forward::dont_fragment(frame) {
+        if h.dont_frag {
             let mtu = limit.min(usize::from(u16::MAX)) as u16;
             return Pre::Icmp(IcmpError::FragmentationNeeded { mtu }, Counter::DropTooBig);
         }
@@ -518,6 +483,17 @@ fn post_sa_request(
     }
 }
 
+/// What decapsulation reported about one received frame.
+#[derive(Clone, Copy, Default)]
+struct Decapped {
+    /// Where the inner packet now lies in the frame (a good frame).
+    bounds: Option<(usize, usize)>,
+    inner: Option<InnerHeader>,
+    /// The outer headers, if decapsulation got as far as the ESP header.
+    esp: Option<EspHeader>,
+    reason: Option<DropReason>,
+}
+
 /// Decapsulates a batch received on the outside and forwards the inner
 /// packets (normally to the inside).
 pub fn decap(
@@ -527,70 +503,61 @@ pub fn decap(
     out: &mut [Vec<Packet>; 2],
 ) {
     let tables = st.tables.clone();
-    let cap = io.xsk.capacity();
-    let n = pkts.len();
-    let spis: Vec<Option<u32>> = pkts.iter().map(|p| esp_spi(io.xsk.data(p))).collect();
-    let mut results: Vec<Option<(usize, usize)>> = vec![None; n];
-    let mut reasons: Vec<Option<DropReason>> = vec![None; n];
+    let mut results = vec![Decapped::default(); pkts.len()];
     {
+        // Each packet is decapsulated where it lies in its frame.
         let xsk: &XskSet = io.xsk;
-        let mut frames: Vec<Frame<&mut [u8]>> = Vec::with_capacity(n);
-        let mut pos: Vec<usize> = Vec::with_capacity(n);
+        let mut frames: Vec<Frame<&mut [u8]>> = Vec::with_capacity(pkts.len());
+        let mut pos: Vec<usize> = Vec::with_capacity(pkts.len());
         for (k, pkt) in pkts.iter_mut().enumerate() {
-            let len = pkt.len();
-            let Some(buf) = xsk.resize(pkt, cap) else {
+            let Some((buf, head, len)) = xsk.frame_mut(pkt) else {
                 continue;
             };
-            frames.push(Frame::new(buf, 0, len));
+            frames.push(Frame::new(buf, head, len));
             pos.push(k);
         }
         let lookup = |spi: u32| tables.inbound.get(&spi).map(|e| &*e.sa);
         let good = decapsulate_batch(&mut frames, lookup, &mut st.drops);
         for (k, fr) in frames.iter().enumerate() {
-            let bi = pos[fr.batch_index()];
-            if k < good {
-                results[bi] = Some((fr.head, fr.len));
-            } else {
-                reasons[bi] = fr.drop_reason();
-            }
+            results[pos[fr.batch_index()]] = Decapped {
+                bounds: (k < good).then_some((fr.head, fr.len)),
+                inner: fr.inner(),
+                esp: fr.esp_header(),
+                reason: fr.drop_reason(),
+            };
         }
     }
-    for (bi, mut pkt) in pkts.drain(..).enumerate() {
-        let entry = spis[bi].and_then(|s| tables.inbound.get(&s));
+    for (r, mut pkt) in results.into_iter().zip(pkts.drain(..)) {
+        let entry = r.esp.and_then(|h| tables.inbound.get(&h.spi));
         let counters = entry.and_then(|e| st.source.db.counters(e.slot));
-        let Some((head, len)) = results[bi] else {
+        let good = match (r.bounds, r.inner, entry) {
+            (Some((head, len)), Some(inner), Some(e)) if pkt.set_bounds(head, len) => {
+                Some((inner, e))
+            }
+            _ => None,
+        };
+        let Some((inner, entry)) = good else {
             io.local[Counter::DropEsp as usize] += 1;
-            match (&counters, reasons[bi]) {
-                (Some(c), Some(r)) => c.add_drop(sa_drop(r), 1),
+            match (&counters, r.reason) {
+                (Some(c), Some(reason)) => c.add_drop(reason.sa_drop(), 1),
                 (None, _) => st.source.db.global().add(GlobalCounter::NoSa, 1),
                 _ => {}
             }
-            if let Some(ev) = reasons[bi].and_then(|r| log_event(r, io.xsk.data(&pkt), entry)) {
+            if let Some(ev) = r.reason.and_then(|reason| log_event(reason, r.esp?, entry)) {
                 st.events.record(ev);
             }
             io.xsk.release(pkt);
             continue;
         };
-        let (Some(entry), Some(buf)) = (entry, io.xsk.resize(&mut pkt, cap)) else {
+        if !inner.checksum_ok {
+            io.local[Counter::DropMalformed as usize] += 1;
+            if let Some(c) = &counters {
+                c.add_drop(SaDrop::Malformed, 1);
+            }
             io.xsk.release(pkt);
             continue;
-        };
-        buf.copy_within(head..head + len, 0);
-        let _ = io.xsk.resize(&mut pkt, len);
-        let frame = io.xsk.data_mut(&mut pkt);
-        let dst = match forward::ipv4_destination(frame) {
-            Ok(d) => d,
-            Err(_) => {
-                io.local[Counter::DropMalformed as usize] += 1;
-                if let Some(c) = &counters {
-                    c.add_drop(SaDrop::Malformed, 1);
-                }
-                io.xsk.release(pkt);
-                continue;
-            }
-        };
-        let (src, proto, _) = flow(frame);
-        if !entry.admits(src, dst, proto) {
+        }
+        if !entry.admits(inner.src, inner.dst, inner.protocol) {
             io.local[Counter::DropPolicyMismatch as usize] += 1;
             if let Some(c) = &counters {
                 c.add_drop(SaDrop::PolicyMismatch, 1);
@@ -599,10 +566,10 @@ pub fn decap(
             continue;
         }
         if let Some(c) = &counters {
-            c.add_packets(1, (len - ETH) as u64);
+            c.add_packets(1, pkt.len().saturating_sub(ETH) as u64);
         }
         io.local[Counter::EspDecap as usize] += 1;
-        forward_inner(io, pkt, dst, out);
+        forward_inner(io, pkt, inner.dst, out);
     }
 }
 
@@ -636,45 +603,22 @@ pub(crate) fn forward_inner(
     }
 }
 
-/// The SPI of an ESP or ESP-in-UDP frame (for per-SA drop accounting).
-fn esp_spi(frame: &[u8]) -> Option<u32> {
-    esp_header(frame).map(|h| h.2)
-}
-
-/// Outer (source, destination), SPI and sequence number of an ESP or
-/// ESP-in-UDP frame. Decapsulation never changes these bytes, also in a
-/// dropped frame.
-fn esp_header(frame: &[u8]) -> Option<(Ipv4Addr, Ipv4Addr, u32, u32)> {
-    let ip = frame.get(ETH..)?;
-    let ihl = usize::from(*ip.first()? & 0x0f) * 4;
-    let at = match *ip.get(9)? {
-        50 => ihl,
-        17 => ihl + 8,
-        _ => return None,
-    };
-    let h = ip.get(at..at + 8)?;
-    let a = ip.get(12..20)?;
-    Some((
-        Ipv4Addr::new(a[0], a[1], a[2], a[3]),
-        Ipv4Addr::new(a[4], a[5], a[6], a[7]),
-        u32::from_be_bytes([h[0], h[1], h[2], h[3]]),
-        u32::from_be_bytes([h[4], h[5], h[6], h[7]]),
-    ))
-}
-
 /// The crypto log event (IOS message) of an inbound drop, if it has one:
 /// no SA for the SPI, a replay, an ICV failure on the SA `entry`.
 fn log_event(
     r: DropReason,
-    frame: &[u8],
+    h: EspHeader,
     entry: Option<&super::sa::InEntry>,
 ) -> Option<CryptoEvent> {
-    let (src, dst, spi, seq) = esp_header(frame)?;
     match (r, entry) {
-        (DropReason::NoSa, _) => Some(CryptoEvent::InvalidSpi { dst, src, spi }),
+        (DropReason::NoSa, _) => Some(CryptoEvent::InvalidSpi {
+            dst: h.dst,
+            src: h.src,
+            spi: h.spi,
+        }),
         (DropReason::Replay | DropReason::OutOfWindow, Some(e)) => Some(CryptoEvent::Replay {
             conn_id: e.conn_id,
-            seq,
+            seq: h.seq,
         }),
         (DropReason::Auth, Some(e)) => Some(CryptoEvent::MacError { conn_id: e.conn_id }),
         _ => None,

@@ -1,6 +1,10 @@
 //! IPv4 forwarding of one frame in place: sanity checks, TTL, MAC rewrite.
 
 use super::fib::NextHop;
+use crate::wire::checksum;
+use crate::wire::{
+    EtherType, EthernetAddress, EthernetFrame, Ipv4Packet, ETHERNET_HEADER_LEN, IPV4_MIN_HEADER_LEN,
+};
 use std::net::Ipv4Addr;
 
 /// Why a frame was not forwarded.
@@ -11,93 +15,103 @@ pub enum FwdDrop {
     TtlExceeded,
 }
 
-const ETH_LEN: usize = 14;
+/// What forwarding and the ESP path need of an Ethernet/IPv4 frame, read once
+/// through the `wire` views by [`parse_ipv4`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ipv4Header {
+    pub src: Ipv4Addr,
+    pub dst: Ipv4Addr,
+    pub protocol: u8,
+    pub header_len: usize,
+    /// Bytes of the IPv4 packet (its total length field).
+    pub total_len: usize,
+    pub dont_frag: bool,
+    /// TCP/UDP source and destination ports, in an unfragmented packet or a
+    /// first fragment that holds them.
+    pub ports: Option<(u16, u16)>,
+}
 
-/// Destination address of an Ethernet/IPv4 frame, after checking the headers
-/// (version, IHL, total length within the frame, header checksum).
-pub fn ipv4_destination(frame: &[u8]) -> Result<Ipv4Addr, FwdDrop> {
-    if frame.len() < ETH_LEN + 20 {
-        return Err(FwdDrop::Malformed);
-    }
-    if frame[12..14] != [0x08, 0x00] {
+/// Checks the headers of an Ethernet/IPv4 frame (version, IHL, total length
+/// within the frame, header checksum) and returns what the forwarder needs.
+pub fn parse_ipv4(frame: &[u8]) -> Result<Ipv4Header, FwdDrop> {
+    let eth = EthernetFrame::new_checked(frame).map_err(|_| FwdDrop::Malformed)?;
+    if eth.ethertype() != EtherType::Ipv4 {
         return Err(FwdDrop::NotIpv4);
     }
-    let ip = &frame[ETH_LEN..];
-    let ihl = usize::from(ip[0] & 0x0f) * 4;
-    if ip[0] >> 4 != 4 || ihl < 20 || ip.len() < ihl {
+    let ip = Ipv4Packet::new_checked(eth.payload()).map_err(|_| FwdDrop::Malformed)?;
+    if !ip.verify_checksum() {
         return Err(FwdDrop::Malformed);
     }
-    let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
-    if total < ihl || total > ip.len() {
-        return Err(FwdDrop::Malformed);
-    }
-    if checksum(&ip[..ihl]) != 0 {
-        return Err(FwdDrop::Malformed);
-    }
-    Ok(Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]))
+    let protocol = u8::from(ip.protocol());
+    let ports = if ip.frag_offset() == 0 && matches!(protocol, 6 | 17) {
+        ip.payload().get(..4).map(|p| {
+            (
+                u16::from_be_bytes([p[0], p[1]]),
+                u16::from_be_bytes([p[2], p[3]]),
+            )
+        })
+    } else {
+        None
+    };
+    Ok(Ipv4Header {
+        src: ip.src_addr(),
+        dst: ip.dst_addr(),
+        protocol,
+        header_len: ip.header_len(),
+        total_len: usize::from(ip.total_len()),
+        dont_frag: ip.dont_frag(),
+        ports,
+    })
 }
 
-/// Whether the IPv4 header's DF bit is set (frame checked by [`ipv4_destination`]).
-pub fn dont_fragment(frame: &[u8]) -> bool {
-    frame.get(ETH_LEN + 6).is_some_and(|b| b & 0x40 != 0)
-}
-
-/// Internet checksum (RFC 1071) of `data`: 0 when a header with its checksum
-/// field filled in is intact.
-pub fn checksum(data: &[u8]) -> u16 {
-    let mut sum: u32 = 0;
-    let mut chunks = data.chunks_exact(2);
-    for c in &mut chunks {
-        sum += u32::from(u16::from_be_bytes([c[0], c[1]]));
-    }
-    if let [b] = chunks.remainder() {
-        sum += u32::from(*b) << 8;
-    }
-    while sum >> 16 != 0 {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
-}
-
-/// Decrements the TTL with an incremental checksum update (no MAC rewrite).
+/// Decrements the TTL of a frame [`parse_ipv4`] accepted, updating the header
+/// checksum incrementally (RFC 1624: HC' = ~(~HC + ~m + m')); no MAC rewrite.
 pub fn decrement_ttl(frame: &mut [u8]) -> Result<(), FwdDrop> {
-    if frame.len() < ETH_LEN + 20 {
+    let Some(ip) = frame.get_mut(ETHERNET_HEADER_LEN..) else {
+        return Err(FwdDrop::Malformed);
+    };
+    if ip.len() < IPV4_MIN_HEADER_LEN {
         return Err(FwdDrop::Malformed);
     }
-    let ttl = frame[ETH_LEN + 8];
+    let mut ip = Ipv4Packet::new_unchecked(ip);
+    let ttl = ip.ttl();
     if ttl <= 1 {
         return Err(FwdDrop::TtlExceeded);
     }
-    let old = u16::from_be_bytes([frame[ETH_LEN + 8], frame[ETH_LEN + 9]]);
-    frame[ETH_LEN + 8] = ttl - 1;
-    let new = u16::from_be_bytes([frame[ETH_LEN + 8], frame[ETH_LEN + 9]]);
-    let hc = u16::from_be_bytes([frame[ETH_LEN + 10], frame[ETH_LEN + 11]]);
-    // HC' = ~(~HC + ~m + m') (RFC 1624)
-    let mut sum = u32::from(!hc) + u32::from(!old) + u32::from(new);
-    while sum >> 16 != 0 {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    frame[ETH_LEN + 10..ETH_LEN + 12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+    // The TTL is the high byte of its 16-bit word (TTL, protocol).
+    let old = u16::from(ttl) << 8;
+    let new = u16::from(ttl - 1) << 8;
+    let sum = u32::from(!ip.checksum()) + u32::from(!old) + u32::from(new);
+    ip.set_ttl(ttl - 1);
+    ip.set_checksum(!checksum::fold(sum));
     Ok(())
 }
 
-/// Decrements the TTL (incremental checksum update, RFC 1624) and writes the
-/// next hop's MAC addresses. Call after [`ipv4_destination`] accepted the frame.
+/// Decrements the TTL (see [`decrement_ttl`]) and writes the next hop's MAC
+/// addresses. Call after [`parse_ipv4`] accepted the frame.
 pub fn forward_in_place(frame: &mut [u8], nh: &NextHop) -> Result<(), FwdDrop> {
     decrement_ttl(frame)?;
-    frame[0..6].copy_from_slice(&nh.dst_mac);
-    frame[6..12].copy_from_slice(&nh.src_mac);
+    set_macs(frame, nh);
     Ok(())
+}
+
+/// Writes the next hop's MAC addresses into an Ethernet frame.
+pub fn set_macs(frame: &mut [u8], nh: &NextHop) {
+    if let Ok(mut eth) = EthernetFrame::new_checked(frame) {
+        eth.set_dst_addr(EthernetAddress(nh.dst_mac));
+        eth.set_src_addr(EthernetAddress(nh.src_mac));
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::checksum::checksum;
 
     fn frame(ttl: u8) -> Vec<u8> {
-        let mut f = vec![0u8; ETH_LEN + 28];
+        let mut f = vec![0u8; ETHERNET_HEADER_LEN + 28];
         f[12] = 0x08;
-        let ip = &mut f[ETH_LEN..];
+        let ip = &mut f[ETHERNET_HEADER_LEN..];
         ip[0] = 0x45;
         ip[2..4].copy_from_slice(&28u16.to_be_bytes());
         ip[8] = ttl;
@@ -121,10 +135,17 @@ mod tests {
     fn forwards_and_keeps_checksum_valid() {
         for ttl in [2u8, 64, 255] {
             let mut f = frame(ttl);
-            assert_eq!(ipv4_destination(&f), Ok(Ipv4Addr::new(10, 1, 2, 2)));
+            assert_eq!(
+                parse_ipv4(&f).map(|h| h.dst),
+                Ok(Ipv4Addr::new(10, 1, 2, 2))
+            );
             forward_in_place(&mut f, &NH).unwrap();
-            assert_eq!(f[ETH_LEN + 8], ttl - 1);
-            assert_eq!(checksum(&f[ETH_LEN..ETH_LEN + 20]), 0, "ttl {ttl}");
+            assert_eq!(f[ETHERNET_HEADER_LEN + 8], ttl - 1);
+            assert_eq!(
+                checksum(&f[ETHERNET_HEADER_LEN..ETHERNET_HEADER_LEN + 20]),
+                0,
+                "ttl {ttl}"
+            );
             assert_eq!(&f[0..6], &NH.dst_mac);
             assert_eq!(&f[6..12], &NH.src_mac);
         }
@@ -137,17 +158,17 @@ mod tests {
             Err(FwdDrop::TtlExceeded)
         );
         let mut f = frame(64);
-        f[ETH_LEN + 10] ^= 1;
-        assert_eq!(ipv4_destination(&f), Err(FwdDrop::Malformed));
+        f[ETHERNET_HEADER_LEN + 10] ^= 1;
+        assert_eq!(parse_ipv4(&f).map(|h| h.dst), Err(FwdDrop::Malformed));
         let mut f = frame(64);
         f[12] = 0x86;
         f[13] = 0xdd;
-        assert_eq!(ipv4_destination(&f), Err(FwdDrop::NotIpv4));
+        assert_eq!(parse_ipv4(&f).map(|h| h.dst), Err(FwdDrop::NotIpv4));
         let f = frame(64);
-        assert_eq!(ipv4_destination(&f[..30]), Err(FwdDrop::Malformed));
+        assert_eq!(parse_ipv4(&f[..30]).map(|h| h.dst), Err(FwdDrop::Malformed));
         let mut f = frame(64);
-        f[ETH_LEN + 3] = 200; // total length beyond the frame
-        assert_eq!(ipv4_destination(&f), Err(FwdDrop::Malformed));
+        f[ETHERNET_HEADER_LEN + 3] = 200; // total length beyond the frame
+        assert_eq!(parse_ipv4(&f).map(|h| h.dst), Err(FwdDrop::Malformed));
     }
 }
 
@@ -155,6 +176,7 @@ mod tests {
 mod proptests {
     use super::super::{icmp, netlink};
     use super::*;
+    use crate::wire::checksum::checksum;
     use proptest::prelude::*;
 
     const NH: NextHop = NextHop {
@@ -200,8 +222,8 @@ mod proptests {
         /// accepted frame keeps a valid header checksum after forwarding.
         #[test]
         fn forwarding_never_panics(mut f in ipv4_frame()) {
-            if ipv4_destination(&f).is_ok() {
-                let _ = dont_fragment(&f);
+            if let Ok(h) = parse_ipv4(&f) {
+                let _ = h.dont_frag;
                 if icmp::may_answer(&f) {
                     let mut out = [0u8; 128];
                     let _ = icmp::build_error(&f, icmp::IcmpError::TtlExceeded, "10.0.0.1".parse().unwrap(), &NH, &mut out);

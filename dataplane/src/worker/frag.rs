@@ -17,7 +17,7 @@
 //! offset) is split further: offsets continue from its own, and the last
 //! piece keeps its MF.
 
-use super::forward::checksum;
+use crate::wire::checksum::checksum;
 
 const MIN_HEADER: usize = 20;
 const MAX_HEADER: usize = 60;

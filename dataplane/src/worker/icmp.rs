@@ -4,7 +4,7 @@
 //! a broadcast/multicast source (RFC 1812 §4.3.2.7).
 
 use super::fib::NextHop;
-use super::forward::checksum;
+use crate::wire::checksum::checksum;
 use std::net::Ipv4Addr;
 
 const ETH_LEN: usize = 14;
@@ -19,7 +19,7 @@ pub enum IcmpError {
 }
 
 /// Whether `orig` (an Ethernet/IPv4 frame already checked by
-/// `forward::ipv4_destination`) may be answered with an ICMP error.
+/// `forward::parse_ipv4`) may be answered with an ICMP error.
 pub fn may_answer(orig: &[u8]) -> bool {
     let Some(ip) = orig.get(ETH_LEN..) else {
         return false;
