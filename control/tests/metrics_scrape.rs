@@ -16,7 +16,7 @@ use espgw_control::config::parse_config;
 use espgw_control::daemon::{Daemon, SaSync, Sink};
 use espgw_control::driver::DriverSink;
 use espgw_control::ike::{self, crypto::RandRng, Endpoint, Event};
-use espgw_control::metrics::{self, http::MetricsServer, Sources};
+use espgw_control::metrics::{self, Sources};
 use espgw_sadb::{
     AuthKey, Direction, EncKey, GlobalCounter, Ipv4Prefix, MapName, Mode, ProxyIdentity, SaDb,
     SaDbWriter, SaDrop, SaRecord, TransformId,
@@ -159,4 +159,200 @@ fn scrape_of_a_region_with_several_sas() {
     let gone = w.entries().into_iter().find(|e| e.record.spi == 0x1001).unwrap();
     w.delete(gone.slot).unwrap();
     assert!(!metrics::scrape(&r).contains("4097"));
+}
+
+/// Both routers' endpoints from the slides' configurations; `a` (R1) initiates and the
+/// datagrams go back and forth until neither has anything left to send. R1's events.
+fn negotiate(a: &mut Endpoint, b: &mut Endpoint) -> Vec<Event> {
+    let now = Instant::now();
+    assert!(a.initiate(now, "vpn", 10));
+    let mut events = Vec::new();
+    for _ in 0..100 {
+        let mut quiet = true;
+        for a_sends in [true, false] {
+            let (from, to) = if a_sends {
+                (&mut *a, &mut *b)
+            } else {
+                (&mut *b, &mut *a)
+            };
+            while let Some(t) = from.poll_transmit() {
+                quiet = false;
+                to.handle_datagram(now, t.remote, t.local, &t.data);
+            }
+        }
+        while let Some(e) = a.poll_event() {
+            events.push(e);
+        }
+        if quiet {
+            return events;
+        }
+    }
+    panic!("the negotiation never settled");
+}
+
+fn endpoint(text: &str, seed: u64) -> (Endpoint, espgw_control::config::Config) {
+    let parsed = parse_config(text, &InterfaceMap::default()).unwrap();
+    let ikecfg = ike::ios::ike_config(&parsed.config, false).unwrap();
+    let rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(seed);
+    (Endpoint::new(ikecfg, Box::new(RandRng(rng))), parsed.config)
+}
+
+/// `GET /metrics` over a plain TCP connection: (status line, content type, body).
+fn http_get(addr: std::net::SocketAddr, path: &str) -> (String, String, String) {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    let status = head.lines().next().unwrap().to_string();
+    let ctype = head
+        .lines()
+        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-type: ").map(str::to_string))
+        .unwrap_or_default();
+    (status, ctype, body.to_string())
+}
+
+/// Every sample of a scrape as Python's `prometheus_client` parser reads it:
+/// (name, labels, value).
+fn python_parse(text: &str) -> Vec<(String, std::collections::BTreeMap<String, String>, f64)> {
+    const SCRIPT: &str = "import sys, json\n\
+        from prometheus_client.parser import text_string_to_metric_families\n\
+        out = []\n\
+        for fam in text_string_to_metric_families(sys.stdin.read()):\n\
+        \x20   for s in fam.samples:\n\
+        \x20       out.append([s.name, s.labels, s.value])\n\
+        print(json.dumps(out))\n";
+    let mut child = std::process::Command::new("/usr/bin/python3")
+        .args(["-c", SCRIPT])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("/usr/bin/python3 (deploy/setup.sh installs python3-prometheus-client)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "the Python parser refused the scrape");
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The number after `label` in a `show` screen line.
+fn shown(screen: &str, label: &str) -> u64 {
+    let at = screen.find(label).unwrap_or_else(|| panic!("{label} in\n{screen}")) + label.len();
+    screen[at..]
+        .trim_start()
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn endpoint_scrape_parsed_by_prometheus_client_matches_show_crypto_ipsec_sa() {
+    let d = TempDir::new("endpoint");
+    let (mut a, config) = endpoint(espgw_control::config::slides::SLIDES_R1, 1);
+    let (mut b, _) = endpoint(espgw_control::config::slides::SLIDES_R2, 2);
+    let events = negotiate(&mut a, &mut b);
+    let w = SaDb::create(d.0.join("sadb"), 64).unwrap();
+    let daemon = Daemon::new(a, config, SaSync::new(Some(w), 64), None);
+    let mut sink = Sink(daemon.clone());
+    let mut spis = None;
+    for e in events {
+        if let Event::IpsecSaUp { inbound, outbound } = &e {
+            spis = Some((inbound.spi, outbound.spi));
+        }
+        sink.event(e);
+    }
+    let (in_spi, out_spi) = spis.expect("R1 brought IPsec SAs up");
+    // The data plane's counts: 17 packets in, 23 out, 2 replays.
+    let region = daemon.sa().reader().unwrap();
+    let snap = region.snapshot_all().unwrap();
+    assert_eq!(snap.entries.len(), 2);
+    for e in &snap.entries {
+        let c = region.counters(e.slot).unwrap();
+        match e.record.direction {
+            Direction::Inbound => {
+                c.add_packets(17, 17 * 84);
+                c.add_drop(SaDrop::Replay, 2);
+            }
+            Direction::Outbound => c.add_packets(23, 23 * 84),
+        }
+    }
+
+    let server = metrics::serve("127.0.0.1:0".parse().unwrap(), &daemon).unwrap();
+    let addr = server.local_addr();
+    assert!(addr.ip().is_loopback() && addr.port() != 0);
+    let (status, ctype, body) = http_get(addr, "/metrics");
+    assert!(status.contains("200"), "{status}");
+    assert!(ctype.starts_with("application/openmetrics-text"), "{ctype}");
+    assert!(http_get(addr, "/").0.contains("404"));
+
+    let samples = python_parse(&body);
+    let sa = |name: &str, spi: u32| -> f64 {
+        let spi = espgw_sadb::ios_spi(spi);
+        let hits: Vec<_> = samples
+            .iter()
+            .filter(|(n, l, _)| n == name && l.get("spi") == Some(&spi) && !l.contains_key("reason"))
+            .collect();
+        assert_eq!(hits.len(), 1, "{name} {spi}: {hits:?}");
+        let l = &hits[0].1;
+        assert_eq!(l["peer"], "172.16.172.20");
+        assert_eq!(l["map"], "vpn");
+        assert_eq!(l["seq"], "10");
+        assert_eq!(l["transform"], "esp-3des esp-md5-hmac");
+        hits[0].2
+    };
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let screen = show::render(&rt.block_on(daemon.handle(Request::ShowIpsecSa))).unwrap();
+    assert!(screen.contains(&format!("current outbound spi: {}", espgw_sadb::ios_spi(out_spi))));
+    assert!(screen.contains(&format!("spi: {}", espgw_sadb::ios_spi(in_spi))));
+    assert_eq!(shown(&screen, "#pkts encaps:"), 23);
+    assert_eq!(shown(&screen, "#pkts decaps:"), 17);
+    assert_eq!(sa("espgw_ipsec_sa_packets_total", out_spi), shown(&screen, "#pkts encaps:") as f64);
+    assert_eq!(sa("espgw_ipsec_sa_packets_total", in_spi), shown(&screen, "#pkts decaps:") as f64);
+    assert_eq!(sa("espgw_ipsec_sa_bytes_total", in_spi), (17 * 84) as f64);
+    let replay = samples
+        .iter()
+        .find(|(n, l, _)| {
+            n == "espgw_ipsec_sa_drops_total"
+                && l.get("reason").map(String::as_str) == Some("replay")
+                && l.get("direction").map(String::as_str) == Some("inbound")
+        })
+        .unwrap();
+    assert_eq!(replay.2, 2.0);
+
+    // IKE: one ISAKMP SA in QM_IDLE; one negotiation of each phase, both succeeded.
+    let one = |name: &str, want: &[(&str, &str)]| -> f64 {
+        samples
+            .iter()
+            .find(|(n, l, _)| n == name && want.iter().all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v)))
+            .unwrap_or_else(|| panic!("{name} {want:?}"))
+            .2
+    };
+    assert_eq!(one("espgw_ike_sas", &[("state", "QM_IDLE")]), 1.0);
+    assert_eq!(one("espgw_ike_sas", &[("state", "MM_NO_STATE")]), 0.0);
+    for (phase, result, v) in [("1", "started", 1.0), ("1", "succeeded", 1.0), ("1", "failed", 0.0), ("2", "started", 1.0), ("2", "succeeded", 1.0)] {
+        assert_eq!(one("espgw_ike_negotiations_total", &[("phase", phase), ("result", result)]), v, "phase {phase} {result}");
+    }
+    assert_eq!(one("espgw_dataplane_drops_total", &[("reason", "no-sa")]), 0.0);
+    // HELP and TYPE for every family.
+    for fam in ["espgw_ipsec_sa_packets", "espgw_ike_sas", "espgw_dataplane_sa_request"] {
+        assert!(body.contains(&format!("# HELP {fam} ")) && body.contains(&format!("# TYPE {fam} ")), "{fam}");
+    }
+    // Dropped, the endpoint stops listening (tiny_http's accept thread closes the socket
+    // a moment after).
+    drop(server);
+    let closed = (0..40).any(|_| {
+        std::thread::sleep(Duration::from_millis(50));
+        TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err()
+    });
+    assert!(closed, "still listening on {addr}");
 }
