@@ -129,7 +129,6 @@ fn scrape_of_a_region_with_several_sas() {
         format!(r#"espgw_ipsec_sa_packets_total{{{l2},spi="0x2001(8193)",direction="inbound",transform="esp-aes 256 esp-sha-hmac"}} 0"#),
         format!(r#"espgw_ipsec_sa_drops_total{{{l2},spi="0x2001(8193)",direction="inbound",transform="esp-aes 256 esp-sha-hmac",reason="replay"}} 3"#),
         format!(r#"espgw_ipsec_sa_drops_total{{{l2},spi="0x2001(8193)",direction="inbound",transform="esp-aes 256 esp-sha-hmac",reason="auth"}} 2"#),
-        format!(r#"espgw_ipsec_sa_drops_total{{{l1},spi="0x1001(4097)",direction="inbound",transform="esp-3des esp-md5-hmac",reason="replay"}} 0"#),
         r#"espgw_dataplane_drops_total{reason="no-sa"} 11"#.to_string(),
         r#"espgw_dataplane_drops_total{reason="tx-full"} 0"#.to_string(),
         r#"espgw_dataplane_sa_request_total{event="posted"} 4"#.to_string(),
@@ -145,11 +144,12 @@ fn scrape_of_a_region_with_several_sas() {
         .filter(|l| l.starts_with("espgw_ipsec_sa_packets_total{"))
         .count();
     assert_eq!(sa_series, 4);
+    // Drop reasons that counted nothing have no series.
     assert_eq!(
         text.lines()
             .filter(|l| l.starts_with("espgw_ipsec_sa_drops_total{"))
             .count(),
-        4 * SaDrop::COUNT
+        2
     );
     // Nothing secret: no key bytes in any spelling.
     for k in ["a7a7a7a7", "A7A7A7A7", "5c5c5c5c", "5C5C5C5C", "167, 167"] {
@@ -355,4 +355,76 @@ fn endpoint_scrape_parsed_by_prometheus_client_matches_show_crypto_ipsec_sa() {
         TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err()
     });
     assert!(closed, "still listening on {addr}");
+}
+
+/// One scrape of 10,000 SAs (issue 16: under 10 ms), over HTTP as a scraper sees it and
+/// the encoding alone. `cargo test -p espgw-control --test metrics_scrape -- --ignored
+/// --nocapture`; the numbers go to `perf/results/metrics-scrape.txt`.
+#[test]
+#[ignore]
+fn scrape_time_with_10000_sas() {
+    const SAS: u32 = 10_000;
+    let d = TempDir::new("bench");
+    let mut w = SaDb::create(d.0.join("sadb"), SAS).unwrap();
+    for i in 0..SAS {
+        let dir = if i % 2 == 0 {
+            Direction::Inbound
+        } else {
+            Direction::Outbound
+        };
+        let peer = Ipv4Addr::from(0xC000_0200 + i / 2);
+        let slot = w
+            .install(&record(0x1000_0000 + i, dir, peer, "vpn", 10 + i / 2))
+            .unwrap();
+        let n = u64::from(i) * 1000;
+        w.reader().counters(slot).unwrap().add_packets(n, n * 100);
+    }
+    let r = metrics::registry(Sources {
+        region: Some(SaDb::open(d.0.join("sadb")).unwrap()),
+        ike: None,
+    });
+    let runs = 15;
+    let reader = SaDb::open(d.0.join("sadb")).unwrap();
+    let mut snap: Vec<Duration> = (0..runs)
+        .map(|_| {
+            let t = Instant::now();
+            assert_eq!(reader.snapshot_all().unwrap().entries.len(), SAS as usize);
+            t.elapsed()
+        })
+        .collect();
+    snap.sort();
+    let mut enc: Vec<Duration> = (0..runs)
+        .map(|_| {
+            let t = Instant::now();
+            let s = metrics::scrape(&r);
+            let e = t.elapsed();
+            assert!(s.len() > 1_000_000);
+            e
+        })
+        .collect();
+    let bytes = metrics::scrape(&r).len();
+    let server = metrics::http::MetricsServer::start("127.0.0.1:0".parse().unwrap(), r).unwrap();
+    let mut http: Vec<Duration> = (0..runs)
+        .map(|_| {
+            let t = Instant::now();
+            let (_, _, body) = http_get(server.local_addr(), "/metrics");
+            let e = t.elapsed();
+            assert_eq!(body.len(), bytes);
+            e
+        })
+        .collect();
+    enc.sort();
+    http.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!(
+        "metrics scrape, {SAS} SAs ({} series, {bytes} bytes, no drops): encode median {:.2} ms (min {:.2}, max {:.2}); HTTP GET median {:.2} ms (min {:.2}, max {:.2}); {runs} runs each; of which reading the region (snapshot) median {:.2} ms",
+        SAS as usize * 2,
+        ms(enc[runs / 2]),
+        ms(enc[0]),
+        ms(enc[runs - 1]),
+        ms(http[runs / 2]),
+        ms(http[0]),
+        ms(http[runs - 1]),
+        ms(snap[runs / 2]),
+    );
 }

@@ -4,7 +4,9 @@
 //! - per IPsec SA, from the shared-memory SA database: `espgw_ipsec_sa_packets_total`,
 //!   `espgw_ipsec_sa_bytes_total`, `espgw_ipsec_sa_drops_total{reason}`, labelled `peer`,
 //!   `map`, `seq`, `spi` (as IOS prints it), `direction`, `transform` — the same counters
-//!   `show crypto ipsec sa` sums into `#pkts encaps`/`#pkts decaps`;
+//!   `show crypto ipsec sa` sums into `#pkts encaps`/`#pkts decaps`. A drop reason's
+//!   series appears once it has counted a packet (eight zero series per SA would be four
+//!   fifths of a scrape of 10,000 SAs); absent means 0;
 //! - the data plane's global counters (`show crypto dataplane`):
 //!   `espgw_dataplane_drops_total{reason}` and `espgw_dataplane_sa_request_total{event}`;
 //! - from the IKE endpoint: `espgw_ike_sas{state}` (IOS state names),
@@ -104,6 +106,7 @@ impl Collector for RegionCollector {
             sas.iter().flat_map(|(l, v)| {
                 SaDrop::ALL
                     .into_iter()
+                    .filter(|r| v.drop_count(*r) > 0)
                     .map(move |r| ((&l[..], [("reason", r.name())]), v.drop_count(r)))
             }),
         )?;
