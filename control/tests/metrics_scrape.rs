@@ -22,18 +22,17 @@ use espgw_sadb::{
     SaDbWriter, SaDrop, SaRecord, TransformId,
 };
 
-struct TempDir(PathBuf);
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let d = std::env::temp_dir().join(format!("espgw-metrics-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        TempDir(d)
+/// A region file in the temp dir, removed when the test ends (failed or not).
+struct RegionFile(PathBuf);
+impl RegionFile {
+    fn new(tag: &str) -> RegionFile {
+        let name = format!("espgw-metrics-{tag}-{}.sadb", std::process::id());
+        RegionFile(std::env::temp_dir().join(name))
     }
 }
-impl Drop for TempDir {
+impl Drop for RegionFile {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        let _ = std::fs::remove_file(&self.0);
     }
 }
 
@@ -58,7 +57,7 @@ fn record(spi: u32, direction: Direction, peer: Ipv4Addr, map: &str, seq: u32) -
             local_port: 0,
             remote_port: 0,
         },
-        transform: if seq % 2 == 0 {
+        transform: if seq.is_multiple_of(2) {
             TransformId::Esp3desMd5
         } else {
             TransformId::EspAes256Sha
@@ -90,8 +89,8 @@ fn count(w: &SaDbWriter, spi: u32, direction: Direction, packets: u64) {
 
 #[test]
 fn scrape_of_a_region_with_several_sas() {
-    let d = TempDir::new("region");
-    let mut w = SaDb::create(d.0.join("sadb"), 64).unwrap();
+    let d = RegionFile::new("region");
+    let mut w = SaDb::create(&d.0, 64).unwrap();
     let p1 = Ipv4Addr::new(172, 16, 172, 20);
     let p2 = Ipv4Addr::new(192, 0, 2, 7);
     for (spi, dir, peer, seq) in [
@@ -105,15 +104,25 @@ fn scrape_of_a_region_with_several_sas() {
     count(&w, 0x1001, Direction::Inbound, 7);
     count(&w, 0x1002, Direction::Outbound, 9);
     count(&w, 0x2002, Direction::Outbound, 1_000_000);
-    let e = w.entries().into_iter().find(|e| e.record.spi == 0x2001).unwrap();
-    w.reader().counters(e.slot).unwrap().add_drop(SaDrop::Replay, 3);
-    w.reader().counters(e.slot).unwrap().add_drop(SaDrop::Auth, 2);
+    let e = w
+        .entries()
+        .into_iter()
+        .find(|e| e.record.spi == 0x2001)
+        .unwrap();
+    w.reader()
+        .counters(e.slot)
+        .unwrap()
+        .add_drop(SaDrop::Replay, 3);
+    w.reader()
+        .counters(e.slot)
+        .unwrap()
+        .add_drop(SaDrop::Auth, 2);
     w.reader().global().add(GlobalCounter::NoSa, 11);
     w.reader().global().add(GlobalCounter::SaRequestPosted, 4);
 
     // A second process's view: the region opened by path, as an exporter would.
     let r = metrics::registry(Sources {
-        region: Some(SaDb::open(d.0.join("sadb")).unwrap()),
+        region: Some(SaDb::open(&d.0).unwrap()),
         ike: None,
     });
     let text = metrics::scrape(&r);
@@ -122,13 +131,27 @@ fn scrape_of_a_region_with_several_sas() {
     for want in [
         "# HELP espgw_ipsec_sa_packets ".to_string(),
         "# TYPE espgw_ipsec_sa_packets counter".to_string(),
-        format!(r#"espgw_ipsec_sa_packets_total{{{l1},spi="0x1001(4097)",direction="inbound",transform="esp-3des esp-md5-hmac"}} 7"#),
-        format!(r#"espgw_ipsec_sa_packets_total{{{l1},spi="0x1002(4098)",direction="outbound",transform="esp-3des esp-md5-hmac"}} 9"#),
-        format!(r#"espgw_ipsec_sa_bytes_total{{{l1},spi="0x1002(4098)",direction="outbound",transform="esp-3des esp-md5-hmac"}} 900"#),
-        format!(r#"espgw_ipsec_sa_packets_total{{{l2},spi="0x2002(8194)",direction="outbound",transform="esp-aes 256 esp-sha-hmac"}} 1000000"#),
-        format!(r#"espgw_ipsec_sa_packets_total{{{l2},spi="0x2001(8193)",direction="inbound",transform="esp-aes 256 esp-sha-hmac"}} 0"#),
-        format!(r#"espgw_ipsec_sa_drops_total{{{l2},spi="0x2001(8193)",direction="inbound",transform="esp-aes 256 esp-sha-hmac",reason="replay"}} 3"#),
-        format!(r#"espgw_ipsec_sa_drops_total{{{l2},spi="0x2001(8193)",direction="inbound",transform="esp-aes 256 esp-sha-hmac",reason="auth"}} 2"#),
+        format!(
+            r#"espgw_ipsec_sa_packets_total{{{l1},spi="0x1001(4097)",direction="inbound",transform="esp-3des esp-md5-hmac"}} 7"#
+        ),
+        format!(
+            r#"espgw_ipsec_sa_packets_total{{{l1},spi="0x1002(4098)",direction="outbound",transform="esp-3des esp-md5-hmac"}} 9"#
+        ),
+        format!(
+            r#"espgw_ipsec_sa_bytes_total{{{l1},spi="0x1002(4098)",direction="outbound",transform="esp-3des esp-md5-hmac"}} 900"#
+        ),
+        format!(
+            r#"espgw_ipsec_sa_packets_total{{{l2},spi="0x2002(8194)",direction="outbound",transform="esp-aes 256 esp-sha-hmac"}} 1000000"#
+        ),
+        format!(
+            r#"espgw_ipsec_sa_packets_total{{{l2},spi="0x2001(8193)",direction="inbound",transform="esp-aes 256 esp-sha-hmac"}} 0"#
+        ),
+        format!(
+            r#"espgw_ipsec_sa_drops_total{{{l2},spi="0x2001(8193)",direction="inbound",transform="esp-aes 256 esp-sha-hmac",reason="replay"}} 3"#
+        ),
+        format!(
+            r#"espgw_ipsec_sa_drops_total{{{l2},spi="0x2001(8193)",direction="inbound",transform="esp-aes 256 esp-sha-hmac",reason="auth"}} 2"#
+        ),
         r#"espgw_dataplane_drops_total{reason="no-sa"} 11"#.to_string(),
         r#"espgw_dataplane_drops_total{reason="tx-full"} 0"#.to_string(),
         r#"espgw_dataplane_sa_request_total{event="posted"} 4"#.to_string(),
@@ -156,7 +179,11 @@ fn scrape_of_a_region_with_several_sas() {
         assert!(!text.contains(k), "key material {k} in the scrape");
     }
     // A deleted SA leaves the scrape.
-    let gone = w.entries().into_iter().find(|e| e.record.spi == 0x1001).unwrap();
+    let gone = w
+        .entries()
+        .into_iter()
+        .find(|e| e.record.spi == 0x1001)
+        .unwrap();
     w.delete(gone.slot).unwrap();
     assert!(!metrics::scrape(&r).contains("4097"));
 }
@@ -208,7 +235,11 @@ fn http_get(addr: std::net::SocketAddr, path: &str) -> (String, String, String) 
     let status = head.lines().next().unwrap().to_string();
     let ctype = head
         .lines()
-        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-type: ").map(str::to_string))
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-type: ")
+                .map(str::to_string)
+        })
         .unwrap_or_default();
     (status, ctype, body.to_string())
 }
@@ -242,7 +273,10 @@ fn python_parse(text: &str) -> Vec<(String, std::collections::BTreeMap<String, S
 
 /// The number after `label` in a `show` screen line.
 fn shown(screen: &str, label: &str) -> u64 {
-    let at = screen.find(label).unwrap_or_else(|| panic!("{label} in\n{screen}")) + label.len();
+    let at = screen
+        .find(label)
+        .unwrap_or_else(|| panic!("{label} in\n{screen}"))
+        + label.len();
     screen[at..]
         .trim_start()
         .split(|c: char| !c.is_ascii_digit())
@@ -254,11 +288,11 @@ fn shown(screen: &str, label: &str) -> u64 {
 
 #[test]
 fn endpoint_scrape_parsed_by_prometheus_client_matches_show_crypto_ipsec_sa() {
-    let d = TempDir::new("endpoint");
+    let d = RegionFile::new("endpoint");
     let (mut a, config) = endpoint(espgw_control::config::slides::SLIDES_R1, 1);
     let (mut b, _) = endpoint(espgw_control::config::slides::SLIDES_R2, 2);
     let events = negotiate(&mut a, &mut b);
-    let w = SaDb::create(d.0.join("sadb"), 64).unwrap();
+    let w = SaDb::create(&d.0, 64).unwrap();
     let daemon = Daemon::new(a, config, SaSync::new(Some(w), 64), None);
     let mut sink = Sink(daemon.clone());
     let mut spis = None;
@@ -297,7 +331,9 @@ fn endpoint_scrape_parsed_by_prometheus_client_matches_show_crypto_ipsec_sa() {
         let spi = espgw_sadb::ios_spi(spi);
         let hits: Vec<_> = samples
             .iter()
-            .filter(|(n, l, _)| n == name && l.get("spi") == Some(&spi) && !l.contains_key("reason"))
+            .filter(|(n, l, _)| {
+                n == name && l.get("spi") == Some(&spi) && !l.contains_key("reason")
+            })
             .collect();
         assert_eq!(hits.len(), 1, "{name} {spi}: {hits:?}");
         let l = &hits[0].1;
@@ -312,12 +348,21 @@ fn endpoint_scrape_parsed_by_prometheus_client_matches_show_crypto_ipsec_sa() {
         .build()
         .unwrap();
     let screen = show::render(&rt.block_on(daemon.handle(Request::ShowIpsecSa))).unwrap();
-    assert!(screen.contains(&format!("current outbound spi: {}", espgw_sadb::ios_spi(out_spi))));
+    assert!(screen.contains(&format!(
+        "current outbound spi: {}",
+        espgw_sadb::ios_spi(out_spi)
+    )));
     assert!(screen.contains(&format!("spi: {}", espgw_sadb::ios_spi(in_spi))));
     assert_eq!(shown(&screen, "#pkts encaps:"), 23);
     assert_eq!(shown(&screen, "#pkts decaps:"), 17);
-    assert_eq!(sa("espgw_ipsec_sa_packets_total", out_spi), shown(&screen, "#pkts encaps:") as f64);
-    assert_eq!(sa("espgw_ipsec_sa_packets_total", in_spi), shown(&screen, "#pkts decaps:") as f64);
+    assert_eq!(
+        sa("espgw_ipsec_sa_packets_total", out_spi),
+        shown(&screen, "#pkts encaps:") as f64
+    );
+    assert_eq!(
+        sa("espgw_ipsec_sa_packets_total", in_spi),
+        shown(&screen, "#pkts decaps:") as f64
+    );
     assert_eq!(sa("espgw_ipsec_sa_bytes_total", in_spi), (17 * 84) as f64);
     let replay = samples
         .iter()
@@ -333,19 +378,47 @@ fn endpoint_scrape_parsed_by_prometheus_client_matches_show_crypto_ipsec_sa() {
     let one = |name: &str, want: &[(&str, &str)]| -> f64 {
         samples
             .iter()
-            .find(|(n, l, _)| n == name && want.iter().all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v)))
+            .find(|(n, l, _)| {
+                n == name
+                    && want
+                        .iter()
+                        .all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v))
+            })
             .unwrap_or_else(|| panic!("{name} {want:?}"))
             .2
     };
     assert_eq!(one("espgw_ike_sas", &[("state", "QM_IDLE")]), 1.0);
     assert_eq!(one("espgw_ike_sas", &[("state", "MM_NO_STATE")]), 0.0);
-    for (phase, result, v) in [("1", "started", 1.0), ("1", "succeeded", 1.0), ("1", "failed", 0.0), ("2", "started", 1.0), ("2", "succeeded", 1.0)] {
-        assert_eq!(one("espgw_ike_negotiations_total", &[("phase", phase), ("result", result)]), v, "phase {phase} {result}");
+    for (phase, result, v) in [
+        ("1", "started", 1.0),
+        ("1", "succeeded", 1.0),
+        ("1", "failed", 0.0),
+        ("2", "started", 1.0),
+        ("2", "succeeded", 1.0),
+    ] {
+        assert_eq!(
+            one(
+                "espgw_ike_negotiations_total",
+                &[("phase", phase), ("result", result)]
+            ),
+            v,
+            "phase {phase} {result}"
+        );
     }
-    assert_eq!(one("espgw_dataplane_drops_total", &[("reason", "no-sa")]), 0.0);
+    assert_eq!(
+        one("espgw_dataplane_drops_total", &[("reason", "no-sa")]),
+        0.0
+    );
     // HELP and TYPE for every family.
-    for fam in ["espgw_ipsec_sa_packets", "espgw_ike_sas", "espgw_dataplane_sa_request"] {
-        assert!(body.contains(&format!("# HELP {fam} ")) && body.contains(&format!("# TYPE {fam} ")), "{fam}");
+    for fam in [
+        "espgw_ipsec_sa_packets",
+        "espgw_ike_sas",
+        "espgw_dataplane_sa_request",
+    ] {
+        assert!(
+            body.contains(&format!("# HELP {fam} ")) && body.contains(&format!("# TYPE {fam} ")),
+            "{fam}"
+        );
     }
     // Dropped, the endpoint stops listening (tiny_http's accept thread closes the socket
     // a moment after).
@@ -364,10 +437,10 @@ fn endpoint_scrape_parsed_by_prometheus_client_matches_show_crypto_ipsec_sa() {
 #[ignore]
 fn scrape_time_with_10000_sas() {
     const SAS: u32 = 10_000;
-    let d = TempDir::new("bench");
-    let mut w = SaDb::create(d.0.join("sadb"), SAS).unwrap();
+    let d = RegionFile::new("bench");
+    let mut w = SaDb::create(&d.0, SAS).unwrap();
     for i in 0..SAS {
-        let dir = if i % 2 == 0 {
+        let dir = if i.is_multiple_of(2) {
             Direction::Inbound
         } else {
             Direction::Outbound
@@ -380,11 +453,11 @@ fn scrape_time_with_10000_sas() {
         w.reader().counters(slot).unwrap().add_packets(n, n * 100);
     }
     let r = metrics::registry(Sources {
-        region: Some(SaDb::open(d.0.join("sadb")).unwrap()),
+        region: Some(SaDb::open(&d.0).unwrap()),
         ike: None,
     });
     let runs = 15;
-    let reader = SaDb::open(d.0.join("sadb")).unwrap();
+    let reader = SaDb::open(&d.0).unwrap();
     let mut snap: Vec<Duration> = (0..runs)
         .map(|_| {
             let t = Instant::now();

@@ -34,13 +34,10 @@ impl MetricsServer {
             addr,
             reason: e.to_string(),
         })?;
-        let bound = server
-            .server_addr()
-            .to_ip()
-            .ok_or_else(|| StartError {
-                addr,
-                reason: "not an IP listener".into(),
-            })?;
+        let bound = server.server_addr().to_ip().ok_or_else(|| StartError {
+            addr,
+            reason: "not an IP listener".into(),
+        })?;
         let server = Arc::new(server);
         let s = server.clone();
         let thread = std::thread::Builder::new()

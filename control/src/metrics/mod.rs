@@ -118,7 +118,9 @@ impl Collector for RegionCollector {
             &mut enc,
             "espgw_dataplane_drops",
             "Packets the data plane dropped outside any SA, by reason (show crypto dataplane).",
-            drops.into_iter().map(|c| ([("reason", c.name())], g.get(c))),
+            drops
+                .into_iter()
+                .map(|c| ([("reason", c.name())], g.get(c))),
         )?;
         counter(
             &mut enc,
@@ -259,4 +261,3 @@ pub fn scrape(r: &Registry) -> String {
     let _ = prometheus_client::encoding::text::encode(&mut s, r);
     s
 }
-
