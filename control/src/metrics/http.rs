@@ -74,21 +74,26 @@ fn header(name: &str, value: &str) -> Option<tiny_http::Header> {
 }
 
 fn serve(server: &tiny_http::Server, registry: &Registry) {
+    // One buffer for every scrape (see `scrape_into`).
+    let mut buf = String::new();
     // `incoming_requests` ends when `unblock` is called.
     for req in server.incoming_requests() {
         let path = req.url().split('?').next().unwrap_or("");
-        let resp = if *req.method() != tiny_http::Method::Get {
-            tiny_http::Response::from_string("only GET\n").with_status_code(405)
-        } else if path != "/metrics" {
-            tiny_http::Response::from_string("see /metrics\n").with_status_code(404)
-        } else {
-            let mut r = tiny_http::Response::from_string(super::scrape(registry));
-            if let Some(h) = header("Content-Type", CONTENT_TYPE) {
-                r = r.with_header(h);
-            }
-            r
-        };
         // A scraper that hung up mid-answer is its own problem.
-        let _ = req.respond(resp);
+        let _ = if *req.method() != tiny_http::Method::Get {
+            req.respond(tiny_http::Response::from_string("only GET\n").with_status_code(405))
+        } else if path != "/metrics" {
+            req.respond(tiny_http::Response::from_string("see /metrics\n").with_status_code(404))
+        } else {
+            super::scrape_into(registry, &mut buf);
+            let headers = header("Content-Type", CONTENT_TYPE).into_iter().collect();
+            req.respond(tiny_http::Response::new(
+                tiny_http::StatusCode(200),
+                headers,
+                buf.as_bytes(),
+                Some(buf.len()),
+                None,
+            ))
+        };
     }
 }

@@ -18,11 +18,15 @@
 
 pub mod http;
 
-use std::fmt;
+use std::fmt::{self, Write as _};
+use std::net::Ipv4Addr;
 
 use espgw_sadb::{ios_spi, Direction, GlobalCounter, SaDbReader, SaDrop};
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeLabel, EncodeLabelSet, EncodeLabelValue, EncodeMetric,
+    LabelSetEncoder, LabelValueEncoder,
+};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
@@ -30,8 +34,35 @@ use prometheus_client::registry::Registry;
 
 use crate::driver::Shared;
 
-/// The labels of one SA's series.
-type SaLabels = [(&'static str, String); 6];
+/// The labels of one SA's series, written straight into the scrape (no string per label).
+struct SaLabels<'a> {
+    peer: Ipv4Addr,
+    map: &'a str,
+    seq: u32,
+    spi: String,
+    direction: &'static str,
+    transform: &'static str,
+}
+
+/// A label value as its `Display` writes it.
+struct Shown<T>(T);
+
+impl<T: fmt::Display> EncodeLabelValue for Shown<T> {
+    fn encode(&self, enc: &mut LabelValueEncoder) -> fmt::Result {
+        write!(enc, "{}", self.0)
+    }
+}
+
+impl EncodeLabelSet for &SaLabels<'_> {
+    fn encode(&self, enc: &mut LabelSetEncoder) -> fmt::Result {
+        ("peer", Shown(self.peer)).encode(enc.encode_label())?;
+        ("map", self.map).encode(enc.encode_label())?;
+        ("seq", self.seq).encode(enc.encode_label())?;
+        ("spi", self.spi.as_str()).encode(enc.encode_label())?;
+        ("direction", self.direction).encode(enc.encode_label())?;
+        ("transform", self.transform).encode(enc.encode_label())
+    }
+}
 
 /// The per-SA and data-plane-global counters of an SA database region.
 #[derive(Debug)]
@@ -50,7 +81,7 @@ fn counter(
     enc: &mut DescriptorEncoder,
     name: &str,
     help: &str,
-    series: impl Iterator<Item = (impl prometheus_client::encoding::EncodeLabelSet, u64)>,
+    series: impl Iterator<Item = (impl EncodeLabelSet, u64)>,
 ) -> fmt::Result {
     let mut m = enc.encode_descriptor(name, help, None, MetricType::Counter)?;
     for (labels, v) in series {
@@ -69,21 +100,17 @@ impl Collector for RegionCollector {
             .filter_map(|e| {
                 let v = self.0.counters(e.slot)?.values();
                 let r = &e.record;
-                let labels = [
-                    ("peer", r.peer.ip().to_string()),
-                    ("map", r.crypto_map.as_str().to_string()),
-                    ("seq", r.crypto_map_seq.to_string()),
-                    ("spi", ios_spi(r.spi)),
-                    (
-                        "direction",
-                        match r.direction {
-                            Direction::Inbound => "inbound",
-                            Direction::Outbound => "outbound",
-                        }
-                        .to_string(),
-                    ),
-                    ("transform", r.transform.ios_name().to_string()),
-                ];
+                let labels = SaLabels {
+                    peer: *r.peer.ip(),
+                    map: r.crypto_map.as_str(),
+                    seq: r.crypto_map_seq,
+                    spi: ios_spi(r.spi),
+                    direction: match r.direction {
+                        Direction::Inbound => "inbound",
+                        Direction::Outbound => "outbound",
+                    },
+                    transform: r.transform.ios_name(),
+                };
                 Some((labels, v))
             })
             .collect();
@@ -91,13 +118,13 @@ impl Collector for RegionCollector {
             &mut enc,
             "espgw_ipsec_sa_packets",
             "Packets the data plane processed on an IPsec SA (show crypto ipsec sa #pkts encaps/decaps).",
-            sas.iter().map(|(l, v)| (&l[..], v.packets)),
+            sas.iter().map(|(l, v)| (l, v.packets)),
         )?;
         counter(
             &mut enc,
             "espgw_ipsec_sa_bytes",
             "Bytes the data plane processed on an IPsec SA (counted for the kilobyte lifetime).",
-            sas.iter().map(|(l, v)| (&l[..], v.bytes)),
+            sas.iter().map(|(l, v)| (l, v.bytes)),
         )?;
         counter(
             &mut enc,
@@ -107,7 +134,7 @@ impl Collector for RegionCollector {
                 SaDrop::ALL
                     .into_iter()
                     .filter(|r| v.drop_count(*r) > 0)
-                    .map(move |r| ((&l[..], [("reason", r.name())]), v.drop_count(r)))
+                    .map(move |r| ((l, [("reason", r.name())]), v.drop_count(r)))
             }),
         )?;
         let g = self.0.global();
@@ -256,8 +283,15 @@ pub fn serve(
 
 /// One scrape: the OpenMetrics text of every collector in `r` (ends with `# EOF`).
 pub fn scrape(r: &Registry) -> String {
-    let mut s = String::with_capacity(4096);
-    // Writing to a String cannot fail; a collector's error would be a bug in it.
-    let _ = prometheus_client::encoding::text::encode(&mut s, r);
+    let mut s = String::new();
+    scrape_into(r, &mut s);
     s
+}
+
+/// [`scrape`] into `buf` (cleared first). A buffer kept from one scrape to the next saves
+/// growing and faulting in megabytes each time (a third of a 10,000-SA scrape's time).
+pub fn scrape_into(r: &Registry, buf: &mut String) {
+    buf.clear();
+    // Writing to a String cannot fail; a collector's error would be a bug in it.
+    let _ = prometheus_client::encoding::text::encode(buf, r);
 }
