@@ -33,11 +33,17 @@ const UNBINDABLE: &str = "crypto isakmp policy 1\n encr 3des\n authentication pr
      crypto ipsec transform-set t esp-3des esp-md5-hmac\ncrypto map vpn 10 ipsec-isakmp\n set peer 192.0.2.2\n set transform-set t\n match address 101\n\
      interface out0\n ip address 192.0.2.1 255.255.255.0\n crypto map vpn\naccess-list 101 permit ip 10.1.1.0 0.0.0.255 10.1.2.0 0.0.0.255\n";
 
-#[test]
-fn keylog_is_created_mode_0600_and_never_holds_the_psk() {
-    let d = tmpdir("keylog");
+/// A scratch directory holding [`UNBINDABLE`] as `r1.conf`: (directory, configuration).
+fn unbindable(tag: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let d = tmpdir(tag);
     let cfg = d.join("r1.conf");
     std::fs::write(&cfg, UNBINDABLE).unwrap();
+    (d, cfg)
+}
+
+#[test]
+fn keylog_is_created_mode_0600_and_never_holds_the_psk() {
+    let (d, cfg) = unbindable("keylog");
     let keylog = d.join("keys.txt");
     let out = Command::new(env!("CARGO_BIN_EXE_espgw-control"))
         .args([
@@ -69,22 +75,13 @@ fn keylog_is_created_mode_0600_and_never_holds_the_psk() {
 /// and is not an address at all.
 #[test]
 fn metrics_listens_only_where_told() {
-    let d = tmpdir("metrics");
-    let cfg = d.join("r1.conf");
-    std::fs::write(&cfg, UNBINDABLE).unwrap();
+    let (d, cfg) = unbindable("metrics");
+    let socket = d.join("s");
+    let common = [cfg.as_os_str(), "--no-sadb".as_ref(), "--socket".as_ref()];
     let run = |metrics: &str| {
-        let out = Command::new(env!("CARGO_BIN_EXE_espgw-control"))
-            .args([
-                "--config",
-                cfg.to_str().unwrap(),
-                "--no-sadb",
-                "--metrics",
-                metrics,
-            ])
-            .arg("--socket")
-            .arg(d.join("s"))
-            .output()
-            .unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_espgw-control"));
+        cmd.arg("--config").args(common).arg(&socket);
+        let out = cmd.args(["--metrics", metrics]).output().unwrap();
         (
             out.status.code(),
             String::from_utf8_lossy(&out.stderr).into_owned(),
