@@ -10,3 +10,4 @@ pub mod daemon;
 pub mod driver;
 pub mod ike;
 pub mod isakmp;
+pub mod metrics;

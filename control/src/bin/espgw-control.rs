@@ -3,6 +3,7 @@
 //! ```text
 //! espgw-control --config FILE [--socket PATH] [--keylog FILE] [--interface-map IOS=LINUX,…]
 //!               [--sadb PATH | --no-sadb] [--aggressive] [--debug isakmp,ipsec]
+//!               [--metrics ADDR:PORT]
 //! ```
 //! Reads the IOS configuration, negotiates ISAKMP/IPsec SAs on UDP 500/4500 of the address
 //! of the interface that carries the crypto map, installs IPsec SAs into the shared-memory
@@ -19,6 +20,7 @@ use espgw_control::config::parse::load_config;
 use espgw_control::daemon::{Daemon, SaSync, Sink};
 use espgw_control::driver::Driver;
 use espgw_control::ike::{self, crypto::RandRng, Endpoint};
+use espgw_control::metrics;
 use espgw_sadb::{self as sadb, SaDb};
 use std::fs::OpenOptions;
 use std::net::IpAddr;
@@ -56,6 +58,9 @@ struct Args {
     /// Turn debugging on at start: `isakmp`, `ipsec` or `isakmp,ipsec`.
     #[arg(long, default_value = "")]
     debug: String,
+    /// Serve OpenMetrics at http://ADDR:PORT/metrics (off unless given).
+    #[arg(long)]
+    metrics: Option<std::net::SocketAddr>,
 }
 
 fn main() -> ExitCode {
@@ -123,6 +128,13 @@ fn main() -> ExitCode {
     ep.debug_isakmp = args.debug.contains("isakmp");
     ep.debug_ipsec = args.debug.contains("ipsec");
     let daemon = Daemon::new(ep, parsed.config, sa, keylog);
+    let _metrics = match args.metrics.map(|a| metrics::serve(a, &daemon)).transpose() {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("espgw-control: {e}");
+            return ExitCode::from(1);
+        }
+    };
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -190,6 +190,11 @@ impl SaSync {
         self.db.is_some()
     }
 
+    /// A reader of the region (for the metrics endpoint); `None` without a database.
+    pub fn reader(&self) -> Option<espgw_sadb::SaDbReader> {
+        self.db.as_ref().map(|db| lock(db).reader().clone())
+    }
+
     /// How many adopted SAs are still in the region.
     pub fn adopted(&self) -> usize {
         lock(&self.adopted).len()

@@ -154,6 +154,10 @@ pub struct Counters {
     pub rx_unexpected: u64,
     pub half_open_dropped: u64,
     pub tx_retransmissions: u64,
+    /// Phase-1 SAs begun (as initiator or responder).
+    pub p1_started: u64,
+    /// Quick Mode exchanges begun (as initiator or responder).
+    pub p2_started: u64,
     pub p1_established: u64,
     pub p2_established: u64,
     pub p1_failed: u64,

@@ -176,6 +176,7 @@ impl Endpoint {
 
     /// The new Quick Mode exchange `q` (`mid` of SA `conn`) entered its first state.
     pub(super) fn qm_begun(&mut self, conn: u32, mid: u32, q: &Qm, input: &str) {
+        self.counters.p2_started += 1;
         self.qm_transition(conn, mid, input, IosState::QmReady, q.state.ios());
     }
 

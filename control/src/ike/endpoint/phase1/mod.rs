@@ -287,6 +287,7 @@ impl Endpoint {
     ) -> P1Sa {
         let conn_id = self.next_conn_id;
         self.next_conn_id += 1;
+        self.counters.p1_started += 1;
         P1Sa::new(now, conn_id, initiator, mode, local, remote)
     }
 
