@@ -54,92 +54,63 @@ macro_rules! esp_io {
     };
 }
 
-/// Per-worker counters, readable from other threads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[repr(usize)]
-pub enum Counter {
-    RxInside,
-    RxOutside,
-    TxInside,
-    TxOutside,
-    DropNotIpv4,
-    DropMalformed,
-    DropTtlExceeded,
-    /// A frame held for its next hop's MAC was not sent: the neighbour did
-    /// not resolve within [`HOLD_FOR`].
-    DropNoNeighbour,
-    /// A frame held for its next hop's MAC was pushed out of the full hold
-    /// queue by a newer one.
-    DropNeighbourQueueFull,
-    DropNoRoute,
-    DropTxRingFull,
-    /// Too big for the output MTU: with DF (answered with fragmentation
-    /// needed), or too big to fragment (the MTU leaves no 8 data bytes).
-    DropTooBig,
-    /// Interesting traffic without an outbound SA (sa_request posted).
-    DropNoSa,
-    /// Dropped by ESP processing (see the esp_drop_* counters for reasons).
-    DropEsp,
-    /// Decapsulated packet outside its SA's proxy identities.
-    DropPolicyMismatch,
-    /// Packets encapsulated / decapsulated.
-    EspEncap,
-    EspDecap,
-    /// ICMP errors sent (time exceeded, fragmentation needed).
-    IcmpSent,
-    /// Kernel: dropped before reaching the socket (RX ring full or no fill frame).
-    XskRxDropped,
-    XskRxRingFull,
-    XskFillRingEmpty,
-    XskTxInvalid,
-    /// Frames put in the hold queue while their next hop resolves.
-    HeldForNeighbour,
-    /// Held frames handed on once their next hop resolved.
-    ReleasedForNeighbour,
-    /// Frames in the hold queue now (a gauge).
-    NeighbourQueueLen,
-    /// Inner packets without DF fragmented before encryption because their
-    /// encapsulation would not fit the outside MTU.
-    FragBeforeEncrypt,
-    /// The fragments those packets became (each its own ESP packet).
-    FragBeforeEncryptFragments,
-    /// A packet to fragment before encryption dropped whole: not enough free
-    /// UMEM frames for its fragments.
-    DropFragNoFrame,
+espgw_sadb::named_enum! {
+    /// Per-worker counters, readable from other threads.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    #[repr(usize)]
+    pub enum Counter {
+        RxInside => "rx_inside",
+        RxOutside => "rx_outside",
+        TxInside => "tx_inside",
+        TxOutside => "tx_outside",
+        DropNotIpv4 => "drop_not_ipv4",
+        DropMalformed => "drop_malformed",
+        DropTtlExceeded => "drop_ttl_exceeded",
+        /// A frame held for its next hop's MAC was not sent: the neighbour did
+        /// not resolve within [`HOLD_FOR`].
+        DropNoNeighbour => "drop_no_neighbour",
+        /// A frame held for its next hop's MAC was pushed out of the full hold
+        /// queue by a newer one.
+        DropNeighbourQueueFull => "drop_neighbour_queue_full",
+        DropNoRoute => "drop_no_route",
+        DropTxRingFull => "drop_tx_ring_full",
+        /// Too big for the output MTU: with DF (answered with fragmentation
+        /// needed), or too big to fragment (the MTU leaves no 8 data bytes).
+        DropTooBig => "drop_too_big",
+        /// Interesting traffic without an outbound SA (sa_request posted).
+        DropNoSa => "drop_no_sa",
+        /// Dropped by ESP processing (see the esp_drop_* counters for reasons).
+        DropEsp => "drop_esp",
+        /// Decapsulated packet outside its SA's proxy identities.
+        DropPolicyMismatch => "drop_policy_mismatch",
+        /// Packets encapsulated / decapsulated.
+        EspEncap => "esp_encap",
+        EspDecap => "esp_decap",
+        /// ICMP errors sent (time exceeded, fragmentation needed).
+        IcmpSent => "icmp_sent",
+        /// Kernel: dropped before reaching the socket (RX ring full or no fill frame).
+        XskRxDropped => "xsk_rx_dropped",
+        XskRxRingFull => "xsk_rx_ring_full",
+        XskFillRingEmpty => "xsk_fill_ring_empty",
+        XskTxInvalid => "xsk_tx_invalid",
+        /// Frames put in the hold queue while their next hop resolves.
+        HeldForNeighbour => "held_for_neighbour",
+        /// Held frames handed on once their next hop resolved.
+        ReleasedForNeighbour => "released_for_neighbour",
+        /// Frames in the hold queue now (a gauge).
+        NeighbourQueueLen => "neighbour_queue_len",
+        /// Inner packets without DF fragmented before encryption because their
+        /// encapsulation would not fit the outside MTU.
+        FragBeforeEncrypt => "frag_before_encrypt",
+        /// The fragments those packets became (each its own ESP packet).
+        FragBeforeEncryptFragments => "frag_before_encrypt_fragments",
+        /// A packet to fragment before encryption dropped whole: not enough free
+        /// UMEM frames for its fragments.
+        DropFragNoFrame => "drop_frag_no_frame",
+    }
 }
 
 impl Counter {
-    pub const COUNT: usize = 28;
-    pub const ALL: [Counter; Self::COUNT] = [
-        Self::RxInside,
-        Self::RxOutside,
-        Self::TxInside,
-        Self::TxOutside,
-        Self::DropNotIpv4,
-        Self::DropMalformed,
-        Self::DropTtlExceeded,
-        Self::DropNoNeighbour,
-        Self::DropNeighbourQueueFull,
-        Self::DropNoRoute,
-        Self::DropTxRingFull,
-        Self::DropTooBig,
-        Self::DropNoSa,
-        Self::DropEsp,
-        Self::DropPolicyMismatch,
-        Self::EspEncap,
-        Self::EspDecap,
-        Self::IcmpSent,
-        Self::XskRxDropped,
-        Self::XskRxRingFull,
-        Self::XskFillRingEmpty,
-        Self::XskTxInvalid,
-        Self::HeldForNeighbour,
-        Self::ReleasedForNeighbour,
-        Self::NeighbourQueueLen,
-        Self::FragBeforeEncrypt,
-        Self::FragBeforeEncryptFragments,
-        Self::DropFragNoFrame,
-    ];
 
     /// The region's global counter this worker drop also adds to (drops tied
     /// to an SA go to the SA's counters instead; the rest are not drops).
@@ -157,38 +128,6 @@ impl Counter {
         })
     }
 
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::RxInside => "rx_inside",
-            Self::RxOutside => "rx_outside",
-            Self::TxInside => "tx_inside",
-            Self::TxOutside => "tx_outside",
-            Self::DropNotIpv4 => "drop_not_ipv4",
-            Self::DropMalformed => "drop_malformed",
-            Self::DropTtlExceeded => "drop_ttl_exceeded",
-            Self::DropNoNeighbour => "drop_no_neighbour",
-            Self::DropNeighbourQueueFull => "drop_neighbour_queue_full",
-            Self::DropNoRoute => "drop_no_route",
-            Self::DropTxRingFull => "drop_tx_ring_full",
-            Self::DropTooBig => "drop_too_big",
-            Self::DropNoSa => "drop_no_sa",
-            Self::DropEsp => "drop_esp",
-            Self::DropPolicyMismatch => "drop_policy_mismatch",
-            Self::EspEncap => "esp_encap",
-            Self::EspDecap => "esp_decap",
-            Self::IcmpSent => "icmp_sent",
-            Self::XskRxDropped => "xsk_rx_dropped",
-            Self::XskRxRingFull => "xsk_rx_ring_full",
-            Self::XskFillRingEmpty => "xsk_fill_ring_empty",
-            Self::XskTxInvalid => "xsk_tx_invalid",
-            Self::HeldForNeighbour => "held_for_neighbour",
-            Self::ReleasedForNeighbour => "released_for_neighbour",
-            Self::NeighbourQueueLen => "neighbour_queue_len",
-            Self::FragBeforeEncrypt => "frag_before_encrypt",
-            Self::FragBeforeEncryptFragments => "frag_before_encrypt_fragments",
-            Self::DropFragNoFrame => "drop_frag_no_frame",
-        }
-    }
 }
 
 /// Counters shared between a worker and whoever reports them.

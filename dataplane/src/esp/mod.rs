@@ -62,51 +62,39 @@ impl Default for NatT {
     }
 }
 
-/// Why the ESP core dropped a packet: the reason its verdicts carry, the worker's
-/// `esp_drop_*` statistics count and (through [`DropReason::sa_drop`]) the region's
-/// per-SA drop counters record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[repr(u8)]
-pub enum DropReason {
-    /// No SA for the SPI (or the SA's encapsulation/addresses do not match).
-    NoSa = 0,
-    /// Not an ESP packet (IKE behind the non-ESP marker, NAT keepalive, other traffic).
-    NotEsp,
-    /// A header is invalid (bad checksum, bad length field, bad inner packet).
-    Malformed,
-    /// Shorter than its headers, or ciphertext not a whole number of blocks.
-    Truncated,
-    /// Sequence number seen before.
-    Replay,
-    /// Sequence number left of the replay window.
-    OutOfWindow,
-    /// ICV (or GCM tag) did not verify.
-    Auth,
-    /// Padding not 1, 2, 3…, or pad length beyond the payload.
-    BadPadding,
-    /// Outbound SA has used its last sequence number; it must be replaced.
-    SeqExhausted,
-    /// The frame buffer lacks the head- or tailroom to encapsulate in place.
-    NoRoom,
-    /// Valid but not handled: fragments of ESP, non-IPv4 inner packets, dummy packets.
-    Unsupported,
+espgw_sadb::named_enum! {
+    /// Why the ESP core dropped a packet: the reason its verdicts carry, the worker's
+    /// `esp_drop_*` statistics count and (through [`DropReason::sa_drop`]) the region's
+    /// per-SA drop counters record.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    #[repr(u8)]
+    pub enum DropReason {
+        /// No SA for the SPI (or the SA's encapsulation/addresses do not match).
+        NoSa = 0 => "no-sa",
+        /// Not an ESP packet (IKE behind the non-ESP marker, NAT keepalive, other traffic).
+        NotEsp => "not-esp",
+        /// A header is invalid (bad checksum, bad length field, bad inner packet).
+        Malformed => "malformed",
+        /// Shorter than its headers, or ciphertext not a whole number of blocks.
+        Truncated => "truncated",
+        /// Sequence number seen before.
+        Replay => "replay",
+        /// Sequence number left of the replay window.
+        OutOfWindow => "out-of-window",
+        /// ICV (or GCM tag) did not verify.
+        Auth => "auth",
+        /// Padding not 1, 2, 3…, or pad length beyond the payload.
+        BadPadding => "bad-padding",
+        /// Outbound SA has used its last sequence number; it must be replaced.
+        SeqExhausted => "seq-exhausted",
+        /// The frame buffer lacks the head- or tailroom to encapsulate in place.
+        NoRoom => "no-room",
+        /// Valid but not handled: fragments of ESP, non-IPv4 inner packets, dummy packets.
+        Unsupported => "unsupported",
+    }
 }
 
 impl DropReason {
-    pub const COUNT: usize = 11;
-    pub const ALL: [DropReason; Self::COUNT] = [
-        DropReason::NoSa,
-        DropReason::NotEsp,
-        DropReason::Malformed,
-        DropReason::Truncated,
-        DropReason::Replay,
-        DropReason::OutOfWindow,
-        DropReason::Auth,
-        DropReason::BadPadding,
-        DropReason::SeqExhausted,
-        DropReason::NoRoom,
-        DropReason::Unsupported,
-    ];
 
     /// The region's per-SA counter a drop of this reason on a known SA adds to (what
     /// `show crypto ipsec sa` prints); the one place the two are related.
@@ -124,29 +112,8 @@ impl DropReason {
         }
     }
 
-    /// Short name used in summaries and counters (`replay`, `out-of-window`…).
-    pub const fn name(self) -> &'static str {
-        match self {
-            DropReason::NoSa => "no-sa",
-            DropReason::NotEsp => "not-esp",
-            DropReason::Malformed => "malformed",
-            DropReason::Truncated => "truncated",
-            DropReason::Replay => "replay",
-            DropReason::OutOfWindow => "out-of-window",
-            DropReason::Auth => "auth",
-            DropReason::BadPadding => "bad-padding",
-            DropReason::SeqExhausted => "seq-exhausted",
-            DropReason::NoRoom => "no-room",
-            DropReason::Unsupported => "unsupported",
-        }
-    }
 }
 
-impl fmt::Display for DropReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
 
 /// Drops by reason, kept by one worker (plain integers: no sharing on the hot path).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
