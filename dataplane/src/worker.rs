@@ -111,7 +111,6 @@ espgw_sadb::named_enum! {
 }
 
 impl Counter {
-
     /// The region's global counter this worker drop also adds to (drops tied
     /// to an SA go to the SA's counters instead; the rest are not drops).
     pub const fn global(self) -> Option<GlobalCounter> {
@@ -127,7 +126,6 @@ impl Counter {
             _ => return None,
         })
     }
-
 }
 
 /// Counters shared between a worker and whoever reports them.

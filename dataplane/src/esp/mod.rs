@@ -95,7 +95,6 @@ espgw_sadb::named_enum! {
 }
 
 impl DropReason {
-
     /// The region's per-SA counter a drop of this reason on a known SA adds to (what
     /// `show crypto ipsec sa` prints); the one place the two are related.
     pub const fn sa_drop(self) -> SaDrop {
@@ -111,9 +110,7 @@ impl DropReason {
             | DropReason::Unsupported => SaDrop::Other,
         }
     }
-
 }
-
 
 /// Drops by reason, kept by one worker (plain integers: no sharing on the hot path).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
