@@ -3,7 +3,7 @@
 # debootstrap makes a minimal bookworm root, a clone of this repository's HEAD goes into
 # it, and `deploy/demo.sh` then `deploy/test.sh` run there exactly as the README writes
 # them — installing their packages and Rust themselves. It ends with `ip netns list` inside
-# the root, which must be empty. Not part of .ci/run: it takes about an hour on 2 cores.
+# the root, which must be empty. Not part of .ci/run: it takes 30-50 minutes on 2 cores.
 #
 #   deploy/fresh-check.sh [--keep] [--only-demo] [DIR]     (root; DIR default /var/tmp/espgw-fresh-PID)
 #
