@@ -5,6 +5,7 @@
 pub mod model;
 pub mod names;
 pub mod parse;
+pub mod pki;
 pub mod slides;
 
 pub use model::*;

@@ -1091,6 +1091,8 @@ pub struct Config {
     pub access_lists: BTreeMap<String, AccessList>,
     /// In configuration order.
     pub interfaces: Vec<Interface>,
+    /// Trustpoints, certificate chains and maps, peers' public keys, the ISAKMP identity.
+    pub pki: crate::pki::PkiConfig,
 }
 
 impl Default for Config {
@@ -1109,6 +1111,7 @@ impl Default for Config {
             crypto_maps: BTreeMap::new(),
             access_lists: BTreeMap::new(),
             interfaces: Vec::new(),
+            pki: Default::default(),
         }
     }
 }

@@ -25,6 +25,9 @@ use std::path::Path;
 use super::model::*;
 use super::names;
 
+mod pki;
+use pki::PkiMode;
+
 /// A parse error: the line it is on (1-based) and why.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("line {line}: {kind}")]
@@ -297,6 +300,8 @@ enum Mode {
     Interface(usize),
     /// `crypto isakmp peer address A` (index into `isakmp_peers`).
     IsakmpPeer(usize),
+    /// `crypto pki …` and `crypto key pubkey-chain rsa` blocks ([`pki`]).
+    Pki(PkiMode),
     /// A block espgw does not use (`line vty 0 4`): its sub-lines are skipped with a warning.
     Foreign(String),
     /// The block's head was in error: its sub-lines are skipped silently.
@@ -370,6 +375,7 @@ fn is_submode_command(mode: &Mode, toks: &[&str]) -> bool {
             "crypto" => toks.len() == 3 && is_kw(toks.get(1), "map"),
             _ => false,
         },
+        Mode::Pki(m) => pki::is_submode_command(m, first),
         Mode::Global | Mode::Foreign(_) | Mode::Broken => false,
     }
 }
@@ -562,13 +568,7 @@ impl<'m> Parser<'m> {
                 Ok(())
             } else if t.eat("identity") {
                 t.cmd("crypto isakmp identity");
-                match t.choice(&["address", "hostname", "dn"], "address|hostname|dn")? {
-                    0 => t.end(),
-                    _ => Err(ConfigErrorKind::Unsupported {
-                        command: t.command.clone(),
-                        what: "an identity other than address".into(),
-                    }),
-                }
+                self.isakmp_identity(t)
             } else {
                 self.foreign(no, t, text);
                 Ok(())
@@ -625,6 +625,8 @@ impl<'m> Parser<'m> {
         } else if t.eat("map") {
             t.cmd("crypto map");
             self.crypto_map(no, t, text)
+        } else if t.peek_is("pki") || t.peek_is("key") {
+            self.pki_global(no, t, text)
         } else {
             self.foreign(no, t, text);
             Ok(())
@@ -1038,6 +1040,7 @@ impl<'m> Parser<'m> {
             }
             Mode::Interface(idx) => self.interface_sub_line(no, *idx, t, &text),
             Mode::IsakmpPeer(idx) => self.isakmp_peer_line(no, *idx, t, &text),
+            Mode::Pki(m) => self.pki_sub_line(no, m, t, &text),
             Mode::Global | Mode::Foreign(_) | Mode::Broken => Ok(()),
         }
     }
@@ -1428,6 +1431,7 @@ impl<'m> Parser<'m> {
                 self.unresolved(r);
             }
         }
+        self.pki_finish();
         self.advise();
         self.errors.sort_by_key(|e| e.line);
         self.warnings.sort_by_key(|w| w.line);
@@ -1578,7 +1582,7 @@ fn opens_block(toks: &[&str]) -> bool {
             | ["crypto", "map", ..]
             | ["ip", "access-list", ..]
             | ["interface", ..]
-    )
+    ) || pki::opens_block(&l)
 }
 
 /// `seconds N` or `kilobytes N` (IOS: one per line).

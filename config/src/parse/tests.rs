@@ -569,7 +569,6 @@ fn error_messages() {
         ("crypto isakmp keepalive 10 2 always", r#"line 1: crypto isakmp keepalive: expected periodic|on-demand, got "always""#),
         ("crypto isakmp nat keepalive", "line 1: crypto isakmp nat keepalive: expected seconds 5-3600, got end of line"),
         ("crypto isakmp nat traversal", r#"line 1: crypto isakmp nat: expected keepalive, got "traversal""#),
-        ("crypto isakmp identity hostname", "line 1: crypto isakmp identity: an identity other than address is not supported"),
         ("crypto ipsec transform-set t esp-blowfish", r#"line 1: crypto ipsec transform-set: expected esp-des|esp-3des|esp-aes [128|192|256]|esp-gcm [128|256]|esp-null|esp-md5-hmac|esp-sha-hmac|esp-sha256-hmac, got "esp-blowfish""#),
         ("crypto ipsec transform-set", "line 1: crypto ipsec transform-set: expected a transform set name, got end of line"),
         ("crypto ipsec transform-set t", "line 1: crypto ipsec transform-set: expected esp-des|esp-3des|esp-aes [128|192|256]|esp-gcm [128|256]|esp-null|esp-md5-hmac|esp-sha-hmac|esp-sha256-hmac, got end of line"),
