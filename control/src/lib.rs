@@ -11,3 +11,4 @@ pub mod driver;
 pub mod ike;
 pub mod isakmp;
 pub mod metrics;
+pub mod pki;

@@ -1,0 +1,17 @@
+//! Keys and certificates: the key store ([`store`]: RSA key pairs, mode 0600; imported
+//! certificates and CRLs), X.509 certificates ([`cert`]), chain validation to a
+//! trustpoint's CA and ID-to-certificate matching ([`validate`]), and what IKEv1 does with
+//! RSA keys ([`ike`]: SKEYID for signatures and encrypted nonces, SIG_I/SIG_R, the
+//! encrypted payloads of rsa-encr).
+//!
+//! Nothing here logs; private keys never leave [`store::KeyStore`] except as `rsa`
+//! key values, which zeroize themselves when dropped.
+
+pub mod cert;
+pub mod ike;
+pub mod store;
+pub mod validate;
+
+pub use cert::{Cert, CertError};
+pub use store::{KeyStore, StoreError};
+pub use validate::{ChainError, Crl, PeerIdentity, TrustAnchor};
