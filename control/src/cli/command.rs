@@ -11,6 +11,8 @@
 //! espgw clear crypto sa | clear crypto isakmp
 //! espgw initiate MAP SEQ
 //! espgw check-config FILE [--interface-map IOS=LINUX,...] [--show]
+//! espgw crypto key generate rsa … | crypto pki import …   (offline: the key store, cli::pki)
+//! espgw show crypto pki certificates | show crypto key mypubkey rsa   (offline, too)
 //! espgw pcap ...
 //! ```
 //! Words may be abbreviated as on IOS when unambiguous: `espgw sh cry isa sa`.
@@ -25,6 +27,7 @@ use clap::{Parser, Subcommand};
 use super::api::{self, Client, DebugTarget, Request, Response};
 use super::show;
 use crate::config::{check_config, InterfaceMap};
+use crate::pki::KeyStore;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -37,6 +40,9 @@ pub struct Cli {
     /// Control socket of espgw-control.
     #[arg(long, global = true, default_value = api::DEFAULT_SOCKET, value_name = "PATH")]
     pub socket: PathBuf,
+    /// Key store directory (RSA keys, imported certificates and CRLs).
+    #[arg(long, global = true, default_value = crate::pki::store::DEFAULT_DIR, value_name = "DIR")]
+    pub key_store: PathBuf,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -86,6 +92,11 @@ pub enum Command {
         #[arg(long)]
         show: bool,
     },
+    /// crypto key generate rsa [general-keys] label L modulus N | crypto pki import TP pem FILE...
+    Crypto {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 1..)]
+        words: Vec<String>,
+    },
     /// Offline ESP capture tools (see `espgw pcap --help`).
     #[command(disable_help_flag = true)]
     Pcap {
@@ -120,6 +131,41 @@ pub enum ShowWhat {
     Map,
     /// show crypto dataplane: the data plane's drop and sa_request counters (espgw's own)
     Dataplane,
+    /// show crypto pki certificates (offline: the key store, and FILE's chains)
+    Pki {
+        #[command(subcommand)]
+        what: PkiWhat,
+    },
+    /// show crypto key mypubkey rsa (offline: the key store)
+    Key {
+        #[command(subcommand)]
+        what: KeyWhat,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+#[command(infer_subcommands = true)]
+pub enum PkiWhat {
+    Certificates {
+        /// Also the `crypto pki certificate chain` blocks of this configuration.
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+#[command(infer_subcommands = true)]
+pub enum KeyWhat {
+    Mypubkey {
+        #[command(subcommand)]
+        what: MypubkeyWhat,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+#[command(infer_subcommands = true)]
+pub enum MypubkeyWhat {
+    Rsa,
 }
 
 #[derive(Subcommand, Debug)]
@@ -219,6 +265,9 @@ pub fn main_with(
             show,
         } => return check_config_cmd(&file, interface_map.as_deref(), show, io),
         Command::Pcap { args } => return pcap(args),
+        Command::Crypto { words } => {
+            return super::pki::crypto_cmd(&KeyStore::new(&cli.key_store), &words, io)
+        }
         Command::Show {
             crypto: ShowCrypto::Crypto { what },
         } => (
@@ -234,6 +283,15 @@ pub fn main_with(
                 } => Request::ShowIpsecSa,
                 ShowWhat::Map => Request::ShowCryptoMap,
                 ShowWhat::Dataplane => Request::ShowDataplane,
+                ShowWhat::Pki {
+                    what: PkiWhat::Certificates { config },
+                } => {
+                    let store = KeyStore::new(&cli.key_store);
+                    return super::pki::show_certificates(&store, config.as_deref(), io);
+                }
+                ShowWhat::Key { .. } => {
+                    return super::pki::show_mypubkey(&KeyStore::new(&cli.key_store), io)
+                }
             },
             false,
         ),

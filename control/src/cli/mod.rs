@@ -4,6 +4,7 @@
 pub mod api;
 pub mod command;
 pub mod pcap;
+pub mod pki;
 pub mod show;
 
 #[cfg(test)]
