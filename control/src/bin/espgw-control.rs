@@ -61,6 +61,9 @@ struct Args {
     /// Serve OpenMetrics at http://ADDR:PORT/metrics (off unless given).
     #[arg(long)]
     metrics: Option<std::net::SocketAddr>,
+    /// Key store (RSA keys, imported certificates and CRLs) for rsa-sig and rsa-encr.
+    #[arg(long, default_value = espgw_control::pki::store::DEFAULT_DIR)]
+    key_store: PathBuf,
 }
 
 fn main() -> ExitCode {
@@ -82,13 +85,21 @@ fn main() -> ExitCode {
     for w in &parsed.warnings {
         eprintln!("espgw-control: warning: {w}");
     }
-    let ikecfg = match ike::ios::ike_config(&parsed.config, args.aggressive) {
+    let mut ikecfg = match ike::ios::ike_config(&parsed.config, args.aggressive) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("espgw-control: {e}");
             return ExitCode::from(2);
         }
     };
+    let store = espgw_control::pki::KeyStore::new(&args.key_store);
+    match espgw_control::pki::credentials::load(&parsed.config, &store) {
+        Ok(c) => ikecfg.pki = c.map(Arc::new),
+        Err(e) => {
+            eprintln!("espgw-control: {}: {e}", args.config.display());
+            return ExitCode::from(2);
+        }
+    }
     let keylog = match &args.keylog {
         None => None,
         Some(p) => match OpenOptions::new()

@@ -6,7 +6,29 @@ use std::fmt;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-/// `crypto isakmp policy N` (pre-shared key authentication only).
+/// Phase-1 authentication of a policy (`authentication pre-share|rsa-sig|rsa-encr`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AuthMethod {
+    #[default]
+    PreShared,
+    /// RFC 2409 §5.1: certificates and signatures.
+    RsaSig,
+    /// RFC 2409 §5.2: nonces and IDs encrypted with the peers' public keys.
+    RsaEncr,
+}
+
+impl AuthMethod {
+    /// RFC 2409 Appendix A authentication method code.
+    pub fn code(self) -> u16 {
+        match self {
+            AuthMethod::PreShared => 1,
+            AuthMethod::RsaSig => 3,
+            AuthMethod::RsaEncr => 4,
+        }
+    }
+}
+
+/// `crypto isakmp policy N`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IsakmpPolicy {
     pub priority: u32,
@@ -15,6 +37,7 @@ pub struct IsakmpPolicy {
     pub group: DhGroup,
     /// Seconds (IOS default 86400).
     pub lifetime: u32,
+    pub auth: AuthMethod,
 }
 
 /// `crypto isakmp key K address A [MASK]`.
@@ -200,6 +223,9 @@ pub struct IkeConfig {
     pub aggressive_mode_disabled: bool,
     /// Set the commit bit in QM1 (off by default: strongSwan does not support it).
     pub qm_commit_bit: bool,
+    /// Our RSA key, certificate and trustpoints (rsa-sig, rsa-encr); None: pre-shared
+    /// keys only.
+    pub pki: Option<std::sync::Arc<crate::pki::Credentials>>,
 }
 
 impl IkeConfig {
@@ -216,6 +242,7 @@ impl IkeConfig {
             retransmit_limit: 5,
             aggressive_mode_disabled: false,
             qm_commit_bit: false,
+            pki: None,
         }
     }
     /// The key for a peer: longest mask wins.
@@ -227,8 +254,15 @@ impl IkeConfig {
             })
             .max_by_key(|k| u32::from(k.mask).count_ones())
     }
+    /// The policies in priority order; rsa-sig and rsa-encr ones only when there are
+    /// credentials for them.
     pub fn sorted_policies(&self) -> Vec<IsakmpPolicy> {
         let mut p = self.policies.clone();
+        p.retain(|p| match p.auth {
+            AuthMethod::PreShared => true,
+            AuthMethod::RsaSig => self.pki.as_ref().is_some_and(|c| c.can_sign()),
+            AuthMethod::RsaEncr => self.pki.as_ref().is_some_and(|c| !c.peer_keys.is_empty()),
+        });
         p.sort_by_key(|p| p.priority);
         p
     }

@@ -32,9 +32,11 @@ pub fn ike_config(cfg: &Config, aggressive: bool) -> Result<IkeConfig, IosConfig
     let mut c = IkeConfig::new(local);
     c.aggressive_mode_disabled = cfg.aggressive_mode_disabled;
     for p in cfg.proposals() {
-        if p.auth != m::IkeAuth::PreShare {
-            continue;
-        }
+        let auth = match p.auth {
+            m::IkeAuth::PreShare => AuthMethod::PreShared,
+            m::IkeAuth::RsaSig => AuthMethod::RsaSig,
+            m::IkeAuth::RsaEncr => AuthMethod::RsaEncr,
+        };
         let enc = match p.encryption {
             m::IkeEncryption::TripleDes => EncAlg::Des3,
             m::IkeEncryption::Aes(k) => EncAlg::Aes(k.bits()),
@@ -51,6 +53,7 @@ pub fn ike_config(cfg: &Config, aggressive: bool) -> Result<IkeConfig, IosConfig
             hash,
             group: group(p.group),
             lifetime: p.lifetime_secs,
+            auth,
         });
     }
     for k in &cfg.isakmp_keys {

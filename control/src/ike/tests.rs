@@ -62,6 +62,7 @@ fn cfg(me: Ipv4Addr, peer: Ipv4Addr, local: &str, remote: &str, o: &Opts) -> Ike
         hash: o.hash,
         group: o.group,
         lifetime: 86400,
+        auth: AuthMethod::PreShared,
     });
     c.keys.push(PreSharedKey {
         addr: peer,
@@ -915,3 +916,5 @@ fn a_duplicate_of_the_last_main_mode_message_is_not_answered() {
 }
 
 mod state_trace;
+
+mod pubkey;

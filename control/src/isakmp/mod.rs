@@ -11,6 +11,7 @@
 //! arbitrary input (fuzz target `isakmp_message`).
 
 pub mod attr;
+pub mod cert;
 pub mod payload;
 
 pub use attr::{Attr, AttrValue};

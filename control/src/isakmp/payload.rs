@@ -143,6 +143,7 @@ pub mod id_type {
     pub const IPV4_ADDR_SUBNET: u8 = 4;
     pub const IPV6_ADDR: u8 = 5;
     pub const IPV4_ADDR_RANGE: u8 = 7;
+    pub const DER_ASN1_DN: u8 = 9;
     pub const KEY_ID: u8 = 11;
 }
 

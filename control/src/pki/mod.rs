@@ -8,10 +8,15 @@
 //! key values, which zeroize themselves when dropped.
 
 pub mod cert;
+pub mod credentials;
 pub mod ike;
 pub mod store;
 pub mod validate;
 
+#[cfg(test)]
+mod kat;
+
 pub use cert::{Cert, CertError};
+pub use credentials::{Credentials, CredentialsError};
 pub use store::{KeyStore, StoreError};
 pub use validate::{ChainError, Crl, PeerIdentity, TrustAnchor};

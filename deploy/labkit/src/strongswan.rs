@@ -71,6 +71,20 @@ pub struct Profile {
     pub extra_connection: Vec<String>,
     /// Extra `key = value` lines for the child section.
     pub extra_child: Vec<String>,
+    /// Certificates instead of the PSK (rsa-sig), see [`Pubkey`].
+    pub pubkey: Option<Pubkey>,
+}
+
+/// Public-key authentication of a profile: our certificate and key, the CA we trust, the
+/// identities (`172.16.172.20`, `r2.lab.example`, `C=CH, O=espgw lab, CN=r2.lab.example`).
+/// Files are absolute paths (made with strongSwan's `pki`).
+#[derive(Clone, Debug)]
+pub struct Pubkey {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub ca: PathBuf,
+    pub local_id: String,
+    pub remote_id: String,
 }
 
 impl Profile {
@@ -95,7 +109,13 @@ impl Profile {
             dpd_delay: None,
             extra_connection: Vec::new(),
             extra_child: Vec::new(),
+            pubkey: None,
         }
+    }
+    /// Authenticates with certificates instead of the PSK.
+    pub fn pubkey(mut self, p: Pubkey) -> Self {
+        self.pubkey = Some(p);
+        self
     }
     /// Sets Main or Aggressive Mode.
     pub fn mode(mut self, mode: IkeMode) -> Self {
@@ -162,16 +182,30 @@ impl Profile {
         for l in &self.extra_connection {
             let _ = writeln!(s, "    {l}");
         }
-        let _ = writeln!(
-            s,
-            "    local {{\n      auth = psk\n      id = {}\n    }}",
-            self.local_addr
-        );
-        let _ = writeln!(
-            s,
-            "    remote {{\n      auth = psk\n      id = {}\n    }}",
-            self.remote_addr
-        );
+        if let Some(p) = &self.pubkey {
+            let _ = writeln!(
+                s,
+                "    local {{\n      auth = pubkey\n      certs = {}\n      id = \"{}\"\n    }}",
+                p.cert.display(),
+                p.local_id
+            );
+            let _ = writeln!(
+                s,
+                "    remote {{\n      auth = pubkey\n      id = \"{}\"\n    }}",
+                p.remote_id
+            );
+        } else {
+            let _ = writeln!(
+                s,
+                "    local {{\n      auth = psk\n      id = {}\n    }}",
+                self.local_addr
+            );
+            let _ = writeln!(
+                s,
+                "    remote {{\n      auth = psk\n      id = {}\n    }}",
+                self.remote_addr
+            );
+        }
         let _ = writeln!(s, "    children {{\n      lab {{");
         let _ = writeln!(s, "        mode = tunnel");
         let _ = writeln!(s, "        esp_proposals = {}", self.esp_proposal());
@@ -191,6 +225,19 @@ impl Profile {
             let _ = writeln!(s, "        {l}");
         }
         let _ = writeln!(s, "      }}\n    }}\n  }}\n}}");
+        if let Some(p) = &self.pubkey {
+            let _ = writeln!(
+                s,
+                "authorities {{\n  lab-ca {{\n    cacert = {}\n  }}\n}}",
+                p.ca.display()
+            );
+            let _ = writeln!(
+                s,
+                "secrets {{\n  private-lab {{\n    file = {}\n  }}\n}}",
+                p.key.display()
+            );
+            return s;
+        }
         let _ = writeln!(
             s,
             "secrets {{\n  ike-lab {{\n    id-1 = {}\n    id-2 = {}",
@@ -533,7 +580,7 @@ fn strongswan_conf(dir: &Path, uri: &str) -> String {
         r#"# written by espgw-lab
 charon {{
   load_modular = no
-  load = random nonce openssl kernel-libipsec kernel-netlink socket-default vici
+  load = random nonce openssl pem pkcs1 x509 constraints kernel-libipsec kernel-netlink socket-default vici
   install_routes = yes
   i_dont_care_about_security_and_use_aggressive_mode_psk = yes
   retransmit_tries = 8

@@ -112,6 +112,9 @@ pub enum IkeError {
     Unsupported(&'static str),
     #[error("policy: {0}")]
     Policy(&'static str),
+    /// The peer's certificate, ID or signature was refused (rsa-sig): the SA fails.
+    #[error("authentication failed: {0}")]
+    AuthFailed(&'static str),
 }
 
 impl IkeError {
@@ -120,7 +123,7 @@ impl IkeError {
             IkeError::Wire(w) => w.blame(),
             IkeError::Peer(_) | IkeError::HashFailed => Blame::PeerMisbehaved,
             IkeError::Unsupported(_) => Blame::Unsupported,
-            IkeError::Policy(_) => Blame::LocalPolicy,
+            IkeError::Policy(_) | IkeError::AuthFailed(_) => Blame::LocalPolicy,
         }
     }
     pub fn notify(&self) -> NotifyType {
@@ -130,6 +133,7 @@ impl IkeError {
             IkeError::HashFailed => NotifyType::InvalidHashInformation,
             IkeError::Unsupported(_) => NotifyType::AttributesNotSupported,
             IkeError::Policy(_) => NotifyType::NoProposalChosen,
+            IkeError::AuthFailed(_) => NotifyType::AuthenticationFailed,
         }
     }
 }
@@ -423,6 +427,9 @@ impl Endpoint {
             Blame::Unsupported | Blame::LocalPolicy => {
                 let conn = sa.conn_id;
                 self.ik(conn, format!("{e}"));
+                if let IkeError::AuthFailed(why) = e {
+                    self.fail_p1(sa, why);
+                }
             }
         }
     }

@@ -10,13 +10,13 @@
 use super::super::debug::{IosState, FROM_PEER_AM};
 use super::*;
 
-/// The payloads of AM1 and AM2 (AM1 has no HASH).
+/// The payloads of AM1 and AM2 (what authenticates the responder in AM2, HASH or CERT and
+/// SIG, is checked by `verify_peer_auth`).
 struct AmPayloads<'a> {
     sa: &'a SaPayload,
     ke: &'a [u8],
     nonce: &'a [u8],
     id: &'a IdPayload,
-    hash: Option<&'a [u8]>,
 }
 
 impl<'a> AmPayloads<'a> {
@@ -35,17 +35,7 @@ impl<'a> AmPayloads<'a> {
         else {
             return None;
         };
-        let hash = match find(ps, PayloadType::Hash) {
-            Some(Payload::Hash(h)) => Some(&h[..]),
-            _ => None,
-        };
-        Some(AmPayloads {
-            sa,
-            ke,
-            nonce,
-            id,
-            hash,
-        })
+        Some(AmPayloads { sa, ke, nonce, id })
     }
 }
 
@@ -82,7 +72,8 @@ impl Endpoint {
         let dh = neg.group.generate(&mut *self.rng);
         let nr = self.rng.bytes(20);
         let idi_b = id_body(idi);
-        let id = id_ipv4(self.cfg.local_addr);
+        let id = self.own_id(neg.auth);
+        self.log_auth_kind(conn, neg.auth, &id);
         let idr_b = id_body(&id);
         let input = KeyInput {
             neg,
@@ -96,7 +87,8 @@ impl Endpoint {
         let k = self.compute_keys(sa, input)?;
         let mut ps = vec![reply_sa, Payload::Ke(dh.public.clone()), Payload::Nonce(nr)];
         ps.push(Payload::Id(id));
-        ps.push(sa.own_hash(&k, &idr_b));
+        ps.extend(self.own_auth(sa, &k, &idr_b)?);
+        ps.extend(self.certreqs(neg.auth));
         ps.extend(reply_vids(sa.nat.peer_rfc3947));
         ps.extend(sa.nat_d_payloads(neg.hash));
         let out = sa.clear_msg(ExchangeType::Aggressive, ps);
@@ -114,7 +106,7 @@ impl Endpoint {
             ke,
             nonce: nr,
             id: idr,
-            hash: Some(h),
+            ..
         }) = AmPayloads::find(&m.payloads)
         else {
             return Err((st.into_state(), IkeError::Peer("AM2 missing payloads")));
@@ -135,11 +127,11 @@ impl Endpoint {
             peer_nonce: nr,
         };
         let mut k = keep!(self.compute_keys(sa, input), st);
-        keep!(self.verify_peer_hash(sa, &k, &idr_b, h), st);
+        keep!(self.verify_peer_auth(sa, &k, &idr_b, &m.payloads), st);
         self.process_nat_d(sa, neg.hash, &m.payloads);
         self.log_authenticated(conn, remote);
         sa.float_if_nat();
-        let mut ps = vec![sa.own_hash(&k, &st.idi_b)];
+        let mut ps = keep!(self.own_auth(sa, &k, &st.idi_b), st);
         ps.extend(sa.nat_d_payloads(neg.hash));
         // AM3 is encrypted (as IOS and strongSwan send it); the last phase-1 block
         // is then its last ciphertext block.
@@ -158,10 +150,10 @@ impl Endpoint {
             (keep!(Message::parse(rx.msg), st).payloads, None)
         };
         self.pass(sa, FROM_PEER_AM, ExpectAm3::RECEIVED);
-        let Some(Payload::Hash(h)) = find(&ps, PayloadType::Hash) else {
+        if st.k.k.neg.auth == AuthMethod::PreShared && find(&ps, PayloadType::Hash).is_none() {
             return Err((st.into_state(), IkeError::Peer("AM3 without HASH")));
-        };
-        keep!(self.verify_peer_hash(sa, &st.k, &st.idi_b, h), st);
+        }
+        keep!(self.verify_peer_auth(sa, &st.k, &st.idi_b, &ps), st);
         let mut k = st.k.k;
         self.process_nat_d(sa, k.neg.hash, &ps);
         self.process_initial_contact(sa, &ps);

@@ -61,11 +61,12 @@ impl Endpoint {
         sa: &mut P1Sa,
         gx: &[u8],
         nonce: &[u8],
-        h: HashAlg,
+        neg: Negotiated,
         show: &str,
     ) {
         let mut ps = vec![Payload::Ke(gx.to_vec()), Payload::Nonce(nonce.to_vec())];
-        ps.extend(sa.nat_d_payloads(h));
+        ps.extend(self.certreqs(neg.auth));
+        ps.extend(sa.nat_d_payloads(neg.hash));
         let out = sa.clear_msg(ExchangeType::Main, ps);
         self.send_p1(now, sa, out, true, show);
     }
@@ -87,7 +88,7 @@ impl Endpoint {
         let dh = neg.group.generate(&mut *self.rng);
         let ni = self.rng.bytes(20);
         sa.last_rx = rx.msg.to_vec();
-        self.send_ke_nonce(rx.now, sa, &dh.public, &ni, neg.hash, ExpectMm4::SHOW);
+        self.send_ke_nonce(rx.now, sa, &dh.public, &ni, neg, ExpectMm4::SHOW);
         let c = Chosen {
             psk: st.psk,
             sai_b: st.sai_b,
@@ -122,7 +123,7 @@ impl Endpoint {
         self.process_vids(sa, &ps);
         sa.last_rx = rx.msg.to_vec();
         self.pass(sa, PROCESS_MM, ExpectMm3::RECEIVED);
-        self.send_ke_nonce(rx.now, sa, &dh.public, &nr, h, ExpectMm5::SHOW);
+        self.send_ke_nonce(rx.now, sa, &dh.public, &nr, k.k.neg, ExpectMm5::SHOW);
         Ok(ExpectMm5 { k }.into_state())
     }
 
@@ -146,17 +147,17 @@ impl Endpoint {
         self.process_nat_d(sa, k.k.neg.hash, &ps);
         self.pass(sa, FROM_PEER_MM, ExpectMm4::RECEIVED);
         sa.float_if_nat();
-        self.ik(
-            conn,
-            "SA is doing pre-shared key authentication using id type ID_IPV4_ADDR",
-        );
+        let auth = k.k.neg.auth;
+        let id = self.own_id(auth);
+        self.log_auth_kind(conn, auth, &id);
         let first = !self.p1.values().any(|s| {
             s.icookie != sa.icookie && v4(s.remote) == v4(remote) && s.state.is_established()
         });
-        let id = id_ipv4(self.cfg.local_addr);
         let idi_b = id_body(&id);
+        let own_auth = keep!(self.own_auth(sa, &k, &idi_b), st);
         sa.last_rx = rx.msg.to_vec();
-        let mut ps = vec![Payload::Id(id), sa.own_hash(&k, &idi_b)];
+        let mut ps = vec![Payload::Id(id)];
+        ps.extend(own_auth);
         if first {
             ps.push(sa.isakmp_notify(NotifyType::InitialContact, vec![]));
         }
@@ -185,14 +186,15 @@ impl Endpoint {
             return Err(IkeError::Peer(unencrypted));
         }
         let (ps, new_iv) = self.decrypt_p1(&k.k, &rx.hdr, rx.msg)?;
-        let (Some(Payload::Id(id)), Some(Payload::Hash(h))) =
-            (find(&ps, PayloadType::Id), find(&ps, PayloadType::Hash))
-        else {
+        let Some(Payload::Id(id)) = find(&ps, PayloadType::Id) else {
             return Err(IkeError::Peer(missing));
         };
+        if k.k.neg.auth == AuthMethod::PreShared && find(&ps, PayloadType::Hash).is_none() {
+            return Err(IkeError::Peer(missing));
+        }
         self.pass(sa, FROM_PEER_MM, to);
         self.processing(sa.conn_id, 0, &["ID"]);
-        self.verify_peer_hash(sa, k, &id_body(id), h)?;
+        self.verify_peer_auth(sa, k, &id_body(id), &ps)?;
         Ok((ps, new_iv))
     }
 
@@ -205,8 +207,14 @@ impl Endpoint {
         sa.last_rx = rx.msg.to_vec();
         sa.follow_float(rx.local, rx.remote);
         self.log_authenticated(sa.conn_id, rx.remote);
-        let id = id_ipv4(self.cfg.local_addr);
-        let ps = vec![Payload::Id(id.clone()), sa.own_hash(&k, &id_body(&id))];
+        let id = self.own_id(k.k.neg.auth);
+        self.log_auth_kind(sa.conn_id, k.k.neg.auth, &id);
+        let own_auth = match self.own_auth(sa, &k, &id_body(&id)) {
+            Ok(a) => a,
+            Err(e) => return Err((ExpectMm5 { k }.into_state(), e)),
+        };
+        let mut ps = vec![Payload::Id(id)];
+        ps.extend(own_auth);
         let out = encrypt_p1(sa, &mut k.k, ExchangeType::Main, &ps);
         self.send_p1(rx.now, sa, out, false, ExpectMm5::SHOW);
         Ok(Established { k: k.k }.into_state())

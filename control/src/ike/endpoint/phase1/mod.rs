@@ -7,6 +7,7 @@
 //! transition line from the old and new states' IOS names.
 
 mod aggressive;
+mod auth_rsa;
 mod main;
 mod state;
 
@@ -99,7 +100,7 @@ fn p1_transform(number: u8, p: &IsakmpPolicy) -> Transform {
     }
     attrs.extend([
         Attr::basic(p1::HASH, p.hash.code()),
-        Attr::basic(p1::AUTH, 1),
+        Attr::basic(p1::AUTH, p.auth.code()),
         Attr::basic(p1::GROUP, p.group.id()),
         Attr::basic(p1::LIFE_TYPE, attr::LIFE_SECONDS),
         Attr::number(p1::LIFE_DURATION, p.lifetime as u64),
@@ -320,7 +321,8 @@ impl Endpoint {
         sa.icookie = self.new_cookie();
         sa.waiting.push((idx, rekey_of));
         let conn = sa.conn_id;
-        let Some(psk) = self.cfg.psk_for(m.peer).map(|k| k.key.clone()) else {
+        let psk = self.cfg.psk_for(m.peer).map(|k| k.key.clone());
+        let Some(psk) = psk.or_else(|| self.cfg.pki.as_ref().map(|_| Secret::default())) else {
             self.ik(conn, format!("No pre-shared key with {}!", m.peer));
             self.events.push_back(Event::NegotiationFailed {
                 peer: m.peer,
@@ -339,9 +341,10 @@ impl Endpoint {
             return;
         }
         if m.mode == Phase1Mode::Aggressive {
-            // One KE payload: only policies with the first policy's group.
-            let g = policies[0].group;
-            policies.retain(|p| p.group == g);
+            // One KE payload and one ID: only policies with the first policy's group and
+            // authentication method.
+            let (g, auth) = (policies[0].group, policies[0].auth);
+            policies.retain(|p| p.group == g && p.auth == auth);
         }
         let sa_p = Payload::Sa(SaPayload {
             doi: DOI_IPSEC,
@@ -372,12 +375,14 @@ impl Endpoint {
         } else {
             let dh = policies[0].group.generate(&mut *self.rng);
             let ni = self.rng.bytes(20);
-            let id = id_ipv4(self.cfg.local_addr);
+            let id = self.own_id(policies[0].auth);
+            self.log_auth_kind(conn, policies[0].auth, &id);
             ps.extend([
                 Payload::Ke(dh.public.clone()),
                 Payload::Nonce(ni.clone()),
                 Payload::Id(id.clone()),
             ]);
+            ps.extend(self.certreqs(policies[0].auth));
             ps.extend(vids);
             let st = ExpectAm2 {
                 psk,
@@ -445,11 +450,14 @@ impl Endpoint {
                 remote.port()
             ),
         );
-        let Some(psk) = self.cfg.psk_for(v4(remote)).map(|k| k.key.clone()) else {
+        let psk = self.cfg.psk_for(v4(remote)).map(|k| k.key.clone());
+        if psk.is_some() {
+            self.log_psk_found(conn, v4(remote));
+        }
+        let Some(psk) = psk.or_else(|| self.cfg.pki.as_ref().map(|_| Secret::default())) else {
             self.ik(conn, format!("No pre-shared key with {}!", v4(remote)));
             return;
         };
-        self.log_psk_found(conn, v4(remote));
         let r = if mode == Phase1Mode::Main {
             self.r_mm1(&mut sa, First { now, psk, m })
         } else {
@@ -564,7 +572,7 @@ impl Endpoint {
             .filter(|&(enc, hash, auth, group, _)| {
                 enc == pol.enc
                     && hash == pol.hash
-                    && auth == 1
+                    && auth == pol.auth.code()
                     && group == pol.group
                     && group_needed.is_none_or(|g| g == group)
             })
@@ -573,6 +581,7 @@ impl Endpoint {
                 hash,
                 group,
                 lifetime: life.min(pol.lifetime),
+                auth: pol.auth,
             });
         let not = if neg.is_some() { "" } else { "not " };
         self.ik(
@@ -652,7 +661,14 @@ impl Endpoint {
         } else {
             (i.peer_ke.to_vec(), own_gx, i.peer_nonce, i.own_nonce)
         };
-        let skeyid = skeyid_psk(neg.hash, i.psk, ni, nr);
+        let skeyid = match neg.auth {
+            AuthMethod::RsaSig => crate::pki::ike::skeyid_sig(neg.hash, ni, nr, &gxy),
+            // No key for this peer: never a pre-shared SKEYID from an empty key.
+            AuthMethod::PreShared if i.psk.is_empty() => {
+                return Err(IkeError::Policy("no pre-shared key for this peer"))
+            }
+            _ => skeyid_psk(neg.hash, i.psk, ni, nr),
+        };
         let ids = derive_skeyids(neg.hash, &skeyid, &gxy, &sa.icookie, &sa.rcookie);
         let ka = encryption_key(neg.hash, &ids.e, neg.enc.key_len());
         let iv = phase1_iv(neg.hash, &gxi, &gxr, neg.enc.block_len());

@@ -5,7 +5,7 @@ use super::super::debug::IosState;
 use super::super::natt::NatT;
 use super::super::quick::Qm;
 use super::super::timers::{Retx, Timer, TimerTable, NEGOTIATION_LIMIT};
-use crate::ike::config::Phase1Mode;
+use crate::ike::config::{AuthMethod, Phase1Mode};
 use crate::ike::crypto::{DhGroup, DhKeyPair, EncAlg, HashAlg, Secret};
 use crate::ike::types::Transmit;
 use std::collections::HashMap;
@@ -19,10 +19,12 @@ pub struct Negotiated {
     pub hash: HashAlg,
     pub group: DhGroup,
     pub lifetime: u32,
+    pub auth: AuthMethod,
 }
 
 /// What a responder chose, or an initiator accepted, before the key exchange.
 pub struct Chosen {
+    /// The peer's pre-shared key; empty when it has none (public-key authentication).
     pub psk: Secret,
     /// The body of the initiator's SA payload (HASH_I and HASH_R cover it).
     pub sai_b: Vec<u8>,
