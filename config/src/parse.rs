@@ -1458,18 +1458,22 @@ impl<'m> Parser<'m> {
         let mut w: Vec<ConfigWarning> = Vec::new();
         let cfg = &self.cfg;
         for p in cfg.isakmp_policies.values() {
-            if p.auth != IkeAuth::PreShare {
+            let missing = match p.auth {
+                IkeAuth::RsaSig if cfg.pki.trustpoints.is_empty() => {
+                    Some("rsa-sig (the IOS default) needs a crypto pki trustpoint")
+                }
+                IkeAuth::RsaEncr if cfg.pki.pubkeys.is_empty() => {
+                    Some("rsa-encr needs the peers' keys (crypto key pubkey-chain rsa)")
+                }
+                _ => None,
+            };
+            if let Some(what) = missing {
                 let line = self.policy_lines.get(&p.priority).copied().unwrap_or(0);
                 w.push(ConfigWarning {
                     line,
                     message: format!(
-                        "crypto isakmp policy {}: authentication {} is not supported; only pre-share policies are negotiated",
-                        p.priority,
-                        match p.auth {
-                            IkeAuth::RsaSig => "rsa-sig (the IOS default)",
-                            IkeAuth::RsaEncr => "rsa-encr",
-                            IkeAuth::PreShare => "pre-share",
-                        }
+                        "crypto isakmp policy {}: authentication {what}; without it the policy is not negotiated",
+                        p.priority
                     ),
                 });
             }

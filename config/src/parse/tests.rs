@@ -425,7 +425,7 @@ interface Serial0/0
     let got: Vec<String> = p.warnings.iter().map(|w| w.to_string()).collect();
     let expect = [
         "--interface-map: Ethernet9/9=x0 names no interface of the configuration",
-        "line 1: crypto isakmp policy 5: authentication rsa-sig (the IOS default) is not supported; only pre-share policies are negotiated",
+        "line 1: crypto isakmp policy 5: authentication rsa-sig (the IOS default) needs a crypto pki trustpoint; without it the policy is not negotiated",
         "line 3: crypto map m 10 stays disabled until it has match address",
         "line 4: no crypto isakmp key matches peer 192.0.2.9",
         "line 7: no crypto isakmp key matches peer 192.0.2.10",

@@ -225,17 +225,8 @@ impl Profile {
             let _ = writeln!(s, "        {l}");
         }
         let _ = writeln!(s, "      }}\n    }}\n  }}\n}}");
-        if let Some(p) = &self.pubkey {
-            let _ = writeln!(
-                s,
-                "authorities {{\n  lab-ca {{\n    cacert = {}\n  }}\n}}",
-                p.ca.display()
-            );
-            let _ = writeln!(
-                s,
-                "secrets {{\n  private-lab {{\n    file = {}\n  }}\n}}",
-                p.key.display()
-            );
+        if self.pubkey.is_some() {
+            // Certificates and the key are loaded from x509/, x509ca/ and private/.
             return s;
         }
         let _ = writeln!(
@@ -288,6 +279,15 @@ impl StrongSwan {
         let conf = strongswan_conf(&dir, &uri);
         write(&dir.join("strongswan.conf"), &conf)?;
         write(&dir.join("swanctl.conf"), &profile.swanctl_conf())?;
+        if let Some(p) = &profile.pubkey {
+            for (sub, f) in [("x509", &p.cert), ("x509ca", &p.ca), ("private", &p.key)] {
+                let d = dir.join(sub);
+                fs::create_dir_all(&d)
+                    .map_err(|e| Error::io(format!("creating {}", d.display()), e))?;
+                let to = d.join(f.file_name().unwrap_or_default());
+                fs::copy(f, &to).map_err(|e| Error::io(format!("copying {}", f.display()), e))?;
+            }
+        }
         let script = format!("mount --bind '{}' /run && exec {charon}", run.display());
         let mut cmd = lab.command(node, "unshare");
         cmd.args(["-m", "--propagation", "private", "sh", "-c", &script])
@@ -376,6 +376,8 @@ impl StrongSwan {
             .args(args)
             .args(["--uri", &self.uri]);
         c.env("STRONGSWAN_CONF", self.dir.join("strongswan.conf"));
+        // Credentials (x509/, x509ca/, private/) are read from this directory.
+        c.env("SWANCTL_DIR", &self.dir);
         let line = format!("[{}] swanctl {}", self.node, args.join(" "));
         let out = output_timeout(c, Duration::from_secs(60))?;
         if out.status.success() {

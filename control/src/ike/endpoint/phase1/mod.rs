@@ -663,6 +663,7 @@ impl Endpoint {
         };
         let skeyid = match neg.auth {
             AuthMethod::RsaSig => crate::pki::ike::skeyid_sig(neg.hash, ni, nr, &gxy),
+            AuthMethod::RsaEncr => return Err(IkeError::Unsupported("rsa-encr")),
             // No key for this peer: never a pre-shared SKEYID from an empty key.
             AuthMethod::PreShared if i.psk.is_empty() => {
                 return Err(IkeError::Policy("no pre-shared key for this peer"))
