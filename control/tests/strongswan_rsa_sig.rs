@@ -8,9 +8,12 @@
 //! the ESP keys of espgw's key log equal those charon logged; tshark decrypts the whole
 //! IKE exchange with espgw's key log. Needs root (network namespaces).
 
-use espgw_control::cli::api::{Client, Request, Response};
+mod common;
+
+use common::Espgw;
+use espgw_control::cli::api::{Request, Response};
 use espgw_lab::strongswan::Pubkey;
-use espgw_lab::{judge, Capture, IkeMode, Lab, LabProcess, Node, Profile, StrongSwan};
+use espgw_lab::{judge, Capture, IkeMode, Lab, Node, Profile, StrongSwan};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -78,93 +81,24 @@ fn ios_config(c: &Case) -> String {
     s
 }
 
-struct Espgw {
-    proc: LabProcess,
-    socket: PathBuf,
-    keylog: PathBuf,
-    rt: tokio::runtime::Runtime,
-}
-
-impl Espgw {
-    fn start(lab: &Lab, c: &Case) -> Espgw {
-        let dir = lab.dir();
-        let store = dir.join("espgw-pki");
-        // The operator's import, with the real command.
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_espgw"))
-            .arg("--key-store")
-            .arg(&store)
-            .args(["crypto", "pki", "import", "LAB", "pem"])
-            .args(["ca.pem", "r1.pem", "r1.key", "ca.crl"].map(testdata))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "import: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let cfg = dir.join("r1-espgw.conf");
-        std::fs::write(&cfg, ios_config(c)).unwrap();
-        let socket = dir.join("espgw-control.sock");
-        let keylog = dir.join("espgw-keylog.txt");
-        let args = [
-            env!("CARGO_BIN_EXE_espgw-control"),
-            "--config",
-            cfg.to_str().unwrap(),
-            "--socket",
-            socket.to_str().unwrap(),
-            "--keylog",
-            keylog.to_str().unwrap(),
-            "--key-store",
-            store.to_str().unwrap(),
-            "--interface-map",
-            "Ethernet0/0=in0,Ethernet1/0=out0",
-            "--debug",
-            "isakmp,ipsec",
-            "--no-sadb",
-        ];
-        let proc = lab.spawn(Node::R1, &args).expect("spawn espgw-control");
-        let t0 = Instant::now();
-        while !socket.exists() {
-            assert!(
-                t0.elapsed() < Duration::from_secs(10),
-                "espgw-control did not start:\n{}",
-                proc.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        Espgw {
-            proc,
-            socket,
-            keylog,
-            rt,
-        }
-    }
-
-    fn request(&self, r: Request) -> Response {
-        self.rt.block_on(async {
-            let mut c = Client::connect(&self.socket).await.expect("connect");
-            c.request(&r).await.expect("request")
-        })
-    }
-
-    fn spis(&self) -> Vec<(u32, u32)> {
-        match self.request(Request::ShowIpsecSa) {
-            Response::IpsecSas { sas } => sas
-                .iter()
-                .flat_map(|v| {
-                    v.inbound_esp
-                        .iter()
-                        .zip(v.outbound_esp.iter())
-                        .map(|(i, o)| (i.spi, o.spi))
-                })
-                .collect(),
-            other => panic!("{other:?}"),
-        }
-    }
+/// espgw-control as R1 with `c`'s configuration and a key store filled by the operator
+/// command itself (`espgw crypto pki import LAB pem …`).
+fn start_espgw(lab: &Lab, c: &Case) -> Espgw {
+    let store = lab.dir().join("espgw-pki");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_espgw"))
+        .arg("--key-store")
+        .arg(&store)
+        .args(["crypto", "pki", "import", "LAB", "pem"])
+        .args(["ca.pem", "r1.pem", "r1.key", "ca.crl"].map(testdata))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "import: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let store = store.to_str().unwrap().to_string();
+    Espgw::start_text(lab, &ios_config(c), &["--no-sadb", "--key-store", &store])
 }
 
 fn run(tag: &str, c: Case) {
@@ -190,7 +124,7 @@ fn run(tag: &str, c: Case) {
             remote_id: remote_id.into(),
         });
     let swan = StrongSwan::start(&lab, Node::R2, profile).expect("charon");
-    let espgw = Espgw::start(&lab, &c);
+    let espgw = start_espgw(&lab, &c);
     if c.espgw_initiates {
         match espgw.request(Request::Initiate {
             map: "vpn".into(),
@@ -204,7 +138,7 @@ fn run(tag: &str, c: Case) {
             panic!(
                 "swanctl initiate: {e}\n{}\n--- espgw ---\n{}",
                 swan.log(),
-                espgw.proc.log()
+                espgw.log()
             )
         });
     }
@@ -214,24 +148,16 @@ fn run(tag: &str, c: Case) {
             panic!(
                 "strongSwan not established: {e}\n--- charon ---\n{}\n--- espgw ---\n{}",
                 swan.log(),
-                espgw.proc.log()
+                espgw.log()
             )
         });
-    let t1 = Instant::now();
-    let spis = loop {
-        let s = espgw.spis();
-        if !s.is_empty() || t1.elapsed() > Duration::from_secs(10) {
-            break s;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let spis = espgw.wait_spis(1, Duration::from_secs(10));
     std::thread::sleep(Duration::from_millis(300));
     let pcap = cap.stop().expect("pcap");
     assert_eq!(sa.initiator, !c.espgw_initiates);
     let child = &sa.children[0];
     assert_eq!(spis, vec![(child.spi_out, child.spi_in)], "SPIs");
-    let text = std::fs::read_to_string(&espgw.keylog).unwrap_or_default();
-    let (esp, ike) = judge::parse_keylog(&text);
+    let (esp, ike) = espgw.keys();
     let ck = swan.keys().expect("charon keys");
     let mut a: Vec<_> = esp
         .iter()
@@ -269,7 +195,7 @@ fn run(tag: &str, c: Case) {
         .filter(|(_, i)| i.exchange != 32 && i.encrypted && i.decrypted)
         .count();
     eprintln!("{tag}: tshark decrypted {p1_dec} of {p1_enc} encrypted phase-1 messages");
-    let log = espgw.proc.log();
+    let log = espgw.log();
     let id_name = match c.ident {
         Ident::Address => "ID_IPV4_ADDR",
         Ident::Fqdn => "ID_FQDN",

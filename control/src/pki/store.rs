@@ -145,7 +145,7 @@ impl KeyStore {
     /// Refuses to replace an existing one.
     pub fn generate_rsa(&self, label: &str, bits: usize) -> Result<PublicKey, StoreError> {
         check_label(label)?;
-        if !(512..=4096).contains(&bits) || bits % 64 != 0 {
+        if !(512..=4096).contains(&bits) || !bits.is_multiple_of(64) {
             return Err(StoreError::Modulus(bits));
         }
         let path = self.key_path(label);
@@ -488,7 +488,7 @@ mod tests {
         let junk = d.join("junk.pem");
         fs::write(&junk, "hello\n").unwrap();
         let e = s
-            .import_pem("LAB", "X", &[junk.clone()])
+            .import_pem("LAB", "X", std::slice::from_ref(&junk))
             .unwrap_err()
             .to_string();
         assert_eq!(
@@ -504,7 +504,7 @@ mod tests {
         )
         .unwrap();
         let e = s
-            .import_pem("LAB", "X", &[junk.clone()])
+            .import_pem("LAB", "X", std::slice::from_ref(&junk))
             .unwrap_err()
             .to_string();
         assert!(

@@ -93,8 +93,6 @@ impl Espgw {
         aggressive: bool,
         sadb: Option<&std::path::Path>,
     ) -> Espgw {
-        let dir = lab.dir();
-        let cfg = dir.join("r1-espgw.conf");
         let mut text = conf.text();
         if aggressive {
             // Aggressive Mode the IOS way: a `crypto isakmp peer` block.
@@ -108,6 +106,18 @@ impl Espgw {
             );
             assert!(text.contains("set aggressive-mode password"));
         }
+        let sadb_args: Vec<&str> = match sadb {
+            Some(p) => vec!["--sadb", p.to_str().unwrap()],
+            None => vec!["--no-sadb"],
+        };
+        Espgw::start_text(lab, &text, &sadb_args)
+    }
+
+    /// espgw-control with configuration `text` and `extra` arguments (`--no-sadb`,
+    /// `--key-store DIR` …).
+    pub fn start_text(lab: &Lab, text: &str, extra: &[&str]) -> Espgw {
+        let dir = lab.dir();
+        let cfg = dir.join("r1-espgw.conf");
         std::fs::write(&cfg, text).unwrap();
         let socket = dir.join("espgw-control.sock");
         let keylog = dir.join("espgw-keylog.txt");
@@ -125,13 +135,7 @@ impl Espgw {
             "--debug",
             "isakmp,ipsec",
         ];
-        match sadb {
-            Some(p) => {
-                args.push("--sadb");
-                args.push(p.to_str().unwrap());
-            }
-            None => args.push("--no-sadb"),
-        }
+        args.extend_from_slice(extra);
         let proc = lab.spawn(Node::R1, &args).expect("spawn espgw-control");
         let t0 = Instant::now();
         while !socket.exists() {
