@@ -94,32 +94,7 @@ fn run(tag: &str, c: Case) {
         &c.suite.ios(c.pfs, "C!scO"),
         c.mode == IkeMode::Aggressive,
     );
-    if c.espgw_initiates {
-        match espgw.request(Request::Initiate {
-            map: "vpn".into(),
-            seq: 10,
-        }) {
-            Response::Done { .. } => {}
-            other => panic!("initiate: {other:?}"),
-        }
-    } else {
-        swan.initiate().unwrap_or_else(|e| {
-            panic!(
-                "swanctl initiate: {e}\n{}\n--- espgw ---\n{}",
-                swan.log(),
-                espgw.log()
-            )
-        });
-    }
-    let sa = swan
-        .wait_established(Duration::from_secs(30))
-        .unwrap_or_else(|e| {
-            panic!(
-                "strongSwan not established: {e}\n--- charon ---\n{}\n--- espgw ---\n{}",
-                swan.log(),
-                espgw.log()
-            )
-        });
+    let sa = common::establish(&espgw, &swan, c.espgw_initiates);
     let spis = espgw.wait_spis(1, Duration::from_secs(10));
     std::thread::sleep(Duration::from_millis(300));
     let pcap = cap.stop().expect("pcap");

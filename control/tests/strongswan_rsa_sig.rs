@@ -11,7 +11,6 @@
 mod common;
 
 use common::Espgw;
-use espgw_control::cli::api::{Request, Response};
 use espgw_lab::strongswan::Pubkey;
 use espgw_lab::{judge, Capture, IkeMode, Lab, Node, Profile, StrongSwan};
 use std::path::{Path, PathBuf};
@@ -125,32 +124,7 @@ fn run(tag: &str, c: Case) {
         });
     let swan = StrongSwan::start(&lab, Node::R2, profile).expect("charon");
     let espgw = start_espgw(&lab, &c);
-    if c.espgw_initiates {
-        match espgw.request(Request::Initiate {
-            map: "vpn".into(),
-            seq: 10,
-        }) {
-            Response::Done { .. } => {}
-            other => panic!("initiate: {other:?}"),
-        }
-    } else {
-        swan.initiate().unwrap_or_else(|e| {
-            panic!(
-                "swanctl initiate: {e}\n{}\n--- espgw ---\n{}",
-                swan.log(),
-                espgw.log()
-            )
-        });
-    }
-    let sa = swan
-        .wait_established(Duration::from_secs(30))
-        .unwrap_or_else(|e| {
-            panic!(
-                "strongSwan not established: {e}\n--- charon ---\n{}\n--- espgw ---\n{}",
-                swan.log(),
-                espgw.log()
-            )
-        });
+    let sa = common::establish(&espgw, &swan, c.espgw_initiates);
     let spis = espgw.wait_spis(1, Duration::from_secs(10));
     std::thread::sleep(Duration::from_millis(300));
     let pcap = cap.stop().expect("pcap");

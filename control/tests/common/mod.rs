@@ -228,6 +228,40 @@ impl Espgw {
     }
 }
 
+/// Starts the negotiation from espgw (`Initiate vpn 10`) or from strongSwan and waits (30 s)
+/// until strongSwan has the IKE and CHILD SA; panics with both logs otherwise.
+pub fn establish(
+    espgw: &Espgw,
+    swan: &espgw_lab::StrongSwan,
+    espgw_initiates: bool,
+) -> espgw_lab::IkeSaInfo {
+    if espgw_initiates {
+        match espgw.request(Request::Initiate {
+            map: "vpn".into(),
+            seq: 10,
+        }) {
+            Response::Done { .. } => {}
+            other => panic!("initiate: {other:?}"),
+        }
+    } else {
+        swan.initiate().unwrap_or_else(|e| {
+            panic!(
+                "swanctl initiate: {e}\n{}\n--- espgw ---\n{}",
+                swan.log(),
+                espgw.log()
+            )
+        });
+    }
+    swan.wait_established(Duration::from_secs(30))
+        .unwrap_or_else(|e| {
+            panic!(
+                "strongSwan not established: {e}\n--- charon ---\n{}\n--- espgw ---\n{}",
+                swan.log(),
+                espgw.log()
+            )
+        })
+}
+
 /// The espgw-dataplane binary (another package of the workspace): (re)built so it is never
 /// stale (a no-op when it is up to date).
 pub fn dataplane_bin() -> PathBuf {
