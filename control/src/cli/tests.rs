@@ -202,7 +202,7 @@ fn no_pcap(_: Vec<OsString>) -> ExitCode {
 }
 
 /// Run `espgw ARGS` in-process; (exit code, stdout, stderr).
-fn espgw(sock: &Path, args: &[&str]) -> (ExitCode, String, String) {
+pub(super) fn espgw(sock: &Path, args: &[&str]) -> (ExitCode, String, String) {
     let mut argv: Vec<OsString> = vec!["espgw".into(), "--socket".into(), sock.into()];
     argv.extend(args.iter().map(OsString::from));
     let (mut out, mut err) = (Vec::new(), Vec::new());

@@ -1,38 +1,21 @@
 //! The key and certificate commands through the `espgw` command line itself.
 
-use std::ffi::OsString;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::ExitCode;
-
-use super::super::command::{main_with, Io};
 
 fn testdata(name: &str) -> String {
     format!("{}/src/pki/testdata/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
-fn no_pcap(_: Vec<OsString>) -> ExitCode {
-    ExitCode::FAILURE
-}
-
-/// Runs `espgw --key-store DIR ARGS…`; (success, stdout, stderr).
+/// Runs `espgw --key-store DIR ARGS…` (no daemon involved); (success, stdout, stderr).
 fn espgw(dir: &std::path::Path, args: &str) -> (bool, String, String) {
-    let mut argv: Vec<OsString> = vec!["espgw".into(), "--key-store".into(), dir.into()];
-    argv.extend(args.split_whitespace().map(OsString::from));
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let code = main_with(
-        argv,
-        &mut Io {
-            out: &mut out,
-            err: &mut err,
-        },
-        no_pcap,
-    );
-    (
-        code == ExitCode::SUCCESS,
-        String::from_utf8(out).unwrap(),
-        String::from_utf8(err).unwrap(),
-    )
+    let dir = dir.to_str().unwrap();
+    let mut argv = vec!["--key-store", dir];
+    argv.extend(args.split_whitespace());
+    let (code, out, err) =
+        super::super::tests::espgw(std::path::Path::new("/nonexistent.sock"), &argv);
+    (code == ExitCode::SUCCESS, out, err)
 }
 
 struct Dir(PathBuf);
