@@ -9,9 +9,9 @@
 //!           256       generation | flags | request interval ms | writer pid | alloc cursor | tombstones
 //!           320       sa_request ring tail   (producers: workers)
 //!           384       sa_request ring head   (consumer: control)
-//!           512..1024 global counters, 64 words (GlobalCounter)
+//!           512..1024 global counters, 64 words: drops by DropReason, then GlobalCounter
 //! 4096    SA slots, capacity x 256 bytes:   seqlock word, state|incarnation word, 192-byte record
-//! ...     SA counters, capacity x 128 bytes: next outbound seq, packets, bytes, drops by reason
+//! ...     SA counters, capacity x 256 bytes: next outbound seq, packets, bytes, drops by DropReason
 //! ...     SPI index, buckets x 8 bytes (open addressing, linear probing)
 //! ...     sa_request ring, ring_capacity x 128 bytes (per-cell sequence + payload)
 //! ...     request table, request_entries x 16 bytes (key hash, last-requested ms)
@@ -26,7 +26,7 @@ use super::error::OpenError;
 /// "ESPGWSDB" read as a little-endian u64.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"ESPGWSDB");
 /// Bumped on every incompatible change of this layout.
-pub const LAYOUT_VERSION: u64 = 1;
+pub const LAYOUT_VERSION: u64 = 2;
 /// Size of the header in bytes.
 pub const HEADER_BYTES: usize = 4096;
 /// Size of one SA slot (sequence lock, meta word, record, padding).
@@ -34,7 +34,7 @@ pub const SLOT_BYTES: usize = 256;
 /// Size of the encoded SA record inside a slot.
 pub const RECORD_BYTES: usize = 192;
 /// Size of one SA's counter block.
-pub const COUNTER_BYTES: usize = 128;
+pub const COUNTER_BYTES: usize = 256;
 /// Size of one sa_request ring cell.
 pub const RING_CELL_BYTES: usize = 128;
 /// Size of one request-table entry (dedup and rate limit per crypto-map entry).
@@ -339,11 +339,12 @@ mod tests {
         }
     }
 
-    /// Pins layout version 1: if this fails, the layout changed and LAYOUT_VERSION must
-    /// be bumped (and this test updated).
+    /// Pins layout version 2 (version 1 had 128-byte counter blocks with eight drop
+    /// reasons of their own): if this fails, the layout changed and LAYOUT_VERSION must be
+    /// bumped (and this test updated).
     #[test]
-    fn layout_version_1_is_pinned() {
-        assert_eq!(LAYOUT_VERSION, 1);
+    fn layout_version_2_is_pinned() {
+        assert_eq!(LAYOUT_VERSION, 2);
         let l = Layout::new(Geometry::with_capacity(4096)).unwrap();
         assert_eq!(
             (
@@ -354,7 +355,7 @@ mod tests {
                 l.reqtab_off,
                 l.total_bytes
             ),
-            (4096, 1_052_672, 1_576_960, 1_642_496, 1_773_568, 1_789_952)
+            (4096, 1_052_672, 2_101_248, 2_166_784, 2_297_856, 2_314_240)
         );
         assert_eq!(l.index_buckets, 8192);
         assert_eq!(hdr::GENERATION * 8, 256);
@@ -392,12 +393,12 @@ mod tests {
         assert!(matches!(validate(&r, len), Err(OpenError::BadMagic(42))));
 
         let r = region(&l);
-        r[hdr::VERSION].store(2, Ordering::Relaxed);
+        r[hdr::VERSION].store(LAYOUT_VERSION + 1, Ordering::Relaxed);
         assert!(matches!(
             validate(&r, len),
             Err(OpenError::UnsupportedVersion {
-                found: 2,
-                supported: 1
+                found: 3,
+                supported: 2
             })
         ));
 

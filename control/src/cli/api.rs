@@ -128,8 +128,8 @@ pub enum Response {
     },
 }
 
-/// One data-plane counter: its name (`no-sa`, `replay`…, as
-/// `espgw_sadb::GlobalCounter::name` gives it) and value.
+/// One data-plane counter: its name (a drop reason, `no-sa`, `replay`…, as
+/// `espgw_sadb::DropReason::name` gives it, or an sa_request statistic) and value.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DataplaneCounterView {
     pub name: String,
@@ -279,10 +279,11 @@ pub struct IpsecCounters {
     pub decaps: u64,
     pub decrypt: u64,
     pub verify: u64,
-    /// Outbound packets that met no SA (the first ping that triggered negotiation) or
-    /// failed to be sent.
+    /// Outbound packets of the SAs the data plane dropped (any reason: the next hop did
+    /// not resolve, sequence numbers exhausted…).
     pub send_errors: u64,
-    /// Inbound packets dropped (replay, authentication, malformed).
+    /// Inbound packets of the SAs the data plane dropped (replay, authentication,
+    /// malformed, outside the proxy identities…).
     pub recv_errors: u64,
 }
 

@@ -318,10 +318,10 @@ pub fn render(response: &Response) -> Result<String, String> {
     }
 }
 
-/// `show crypto dataplane` (espgw's own screen): every counter the data plane keeps in
-/// the SA database for packets it dropped outside any SA and for sa_request events, one
-/// a line, name then value. Per-SA drops are in `show crypto ipsec sa`
-/// (`#send errors`, `#recv errors`).
+/// `show crypto dataplane` (espgw's own screen): the counters the data plane keeps in the
+/// SA database, one a line, name then value: every packet it dropped, by reason, then the
+/// sa_request events. Drops of an SA's packets are also on that SA in `show crypto ipsec
+/// sa` (`#send errors`, `#recv errors`).
 pub fn dataplane(counters: &[DataplaneCounterView]) -> String {
     let mut s = String::from("Data plane counters (packets; since the SA database was created):\n");
     for c in counters {

@@ -30,8 +30,11 @@ impl Daemon {
             let mut inbound = Vec::new();
             let mut outbound = Vec::new();
             for s in &mine {
-                let (ip, _) = self.sa.counters(s.inbound_spi, true);
-                let (op, _) = self.sa.counters(s.outbound_spi, false);
+                let inb = self.sa.values(s.inbound_spi, true);
+                let outb = self.sa.values(s.outbound_spi, false);
+                let (ip, op) = (inb.packets, outb.packets);
+                counters.recv_errors += inb.drops_total();
+                counters.send_errors += outb.drops_total();
                 counters.decaps += ip;
                 counters.decrypt += ip;
                 counters.verify += ip;

@@ -21,15 +21,15 @@
 //!   for destaddr=D, prot=50, spi=0xHEX(DEC), srcaddr=S`: ESP (raw or in UDP
 //!   4500) for an SPI we have no inbound SA for: the peer still uses an SA
 //!   we deleted (rekey, `clear crypto sa`, a restarted peer) or someone
-//!   sends us junk. Counted as `esp_drop_no_sa`.
+//!   sends us junk. Counted as `drop_no_sa`.
 //! - `%CRYPTO-4-PKT_REPLAY_ERR: decrypt: replay check failed connection id=N,
 //!   sequence number=Q`: a duplicate, or a packet left of the anti-replay
 //!   window, on the inbound SA whose `conn id` `show crypto ipsec sa`
-//!   prints; a replay attack or heavy reordering. `esp_drop_replay`,
-//!   `esp_drop_out_of_window`, the SA's replay drops.
+//!   prints; a replay attack or heavy reordering. `drop_replay`,
+//!   `drop_out_of_window`, the SA's replay drops.
 //! - `%CRYPTO-4-RECVD_PKT_MAC_ERR: decrypt: mac verify failed for connection
 //!   id=N`: the ICV did not verify: corruption on the path, forgery, or
-//!   keys out of step with the peer. `esp_drop_auth`, the SA's auth drops.
+//!   keys out of step with the peer. `drop_auth`, the SA's auth drops.
 //! - `%CRYPTO-4-RECVD_PKT_NOT_IPSEC: Rec'd packet not an IPSEC packet. (ip)
 //!   vrf/dest_addr= /D, src_addr= S, prot= P`: a clear packet arrived on the
 //!   outside that the crypto ACL says must be encrypted; the outside
@@ -579,13 +579,11 @@ fn write_stats(
                 .iter()
                 .map(|c| format!("\"{}\":{}", c.name(), w.get(*c)))
                 .collect();
-            items.extend(DropReason::ALL.iter().map(|r| {
-                format!(
-                    "\"esp_drop_{}\":{}",
-                    r.name().replace('-', "_"),
-                    w.esp_drop(*r)
-                )
-            }));
+            items.extend(
+                DropReason::ALL
+                    .iter()
+                    .map(|r| format!("\"{}\":{}", r.stats_key(), w.drops(*r))),
+            );
             format!("{{{}}}", items.join(","))
         })
         .collect();
