@@ -69,8 +69,10 @@ impl TimerTable {
     }
 }
 
-/// A message kept for retransmission: resent unchanged, at doubling intervals. When it is
-/// due is the table's [`Timer::Retransmit`].
+/// A message kept for retransmission: resent unchanged at a fixed interval, as IOS does
+/// (every 10 s by default, five times, then "Death by retransmission P1"; strongSwan and
+/// libreswan double theirs, which is how `ike-scan --showbackoff` tells them apart). When
+/// it is due is the table's [`Timer::Retransmit`].
 pub(super) struct Retx {
     pub tx: Transmit,
     pub count: u32,
@@ -90,7 +92,6 @@ impl Retx {
     /// The next retransmission, due now; re-arms `timers` for the one after.
     pub fn fire(&mut self, now: Instant, timers: &mut TimerTable) -> Transmit {
         self.count += 1;
-        self.interval *= 2;
         timers.set(Timer::Retransmit, now + self.interval);
         self.tx.clone()
     }
