@@ -6,7 +6,9 @@
 #![forbid(unsafe_code)]
 
 mod clock;
+mod dut;
 mod esp_bench;
+mod gen;
 #[cfg(feature = "openssl")]
 mod openssl_ref;
 #[cfg(feature = "openssl")]
@@ -86,6 +88,9 @@ enum Cmd {
         #[arg(long)]
         json_out: Option<std::path::PathBuf>,
     },
+    /// Generator + receiver on AF_XDP: one trial (a veth pair of its own unless told
+    /// where to send), optionally beside trafgen.
+    Gen(gen::cmd::GenArgs),
     /// Raw batch primitives (3DES-CBC, HMAC-MD5) vs OpenSSL, every dispatch level.
     Primitives {
         #[arg(long, default_value_t = 1400)]
@@ -100,6 +105,12 @@ enum Cmd {
 fn main() {
     let cli = Cli::parse();
     match cli.cmd {
+        Cmd::Gen(a) => {
+            if let Err(e) = gen::cmd::run(&a) {
+                eprintln!("espgw-perf gen: {e}");
+                std::process::exit(1);
+            }
+        }
         Cmd::Scale {
             transform,
             size,

@@ -1,0 +1,3 @@
+//! Devices under test and the topologies they run in.
+
+pub mod netns;
