@@ -421,16 +421,15 @@ impl RxState {
     }
 }
 
-/// Number of RX queues of `ifname` in the calling thread's namespace.
-pub fn rx_queues(ifname: &str) -> u32 {
-    std::fs::read_dir(format!("/sys/class/net/{ifname}/queues"))
-        .map(|d| {
-            d.flatten()
-                .filter(|e| e.file_name().to_string_lossy().starts_with("rx-"))
-                .count() as u32
-        })
+/// Number of RX queues of `ifname` in namespace `netns` (`ip -d link`: sysfs shows
+/// the namespace it was mounted in, not the calling thread's).
+pub fn rx_queues(netns: Option<&str>, ifname: &str) -> u32 {
+    crate::dut::netns::ip(netns, &["-j", "-d", "link", "show", "dev", ifname])
+        .ok()
+        .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
+        .and_then(|v| v[0]["num_rx_queues"].as_u64())
         .unwrap_or(1)
-        .max(1)
+        .max(1) as u32
 }
 
 impl Receiver {
@@ -444,6 +443,7 @@ impl Receiver {
         let dropped = Arc::new(AtomicU64::new(0));
         let (t2, s2, d2) = (Arc::clone(&total), Arc::clone(&steered), Arc::clone(&dropped));
         let port_c = port.clone();
+        let n = rx_queues(port.netns.as_deref(), &port.ifname);
         let h = std::thread::Builder::new()
             .name("gen-rx".into())
             .spawn(move || {
@@ -452,7 +452,6 @@ impl Receiver {
                     if let Some(ns) = &port.netns {
                         enter_netns(ns)?;
                     }
-                    let n = rx_queues(&port.ifname);
                     let binds: Vec<(String, u32)> =
                         (0..n).map(|q| (port.ifname.clone(), q)).collect();
                     // Deep rings: the receiver shares a loaded machine and must not be the loss.
