@@ -13,6 +13,7 @@ mod gen;
 mod openssl_ref;
 #[cfg(feature = "openssl")]
 mod primitives;
+mod rfc2544;
 mod scale;
 
 #[cfg(feature = "openssl")]
@@ -91,6 +92,8 @@ enum Cmd {
     /// Generator + receiver on AF_XDP: one trial (a veth pair of its own unless told
     /// where to send), optionally beside trafgen.
     Gen(gen::cmd::GenArgs),
+    /// RFC 2544 throughput, latency, loss and back-to-back for every DUT and frame size.
+    Rfc2544(rfc2544::Args),
     /// Raw batch primitives (3DES-CBC, HMAC-MD5) vs OpenSSL, every dispatch level.
     Primitives {
         #[arg(long, default_value_t = 1400)]
@@ -105,6 +108,12 @@ enum Cmd {
 fn main() {
     let cli = Cli::parse();
     match cli.cmd {
+        Cmd::Rfc2544(a) => {
+            if let Err(e) = rfc2544::run(&a) {
+                eprintln!("espgw-perf rfc2544: {e}");
+                std::process::exit(1);
+            }
+        }
         Cmd::Gen(a) => {
             if let Err(e) = gen::cmd::run(&a) {
                 eprintln!("espgw-perf gen: {e}");
