@@ -380,7 +380,7 @@ pub fn start(kind: DutKind, setup: &Setup, prefix: &str) -> Result<Running, Stri
                     Node::R1,
                     &[
                         &dp, "--no-esp", "--inside", "in0", "--outside", "out0", "--cores", &core,
-                        "--acl", "permit ip 10.1.1.0/24 10.1.2.0/24", "--stats", &st,
+                        "--acl", "permit ip 10.1.1.0/24 10.1.2.0/24", "--no-inbound-check", "--stats", &st,
                     ],
                 )
                 .map_err(lab_err)?;
@@ -434,14 +434,13 @@ pub fn start(kind: DutKind, setup: &Setup, prefix: &str) -> Result<Running, Stri
             counter = Counter::EspgwStats { path: stats, name: "tx_inside" };
         }
     }
+    let mut loss_how = "netem";
     if let Some(p) = setup.netem_loss {
-        let pct = format!("{p}%");
-        lab.run(Node::R1, &["tc", "qdisc", "add", "dev", "out0", "root", "netem", "loss", &pct])
-            .map_err(lab_err)?;
+        loss_how = add_loss(&lab, p)?;
     }
     wait_path(&lab, Duration::from_secs(45))?;
     let label = match setup.netem_loss {
-        Some(p) => format!("{}+netem-loss-{p}%", kind.name()),
+        Some(p) => format!("{}+{loss_how}-loss-{p}%", kind.name()),
         None => kind.name(),
     };
     Ok(Running {
@@ -456,6 +455,32 @@ pub fn start(kind: DutKind, setup: &Setup, prefix: &str) -> Result<Running, Stri
         _lab: Some(lab),
         _pair: None,
     })
+}
+
+/// Makes R1 drop `pct` % of what it forwards: `tc netem loss` on out0 where the kernel
+/// has netem, else (this lab's kernel has no sch_netem) an nftables rule in R1's forward
+/// hook that drops one packet in 100/pct at random (`numgen random`). Returns which.
+fn add_loss(lab: &Lab, pct: f64) -> Result<&'static str, String> {
+    let p = format!("{pct}%");
+    let netem = lab
+        .exec(Node::R1, &["tc", "qdisc", "add", "dev", "out0", "root", "netem", "loss", &p])
+        .map_err(lab_err)?;
+    if netem.status.success() {
+        return Ok("netem");
+    }
+    let why = String::from_utf8_lossy(&netem.stderr).trim().to_string();
+    if !(0.0001..=50.0).contains(&pct) {
+        return Err(format!("--netem-loss {pct}: between 0.0001 and 50"));
+    }
+    let one_in = (100.0 / pct).round() as u64;
+    let script = format!(
+        "table ip espgw_perf_loss {{\n chain forward_loss {{\n  type filter hook forward priority 0; policy accept;\n  numgen random mod {one_in} == 0 counter drop\n }}\n}}\n"
+    );
+    let path = lab.dir().join("loss.nft");
+    std::fs::write(&path, script).map_err(|e| e.to_string())?;
+    lab.run(Node::R1, &["nft", "-f", &path.to_string_lossy()])
+        .map_err(|e| format!("no netem ({why}), and nft failed too (apt-get install nftables): {e}"))?;
+    Ok("nft")
 }
 
 impl Drop for Running {

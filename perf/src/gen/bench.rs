@@ -18,6 +18,9 @@ pub struct Bench {
     /// The generator's own interface (its tx counters say what left).
     pub tx_port: Port,
     next_trial: u8,
+    /// Counters read at the end of the last trial: the start of the next one (nothing
+    /// is sent between trials), so each trial reads them once.
+    last: Option<(LinkCounters, LinkCounters, Option<u64>)>,
     /// Pause after the last frame before the counts are read (frames in flight).
     pub drain: Duration,
 }
@@ -128,6 +131,7 @@ impl Bench {
             rx_port,
             tx_port,
             next_trial: 1,
+            last: None,
             drain: Duration::from_millis(60),
         }
     }
@@ -153,10 +157,15 @@ impl Bench {
     ) -> Outcome {
         let trial = self.next_trial;
         self.next_trial = if trial == 255 { 1 } else { trial + 1 };
-        let (t0, r0) = self.counters();
+        let (t0, r0, d0) = match self.last.take() {
+            Some(l) => l,
+            None => {
+                let (t, r) = self.counters();
+                (t, r, dut())
+            }
+        };
         let rx0 = self.rx.total_frames();
         let drop0 = self.rx.dropped();
-        let d0 = dut();
         self.rx.begin(trial);
         let spec = TxTrial {
             trial,
@@ -174,6 +183,7 @@ impl Bench {
             .expect("the receiver thread answers");
         let (t1, r1) = self.counters();
         let d1 = dut();
+        self.last = Some((t1, r1, d1));
         let mut counters = Consistency {
             sent: tx.total() + tx.warmup_sent,
             receiver: self.rx.total_frames() - rx0,

@@ -29,7 +29,7 @@ pub struct Args {
     #[arg(long, value_delimiter = ',', default_value = "64,512,1400")]
     pub sizes: Vec<SizeMix>,
     /// Seconds per counted trial.
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = 0.4)]
     pub trial_secs: f64,
     /// Seconds of warm-up traffic before each trial (not counted).
     #[arg(long, default_value_t = 0.1)]
@@ -41,7 +41,7 @@ pub struct Args {
     #[arg(long, default_value_t = 0.03)]
     pub resolution: f64,
     /// Most trials of the throughput search.
-    #[arg(long, default_value_t = 6)]
+    #[arg(long, default_value_t = 5)]
     pub max_steps: u32,
     /// Trials of the back-to-back search (0: skip it).
     #[arg(long, default_value_t = 5)]
@@ -57,7 +57,8 @@ pub struct Args {
     pub src_addrs: u32,
     #[arg(long, default_value_t = 16)]
     pub src_ports: u16,
-    /// A deliberately lossy DUT: `tc netem loss P%` on R1's out0 (not for `wire`).
+    /// A deliberately lossy DUT: R1 drops P% of what it forwards (`tc netem loss` on out0,
+    /// or an nftables random drop where the kernel has no netem; not for `wire`).
     #[arg(long)]
     pub netem_loss: Option<f64>,
     /// espgw-dataplane to run (compare two builds: one run each, same settings).
@@ -125,7 +126,8 @@ pub fn run(a: &Args) -> Result<(), String> {
         ..search::Opts::default()
     };
     let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let cores: Vec<usize> = (0..a.gen_threads as usize).map(|i| (a.gen_core + i) % ncpu).collect();
+    let cores_for = |n: u32| -> Vec<usize> { (0..n as usize).map(|i| (a.gen_core + i) % ncpu).collect() };
+    let cores = cores_for(a.gen_threads);
     let trial = Duration::from_secs_f64(a.trial_secs);
     let warmup = Duration::from_secs_f64(a.warmup_secs);
     let t_run = Instant::now();
@@ -150,8 +152,16 @@ pub fn run(a: &Args) -> Result<(), String> {
     for kind in duts {
         let t0 = Instant::now();
         bar.set_message(format!("{}: setting up", kind.name()));
+        // N workers are fed by N generator threads (a veth has no RSS: a frame arrives
+        // on the queue it was sent on).
+        let threads = match kind {
+            DutKind::EspgwEspgw(_, n) if n > 1 => n.max(a.gen_threads),
+            _ => a.gen_threads,
+        };
+        let cores = cores_for(threads);
         let dsetup = Setup {
             netem_loss: if kind == DutKind::Wire { None } else { setup.netem_loss },
+            gen_threads: threads,
             ..setup.clone()
         };
         let prefix = espgw_lab::Lab::unique_prefix("p2544");
@@ -183,7 +193,7 @@ pub fn run(a: &Args) -> Result<(), String> {
             sport_count: a.src_ports.max(1),
             dport: 40001,
         };
-        let queues: Vec<u32> = (0..a.gen_threads).collect();
+        let queues: Vec<u32> = (0..threads).collect();
         let bench = Generator::start(&running.tx, &queues, &cores, flows)
             .and_then(|g| Receiver::start(&running.rx, dst).map(|r| (g, r)));
         let (gen, rx) = match bench {
@@ -246,15 +256,12 @@ pub fn run(a: &Args) -> Result<(), String> {
             sizes.push(r);
         }
         let counter = running.counter.label();
+        let running_label = running.label.clone();
         drop(bench);
         drop(running);
         results.push(DutResult {
             kind,
-            label: if dsetup.netem_loss.is_some() {
-                format!("{}+netem-loss-{}%", kind.name(), dsetup.netem_loss.unwrap_or(0.0))
-            } else {
-                kind.name()
-            },
+            label: running_label,
             counter,
             sizes,
             error: None,

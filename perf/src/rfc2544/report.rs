@@ -118,7 +118,7 @@ pub fn table(results: &[DutResult]) -> String {
         s,
         "max Mpps: what the generator offered at full speed; 0-loss: highest rate delivered with no loss \
          (* = the DUT kept up with the generator: a floor, not the DUT's limit); lossy: loss seen at or below \
-         half the full-speed rate; b2b: longest full-speed burst delivered whole; counters: trials whose \
+         half the rate delivered at full speed; b2b: longest full-speed burst delivered whole; counters: trials whose \
          receiver count agreed with the veth and DUT counters."
     );
     s
