@@ -92,6 +92,8 @@ enum Cmd {
     /// Generator + receiver on AF_XDP: one trial (a veth pair of its own unless told
     /// where to send), optionally beside trafgen.
     Gen(gen::cmd::GenArgs),
+    /// The kernel's pktgen as the generator (real NICs; detects its absence).
+    Pktgen(gen::pktgen::PktgenArgs),
     /// RFC 2544 throughput, latency, loss and back-to-back for every DUT and frame size.
     Rfc2544(rfc2544::Args),
     /// Raw batch primitives (3DES-CBC, HMAC-MD5) vs OpenSSL, every dispatch level.
@@ -108,6 +110,12 @@ enum Cmd {
 fn main() {
     let cli = Cli::parse();
     match cli.cmd {
+        Cmd::Pktgen(a) => {
+            if let Err(e) = gen::pktgen::run(&a) {
+                eprintln!("espgw-perf pktgen: {e}");
+                std::process::exit(3);
+            }
+        }
         Cmd::Rfc2544(a) => {
             if let Err(e) = rfc2544::run(&a) {
                 eprintln!("espgw-perf rfc2544: {e}");

@@ -45,6 +45,11 @@ pub struct Consistency {
     pub ok: bool,
 }
 
+/// No frame for this long: the DUT has delivered all it will of a trial.
+const QUIET: Duration = Duration::from_millis(150);
+/// The longest a trial waits for its frames after the last was sent (RFC 2544 §23 waits 2 s).
+const SETTLE_MAX: Duration = Duration::from_secs(3);
+
 /// Frames the kernel may see beside ours in a trial (ARP, a stray neighbour probe).
 const SLACK: u64 = 16;
 
@@ -144,6 +149,33 @@ impl Bench {
         (t, r)
     }
 
+    /// Waits until no frame has reached the receiver for [`QUIET`] (at least `drain`,
+    /// at most [`SETTLE_MAX`]): a DUT with deep queues (strongSwan's libipsec, a 3DES
+    /// worker behind) still delivers frames of this trial long after the last one was
+    /// sent, and they belong to this trial, not to the next one's counts.
+    fn settle(&self) {
+        std::thread::sleep(self.drain);
+        let start = std::time::Instant::now();
+        let mut last = self.rx.total_frames();
+        let mut still = std::time::Instant::now();
+        while start.elapsed() < SETTLE_MAX {
+            std::thread::sleep(Duration::from_millis(25));
+            let now = self.rx.total_frames();
+            if now != last {
+                last = now;
+                still = std::time::Instant::now();
+            } else if still.elapsed() >= QUIET {
+                break;
+            }
+        }
+    }
+
+    /// Forgets the counters read at the end of the last trial (something else sent
+    /// traffic since: trafgen).
+    pub fn forget_counters(&mut self) {
+        self.last = None;
+    }
+
     /// Runs one trial: `rate` frames/s (None: full speed) for `duration` after `warmup`,
     /// or a burst of `burst` frames at full speed when given.
     pub fn trial(
@@ -176,7 +208,7 @@ impl Bench {
             sizes,
         };
         let tx = self.gen.run(&spec);
-        std::thread::sleep(self.drain);
+        self.settle();
         let rx = self
             .rx
             .finish(&tx.sent)

@@ -148,6 +148,13 @@ pub fn run(a: &Args) -> Result<(), String> {
         ProgressStyle::with_template("[{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
+    let say = |bar: &ProgressBar, line: String| {
+        if bar.is_hidden() {
+            eprintln!("{line}");
+        } else {
+            bar.println(line);
+        }
+    };
     let mut results: Vec<DutResult> = Vec::new();
     for kind in duts {
         let t0 = Instant::now();
@@ -168,7 +175,7 @@ pub fn run(a: &Args) -> Result<(), String> {
         let running = match dut::start(kind, &dsetup, &prefix) {
             Ok(r) => r,
             Err(e) => {
-                bar.println(format!("{}: set-up failed: {e}", kind.name()));
+                say(&bar, format!("{}: set-up failed: {e}", kind.name()));
                 bar.inc(a.sizes.len() as u64);
                 results.push(DutResult {
                     kind,
@@ -199,7 +206,7 @@ pub fn run(a: &Args) -> Result<(), String> {
         let (gen, rx) = match bench {
             Ok(x) => x,
             Err(e) => {
-                bar.println(format!("{}: generator/receiver: {e}", running.label));
+                say(&bar, format!("{}: generator/receiver: {e}", running.label));
                 bar.inc(a.sizes.len() as u64);
                 results.push(DutResult {
                     kind,
@@ -229,7 +236,7 @@ pub fn run(a: &Args) -> Result<(), String> {
                 let w = if burst.is_some() { Duration::ZERO } else { warmup };
                 let o = bench.trial(rate, trial, w, size, burst, &|| running.counter.read());
                 if !o.counters.ok {
-                    bar.println(format!("{label} {}: counters {}", k.name(), o.counters.line()));
+                    say(&bar, format!("{label} {}: counters {}", k.name(), o.counters.line()));
                 }
                 o
             };
@@ -240,12 +247,14 @@ pub fn run(a: &Args) -> Result<(), String> {
                     SizeMix::Imix => 64,
                 };
                 let conf = trafgen_conf(running.src_mac, running.dst_mac, dst, n);
-                Some(run_trafgen(&running.tx, &running.rx, &conf, a.trial_secs.max(1.0), cores[0], &std::env::temp_dir()))
+                let t = run_trafgen(&running.tx, &running.rx, &conf, a.trial_secs.max(1.0), cores[0], &std::env::temp_dir());
+                bench.forget_counters();
+                Some(t)
             } else {
                 None
             };
             let r = SizeResult { size, found, trafgen };
-            bar.println(match r.found.throughput() {
+            say(&bar, match r.found.throughput() {
                 Some(o) => format!("{label}: zero-loss {}", outcome_line(o)),
                 None => format!(
                     "{label}: no rate without loss (full speed: {})",
