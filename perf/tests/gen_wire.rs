@@ -25,7 +25,8 @@ fn gen(args: &[&str]) -> serde_json::Value {
 }
 
 fn u(v: &serde_json::Value, k: &str) -> u64 {
-    v[k].as_u64().unwrap_or_else(|| panic!("{k} missing in {v}"))
+    v[k].as_u64()
+        .unwrap_or_else(|| panic!("{k} missing in {v}"))
 }
 
 fn check_accounting(g: &serde_json::Value) {
@@ -62,11 +63,47 @@ fn generator_on_a_veth_wire_beside_trafgen() {
     );
 
     // Paced, IMIX, 2 threads: never more than asked (the bucket's depth is the slack).
-    let paced = gen(&["--secs", "1", "--rate", "20000", "--size", "imix", "--threads", "2"]);
+    let paced = gen(&[
+        "--secs",
+        "1",
+        "--rate",
+        "20000",
+        "--size",
+        "imix",
+        "--threads",
+        "2",
+    ]);
     let g = &paced["generator"];
     check_accounting(g);
     let secs = g["tx_secs"].as_f64().unwrap();
     let sent = u(g, "sent") as f64;
-    assert!(sent <= 20000.0 * secs + 2.0 * 200.0, "paced at 20 kpps sent {sent} in {secs} s");
+    assert!(
+        sent <= 20000.0 * secs + 2.0 * 200.0,
+        "paced at 20 kpps sent {sent} in {secs} s"
+    );
     println!("IMIX paced at 20 kpps: {:.0} pps sent", sent / secs);
+}
+
+#[test]
+fn pktgen_absence_is_detected() {
+    let have = std::path::Path::new("/proc/net/pktgen/pgctrl").exists();
+    let out = Command::new(BIN)
+        .args(["pktgen", "--dev", "lo", "--secs", "0.1"])
+        .output()
+        .expect("run espgw-perf");
+    let err = String::from_utf8_lossy(&out.stderr);
+    if have {
+        // A kernel with pktgen: the command must at least get past detection.
+        assert!(!err.contains("not available"), "{err}");
+        espgw_lab::prereq::skip(
+            "pktgen_absence_is_detected",
+            "this kernel has pktgen; the absence path was not exercised",
+        );
+    } else {
+        assert_eq!(out.status.code(), Some(3), "{err}");
+        assert!(
+            err.contains("/proc/net/pktgen"),
+            "names what is missing: {err}"
+        );
+    }
 }

@@ -27,19 +27,26 @@ fn rfc2544(args: &[&str]) -> serde_json::Value {
 }
 
 fn u(v: &serde_json::Value, k: &str) -> u64 {
-    v[k].as_u64().unwrap_or_else(|| panic!("{k} missing in {v}"))
+    v[k].as_u64()
+        .unwrap_or_else(|| panic!("{k} missing in {v}"))
 }
 
 /// Every trial accounts for every frame, and its counters were checked.
 fn check_trials(size: &serde_json::Value) {
     let trials = size["trials"].as_array().expect("trials");
-    assert!(trials.len() >= 3, "full speed, search and bursts ran: {size}");
+    assert!(
+        trials.len() >= 3,
+        "full speed, search and bursts ran: {size}"
+    );
     assert_eq!(trials[0]["kind"], "full-speed");
     for t in trials {
         assert_eq!(u(t, "received") + u(t, "lost"), u(t, "sent"), "{t}");
         assert_eq!(u(t, "duplicates"), 0, "{t}");
         let c = &t["counters"];
-        assert!(c["dut"].as_u64().is_some(), "the DUT's own counter was read: {c}");
+        assert!(
+            c["dut"].as_u64().is_some(),
+            "the DUT's own counter was read: {c}"
+        );
         // The receiving veth saw what the receiver read, the sending veth what the
         // generator sent; the DUT forwarded no fewer than arrived and no more than sent.
         assert_eq!(c["agree"], true, "{} trial: {c}", t["kind"]);
@@ -51,8 +58,18 @@ fn smoke_one_dut_one_size() {
     require_root();
     let t0 = Instant::now();
     let doc = rfc2544(&[
-        "--dut", "kernel", "--sizes", "64", "--trial-secs", "0.2", "--warmup-secs", "0.05",
-        "--max-steps", "3", "--burst-steps", "2",
+        "--dut",
+        "kernel",
+        "--sizes",
+        "64",
+        "--trial-secs",
+        "0.2",
+        "--warmup-secs",
+        "0.05",
+        "--max-steps",
+        "3",
+        "--burst-steps",
+        "2",
     ]);
     let took = t0.elapsed().as_secs_f64();
     let duts = doc["duts"].as_array().expect("duts");
@@ -73,7 +90,10 @@ fn smoke_one_dut_one_size() {
             }
             assert!(l["p50_us"].as_f64() <= l["max_us"].as_f64(), "{l}");
         }
-        println!("kernel 64 B: {:.3} Mpps zero-loss in {took:.1} s", t["mpps"]);
+        println!(
+            "kernel 64 B: {:.3} Mpps zero-loss in {took:.1} s",
+            t["mpps"]
+        );
     }
     assert!(s["back_to_back"]["frames"].as_u64().is_some(), "{s}");
     assert!(doc["meta"]["system"]["cores"].as_u64().unwrap() >= 1);
@@ -83,8 +103,20 @@ fn smoke_one_dut_one_size() {
 fn a_lossy_dut_is_reported_as_lossy() {
     require_root();
     let doc = rfc2544(&[
-        "--dut", "kernel", "--netem-loss", "0.1", "--sizes", "64", "--trial-secs", "0.3",
-        "--warmup-secs", "0.05", "--max-steps", "4", "--burst-steps", "0",
+        "--dut",
+        "kernel",
+        "--netem-loss",
+        "0.1",
+        "--sizes",
+        "64",
+        "--trial-secs",
+        "0.3",
+        "--warmup-secs",
+        "0.05",
+        "--max-steps",
+        "4",
+        "--burst-steps",
+        "0",
     ]);
     let d = &doc["duts"][0];
     // netem where the kernel has it, else nftables' random drop (this lab's kernel).

@@ -18,7 +18,9 @@
 pub mod netns;
 
 use crate::gen::engine::Port;
-use espgw_lab::{addr, EspgwBins, EspgwOptions, EspgwRouter, Lab, LabOptions, Node, Profile, StrongSwan};
+use espgw_lab::{
+    addr, EspgwBins, EspgwOptions, EspgwRouter, Lab, LabOptions, Node, Profile, StrongSwan,
+};
 use netns::VethPair;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
@@ -92,7 +94,9 @@ impl DutKind {
     /// The default run: every DUT, the one-tunnel-many-workers point with 3DES (the
     /// transform a single core cannot carry) on as many workers as there are cores.
     pub fn default_set() -> Vec<DutKind> {
-        let n = std::thread::available_parallelism().map_or(2, |n| n.get()).max(2) as u32;
+        let n = std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .max(2) as u32;
         let mut v = vec![DutKind::Wire, DutKind::Kernel, DutKind::EspgwClear];
         for f in Family::ALL {
             v.push(DutKind::SwanSwan(f));
@@ -113,14 +117,6 @@ impl DutKind {
             self,
             DutKind::EspgwClear | DutKind::EspgwSwan(_) | DutKind::EspgwEspgw(..)
         )
-    }
-
-    /// Whether it is an IPsec tunnel (and so which baseline it is compared with).
-    pub fn family(&self) -> Option<Family> {
-        match *self {
-            DutKind::SwanSwan(f) | DutKind::EspgwSwan(f) | DutKind::EspgwEspgw(f, _) => Some(f),
-            _ => None,
-        }
     }
 }
 
@@ -171,7 +167,10 @@ pub struct Setup {
 
 /// Where to find the espgw binaries: flags first, then `ESPGW_BIN_DIR` or the directory
 /// of this program (target/debug after `cargo build`).
-pub fn locate_bins(dataplane: Option<PathBuf>, control: Option<PathBuf>) -> Result<EspgwBins, String> {
+pub fn locate_bins(
+    dataplane: Option<PathBuf>,
+    control: Option<PathBuf>,
+) -> Result<EspgwBins, String> {
     let dir = match std::env::var_os("ESPGW_BIN_DIR") {
         Some(d) => PathBuf::from(d),
         None => std::env::current_exe()
@@ -199,17 +198,25 @@ pub fn locate_bins(dataplane: Option<PathBuf>, control: Option<PathBuf>) -> Resu
 pub enum Counter {
     None,
     /// `Ip: ForwDatagrams` of a namespace's kernel.
-    Forwarded { ns: String },
+    Forwarded {
+        ns: String,
+    },
     /// Sum over workers of a counter in an espgw-dataplane `--stats` file (written every
     /// 200 ms: a read waits for a write newer than the call).
-    EspgwStats { path: PathBuf, name: &'static str },
+    EspgwStats {
+        path: PathBuf,
+        name: &'static str,
+    },
 }
 
 impl Counter {
     pub fn label(&self) -> String {
         match self {
             Counter::None => "-".into(),
-            Counter::Forwarded { ns } => format!("{} kernel ForwDatagrams", ns.rsplit('-').next().unwrap_or("")),
+            Counter::Forwarded { ns } => format!(
+                "{} kernel ForwDatagrams",
+                ns.rsplit('-').next().unwrap_or("")
+            ),
             Counter::EspgwStats { path, name } => format!(
                 "{} espgw {name}",
                 path.file_name()
@@ -265,7 +272,6 @@ pub fn forw_datagrams(snmp: &str) -> Option<u64> {
 /// A DUT that is up: where to send, where to receive, its counter. Dropping it stops
 /// its processes, then removes its namespaces.
 pub struct Running {
-    pub kind: DutKind,
     pub label: String,
     pub tx: Port,
     pub rx: Port,
@@ -286,7 +292,13 @@ fn lab_err(e: espgw_lab::Error) -> String {
 pub fn ios_config(node: Node, f: Family) -> String {
     let peer = node.peer().unwrap_or(Node::R2);
     let (encr, hash, group) = f.ios_isakmp();
-    let mask = |n: &str| if n.ends_with("/24") { "0.0.0.255" } else { "0.0.0.0" };
+    let mask = |n: &str| {
+        if n.ends_with("/24") {
+            "0.0.0.255"
+        } else {
+            "0.0.0.0"
+        }
+    };
     let net = |n: &'static str| n.split('/').next().unwrap_or(n);
     format!(
         "hostname {node}\n\
@@ -315,11 +327,19 @@ fn wait_path(lab: &Lab, limit: Duration) -> Result<(), String> {
     let t0 = Instant::now();
     while t0.elapsed() < limit {
         let once = ["ping", "-n", "-q", "-c", "1", "-W", "1", addr::HOST_B];
-        if lab.exec(Node::HostA, &once).map_err(lab_err)?.status.success() {
+        if lab
+            .exec(Node::HostA, &once)
+            .map_err(lab_err)?
+            .status
+            .success()
+        {
             return Ok(());
         }
     }
-    Err(format!("no reply from hostB through the DUT in {} s", limit.as_secs()))
+    Err(format!(
+        "no reply from hostB through the DUT in {} s",
+        limit.as_secs()
+    ))
 }
 
 /// Brings `kind` up.
@@ -327,10 +347,15 @@ pub fn start(kind: DutKind, setup: &Setup, prefix: &str) -> Result<Running, Stri
     let threads = setup.gen_threads.max(1);
     if kind == DutKind::Wire {
         let pair = VethPair::new(prefix, threads)?;
-        let tx = Port { netns: Some(pair.a.clone()), ifname: "eth0".into() };
-        let rx = Port { netns: Some(pair.b.clone()), ifname: "eth0".into() };
+        let tx = Port {
+            netns: Some(pair.a.clone()),
+            ifname: "eth0".into(),
+        };
+        let rx = Port {
+            netns: Some(pair.b.clone()),
+            ifname: "eth0".into(),
+        };
         return Ok(Running {
-            kind,
             label: kind.name(),
             src_mac: netns::mac(Some(&pair.a), "eth0")?,
             dst_mac: netns::mac(Some(&pair.b), "eth0")?,
@@ -361,77 +386,135 @@ pub fn start(kind: DutKind, setup: &Setup, prefix: &str) -> Result<Running, Stri
             .ok_or_else(|| "this DUT needs the espgw binaries".to_string())
     };
     let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let cores = |first: usize| -> Vec<usize> { (0..workers as usize).map(|i| (first + i) % ncpu).collect() };
+    let cores = |first: usize| -> Vec<usize> {
+        (0..workers as usize).map(|i| (first + i) % ncpu).collect()
+    };
     let mut procs: Vec<Box<dyn std::any::Any>> = Vec::new();
     let dir = lab.dir().to_path_buf();
     let counter;
     match kind {
         DutKind::Wire => unreachable!("handled above"),
         DutKind::Kernel => {
-            counter = Counter::Forwarded { ns: lab.ns(Node::R2) };
+            counter = Counter::Forwarded {
+                ns: lab.ns(Node::R2),
+            };
         }
         DutKind::EspgwClear => {
             let b = bins()?;
             let stats = dir.join("r1-dataplane-stats.json");
-            let (dp, st) = (b.dataplane.to_string_lossy().into_owned(), stats.to_string_lossy().into_owned());
+            let (dp, st) = (
+                b.dataplane.to_string_lossy().into_owned(),
+                stats.to_string_lossy().into_owned(),
+            );
             let core = (1 % ncpu).to_string();
             let mut p = lab
                 .spawn(
                     Node::R1,
                     &[
-                        &dp, "--no-esp", "--inside", "in0", "--outside", "out0", "--cores", &core,
-                        "--acl", "permit ip 10.1.1.0/24 10.1.2.0/24", "--no-inbound-check", "--stats", &st,
+                        &dp,
+                        "--no-esp",
+                        "--inside",
+                        "in0",
+                        "--outside",
+                        "out0",
+                        "--cores",
+                        &core,
+                        "--acl",
+                        "permit ip 10.1.1.0/24 10.1.2.0/24",
+                        "--no-inbound-check",
+                        "--stats",
+                        &st,
                     ],
                 )
                 .map_err(lab_err)?;
             let mut dead = false;
-            lab.wait_for("espgw-dataplane's counters", Duration::from_secs(20), || {
-                dead = !p.is_running();
-                stats.exists() || dead
-            })
+            lab.wait_for(
+                "espgw-dataplane's counters",
+                Duration::from_secs(20),
+                || {
+                    dead = !p.is_running();
+                    stats.exists() || dead
+                },
+            )
             .map_err(lab_err)?;
             if dead {
                 return Err(p.died_at_start("espgw-dataplane --no-esp", &[]).to_string());
             }
             procs.push(Box::new(p));
-            counter = Counter::EspgwStats { path: stats, name: "tx_outside" };
+            counter = Counter::EspgwStats {
+                path: stats,
+                name: "tx_outside",
+            };
         }
         DutKind::SwanSwan(f) => {
             let (ike, esp) = f.swan();
-            let r2 = StrongSwan::start(&lab, Node::R2, Profile::new(Node::R2).proposal(ike).esp(esp))
-                .map_err(lab_err)?;
-            let r1 = StrongSwan::start(&lab, Node::R1, Profile::new(Node::R1).proposal(ike).esp(esp))
-                .map_err(lab_err)?;
+            let r2 = StrongSwan::start(
+                &lab,
+                Node::R2,
+                Profile::new(Node::R2).proposal(ike).esp(esp),
+            )
+            .map_err(lab_err)?;
+            let r1 = StrongSwan::start(
+                &lab,
+                Node::R1,
+                Profile::new(Node::R1).proposal(ike).esp(esp),
+            )
+            .map_err(lab_err)?;
             r1.initiate().map_err(lab_err)?;
-            r1.wait_established(Duration::from_secs(60)).map_err(lab_err)?;
+            r1.wait_established(Duration::from_secs(60))
+                .map_err(lab_err)?;
             procs.push(Box::new(r1));
             procs.push(Box::new(r2));
-            counter = Counter::Forwarded { ns: lab.ns(Node::R2) };
+            counter = Counter::Forwarded {
+                ns: lab.ns(Node::R2),
+            };
         }
         DutKind::EspgwSwan(f) => {
             let (ike, esp) = f.swan();
-            let r2 = StrongSwan::start(&lab, Node::R2, Profile::new(Node::R2).proposal(ike).esp(esp))
-                .map_err(lab_err)?;
-            let opts = EspgwOptions { debug: false, cores: cores(1), ..EspgwOptions::default() };
+            let r2 = StrongSwan::start(
+                &lab,
+                Node::R2,
+                Profile::new(Node::R2).proposal(ike).esp(esp),
+            )
+            .map_err(lab_err)?;
+            let opts = EspgwOptions {
+                debug: false,
+                cores: cores(1),
+                ..EspgwOptions::default()
+            };
             let r1 = EspgwRouter::start(&lab, Node::R1, &ios_config(Node::R1, f), &bins()?, &opts)
                 .map_err(lab_err)?;
             let stats = r1.stats.clone();
             procs.push(Box::new(r1));
             procs.push(Box::new(r2));
-            counter = Counter::EspgwStats { path: stats, name: "esp_encap" };
+            counter = Counter::EspgwStats {
+                path: stats,
+                name: "esp_encap",
+            };
         }
         DutKind::EspgwEspgw(f, _) => {
             let b = bins()?;
-            let o2 = EspgwOptions { debug: false, cores: cores(0), ..EspgwOptions::default() };
+            let o2 = EspgwOptions {
+                debug: false,
+                cores: cores(0),
+                ..EspgwOptions::default()
+            };
             let r2 = EspgwRouter::start(&lab, Node::R2, &ios_config(Node::R2, f), &b, &o2)
                 .map_err(lab_err)?;
-            let o1 = EspgwOptions { debug: false, cores: cores(1), ..EspgwOptions::default() };
+            let o1 = EspgwOptions {
+                debug: false,
+                cores: cores(1),
+                ..EspgwOptions::default()
+            };
             let r1 = EspgwRouter::start(&lab, Node::R1, &ios_config(Node::R1, f), &b, &o1)
                 .map_err(lab_err)?;
             let stats = r2.stats.clone();
             procs.push(Box::new(r1));
             procs.push(Box::new(r2));
-            counter = Counter::EspgwStats { path: stats, name: "tx_inside" };
+            counter = Counter::EspgwStats {
+                path: stats,
+                name: "tx_inside",
+            };
         }
     }
     let mut loss_how = "netem";
@@ -444,10 +527,15 @@ pub fn start(kind: DutKind, setup: &Setup, prefix: &str) -> Result<Running, Stri
         None => kind.name(),
     };
     Ok(Running {
-        kind,
         label,
-        tx: Port { netns: Some(lab.ns(Node::HostA)), ifname: "eth0".into() },
-        rx: Port { netns: Some(lab.ns(Node::HostB)), ifname: "eth0".into() },
+        tx: Port {
+            netns: Some(lab.ns(Node::HostA)),
+            ifname: "eth0".into(),
+        },
+        rx: Port {
+            netns: Some(lab.ns(Node::HostB)),
+            ifname: "eth0".into(),
+        },
         src_mac: netns::mac(Some(&lab.ns(Node::HostA)), "eth0")?,
         dst_mac: netns::mac(Some(&lab.ns(Node::R1)), "in0")?,
         counter,
@@ -463,7 +551,12 @@ pub fn start(kind: DutKind, setup: &Setup, prefix: &str) -> Result<Running, Stri
 fn add_loss(lab: &Lab, pct: f64) -> Result<&'static str, String> {
     let p = format!("{pct}%");
     let netem = lab
-        .exec(Node::R1, &["tc", "qdisc", "add", "dev", "out0", "root", "netem", "loss", &p])
+        .exec(
+            Node::R1,
+            &[
+                "tc", "qdisc", "add", "dev", "out0", "root", "netem", "loss", &p,
+            ],
+        )
         .map_err(lab_err)?;
     if netem.status.success() {
         return Ok("netem");
@@ -479,7 +572,9 @@ fn add_loss(lab: &Lab, pct: f64) -> Result<&'static str, String> {
     let path = lab.dir().join("loss.nft");
     std::fs::write(&path, script).map_err(|e| e.to_string())?;
     lab.run(Node::R1, &["nft", "-f", &path.to_string_lossy()])
-        .map_err(|e| format!("no netem ({why}), and nft failed too (apt-get install nftables): {e}"))?;
+        .map_err(|e| {
+            format!("no netem ({why}), and nft failed too (apt-get install nftables): {e}")
+        })?;
     Ok("nft")
 }
 
@@ -501,7 +596,10 @@ mod tests {
         for k in DutKind::default_set() {
             assert_eq!(k.name().parse::<DutKind>(), Ok(k));
         }
-        assert_eq!("espgw-espgw-gcm-4w".parse(), Ok(DutKind::EspgwEspgw(Family::Gcm, 4)));
+        assert_eq!(
+            "espgw-espgw-gcm-4w".parse(),
+            Ok(DutKind::EspgwEspgw(Family::Gcm, 4))
+        );
         assert!("espgw-espgw-des".parse::<DutKind>().is_err());
         assert!("bridge".parse::<DutKind>().is_err());
     }
@@ -517,10 +615,16 @@ mod tests {
     fn configs_mirror_each_other() {
         let r1 = ios_config(Node::R1, Family::Gcm);
         assert!(r1.contains("set peer 172.16.172.20"), "{r1}");
-        assert!(r1.contains("access-list 101 permit ip 10.1.1.0 0.0.0.255 10.1.2.0 0.0.0.255"), "{r1}");
+        assert!(
+            r1.contains("access-list 101 permit ip 10.1.1.0 0.0.0.255 10.1.2.0 0.0.0.255"),
+            "{r1}"
+        );
         assert!(r1.contains("transform-set ts esp-gcm 128"), "{r1}");
         let r2 = ios_config(Node::R2, Family::Tdes);
-        assert!(r2.contains("ip address 172.16.172.20 255.255.255.240"), "{r2}");
+        assert!(
+            r2.contains("ip address 172.16.172.20 255.255.255.240"),
+            "{r2}"
+        );
         assert!(r2.contains(" encr 3des\n hash md5"), "{r2}");
     }
 }

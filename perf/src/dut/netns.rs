@@ -124,8 +124,24 @@ impl VethPair {
         ip(
             Some(&p.a),
             &[
-                "link", "add", "eth0", "numtxqueues", &q, "numrxqueues", &q, "type", "veth",
-                "peer", "name", "eth0", "numtxqueues", &q, "numrxqueues", &q, "netns", &p.b,
+                "link",
+                "add",
+                "eth0",
+                "numtxqueues",
+                &q,
+                "numrxqueues",
+                &q,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "eth0",
+                "numtxqueues",
+                &q,
+                "numrxqueues",
+                &q,
+                "netns",
+                &p.b,
             ],
         )?;
         for (ns, addr) in [(&p.a, "10.1.1.2/16"), (&p.b, "10.1.2.2/16")] {

@@ -36,6 +36,9 @@ pub struct Consistency {
     pub receiver_dropped: u64,
     /// `rx_packets` of the receiving veth.
     pub veth_rx: u64,
+    /// Frames the receiver's XDP classifier redirected to its sockets (its own count;
+    /// shown, not checked: it is read from per-CPU maps at the end of each trial).
+    pub xdp_steered: u64,
     /// `tx_packets` of the sending veth.
     pub veth_tx: u64,
     /// The DUT's own counter, where it has one.
@@ -198,11 +201,16 @@ impl Bench {
         };
         let rx0 = self.rx.total_frames();
         let drop0 = self.rx.dropped();
+        let steer0 = self.rx.steered();
         self.rx.begin(trial);
         let spec = TxTrial {
             trial,
             rate_pps: rate,
-            duration: if burst.is_some() { Duration::ZERO } else { duration },
+            duration: if burst.is_some() {
+                Duration::ZERO
+            } else {
+                duration
+            },
             warmup,
             max_frames: burst,
             sizes,
@@ -220,6 +228,7 @@ impl Bench {
             sent: tx.total() + tx.warmup_sent,
             receiver: self.rx.total_frames() - rx0,
             receiver_dropped: self.rx.dropped() - drop0,
+            xdp_steered: self.rx.steered().wrapping_sub(steer0),
             veth_rx: r1.since(&r0).rx_packets,
             veth_tx: t1.since(&t0).tx_packets,
             dut: d0.zip(d1).map(|(a, b)| b.wrapping_sub(a)),
@@ -248,6 +257,7 @@ mod tests {
             veth_rx: 991,
             veth_tx: 1000,
             receiver_dropped: 0,
+            xdp_steered: 990,
             dut: Some(995),
             ok: false,
         };

@@ -77,6 +77,9 @@ pub fn outcome_json(o: &Outcome) -> serde_json::Value {
         "tx_secs": o.tx.secs,
         "tx_pps": o.tx_pps(),
         "received": o.rx.unique,
+        "frames_with_duplicates": o.rx.frames,
+        "other_trial_frames": o.rx.other_trial,
+        "foreign_frames": o.rx.foreign,
         "lost": o.rx.lost,
         "duplicates": o.rx.duplicates,
         "reordered": o.rx.reordered,
@@ -87,7 +90,7 @@ pub fn outcome_json(o: &Outcome) -> serde_json::Value {
         "counters": {
             "sent_with_warmup": c.sent, "veth_tx": c.veth_tx, "dut": c.dut,
             "veth_rx": c.veth_rx, "receiver": c.receiver,
-            "receiver_dropped": c.receiver_dropped, "agree": c.ok,
+            "receiver_dropped": c.receiver_dropped, "xdp_steered": c.xdp_steered, "agree": c.ok,
         },
     })
 }
@@ -153,8 +156,8 @@ pub fn run_trafgen(
     let core_s = core.to_string();
     let p = path.to_string_lossy().into_owned();
     let args = [
-        "timeout", "-s", "INT", &secs_s, "taskset", "-c", &core_s, "trafgen", "--dev",
-        &tx.ifname, "--conf", &p, "--cpus", "1", "-q",
+        "timeout", "-s", "INT", &secs_s, "taskset", "-c", &core_s, "trafgen", "--dev", &tx.ifname,
+        "--conf", &p, "--cpus", "1", "-q",
     ];
     // trafgen exits with a signal status when `timeout` stops it: not an error.
     let mut c = match &tx.netns {
@@ -202,14 +205,26 @@ pub fn run(a: &GenArgs) -> Result<(), String> {
     let _pair;
     let (tx, rx, dst_mac) = match (&a.tx_dev, &a.rx_dev) {
         (Some(t), Some(r)) => (
-            Port { netns: a.tx_netns.clone(), ifname: t.clone() },
-            Port { netns: a.rx_netns.clone(), ifname: r.clone() },
+            Port {
+                netns: a.tx_netns.clone(),
+                ifname: t.clone(),
+            },
+            Port {
+                netns: a.rx_netns.clone(),
+                ifname: r.clone(),
+            },
             netns::parse_mac(a.dst_mac.as_deref().unwrap_or(""))?,
         ),
         _ => {
             let p = VethPair::new(&format!("pgen{}", std::process::id()), a.threads)?;
-            let tx = Port { netns: Some(p.a.clone()), ifname: "eth0".into() };
-            let rx = Port { netns: Some(p.b.clone()), ifname: "eth0".into() };
+            let tx = Port {
+                netns: Some(p.a.clone()),
+                ifname: "eth0".into(),
+            };
+            let rx = Port {
+                netns: Some(p.b.clone()),
+                ifname: "eth0".into(),
+            };
             let mac = netns::mac(Some(&p.b), "eth0")?;
             _pair = p;
             (tx, rx, mac)
@@ -227,7 +242,7 @@ pub fn run(a: &GenArgs) -> Result<(), String> {
         dport: 40001,
     };
     let queues: Vec<u32> = (0..a.threads).collect();
-    let gen = Generator::start(&tx, &queues, &cores, flows)?;
+    let gen = Generator::start(&tx, &queues, &cores, flows.clone())?;
     let recv = Receiver::start(&rx, a.dst)?;
     let mut bench = Bench::new(gen, recv, tx.clone(), rx.clone());
     let o = bench.trial(
@@ -244,7 +259,14 @@ pub fn run(a: &GenArgs) -> Result<(), String> {
             SizeMix::Imix => 64,
         };
         let conf = trafgen_conf(src_mac, dst_mac, a.dst, size);
-        Some(run_trafgen(&tx, &rx, &conf, a.secs, cores[0], &std::env::temp_dir()))
+        Some(run_trafgen(
+            &tx,
+            &rx,
+            &conf,
+            a.secs,
+            cores[0],
+            &std::env::temp_dir(),
+        ))
     } else {
         None
     };
@@ -252,7 +274,7 @@ pub fn run(a: &GenArgs) -> Result<(), String> {
         let mut doc = serde_json::json!({
             "generator": outcome_json(&o),
             "threads": a.threads,
-            "flows": a.src_addrs.max(1) as u64 * a.src_ports.max(1) as u64,
+            "flows": flows.flows(),
         });
         if let Some(tg) = &tg {
             doc["trafgen"] = match tg {
@@ -265,7 +287,12 @@ pub fn run(a: &GenArgs) -> Result<(), String> {
         }
         println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
     } else {
-        println!("espgw-perf gen: {} thread(s), cores {cores:?}, {} flows, {} s", a.threads, a.src_addrs as u64 * a.src_ports as u64, a.secs);
+        println!(
+            "espgw-perf gen: {} thread(s), cores {cores:?}, {} flows, {} s",
+            a.threads,
+            a.src_addrs as u64 * a.src_ports as u64,
+            a.secs
+        );
         println!("{}", outcome_line(&o));
         println!("counters: {}", o.counters.line());
         if let Some(tg) = tg {

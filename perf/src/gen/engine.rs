@@ -124,7 +124,8 @@ impl Generator {
                         if let Some(c) = core {
                             core_affinity::set_for_current(core_affinity::CoreId { id: c });
                         }
-                        XskSet::new(&xsk_cfg(4096, 2048), &[(port.ifname.clone(), q)]).map_err(|e| e.to_string())
+                        XskSet::new(&xsk_cfg(4096, 2048), &[(port.ifname.clone(), q)])
+                            .map_err(|e| e.to_string())
                     })();
                     match setup {
                         Err(e) => {
@@ -144,10 +145,6 @@ impl Generator {
             }
         }
         Ok(Generator { workers })
-    }
-
-    pub fn threads(&self) -> usize {
-        self.workers.len()
     }
 
     /// Runs one trial on every thread at once; returns when all are done.
@@ -263,17 +260,34 @@ fn tx_loop(mut xs: XskSet, stream: u8, flows: &FlowSpec, cmds: Rx<TxCmd>) {
         if !t.warmup.is_zero() {
             let start = now_ns();
             let mut pacer = Pacer::new(t.rate_pps, start, depth);
-            let mut probe = Probe { stream, trial: 0, seq: 0, tx_ns: 0 };
+            let mut probe = Probe {
+                stream,
+                trial: 0,
+                seq: 0,
+                tx_ns: 0,
+            };
             let until = start + t.warmup.as_nanos() as u64;
             warm = send_phase(
-                &mut xs, &mut pkts, flows, &mut probe, t.sizes, &mut pacer, until, u64::MAX,
+                &mut xs,
+                &mut pkts,
+                flows,
+                &mut probe,
+                t.sizes,
+                &mut pacer,
+                until,
+                u64::MAX,
                 &mut flow_ctr,
             )
             .0;
         }
         let start = now_ns();
         let mut pacer = Pacer::new(t.rate_pps, start, depth);
-        let mut probe = Probe { stream, trial: t.trial, seq: 0, tx_ns: 0 };
+        let mut probe = Probe {
+            stream,
+            trial: t.trial,
+            seq: 0,
+            tx_ns: 0,
+        };
         let until = if t.max_frames.is_some() && t.duration.is_zero() {
             u64::MAX
         } else {
@@ -317,9 +331,6 @@ pub struct RxReport {
     pub foreign: u64,
     /// One-way latency, ns.
     pub latency: Histogram<u64>,
-    /// First and last arrival of this trial's frames (CLOCK_MONOTONIC ns).
-    pub first_ns: u64,
-    pub last_ns: u64,
 }
 
 enum RxCmd {
@@ -344,8 +355,6 @@ struct RxState {
     other: u64,
     foreign: u64,
     latency: Histogram<u64>,
-    first: u64,
-    last: u64,
 }
 
 fn histogram() -> Histogram<u64> {
@@ -362,8 +371,6 @@ impl RxState {
             other: 0,
             foreign: 0,
             latency: histogram(),
-            first: 0,
-            last: 0,
         }
     }
 
@@ -383,10 +390,6 @@ impl RxState {
                 self.frames += 1;
                 self.bytes += data.len() as u64;
                 let _ = self.latency.record(now.saturating_sub(p.tx_ns).max(1));
-                if self.first == 0 {
-                    self.first = now;
-                }
-                self.last = now;
             }
         }
     }
@@ -415,8 +418,6 @@ impl RxState {
             other_trial: self.other,
             foreign: self.foreign,
             latency: std::mem::replace(&mut self.latency, histogram()),
-            first_ns: self.first,
-            last_ns: self.last,
         }
     }
 }
@@ -441,7 +442,11 @@ impl Receiver {
         let total = Arc::new(AtomicU64::new(0));
         let steered = Arc::new(AtomicU64::new(0));
         let dropped = Arc::new(AtomicU64::new(0));
-        let (t2, s2, d2) = (Arc::clone(&total), Arc::clone(&steered), Arc::clone(&dropped));
+        let (t2, s2, d2) = (
+            Arc::clone(&total),
+            Arc::clone(&steered),
+            Arc::clone(&dropped),
+        );
         let port_c = port.clone();
         let n = rx_queues(port.netns.as_deref(), &port.ifname);
         let h = std::thread::Builder::new()
@@ -455,7 +460,8 @@ impl Receiver {
                     let binds: Vec<(String, u32)> =
                         (0..n).map(|q| (port.ifname.clone(), q)).collect();
                     // Deep rings: the receiver shares a loaded machine and must not be the loss.
-                    let xs = XskSet::new(&xsk_cfg(16384, 8192), &binds).map_err(|e| e.to_string())?;
+                    let xs =
+                        XskSet::new(&xsk_cfg(16384, 8192), &binds).map_err(|e| e.to_string())?;
                     let mut cls = Classifier::load(Side::Inside).map_err(|e| e.to_string())?;
                     for (i, (_, q)) in binds.iter().enumerate() {
                         cls.register_xsk(*q, xs.fd(i)).map_err(|e| e.to_string())?;
@@ -503,7 +509,10 @@ impl Receiver {
     /// Ends the trial; `sent` per stream from the generator's report.
     pub fn finish(&self, sent: &[u64]) -> Option<RxReport> {
         let (tx, rx) = channel();
-        self.cmd.as_ref()?.send(RxCmd::Finish(sent.to_vec(), tx)).ok()?;
+        self.cmd
+            .as_ref()?
+            .send(RxCmd::Finish(sent.to_vec(), tx))
+            .ok()?;
         rx.recv_timeout(Duration::from_secs(5)).ok()
     }
 
@@ -518,7 +527,8 @@ impl Receiver {
         self.dropped.load(Ordering::Relaxed)
     }
 
-    /// The classifier's own count of frames it redirected to the sockets.
+    /// The classifier's own count of frames it redirected to the sockets (its per-CPU
+    /// counters, read at the end of each trial).
     pub fn steered(&self) -> u64 {
         self.steered.load(Ordering::Relaxed)
     }
@@ -572,6 +582,9 @@ fn rx_loop(
                     }
                 }
                 read_dropped(&xs);
+                if let Ok(c) = cls.counters() {
+                    steered.store(c[CounterIndex::Steered as usize].packets, Ordering::Relaxed);
+                }
                 let _ = reply.send(st.report(&sent));
                 st = RxState::new(0);
             }

@@ -73,7 +73,9 @@ fn sent_from(dev_file: &str) -> Option<u64> {
 
 /// `Result: OK: 1000123(c999000+d1123) usec, 1000000 (64byte,0frags)` → 1000000.
 fn parse_sent(text: &str) -> Option<u64> {
-    let line = text.lines().find(|l| l.trim_start().starts_with("Result: OK"))?;
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("Result: OK"))?;
     let after = line.split("usec,").nth(1)?;
     after.split_whitespace().next()?.parse().ok()
 }
@@ -122,7 +124,11 @@ fn trial(a: &PktgenArgs, rate: Option<f64>, secs: f64) -> Result<(u64, u64, f64)
     std::thread::sleep(Duration::from_millis(100));
     let sent = sent_from(d).ok_or("no pktgen result line")?;
     let arrived = match (&a.rx_dev, rx0) {
-        (Some(r), Some(before)) => LinkCounters::read(a.rx_netns.as_deref(), r)?.since(&before).rx_packets,
+        (Some(r), Some(before)) => {
+            LinkCounters::read(a.rx_netns.as_deref(), r)?
+                .since(&before)
+                .rx_packets
+        }
         _ => sent,
     };
     Ok((sent, arrived.min(sent), took))
@@ -133,7 +139,12 @@ fn outcome(rate: Option<f64>, size: SizeMix, sent: u64, arrived: u64, secs: f64)
     Outcome {
         offered_pps: rate,
         sizes: size,
-        tx: TxReport { sent: vec![sent], bytes: bytes(sent), secs, warmup_sent: 0 },
+        tx: TxReport {
+            sent: vec![sent],
+            bytes: bytes(sent),
+            secs,
+            warmup_sent: 0,
+        },
         rx: RxReport {
             frames: arrived,
             bytes: bytes(arrived),
@@ -144,8 +155,6 @@ fn outcome(rate: Option<f64>, size: SizeMix, sent: u64, arrived: u64, secs: f64)
             other_trial: 0,
             foreign: 0,
             latency: hdrhistogram::Histogram::new(3).expect("histogram"),
-            first_ns: 0,
-            last_ns: 0,
         },
         counters: Consistency::default(),
     }
@@ -154,29 +163,52 @@ fn outcome(rate: Option<f64>, size: SizeMix, sent: u64, arrived: u64, secs: f64)
 pub fn run(a: &PktgenArgs) -> Result<(), String> {
     available()?;
     if a.rfc2544 {
-        let opts = search::Opts { latency_loads: Vec::new(), burst_steps: 0, ..search::Opts::default() };
+        let opts = search::Opts {
+            latency_loads: Vec::new(),
+            burst_steps: 0,
+            ..search::Opts::default()
+        };
         let mut err = None;
-        let found = search::run(&opts, &mut |rate, _burst, _k| match trial(a, rate, a.secs) {
-            Ok((s, r, t)) => outcome(rate, a.size, s, r, t),
-            Err(e) => {
-                err.get_or_insert(e);
-                outcome(rate, a.size, 0, 0, a.secs)
-            }
-        });
+        let found = search::run(
+            &opts,
+            &mut |rate, _burst, _k| match trial(a, rate, a.secs) {
+                Ok((s, r, t)) => outcome(rate, a.size, s, r, t),
+                Err(e) => {
+                    err.get_or_insert(e);
+                    outcome(rate, a.size, 0, 0, a.secs)
+                }
+            },
+        );
         if let Some(e) = err {
             return Err(e);
         }
         for (k, o) in &found.trials {
-            println!("{:<12} offered {:.3} Mpps, delivered {:.3} Mpps, loss {:.4}%", k.name(), o.tx_pps() / 1e6, o.rx_pps() / 1e6, o.loss_ratio() * 100.0);
+            println!(
+                "{:<12} offered {:.3} Mpps, delivered {:.3} Mpps, loss {:.4}%",
+                k.name(),
+                o.tx_pps() / 1e6,
+                o.rx_pps() / 1e6,
+                o.loss_ratio() * 100.0
+            );
         }
         match found.throughput() {
-            Some(o) => println!("zero-loss throughput {} B: {:.3} Mpps, {:.3} Gbit/s", a.size.label(), o.rx_pps() / 1e6, o.rx_gbps()),
+            Some(o) => println!(
+                "zero-loss throughput {} B: {:.3} Mpps, {:.3} Gbit/s",
+                a.size.label(),
+                o.rx_pps() / 1e6,
+                o.rx_gbps()
+            ),
             None => println!("no rate without loss"),
         }
     } else {
         let (s, r, t) = trial(a, a.rate, a.secs)?;
         let o = outcome(a.rate, a.size, s, r, t);
-        println!("pktgen on {}: sent {s} ({:.3} Mpps), arrived {r}, loss {:.4}%", a.dev, o.tx_pps() / 1e6, o.loss_ratio() * 100.0);
+        println!(
+            "pktgen on {}: sent {s} ({:.3} Mpps), arrived {r}, loss {:.4}%",
+            a.dev,
+            o.tx_pps() / 1e6,
+            o.loss_ratio() * 100.0
+        );
     }
     Ok(())
 }

@@ -259,7 +259,10 @@ mod tests {
             let f = &buf[..len];
             assert_eq!(Probe::parse(f), Ok(p));
             assert_eq!(usize::from(u16::from_be_bytes([f[16], f[17]])), len - 14);
-            assert_eq!(ipv4_checksum(&f[14..34]), u16::from_be_bytes([f[24], f[25]]));
+            assert_eq!(
+                ipv4_checksum(&f[14..34]),
+                u16::from_be_bytes([f[24], f[25]])
+            );
             // flow 13 = source 13 % 4 = +1, port (13 / 4) % 8 = +3
             assert_eq!(&f[26..30], &[10, 1, 1, 3]);
             assert_eq!(u16::from_be_bytes([f[34], f[35]]), 40003);
@@ -284,7 +287,17 @@ mod tests {
         arp[12..14].copy_from_slice(&0x0806u16.to_be_bytes());
         assert_eq!(Probe::parse(&arp), Err(ProbeError::NotIpv4(0x0806)));
         let mut buf = vec![0u8; 64];
-        spec().write(&mut buf, 64, 0, &Probe { stream: 0, trial: 1, seq: 1, tx_ns: 1 });
+        spec().write(
+            &mut buf,
+            64,
+            0,
+            &Probe {
+                stream: 0,
+                trial: 1,
+                seq: 1,
+                tx_ns: 1,
+            },
+        );
         let mut bad = buf.clone();
         bad[42] ^= 0xff;
         assert_eq!(Probe::parse(&bad), Err(ProbeError::NoMagic));

@@ -47,8 +47,13 @@ impl SeqTracker {
     /// Numbers below `sent` never received.
     pub fn lost(&self, sent: u64) -> u64 {
         let full = (sent / 64) as usize;
-        let mut have: u64 = self.seen.iter().take(full).map(|w| u64::from(w.count_ones())).sum();
-        if sent % 64 != 0 {
+        let mut have: u64 = self
+            .seen
+            .iter()
+            .take(full)
+            .map(|w| u64::from(w.count_ones()))
+            .sum();
+        if !sent.is_multiple_of(64) {
             if let Some(w) = self.seen.get(full) {
                 have += u64::from((w & ((1u64 << (sent % 64)) - 1)).count_ones());
             }

@@ -44,7 +44,10 @@ pub fn throughput(results: &[DutResult], path: &Path) -> Result<(), String> {
     root.fill(&WHITE).map_err(|e| e.to_string())?;
     let n = sizes.len().max(1);
     let mut chart = ChartBuilder::on(&root)
-        .caption("Zero-loss throughput by frame size (RFC 2544, same run)", ("sans-serif", 20))
+        .caption(
+            "Zero-loss throughput by frame size (RFC 2544, same run)",
+            ("sans-serif", 20),
+        )
         .margin(15)
         .x_label_area_size(40)
         .y_label_area_size(60)
@@ -58,7 +61,10 @@ pub fn throughput(results: &[DutResult], path: &Path) -> Result<(), String> {
         .x_label_formatter(&|x| {
             let i = x.round();
             if (x - i).abs() < 0.01 && i >= 0.0 {
-                labels.get(i as usize).map(|s| format!("{s} B")).unwrap_or_default()
+                labels
+                    .get(i as usize)
+                    .map(|s| format!("{s} B"))
+                    .unwrap_or_default()
             } else {
                 String::new()
             }
@@ -101,23 +107,32 @@ pub fn latency_cdf(results: &[DutResult], path: &Path) -> Result<(), String> {
     let mut xmax = 10.0f64;
     for d in results.iter().filter(|d| d.error.is_none()) {
         let Some(r) = d.sizes.first() else { continue };
-        let Some(o) = r.found.latency(50) else { continue };
+        let Some(o) = r.found.latency(50) else {
+            continue;
+        };
         if o.rx.latency.is_empty() {
             continue;
         }
-        let pts: Vec<(f64, f64)> = o
-            .rx
-            .latency
-            .iter_quantiles(2)
-            .map(|v| ((v.value_iterated_to() as f64 / 1e3).max(1.0), v.quantile_iterated_to()))
-            .collect();
+        let pts: Vec<(f64, f64)> =
+            o.rx.latency
+                .iter_quantiles(2)
+                .map(|v| {
+                    (
+                        (v.value_iterated_to() as f64 / 1e3).max(1.0),
+                        v.quantile_iterated_to(),
+                    )
+                })
+                .collect();
         xmax = xmax.max(o.rx.latency.max() as f64 / 1e3);
         series.push((format!("{} {} B", d.label, r.size.label()), pts));
     }
     let root = SVGBackend::new(path, (1000, 620)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| e.to_string())?;
     let mut chart = ChartBuilder::on(&root)
-        .caption("One-way latency CDF at 50% of zero-loss throughput", ("sans-serif", 20))
+        .caption(
+            "One-way latency CDF at 50% of zero-loss throughput",
+            ("sans-serif", 20),
+        )
         .margin(15)
         .x_label_area_size(40)
         .y_label_area_size(60)

@@ -109,7 +109,10 @@ pub fn run(a: &Args) -> Result<(), String> {
         a.dut.clone()
     };
     let bins = if duts.iter().any(DutKind::needs_espgw) {
-        Some(dut::locate_bins(a.espgw_dataplane.clone(), a.espgw_control.clone())?)
+        Some(dut::locate_bins(
+            a.espgw_dataplane.clone(),
+            a.espgw_control.clone(),
+        )?)
     } else {
         None
     };
@@ -126,7 +129,8 @@ pub fn run(a: &Args) -> Result<(), String> {
         ..search::Opts::default()
     };
     let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let cores_for = |n: u32| -> Vec<usize> { (0..n as usize).map(|i| (a.gen_core + i) % ncpu).collect() };
+    let cores_for =
+        |n: u32| -> Vec<usize> { (0..n as usize).map(|i| (a.gen_core + i) % ncpu).collect() };
     let cores = cores_for(a.gen_threads);
     let trial = Duration::from_secs_f64(a.trial_secs);
     let warmup = Duration::from_secs_f64(a.warmup_secs);
@@ -167,7 +171,11 @@ pub fn run(a: &Args) -> Result<(), String> {
         };
         let cores = cores_for(threads);
         let dsetup = Setup {
-            netem_loss: if kind == DutKind::Wire { None } else { setup.netem_loss },
+            netem_loss: if kind == DutKind::Wire {
+                None
+            } else {
+                setup.netem_loss
+            },
             gen_threads: threads,
             ..setup.clone()
         };
@@ -233,10 +241,17 @@ pub fn run(a: &Args) -> Result<(), String> {
                         (None, None) => "full speed".into(),
                     }
                 ));
-                let w = if burst.is_some() { Duration::ZERO } else { warmup };
+                let w = if burst.is_some() {
+                    Duration::ZERO
+                } else {
+                    warmup
+                };
                 let o = bench.trial(rate, trial, w, size, burst, &|| running.counter.read());
                 if !o.counters.ok {
-                    say(&bar, format!("{label} {}: counters {}", k.name(), o.counters.line()));
+                    say(
+                        &bar,
+                        format!("{label} {}: counters {}", k.name(), o.counters.line()),
+                    );
                 }
                 o
             };
@@ -247,20 +262,34 @@ pub fn run(a: &Args) -> Result<(), String> {
                     SizeMix::Imix => 64,
                 };
                 let conf = trafgen_conf(running.src_mac, running.dst_mac, dst, n);
-                let t = run_trafgen(&running.tx, &running.rx, &conf, a.trial_secs.max(1.0), cores[0], &std::env::temp_dir());
+                let t = run_trafgen(
+                    &running.tx,
+                    &running.rx,
+                    &conf,
+                    a.trial_secs.max(1.0),
+                    cores[0],
+                    &std::env::temp_dir(),
+                );
                 bench.forget_counters();
                 Some(t)
             } else {
                 None
             };
-            let r = SizeResult { size, found, trafgen };
-            say(&bar, match r.found.throughput() {
-                Some(o) => format!("{label}: zero-loss {}", outcome_line(o)),
-                None => format!(
-                    "{label}: no rate without loss (full speed: {})",
-                    outcome_line(&r.found.trials[0].1)
-                ),
-            });
+            let r = SizeResult {
+                size,
+                found,
+                trafgen,
+            };
+            say(
+                &bar,
+                match r.found.throughput() {
+                    Some(o) => format!("{label}: zero-loss {}", outcome_line(o)),
+                    None => format!(
+                        "{label}: no rate without loss (full speed: {})",
+                        outcome_line(&r.found.trials[0].1)
+                    ),
+                },
+            );
             bar.inc(1);
             sizes.push(r);
         }
@@ -301,14 +330,21 @@ pub fn run(a: &Args) -> Result<(), String> {
     if let Some(dir) = &a.out {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let w = |name: &str, s: &str| {
-            std::fs::write(dir.join(name), s).map_err(|e| format!("{}: {e}", dir.join(name).display()))
+            std::fs::write(dir.join(name), s)
+                .map_err(|e| format!("{}: {e}", dir.join(name).display()))
         };
-        w("results.json", &serde_json::to_string_pretty(&doc).unwrap_or_default())?;
+        w(
+            "results.json",
+            &serde_json::to_string_pretty(&doc).unwrap_or_default(),
+        )?;
         w("results.txt", &text)?;
         chart::throughput(&results, &dir.join("throughput.svg"))?;
         chart::latency_cdf(&results, &dir.join("latency-cdf.svg"))?;
         if !a.json {
-            println!("wrote {}/{{results.json,results.txt,throughput.svg,latency-cdf.svg}}", dir.display());
+            println!(
+                "wrote {}/{{results.json,results.txt,throughput.svg,latency-cdf.svg}}",
+                dir.display()
+            );
         }
     }
     Ok(())

@@ -39,7 +39,12 @@ impl SizeResult {
     /// Trials whose counters agreed, of all.
     pub fn counters_agree(&self) -> (usize, usize) {
         let n = self.found.trials.len();
-        let ok = self.found.trials.iter().filter(|(_, o)| o.counters.ok).count();
+        let ok = self
+            .found
+            .trials
+            .iter()
+            .filter(|(_, o)| o.counters.ok)
+            .count();
         (ok, n)
     }
 }
@@ -72,7 +77,16 @@ pub fn table(results: &[DutResult]) -> String {
     let _ = writeln!(
         s,
         "{:<22} {:>5} {:>9} {:>9} {:>8} {:>8}  {:<26} {:<26} {:>9} {:>7}",
-        "DUT", "size", "max Mpps", "0-loss", "Gbit/s", "lossy", "latency µs @50% p50/90/99/99.9/max", "@100%", "b2b", "counters"
+        "DUT",
+        "size",
+        "max Mpps",
+        "0-loss",
+        "Gbit/s",
+        "lossy",
+        "latency µs @50% p50/90/99/99.9/max",
+        "@100%",
+        "b2b",
+        "counters"
     );
     for d in results {
         if let Some(e) = &d.error {
@@ -124,7 +138,7 @@ pub fn table(results: &[DutResult]) -> String {
     s
 }
 
-fn find<'a>(results: &'a [DutResult], kind: DutKind) -> Option<&'a DutResult> {
+fn find(results: &[DutResult], kind: DutKind) -> Option<&DutResult> {
     results.iter().find(|d| d.kind == kind && d.error.is_none())
 }
 
@@ -178,7 +192,13 @@ pub fn ratios(results: &[DutResult]) -> Vec<(String, String, f64, f64)> {
 pub fn ratio_text(results: &[DutResult]) -> String {
     let mut s = String::new();
     for (what, size, a, b) in ratios(results) {
-        let _ = writeln!(s, "{what:<40} {size:>5} B: {:.3} / {:.3} Mpps = {:.2}", a / 1e6, b / 1e6, a / b);
+        let _ = writeln!(
+            s,
+            "{what:<40} {size:>5} B: {:.3} / {:.3} Mpps = {:.2}",
+            a / 1e6,
+            b / 1e6,
+            a / b
+        );
     }
     for d in results {
         for r in &d.sizes {
@@ -222,7 +242,13 @@ pub fn loss_curves(results: &[DutResult]) -> String {
                 .iter()
                 .map(|(p, l)| format!("{:.3}:{:.2}%", p / 1e6, l * 100.0))
                 .collect();
-            let _ = writeln!(s, "{:<22} {:>5} B  Mpps offered:loss  {}", d.label, r.size.label(), line.join("  "));
+            let _ = writeln!(
+                s,
+                "{:<22} {:>5} B  Mpps offered:loss  {}",
+                d.label,
+                r.size.label(),
+                line.join("  ")
+            );
         }
     }
     s

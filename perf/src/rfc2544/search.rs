@@ -202,10 +202,13 @@ mod tests {
 
     /// A model DUT for the procedure's logic: forwards up to `cap` frames/s and a queue
     /// of `queue` frames, loses the excess; the generator offers at most `gen`.
-    fn model(cap: f64, gen: f64, queue: u64, random_loss: f64) -> impl FnMut(Option<f64>, Option<u64>, Kind) -> Outcome {
-        let mut n = 0u64;
+    fn model(
+        cap: f64,
+        gen: f64,
+        queue: u64,
+        random_loss: f64,
+    ) -> impl FnMut(Option<f64>, Option<u64>, Kind) -> Outcome {
         move |rate, burst, _| {
-            n += 1;
             let offered = rate.unwrap_or(gen).min(gen);
             let (sent, secs) = match burst {
                 Some(b) => (b, b as f64 / gen),
@@ -220,7 +223,12 @@ mod tests {
             Outcome {
                 offered_pps: rate,
                 sizes: SizeMix::Fixed(64),
-                tx: TxReport { sent: vec![sent], bytes: sent * 64, secs, warmup_sent: 0 },
+                tx: TxReport {
+                    sent: vec![sent],
+                    bytes: sent * 64,
+                    secs,
+                    warmup_sent: 0,
+                },
                 rx: RxReport {
                     frames: sent - lost,
                     bytes: (sent - lost) * 64,
@@ -231,8 +239,6 @@ mod tests {
                     other_trial: 0,
                     foreign: 0,
                     latency: hdrhistogram::Histogram::new(3).unwrap(),
-                    first_ns: 0,
-                    last_ns: n,
                 },
                 counters: Consistency::default(),
             }
@@ -245,7 +251,10 @@ mod tests {
         let f = run(&opts, &mut model(300_000.0, 1_000_000.0, 1000, 0.0));
         let t = f.throughput().expect("a zero-loss rate");
         let r = t.offered_pps.unwrap();
-        assert!(r <= 300_000.0 && r >= 300_000.0 * (1.0 - 2.0 * opts.resolution), "{r}");
+        assert!(
+            r <= 300_000.0 && r >= 300_000.0 * (1.0 - 2.0 * opts.resolution),
+            "{r}"
+        );
         assert!(!f.generator_bound && !f.lossy());
         for p in [10, 50, 90, 100] {
             let l = f.latency(p).expect("latency trial");
@@ -269,7 +278,10 @@ mod tests {
         let f = run(&Opts::default(), &mut model(5e6, 1e6, 0, 0.001));
         assert!(f.lossy());
         assert!(f.throughput.is_none());
-        let tolerant = Opts { loss_tolerance: 0.01, ..Opts::default() };
+        let tolerant = Opts {
+            loss_tolerance: 0.01,
+            ..Opts::default()
+        };
         let f = run(&tolerant, &mut model(5e6, 1e6, 0, 0.001));
         assert!(f.throughput.is_some() && f.generator_bound);
     }
