@@ -6,27 +6,11 @@
 use espgw_lab::prereq::{require_root, require_tool};
 use std::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_espgw-perf");
+mod common;
+use common::{perf_json, u, BIN};
 
 fn gen(args: &[&str]) -> serde_json::Value {
-    let out = Command::new(BIN)
-        .arg("gen")
-        .args(args)
-        .arg("--json")
-        .output()
-        .expect("run espgw-perf");
-    assert!(
-        out.status.success(),
-        "espgw-perf gen {args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("JSON on stdout")
-}
-
-fn u(v: &serde_json::Value, k: &str) -> u64 {
-    v[k].as_u64()
-        .unwrap_or_else(|| panic!("{k} missing in {v}"))
+    perf_json("gen", args)
 }
 
 fn check_accounting(g: &serde_json::Value) {

@@ -1,34 +1,16 @@
 //! `espgw-perf rfc2544` in the slides' lab: a short smoke run (one DUT, one size; the CI
 //! check that the harness works) and a deliberately lossy DUT (R1 drops 0.1% of what it
 //! forwards: tc netem, or nftables where the kernel lacks netem) that must be reported
-//! as lossy. Structure and counter consistency are
-//! asserted; rates are never judged.
+//! as lossy. Structure and counter consistency are asserted; rates are never judged.
 
 use espgw_lab::prereq::require_root;
-use std::process::Command;
 use std::time::Instant;
 
-const BIN: &str = env!("CARGO_BIN_EXE_espgw-perf");
+mod common;
+use common::{perf_json, u};
 
 fn rfc2544(args: &[&str]) -> serde_json::Value {
-    let out = Command::new(BIN)
-        .arg("rfc2544")
-        .args(args)
-        .arg("--json")
-        .output()
-        .expect("run espgw-perf");
-    assert!(
-        out.status.success(),
-        "espgw-perf rfc2544 {args:?}: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("JSON on stdout")
-}
-
-fn u(v: &serde_json::Value, k: &str) -> u64 {
-    v[k].as_u64()
-        .unwrap_or_else(|| panic!("{k} missing in {v}"))
+    perf_json("rfc2544", args)
 }
 
 /// Every trial accounts for every frame, and its counters were checked.

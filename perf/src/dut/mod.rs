@@ -22,7 +22,7 @@ use espgw_lab::{
     addr, EspgwBins, EspgwOptions, EspgwRouter, Lab, LabOptions, Node, Profile, StrongSwan,
 };
 use netns::VethPair;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
 /// A transform family (DESIGN §5: the three the lab runs).
@@ -171,13 +171,7 @@ pub fn locate_bins(
     dataplane: Option<PathBuf>,
     control: Option<PathBuf>,
 ) -> Result<EspgwBins, String> {
-    let dir = match std::env::var_os("ESPGW_BIN_DIR") {
-        Some(d) => PathBuf::from(d),
-        None => std::env::current_exe()
-            .ok()
-            .and_then(|p| p.parent().map(Path::to_path_buf))
-            .unwrap_or_default(),
-    };
+    let dir = EspgwBins::default_dir();
     let b = EspgwBins {
         control: control.unwrap_or_else(|| dir.join("espgw-control")),
         cli: dir.join("espgw"),
@@ -342,19 +336,18 @@ fn wait_path(lab: &Lab, limit: Duration) -> Result<(), String> {
     ))
 }
 
+/// charon on `node` with family `f`'s proposals.
+fn swan(lab: &Lab, node: Node, f: Family) -> Result<StrongSwan, String> {
+    let (ike, esp) = f.swan();
+    StrongSwan::start(lab, node, Profile::new(node).proposal(ike).esp(esp)).map_err(lab_err)
+}
+
 /// Brings `kind` up.
 pub fn start(kind: DutKind, setup: &Setup, prefix: &str) -> Result<Running, String> {
     let threads = setup.gen_threads.max(1);
     if kind == DutKind::Wire {
         let pair = VethPair::new(prefix, threads)?;
-        let tx = Port {
-            netns: Some(pair.a.clone()),
-            ifname: "eth0".into(),
-        };
-        let rx = Port {
-            netns: Some(pair.b.clone()),
-            ifname: "eth0".into(),
-        };
+        let (tx, rx) = pair.ports();
         return Ok(Running {
             label: kind.name(),
             src_mac: netns::mac(Some(&pair.a), "eth0")?,
@@ -447,19 +440,8 @@ pub fn start(kind: DutKind, setup: &Setup, prefix: &str) -> Result<Running, Stri
             };
         }
         DutKind::SwanSwan(f) => {
-            let (ike, esp) = f.swan();
-            let r2 = StrongSwan::start(
-                &lab,
-                Node::R2,
-                Profile::new(Node::R2).proposal(ike).esp(esp),
-            )
-            .map_err(lab_err)?;
-            let r1 = StrongSwan::start(
-                &lab,
-                Node::R1,
-                Profile::new(Node::R1).proposal(ike).esp(esp),
-            )
-            .map_err(lab_err)?;
+            let r2 = swan(&lab, Node::R2, f)?;
+            let r1 = swan(&lab, Node::R1, f)?;
             r1.initiate().map_err(lab_err)?;
             r1.wait_established(Duration::from_secs(60))
                 .map_err(lab_err)?;
@@ -470,13 +452,7 @@ pub fn start(kind: DutKind, setup: &Setup, prefix: &str) -> Result<Running, Stri
             };
         }
         DutKind::EspgwSwan(f) => {
-            let (ike, esp) = f.swan();
-            let r2 = StrongSwan::start(
-                &lab,
-                Node::R2,
-                Profile::new(Node::R2).proposal(ike).esp(esp),
-            )
-            .map_err(lab_err)?;
+            let r2 = swan(&lab, Node::R2, f)?;
             let opts = EspgwOptions {
                 debug: false,
                 cores: cores(1),

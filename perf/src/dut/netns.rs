@@ -157,6 +157,17 @@ impl VethPair {
     }
 }
 
+impl VethPair {
+    /// The two ends as (sending, receiving) ports: hostA's and hostB's `eth0`.
+    pub fn ports(&self) -> (crate::gen::engine::Port, crate::gen::engine::Port) {
+        let port = |ns: &String| crate::gen::engine::Port {
+            netns: Some(ns.clone()),
+            ifname: "eth0".into(),
+        };
+        (port(&self.a), port(&self.b))
+    }
+}
+
 impl Drop for VethPair {
     fn drop(&mut self) {
         for ns in [&self.a, &self.b] {

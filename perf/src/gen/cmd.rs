@@ -217,14 +217,7 @@ pub fn run(a: &GenArgs) -> Result<(), String> {
         ),
         _ => {
             let p = VethPair::new(&format!("pgen{}", std::process::id()), a.threads)?;
-            let tx = Port {
-                netns: Some(p.a.clone()),
-                ifname: "eth0".into(),
-            };
-            let rx = Port {
-                netns: Some(p.b.clone()),
-                ifname: "eth0".into(),
-            };
+            let (tx, rx) = p.ports();
             let mac = netns::mac(Some(&p.b), "eth0")?;
             _pair = p;
             (tx, rx, mac)

@@ -186,129 +186,123 @@ impl Drop for Generator {
 
 const BATCH: usize = 64;
 
-/// Sends frames paced by `pacer` until `until_ns` or `max` frames; returns (frames, bytes).
-#[allow(clippy::too_many_arguments)]
-fn send_phase(
-    xs: &mut XskSet,
-    pkts: &mut Vec<Packet>,
-    flows: &FlowSpec,
-    probe: &mut Probe,
-    sizes: SizeMix,
-    pacer: &mut Pacer,
-    until_ns: u64,
-    max: u64,
-    flow_ctr: &mut u64,
-) -> (u64, u64) {
-    let mut sent = 0u64;
-    let mut bytes = 0u64;
-    loop {
-        xs.service();
-        let now = now_ns();
-        if now >= until_ns || sent >= max {
-            break;
-        }
-        let want = pacer.allowed(now).min(BATCH as u64).min(max - sent);
-        if want == 0 {
-            let w = pacer.wait(now);
-            if w > Duration::from_micros(200) {
-                std::thread::sleep(w - Duration::from_micros(100));
-            } else {
-                std::hint::spin_loop();
-            }
-            continue;
-        }
-        let base = probe.seq;
-        let mut batch_bytes = Vec::with_capacity(want as usize);
-        for i in 0..want {
-            let Some(mut p) = xs.alloc() else { break };
-            let seq = base + i;
-            let len = sizes.size(seq);
-            probe.seq = seq;
-            probe.tx_ns = now;
-            let Some(buf) = xs.resize(&mut p, len) else {
-                xs.release(p);
-                break;
-            };
-            flows.write(buf, len, *flow_ctr + i, probe);
-            batch_bytes.push(len as u64);
-            pkts.push(p);
-        }
-        probe.seq = base;
-        if pkts.is_empty() {
-            continue;
-        }
-        let (n, _rejected) = xs.send(0, pkts);
-        let n = n as u64;
-        pacer.sent(n);
-        probe.seq = base + n;
-        *flow_ctr += n;
-        sent += n;
-        bytes += batch_bytes[..n as usize].iter().sum::<u64>();
-    }
-    (sent, bytes)
+/// One generator thread's socket and state between trials.
+struct TxThread<'a> {
+    xs: XskSet,
+    pkts: Vec<Packet>,
+    flows: &'a FlowSpec,
+    stream: u8,
+    /// Flow of the next frame (flows keep cycling across trials).
+    flow_ctr: u64,
 }
 
-fn tx_loop(mut xs: XskSet, stream: u8, flows: &FlowSpec, cmds: Rx<TxCmd>) {
-    let mut pkts = Vec::with_capacity(BATCH);
-    let mut flow_ctr = 0u64;
-    while let Ok(TxCmd::Run(t, reply)) = cmds.recv() {
+impl TxThread<'_> {
+    /// Sends frames of trial `trial` (sequence numbers from 0) paced at `rate` for
+    /// `duration` (None: until `max` frames); returns (frames, bytes, seconds).
+    fn phase(
+        &mut self,
+        rate: Option<f64>,
+        sizes: SizeMix,
+        trial: u8,
+        duration: Option<Duration>,
+        max: u64,
+    ) -> (u64, u64, f64) {
         // Bucket depth: 10 ms of frames (at least 64), so a preemption on a shared
         // machine is made up for and a long stall is not turned into a burst. What was
         // not sent is not counted as offered: rates are the frames sent over the time.
-        let depth = t.rate_pps.map_or(64, |r| ((r * 0.01) as u64).max(64));
-        let mut warm = 0;
-        if !t.warmup.is_zero() {
-            let start = now_ns();
-            let mut pacer = Pacer::new(t.rate_pps, start, depth);
-            let mut probe = Probe {
-                stream,
-                trial: 0,
-                seq: 0,
-                tx_ns: 0,
-            };
-            let until = start + t.warmup.as_nanos() as u64;
-            warm = send_phase(
-                &mut xs,
-                &mut pkts,
-                flows,
-                &mut probe,
-                t.sizes,
-                &mut pacer,
-                until,
-                u64::MAX,
-                &mut flow_ctr,
-            )
-            .0;
-        }
+        let depth = rate.map_or(64, |r| ((r * 0.01) as u64).max(64));
         let start = now_ns();
-        let mut pacer = Pacer::new(t.rate_pps, start, depth);
+        let until = duration.map_or(u64::MAX, |d| start + d.as_nanos() as u64);
+        let mut pacer = Pacer::new(rate, start, depth);
         let mut probe = Probe {
-            stream,
-            trial: t.trial,
+            stream: self.stream,
+            trial,
             seq: 0,
             tx_ns: 0,
         };
-        let until = if t.max_frames.is_some() && t.duration.is_zero() {
-            u64::MAX
+        let xs = &mut self.xs;
+        let pkts = &mut self.pkts;
+        let mut sent = 0u64;
+        let mut bytes = 0u64;
+        let mut lens = Vec::with_capacity(BATCH);
+        loop {
+            xs.service();
+            let now = now_ns();
+            if now >= until || sent >= max {
+                break;
+            }
+            let want = pacer.allowed(now).min(BATCH as u64).min(max - sent);
+            if want == 0 {
+                let w = pacer.wait(now);
+                if w > Duration::from_micros(200) {
+                    std::thread::sleep(w - Duration::from_micros(100));
+                } else {
+                    std::hint::spin_loop();
+                }
+                continue;
+            }
+            let base = probe.seq;
+            lens.clear();
+            for i in 0..want {
+                let Some(mut p) = xs.alloc() else { break };
+                let len = sizes.size(base + i);
+                probe.seq = base + i;
+                probe.tx_ns = now;
+                let Some(buf) = xs.resize(&mut p, len) else {
+                    xs.release(p);
+                    break;
+                };
+                self.flows.write(buf, len, self.flow_ctr + i, &probe);
+                lens.push(len as u64);
+                pkts.push(p);
+            }
+            probe.seq = base;
+            if pkts.is_empty() {
+                continue;
+            }
+            // Frames the ring did not take are released and re-sent with the same numbers.
+            let (n, _rejected) = xs.send(0, pkts);
+            let n = n as u64;
+            pacer.sent(n);
+            probe.seq = base + n;
+            self.flow_ctr += n;
+            sent += n;
+            bytes += lens[..n as usize].iter().sum::<u64>();
+        }
+        (sent, bytes, (now_ns() - start) as f64 / 1e9)
+    }
+}
+
+fn tx_loop(xs: XskSet, stream: u8, flows: &FlowSpec, cmds: Rx<TxCmd>) {
+    let mut th = TxThread {
+        xs,
+        pkts: Vec::with_capacity(BATCH),
+        flows,
+        stream,
+        flow_ctr: 0,
+    };
+    while let Ok(TxCmd::Run(t, reply)) = cmds.recv() {
+        let warm = if t.warmup.is_zero() {
+            0
         } else {
-            start + t.duration.as_nanos() as u64
+            th.phase(t.rate_pps, t.sizes, 0, Some(t.warmup), u64::MAX).0
         };
-        let (sent, bytes) = send_phase(
-            &mut xs,
-            &mut pkts,
-            flows,
-            &mut probe,
+        let duration = if t.max_frames.is_some() && t.duration.is_zero() {
+            None
+        } else {
+            Some(t.duration)
+        };
+        let (sent, bytes, secs) = th.phase(
+            t.rate_pps,
             t.sizes,
-            &mut pacer,
-            until,
+            t.trial,
+            duration,
             t.max_frames.unwrap_or(u64::MAX),
-            &mut flow_ctr,
         );
-        let secs = (now_ns() - start) as f64 / 1e9;
         // Let the kernel finish the ring, then recycle completions.
         let end = Instant::now() + Duration::from_millis(5);
         while Instant::now() < end {
-            xs.service();
+            th.xs.service();
             std::thread::yield_now();
         }
         let _ = reply.send((sent, bytes, secs, warm));
