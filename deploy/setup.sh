@@ -16,6 +16,8 @@ ESPGW_APT_PACKAGES=(
   clang llvm libbpf-dev libelf-dev zlib1g-dev m4 make pkg-config build-essential
   # traffic and packet tools the tests drive
   python3-scapy python3-cryptography iperf3 netsniff-ng ethtool iproute2 iputils-ping
+  # espgw-perf's lossy DUT where the kernel has no netem (nft numgen random drop)
+  nftables
   # an independent OpenMetrics parser for the metrics endpoint test
   python3-prometheus-client
   # the perf baselines (OpenSSL) and the rest

@@ -6,11 +6,14 @@
 #![forbid(unsafe_code)]
 
 mod clock;
+mod dut;
 mod esp_bench;
+mod gen;
 #[cfg(feature = "openssl")]
 mod openssl_ref;
 #[cfg(feature = "openssl")]
 mod primitives;
+mod rfc2544;
 mod scale;
 
 #[cfg(feature = "openssl")]
@@ -86,6 +89,13 @@ enum Cmd {
         #[arg(long)]
         json_out: Option<std::path::PathBuf>,
     },
+    /// Generator + receiver on AF_XDP: one trial (a veth pair of its own unless told
+    /// where to send), optionally beside trafgen.
+    Gen(gen::cmd::GenArgs),
+    /// The kernel's pktgen as the generator (real NICs; detects its absence).
+    Pktgen(gen::pktgen::PktgenArgs),
+    /// RFC 2544 throughput, latency, loss and back-to-back for every DUT and frame size.
+    Rfc2544(rfc2544::Args),
     /// Raw batch primitives (3DES-CBC, HMAC-MD5) vs OpenSSL, every dispatch level.
     Primitives {
         #[arg(long, default_value_t = 1400)]
@@ -100,6 +110,24 @@ enum Cmd {
 fn main() {
     let cli = Cli::parse();
     match cli.cmd {
+        Cmd::Pktgen(a) => {
+            if let Err(e) = gen::pktgen::run(&a) {
+                eprintln!("espgw-perf pktgen: {e}");
+                std::process::exit(3);
+            }
+        }
+        Cmd::Rfc2544(a) => {
+            if let Err(e) = rfc2544::run(&a) {
+                eprintln!("espgw-perf rfc2544: {e}");
+                std::process::exit(1);
+            }
+        }
+        Cmd::Gen(a) => {
+            if let Err(e) = gen::cmd::run(&a) {
+                eprintln!("espgw-perf gen: {e}");
+                std::process::exit(1);
+            }
+        }
         Cmd::Scale {
             transform,
             size,
