@@ -370,7 +370,8 @@ fn run(args: Args) -> Result<(), String> {
         }
         workers.push(worker);
     }
-    cls_in.set_acl(&rules).map_err(|e| e.to_string())?;
+    let shape = cls_in.set_acl(&rules).map_err(|e| e.to_string())?;
+    eprintln!("espgw-dataplane: crypto ACL compiled: {shape}");
     // The outside drops clear packets the same rules protect (mirrored).
     let inbound_rules = |all: &[AclRule]| -> Vec<AclRule> {
         if args.no_inbound_check {
@@ -438,9 +439,9 @@ fn run(args: Args) -> Result<(), String> {
             None => {}
             Some(Ok(all)) => match cls_in
                 .set_acl(&all)
-                .and_then(|()| cls_out.set_acl(&inbound_rules(&all)))
+                .and_then(|_| cls_out.set_acl(&inbound_rules(&all)))
             {
-                Ok(()) => {
+                Ok(_) => {
                     eprintln!(
                         "espgw-dataplane: crypto ACL reloaded, {} rule(s)",
                         all.len()
