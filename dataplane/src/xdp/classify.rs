@@ -104,6 +104,8 @@ pub enum CompileError {
 /// The compiled rules: what goes into the maps, and the model of the lookup.
 #[derive(Debug, Clone, Default)]
 pub struct CompiledAcl {
+    /// How many rules it was compiled from.
+    pub rules: usize,
     /// Distinct destination prefixes and their nodes (`espgw_cls_dst`).
     pub dst: Vec<(Prefix, u32)>,
     /// Cells: node, source prefix, where its candidates are (`espgw_cls_src`;
@@ -346,7 +348,10 @@ impl CompiledAcl {
                 CLS_DST_MAX,
             ));
         }
-        let mut out = CompiledAcl::default();
+        let mut out = CompiledAcl {
+            rules: rules.len(),
+            ..CompiledAcl::default()
+        };
         let mut lists: HashMap<Vec<ClsCandRaw>, ClsCellRaw> = HashMap::new();
         let prefix = |(len, a): (u8, u32)| Prefix {
             addr: Ipv4Addr::from(a),
@@ -475,6 +480,70 @@ impl CompiledAcl {
         ports: Option<(u16, u16)>,
     ) -> Verdict {
         self.lookup(dst, src, proto, ports.map(|(sp, dp)| (dp, sp)))
+    }
+}
+
+/// The size of a compiled rule list (what the maps hold).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AclShape {
+    pub rules: usize,
+    /// Distinct destination prefixes (nodes).
+    pub nodes: usize,
+    /// (node, source prefix) cells.
+    pub cells: usize,
+    /// Candidates stored (cells with the same list share theirs).
+    pub candidates: usize,
+}
+
+impl std::fmt::Display for AclShape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} rule(s): {} destination prefix(es), {} cell(s), {} candidate(s)",
+            self.rules, self.nodes, self.cells, self.candidates
+        )
+    }
+}
+
+impl CompiledAcl {
+    pub fn shape(&self) -> AclShape {
+        AclShape {
+            rules: self.rules,
+            nodes: self.dst.len(),
+            cells: self.src.len(),
+            candidates: self.cands.len(),
+        }
+    }
+}
+
+/// A rule list with its compiled form: what the workers consult to name
+/// the crypto map entry of interesting traffic that has no SA (the same
+/// lookup the inside classifier made to steer it).
+#[derive(Debug, Clone, Default)]
+pub struct AclSet {
+    pub rules: Vec<AclRule>,
+    pub compiled: CompiledAcl,
+}
+
+impl AclSet {
+    pub fn new(rules: Vec<AclRule>) -> Result<AclSet, CompileError> {
+        let compiled = CompiledAcl::compile(&rules)?;
+        Ok(AclSet { rules, compiled })
+    }
+
+    /// The `permit` rule that protects a packet and its index in the list
+    /// ([`first_match`]'s answer, at the compiled lookup's cost).
+    pub fn protecting(
+        &self,
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        proto: u8,
+        ports: Option<(u16, u16)>,
+    ) -> Option<(usize, &AclRule)> {
+        match self.compiled.lookup(src, dst, proto, ports) {
+            Verdict::Permit(i) => self.rules.get(i).map(|r| (i, r)),
+            _ => None,
+        }
     }
 }
 

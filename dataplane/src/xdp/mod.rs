@@ -31,7 +31,7 @@ use aya::maps::lpm_trie::{Key as LpmKey, LpmTrie};
 use aya::maps::{Array, HashMap, MapData, PerCpuArray, XskMap};
 use aya::programs::Xdp;
 use aya::Ebpf;
-use classify::CompiledAcl;
+use classify::{AclShape, CompiledAcl};
 use local_addrs::LocalAddrChange;
 use maps::{
     ClearSampleRaw, ClsCandRaw, ClsCellRaw, ClsConfigRaw, ClsDstRaw, ClsKeyData, CounterIndex,
@@ -131,28 +131,6 @@ struct ClsMaps {
     bank: u32,
     /// The LPM keys each bank holds (destination, source).
     keys: [(Vec<LpmKey<ClsKeyData>>, Vec<LpmKey<ClsKeyData>>); 2],
-}
-
-/// The size of what [`Classifier::set_acl`] installed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct AclShape {
-    pub rules: usize,
-    /// Distinct destination prefixes (nodes).
-    pub nodes: usize,
-    /// (node, source prefix) cells.
-    pub cells: usize,
-    /// Candidates stored (cells with the same list share theirs).
-    pub candidates: usize,
-}
-
-impl std::fmt::Display for AclShape {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} rule(s): {} destination prefix(es), {} cell(s), {} candidate(s)",
-            self.rules, self.nodes, self.cells, self.candidates
-        )
-    }
 }
 
 /// A node's tag in bank `bank` (the top bit is the bank).
@@ -426,12 +404,7 @@ impl Classifier {
     pub fn set_acl(&mut self, rules: &[acl::AclRule]) -> Result<AclShape, XdpError> {
         let c = CompiledAcl::compile(rules)?;
         self.set_compiled_acl(&c)?;
-        Ok(AclShape {
-            rules: rules.len(),
-            nodes: c.dst.len(),
-            cells: c.src.len(),
-            candidates: c.cands.len(),
-        })
+        Ok(c.shape())
     }
 
     /// [`Classifier::set_acl`] with rules compiled already.
