@@ -7,7 +7,7 @@
 //! Control compiles each crypto map's ACL into [`AclRule`]s (first match
 //! wins, `permit` = interesting = steer to the worker, `deny` = kernel) and
 //! hands them to the dataplane in a policy file ([`write_policy_file`]); the
-//! dataplane installs them into the `espgw_acl` map and re-reads the file when
+//! dataplane compiles them into the classifiers' maps ([`super::classify`]) and re-reads the file when
 //! it changes. The same text form is accepted on the command line (`--acl`).
 //!
 //! Text form, one rule a line (`#` starts a comment):
