@@ -221,28 +221,21 @@ fn ten_thousand_crypto_map_entries_classify_one_packet_each() {
     for i in 0..10_000u32 {
         let remote_host = Ipv4Addr::new(10, (100 + i / 256) as u8, (i % 256) as u8, 9);
         let local = Ipv4Addr::new(10, 1, (i % 200) as u8, 7);
-        let out = Pkt {
-            src: local,
-            dst: remote_host,
+        let udp = |src, dst, ports| Pkt {
+            src,
+            dst,
             proto: 17,
-            ports: Some((40000, 7000)),
+            ports: Some(ports),
         };
-        assert_eq!(
-            run_once(&inside, &out.frame()),
-            (CounterIndex::DropNoXsk, XDP_DROP),
-            "{out:?}"
-        );
-        let back = Pkt {
-            src: remote_host,
-            dst: local,
-            proto: 17,
-            ports: Some((7000, 40000)),
-        };
-        assert_eq!(
-            run_once(&outside, &back.frame()),
-            (CounterIndex::DropClearProtected, XDP_DROP),
-            "{back:?}"
-        );
+        // Outbound steered; its reply arriving in clear dropped.
+        let out = udp(local, remote_host, (40000, 7000));
+        let back = udp(remote_host, local, (7000, 40000));
+        for (cls, p, want) in [
+            (&inside, out, CounterIndex::DropNoXsk),
+            (&outside, back, CounterIndex::DropClearProtected),
+        ] {
+            assert_eq!(run_once(cls, &p.frame()), (want, XDP_DROP), "{p:?}");
+        }
         if i % 1000 == 0 {
             let telnet = Pkt {
                 ports: Some((40000, 23)),

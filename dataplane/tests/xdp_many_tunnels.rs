@@ -14,13 +14,12 @@ mod tunnel;
 mod xdp_support;
 
 use espgw_dataplane::sadb::{
-    AuthKey, Direction, EncKey, Geometry, Ipv4Prefix, MapName, Mode, ProxyIdentity, SaDb, SaRecord,
-    SlotId, TransformId,
+    Direction, Geometry, Ipv4Prefix, ProxyIdentity, SaDb, SaRecord, SlotId,
 };
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::Duration;
-use tunnel::R1_OUT;
+use tunnel::{capture_wire_buffered, R1_OUT};
 use xdp_support::{dataplane_from_config, wait_for, worker_sum, Topology};
 
 const TUNNELS: u32 = 10_000;
@@ -66,36 +65,25 @@ fn config() -> String {
 }
 
 fn record(i: u32, dir: Direction) -> SaRecord {
-    SaRecord {
-        spi: if dir == Direction::Outbound {
-            SPI_OUT + i
-        } else {
-            SPI_IN + i
-        },
-        direction: dir,
-        mode: Mode::Tunnel,
-        local: SocketAddrV4::new(R1_OUT, 500),
-        peer: SocketAddrV4::new(peer(i), 500),
-        udp_encap: false,
-        esn: false,
-        proxy: ProxyIdentity {
-            local: Ipv4Prefix::new(Ipv4Addr::new(10, 1, 1, 0), 24),
-            remote: Ipv4Prefix::new(remote(i), 24),
-            protocol: 0,
-            local_port: 0,
-            remote_port: 0,
-        },
-        transform: TransformId::EspNullSha,
-        enc_key: EncKey::new(&[]).unwrap(),
-        auth_key: AuthKey::new(&tunnel::random_key(20)).unwrap(),
-        lifetime_secs: 3600,
-        lifetime_kb: 4_608_000,
-        replay_window: 64,
-        crypto_map: MapName::new("vpn").unwrap(),
-        crypto_map_seq: i + 1,
-        conn_id: i + 1,
-        created_at: 1,
-    }
+    let spi = if dir == Direction::Outbound {
+        SPI_OUT + i
+    } else {
+        SPI_IN + i
+    };
+    let proxy = ProxyIdentity {
+        local: Ipv4Prefix::new(Ipv4Addr::new(10, 1, 1, 0), 24),
+        remote: Ipv4Prefix::new(remote(i), 24),
+        protocol: 0,
+        local_port: 0,
+        remote_port: 0,
+    };
+    let ends = (
+        SocketAddrV4::new(R1_OUT, 500),
+        SocketAddrV4::new(peer(i), 500),
+    );
+    let mut key = [0u8; 20];
+    key.copy_from_slice(&tunnel::random_key(20));
+    SaRecord::null_sha(spi, dir, ends, proxy, i + 1, &key)
 }
 
 #[test]
@@ -131,31 +119,9 @@ fn ten_thousand_tunnels_one_packet_each_on_its_own_sa() {
     );
     // The workers ask for every peer's next hop when they pick the SAs up;
     // let that settle before the traffic.
-    std::thread::sleep(Duration::from_secs(3));
-    // tcpdump on the wire namespace's side of the R1-R2 link, with a
-    // buffer that holds the whole burst (the default one drops some).
-    let pcap = t.dir.join("wire.pcap");
-    let mut cap = t.spawn(
-        "wire",
-        &[
-            "tcpdump",
-            "--immediate-mode",
-            "-U",
-            "-n",
-            "-B",
-            "65536",
-            "-s",
-            "256",
-            "-i",
-            "w1",
-            "-w",
-            pcap.to_str().unwrap(),
-        ],
-        "tcpdump.log",
-    );
-    wait_for("tcpdump", Duration::from_secs(5), || {
-        cap.log_text().contains("listening").then_some(())
-    });
+    std::thread::sleep(Duration::from_secs(5));
+    // A capture buffer that holds the whole burst (the default one drops some).
+    let (mut cap, pcap) = capture_wire_buffered(&t, 65536);
 
     // One datagram into each remote network, paced.
     let script = format!(
@@ -174,9 +140,16 @@ fn ten_thousand_tunnels_one_packet_each_on_its_own_sa() {
             .filter(|s| reader.counters(**s).unwrap().values().packets > 0)
             .count()
     };
-    wait_for("every SA counted", Duration::from_secs(20), || {
-        (counted() == TUNNELS as usize).then_some(())
-    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while counted() < TUNNELS as usize {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} of {TUNNELS} SAs counted a packet; stats: {}",
+            counted(),
+            xdp_support::stats(&stats).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     std::thread::sleep(Duration::from_millis(500));
     assert!(cap.signal_and_wait("-INT", Duration::from_secs(5)));
 

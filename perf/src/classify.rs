@@ -22,10 +22,7 @@
 //! large N); XDP times are the kernel's. One core; a shared machine adds
 //! noise to the absolute numbers, less to the ratios.
 
-use espgw_dataplane::sadb::{
-    AuthKey, Direction, EncKey, Geometry, Ipv4Prefix, MapName, Mode, ProxyIdentity, SaDb, SaRecord,
-    TransformId,
-};
+use espgw_dataplane::sadb::{Direction, Geometry, Ipv4Prefix, ProxyIdentity, SaDb, SaRecord};
 use espgw_dataplane::worker::sa::{SaSource, SaTables};
 use espgw_dataplane::xdp::acl::{first_match, parse_rules, AclRule};
 use espgw_dataplane::xdp::classify::CompiledAcl;
@@ -129,26 +126,11 @@ fn rounds_for(pkts: usize, target: usize) -> usize {
 }
 
 fn record(spi: u32, dir: Direction, proxy: ProxyIdentity) -> SaRecord {
-    SaRecord {
-        spi,
-        direction: dir,
-        mode: Mode::Tunnel,
-        local: SocketAddrV4::new(Ipv4Addr::new(172, 16, 172, 10), 500),
-        peer: SocketAddrV4::new(Ipv4Addr::from(0xc612_0000 | (spi & 0xffff)), 500),
-        udp_encap: false,
-        esn: false,
-        proxy,
-        transform: TransformId::EspNullSha,
-        enc_key: EncKey::new(&[]).expect("null cipher key"),
-        auth_key: AuthKey::new(&[7; 20]).expect("SHA-1 key"),
-        lifetime_secs: 3600,
-        lifetime_kb: 4_608_000,
-        replay_window: 64,
-        crypto_map: MapName::new("VPN").expect("name"),
-        crypto_map_seq: spi & 0xffff,
-        conn_id: spi,
-        created_at: 1,
-    }
+    let ends = (
+        SocketAddrV4::new(Ipv4Addr::new(172, 16, 172, 10), 500),
+        SocketAddrV4::new(Ipv4Addr::from(0xc612_0000 | (spi & 0xffff)), 500),
+    );
+    SaRecord::null_sha(spi, dir, ends, proxy, spi & 0xffff, &[7; 20])
 }
 
 /// N tunnels (an outbound and an inbound SA each) in an in-memory region,

@@ -90,15 +90,18 @@ pub(crate) struct ProxyIndex {
     groups: Vec<MaskGroup>,
 }
 
+/// (masked local address, masked remote address) → indices of the SAs.
+type Buckets = HashMap<(u32, u32), Vec<usize>>;
+
 struct MaskGroup {
     local_mask: u32,
     remote_mask: u32,
-    sas: HashMap<(u32, u32), Vec<usize>>,
+    sas: Buckets,
 }
 
 impl ProxyIndex {
     fn build(outbound: &[OutEntry]) -> ProxyIndex {
-        let mut groups: HashMap<(u32, u32), HashMap<(u32, u32), Vec<usize>>> = HashMap::new();
+        let mut groups: HashMap<(u32, u32), Buckets> = HashMap::new();
         for (i, e) in outbound.iter().enumerate() {
             let (lm, rm) = (
                 u32::from(e.proxy.local.mask),
@@ -333,32 +336,17 @@ impl SaSource {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sadb::{
-        AuthKey, EncKey, Geometry, Ipv4Prefix, MapName, Mode, SaDb, SaDbWriter, SaRecord,
-        TransformId,
-    };
+    use crate::sadb::{Geometry, Ipv4Prefix, SaDb, SaDbWriter, SaRecord};
     use std::net::SocketAddrV4;
 
     fn record(spi: u32, dir: Direction, proxy: ProxyIdentity, created_at: u64) -> SaRecord {
+        let ends = (
+            SocketAddrV4::new(Ipv4Addr::new(172, 16, 172, 10), 500),
+            SocketAddrV4::new(Ipv4Addr::from(0xc612_0000 | (spi & 0xffff)), 500),
+        );
         SaRecord {
-            spi,
-            direction: dir,
-            mode: Mode::Tunnel,
-            local: SocketAddrV4::new(Ipv4Addr::new(172, 16, 172, 10), 500),
-            peer: SocketAddrV4::new(Ipv4Addr::from(0xc612_0000 | (spi & 0xffff)), 500),
-            udp_encap: false,
-            esn: false,
-            proxy,
-            transform: TransformId::EspNullSha,
-            enc_key: EncKey::new(&[]).unwrap(),
-            auth_key: AuthKey::new(&[7; 20]).unwrap(),
-            lifetime_secs: 3600,
-            lifetime_kb: 4_608_000,
-            replay_window: 64,
-            crypto_map: MapName::new("VPN").unwrap(),
-            crypto_map_seq: spi & 0xffff,
-            conn_id: spi,
             created_at,
+            ..SaRecord::null_sha(spi, dir, ends, proxy, spi, &[7; 20])
         }
     }
 

@@ -131,10 +131,37 @@ fn key(p: &Prefix) -> (u8, u32) {
     (p.len, u32::from(p.addr))
 }
 
-/// The keys of every prefix holding `p` (itself included), shortest first.
-fn ancestors(p: &Prefix) -> impl Iterator<Item = (u8, u32)> + '_ {
+/// Rule indices grouped by one of their prefixes, each group in list order.
+type ByPrefix = HashMap<(u8, u32), Vec<u32>>;
+
+fn group_by(rules: &[AclRule], idx: &[u32], prefix: impl Fn(&AclRule) -> Prefix) -> ByPrefix {
+    let mut g = ByPrefix::new();
+    for &i in idx {
+        g.entry(key(&prefix(&rules[i as usize])))
+            .or_default()
+            .push(i);
+    }
+    g
+}
+
+/// The groups' keys, sorted.
+fn keys_of(g: &ByPrefix) -> Vec<(u8, u32)> {
+    let mut k: Vec<(u8, u32)> = g.keys().copied().collect();
+    k.sort_unstable();
+    k
+}
+
+/// The rules of every group whose prefix holds `p` (itself included), in
+/// list order.
+fn held_by(p: &Prefix, g: &ByPrefix) -> Vec<u32> {
     let a = u32::from(p.addr);
-    (0..=p.len).map(move |l| (l, mask(a, l)))
+    let mut v: Vec<u32> = (0..=p.len)
+        .filter_map(|l| g.get(&(l, mask(a, l))))
+        .flatten()
+        .copied()
+        .collect();
+    v.sort_unstable();
+    v
 }
 
 /// One candidate while pruning: the rule's match on protocol and ports.
@@ -330,12 +357,9 @@ impl CompiledAcl {
             }
             runs.push(run);
         }
-        let mut by_dst: HashMap<(u8, u32), Vec<u32>> = HashMap::new();
-        for (i, r) in rules.iter().enumerate() {
-            by_dst.entry(key(&r.dst)).or_default().push(i as u32);
-        }
-        let mut dsts: Vec<(u8, u32)> = by_dst.keys().copied().collect();
-        dsts.sort_unstable();
+        let all: Vec<u32> = (0..rules.len() as u32).collect();
+        let by_dst = group_by(rules, &all, |r| r.dst);
+        let dsts = keys_of(&by_dst);
         let too_big = |what, need, max: u32| CompileError::TooBig {
             what,
             need,
@@ -361,29 +385,11 @@ impl CompiledAcl {
             let node = node as u32;
             let dp = prefix(d);
             // The rules matching on this node's destinations, in order.
-            let mut rd: Vec<u32> = ancestors(&dp)
-                .filter_map(|k| by_dst.get(&k))
-                .flatten()
-                .copied()
-                .collect();
-            rd.sort_unstable();
-            let mut by_src: HashMap<(u8, u32), Vec<u32>> = HashMap::new();
-            for &i in &rd {
-                by_src
-                    .entry(key(&rules[i as usize].src))
-                    .or_default()
-                    .push(i);
-            }
-            let mut srcs: Vec<(u8, u32)> = by_src.keys().copied().collect();
-            srcs.sort_unstable();
-            for s in srcs {
+            let rd = held_by(&dp, &by_dst);
+            let by_src = group_by(rules, &rd, |r| r.src);
+            for s in keys_of(&by_src) {
                 let sp = prefix(s);
-                let mut rc: Vec<u32> = ancestors(&sp)
-                    .filter_map(|k| by_src.get(&k))
-                    .flatten()
-                    .copied()
-                    .collect();
-                rc.sort_unstable();
+                let rc = held_by(&sp, &by_src);
                 let cands = rc.iter().map(|&i| {
                     let r = &rules[i as usize];
                     Cand {
@@ -553,28 +559,40 @@ mod tests {
     use crate::xdp::acl::parse_rules;
     use proptest::prelude::*;
 
-    fn ip(s: &str) -> Ipv4Addr {
-        s.parse().unwrap()
-    }
-
+    /// A deny sends the packet on to the next entry; an entry whose
+    /// deny matches last leaves it "denied", one nothing matches "no match".
     #[test]
     fn deny_skips_to_the_next_entry_as_the_walk_does() {
         let rules = parse_rules(
-            "deny ip host 10.1.1.9 any policy 10\n\
-             permit ip 10.1.1.0/24 10.1.2.0/24 policy 10\n\
-             permit ip 10.1.1.0/24 10.1.2.0/24 policy 20\n\
-             deny ip 10.1.1.0/24 10.1.3.0/24 policy 30\n\
-             permit ip 10.1.1.0/24 any policy 30\n",
+            "deny udp any 10.7.0.0/16 dport 53 policy 5\n\
+             permit ip 10.6.0.0/16 10.7.0.0/16 policy 5\n\
+             deny ip host 10.6.0.9 10.7.1.0/24 policy 15\n\
+             permit udp 10.6.0.0/24 10.7.1.0/24 policy 15\n\
+             permit udp any 10.7.1.0/24 dport 53 policy 25\n",
         )
         .unwrap();
         let c = CompiledAcl::compile(&rules).unwrap();
-        let pick = |s: &str, d: &str| c.lookup(ip(s), ip(d), 1, None);
-        assert_eq!(pick("10.1.1.9", "10.1.2.2"), Verdict::Permit(2));
-        assert_eq!(pick("10.1.1.2", "10.1.2.2"), Verdict::Permit(1));
-        assert_eq!(pick("10.1.1.2", "10.1.3.2"), Verdict::Denied);
-        assert_eq!(pick("10.1.1.2", "10.1.4.2"), Verdict::Permit(4));
-        assert_eq!(pick("10.9.1.2", "10.1.4.2"), Verdict::NoMatch);
-        assert_eq!(pick("10.1.1.9", "10.1.4.2"), Verdict::Permit(4));
+        let dns = Some((4000, 53));
+        let pick = |s: &str, d: &str, ports| c.lookup(ip(s), ip(d), 17, ports);
+        assert_eq!(
+            pick("10.6.0.2", "10.7.1.2", Some((4000, 80))),
+            Verdict::Permit(1)
+        );
+        assert_eq!(pick("10.6.0.2", "10.7.1.2", dns), Verdict::Permit(3));
+        assert_eq!(pick("10.6.0.9", "10.7.1.2", dns), Verdict::Permit(4));
+        assert_eq!(pick("10.6.0.9", "10.7.2.2", dns), Verdict::Denied);
+        assert_eq!(pick("10.5.0.9", "10.7.2.2", Some((1, 2))), Verdict::NoMatch);
+        for (s, d, ports) in [
+            ("10.6.0.2", "10.7.1.2", dns),
+            ("10.6.0.9", "10.7.1.2", dns),
+            ("10.6.0.9", "10.7.2.2", dns),
+            ("10.6.0.9", "10.7.2.2", None),
+        ] {
+            assert_eq!(
+                pick(s, d, ports),
+                Verdict::of_walk(&rules, ip(s), ip(d), 17, ports)
+            );
+        }
     }
 
     /// Two runs with the same sequence number apart in the list are two
@@ -781,5 +799,9 @@ mod tests {
                 );
             }
         }
+    }
+
+    fn ip(s: &str) -> Ipv4Addr {
+        s.parse().unwrap()
     }
 }

@@ -129,9 +129,12 @@ struct ClsMaps {
     src: LpmTrie<MapData, ClsKeyData, ClsCellRaw>,
     cand: Array<MapData, ClsCandRaw>,
     bank: u32,
-    /// The LPM keys each bank holds (destination, source).
-    keys: [(Vec<LpmKey<ClsKeyData>>, Vec<LpmKey<ClsKeyData>>); 2],
+    /// The LPM keys each bank holds.
+    keys: [BankKeys; 2],
 }
+
+/// The LPM keys of one bank: (destination trie, source trie).
+type BankKeys = (Vec<LpmKey<ClsKeyData>>, Vec<LpmKey<ClsKeyData>>);
 
 /// A node's tag in bank `bank` (the top bit is the bank).
 fn node_tag(bank: u32, node: u32) -> u32 {
@@ -317,12 +320,7 @@ impl Classifier {
         };
         let mut nl = Netlink::open().map_err(|e| attach_err(e.to_string()))?;
         let ifindex = ifindex_of(&mut nl, ifname)?;
-        let prog: &Xdp = self
-            .ebpf
-            .program(prog_name(self.side))
-            .ok_or_else(|| XdpError::Load(sname, "program vanished".into()))?
-            .try_into()
-            .map_err(|e: aya::programs::ProgramError| XdpError::Load(sname, e.to_string()))?;
+        let prog = self.program()?;
         let fd = prog
             .fd()
             .map_err(|e| XdpError::Load(sname, e.to_string()))?
@@ -514,6 +512,16 @@ impl Classifier {
         Ok(per_cpu.iter().copied().collect())
     }
 
+    /// The loaded XDP program.
+    fn program(&self) -> Result<&Xdp, XdpError> {
+        let sname = self.side.name();
+        self.ebpf
+            .program(prog_name(self.side))
+            .ok_or_else(|| XdpError::Load(sname, "program vanished".into()))?
+            .try_into()
+            .map_err(|e: aya::programs::ProgramError| XdpError::Load(sname, e.to_string()))
+    }
+
     /// Runs the loaded program once on `frame` in the kernel
     /// (`BPF_PROG_TEST_RUN`, attached or not; a redirect is not carried
     /// out), `repeat` times: the XDP action it returned and the kernel's
@@ -525,12 +533,7 @@ impl Classifier {
     ) -> Result<(u32, std::time::Duration), XdpError> {
         use aya::programs::{TestRun, TestRunOptions};
         let sname = self.side.name();
-        let prog: &Xdp = self
-            .ebpf
-            .program(prog_name(self.side))
-            .ok_or_else(|| XdpError::Load(sname, "program vanished".into()))?
-            .try_into()
-            .map_err(|e: aya::programs::ProgramError| XdpError::Load(sname, e.to_string()))?;
+        let prog = self.program()?;
         let mut opts = TestRunOptions::new();
         opts.data_in = Some(frame);
         opts.repeat = repeat.max(1);
