@@ -158,6 +158,10 @@ fn sa_tables(n: usize) -> Arc<SaTables> {
 struct Row {
     n: usize,
     shape: String,
+    /// Wall time to compile the list, and to install it into the maps
+    /// (the bank switch included).
+    compile_ms: f64,
+    install_ms: Option<f64>,
     xdp_ns: Option<f64>,
     model_ns: f64,
     walk_ns: Option<f64>,
@@ -168,7 +172,9 @@ struct Row {
 
 fn measure(o: &Opts, n: usize, xdp: Option<&mut Classifier>) -> Row {
     let rules = rules(n);
+    let t0 = std::time::Instant::now();
     let compiled = CompiledAcl::compile(&rules).expect("compiles");
+    let compile_ms = t0.elapsed().as_secs_f64() * 1e3;
     let pkts = packets(n, o.packets);
     // Every packet is protected by its own entry's permit (rule 2i+1).
     for p in &pkts {
@@ -178,8 +184,11 @@ fn measure(o: &Opts, n: usize, xdp: Option<&mut Classifier>) -> Row {
             espgw_dataplane::xdp::classify::Verdict::Permit(2 * p.entry + 1)
         );
     }
+    let mut install_ms = None;
     let xdp_ns = xdp.map(|c| {
+        let t0 = std::time::Instant::now();
         c.set_compiled_acl(&compiled).expect("installs");
+        install_ms = Some(t0.elapsed().as_secs_f64() * 1e3);
         let frames: Vec<Vec<u8>> = pkts.iter().take(64).map(frame).collect();
         let mut total = 0.0;
         for f in &frames {
@@ -221,6 +230,8 @@ fn measure(o: &Opts, n: usize, xdp: Option<&mut Classifier>) -> Row {
     Row {
         n,
         shape: compiled.shape().to_string(),
+        compile_ms,
+        install_ms,
         xdp_ns,
         model_ns,
         walk_ns,
@@ -288,6 +299,12 @@ pub fn run(o: &Opts) {
         );
     }
     for r in &rows {
-        println!("  {} entries compiled: {}", r.n, r.shape);
+        println!(
+            "  {} entries compiled: {}; compile {:.1} ms, install {} ms",
+            r.n,
+            r.shape,
+            r.compile_ms,
+            r.install_ms.map_or("-".into(), |v| format!("{v:.1}"))
+        );
     }
 }
