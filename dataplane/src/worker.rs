@@ -25,7 +25,7 @@ pub mod syslog;
 
 use crate::esp::DropReason;
 use crate::sys::xsk::{Packet, XskConfig, XskError, XskSet};
-use crate::xdp::acl::AclRule;
+use crate::xdp::classify::AclSet;
 use crate::xdp::Side;
 use esp_path::EspState;
 use fib::FibReader;
@@ -177,7 +177,7 @@ impl Worker {
 
     /// Turns on ESP: interesting traffic is encapsulated with SAs from the
     /// region, ESP from the outside decapsulated.
-    pub fn with_esp(mut self, source: Arc<SaSource>, acl: Arc<Published<Vec<AclRule>>>) -> Self {
+    pub fn with_esp(mut self, source: Arc<SaSource>, acl: Arc<Published<AclSet>>) -> Self {
         self.esp = Some(EspState::new(source, acl, self.cfg.id as u16));
         self
     }

@@ -5,6 +5,7 @@
 //! `scale`: one SA on N pinned cores, wall clock (see scale.rs).
 #![forbid(unsafe_code)]
 
+mod classify;
 mod clock;
 mod dut;
 mod esp_bench;
@@ -33,6 +34,22 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Classifier (XDP, its Rust model, the old walk) and SA lookup cost per packet at N
+    /// crypto map entries, as ratios to the first N (see classify.rs). XDP needs root.
+    Classify {
+        /// Entry counts to measure, comma separated (the first is the baseline).
+        #[arg(long, value_delimiter = ',', default_value = "10,10000")]
+        entries: Vec<usize>,
+        /// Distinct packets per measurement.
+        #[arg(long, default_value_t = 4096)]
+        packets: usize,
+        /// BPF_PROG_TEST_RUN repetitions per frame (64 frames).
+        #[arg(long, default_value_t = 100_000)]
+        repeat: u32,
+        /// Walk the whole list only up to this many entries.
+        #[arg(long, default_value_t = 20_000)]
+        walk_max: usize,
+    },
     /// ESP encapsulation/decapsulation through the batch path vs OpenSSL's same crypto.
     Crypto {
         /// IOS transform set, e.g. "esp-3des esp-md5-hmac".
@@ -127,6 +144,23 @@ fn main() {
                 eprintln!("espgw-perf gen: {e}");
                 std::process::exit(1);
             }
+        }
+        Cmd::Classify {
+            entries,
+            packets,
+            repeat,
+            walk_max,
+        } => {
+            if entries.is_empty() || entries.contains(&0) || packets == 0 {
+                eprintln!("espgw-perf: --entries and --packets must be positive");
+                std::process::exit(2);
+            }
+            classify::run(&classify::Opts {
+                entries,
+                packets,
+                repeat,
+                walk_max,
+            });
         }
         Cmd::Scale {
             transform,

@@ -107,6 +107,19 @@ pub struct Geometry {
 }
 
 impl Geometry {
+    /// The region espgw-control creates: 65,536 SA slots (32,768 tunnels
+    /// of one SA each way, or any mix of site-to-site and remote-access
+    /// SAs), a 4096-event sa_request ring and a 16,384-entry request table
+    /// (one rate-limit entry per crypto-map entry or ACL line asking; 10,000
+    /// entries asking at once fit). 35,393,536 bytes (33.8 MiB) under
+    /// /dev/shm; the SPI index has 131,072 buckets (at most half full).
+    /// A worker rebuilding its tables after a change reads every slot: ~16 MiB.
+    pub const GATEWAY: Geometry = Geometry {
+        capacity: 65_536,
+        ring_capacity: 4096,
+        request_entries: 16_384,
+    };
+
     /// `capacity` SA slots, a 1024-event ring and a 1024-entry request table.
     pub fn with_capacity(capacity: u32) -> Geometry {
         Geometry {
@@ -362,6 +375,12 @@ mod tests {
         assert_eq!(hdr::RING_TAIL * 8, 320);
         assert_eq!(hdr::RING_HEAD * 8, 384);
         assert_eq!(hdr::GLOBAL_COUNTERS * 8, 512);
+    }
+
+    #[test]
+    fn the_gateway_geometry_is_as_documented() {
+        let l = Layout::new(Geometry::GATEWAY).unwrap();
+        assert_eq!((l.total_bytes, l.index_buckets), (35_393_536, 131_072));
     }
 
     #[test]

@@ -40,7 +40,7 @@ use crate::esp::{
 };
 use crate::sadb::{monotonic_ms, GlobalCounter, MapName, PostOutcome, SaRequest, SlotId};
 use crate::sys::xsk::{Packet, XskSet};
-use crate::xdp::acl::{first_match, AclAction, AclRule};
+use crate::xdp::classify::AclSet;
 use crate::xdp::Side;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
@@ -55,7 +55,7 @@ pub struct EspState {
     pub source: Arc<SaSource>,
     pub tables: Arc<SaTables>,
     pub ctx: EspContext,
-    pub acl: Arc<Published<Vec<AclRule>>>,
+    pub acl: Arc<Published<AclSet>>,
     pub worker_id: u16,
     /// This batch's latest invalid-SPI, replay and ICV-failure events (the
     /// worker publishes them after the batch, for the crypto log).
@@ -63,7 +63,7 @@ pub struct EspState {
 }
 
 impl EspState {
-    pub fn new(source: Arc<SaSource>, acl: Arc<Published<Vec<AclRule>>>, worker_id: u16) -> Self {
+    pub fn new(source: Arc<SaSource>, acl: Arc<Published<AclSet>>, worker_id: u16) -> Self {
         let tables = source.tables(&Arc::new(SaTables {
             generation: u64::MAX,
             ..Default::default()
@@ -449,16 +449,9 @@ fn post_sa_request(
     proto: u8,
     ports: Option<(u16, u16)>,
 ) {
-    let rules = st.acl.get();
-    let rule = first_match(&rules, src, dst, proto, ports);
-    let (map, seq, idx) = match rule {
-        Some(r) if r.action == AclAction::Permit => {
-            let idx = rules
-                .iter()
-                .position(|x| std::ptr::eq(x, r))
-                .map(|i| i as u32);
-            (r.crypto_map, u32::from(r.policy), idx)
-        }
+    let acl = st.acl.get();
+    let (map, seq, idx) = match acl.protecting(src, dst, proto, ports) {
+        Some((i, r)) => (r.crypto_map, u32::from(r.policy), Some(i as u32)),
         // Steered by a rule we no longer have: still ask, without an entry.
         _ => (MapName::default(), 0, None),
     };
