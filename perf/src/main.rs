@@ -17,8 +17,6 @@ mod scale;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-#[cfg(feature = "openssl")]
-use espgw_dataplane::crypto::tdes::Level;
 use espgw_dataplane::crypto::transform::Transform;
 
 #[derive(Parser)]
@@ -50,6 +48,14 @@ enum Cmd {
         /// One JSON document on stdout instead of text.
         #[arg(long)]
         json: bool,
+        /// Force every batch kernel's dispatch level (avx512, avx2, portable; lowered to
+        /// what the CPU has). OpenSSL's baseline is held to the same SIMD level
+        /// (OPENSSL_ia32cap) unless --openssl-native.
+        #[arg(long)]
+        level: Option<String>,
+        /// With --level: let OpenSSL use everything this CPU has.
+        #[arg(long)]
+        openssl_native: bool,
     },
     /// One SA pair on N pinned cores: aggregate throughput and scaling vs N=1.
     Scale {
@@ -162,56 +168,17 @@ fn main() {
             all,
             secs,
             json,
-        } => {
-            let budget = Duration::from_secs_f64(secs);
-            let configs: Vec<(Transform, usize, usize)> = if all {
-                let mut v = Vec::new();
-                for t in Transform::all() {
-                    for size in [64, 512, 1400] {
-                        for batch in [1, 64] {
-                            v.push((t, size, batch));
-                        }
-                    }
-                }
-                v
-            } else {
-                match Transform::parse(&transform) {
-                    Ok(t) => vec![(t, size, batch)],
-                    Err(e) => {
-                        eprintln!("espgw-perf: --transform: {e}");
-                        std::process::exit(2);
-                    }
-                }
-            };
-            if batch == 0 || size < 20 {
-                eprintln!("espgw-perf: --batch must be >= 1 and --size >= 20 (an IPv4 header)");
-                std::process::exit(2);
-            }
-            let hz = clock::cpu_hz();
-            if !json {
-                println!(
-                    "espgw-perf crypto: one core, {:.0} MHz nominal, batch kernels at level {}; rates per CPU-second",
-                    hz / 1e6,
-                    Level::detect().name()
-                );
-            }
-            let mut results = Vec::new();
-            for (t, size, batch) in configs {
-                let r = esp_bench::bench(t, size, batch, budget);
-                if !json {
-                    r.print();
-                }
-                results.push(r.json());
-            }
-            if json {
-                let doc = serde_json::json!({
-                    "cpu_mhz": (hz / 1e6).round(),
-                    "level": Level::detect().name(),
-                    "openssl": openssl::version::version(),
-                    "results": results,
-                });
-                println!("{}", serde_json::to_string_pretty(&doc).unwrap());
-            }
-        }
+            level,
+            openssl_native,
+        } => esp_bench::run_cli(&esp_bench::CliOpts {
+            transform,
+            size,
+            batch,
+            all,
+            secs,
+            json,
+            level,
+            openssl_native,
+        }),
     }
 }

@@ -196,9 +196,15 @@ pub fn vaes_available() -> bool {
     false
 }
 
+/// True when [`cbc_encrypt_many`] at the active level runs chains side by side (VAES);
+/// otherwise it is one chain after another, as any CBC loop.
+pub fn multi_lane() -> bool {
+    Level::active() == Level::Avx512 && vaes_available()
+}
+
 /// Encrypts every job as its own CBC chain, lanes across jobs.
 pub fn cbc_encrypt_many(jobs: &mut [AesCbcJob<'_>]) {
-    cbc_encrypt_many_at(Level::detect(), jobs)
+    cbc_encrypt_many_at(Level::active(), jobs)
 }
 
 /// [`cbc_encrypt_many`] at a forced level: the VAES engine needs `Level::Avx512` and VAES;

@@ -219,7 +219,7 @@ fn run<W: W32>(
 
 /// HMAC-MD5 of every job, lanes across jobs (ragged lengths, mixed keys allowed).
 pub fn hmac_md5_many(jobs: &mut [HmacMd5Job<'_>]) {
-    hmac_md5_many_at(Level::detect(), jobs)
+    hmac_md5_many_at(Level::active(), jobs)
 }
 
 /// [`hmac_md5_many`] at a forced level (lowered to what the CPU supports).

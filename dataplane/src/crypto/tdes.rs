@@ -23,8 +23,12 @@ mod scalar;
 mod generated;
 mod tables;
 
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::OnceLock;
 use zeroize::Zeroize;
+
+/// The process-wide ceiling set by [`Level::force`] (`u8::MAX`: none).
+static CEILING: AtomicU8 = AtomicU8::new(u8::MAX);
 
 /// SIMD level of the batch crypto kernels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -58,6 +62,29 @@ impl Level {
             }
             Level::Portable
         })
+    }
+
+    /// The level every batch kernel dispatches at by default: [`Level::detect`], lowered
+    /// to the ceiling of [`Level::force`] when one is set.
+    pub fn active() -> Level {
+        let detected = Level::detect();
+        match CEILING.load(Ordering::Relaxed) {
+            u8::MAX => detected,
+            c => Level::ALL[usize::from(c).min(2)].min(detected),
+        }
+    }
+
+    /// Caps every kernel's dispatch level for the whole process (benchmarks and tests force
+    /// AVX2 or portable code on a CPU that has more); `None` lifts the cap. Keys built
+    /// before the call stay valid: each kernel reads the level when it runs.
+    pub fn force(ceiling: Option<Level>) {
+        let v = ceiling.map_or(u8::MAX, |l| l as u8);
+        CEILING.store(v, Ordering::Relaxed);
+    }
+
+    /// Parses a level name as [`Level::name`] prints it.
+    pub fn from_name(s: &str) -> Option<Level> {
+        Level::ALL.into_iter().find(|l| l.name() == s)
     }
 
     /// Every level, lowest first.
@@ -372,12 +399,12 @@ fn engine(level: Level) -> Box<dyn Engine> {
 /// Encrypts each job as its own CBC chain; lanes are taken across jobs (mixed lengths and
 /// keys allowed).
 pub fn cbc_encrypt_many(jobs: &mut [CbcJob<'_>]) {
-    cbc_encrypt_many_at(Level::detect(), jobs)
+    cbc_encrypt_many_at(Level::active(), jobs)
 }
 
 /// Decrypts each job as its own CBC chain; every block of every job is a lane.
 pub fn cbc_decrypt_many(jobs: &mut [CbcJob<'_>]) {
-    cbc_decrypt_many_at(Level::detect(), jobs)
+    cbc_decrypt_many_at(Level::active(), jobs)
 }
 
 /// [`cbc_encrypt_many`] at a forced level (lowered to what the CPU supports).

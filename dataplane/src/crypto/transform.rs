@@ -418,6 +418,11 @@ pub struct SaCrypto {
     gcm_mb: Option<Box<GcmKey>>,
 }
 
+/// Whether the VAES/VPCLMULQDQ GCM runs at the active level (it needs AVX-512).
+fn gcm_fast() -> bool {
+    tdes::Level::active() == tdes::Level::Avx512
+}
+
 /// The batch 3DES view of CBC jobs (3DES IVs are the first 8 bytes).
 fn tdes_jobs<'j>(key: &'j Tdes3Key, jobs: &'j mut [CipherJob<'_>]) -> Vec<CbcJob<'j>> {
     jobs.iter_mut()
@@ -520,7 +525,7 @@ impl SaCrypto {
             )),
         };
         let aes_mb = match transform.cipher {
-            Cipher::AesCbc(_) if aesmb::vaes_available() => AesKey::new(enc_key).map(Box::new),
+            Cipher::AesCbc(_) => AesKey::new(enc_key).map(Box::new),
             _ => None,
         };
         let gcm_mb = match transform.cipher {
@@ -544,8 +549,8 @@ impl SaCrypto {
     /// CBC-encrypts every job in place (one chain per job). Jobs of a null cipher are
     /// left as they are; AEAD transforms use [`SaCrypto::seal_many`].
     pub fn encrypt_many(&self, jobs: &mut [CipherJob<'_>]) {
-        if let Some(key) = &self.aes_mb {
-            // AES-CBC encryption, 16 chains at once with VAES.
+        if let Some(key) = self.aes_mb.as_ref().filter(|_| aesmb::multi_lane()) {
+            // AES-CBC encryption, several chains at once (VAES or AES-NI lanes).
             let mut mjobs: Vec<AesCbcJob<'_>> = jobs
                 .iter_mut()
                 .map(|j| AesCbcJob {
@@ -628,7 +633,7 @@ impl SaCrypto {
 
     /// AES-GCM encrypts every job in place and fills its tag.
     pub fn seal_many(&self, jobs: &mut [AeadJob<'_>]) {
-        if let Some(k) = &self.gcm_mb {
+        if let Some(k) = self.gcm_mb.as_ref().filter(|_| gcm_fast()) {
             for j in jobs.iter_mut() {
                 let nonce = self.nonce(&j.explicit_iv);
                 j.tag = k.seal(&nonce, &j.aad[..j.aad_len], j.data);
@@ -661,7 +666,7 @@ impl SaCrypto {
     /// AES-GCM verifies and decrypts every job in place; `ok` says whether the tag
     /// verified (on failure the data is left unusable and must be dropped).
     pub fn open_many(&self, jobs: &mut [AeadJob<'_>]) {
-        if let Some(k) = &self.gcm_mb {
+        if let Some(k) = self.gcm_mb.as_ref().filter(|_| gcm_fast()) {
             for j in jobs.iter_mut() {
                 let nonce = self.nonce(&j.explicit_iv);
                 j.ok = k.open(&nonce, &j.aad[..j.aad_len], j.data, &j.tag);
