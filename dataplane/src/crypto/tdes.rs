@@ -18,6 +18,7 @@ mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 mod bitslice;
+mod latency;
 mod scalar;
 #[rustfmt::skip]
 mod generated;
@@ -137,6 +138,8 @@ pub(crate) struct Sched {
     eform: [[u8; 8]; 48],
     /// Each E-form key byte repeated in a u32, for `vpxord` with an embedded broadcast.
     bcast: [[u32; 8]; 48],
+    /// The key-folded schedule of the latency path.
+    lat: latency::LatKeys,
 }
 
 impl Sched {
@@ -148,7 +151,13 @@ impl Sched {
             }
         }
         let bcast = eform.map(|e| e.map(|b| u32::from(b) * 0x0101_0101));
-        Sched { sub, eform, bcast }
+        let lat = latency::LatKeys::new(&eform);
+        Sched {
+            sub,
+            eform,
+            bcast,
+            lat,
+        }
     }
 }
 
@@ -267,13 +276,35 @@ impl<E: Engine> Engine for Hybrid<E> {
     }
     fn crypt(&mut self, blocks: &mut [[u8; 8]], keys: &[&Sched]) {
         if blocks.len() < self.min_wide {
-            for (b, k) in blocks.iter_mut().zip(keys) {
-                scalar::crypt_block(k, b);
-            }
+            crypt_short(blocks, keys);
         } else {
             self.wide.crypt(blocks, keys);
         }
     }
+}
+
+/// The latency path over blocks with per-block keys: runs of one key go two at a time.
+fn crypt_short(blocks: &mut [[u8; 8]], keys: &[&Sched]) {
+    let mut i = 0;
+    while i < blocks.len() {
+        let k = keys[i];
+        let mut e = i + 1;
+        while e < blocks.len() && core::ptr::eq(keys[e], k) {
+            e += 1;
+        }
+        latency::crypt_blocks(k, &mut blocks[i..e]);
+        i = e;
+    }
+}
+
+/// Runs the latency path alone on independent blocks (tests compare it with the others).
+pub fn latency_crypt_blocks(key: &Tdes3Key, encrypt: bool, blocks: &mut [[u8; 8]]) {
+    latency::crypt_blocks(if encrypt { &key.enc } else { &key.dec }, blocks)
+}
+
+/// Runs the latency path alone for CBC encryption (tests and benchmarks).
+pub fn latency_cbc_encrypt(jobs: &mut [CbcJob<'_>]) {
+    latency::cbc_encrypt(jobs)
 }
 
 /// Runs the one-block path only (tests and benchmarks compare it with the wide engines).
@@ -377,6 +408,22 @@ fn decrypt_with(eng: &mut dyn Engine, jobs: &mut [CbcJob<'_>]) {
 /// with `espgw-perf primitives`), per level: portable, AVX2, AVX-512.
 const MIN_WIDE: [usize; 3] = [20, 24, 3];
 
+/// Fewest CBC chains (packets) per encryption call for which the wide engine beats the
+/// latency path (measured with `espgw-perf primitives`), per level.
+const MIN_WIDE_CHAINS: [usize; 3] = [20, 24, 3];
+
+/// The latency path as an engine, for calls too small to build a wide one.
+struct Short;
+
+impl Engine for Short {
+    fn lanes(&self) -> usize {
+        64
+    }
+    fn crypt(&mut self, blocks: &mut [[u8; 8]], keys: &[&Sched]) {
+        crypt_short(blocks, keys)
+    }
+}
+
 fn engine(level: Level) -> Box<dyn Engine> {
     match level.clamp() {
         #[cfg(target_arch = "x86_64")]
@@ -412,6 +459,11 @@ pub fn cbc_encrypt_many_at(level: Level, jobs: &mut [CbcJob<'_>]) {
     if jobs.is_empty() {
         return;
     }
+    // Fewer chains than the wide engine needs to beat the latency path: no engine at all.
+    let chains = jobs.iter().filter(|j| j.data.len() >= 8).count();
+    if chains < MIN_WIDE_CHAINS[level.clamp() as usize] {
+        return latency::cbc_encrypt(jobs);
+    }
     encrypt_with(engine(level).as_mut(), jobs)
 }
 
@@ -419,6 +471,10 @@ pub fn cbc_encrypt_many_at(level: Level, jobs: &mut [CbcJob<'_>]) {
 pub fn cbc_decrypt_many_at(level: Level, jobs: &mut [CbcJob<'_>]) {
     if jobs.is_empty() {
         return;
+    }
+    let blocks: usize = jobs.iter().map(|j| j.data.len() / 8).sum();
+    if blocks < MIN_WIDE[level.clamp() as usize] {
+        return decrypt_with(&mut Short, jobs);
     }
     decrypt_with(engine(level).as_mut(), jobs)
 }
@@ -493,6 +549,66 @@ mod tests {
                     assert_eq!(blocks, want, "{level:?} n={n} mixed={mixed} enc={enc}");
                 }
             }
+        }
+    }
+
+    /// The latency path against the one-block path: independent blocks, both directions,
+    /// odd and even counts; and CBC chains of ragged lengths and mixed keys against the
+    /// wide engine of every level.
+    #[test]
+    fn latency_path_matches_one_block_path_and_wide_engines() {
+        let keys: Vec<Tdes3Key> = (0..3u8)
+            .map(|i| Tdes3Key::new(&core::array::from_fn(|b| (b as u8).wrapping_mul(53) ^ i)))
+            .collect();
+        for n in [1usize, 2, 3, 8, 9] {
+            for enc in [true, false] {
+                let mut blocks: Vec<[u8; 8]> = (0..n)
+                    .map(|i| (i as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15).to_be_bytes())
+                    .collect();
+                let mut want = blocks.clone();
+                for b in want.iter_mut() {
+                    scalar_crypt_block(&keys[1], enc, b);
+                }
+                latency_crypt_blocks(&keys[1], enc, &mut blocks);
+                assert_eq!(blocks, want, "n={n} enc={enc}");
+            }
+        }
+        let lens = [8usize, 16, 1400, 72, 8, 0, 24, 512, 7, 64];
+        let make = || -> Vec<Vec<u8>> {
+            lens.iter()
+                .enumerate()
+                .map(|(i, &l)| (0..l).map(|b| (b * 7 + i * 31) as u8).collect())
+                .collect()
+        };
+        let mut want = make();
+        let mut wjobs: Vec<CbcJob> = want
+            .iter_mut()
+            .enumerate()
+            .map(|(i, d)| CbcJob {
+                key: &keys[i % 3],
+                iv: [i as u8; 8],
+                data: d,
+            })
+            .collect();
+        latency_cbc_encrypt(&mut wjobs);
+        let wivs: Vec<[u8; 8]> = wjobs.iter().map(|j| j.iv).collect();
+        drop(wjobs);
+        for level in Level::available() {
+            let mut got = make();
+            let mut jobs: Vec<CbcJob> = got
+                .iter_mut()
+                .enumerate()
+                .map(|(i, d)| CbcJob {
+                    key: &keys[i % 3],
+                    iv: [i as u8; 8],
+                    data: d,
+                })
+                .collect();
+            encrypt_with(engine(level).as_mut(), &mut jobs);
+            let ivs: Vec<[u8; 8]> = jobs.iter().map(|j| j.iv).collect();
+            drop(jobs);
+            assert_eq!(got, want, "{level:?}");
+            assert_eq!(ivs, wivs, "{level:?}");
         }
     }
 }
