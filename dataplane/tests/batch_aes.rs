@@ -13,18 +13,18 @@ fn hex(s: &str) -> Vec<u8> {
         .collect()
 }
 
-/// The fallback, and the VAES engine where this CPU has it (recorded as skipped for `test`
-/// where it does not).
+mod levels;
+
+/// Every level this CPU runs: the `aes` crate (portable), the AES-NI lanes (AVX2; AVX-512
+/// with fewer chains than the VAES engine takes) and the VAES engine (AVX-512 with VAES).
 fn levels(test: &str) -> Vec<Level> {
-    if aesmb::vaes_available() {
-        vec![Level::Portable, Level::Avx512]
-    } else {
-        espgw_lab::prereq::skip(
-            &format!("{test} [vaes]"),
-            "this CPU lacks AVX-512F and VAES",
-        );
-        vec![Level::Portable]
+    if !aesmb::vaes_available() {
+        espgw_lab::prereq::skip(&format!("{test} [vaes]"), "this CPU lacks AVX-512F and VAES");
     }
+    if !aesmb::aesni_available() {
+        espgw_lab::prereq::skip(&format!("{test} [aes-ni]"), "this CPU lacks AES-NI");
+    }
+    levels::levels(test)
 }
 
 #[test]

@@ -29,6 +29,8 @@ pub mod gcm {
     }
 }
 #[cfg(target_arch = "x86_64")]
+mod aesni;
+#[cfg(target_arch = "x86_64")]
 mod vaes;
 
 use aes::cipher::{BlockCipherEncrypt, KeyInit};
@@ -196,24 +198,49 @@ pub fn vaes_available() -> bool {
     false
 }
 
-/// True when [`cbc_encrypt_many`] at the active level runs chains side by side (VAES);
-/// otherwise it is one chain after another, as any CBC loop.
-pub fn multi_lane() -> bool {
-    Level::active() == Level::Avx512 && vaes_available()
+/// True when this CPU runs the AES-NI engine (eight chains side by side in xmm registers).
+pub fn aesni_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        aesni::available()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
 }
+
+/// True when [`cbc_encrypt_many`] at the active level runs chains side by side (VAES at
+/// AVX-512, AES-NI from AVX2 up); otherwise it is one chain after another through the
+/// `aes` crate, as any CBC loop.
+pub fn multi_lane() -> bool {
+    Level::active() >= Level::Avx2 && aesni_available()
+}
+
+/// Fewest chains for which the 16-lane VAES engine beats eight AES-NI lanes.
+const MIN_VAES_CHAINS: usize = 12;
 
 /// Encrypts every job as its own CBC chain, lanes across jobs.
 pub fn cbc_encrypt_many(jobs: &mut [AesCbcJob<'_>]) {
     cbc_encrypt_many_at(Level::active(), jobs)
 }
 
-/// [`cbc_encrypt_many`] at a forced level: the VAES engine needs `Level::Avx512` and VAES;
-/// anything else runs each chain through the `aes` crate.
+/// [`cbc_encrypt_many`] at a forced level: the VAES engine needs `Level::Avx512` and VAES
+/// (and enough chains to fill it), the AES-NI engine `Level::Avx2` and AES-NI; anything
+/// else runs each chain through the `aes` crate.
 pub fn cbc_encrypt_many_at(level: Level, jobs: &mut [AesCbcJob<'_>]) {
     #[cfg(target_arch = "x86_64")]
-    if level.clamp() == Level::Avx512 && vaes_available() {
-        vaes::cbc_encrypt_many(jobs);
-        return;
+    {
+        let level = level.clamp();
+        if level == Level::Avx512
+            && vaes_available()
+            && jobs.iter().filter(|j| j.data.len() >= 16).count() >= MIN_VAES_CHAINS
+        {
+            vaes::cbc_encrypt_many(jobs);
+            return;
+        }
+        if level >= Level::Avx2 && aesni::available() {
+            aesni::cbc_encrypt_many(jobs);
+            return;
+        }
     }
     let _ = level;
     for j in jobs.iter_mut() {
