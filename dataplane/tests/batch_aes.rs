@@ -19,7 +19,10 @@ mod levels;
 /// with fewer chains than the VAES engine takes) and the VAES engine (AVX-512 with VAES).
 fn levels(test: &str) -> Vec<Level> {
     if !aesmb::vaes_available() {
-        espgw_lab::prereq::skip(&format!("{test} [vaes]"), "this CPU lacks AVX-512F and VAES");
+        espgw_lab::prereq::skip(
+            &format!("{test} [vaes]"),
+            "this CPU lacks AVX-512F and VAES",
+        );
     }
     if !aesmb::aesni_available() {
         espgw_lab::prereq::skip(&format!("{test} [aes-ni]"), "this CPU lacks AES-NI");

@@ -567,7 +567,11 @@ mod tests {
         for n in [1usize, 2, 3, 8, 9] {
             for enc in [true, false] {
                 let mut blocks: Vec<[u8; 8]> = (0..n)
-                    .map(|i| (i as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15).to_be_bytes())
+                    .map(|i| {
+                        (i as u64 + 1)
+                            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+                            .to_be_bytes()
+                    })
                     .collect();
                 let mut want = blocks.clone();
                 for b in want.iter_mut() {

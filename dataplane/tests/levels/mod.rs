@@ -17,7 +17,11 @@ pub fn levels(test: &str) -> Vec<Level> {
     println!(
         "{test}: crypto dispatch levels exercised on this CPU: {}; not available: {}",
         names.join(", "),
-        if skipped.is_empty() { "none".to_string() } else { skipped.join(", ") }
+        if skipped.is_empty() {
+            "none".to_string()
+        } else {
+            skipped.join(", ")
+        }
     );
     run
 }

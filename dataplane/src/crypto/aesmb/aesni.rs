@@ -36,7 +36,8 @@ unsafe fn run<const N: usize>(lanes: &mut [Lane<'_>], blocks: usize, rounds: usi
     let lanes: &mut [Lane<'_>; N] = lanes.try_into().expect("N lanes");
     // SAFETY: 16 readable bytes each; the caller guarantees the data ranges.
     unsafe {
-        let mut s: [__m128i; N] = core::array::from_fn(|l| _mm_loadu_si128(lanes[l].iv.as_ptr().cast()));
+        let mut s: [__m128i; N] =
+            core::array::from_fn(|l| _mm_loadu_si128(lanes[l].iv.as_ptr().cast()));
         let rk = |l: usize, r: usize| _mm_loadu_si128(lanes[l].key.rk[r].as_ptr().cast());
         for b in 0..blocks {
             for l in 0..N {
@@ -93,7 +94,9 @@ unsafe fn one(job: &mut AesCbcJob<'_>) {
 /// Encrypts every job as its own CBC chain, up to eight at a time. Only called when
 /// [`available`].
 pub(super) fn cbc_encrypt_many(jobs: &mut [AesCbcJob<'_>]) {
-    let busy: Vec<usize> = (0..jobs.len()).filter(|&i| jobs[i].data.len() >= 16).collect();
+    let busy: Vec<usize> = (0..jobs.len())
+        .filter(|&i| jobs[i].data.len() >= 16)
+        .collect();
     if busy.len() == 1 {
         // SAFETY: AES-NI detected by the caller (`available`).
         unsafe { one(&mut jobs[busy[0]]) };

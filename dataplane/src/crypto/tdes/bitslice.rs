@@ -188,7 +188,10 @@ impl<W: Word> BitsliceEngine<W> {
             return;
         }
         let groups = W::GROUPS;
-        if let Some(first) = keys.first().filter(|f| keys.iter().all(|k| core::ptr::eq(*k, **f))) {
+        if let Some(first) = keys
+            .first()
+            .filter(|f| keys.iter().all(|k| core::ptr::eq(*k, **f)))
+        {
             // One key in every lane (one SA's batch): each slice is all ones or all zeros
             // (lanes past `keys.len()` are don't-care).
             for r in 0..48 {

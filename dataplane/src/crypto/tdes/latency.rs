@@ -94,9 +94,7 @@ impl LatKeys {
         let k = |r: usize| u64::from_le_bytes(eform_keys[r]);
         // Key of half `a`'s (or b's) next use as round input after round `after`.
         let next = |is_a: bool, after: usize| -> u64 {
-            (after..48)
-                .find(|&r| dst_is_a(r) != is_a)
-                .map_or(0, k)
+            (after..48).find(|&r| dst_is_a(r) != is_a).map_or(0, k)
         };
         let (init_a, init_b) = (next(true, 0), next(false, 0));
         let (mut ca, mut cb) = (init_a, init_b);
@@ -320,7 +318,9 @@ pub(super) fn cbc_encrypt(jobs: &mut [CbcJob<'_>]) {
             if let Some(c) = s {
                 if c.off + 8 > jobs[c.job].data.len() {
                     let off = c.off;
-                    jobs[c.job].iv.copy_from_slice(&jobs[c.job].data[off - 8..off]);
+                    jobs[c.job]
+                        .iv
+                        .copy_from_slice(&jobs[c.job].data[off - 8..off]);
                     *s = None;
                 }
             }
