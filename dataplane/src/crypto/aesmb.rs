@@ -27,9 +27,14 @@ pub mod gcm {
     pub fn available() -> bool {
         false
     }
+    pub fn usable_at(_level: super::Level) -> bool {
+        false
+    }
 }
 #[cfg(target_arch = "x86_64")]
 mod aesni;
+#[cfg(target_arch = "x86_64")]
+mod gcm256;
 #[cfg(target_arch = "x86_64")]
 mod vaes;
 

@@ -418,9 +418,10 @@ pub struct SaCrypto {
     gcm_mb: Option<Box<GcmKey>>,
 }
 
-/// Whether the VAES/VPCLMULQDQ GCM runs at the active level (it needs AVX-512).
+/// Whether the VAES/VPCLMULQDQ GCM runs at the active level (zmm at AVX-512, ymm from
+/// AVX2 up where the CPU has VAES).
 fn gcm_fast() -> bool {
-    tdes::Level::active() == tdes::Level::Avx512
+    aesmb::gcm::usable_at(tdes::Level::active())
 }
 
 /// The batch 3DES view of CBC jobs (3DES IVs are the first 8 bytes).
