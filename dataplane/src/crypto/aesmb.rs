@@ -48,6 +48,9 @@ pub use super::tdes::Level;
 pub struct AesKey {
     /// Round keys 0..=rounds, each 16 bytes in AES byte order.
     rk: [[u8; 16]; 15],
+    /// The equivalent inverse cipher's keys for `aesdec` (FIPS 197 §5.3.5): entry r is
+    /// InvMixColumns(rk[r]) for 0 < r < rounds (entries 0 and `rounds` are rk's own).
+    drk: [[u8; 16]; 15],
     rounds: usize,
     fallback: Fallback,
 }
@@ -61,6 +64,7 @@ enum Fallback {
 impl Drop for AesKey {
     fn drop(&mut self) {
         self.rk.zeroize();
+        self.drk.zeroize();
     }
 }
 
@@ -68,6 +72,38 @@ impl core::fmt::Debug for AesKey {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         write!(f, "AesKey(AES-{}, ..)", 32 * (self.rounds - 6))
     }
+}
+
+/// Multiplication in GF(2^8) modulo x^8 + x^4 + x^3 + x + 1.
+fn gmul(mut a: u8, mut b: u8) -> u8 {
+    let mut p = 0u8;
+    while b != 0 {
+        if b & 1 != 0 {
+            p ^= a;
+        }
+        let hi = a & 0x80;
+        a <<= 1;
+        if hi != 0 {
+            a ^= 0x1b;
+        }
+        b >>= 1;
+    }
+    p
+}
+
+/// InvMixColumns of a round key (each 4-byte column times {0e 0b 0d 09}).
+fn inv_mix_columns(k: &[u8; 16]) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    for c in 0..4 {
+        let a = &k[4 * c..4 * c + 4];
+        for r in 0..4 {
+            out[4 * c + r] = gmul(a[r], 14)
+                ^ gmul(a[(r + 1) % 4], 11)
+                ^ gmul(a[(r + 2) % 4], 13)
+                ^ gmul(a[(r + 3) % 4], 9);
+        }
+    }
+    out
 }
 
 /// The AES S-box, derived from its definition (multiplicative inverse in GF(2^8) modulo
@@ -164,8 +200,13 @@ impl AesKey {
             }
         }
         w.zeroize();
+        let mut drk = rk;
+        for k in drk.iter_mut().take(rounds).skip(1) {
+            *k = inv_mix_columns(k);
+        }
         Some(AesKey {
             rk,
+            drk,
             rounds,
             fallback,
         })
@@ -261,6 +302,43 @@ pub fn cbc_encrypt_many_at(level: Level, jobs: &mut [AesCbcJob<'_>]) {
         }
         j.iv = prev;
     }
+}
+
+/// Decrypts every job in place as its own CBC chain (blocks of a chain are independent, so
+/// eight run side by side); on return `iv` holds the job's last ciphertext block. The
+/// AES-NI path needs `Level::Avx2` and AES-NI; else the `aes` crate, block by block.
+pub fn cbc_decrypt_many_at(level: Level, jobs: &mut [AesCbcJob<'_>]) {
+    #[cfg(target_arch = "x86_64")]
+    if level.clamp() >= Level::Avx2 && aesni::available() {
+        for j in jobs.iter_mut() {
+            aesni::cbc_decrypt(j);
+        }
+        return;
+    }
+    let _ = level;
+    use aes::cipher::BlockCipherDecrypt;
+    for j in jobs.iter_mut() {
+        let mut prev = j.iv;
+        for c in j.data.chunks_exact_mut(16) {
+            let ct: [u8; 16] = c.try_into().expect("16 bytes");
+            let b: &mut [u8; 16] = c.try_into().expect("16 bytes");
+            match &j.key.fallback {
+                Fallback::A128(k) => k.decrypt_block(b.into()),
+                Fallback::A192(k) => k.decrypt_block(b.into()),
+                Fallback::A256(k) => k.decrypt_block(b.into()),
+            }
+            for (x, p) in b.iter_mut().zip(prev.iter()) {
+                *x ^= p;
+            }
+            prev = ct;
+        }
+        j.iv = prev;
+    }
+}
+
+/// [`cbc_decrypt_many_at`] at the active level.
+pub fn cbc_decrypt_many(jobs: &mut [AesCbcJob<'_>]) {
+    cbc_decrypt_many_at(Level::active(), jobs)
 }
 
 #[cfg(test)]

@@ -581,6 +581,19 @@ impl SaCrypto {
 
     /// CBC-decrypts every job in place.
     pub fn decrypt_many(&self, jobs: &mut [CipherJob<'_>]) {
+        if let Some(key) = self.aes_mb.as_ref().filter(|_| aesmb::multi_lane()) {
+            // AES-CBC decryption, eight blocks of a chain side by side (AES-NI).
+            let mut mjobs: Vec<AesCbcJob<'_>> = jobs
+                .iter_mut()
+                .map(|j| AesCbcJob {
+                    key,
+                    iv: j.iv,
+                    data: &mut *j.data,
+                })
+                .collect();
+            aesmb::cbc_decrypt_many(&mut mjobs);
+            return;
+        }
         match &self.cipher {
             CipherState::Null | CipherState::Gcm128(_) | CipherState::Gcm256(_) => {}
             CipherState::Tdes(k) => tdes::cbc_decrypt_many(&mut tdes_jobs(k, jobs)),
