@@ -406,15 +406,15 @@ fn decrypt_with(eng: &mut dyn Engine, jobs: &mut [CbcJob<'_>]) {
 
 /// Fewest blocks per call for which the wide engine beats the latency path (measured with
 /// `espgw-perf primitives` on an AMD EPYC with AVX-512), per level: portable, AVX2,
-/// AVX-512. The 64-lane u64 bitslice runs about as fast as two interleaved latency-path
-/// chains even when full, so portable code keeps to the latency path below 256 blocks.
-const MIN_WIDE: [usize; 3] = [256, 64, 3];
+/// AVX-512. Through the ESP path the full 64-lane u64 bitslice beats two interleaved
+/// latency-path blocks (about 60 against 75 cycles/byte for 3DES-MD5 decapsulation).
+const MIN_WIDE: [usize; 3] = [24, 64, 3];
 
 /// Fewest CBC chains (packets) per encryption call for which the wide engine beats the
 /// latency path (measured with `espgw-perf primitives`), per level.
 /// The 256-lane AVX2 bitslice costs the same per call however few of its lanes are busy:
 /// at 48 chains it is still behind the latency path (about 50 cycles/byte either way).
-const MIN_WIDE_CHAINS: [usize; 3] = [256, 56, 8];
+const MIN_WIDE_CHAINS: [usize; 3] = [48, 56, 8];
 
 /// The latency path as an engine, for calls too small to build a wide one.
 struct Short;
