@@ -30,18 +30,22 @@ fn levels(test: &str) -> Vec<Level> {
     levels::levels(test)
 }
 
-#[test]
-fn fips197_known_answers_batched_and_single() {
+/// The FIPS 197 vectors: per line key, plaintext, ciphertext.
+fn fips197() -> Vec<Vec<Vec<u8>>> {
     let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/vectors/aes-fips197.txt"
     ))
     .unwrap();
-    let v: Vec<Vec<Vec<u8>>> = text
-        .lines()
+    text.lines()
         .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
         .map(|l| l.split_whitespace().map(hex).collect())
-        .collect();
+        .collect()
+}
+
+#[test]
+fn fips197_known_answers_batched_and_single() {
+    let v = fips197();
     assert_eq!(v.len(), 4);
     let keys: Vec<AesKey> = v.iter().map(|t| AesKey::new(&t[0]).unwrap()).collect();
     for level in levels("batch_aes::fips197_known_answers_batched_and_single") {
@@ -159,16 +163,7 @@ fn differential_ragged_batches_mixed_key_sizes() {
 /// job's IV left at its last ciphertext block.
 #[test]
 fn decrypt_known_answers_and_differential_every_level() {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/vectors/aes-fips197.txt"
-    ))
-    .unwrap();
-    let v: Vec<Vec<Vec<u8>>> = text
-        .lines()
-        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
-        .map(|l| l.split_whitespace().map(hex).collect())
-        .collect();
+    let v = fips197();
     let kat_keys: Vec<AesKey> = v.iter().map(|t| AesKey::new(&t[0]).unwrap()).collect();
     for level in levels("batch_aes::decrypt_known_answers_and_differential_every_level") {
         for (t, key) in v.iter().zip(&kat_keys) {

@@ -248,15 +248,34 @@ impl Result {
 }
 
 /// `espgw-perf crypto`'s options.
-#[cfg(feature = "openssl")]
+#[derive(clap::Args)]
+#[cfg_attr(not(feature = "openssl"), allow(dead_code))]
 pub struct CliOpts {
+    /// IOS transform set, e.g. "esp-3des esp-md5-hmac".
+    #[arg(long, default_value = "esp-3des esp-md5-hmac")]
     pub transform: String,
+    /// Inner IPv4 packet size in bytes.
+    #[arg(long, default_value_t = 1400)]
     pub size: usize,
+    /// Packets per batch call.
+    #[arg(long, default_value_t = 64)]
     pub batch: usize,
+    /// Every transform x sizes 64/512/1400 x batch 1/64.
+    #[arg(long)]
     pub all: bool,
+    /// Seconds of measurement per configuration.
+    #[arg(long, default_value_t = 1.0)]
     pub secs: f64,
+    /// One JSON document on stdout instead of text.
+    #[arg(long)]
     pub json: bool,
+    /// Force every batch kernel's dispatch level (avx512, avx2, portable; lowered to
+    /// what the CPU has). OpenSSL's baseline is held to the same SIMD level
+    /// (OPENSSL_ia32cap) unless --openssl-native.
+    #[arg(long)]
     pub level: Option<String>,
+    /// With --level: let OpenSSL use everything this CPU has.
+    #[arg(long)]
     pub openssl_native: bool,
 }
 

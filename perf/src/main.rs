@@ -29,34 +29,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// ESP encapsulation/decapsulation through the batch path vs OpenSSL's same crypto.
-    Crypto {
-        /// IOS transform set, e.g. "esp-3des esp-md5-hmac".
-        #[arg(long, default_value = "esp-3des esp-md5-hmac")]
-        transform: String,
-        /// Inner IPv4 packet size in bytes.
-        #[arg(long, default_value_t = 1400)]
-        size: usize,
-        /// Packets per batch call.
-        #[arg(long, default_value_t = 64)]
-        batch: usize,
-        /// Every transform x sizes 64/512/1400 x batch 1/64.
-        #[arg(long)]
-        all: bool,
-        /// Seconds of measurement per configuration.
-        #[arg(long, default_value_t = 1.0)]
-        secs: f64,
-        /// One JSON document on stdout instead of text.
-        #[arg(long)]
-        json: bool,
-        /// Force every batch kernel's dispatch level (avx512, avx2, portable; lowered to
-        /// what the CPU has). OpenSSL's baseline is held to the same SIMD level
-        /// (OPENSSL_ia32cap) unless --openssl-native.
-        #[arg(long)]
-        level: Option<String>,
-        /// With --level: let OpenSSL use everything this CPU has.
-        #[arg(long)]
-        openssl_native: bool,
-    },
+    Crypto(esp_bench::CliOpts),
     /// One SA pair on N pinned cores: aggregate throughput and scaling vs N=1.
     Scale {
         /// IOS transform set, e.g. "esp-3des esp-md5-hmac".
@@ -152,7 +125,7 @@ fn main() {
             });
         }
         #[cfg(not(feature = "openssl"))]
-        Cmd::Primitives { .. } | Cmd::Crypto { .. } => {
+        Cmd::Primitives { .. } | Cmd::Crypto(_) => {
             eprintln!("espgw-perf: built without the `openssl` feature: `crypto` and `primitives` need OpenSSL");
             std::process::exit(2);
         }
@@ -161,24 +134,6 @@ fn main() {
             primitives::run(size, batch, Duration::from_secs_f64(secs))
         }
         #[cfg(feature = "openssl")]
-        Cmd::Crypto {
-            transform,
-            size,
-            batch,
-            all,
-            secs,
-            json,
-            level,
-            openssl_native,
-        } => esp_bench::run_cli(&esp_bench::CliOpts {
-            transform,
-            size,
-            batch,
-            all,
-            secs,
-            json,
-            level,
-            openssl_native,
-        }),
+        Cmd::Crypto(o) => esp_bench::run_cli(&o),
     }
 }

@@ -109,21 +109,7 @@ fn inv_mix_columns(k: &[u8; 16]) -> [u8; 16] {
 /// The AES S-box, derived from its definition (multiplicative inverse in GF(2^8) modulo
 /// x^8 + x^4 + x^3 + x + 1, then the affine map with 0x63).
 fn sbox() -> [u8; 256] {
-    fn mul(mut a: u8, mut b: u8) -> u8 {
-        let mut p = 0u8;
-        while b != 0 {
-            if b & 1 != 0 {
-                p ^= a;
-            }
-            let hi = a & 0x80;
-            a <<= 1;
-            if hi != 0 {
-                a ^= 0x1b;
-            }
-            b >>= 1;
-        }
-        p
-    }
+    let mul = gmul;
     let mut s = [0u8; 256];
     for (x, out) in s.iter_mut().enumerate() {
         // x^254 = x^-1 (0 maps to 0).

@@ -588,22 +588,10 @@ mod tests {
                 .map(|(i, &l)| (0..l).map(|b| (b * 7 + i * 31) as u8).collect())
                 .collect()
         };
-        let mut want = make();
-        let mut wjobs: Vec<CbcJob> = want
-            .iter_mut()
-            .enumerate()
-            .map(|(i, d)| CbcJob {
-                key: &keys[i % 3],
-                iv: [i as u8; 8],
-                data: d,
-            })
-            .collect();
-        latency_cbc_encrypt(&mut wjobs);
-        let wivs: Vec<[u8; 8]> = wjobs.iter().map(|j| j.iv).collect();
-        drop(wjobs);
-        for level in Level::available() {
-            let mut got = make();
-            let mut jobs: Vec<CbcJob> = got
+        // Runs `f` over jobs of `make()` (key i % 3, IV i); returns the data and final IVs.
+        let run = |f: &mut dyn FnMut(&mut [CbcJob])| -> (Vec<Vec<u8>>, Vec<[u8; 8]>) {
+            let mut bufs = make();
+            let mut jobs: Vec<CbcJob> = bufs
                 .iter_mut()
                 .enumerate()
                 .map(|(i, d)| CbcJob {
@@ -612,9 +600,14 @@ mod tests {
                     data: d,
                 })
                 .collect();
-            encrypt_with(engine(level).as_mut(), &mut jobs);
-            let ivs: Vec<[u8; 8]> = jobs.iter().map(|j| j.iv).collect();
+            f(&mut jobs);
+            let ivs = jobs.iter().map(|j| j.iv).collect();
             drop(jobs);
+            (bufs, ivs)
+        };
+        let (want, wivs) = run(&mut |j| latency_cbc_encrypt(j));
+        for level in Level::available() {
+            let (got, ivs) = run(&mut |j| encrypt_with(engine(level).as_mut(), j));
             assert_eq!(got, want, "{level:?}");
             assert_eq!(ivs, wivs, "{level:?}");
         }

@@ -424,6 +424,17 @@ fn gcm_fast() -> bool {
     aesmb::gcm::usable_at(tdes::Level::active())
 }
 
+/// The multi-lane AES view of CBC jobs.
+fn aes_jobs<'j>(key: &'j AesKey, jobs: &'j mut [CipherJob<'_>]) -> Vec<AesCbcJob<'j>> {
+    jobs.iter_mut()
+        .map(|j| AesCbcJob {
+            key,
+            iv: j.iv,
+            data: &mut *j.data,
+        })
+        .collect()
+}
+
 /// The batch 3DES view of CBC jobs (3DES IVs are the first 8 bytes).
 fn tdes_jobs<'j>(key: &'j Tdes3Key, jobs: &'j mut [CipherJob<'_>]) -> Vec<CbcJob<'j>> {
     jobs.iter_mut()
@@ -552,15 +563,7 @@ impl SaCrypto {
     pub fn encrypt_many(&self, jobs: &mut [CipherJob<'_>]) {
         if let Some(key) = self.aes_mb.as_ref().filter(|_| aesmb::multi_lane()) {
             // AES-CBC encryption, several chains at once (VAES or AES-NI lanes).
-            let mut mjobs: Vec<AesCbcJob<'_>> = jobs
-                .iter_mut()
-                .map(|j| AesCbcJob {
-                    key,
-                    iv: j.iv,
-                    data: &mut *j.data,
-                })
-                .collect();
-            aesmb::cbc_encrypt_many(&mut mjobs);
+            aesmb::cbc_encrypt_many(&mut aes_jobs(key, jobs));
             return;
         }
         match &self.cipher {
@@ -583,15 +586,7 @@ impl SaCrypto {
     pub fn decrypt_many(&self, jobs: &mut [CipherJob<'_>]) {
         if let Some(key) = self.aes_mb.as_ref().filter(|_| aesmb::multi_lane()) {
             // AES-CBC decryption, eight blocks of a chain side by side (AES-NI).
-            let mut mjobs: Vec<AesCbcJob<'_>> = jobs
-                .iter_mut()
-                .map(|j| AesCbcJob {
-                    key,
-                    iv: j.iv,
-                    data: &mut *j.data,
-                })
-                .collect();
-            aesmb::cbc_decrypt_many(&mut mjobs);
+            aesmb::cbc_decrypt_many(&mut aes_jobs(key, jobs));
             return;
         }
         match &self.cipher {

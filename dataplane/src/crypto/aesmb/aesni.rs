@@ -32,6 +32,7 @@ struct Lane<'k> {
 /// AES-NI must be present, and each lane's `ptr` must be valid for reads and writes of
 /// `16 * blocks` bytes, the lanes' ranges disjoint.
 #[target_feature(enable = "aes,sse2")]
+#[allow(clippy::needless_range_loop)]
 unsafe fn run<const N: usize>(lanes: &mut [Lane<'_>], blocks: usize, rounds: usize) {
     let lanes: &mut [Lane<'_>; N] = lanes.try_into().expect("N lanes");
     // SAFETY: 16 readable bytes each; the caller guarantees the data ranges.

@@ -234,6 +234,26 @@ pub fn available() -> bool {
     })
 }
 
+/// The Montgomery reduction of a 256-bit carry-less product given as its low, high and
+/// middle 128-bit parts (shared by the zmm and ymm loops).
+#[target_feature(enable = "pclmulqdq,sse4.1")]
+pub(super) fn reduce(lo: u128, hi: u128, mid: u128) -> u128 {
+    let mut p = [
+        lo as u64,
+        (lo >> 64) as u64 ^ mid as u64,
+        hi as u64 ^ (mid >> 64) as u64,
+        (hi >> 64) as u64,
+    ];
+    let cc = _mm_set_epi64x(0, C as i64);
+    let t = _mm_clmulepi64_si128::<0x00>(_mm_set_epi64x(0, p[0] as i64), cc);
+    p[1] ^= _mm_extract_epi64::<0>(t) as u64;
+    p[2] ^= _mm_extract_epi64::<1>(t) as u64 ^ p[0];
+    let u = _mm_clmulepi64_si128::<0x00>(_mm_set_epi64x(0, p[1] as i64), cc);
+    p[2] ^= _mm_extract_epi64::<0>(u) as u64;
+    p[3] ^= _mm_extract_epi64::<1>(u) as u64 ^ p[1];
+    p[2] as u128 | (p[3] as u128) << 64
+}
+
 /// GHASH (as POLYVAL) over whole 16-byte blocks, 16 per reduction.
 #[target_feature(enable = "avx512f,avx512bw,vpclmulqdq,pclmulqdq")]
 fn ghash_blocks(table: &[[u8; 16]; 32], mut s: u128, data: &[u8]) -> u128 {
@@ -289,20 +309,7 @@ fn ghash_blocks(table: &[[u8; 16]; 32], mut s: u128, data: &[u8]) -> u128 {
                 | ((_mm_extract_epi64::<1>(d) as u64 as u128) << 64)
         };
         let (lo, hi, mid) = (fold(lo), fold(hi), fold(mid));
-        let mut p = [
-            lo as u64,
-            (lo >> 64) as u64 ^ mid as u64,
-            hi as u64 ^ (mid >> 64) as u64,
-            (hi >> 64) as u64,
-        ];
-        let cc = _mm_set_epi64x(0, C as i64);
-        let t = _mm_clmulepi64_si128::<0x00>(_mm_set_epi64x(0, p[0] as i64), cc);
-        p[1] ^= _mm_extract_epi64::<0>(t) as u64;
-        p[2] ^= _mm_extract_epi64::<1>(t) as u64 ^ p[0];
-        let u = _mm_clmulepi64_si128::<0x00>(_mm_set_epi64x(0, p[1] as i64), cc);
-        p[2] ^= _mm_extract_epi64::<0>(u) as u64;
-        p[3] ^= _mm_extract_epi64::<1>(u) as u64 ^ p[1];
-        s = p[2] as u128 | (p[3] as u128) << 64;
+        s = reduce(lo, hi, mid);
     }
     s
 }

@@ -7,10 +7,8 @@
 
 use core::arch::x86_64::*;
 
+use super::gcm::reduce;
 use super::AesKey;
-
-/// The reduction constant (see `gcm.rs`).
-const C: u64 = 0xc200_0000_0000_0000;
 
 #[derive(Clone, Copy)]
 #[repr(C, align(32))]
@@ -78,20 +76,7 @@ pub(super) fn ghash_blocks(table: &[[u8; 16]; 32], mut s: u128, data: &[u8]) -> 
                 | ((_mm_extract_epi64::<1>(d) as u64 as u128) << 64)
         };
         let (lo, hi, mid) = (fold(lo), fold(hi), fold(mid));
-        let mut p = [
-            lo as u64,
-            (lo >> 64) as u64 ^ mid as u64,
-            hi as u64 ^ (mid >> 64) as u64,
-            (hi >> 64) as u64,
-        ];
-        let cc = _mm_set_epi64x(0, C as i64);
-        let t = _mm_clmulepi64_si128::<0x00>(_mm_set_epi64x(0, p[0] as i64), cc);
-        p[1] ^= _mm_extract_epi64::<0>(t) as u64;
-        p[2] ^= _mm_extract_epi64::<1>(t) as u64 ^ p[0];
-        let u = _mm_clmulepi64_si128::<0x00>(_mm_set_epi64x(0, p[1] as i64), cc);
-        p[2] ^= _mm_extract_epi64::<0>(u) as u64;
-        p[3] ^= _mm_extract_epi64::<1>(u) as u64 ^ p[1];
-        s = p[2] as u128 | (p[3] as u128) << 64;
+        s = reduce(lo, hi, mid);
     }
     s
 }

@@ -23,18 +23,18 @@ use std::sync::OnceLock;
 use super::tables::{eform, select, IP, SPE};
 use super::{CbcJob, Sched};
 
-struct Tables {
+pub(super) struct Tables {
     /// `spe[j][x]`: E-form contribution of S-box j on input x to all eight groups; only the
     /// first 64 entries are ever read (E-form bytes have their top two bits clear).
-    spe: [[u64; 256]; 8],
+    pub(super) spe: [[u64; 256]; 8],
     /// `ip[i][v]`: IP of a block whose byte i is v (others zero).
-    ip: [[u64; 256]; 8],
+    pub(super) ip: [[u64; 256]; 8],
     /// `fp[i][v]`: IP inverse likewise.
-    fp: [[u64; 256]; 8],
+    pub(super) fp: [[u64; 256]; 8],
 }
 
 #[allow(clippy::needless_range_loop)]
-fn tables() -> &'static Tables {
+pub(super) fn tables() -> &'static Tables {
     static T: OnceLock<Box<Tables>> = OnceLock::new();
     T.get_or_init(|| {
         let mut fp_tab = [0u8; 64];
@@ -68,7 +68,7 @@ fn tables() -> &'static Tables {
 
 /// Which half a round updates: true for the left half `a` (the other is its input).
 const fn dst_is_a(r: usize) -> bool {
-    ((r % 16) + r / 16) % 2 == 0
+    ((r % 16) + r / 16).is_multiple_of(2)
 }
 
 /// The key-folding schedule of one 3DES direction (E-form u64 per round key).
@@ -137,7 +137,7 @@ impl Drop for LatKeys {
     }
 }
 
-fn permute(tab: &[[u64; 256]; 8], x: u64) -> u64 {
+pub(super) fn permute(tab: &[[u64; 256]; 8], x: u64) -> u64 {
     let mut out = 0;
     for (i, t) in tab.iter().enumerate() {
         out |= t[((x >> (56 - 8 * i)) & 0xff) as usize];
@@ -145,11 +145,11 @@ fn permute(tab: &[[u64; 256]; 8], x: u64) -> u64 {
     out
 }
 
-fn to_eform(v: u32) -> u64 {
+pub(super) fn to_eform(v: u32) -> u64 {
     u64::from_le_bytes(eform(v))
 }
 
-fn from_eform(e: u64) -> u32 {
+pub(super) fn from_eform(e: u64) -> u32 {
     let mut v = 0u32;
     for g in 0..8 {
         v |= (((e >> (8 * g + 1)) & 0xf) as u32) << (4 * (7 - g));
