@@ -21,8 +21,6 @@ mod scale;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-#[cfg(feature = "openssl")]
-use espgw_dataplane::crypto::tdes::Level;
 use espgw_dataplane::crypto::transform::Transform;
 
 #[derive(Parser)]
@@ -51,26 +49,7 @@ enum Cmd {
         walk_max: usize,
     },
     /// ESP encapsulation/decapsulation through the batch path vs OpenSSL's same crypto.
-    Crypto {
-        /// IOS transform set, e.g. "esp-3des esp-md5-hmac".
-        #[arg(long, default_value = "esp-3des esp-md5-hmac")]
-        transform: String,
-        /// Inner IPv4 packet size in bytes.
-        #[arg(long, default_value_t = 1400)]
-        size: usize,
-        /// Packets per batch call.
-        #[arg(long, default_value_t = 64)]
-        batch: usize,
-        /// Every transform x sizes 64/512/1400 x batch 1/64.
-        #[arg(long)]
-        all: bool,
-        /// Seconds of measurement per configuration.
-        #[arg(long, default_value_t = 1.0)]
-        secs: f64,
-        /// One JSON document on stdout instead of text.
-        #[arg(long)]
-        json: bool,
-    },
+    Crypto(esp_bench::CliOpts),
     /// One SA pair on N pinned cores: aggregate throughput and scaling vs N=1.
     Scale {
         /// IOS transform set, e.g. "esp-3des esp-md5-hmac".
@@ -208,7 +187,7 @@ fn main() {
             });
         }
         #[cfg(not(feature = "openssl"))]
-        Cmd::Primitives { .. } | Cmd::Crypto { .. } => {
+        Cmd::Primitives { .. } | Cmd::Crypto(_) => {
             eprintln!("espgw-perf: built without the `openssl` feature: `crypto` and `primitives` need OpenSSL");
             std::process::exit(2);
         }
@@ -217,63 +196,6 @@ fn main() {
             primitives::run(size, batch, Duration::from_secs_f64(secs))
         }
         #[cfg(feature = "openssl")]
-        Cmd::Crypto {
-            transform,
-            size,
-            batch,
-            all,
-            secs,
-            json,
-        } => {
-            let budget = Duration::from_secs_f64(secs);
-            let configs: Vec<(Transform, usize, usize)> = if all {
-                let mut v = Vec::new();
-                for t in Transform::all() {
-                    for size in [64, 512, 1400] {
-                        for batch in [1, 64] {
-                            v.push((t, size, batch));
-                        }
-                    }
-                }
-                v
-            } else {
-                match Transform::parse(&transform) {
-                    Ok(t) => vec![(t, size, batch)],
-                    Err(e) => {
-                        eprintln!("espgw-perf: --transform: {e}");
-                        std::process::exit(2);
-                    }
-                }
-            };
-            if batch == 0 || size < 20 {
-                eprintln!("espgw-perf: --batch must be >= 1 and --size >= 20 (an IPv4 header)");
-                std::process::exit(2);
-            }
-            let hz = clock::cpu_hz();
-            if !json {
-                println!(
-                    "espgw-perf crypto: one core, {:.0} MHz nominal, batch kernels at level {}; rates per CPU-second",
-                    hz / 1e6,
-                    Level::detect().name()
-                );
-            }
-            let mut results = Vec::new();
-            for (t, size, batch) in configs {
-                let r = esp_bench::bench(t, size, batch, budget);
-                if !json {
-                    r.print();
-                }
-                results.push(r.json());
-            }
-            if json {
-                let doc = serde_json::json!({
-                    "cpu_mhz": (hz / 1e6).round(),
-                    "level": Level::detect().name(),
-                    "openssl": openssl::version::version(),
-                    "results": results,
-                });
-                println!("{}", serde_json::to_string_pretty(&doc).unwrap());
-            }
-        }
+        Cmd::Crypto(o) => esp_bench::run_cli(&o),
     }
 }
