@@ -587,7 +587,7 @@ fn error_messages() {
         ("crypto ipsec security-association lifetime kilobytes 100", "line 1: crypto ipsec security-association lifetime: 100 is out of range 2560-4294967295"),
         ("crypto ipsec security-association replay window-size 100", r#"line 1: crypto ipsec security-association replay window-size: expected 64|128|256|512|1024, got "100""#),
         ("crypto map vpn 10 ipsec-manual", "line 1: crypto map: manual keying (ipsec-manual) is not supported"),
-        ("crypto map vpn 10 ipsec-isakmp dynamic dyn", "line 1: crypto map: a dynamic crypto map is not supported"),
+        ("crypto map vpn 10 ipsec-isakmp dynamic dyn", "line 1: crypto map: dynamic map \"dyn\" is not defined"),
         ("crypto map vpn 10 ipsec-isakmp extra", r#"line 1: crypto map: expected end of line, got "extra""#),
         ("crypto map vpn 0 ipsec-isakmp", "line 1: crypto map: 0 is out of range 1-65535"),
         ("crypto map vpn", "line 1: crypto map: expected a sequence number 1-65535, got end of line"),
