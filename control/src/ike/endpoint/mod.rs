@@ -33,6 +33,8 @@ mod payloads;
 mod phase1;
 mod quick;
 mod timers;
+mod transaction;
+pub use transaction::attributes;
 
 pub use debug::IosState;
 
