@@ -153,6 +153,8 @@ pub struct DynamicEntry {
     pub reverse_route: bool,
     pub lifetime_secs: u32,
     pub lifetime_kb: u64,
+    /// The interface the crypto map is applied to (for show).
+    pub interface: String,
 }
 
 /// Everything remote access needs.
@@ -246,6 +248,7 @@ impl RemoteAccessConfig {
                     reverse_route: e.reverse_route,
                     lifetime_secs: life.seconds,
                     lifetime_kb: life.kilobytes,
+                    interface: cfg.interface_for_map(&r.map).map(|i| i.name.clone()).unwrap_or_default(),
                 });
             }
         }

@@ -121,6 +121,7 @@ impl Endpoint {
             let conn = sa.conn_id;
             if sa.timers.is_due(Timer::Reap, now) {
                 self.p1.remove(&key);
+                self.ra_gone(key);
                 continue;
             }
             let rekey = self.with_sa(key, |ep, sa| ep.p1_timers(now, sa)).flatten();

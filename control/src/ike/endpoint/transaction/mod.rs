@@ -19,9 +19,11 @@
 
 pub mod attributes;
 mod client;
+mod endpoint;
 mod server;
 
 pub use client::{Client, ClientState, ModeConfig};
+pub use endpoint::{ClientSessionInfo, RemoteAccess, Session, AUTH_XAUTH_INIT_PSK, VID_UNITY, VID_XAUTH};
 pub use server::{Server, ServerCtx, ServerOut, ServerState};
 
 use super::phase1::{IsakmpKeys, P1Sa};
