@@ -16,7 +16,10 @@ impl Daemon {
     fn ipsec_views(&self) -> Vec<IpsecSaView> {
         let sas = self.shared.with(|ep, now| ep.ipsec_sas(now));
         let mut out = Vec::new();
-        for mut v in IpsecSaView::skeletons(&self.config) {
+        let mut skeletons = IpsecSaView::skeletons(&self.config);
+        let clients = client_skeletons(&skeletons, &sas);
+        skeletons.extend(clients);
+        for mut v in skeletons {
             let mine: Vec<_> = sas
                 .iter()
                 .filter(|s| {
@@ -76,6 +79,42 @@ impl Daemon {
         }
         out
     }
+}
+
+/// One block per SA pair no static entry covers: a dynamic crypto map's client (IOS
+/// prints these with empty flags, not `origin_is_acl`).
+fn client_skeletons(statics: &[IpsecSaView], sas: &[ike::IpsecSaInfo]) -> Vec<IpsecSaView> {
+    let mut out: Vec<IpsecSaView> = Vec::new();
+    for s in sas {
+        let covered = |v: &IpsecSaView| {
+            v.map_tag == s.map
+                && v.map_seq == s.seq
+                && v.local_ident.addr == s.local_proxy.addr
+                && v.remote_ident.addr == s.remote_proxy.addr
+        };
+        if statics.iter().any(covered) || out.iter().any(covered) {
+            continue;
+        }
+        out.push(IpsecSaView {
+            interface: s.interface.clone(),
+            map_tag: s.map.clone(),
+            map_seq: s.seq,
+            local_addr: s.local,
+            local_ident: s.local_proxy,
+            remote_ident: s.remote_proxy,
+            current_peer: s.remote,
+            current_peer_port: s.remote_port,
+            flags: Vec::new(),
+            counters: IpsecCounters::default(),
+            path_mtu: 1500,
+            ip_mtu: 1500,
+            ip_mtu_idb: s.interface.clone(),
+            current_outbound_spi: 0,
+            inbound_esp: Vec::new(),
+            outbound_esp: Vec::new(),
+        });
+    }
+    out
 }
 
 fn isakmp_state(name: &str) -> IsakmpSaState {

@@ -108,6 +108,13 @@ impl Espgw {
             );
             assert!(text.contains("set aggressive-mode password"));
         }
+        Espgw::start_text(lab, &text, sadb)
+    }
+
+    /// espgw-control with the IOS configuration `text` (written to the lab's directory).
+    pub fn start_text(lab: &Lab, text: &str, sadb: Option<&std::path::Path>) -> Espgw {
+        let dir = lab.dir();
+        let cfg = dir.join("r1-espgw.conf");
         std::fs::write(&cfg, text).unwrap();
         let socket = dir.join("espgw-control.sock");
         let keylog = dir.join("espgw-keylog.txt");
