@@ -261,3 +261,70 @@ fn easyvpn_strongswan_wrong_group_key_fails_cleanly() {
         "%CRYPTO-4-IKMP_BAD_MESSAGE: IKE message from 172.16.172.20 failed its sanity check or is malformed",
     );
 }
+
+/// The client pings a host behind R1 through espgw's data plane (AF_XDP, XDP classifier
+/// steering traffic to the pool into the workers, the client's SA found for its /32);
+/// tshark authenticates every ESP frame with espgw's keys.
+#[test]
+fn easyvpn_strongswan_client_pings_host_behind_r1() {
+    espgw_lab::prereq::require_root();
+    let lab = Lab::up_with(
+        &Lab::unique_prefix("ezp"),
+        espgw_lab::LabOptions {
+            queues: Some(1),
+            ..espgw_lab::LabOptions::default()
+        },
+    )
+    .expect("lab");
+    let db = lab.dir().join("r1.sadb");
+    let espgw = Espgw::start_text(&lab, SERVER_CONF, Some(&db));
+    let dp_bin = common::dataplane_bin();
+    let stats = lab.dir().join("r1-stats.json");
+    let dp = lab
+        .spawn(
+            Node::R1,
+            &[
+                dp_bin.to_str().unwrap(),
+                "--config",
+                espgw.config.to_str().unwrap(),
+                "--interface-map",
+                "Ethernet0/0=in0,Ethernet1/0=out0",
+                "--sadb",
+                db.to_str().unwrap(),
+                "--stats",
+                stats.to_str().unwrap(),
+            ],
+        )
+        .expect("dataplane");
+    lab.wait_for("dataplane stats", Duration::from_secs(15), || stats.exists())
+        .unwrap_or_else(|e| panic!("dataplane: {e}\n{}", dp.log()));
+    let cap = Capture::start(&lab, Node::R2, "out0").expect("tcpdump");
+    let swan = StrongSwan::start(&lab, Node::R2, client("vpngroup", "grouPkey", "wonderland"))
+        .expect("charon");
+    swan.initiate_ike().expect("initiate ike");
+    swan.initiate_child().expect("initiate child");
+    swan.wait_established(Duration::from_secs(20)).expect("established");
+    let p = lab.ping(Node::R2, "10.1.1.2", 10).expect("ping");
+    assert_eq!(
+        p.received, 10,
+        "{p:?}\n--- espgw ---\n{}\n--- dataplane ---\n{}\n--- charon ---\n{}",
+        espgw.log(),
+        dp.log(),
+        swan.log()
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let pcap = cap.stop().expect("pcap");
+    let (keys, ike) = espgw.keys();
+    let v = judge(&pcap, &keys, &ike).expect("tshark");
+    let summary = v.summary();
+    let esp: Vec<_> = v.esp().collect();
+    assert!(esp.len() >= 20, "ESP frames {}:\n{summary}", esp.len());
+    assert!(v.bad_esp().is_empty(), "ESP not authenticated with espgw's keys:\n{summary}");
+    // Inside, the client is its pool address.
+    assert!(
+        esp.iter().any(|(_, e)| e.inner.as_ref().is_some_and(|(s, _)| s == "10.99.0.10")),
+        "{summary}"
+    );
+    assert_eq!(v.malformed(), 0, "{summary}");
+    drop(dp);
+}
