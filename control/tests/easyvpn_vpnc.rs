@@ -1,0 +1,151 @@
+//! espgw as an Easy VPN server (R1), vpnc (Debian's Cisco-compatible client) on R2:
+//! Aggressive Mode with the group name as ID_KEY_ID, XAUTHInitPreShared, server-initiated
+//! XAUTH, Mode Config pull, Quick Mode for its address against 0.0.0.0/0. What Mode Config
+//! gave it is read from the environment vpnc hands its script: the pool address, the DNS
+//! server, the split include (Cisco's 14-byte form), the default domain and the banner.
+//!
+//! These tests need root (network namespaces) and vpnc.
+
+mod common;
+
+use common::Espgw;
+use espgw_lab::{Lab, Node};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+const SERVER_CONF: &str = "\
+hostname R1
+aaa new-model
+aaa authentication login userauthen local
+aaa authorization network groupauthor local
+username alice secret 5 $1$mERr$LiYHHJxqSJ4tEY/Xy4UdT0
+!
+crypto isakmp policy 10
+ encr aes
+ hash sha
+ authentication pre-share
+ group 14
+!
+crypto isakmp client configuration group vpngroup
+ key grouPkey
+ dns 10.1.1.53 10.1.1.54
+ wins 10.1.1.55
+ domain example.com
+ pool ezpool
+ acl 150
+ save-password
+ banner ^C
+ Welcome to R1.
+ ^C
+!
+crypto ipsec transform-set aesset esp-aes esp-sha-hmac
+!
+crypto dynamic-map dynmap 10
+ set transform-set aesset
+ reverse-route
+!
+crypto map clientmap client authentication list userauthen
+crypto map clientmap isakmp authorization list groupauthor
+crypto map clientmap client configuration address respond
+crypto map clientmap 10 ipsec-isakmp dynamic dynmap
+!
+ip local pool ezpool 10.99.0.10 10.99.0.20
+access-list 150 permit ip 10.1.1.0 0.0.0.255 any
+access-list 150 permit ip 192.168.50.0 0.0.1.255 any
+!
+interface Ethernet0/0
+ ip address 10.1.1.1 255.255.255.0
+!
+interface Ethernet1/0
+ ip address 172.16.172.10 255.255.255.240
+ crypto map clientmap
+!
+end
+";
+
+/// Runs vpnc on R2 until its script was called with `reason=connect`; returns the
+/// environment it got, and vpnc (still connected).
+fn vpnc_connect(
+    lab: &Lab,
+    espgw: &Espgw,
+    password: &str,
+) -> (Option<BTreeMap<String, String>>, espgw_lab::LabProcess) {
+    let dir = lab.dir();
+    let env_file = dir.join("vpnc-env.txt");
+    let script = dir.join("vpnc-script.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nif [ \"$reason\" = connect ]; then env > '{}.tmp' && mv '{}.tmp' '{}'; fi\nexit 0\n",
+            env_file.display(),
+            env_file.display(),
+            env_file.display()
+        ),
+    )
+    .unwrap();
+    std::process::Command::new("chmod").arg("755").arg(&script).status().unwrap();
+    let conf = dir.join("vpnc.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "IPSec gateway 172.16.172.10\nIPSec ID vpngroup\nIPSec secret grouPkey\n\
+             Xauth username alice\nXauth password {password}\nIKE DH Group dh14\n\
+             NAT Traversal Mode natt\nNo Detach\nDebug 2\nScript {}\nPidfile {}\n",
+            script.display(),
+            dir.join("vpnc.pid").display()
+        ),
+    )
+    .unwrap();
+    let vpnc = lab
+        .spawn(Node::R2, &["vpnc", "--non-inter", conf.to_str().unwrap()])
+        .expect("spawn vpnc");
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(20) && !env_file.exists() {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let env = std::fs::read_to_string(&env_file).ok().map(|t| {
+        t.lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    });
+    if env.is_none() {
+        eprintln!("--- vpnc ---\n{}\n--- espgw ---\n{}", vpnc.log(), espgw.log());
+    }
+    (env, vpnc)
+}
+
+#[test]
+fn easyvpn_vpnc_receives_address_split_include_and_dns() {
+    espgw_lab::prereq::require_root();
+    let lab = Lab::up(&Lab::unique_prefix("ezv")).expect("lab");
+    let espgw = Espgw::start_text(&lab, SERVER_CONF, None);
+    let (env, vpnc) = vpnc_connect(&lab, &espgw, "wonderland");
+    let env = env.expect("vpnc never called its script with reason=connect");
+    let get = |k: &str| env.get(k).cloned().unwrap_or_default();
+    assert_eq!(get("INTERNAL_IP4_ADDRESS"), "10.99.0.10", "{env:?}");
+    assert_eq!(get("INTERNAL_IP4_DNS"), "10.1.1.53 10.1.1.54", "{env:?}");
+    assert_eq!(get("INTERNAL_IP4_NBNS"), "10.1.1.55", "{env:?}");
+    assert_eq!(get("CISCO_DEF_DOMAIN"), "example.com", "{env:?}");
+    assert_eq!(get("CISCO_SPLIT_INC"), "2", "{env:?}");
+    assert_eq!(get("CISCO_SPLIT_INC_0_ADDR"), "10.1.1.0", "{env:?}");
+    assert_eq!(get("CISCO_SPLIT_INC_0_MASK"), "255.255.255.0", "{env:?}");
+    assert_eq!(get("CISCO_SPLIT_INC_0_MASKLEN"), "24", "{env:?}");
+    assert_eq!(get("CISCO_SPLIT_INC_1_ADDR"), "192.168.50.0", "{env:?}");
+    assert_eq!(get("CISCO_SPLIT_INC_1_MASKLEN"), "23", "{env:?}");
+    assert!(get("CISCO_BANNER").contains("Welcome to R1."), "{env:?}");
+    assert_eq!(get("VPNGATEWAY"), "172.16.172.10", "{env:?}");
+    // espgw's side: the client's IPsec SA pair from the dynamic map.
+    let spis = espgw.wait_spis(1, Duration::from_secs(10));
+    assert_eq!(spis.len(), 1, "{spis:?}");
+    let log = espgw.log();
+    assert!(log.contains("%CRYPTO-6-VPN_TUNNEL_STATUS: Group: vpngroup  User: alice"), "{log}");
+    // vpnc goes (SIGTERM: DELETE for the ESP and ISAKMP SAs): the address is back.
+    vpnc.signal("TERM").expect("SIGTERM vpnc");
+    let t0 = Instant::now();
+    while !espgw.log().contains("returning address 10.99.0.10 to pool") && t0.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(espgw.log().contains("returning address 10.99.0.10 to pool"), "{}", espgw.log());
+    drop(vpnc);
+}
