@@ -70,7 +70,19 @@ fn vpnc_connect(
     espgw: &Espgw,
     password: &str,
 ) -> (Option<BTreeMap<String, String>>, espgw_lab::LabProcess) {
-    let dir = lab.dir();
+    vpnc_on(lab, espgw, Node::R2, password, Duration::from_secs(20))
+}
+
+/// vpnc on `node`, waiting up to `wait` for its script's `connect`.
+fn vpnc_on(
+    lab: &Lab,
+    espgw: &Espgw,
+    node: Node,
+    password: &str,
+    wait: Duration,
+) -> (Option<BTreeMap<String, String>>, espgw_lab::LabProcess) {
+    let dir = lab.dir().join(format!("vpnc-{node}"));
+    std::fs::create_dir_all(&dir).unwrap();
     let env_file = dir.join("vpnc-env.txt");
     let script = dir.join("vpnc-script.sh");
     std::fs::write(
@@ -97,10 +109,10 @@ fn vpnc_connect(
     )
     .unwrap();
     let vpnc = lab
-        .spawn(Node::R2, &["vpnc", "--non-inter", conf.to_str().unwrap()])
+        .spawn(node, &["vpnc", "--non-inter", conf.to_str().unwrap()])
         .expect("spawn vpnc");
     let t0 = Instant::now();
-    while t0.elapsed() < Duration::from_secs(20) && !env_file.exists() {
+    while t0.elapsed() < wait && !env_file.exists() {
         std::thread::sleep(Duration::from_millis(100));
     }
     let env = std::fs::read_to_string(&env_file).ok().map(|t| {
@@ -148,4 +160,36 @@ fn easyvpn_vpnc_receives_address_split_include_and_dns() {
     }
     assert!(espgw.log().contains("returning address 10.99.0.10 to pool"), "{}", espgw.log());
     drop(vpnc);
+}
+
+#[test]
+fn easyvpn_vpnc_exhausted_pool_fails_cleanly() {
+    espgw_lab::prereq::require_root();
+    let lab = Lab::up(&Lab::unique_prefix("ezx")).expect("lab");
+    // One address in the pool; a second client behind R2 (hostB, routed by R2).
+    let conf = SERVER_CONF.replace(
+        "ip local pool ezpool 10.99.0.10 10.99.0.20",
+        "ip local pool ezpool 10.99.0.10",
+    );
+    lab.run(Node::R1, &["ip", "route", "add", "10.1.2.0/24", "via", "172.16.172.20"])
+        .expect("route to hostB");
+    let espgw = Espgw::start_text(&lab, &conf, None);
+    let (first, vpnc1) = vpnc_on(&lab, &espgw, Node::R2, "wonderland", Duration::from_secs(20));
+    let first = first.expect("the first client connects");
+    assert_eq!(first.get("INTERNAL_IP4_ADDRESS").map(String::as_str), Some("10.99.0.10"));
+    let (second, vpnc2) = vpnc_on(&lab, &espgw, Node::HostB, "wonderland", Duration::from_secs(8));
+    let log = espgw.log();
+    assert!(second.is_none(), "the second client got {second:?}\n{log}");
+    for line in [
+        "Unable to allocate address: address pool ezpool exhausted",
+        "%CRYPTO-6-IKMP_MODE_FAILURE: Processing of Config mode failed with peer at 10.1.2.2",
+    ] {
+        assert!(log.contains(line), "no {line:?} in\n{log}");
+    }
+    // Only the first client's SA pair; its address is the only one leased.
+    let spis = espgw.wait_spis(1, Duration::from_secs(5));
+    assert_eq!(spis.len(), 1, "{spis:?}");
+    assert_eq!(log.matches("allocating address").count(), 1, "{log}");
+    drop(vpnc2);
+    drop(vpnc1);
 }
