@@ -152,8 +152,22 @@ fn easyvpn_vpnc_receives_address_split_include_and_dns() {
     assert_eq!(spis.len(), 1, "{spis:?}");
     let log = espgw.log();
     assert!(log.contains("%CRYPTO-6-VPN_TUNNEL_STATUS: Group: vpngroup  User: alice"), "{log}");
-    // vpnc goes (SIGTERM: DELETE for the ESP and ISAKMP SAs): the address is back.
-    vpnc.signal("TERM").expect("SIGTERM vpnc");
+    // show crypto session: the client, its user, its address, its flow.
+    let show = espgw.cli(&["show", "crypto", "session"]);
+    for line in [
+        "Interface: Ethernet1/0",
+        "Username: alice",
+        "Group: vpngroup",
+        "Assigned address: 10.99.0.10",
+        "Session status: UP-ACTIVE",
+        "Peer: 172.16.172.20 port 500",
+        "  IPSEC FLOW: permit ip any host 10.99.0.10",
+        "        Active SAs: 2, origin: dynamic crypto map",
+    ] {
+        assert!(show.lines().any(|l| l == line), "no {line:?} in\n{show}");
+    }
+    // clear crypto session: the client is told (DELETE) and its address is back.
+    espgw.cli(&["clear", "crypto", "session"]);
     let t0 = Instant::now();
     while !espgw.log().contains("returning address 10.99.0.10 to pool") && t0.elapsed() < Duration::from_secs(10) {
         std::thread::sleep(Duration::from_millis(100));

@@ -81,6 +81,47 @@ impl Daemon {
     }
 }
 
+impl Daemon {
+    /// `show crypto session`: the clients with their IPsec flows.
+    fn crypto_sessions(&self) -> Vec<api::CryptoSessionView> {
+        let (clients, sas, local) = self
+            .shared
+            .with(|ep, now| (ep.client_sessions(), ep.ipsec_sas(now), ep.config().local_addr));
+        clients
+            .into_iter()
+            .map(|c| {
+                let peer = match c.peer.ip() {
+                    std::net::IpAddr::V4(a) => a,
+                    std::net::IpAddr::V6(_) => std::net::Ipv4Addr::UNSPECIFIED,
+                };
+                let mine: Vec<&ike::IpsecSaInfo> = sas
+                    .iter()
+                    .filter(|s| s.remote == peer && Some(s.remote_proxy.addr) == c.assigned)
+                    .collect();
+                let mut flows: Vec<(crate::config::model::ProxyId, crate::config::model::ProxyId, u32)> = Vec::new();
+                for s in &mine {
+                    match flows.iter_mut().find(|f| f.0 == s.local_proxy && f.1 == s.remote_proxy) {
+                        Some(f) => f.2 += 2,
+                        None => flows.push((s.local_proxy, s.remote_proxy, 2)),
+                    }
+                }
+                api::CryptoSessionView {
+                    interface: mine.first().map(|s| s.interface.clone()).unwrap_or_default(),
+                    username: c.user,
+                    group: c.group,
+                    assigned: c.assigned,
+                    status: c.state.to_string(),
+                    peer,
+                    peer_port: mine.first().map(|s| s.remote_port).unwrap_or(c.peer.port()),
+                    local,
+                    conn_id: c.conn_id,
+                    flows,
+                }
+            })
+            .collect()
+    }
+}
+
 /// One block per SA pair no static entry covers: a dynamic crypto map's client (IOS
 /// prints these with empty flags, not `origin_is_acl`).
 fn client_skeletons(statics: &[IpsecSaView], sas: &[ike::IpsecSaInfo]) -> Vec<IpsecSaView> {
@@ -193,6 +234,13 @@ impl ControlHandler for Daemon {
             }
             Request::ClearCryptoSa => {
                 self.shared.with(|ep, now| ep.clear_ipsec(now));
+                Response::done("")
+            }
+            Request::ShowCryptoSession => Response::CryptoSessions {
+                sessions: self.crypto_sessions(),
+            },
+            Request::ClearCryptoSession => {
+                self.shared.with(|ep, now| ep.clear_crypto_session(now));
                 Response::done("")
             }
             Request::ClearCryptoIsakmp => {

@@ -35,6 +35,7 @@ mod quick;
 mod timers;
 mod transaction;
 pub use transaction::attributes;
+pub use transaction::ClientSessionInfo;
 
 pub use debug::IosState;
 
