@@ -1044,9 +1044,7 @@ impl<'m> Parser<'m> {
                 }
             }
             Mode::MapEntry(map, seq) => self.map_entry_line(no, (false, map), *seq, t, &text),
-            Mode::DynamicMapEntry(map, seq) => {
-                self.map_entry_line(no, (true, map), *seq, t, &text)
-            }
+            Mode::DynamicMapEntry(map, seq) => self.map_entry_line(no, (true, map), *seq, t, &text),
             Mode::ClientGroup(g) => self.client_group_line(no, g, t, &text),
             Mode::NamedAcl(name) => {
                 t.cmd(format!("ip access-list extended {name}"));

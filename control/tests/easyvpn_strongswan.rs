@@ -16,51 +16,8 @@ use espgw_control::cli::api::{Request, Response};
 use espgw_lab::{judge, Capture, Lab, Node, Profile, StrongSwan};
 use std::time::{Duration, Instant};
 
-const SERVER_CONF: &str = "\
-hostname R1
-aaa new-model
-aaa authentication login userauthen local
-aaa authorization network groupauthor local
-username alice password 0 wonderland
-!
-crypto isakmp policy 10
- encr aes
- hash sha
- authentication pre-share
- group 14
-!
-crypto isakmp client configuration group vpngroup
- key grouPkey
- dns 10.1.1.53
- domain example.com
- pool ezpool
- acl 150
- save-password
- banner ^CWelcome to R1^C
-!
-crypto ipsec transform-set aesset esp-aes esp-sha-hmac
-!
-crypto dynamic-map dynmap 10
- set transform-set aesset
- reverse-route
-!
-crypto map clientmap client authentication list userauthen
-crypto map clientmap isakmp authorization list groupauthor
-crypto map clientmap client configuration address respond
-crypto map clientmap 10 ipsec-isakmp dynamic dynmap
-!
-ip local pool ezpool 10.99.0.10 10.99.0.20
-access-list 150 permit ip 10.1.1.0 0.0.0.255 any
-!
-interface Ethernet0/0
- ip address 10.1.1.1 255.255.255.0
-!
-interface Ethernet1/0
- ip address 172.16.172.10 255.255.255.240
- crypto map clientmap
-!
-end
-";
+/// The Easy VPN server (also parsed by the configuration tests).
+const SERVER_CONF: &str = include_str!("../../deploy/configs/r1-easyvpn.conf");
 
 /// strongSwan as an Easy VPN client: group `group` with key `key`, user alice.
 fn client(group: &str, key: &str, password: &str) -> Profile {
@@ -90,7 +47,7 @@ fn client(group: &str, key: &str, password: &str) -> Profile {
     children {{
       lab {{
         mode = tunnel
-        esp_proposals = aes128-sha1
+        esp_proposals = aes128-sha1-modp2048
         remote_ts = 10.1.1.0/24
         life_time = 3600s
         rekey_time = 3240s
@@ -151,14 +108,28 @@ fn easyvpn_strongswan_client_gets_a_pool_address_and_a_tunnel() {
     let swan = StrongSwan::start(&lab, Node::R2, client("vpngroup", "grouPkey", "wonderland"))
         .expect("charon");
     swan.initiate_ike().unwrap_or_else(|e| {
-        panic!("swanctl initiate --ike: {e}\n--- charon ---\n{}\n--- espgw ---\n{}", swan.log(), espgw.log())
+        panic!(
+            "swanctl initiate --ike: {e}\n--- charon ---\n{}\n--- espgw ---\n{}",
+            swan.log(),
+            espgw.log()
+        )
     });
     swan.initiate_child().unwrap_or_else(|e| {
-        panic!("swanctl initiate --child: {e}\n--- charon ---\n{}\n--- espgw ---\n{}", swan.log(), espgw.log())
+        panic!(
+            "swanctl initiate --child: {e}\n--- charon ---\n{}\n--- espgw ---\n{}",
+            swan.log(),
+            espgw.log()
+        )
     });
-    let sa = swan.wait_established(Duration::from_secs(20)).unwrap_or_else(|e| {
-        panic!("not established: {e}\n--- charon ---\n{}\n--- espgw ---\n{}", swan.log(), espgw.log())
-    });
+    let sa = swan
+        .wait_established(Duration::from_secs(20))
+        .unwrap_or_else(|e| {
+            panic!(
+                "not established: {e}\n--- charon ---\n{}\n--- espgw ---\n{}",
+                swan.log(),
+                espgw.log()
+            )
+        });
     let spis = espgw.wait_spis(1, Duration::from_secs(10));
     std::thread::sleep(Duration::from_millis(300));
     let pcap = cap.stop().expect("pcap");
@@ -166,9 +137,17 @@ fn easyvpn_strongswan_client_gets_a_pool_address_and_a_tunnel() {
     // The client has the pool's first address, and its child SA is that /32 against the
     // inside network.
     let list = charon_vips(&swan);
-    assert!(list.contains("10.99.0.10"), "charon's SAs:\n{list}\n--- espgw ---\n{}", espgw.log());
+    assert!(
+        list.contains("10.99.0.10"),
+        "charon's SAs:\n{list}\n--- espgw ---\n{}",
+        espgw.log()
+    );
     let child = &sa.children[0];
-    assert_eq!(spis, vec![(child.spi_out, child.spi_in)], "espgw vs swanctl SPIs");
+    assert_eq!(
+        spis,
+        vec![(child.spi_out, child.spi_in)],
+        "espgw vs swanctl SPIs"
+    );
     let log = espgw.log();
     for line in [
         "Old State = IKE_P1_COMPLETE  New State = IKE_XAUTH_REQ_SENT",
@@ -181,7 +160,10 @@ fn easyvpn_strongswan_client_gets_a_pool_address_and_a_tunnel() {
     ] {
         assert!(log.contains(line), "no {line:?} in espgw's debug:\n{log}");
     }
-    assert!(!log.contains("wonderland") && !log.contains("grouPkey"), "a secret in the log:\n{log}");
+    assert!(
+        !log.contains("wonderland") && !log.contains("grouPkey"),
+        "a secret in the log:\n{log}"
+    );
 
     // tshark decrypts the whole exchange (Aggressive Mode, Transaction Mode, Quick Mode)
     // with espgw's key log.
@@ -191,14 +173,27 @@ fn easyvpn_strongswan_client_gets_a_pool_address_and_a_tunnel() {
     assert_eq!(v.malformed(), 0, "{summary}");
     let isakmp: Vec<_> = v.isakmp_all().collect();
     let txn = isakmp.iter().filter(|(_, i)| i.exchange == 6).count();
-    assert!(txn >= 6, "Transaction Mode messages seen by tshark: {txn}\n{summary}");
-    let undecrypted: Vec<_> = isakmp.iter().filter(|(_, i)| i.encrypted && !i.decrypted).collect();
-    assert!(undecrypted.is_empty(), "not decrypted by tshark: {undecrypted:?}\n{summary}");
+    assert!(
+        txn >= 6,
+        "Transaction Mode messages seen by tshark: {txn}\n{summary}"
+    );
+    let undecrypted: Vec<_> = isakmp
+        .iter()
+        .filter(|(_, i)| i.encrypted && !i.decrypted)
+        .collect();
+    assert!(
+        undecrypted.is_empty(),
+        "not decrypted by tshark: {undecrypted:?}\n{summary}"
+    );
 
     // The client goes (DELETE): the address is back in the pool.
     swan.terminate_ike().expect("terminate");
     assert!(
-        wait_log(&espgw, "returning address 10.99.0.10 to pool", Duration::from_secs(10)),
+        wait_log(
+            &espgw,
+            "returning address 10.99.0.10 to pool",
+            Duration::from_secs(10)
+        ),
         "address not returned:\n{}",
         espgw.log()
     );
@@ -206,7 +201,11 @@ fn easyvpn_strongswan_client_gets_a_pool_address_and_a_tunnel() {
     while ipsec_sa_count(&espgw) != 0 && t0.elapsed() < Duration::from_secs(5) {
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert_eq!(ipsec_sa_count(&espgw), 0, "IPsec SAs left after the client left");
+    assert_eq!(
+        ipsec_sa_count(&espgw),
+        0,
+        "IPsec SAs left after the client left"
+    );
 }
 
 /// One failing client: charon gets no child SA, espgw logs `expect`, has no IPsec SA and
@@ -227,7 +226,10 @@ fn failing(tag: &str, profile: Profile, expect: &str) {
     let _ = swan.initiate_child();
     assert_eq!(ipsec_sa_count(&espgw), 0, "{tag}: an IPsec SA");
     let log = espgw.log();
-    assert!(!log.contains("allocating address"), "{tag}: an address was leased:\n{log}");
+    assert!(
+        !log.contains("allocating address"),
+        "{tag}: an address was leased:\n{log}"
+    );
     let sas = swan.list_sas().unwrap_or_default();
     assert!(
         sas.iter().all(|s| s.children.is_empty()),
@@ -278,51 +280,36 @@ fn easyvpn_strongswan_client_pings_host_behind_r1() {
     .expect("lab");
     let db = lab.dir().join("r1.sadb");
     let espgw = Espgw::start_text(&lab, SERVER_CONF, Some(&db));
-    let dp_bin = common::dataplane_bin();
-    let stats = lab.dir().join("r1-stats.json");
-    let dp = lab
-        .spawn(
-            Node::R1,
-            &[
-                dp_bin.to_str().unwrap(),
-                "--config",
-                espgw.config.to_str().unwrap(),
-                "--interface-map",
-                "Ethernet0/0=in0,Ethernet1/0=out0",
-                "--sadb",
-                db.to_str().unwrap(),
-                "--stats",
-                stats.to_str().unwrap(),
-            ],
-        )
-        .expect("dataplane");
-    lab.wait_for("dataplane stats", Duration::from_secs(15), || stats.exists())
-        .unwrap_or_else(|e| panic!("dataplane: {e}\n{}", dp.log()));
+    let dp = common::start_dataplane(&lab, &espgw, &db);
     let cap = Capture::start(&lab, Node::R2, "out0").expect("tcpdump");
     let swan = StrongSwan::start(&lab, Node::R2, client("vpngroup", "grouPkey", "wonderland"))
         .expect("charon");
     swan.initiate_ike().expect("initiate ike");
     swan.initiate_child().expect("initiate child");
-    swan.wait_established(Duration::from_secs(20)).expect("established");
+    swan.wait_established(Duration::from_secs(20))
+        .expect("established");
     let p = lab.ping(Node::R2, "10.1.1.2", 10).expect("ping");
     assert_eq!(
-        p.received, 10,
+        p.received,
+        10,
         "{p:?}\n--- espgw ---\n{}\n--- dataplane ---\n{}\n--- charon ---\n{}",
         espgw.log(),
         dp.log(),
         swan.log()
     );
     std::thread::sleep(Duration::from_millis(300));
-    let pcap = cap.stop().expect("pcap");
-    let (keys, ike) = espgw.keys();
-    let v = judge(&pcap, &keys, &ike).expect("tshark");
+    let v = espgw.judge(&cap.stop().expect("pcap"));
     let summary = v.summary();
     let esp: Vec<_> = v.esp().collect();
     assert!(esp.len() >= 20, "ESP frames {}:\n{summary}", esp.len());
-    assert!(v.bad_esp().is_empty(), "ESP not authenticated with espgw's keys:\n{summary}");
+    assert!(
+        v.bad_esp().is_empty(),
+        "ESP not authenticated with espgw's keys:\n{summary}"
+    );
     // Inside, the client is its pool address.
     assert!(
-        esp.iter().any(|(_, e)| e.inner.as_ref().is_some_and(|(s, _)| s == "10.99.0.10")),
+        esp.iter()
+            .any(|(_, e)| e.inner.as_ref().is_some_and(|(s, _)| s == "10.99.0.10")),
         "{summary}"
     );
     assert_eq!(v.malformed(), 0, "{summary}");

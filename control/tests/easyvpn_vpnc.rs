@@ -1,6 +1,6 @@
 //! espgw as an Easy VPN server (R1), vpnc (Debian's Cisco-compatible client) on R2:
 //! Aggressive Mode with the group name as ID_KEY_ID, XAUTHInitPreShared, server-initiated
-//! XAUTH, Mode Config pull, Quick Mode for its address against 0.0.0.0/0. What Mode Config
+//! XAUTH (user bob, whose `secret 5` is MD5-crypt), Mode Config pull, Quick Mode for its address against 0.0.0.0/0. What Mode Config
 //! gave it is read from the environment vpnc hands its script: the pool address, the DNS
 //! server, the split include (Cisco's 14-byte form), the default domain and the banner.
 //!
@@ -13,64 +13,25 @@ use espgw_lab::{Lab, Node};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-const SERVER_CONF: &str = "\
-hostname R1
-aaa new-model
-aaa authentication login userauthen local
-aaa authorization network groupauthor local
-username alice secret 5 $1$mERr$LiYHHJxqSJ4tEY/Xy4UdT0
-!
-crypto isakmp policy 10
- encr aes
- hash sha
- authentication pre-share
- group 14
-!
-crypto isakmp client configuration group vpngroup
- key grouPkey
- dns 10.1.1.53 10.1.1.54
- wins 10.1.1.55
- domain example.com
- pool ezpool
- acl 150
- save-password
- banner ^C
- Welcome to R1.
- ^C
-!
-crypto ipsec transform-set aesset esp-aes esp-sha-hmac
-!
-crypto dynamic-map dynmap 10
- set transform-set aesset
- reverse-route
-!
-crypto map clientmap client authentication list userauthen
-crypto map clientmap isakmp authorization list groupauthor
-crypto map clientmap client configuration address respond
-crypto map clientmap 10 ipsec-isakmp dynamic dynmap
-!
-ip local pool ezpool 10.99.0.10 10.99.0.20
-access-list 150 permit ip 10.1.1.0 0.0.0.255 any
-access-list 150 permit ip 192.168.50.0 0.0.1.255 any
-!
-interface Ethernet0/0
- ip address 10.1.1.1 255.255.255.0
-!
-interface Ethernet1/0
- ip address 172.16.172.10 255.255.255.240
- crypto map clientmap
-!
-end
-";
+/// The Easy VPN server (also parsed by the configuration tests).
+const SERVER_CONF: &str = include_str!("../../deploy/configs/r1-easyvpn.conf");
 
 /// Runs vpnc on R2 until its script was called with `reason=connect`; returns the
 /// environment it got, and vpnc (still connected).
 fn vpnc_connect(
     lab: &Lab,
     espgw: &Espgw,
+    user: &str,
     password: &str,
 ) -> (Option<BTreeMap<String, String>>, espgw_lab::LabProcess) {
-    vpnc_on(lab, espgw, Node::R2, password, Duration::from_secs(20))
+    vpnc_on(
+        lab,
+        espgw,
+        Node::R2,
+        user,
+        password,
+        Duration::from_secs(20),
+    )
 }
 
 /// vpnc on `node`, waiting up to `wait` for its script's `connect`.
@@ -78,6 +39,7 @@ fn vpnc_on(
     lab: &Lab,
     espgw: &Espgw,
     node: Node,
+    user: &str,
     password: &str,
     wait: Duration,
 ) -> (Option<BTreeMap<String, String>>, espgw_lab::LabProcess) {
@@ -95,13 +57,17 @@ fn vpnc_on(
         ),
     )
     .unwrap();
-    std::process::Command::new("chmod").arg("755").arg(&script).status().unwrap();
+    std::process::Command::new("chmod")
+        .arg("755")
+        .arg(&script)
+        .status()
+        .unwrap();
     let conf = dir.join("vpnc.conf");
     std::fs::write(
         &conf,
         format!(
             "IPSec gateway 172.16.172.10\nIPSec ID vpngroup\nIPSec secret grouPkey\n\
-             Xauth username alice\nXauth password {password}\nIKE DH Group dh14\n\
+             Xauth username {user}\nXauth password {password}\nIKE DH Group dh14\n\
              NAT Traversal Mode natt\nNo Detach\nDebug 2\nScript {}\nPidfile {}\n",
             script.display(),
             dir.join("vpnc.pid").display()
@@ -122,7 +88,11 @@ fn vpnc_on(
             .collect()
     });
     if env.is_none() {
-        eprintln!("--- vpnc ---\n{}\n--- espgw ---\n{}", vpnc.log(), espgw.log());
+        eprintln!(
+            "--- vpnc ---\n{}\n--- espgw ---\n{}",
+            vpnc.log(),
+            espgw.log()
+        );
     }
     (env, vpnc)
 }
@@ -132,7 +102,7 @@ fn easyvpn_vpnc_receives_address_split_include_and_dns() {
     espgw_lab::prereq::require_root();
     let lab = Lab::up(&Lab::unique_prefix("ezv")).expect("lab");
     let espgw = Espgw::start_text(&lab, SERVER_CONF, None);
-    let (env, vpnc) = vpnc_connect(&lab, &espgw, "wonderland");
+    let (env, vpnc) = vpnc_connect(&lab, &espgw, "bob", "wonderland");
     let env = env.expect("vpnc never called its script with reason=connect");
     let get = |k: &str| env.get(k).cloned().unwrap_or_default();
     assert_eq!(get("INTERNAL_IP4_ADDRESS"), "10.99.0.10", "{env:?}");
@@ -151,12 +121,15 @@ fn easyvpn_vpnc_receives_address_split_include_and_dns() {
     let spis = espgw.wait_spis(1, Duration::from_secs(10));
     assert_eq!(spis.len(), 1, "{spis:?}");
     let log = espgw.log();
-    assert!(log.contains("%CRYPTO-6-VPN_TUNNEL_STATUS: Group: vpngroup  User: alice"), "{log}");
+    assert!(
+        log.contains("%CRYPTO-6-VPN_TUNNEL_STATUS: Group: vpngroup  User: bob"),
+        "{log}"
+    );
     // show crypto session: the client, its user, its address, its flow.
     let show = espgw.cli(&["show", "crypto", "session"]);
     for line in [
         "Interface: Ethernet1/0",
-        "Username: alice",
+        "Username: bob",
         "Group: vpngroup",
         "Assigned address: 10.99.0.10",
         "Session status: UP-ACTIVE",
@@ -169,10 +142,16 @@ fn easyvpn_vpnc_receives_address_split_include_and_dns() {
     // clear crypto session: the client is told (DELETE) and its address is back.
     espgw.cli(&["clear", "crypto", "session"]);
     let t0 = Instant::now();
-    while !espgw.log().contains("returning address 10.99.0.10 to pool") && t0.elapsed() < Duration::from_secs(10) {
+    while !espgw.log().contains("returning address 10.99.0.10 to pool")
+        && t0.elapsed() < Duration::from_secs(10)
+    {
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(espgw.log().contains("returning address 10.99.0.10 to pool"), "{}", espgw.log());
+    assert!(
+        espgw.log().contains("returning address 10.99.0.10 to pool"),
+        "{}",
+        espgw.log()
+    );
     drop(vpnc);
 }
 
@@ -182,16 +161,24 @@ fn easyvpn_vpnc_exhausted_pool_fails_cleanly() {
     let lab = Lab::up(&Lab::unique_prefix("ezx")).expect("lab");
     // One address in the pool; a second client behind R2 (hostB, routed by R2).
     let conf = SERVER_CONF.replace(
-        "ip local pool ezpool 10.99.0.10 10.99.0.20",
-        "ip local pool ezpool 10.99.0.10",
+        "ip local pool ezpool 10.99.0.10 10.99.0.20\nip local pool ezpool 10.99.1.1\n",
+        "ip local pool ezpool 10.99.0.10\n",
     );
-    lab.run(Node::R1, &["ip", "route", "add", "10.1.2.0/24", "via", "172.16.172.20"])
-        .expect("route to hostB");
+    lab.run(
+        Node::R1,
+        &["ip", "route", "add", "10.1.2.0/24", "via", "172.16.172.20"],
+    )
+    .expect("route to hostB");
     let espgw = Espgw::start_text(&lab, &conf, None);
-    let (first, vpnc1) = vpnc_on(&lab, &espgw, Node::R2, "wonderland", Duration::from_secs(20));
+    let wait = Duration::from_secs(20);
+    let (first, vpnc1) = vpnc_on(&lab, &espgw, Node::R2, "alice", "wonderland", wait);
     let first = first.expect("the first client connects");
-    assert_eq!(first.get("INTERNAL_IP4_ADDRESS").map(String::as_str), Some("10.99.0.10"));
-    let (second, vpnc2) = vpnc_on(&lab, &espgw, Node::HostB, "wonderland", Duration::from_secs(8));
+    assert_eq!(
+        first.get("INTERNAL_IP4_ADDRESS").map(String::as_str),
+        Some("10.99.0.10")
+    );
+    let wait = Duration::from_secs(8);
+    let (second, vpnc2) = vpnc_on(&lab, &espgw, Node::HostB, "alice", "wonderland", wait);
     let log = espgw.log();
     assert!(second.is_none(), "the second client got {second:?}\n{log}");
     for line in [

@@ -430,15 +430,31 @@ interface Ethernet1/0
  ip address 172.16.172.10 255.255.255.240
  crypto map cm
 ";
-        let cfg = parse_config(text, &InterfaceMap::parse("Ethernet0/0=in0,Ethernet1/0=out0").unwrap())
-            .unwrap()
-            .config;
+        let cfg = parse_config(
+            text,
+            &InterfaceMap::parse("Ethernet0/0=in0,Ethernet1/0=out0").unwrap(),
+        )
+        .unwrap()
+        .config;
         let rules = rules_from_config(&cfg).unwrap();
-        let dsts: Vec<String> = rules.iter().map(|r| format!("{}/{}", r.dst.addr, r.dst.len)).collect();
-        assert_eq!(dsts, ["10.99.0.10/31", "10.99.0.12/30", "10.99.0.16/30", "10.99.0.20/32"]);
+        let dsts: Vec<String> = rules
+            .iter()
+            .map(|r| format!("{}/{}", r.dst.addr, r.dst.len))
+            .collect();
+        assert_eq!(
+            dsts,
+            [
+                "10.99.0.10/31",
+                "10.99.0.12/30",
+                "10.99.0.16/30",
+                "10.99.0.20/32"
+            ]
+        );
         assert!(rules.iter().all(|r| r.policy == 20 && r.src.len == 0));
         for a in 10..=20u8 {
-            assert!(first_match(&rules, ip("10.1.1.2"), Ipv4Addr::new(10, 99, 0, a), 1, None).is_some());
+            assert!(
+                first_match(&rules, ip("10.1.1.2"), Ipv4Addr::new(10, 99, 0, a), 1, None).is_some()
+            );
         }
         assert!(first_match(&rules, ip("10.1.1.2"), ip("10.99.0.21"), 1, None).is_none());
         assert!(first_match(&rules, ip("10.1.1.2"), ip("10.99.0.9"), 1, None).is_none());

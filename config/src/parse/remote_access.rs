@@ -72,9 +72,16 @@ impl Parser<'_> {
             if m.eq_ignore_ascii_case("local") {
                 t.pos += 1;
                 methods.push(AaaMethod::Local);
-            } else if ["group", "enable", "line", "none", "local-case", "if-authenticated"]
-                .iter()
-                .any(|k| k.eq_ignore_ascii_case(m))
+            } else if [
+                "group",
+                "enable",
+                "line",
+                "none",
+                "local-case",
+                "if-authenticated",
+            ]
+            .iter()
+            .any(|k| k.eq_ignore_ascii_case(m))
             {
                 return Err(ConfigErrorKind::Unsupported {
                     command: cmd.into(),
@@ -124,7 +131,9 @@ impl Parser<'_> {
                 UserPassword::Clear(PresharedKey::new(t.rest().into_bytes()))
             }
             _ => {
-                let ty = if t.peek().is_some_and(|x| x.len() == 1 && t.toks.len() > t.pos + 1)
+                let ty = if t
+                    .peek()
+                    .is_some_and(|x| x.len() == 1 && t.toks.len() > t.pos + 1)
                 {
                     t.next("0|5|8|9")?
                 } else {
@@ -455,13 +464,21 @@ impl Parser<'_> {
             Address(ModeConfigAddress),
         }
         let set = if t.eat("client") {
-            match t.choice(&["authentication", "configuration"], "authentication|configuration")? {
+            match t.choice(
+                &["authentication", "configuration"],
+                "authentication|configuration",
+            )? {
                 0 => {
                     t.cmd("crypto map client authentication list");
                     t.expect("list")?;
                     let l = t.next("a login list name")?.to_string();
                     t.end()?;
-                    self.aaa_refs.push((no, "crypto map client authentication list", true, l.clone()));
+                    self.aaa_refs.push((
+                        no,
+                        "crypto map client authentication list",
+                        true,
+                        l.clone(),
+                    ));
                     Set::Authentication(l)
                 }
                 _ => {
@@ -481,7 +498,8 @@ impl Parser<'_> {
             t.expect("list")?;
             let l = t.next("a network list name")?.to_string();
             t.end()?;
-            self.aaa_refs.push((no, "crypto map isakmp authorization list", false, l.clone()));
+            self.aaa_refs
+                .push((no, "crypto map isakmp authorization list", false, l.clone()));
             Set::Authorization(l)
         } else {
             return Ok(false);

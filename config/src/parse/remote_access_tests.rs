@@ -2,77 +2,10 @@
 
 use super::*;
 
-fn ip(s: &str) -> Ipv4Addr {
-    s.parse().unwrap()
-}
+use super::tests::{assert_errors, ip, parse_ok as ok};
 
-fn ifmap() -> InterfaceMap {
-    InterfaceMap::parse("Ethernet0/0=in0,Ethernet1/0=out0").unwrap()
-}
-
-fn ok(text: &str) -> Parsed {
-    parse_config(text, &ifmap()).unwrap_or_else(|e| panic!("unexpected error: {e}\n---\n{text}"))
-}
-
-fn err(text: &str) -> String {
-    match parse_config(text, &ifmap()) {
-        Ok(_) => panic!("expected an error for:\n{text}"),
-        Err(e) => e.to_string(),
-    }
-}
-
-/// An Easy VPN server configuration the way `show running-config` prints one.
-pub(crate) const EZVPN_SERVER: &str = "\
-hostname R1
-aaa new-model
-aaa authentication login userauthen local
-aaa authorization network groupauthor local
-username alice password 0 wonderland
-username bob privilege 15 secret 5 $1$mERr$hx5rVt7rPNoS4wqbXKX7m0
-crypto isakmp policy 10
- encr aes
- hash sha
- authentication pre-share
- group 14
-crypto isakmp keepalive 10
-crypto isakmp xauth timeout 30
-crypto isakmp client configuration group vpngroup
- key grouPkey
- dns 10.1.1.53 10.1.1.54
- wins 10.1.1.55
- domain example.com
- pool ezpool
- acl 150
- pfs
- save-password
- max-users 20
- banner ^C
- Welcome to R1.
- Authorised users only.
- ^C
-crypto isakmp client configuration group other
- key otherkey
- pool ezpool
- banner #one line#
-crypto ipsec transform-set aesset esp-aes esp-sha-hmac
-crypto dynamic-map dynmap 10
- set transform-set aesset
- set pfs group14
- reverse-route
-crypto map clientmap client authentication list userauthen
-crypto map clientmap isakmp authorization list groupauthor
-crypto map clientmap client configuration address respond
-crypto map clientmap 10 ipsec-isakmp dynamic dynmap
-ip local pool ezpool 10.99.0.10 10.99.0.20
-ip local pool ezpool 10.99.1.1
-access-list 150 permit ip 10.1.1.0 0.0.0.255 any
-interface Ethernet0/0
- ip address 10.1.1.1 255.255.255.0
-interface Ethernet1/0
- ip address 172.16.172.10 255.255.255.240
- crypto map clientmap
-end
-";
+/// The lab's Easy VPN server configuration, the way `show running-config` prints one.
+pub(crate) const EZVPN_SERVER: &str = include_str!("../../../deploy/configs/r1-easyvpn.conf");
 
 #[test]
 fn easy_vpn_server_parses_as_ios_writes_it() {
@@ -81,7 +14,10 @@ fn easy_vpn_server_parses_as_ios_writes_it() {
     assert!(ra.aaa_new_model);
     assert_eq!(ra.login_lists["userauthen"].methods, vec![AaaMethod::Local]);
     assert_eq!(ra.login_lists["userauthen"].line, 3);
-    assert_eq!(ra.network_lists["groupauthor"].methods, vec![AaaMethod::Local]);
+    assert_eq!(
+        ra.network_lists["groupauthor"].methods,
+        vec![AaaMethod::Local]
+    );
     match &ra.users["alice"].password {
         UserPassword::Clear(k) => assert_eq!(k.expose_secret(), b"wonderland"),
         other => panic!("{other:?}"),
@@ -89,7 +25,7 @@ fn easy_vpn_server_parses_as_ios_writes_it() {
     assert_eq!(ra.users["bob"].privilege, Some(15));
     assert_eq!(
         ra.users["bob"].password,
-        UserPassword::Md5Crypt("$1$mERr$hx5rVt7rPNoS4wqbXKX7m0".into())
+        UserPassword::Md5Crypt("$1$mERr$LiYHHJxqSJ4tEY/Xy4UdT0".into())
     );
     assert_eq!(ra.xauth_timeout_secs, 30);
 
@@ -155,7 +91,12 @@ fn easy_vpn_server_parses_as_ios_writes_it() {
 fn secrets_stay_out_of_debug_output() {
     let p = ok(EZVPN_SERVER);
     let dump = format!("{:?}", p.config);
-    for s in ["wonderland", "grouPkey", "otherkey", "hx5rVt7rPNoS4wqbXKX7m0"] {
+    for s in [
+        "wonderland",
+        "grouPkey",
+        "otherkey",
+        "hx5rVt7rPNoS4wqbXKX7m0",
+    ] {
         assert!(!dump.contains(s), "{s} in {dump}");
     }
 }
@@ -203,14 +144,7 @@ fn remote_access_errors_name_line_and_reason() {
         ("crypto map vpn 10 ipsec-isakmp dynamic dyn", "line 1: crypto map: dynamic map \"dyn\" is not defined"),
         ("crypto map vpn 10 ipsec-isakmp dynamic", "line 1: crypto map: expected a dynamic map name, got end of line"),
     ];
-    let mut bad = Vec::new();
-    for (text, want) in cases {
-        let got = err(text);
-        if &got != want {
-            bad.push(format!("config {text:?}\n  got:  {got}\n  want: {want}"));
-        }
-    }
-    assert!(bad.is_empty(), "{}", bad.join("\n"));
+    assert_errors(cases);
 }
 
 #[test]

@@ -1,7 +1,7 @@
 use super::*;
 use proptest::prelude::*;
 
-fn ip(s: &str) -> Ipv4Addr {
+pub(super) fn ip(s: &str) -> Ipv4Addr {
     s.parse().unwrap()
 }
 
@@ -11,7 +11,7 @@ fn lab_map() -> InterfaceMap {
 
 use crate::slides::{SLIDES_R1, SLIDES_R2};
 
-fn parse_ok(text: &str) -> Parsed {
+pub(super) fn parse_ok(text: &str) -> Parsed {
     match parse_config(text, &lab_map()) {
         Ok(p) => p,
         Err(e) => panic!("unexpected error: {e}\n---\n{text}"),
@@ -542,6 +542,18 @@ fn crlf_and_tabs() {
 }
 
 /// Every error path: the exact message, with the line number of the offending line.
+/// Each configuration fails with exactly its message.
+pub(super) fn assert_errors(cases: &[(&str, &str)]) {
+    let mut bad = Vec::new();
+    for (text, want) in cases {
+        let got = err(text);
+        if &got != want {
+            bad.push(format!("config {text:?}\n  got:  {got}\n  want: {want}"));
+        }
+    }
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+}
+
 #[test]
 fn error_messages() {
     let cases: &[(&str, &str)] = &[
@@ -625,14 +637,7 @@ fn error_messages() {
         ("interface E0\n crypto map", "line 2: crypto map: expected a crypto map name, got end of line"),
         ("hostname", "line 1: hostname: expected a host name, got end of line"),
     ];
-    let mut bad = Vec::new();
-    for (text, want) in cases {
-        let got = err(text);
-        if &got != want {
-            bad.push(format!("config {text:?}\n  got:  {got}\n  want: {want}"));
-        }
-    }
-    assert!(bad.is_empty(), "{}", bad.join("\n"));
+    assert_errors(cases);
 }
 
 #[test]

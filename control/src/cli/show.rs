@@ -341,7 +341,12 @@ pub fn crypto_session(sessions: &[CryptoSessionView]) -> String {
             c.local, c.peer_port, c.peer, c.peer_port
         );
         for (l, r, n) in &c.flows {
-            let _ = writeln!(s, "  IPSEC FLOW: permit ip {} {}", flow_ident(l), flow_ident(r));
+            let _ = writeln!(
+                s,
+                "  IPSEC FLOW: permit ip {} {}",
+                flow_ident(l),
+                flow_ident(r)
+            );
             let _ = writeln!(s, "        Active SAs: {n}, origin: dynamic crypto map");
         }
         s.push('\n');

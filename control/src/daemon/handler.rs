@@ -84,9 +84,13 @@ impl Daemon {
 impl Daemon {
     /// `show crypto session`: the clients with their IPsec flows.
     fn crypto_sessions(&self) -> Vec<api::CryptoSessionView> {
-        let (clients, sas, local) = self
-            .shared
-            .with(|ep, now| (ep.client_sessions(), ep.ipsec_sas(now), ep.config().local_addr));
+        let (clients, sas, local) = self.shared.with(|ep, now| {
+            (
+                ep.client_sessions(),
+                ep.ipsec_sas(now),
+                ep.config().local_addr,
+            )
+        });
         clients
             .into_iter()
             .map(|c| {
@@ -98,15 +102,25 @@ impl Daemon {
                     .iter()
                     .filter(|s| s.remote == peer && Some(s.remote_proxy.addr) == c.assigned)
                     .collect();
-                let mut flows: Vec<(crate::config::model::ProxyId, crate::config::model::ProxyId, u32)> = Vec::new();
+                let mut flows: Vec<(
+                    crate::config::model::ProxyId,
+                    crate::config::model::ProxyId,
+                    u32,
+                )> = Vec::new();
                 for s in &mine {
-                    match flows.iter_mut().find(|f| f.0 == s.local_proxy && f.1 == s.remote_proxy) {
+                    match flows
+                        .iter_mut()
+                        .find(|f| f.0 == s.local_proxy && f.1 == s.remote_proxy)
+                    {
                         Some(f) => f.2 += 2,
                         None => flows.push((s.local_proxy, s.remote_proxy, 2)),
                     }
                 }
                 api::CryptoSessionView {
-                    interface: mine.first().map(|s| s.interface.clone()).unwrap_or_default(),
+                    interface: mine
+                        .first()
+                        .map(|s| s.interface.clone())
+                        .unwrap_or_default(),
                     username: c.user,
                     group: c.group,
                     assigned: c.assigned,

@@ -139,12 +139,20 @@ mod tests {
 
     #[test]
     fn distinct_addresses_until_exhausted_then_reused_after_release() {
-        let r = [(ip("10.99.0.10"), ip("10.99.0.12")), (ip("10.99.1.1"), ip("10.99.1.1"))];
+        let r = [
+            (ip("10.99.0.10"), ip("10.99.0.12")),
+            (ip("10.99.1.1"), ip("10.99.1.1")),
+        ];
         let mut p = AddressPool::new("ez", &r);
         let got: Vec<_> = (0..4u8).map(|i| p.lease([i; 8]).unwrap()).collect();
         assert_eq!(
             got,
-            vec![ip("10.99.0.10"), ip("10.99.0.11"), ip("10.99.0.12"), ip("10.99.1.1")]
+            vec![
+                ip("10.99.0.10"),
+                ip("10.99.0.11"),
+                ip("10.99.0.12"),
+                ip("10.99.1.1")
+            ]
         );
         assert_eq!(p.lease([9; 8]), Err(PoolError::Exhausted("ez".into())));
         // The same owner asking again keeps its address.

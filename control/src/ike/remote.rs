@@ -212,7 +212,9 @@ impl RemoteAccessConfig {
             .values()
             .map(|u| {
                 let s = match &u.password {
-                    UserPassword::Clear(p) => UserSecret::Clear(Zeroizing::new(p.expose_secret().to_vec())),
+                    UserPassword::Clear(p) => {
+                        UserSecret::Clear(Zeroizing::new(p.expose_secret().to_vec()))
+                    }
                     UserPassword::Md5Crypt(h) => UserSecret::Md5Crypt(h.clone()),
                 };
                 (u.name.clone(), s)
@@ -223,7 +225,10 @@ impl RemoteAccessConfig {
             .values()
             .map(|p| (p.name.clone(), p.ranges.clone()))
             .collect();
-        let xauth = ra.map_clients.values().any(|c| c.authentication_list.is_some());
+        let xauth = ra
+            .map_clients
+            .values()
+            .any(|c| c.authentication_list.is_some());
         let address = if ra
             .map_clients
             .values()
@@ -243,12 +248,19 @@ impl RemoteAccessConfig {
                 dynamic.push(DynamicEntry {
                     map: r.map.clone(),
                     seq: r.seq,
-                    transform_sets: e.transform_sets.iter().filter_map(|n| transform_set(n)).collect(),
+                    transform_sets: e
+                        .transform_sets
+                        .iter()
+                        .filter_map(|n| transform_set(n))
+                        .collect(),
                     pfs: e.pfs.and_then(|g| DhGroup::from_id(g.number())),
                     reverse_route: e.reverse_route,
                     lifetime_secs: life.seconds,
                     lifetime_kb: life.kilobytes,
-                    interface: cfg.interface_for_map(&r.map).map(|i| i.name.clone()).unwrap_or_default(),
+                    interface: cfg
+                        .interface_for_map(&r.map)
+                        .map(|i| i.name.clone())
+                        .unwrap_or_default(),
                 });
             }
         }
@@ -285,8 +297,14 @@ mod tests {
     /// did not write).
     #[test]
     fn md5_crypt_matches_openssl() {
-        assert_eq!(md5_crypt(b"wonderland", b"mERr"), "$1$mERr$LiYHHJxqSJ4tEY/Xy4UdT0");
-        assert_eq!(md5_crypt(b"password", b"saltsalt"), "$1$saltsalt$qjXMvbEw8oaL.CzflDtaK/");
+        assert_eq!(
+            md5_crypt(b"wonderland", b"mERr"),
+            "$1$mERr$LiYHHJxqSJ4tEY/Xy4UdT0"
+        );
+        assert_eq!(
+            md5_crypt(b"password", b"saltsalt"),
+            "$1$saltsalt$qjXMvbEw8oaL.CzflDtaK/"
+        );
         let s = UserSecret::Md5Crypt("$1$mERr$LiYHHJxqSJ4tEY/Xy4UdT0".into());
         assert!(s.verify(b"wonderland"));
         assert!(!s.verify(b"wonderlanD"));

@@ -109,7 +109,10 @@ impl Endpoint {
                 p.soft_at.min(p.hard_at)
             })
         });
-        sas.chain(pairs).flatten().min()
+        sas.chain(pairs)
+            .chain(std::iter::once(self.ra_next_timeout()))
+            .flatten()
+            .min()
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
@@ -132,6 +135,7 @@ impl Endpoint {
             }
             self.with_sa(key, |ep, sa| ep.p1_liveness_timers(now, sa));
         }
+        self.ra_timers(now);
         self.pair_timers(now);
     }
 

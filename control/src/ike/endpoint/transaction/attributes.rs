@@ -366,15 +366,21 @@ impl CfgAttr {
         };
         let text = |t: &Option<String>| var(t.as_deref().unwrap_or("").as_bytes().to_vec());
         let addr = |a: &Option<Ipv4Addr>| var(a.map(|a| a.octets().to_vec()).unwrap_or_default());
-        let secret = |p: &Option<Password>| var(p.as_ref().map(|p| p.expose().to_vec()).unwrap_or_default());
+        let secret =
+            |p: &Option<Password>| var(p.as_ref().map(|p| p.expose().to_vec()).unwrap_or_default());
         let nets = |n: &[SplitNet]| {
             let mut b = Vec::with_capacity(n.len() * SplitNet::LEN);
             n.iter().for_each(|x| x.emit(&mut b));
             var(b)
         };
         match self {
-            CfgAttr::Ip4Address(a) | CfgAttr::Ip4Netmask(a) | CfgAttr::Ip4Dns(a) | CfgAttr::Ip4Nbns(a) => addr(a),
-            CfgAttr::AddressExpiry(n) => var(n.map(|n| n.to_be_bytes().to_vec()).unwrap_or_default()),
+            CfgAttr::Ip4Address(a)
+            | CfgAttr::Ip4Netmask(a)
+            | CfgAttr::Ip4Dns(a)
+            | CfgAttr::Ip4Nbns(a) => addr(a),
+            CfgAttr::AddressExpiry(n) => {
+                var(n.map(|n| n.to_be_bytes().to_vec()).unwrap_or_default())
+            }
             CfgAttr::XauthType(v)
             | CfgAttr::XauthStatus(v)
             | CfgAttr::SavePassword(v)

@@ -51,7 +51,7 @@ pub enum ClientState {
     /// Waiting for the server's XAUTH REQUEST (IOS: `IKE_P1_COMPLETE`).
     AwaitXauthRequest,
     /// Sent the REPLY, waiting for the status SET (`IKE_XAUTH_REPLY_SENT`).
-    AwaitXauthStatus { mid: u32 },
+    AwaitXauthStatus,
     /// Sent the Mode Config REQUEST (`IKE_CONFIG_MODE_REQ_SENT`).
     ConfigRequestSent { mid: u32 },
     /// Configured (`IKE_P1_COMPLETE`).
@@ -64,7 +64,7 @@ impl ClientState {
     pub fn ios(&self) -> &'static str {
         match self {
             ClientState::AwaitXauthRequest | ClientState::Configured => "IKE_P1_COMPLETE",
-            ClientState::AwaitXauthStatus { .. } => "IKE_XAUTH_REPLY_SENT",
+            ClientState::AwaitXauthStatus => "IKE_XAUTH_REPLY_SENT",
             ClientState::ConfigRequestSent { .. } => "IKE_CONFIG_MODE_REQ_SENT",
             ClientState::Failed => "IKE_DEST_SA",
         }
@@ -124,31 +124,52 @@ impl Client {
     }
 
     /// A message from the server; returns what to send (message ID, payload).
-    pub fn handle(&mut self, rng: &mut dyn Random, m: &TxnMessage) -> Result<Vec<(u32, AttrPayload)>, IkeError> {
-        let attrs = CfgAttr::parse_list(&m.attr.attrs).map_err(|_| IkeError::Peer("malformed Transaction Mode attribute"))?;
+    pub fn handle(
+        &mut self,
+        rng: &mut dyn Random,
+        m: &TxnMessage,
+    ) -> Result<Vec<(u32, AttrPayload)>, IkeError> {
+        let attrs = CfgAttr::parse_list(&m.attr.attrs)
+            .map_err(|_| IkeError::Peer("malformed Transaction Mode attribute"))?;
         let reply = |t: u8, attrs: Vec<CfgAttr>| AttrPayload {
             cfg_type: t,
             identifier: m.attr.identifier,
             attrs: attrs.iter().map(CfgAttr::to_attr).collect(),
         };
         match (&self.state, m.attr.cfg_type) {
-            (ClientState::AwaitXauthRequest | ClientState::AwaitXauthStatus { .. }, cfg_type::REQUEST) => {
+            (ClientState::AwaitXauthRequest | ClientState::AwaitXauthStatus, cfg_type::REQUEST) => {
                 let mut out = Vec::new();
                 for a in &attrs {
                     match a {
                         CfgAttr::XauthType(t) => out.push(CfgAttr::XauthType(*t)),
-                        CfgAttr::XauthUserName(_) => out.push(CfgAttr::XauthUserName(Some(self.user.clone()))),
-                        CfgAttr::XauthPassword(_) => out.push(CfgAttr::XauthPassword(Some(Password::new(&self.password)))),
+                        CfgAttr::XauthUserName(_) => {
+                            out.push(CfgAttr::XauthUserName(Some(self.user.clone())))
+                        }
+                        CfgAttr::XauthPassword(_) => {
+                            out.push(CfgAttr::XauthPassword(Some(Password::new(&self.password))))
+                        }
                         _ => {}
                     }
                 }
                 self.attempts += 1;
-                self.state = ClientState::AwaitXauthStatus { mid: m.mid };
+                self.state = ClientState::AwaitXauthStatus;
                 Ok(vec![(m.mid, reply(cfg_type::REPLY, out))])
             }
-            (ClientState::AwaitXauthStatus { .. }, cfg_type::SET) => {
-                let ok = attrs.iter().any(|a| *a == CfgAttr::XauthStatus(Some(XAUTH_STATUS_OK)));
-                let ack = (m.mid, reply(cfg_type::ACK, vec![CfgAttr::XauthStatus(Some(if ok { XAUTH_STATUS_OK } else { XAUTH_STATUS_FAIL }))]));
+            (ClientState::AwaitXauthStatus, cfg_type::SET) => {
+                let ok = attrs
+                    .iter()
+                    .any(|a| *a == CfgAttr::XauthStatus(Some(XAUTH_STATUS_OK)));
+                let ack = (
+                    m.mid,
+                    reply(
+                        cfg_type::ACK,
+                        vec![CfgAttr::XauthStatus(Some(if ok {
+                            XAUTH_STATUS_OK
+                        } else {
+                            XAUTH_STATUS_FAIL
+                        }))],
+                    ),
+                );
                 if !ok {
                     self.state = ClientState::Failed;
                     return Ok(vec![ack]);
@@ -162,13 +183,20 @@ impl Client {
                 Ok(vec![])
             }
             // Initiate mode: the server pushes.
-            (ClientState::AwaitXauthRequest | ClientState::ConfigRequestSent { .. }, cfg_type::SET) => {
+            (
+                ClientState::AwaitXauthRequest | ClientState::ConfigRequestSent { .. },
+                cfg_type::SET,
+            ) => {
                 self.config.take(&attrs);
                 self.state = ClientState::Configured;
                 let ack = AttrPayload {
                     cfg_type: cfg_type::ACK,
                     identifier: m.attr.identifier,
-                    attrs: attrs.iter().filter(|a| !matches!(a, CfgAttr::Unknown(_))).map(CfgAttr::empty).collect(),
+                    attrs: attrs
+                        .iter()
+                        .filter(|a| !matches!(a, CfgAttr::Unknown(_)))
+                        .map(CfgAttr::empty)
+                        .collect(),
                 };
                 Ok(vec![(m.mid, ack)])
             }

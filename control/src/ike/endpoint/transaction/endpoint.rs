@@ -40,7 +40,8 @@ pub struct Session {
     pub server: Option<Server>,
     /// Its crypto map entry (index into the IKE configuration's entries).
     pub map_idx: Option<usize>,
-    pub started: Instant,
+    /// When Transaction Mode must be over (`crypto isakmp xauth timeout`, from its start).
+    deadline: Option<Instant>,
     last_rx: Vec<u8>,
     last_tx: Option<Transmit>,
 }
@@ -66,7 +67,12 @@ impl RemoteAccess {
     /// New pools (leases in range are kept).
     pub fn reconfigure(&mut self, cfg: Option<&RemoteAccessConfig>) {
         let defs: Vec<(String, Vec<(Ipv4Addr, Ipv4Addr)>)> = cfg
-            .map(|c| c.pools.iter().map(|(n, r)| (n.clone(), r.clone())).collect())
+            .map(|c| {
+                c.pools
+                    .iter()
+                    .map(|(n, r)| (n.clone(), r.clone()))
+                    .collect()
+            })
             .unwrap_or_default();
         self.pools
             .reconfigure(defs.iter().map(|(n, r)| (n.as_str(), &r[..])));
@@ -132,12 +138,21 @@ impl Endpoint {
         match remote.groups.get(&name) {
             Some(g) => {
                 let key = g.key.clone();
-                self.ik(conn, format!("processing ID payload: ID_KEY_ID group {name}"));
-                self.ik(conn, format!("found peer pre-shared key matching group {name}"));
+                self.ik(
+                    conn,
+                    format!("processing ID payload: ID_KEY_ID group {name}"),
+                );
+                self.ik(
+                    conn,
+                    format!("found peer pre-shared key matching group {name}"),
+                );
                 Some(Ok((name, key)))
             }
             None => {
-                self.ik(conn, format!("No pre-shared key for group {name}: group not configured"));
+                self.ik(
+                    conn,
+                    format!("No pre-shared key for group {name}: group not configured"),
+                );
                 self.ik_raw(format!(
                     "%CRYPTO-6-IKMP_MODE_FAILURE: Processing of Aggressive mode failed with peer at {peer}"
                 ));
@@ -158,7 +173,7 @@ impl Endpoint {
                 crypto: TxnCrypto::default(),
                 server: None,
                 map_idx: None,
-                started: sa.started,
+                deadline: None,
                 last_rx: Vec::new(),
                 last_tx: None,
             },
@@ -196,7 +211,10 @@ impl Endpoint {
                 .count() as u32;
             if n >= max {
                 let conn = sa.conn_id;
-                self.ik(conn, format!("group {} has reached max-users {max}", group.name));
+                self.ik(
+                    conn,
+                    format!("group {} has reached max-users {max}", group.name),
+                );
                 self.delete_p1(sa, "max-users exceeded");
                 return;
             }
@@ -215,21 +233,56 @@ impl Endpoint {
         };
         if let Some(s) = self.ra.sessions.get_mut(&sa.icookie) {
             s.server = Some(server);
+            s.deadline = Some(now + remote.xauth_timeout);
         }
         self.ra_run(now, sa, outs);
     }
 
+    /// The earliest Transaction Mode deadline.
+    pub(in crate::ike::endpoint) fn ra_next_timeout(&self) -> Option<Instant> {
+        self.ra.sessions.values().filter_map(|s| s.deadline).min()
+    }
+
+    /// Clients whose Transaction Mode did not finish in time are deleted, as IOS does when
+    /// the XAUTH timeout expires.
+    pub(in crate::ike::endpoint) fn ra_timers(&mut self, now: Instant) {
+        let due: Vec<[u8; 8]> = self
+            .ra
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.deadline.is_some_and(|d| d <= now))
+            .map(|(k, _)| *k)
+            .collect();
+        for k in due {
+            let conn = self.ra.sessions.get(&k).map(|s| s.conn_id).unwrap_or(0);
+            self.ik(
+                conn,
+                "XAUTH/Config Mode timed out (crypto isakmp xauth timeout)",
+            );
+            self.with_sa(k, |ep, sa| ep.delete_p1(sa, "XAUTH timeout"));
+            self.ra_gone(k);
+        }
+    }
+
     /// An exchange-6 message for `sa`.
-    pub(in crate::ike::endpoint) fn transaction(&mut self, sa: &mut P1Sa, rx: &Rx) -> Result<(), IkeError> {
+    pub(in crate::ike::endpoint) fn transaction(
+        &mut self,
+        sa: &mut P1Sa,
+        rx: &Rx,
+    ) -> Result<(), IkeError> {
         let Some(remote) = self.cfg.remote.clone() else {
-            return Err(IkeError::Unsupported("Transaction Mode without remote access"));
+            return Err(IkeError::Unsupported(
+                "Transaction Mode without remote access",
+            ));
         };
         let crate::ike::endpoint::phase1::P1State::Established(est) = &sa.state else {
             return Err(IkeError::Peer("Transaction Mode before phase 1 completed"));
         };
         let key = sa.icookie;
         let Some(sess) = self.ra.sessions.get_mut(&key) else {
-            return Err(IkeError::Peer("Transaction Mode from a peer that is not a client"));
+            return Err(IkeError::Peer(
+                "Transaction Mode from a peer that is not a client",
+            ));
         };
         if sess.last_rx == rx.msg {
             if let Some(tx) = sess.last_tx.clone() {
@@ -306,7 +359,12 @@ impl Endpoint {
                     self.ik_raw(format!("Old State = {from}  New State = {to}"));
                 }
                 ServerOut::Authenticated { user } => {
-                    let group = self.ra.sessions.get(&sa.icookie).map(|s| s.group.clone()).unwrap_or_default();
+                    let group = self
+                        .ra
+                        .sessions
+                        .get(&sa.icookie)
+                        .map(|s| s.group.clone())
+                        .unwrap_or_default();
                     self.ik_raw(format!(
                         "%CRYPTO-6-VPN_TUNNEL_STATUS: Group: {group}  User: {user}  Client_public_addr={}  Server_public_addr={}",
                         v4(sa.remote),
@@ -314,6 +372,11 @@ impl Endpoint {
                     ));
                 }
                 ServerOut::Configured { addr } => self.ra_client_entry(now, sa, addr),
+                ServerOut::Done => {
+                    if let Some(s) = self.ra.sessions.get_mut(&sa.icookie) {
+                        s.deadline = None;
+                    }
+                }
                 ServerOut::Failed { reason } => {
                     self.delete_p1(sa, &reason);
                     self.ra_gone(sa.icookie);
@@ -326,9 +389,18 @@ impl Endpoint {
     /// The client has `addr`: its crypto map entry, from the dynamic map, for `addr`/32
     /// against whatever it proposes on our side.
     fn ra_client_entry(&mut self, _now: Instant, sa: &P1Sa, addr: Ipv4Addr) {
-        let Some(d) = self.cfg.remote.as_ref().and_then(|r| r.dynamic.first()).cloned() else {
+        let Some(d) = self
+            .cfg
+            .remote
+            .as_ref()
+            .and_then(|r| r.dynamic.first())
+            .cloned()
+        else {
             let conn = sa.conn_id;
-            self.ik(conn, "no dynamic crypto map: the client's Quick Mode will be refused");
+            self.ik(
+                conn,
+                "no dynamic crypto map: the client's Quick Mode will be refused",
+            );
             return;
         };
         let e = CryptoMapEntry {
@@ -374,7 +446,11 @@ impl Endpoint {
             self.cfg.maps.push(e);
             let j = self.cfg.maps.len() - 1;
             self.ra.client_maps.insert(j, owner);
-            for p in self.pairs.iter_mut().filter(|p| p.map_idx == i && p.p1_icookie == owner) {
+            for p in self
+                .pairs
+                .iter_mut()
+                .filter(|p| p.map_idx == i && p.p1_icookie == owner)
+            {
                 p.map_idx = j;
             }
             if let Some(s) = self.ra.sessions.get_mut(&owner) {
@@ -400,7 +476,9 @@ impl Endpoint {
             }
         }
         if let Some(idx) = s.map_idx {
-            let idxs: Vec<usize> = (0..self.pairs.len()).filter(|&i| self.pairs[i].map_idx == idx).collect();
+            let idxs: Vec<usize> = (0..self.pairs.len())
+                .filter(|&i| self.pairs[i].map_idx == idx)
+                .collect();
             for i in idxs.into_iter().rev() {
                 self.remove_pair(i, false);
             }
@@ -420,7 +498,9 @@ impl Endpoint {
         let keys: Vec<[u8; 8]> = self.ra.sessions.keys().copied().collect();
         for k in keys {
             if let Some(idx) = self.ra.sessions.get(&k).and_then(|s| s.map_idx) {
-                let idxs: Vec<usize> = (0..self.pairs.len()).filter(|&i| self.pairs[i].map_idx == idx).collect();
+                let idxs: Vec<usize> = (0..self.pairs.len())
+                    .filter(|&i| self.pairs[i].map_idx == idx)
+                    .collect();
                 for i in idxs.into_iter().rev() {
                     self.remove_pair(i, true);
                 }

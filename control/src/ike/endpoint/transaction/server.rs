@@ -34,30 +34,42 @@ pub struct ServerCtx<'a> {
 /// What the server asks the endpoint to do, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ServerOut {
-    Send { mid: u32, attr: AttrPayload },
+    Send {
+        mid: u32,
+        attr: AttrPayload,
+    },
     /// A `debug crypto isakmp` line (without the `ISAKMP (0:conn):` prefix).
     Debug(String),
     /// A syslog line (`%CRYPTO-…`), printed as it is.
     Syslog(String),
     /// `Old State = from  New State = to`.
-    Transition { from: &'static str, to: &'static str },
-    Authenticated { user: String },
+    Transition {
+        from: &'static str,
+        to: &'static str,
+    },
+    Authenticated {
+        user: String,
+    },
     /// The client has its address (Mode Config finished).
-    Configured { addr: Ipv4Addr },
+    Configured {
+        addr: Ipv4Addr,
+    },
+    /// Transaction Mode is over (the client is configured): no more deadline.
+    Done,
     /// The exchange failed: the endpoint deletes the phase-1 SA (the lease is already back).
-    Failed { reason: String },
+    Failed {
+        reason: String,
+    },
 }
 
 /// Sent the XAUTH REQUEST `mid`, waiting for the REPLY.
 pub struct XauthReqSent {
     pub mid: u32,
-    pub identifier: u16,
     pub attempt: u32,
 }
 /// Sent the XAUTH status SET, waiting for the ACK.
 pub struct XauthSetSent {
     pub mid: u32,
-    pub identifier: u16,
     pub ok: bool,
 }
 /// XAUTH done (or not required): waiting for the client's Mode Config REQUEST.
@@ -65,13 +77,10 @@ pub struct AwaitConfigRequest;
 /// Pushed the Mode Config SET, waiting for the ACK.
 pub struct ConfigSetSent {
     pub mid: u32,
-    pub identifier: u16,
     pub addr: Option<Ipv4Addr>,
 }
 /// The client is configured.
-pub struct Configured {
-    pub addr: Option<Ipv4Addr>,
-}
+pub struct Configured;
 
 /// The server's state; the name is what it waits in.
 pub enum ServerState {
@@ -154,7 +163,12 @@ impl Server {
         self.state = next;
     }
 
-    fn xauth_request(&mut self, ctx: &mut ServerCtx, attempt: u32, out: &mut Vec<ServerOut>) -> ServerState {
+    fn xauth_request(
+        &mut self,
+        ctx: &mut ServerCtx,
+        attempt: u32,
+        out: &mut Vec<ServerOut>,
+    ) -> ServerState {
         let mid = new_mid(ctx.rng);
         let identifier = new_id(ctx.rng);
         let mut attrs = vec![
@@ -176,11 +190,7 @@ impl Server {
             mid,
             attr: payload(cfg_type::REQUEST, identifier, &attrs),
         });
-        ServerState::XauthReqSent(XauthReqSent {
-            mid,
-            identifier,
-            attempt,
-        })
+        ServerState::XauthReqSent(XauthReqSent { mid, attempt })
     }
 
     /// XAUTH is over (or not required): respond mode waits, initiate mode pushes.
@@ -193,14 +203,15 @@ impl Server {
                 };
                 let mid = new_mid(ctx.rng);
                 let identifier = new_id(ctx.rng);
-                out.push(ServerOut::Debug(format!("sending Config Mode SET, message ID = {mid}")));
+                out.push(ServerOut::Debug(format!(
+                    "sending Config Mode SET, message ID = {mid}"
+                )));
                 out.push(ServerOut::Send {
                     mid,
                     attr: payload(cfg_type::SET, identifier, &values),
                 });
                 ServerState::ConfigSetSent(ConfigSetSent {
                     mid,
-                    identifier,
                     addr: self.addr,
                 })
             }
@@ -208,8 +219,13 @@ impl Server {
     }
 
     /// A Transaction Mode message from the client.
-    pub fn handle(&mut self, ctx: &mut ServerCtx, m: &TxnMessage) -> Result<Vec<ServerOut>, IkeError> {
-        let attrs = CfgAttr::parse_list(&m.attr.attrs).map_err(|_| IkeError::Peer("malformed Transaction Mode attribute"))?;
+    pub fn handle(
+        &mut self,
+        ctx: &mut ServerCtx,
+        m: &TxnMessage,
+    ) -> Result<Vec<ServerOut>, IkeError> {
+        let attrs = CfgAttr::parse_list(&m.attr.attrs)
+            .map_err(|_| IkeError::Peer("malformed Transaction Mode attribute"))?;
         let mut out = vec![ServerOut::Debug(format!(
             "processing transaction payload from {}. message ID = {}, type {}",
             ctx.peer,
@@ -262,7 +278,8 @@ impl Server {
                             from: "IKE_CONFIG_AUTHOR_AAA_AWAIT",
                             to: "IKE_P1_COMPLETE",
                         });
-                        self.state = ServerState::Configured(Configured { addr: self.addr });
+                        out.push(ServerOut::Done);
+                        self.state = ServerState::Configured(Configured);
                         return Ok(out);
                     }
                     None => ServerState::Failed,
@@ -273,7 +290,8 @@ impl Server {
                 if let Some(addr) = s.addr {
                     out.push(ServerOut::Configured { addr });
                 }
-                ServerState::Configured(Configured { addr: s.addr })
+                out.push(ServerOut::Done);
+                ServerState::Configured(Configured)
             }
             (st, _) => {
                 self.state = st;
@@ -310,7 +328,9 @@ impl Server {
             _ => false,
         };
         if ok {
-            out.push(ServerOut::Debug(format!("XAUTH: user {user} authenticated")));
+            out.push(ServerOut::Debug(format!(
+                "XAUTH: user {user} authenticated"
+            )));
             out.push(ServerOut::Authenticated { user: user.clone() });
             self.user = Some(user);
         } else {
@@ -328,21 +348,34 @@ impl Server {
         }
         let mid = new_mid(ctx.rng);
         let identifier = new_id(ctx.rng);
-        let status = if ok { XAUTH_STATUS_OK } else { XAUTH_STATUS_FAIL };
+        let status = if ok {
+            XAUTH_STATUS_OK
+        } else {
+            XAUTH_STATUS_FAIL
+        };
         out.push(ServerOut::Debug(format!(
             "sending XAUTH SET status {}, message ID = {mid}",
             if ok { "OK" } else { "FAIL" }
         )));
         out.push(ServerOut::Send {
             mid,
-            attr: payload(cfg_type::SET, identifier, &[CfgAttr::XauthStatus(Some(status))]),
+            attr: payload(
+                cfg_type::SET,
+                identifier,
+                &[CfgAttr::XauthStatus(Some(status))],
+            ),
         });
-        ServerState::XauthSetSent(XauthSetSent { mid, identifier, ok })
+        ServerState::XauthSetSent(XauthSetSent { mid, ok })
     }
 
     /// The Mode Config values: those asked for (`asked`) or all we have (a SET). Leases the
     /// address; None (and a `Failed`) if the pool has none.
-    fn values(&mut self, ctx: &mut ServerCtx, asked: Option<&[CfgAttr]>, out: &mut Vec<ServerOut>) -> Option<Vec<CfgAttr>> {
+    fn values(
+        &mut self,
+        ctx: &mut ServerCtx,
+        asked: Option<&[CfgAttr]>,
+        out: &mut Vec<ServerOut>,
+    ) -> Option<Vec<CfgAttr>> {
         let wants = |code: u16| asked.is_none_or(|a| a.iter().any(|x| x.code() == code));
         let g = ctx.group;
         let mut v = Vec::new();
@@ -350,7 +383,9 @@ impl Server {
             if let Some(pool) = &self.pool {
                 match ctx.pools.lease(pool, ctx.owner) {
                     Ok(a) => {
-                        out.push(ServerOut::Debug(format!("allocating address {a} from pool {pool}")));
+                        out.push(ServerOut::Debug(format!(
+                            "allocating address {a} from pool {pool}"
+                        )));
                         self.addr = Some(a);
                         v.push(CfgAttr::Ip4Address(Some(a)));
                     }
@@ -359,7 +394,9 @@ impl Server {
                             PoolError::Exhausted(p) => format!("address pool {p} exhausted"),
                             PoolError::NoSuchPool(p) => format!("no address pool {p}"),
                         };
-                        out.push(ServerOut::Debug(format!("Unable to allocate address: {why}")));
+                        out.push(ServerOut::Debug(format!(
+                            "Unable to allocate address: {why}"
+                        )));
                         out.push(ServerOut::Syslog(format!(
                             "%CRYPTO-6-IKMP_MODE_FAILURE: Processing of Config mode failed with peer at {}",
                             ctx.peer
@@ -402,7 +439,10 @@ impl Server {
             v.push(CfgAttr::ApplicationVersion(Some(ctx.version.to_string())));
         }
         for a in &v {
-            out.push(ServerOut::Debug(format!("Config Mode attribute {}", a.debug_name())));
+            out.push(ServerOut::Debug(format!(
+                "Config Mode attribute {}",
+                a.debug_name()
+            )));
         }
         Some(v)
     }

@@ -49,7 +49,14 @@ fn sa(initiator: bool) -> P1Sa {
     let a: SocketAddr = "172.16.172.10:500".parse().unwrap();
     let b: SocketAddr = "198.51.100.7:500".parse().unwrap();
     let (l, r) = if initiator { (b, a) } else { (a, b) };
-    let mut s = P1Sa::new(Instant::now(), 1001, initiator, Phase1Mode::Aggressive, l, r);
+    let mut s = P1Sa::new(
+        Instant::now(),
+        1001,
+        initiator,
+        Phase1Mode::Aggressive,
+        l,
+        r,
+    );
     s.icookie = [0x11; 8];
     s.rcookie = [0x22; 8];
     s
@@ -75,7 +82,10 @@ fn ra(address: AddressMode, pool: (&str, &str)) -> RemoteAccessConfig {
     let mut groups = BTreeMap::new();
     groups.insert("vpngroup".into(), group());
     let mut users = BTreeMap::new();
-    users.insert("alice".into(), UserSecret::Clear(Zeroizing::new(b"wonderland".to_vec())));
+    users.insert(
+        "alice".into(),
+        UserSecret::Clear(Zeroizing::new(b"wonderland".to_vec())),
+    );
     let mut pools = BTreeMap::new();
     pools.insert("ezpool".into(), vec![(ip(pool.0), ip(pool.1))]);
     RemoteAccessConfig {
@@ -94,6 +104,25 @@ fn pools_of(c: &RemoteAccessConfig) -> Pools {
     Pools::new(c.pools.iter().map(|(n, r)| (n.as_str(), &r[..])))
 }
 
+/// The server's context for a client whose lease owner is `[owner; 8]`.
+fn ctx<'a>(
+    cfg: &'a RemoteAccessConfig,
+    g: &'a ClientGroup,
+    pools: &'a mut Pools,
+    owner: u8,
+    rng: &'a mut SeqRng,
+) -> ServerCtx<'a> {
+    ServerCtx {
+        cfg,
+        group: g,
+        pools,
+        owner: [owner; 8],
+        rng,
+        peer: ip("198.51.100.7"),
+        version: "espgw",
+    }
+}
+
 /// One client against the server over encrypted Transaction Mode messages.
 struct Pair {
     k: IsakmpKeys,
@@ -110,18 +139,16 @@ struct Pair {
 }
 
 impl Pair {
-    fn start(cfg: &RemoteAccessConfig, pools: &mut Pools, password: &str, enc: EncAlg, owner: u8) -> Pair {
+    fn start(
+        cfg: &RemoteAccessConfig,
+        pools: &mut Pools,
+        password: &str,
+        enc: EncAlg,
+        owner: u8,
+    ) -> Pair {
         let mut rng = SeqRng(owner as u32);
         let g = group();
-        let mut ctx = ServerCtx {
-            cfg,
-            group: &g,
-            pools,
-            owner: [owner; 8],
-            rng: &mut rng,
-            peer: ip("198.51.100.7"),
-            version: "espgw",
-        };
+        let mut ctx = ctx(cfg, &g, pools, owner, &mut rng);
         let (server, outs) = Server::start(&mut ctx);
         let mut p = Pair {
             k: keys(enc),
@@ -141,13 +168,21 @@ impl Pair {
 
     /// Delivers the server's messages to the client and the client's answers back, until
     /// neither has anything to send.
-    fn server_sends(&mut self, cfg: &RemoteAccessConfig, pools: &mut Pools, outs: Vec<ServerOut>, owner: u8) {
+    fn server_sends(
+        &mut self,
+        cfg: &RemoteAccessConfig,
+        pools: &mut Pools,
+        outs: Vec<ServerOut>,
+        owner: u8,
+    ) {
         let mut queue = outs;
         while !queue.is_empty() {
             let mut to_server = Vec::new();
             for o in queue.drain(..) {
                 if let ServerOut::Send { mid, attr } = &o {
-                    let bytes = self.server_crypto.seal(&self.k, &self.server_sa, *mid, attr);
+                    let bytes = self
+                        .server_crypto
+                        .seal(&self.k, &self.server_sa, *mid, attr);
                     self.wire.push(bytes.clone());
                     let hdr = HeaderRepr::parse(&Header::new_checked(&bytes[..]).unwrap()).unwrap();
                     let m = self.client_crypto.open(&self.k, &hdr, &bytes).unwrap();
@@ -165,15 +200,7 @@ impl Pair {
                 assert_eq!(hdr.exchange, ExchangeType::Transaction);
                 let m = self.server_crypto.open(&self.k, &hdr, &b).unwrap();
                 let g = group();
-                let mut ctx = ServerCtx {
-                    cfg,
-                    group: &g,
-                    pools,
-                    owner: [owner; 8],
-                    rng: &mut self.rng,
-                    peer: ip("198.51.100.7"),
-                    version: "espgw",
-                };
+                let mut ctx = ctx(cfg, &g, pools, owner, &mut self.rng);
                 let o = self.server.handle(&mut ctx, &m).unwrap();
                 queue.extend(o);
             }
@@ -191,7 +218,9 @@ impl Pair {
     }
 
     fn failed(&self) -> bool {
-        self.outs.iter().any(|o| matches!(o, ServerOut::Failed { .. }))
+        self.outs
+            .iter()
+            .any(|o| matches!(o, ServerOut::Failed { .. }))
     }
 }
 
@@ -212,7 +241,10 @@ fn xauth_then_mode_config_pull() {
         assert_eq!(mc.domain.as_deref(), Some("example.com"));
         assert_eq!(mc.save_password, Some(true));
         assert_eq!(mc.pfs, Some(true));
-        assert_eq!(mc.split_include, vec![SplitNet::network(ip("10.1.1.0"), ip("255.255.255.0"))]);
+        assert_eq!(
+            mc.split_include,
+            vec![SplitNet::network(ip("10.1.1.0"), ip("255.255.255.0"))]
+        );
         assert_eq!(mc.version.as_deref(), Some("espgw"));
         assert_eq!(
             p.transitions(),
@@ -227,7 +259,11 @@ fn xauth_then_mode_config_pull() {
         );
         // REQUEST, REPLY, SET, ACK, (Mode Config) REQUEST, REPLY.
         assert_eq!(p.wire.len(), 6);
-        let mids: Vec<u32> = p.wire.iter().map(|b| u32::from_be_bytes(b[20..24].try_into().unwrap())).collect();
+        let mids: Vec<u32> = p
+            .wire
+            .iter()
+            .map(|b| u32::from_be_bytes(b[20..24].try_into().unwrap()))
+            .collect();
         assert_eq!(mids[0], mids[1]);
         assert_eq!(mids[2], mids[3]);
         assert_eq!(mids[4], mids[5]);
@@ -253,7 +289,11 @@ fn wrong_password_is_asked_again_then_refused() {
     assert_eq!(fails, 3);
     // Request (x3 with replies), SET FAIL, ACK; no Mode Config.
     assert_eq!(p.wire.len(), 8);
-    assert_eq!(pools.leased(), 0, "no address for a client that failed XAUTH");
+    assert_eq!(
+        pools.leased(),
+        0,
+        "no address for a client that failed XAUTH"
+    );
     assert!(p.server.user.is_none());
     let t = p.transitions();
     assert_eq!(t[0], ("IKE_P1_COMPLETE", "IKE_XAUTH_REQ_SENT"));
@@ -279,12 +319,16 @@ fn exhausted_pool_fails_the_second_client_cleanly() {
     let second = Pair::start(&cfg, &mut pools, "wonderland", EncAlg::Aes(128), 5);
     assert!(second.failed());
     assert!(second.outs.contains(&ServerOut::Syslog(
-        "%CRYPTO-6-IKMP_MODE_FAILURE: Processing of Config mode failed with peer at 198.51.100.7".into()
+        "%CRYPTO-6-IKMP_MODE_FAILURE: Processing of Config mode failed with peer at 198.51.100.7"
+            .into()
     )));
     assert!(second.server.addr.is_none());
     assert_eq!(pools.leased(), 1);
     // The first client goes: its address is back and the next client gets it.
-    assert_eq!(first.server.release(&mut pools, [4; 8]), Some(ip("10.99.0.10")));
+    assert_eq!(
+        first.server.release(&mut pools, [4; 8]),
+        Some(ip("10.99.0.10"))
+    );
     assert_eq!(pools.leased(), 0);
     let third = Pair::start(&cfg, &mut pools, "wonderland", EncAlg::Aes(128), 6);
     assert_eq!(third.client.config.address, Some(ip("10.99.0.10")));
@@ -324,7 +368,11 @@ fn iv_chain_per_message_id_and_no_move_on_failure() {
     let iv0 = k.phase2_iv(0x1234);
     let mut pt = m1[HEADER_LEN..].to_vec();
     k.neg.enc.cbc_decrypt(&k.ka, &iv0, &mut pt);
-    assert_eq!(pt[0], PayloadType::Attr.code(), "HASH's next payload is ATTR");
+    assert_eq!(
+        pt[0],
+        PayloadType::Attr.code(),
+        "HASH's next payload is ATTR"
+    );
     // A tampered copy fails its HASH and leaves the IV where it was.
     let mut bad = m1.clone();
     let n = bad.len();
@@ -363,14 +411,60 @@ fn hash_covers_the_attribute_payload_as_rfc2409_5_7() {
     let mut tx = TxnCrypto::default();
     let m = tx.seal(&k, &sa(false), 0xdeadbeef, &a);
     let mut pt = m[HEADER_LEN..].to_vec();
-    k.neg.enc.cbc_decrypt(&k.ka, &k.phase2_iv(0xdeadbeef), &mut pt);
+    k.neg
+        .enc
+        .cbc_decrypt(&k.ka, &k.phase2_iv(0xdeadbeef), &mut pt);
     let hash_len = u16::from_be_bytes([pt[2], pt[3]]) as usize - 4;
     let attr_start = 4 + hash_len;
     let attr_len = u16::from_be_bytes([pt[attr_start + 2], pt[attr_start + 3]]) as usize;
     // ATTR: generic header, type SET, reserved, identifier, one TV attribute.
-    assert_eq!(&pt[attr_start..attr_start + attr_len], &[0, 0, 0, 12, 3, 0, 1, 2, 0xc0, 0x8f, 0, 1]);
+    assert_eq!(
+        &pt[attr_start..attr_start + attr_len],
+        &[0, 0, 0, 12, 3, 0, 1, 2, 0xc0, 0x8f, 0, 1]
+    );
     let mut mac = <Hmac<sha1::Sha1> as KeyInit>::new_from_slice(&k.a).unwrap();
     mac.update(&0xdeadbeefu32.to_be_bytes());
     mac.update(&pt[attr_start..attr_start + attr_len]);
     assert_eq!(&pt[4..4 + hash_len], &mac.finalize().into_bytes()[..]);
+}
+
+#[test]
+fn mode_config_pull_without_xauth() {
+    // No `client authentication list`: the server waits, the client asks.
+    let mut cfg = ra(AddressMode::Respond, ("10.99.0.10", "10.99.0.20"));
+    cfg.xauth = false;
+    let mut pools = pools_of(&cfg);
+    let mut p = Pair::start(&cfg, &mut pools, "", EncAlg::Aes(128), 8);
+    assert!(p.wire.is_empty() && p.transitions().is_empty());
+    assert_eq!(p.server.state.ios(), "IKE_P1_COMPLETE");
+    assert_eq!(p.client.state.ios(), "IKE_P1_COMPLETE");
+    let (mid, req) = p.client.start_without_xauth(&mut p.rng);
+    assert_eq!(p.client.state.ios(), "IKE_CONFIG_MODE_REQ_SENT");
+    let b = p.client_crypto.seal(&p.k, &p.client_sa, mid, &req);
+    let hdr = HeaderRepr::parse(&Header::new_checked(&b[..]).unwrap()).unwrap();
+    let m = p.server_crypto.open(&p.k, &hdr, &b).unwrap();
+    let g = group();
+    let mut ctx = ctx(&cfg, &g, &mut pools, 8, &mut p.rng);
+    let outs = p.server.handle(&mut ctx, &m).unwrap();
+    assert!(outs.contains(&ServerOut::Configured {
+        addr: ip("10.99.0.10")
+    }));
+    let reply = outs
+        .iter()
+        .find_map(|o| match o {
+            ServerOut::Send { mid, attr } => Some((*mid, attr.clone())),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(reply.0, mid);
+    assert_eq!(
+        reply.1.identifier, req.identifier,
+        "the REPLY answers the REQUEST's identifier"
+    );
+    let b = p.server_crypto.seal(&p.k, &p.server_sa, reply.0, &reply.1);
+    let hdr = HeaderRepr::parse(&Header::new_checked(&b[..]).unwrap()).unwrap();
+    let m = p.client_crypto.open(&p.k, &hdr, &b).unwrap();
+    assert!(p.client.handle(&mut p.rng, &m).unwrap().is_empty());
+    assert!(p.client.is_configured());
+    assert_eq!(p.client.config.address, Some(ip("10.99.0.10")));
 }
