@@ -47,7 +47,7 @@ fn client(group: &str, key: &str, password: &str) -> Profile {
     children {{
       lab {{
         mode = tunnel
-        esp_proposals = aes128-sha1-modp2048
+        esp_proposals = aes128-sha1-modp1024
         remote_ts = 10.1.1.0/24
         life_time = 3600s
         rekey_time = 3240s

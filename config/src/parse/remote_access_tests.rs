@@ -59,7 +59,7 @@ fn easy_vpn_server_parses_as_ios_writes_it() {
 
     let d = &ra.dynamic_maps["dynmap"].entries[&10];
     assert_eq!(d.transform_sets, vec!["aesset".to_string()]);
-    assert_eq!(d.pfs, Some(DhGroup::Group14));
+    assert_eq!(d.pfs, Some(DhGroup::Group2));
     assert!(d.reverse_route);
     assert!(d.peers.is_empty());
 
