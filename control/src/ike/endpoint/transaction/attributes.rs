@@ -241,6 +241,11 @@ fn check(a: &Attr, form: Form) -> Result<Val, AttrError> {
             // Some clients end strings with a NUL.
             let end = bytes.iter().rposition(|b| *b != 0).map_or(0, |i| i + 1);
             let t = &bytes[..end];
+            // Only NULs: no text, which is how an empty value is asked for (found by the
+            // fuzz target: "\0" must not type differently from its own emission).
+            if t.is_empty() {
+                return Ok(Val::Asked);
+            }
             Val::Text(
                 std::str::from_utf8(t)
                     .map_err(|_| AttrError::NotText { ty })?
@@ -356,8 +361,8 @@ impl CfgAttr {
         }
     }
 
-    /// The wire attribute: TV where the type is TV (0 when asked), TLV otherwise (empty
-    /// when asked).
+    /// The wire attribute: TV where the type is TV, TLV otherwise; an asked-for attribute
+    /// is an empty TLV.
     pub fn to_attr(&self) -> Attr {
         let ty = self.code();
         let var = |b: Vec<u8>| Attr {
@@ -385,7 +390,11 @@ impl CfgAttr {
             | CfgAttr::XauthStatus(v)
             | CfgAttr::SavePassword(v)
             | CfgAttr::NattPort(v)
-            | CfgAttr::Pfs(v) => Attr::basic(ty, v.unwrap_or(0)),
+            | CfgAttr::Pfs(v) => match v {
+                Some(v) => Attr::basic(ty, *v),
+                // Asked for: an empty TLV, as vpnc asks (a TV 0 would read as a value).
+                None => var(Vec::new()),
+            },
             CfgAttr::ApplicationVersion(t)
             | CfgAttr::XauthUserName(t)
             | CfgAttr::XauthMessage(t)
@@ -551,6 +560,15 @@ mod tests {
             CfgAttr::XauthPassword(Some(p)) => assert_eq!(p.expose(), b"hunter2"),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn text_of_only_nuls_is_asked_for() {
+        let a = CfgAttr::parse(&tlv(code::UNITY_BANNER, &[0, 0])).unwrap();
+        assert_eq!(a, CfgAttr::Banner(None));
+        assert_eq!(CfgAttr::parse(&a.to_attr()).unwrap(), a);
+        let b = CfgAttr::parse(&tlv(code::UNITY_DEF_DOMAIN, b"x.example\0")).unwrap();
+        assert_eq!(b, CfgAttr::DefaultDomain(Some("x.example".into())));
     }
 
     #[test]
