@@ -10,6 +10,8 @@ ESPGW_APT_PACKAGES=(
   # dies at start), xauth-generic in libcharon-extauth-plugins, `pki` in strongswan-pki.
   strongswan-charon strongswan-swanctl libstrongswan-standard-plugins
   libcharon-extra-plugins libcharon-extauth-plugins strongswan-pki
+  # vpnc, the Cisco-compatible Easy VPN client (remote-access tests)
+  vpnc
   # the judge and the captures
   tshark tcpdump
   # the XDP programs (clang -target bpf, libbpf headers) and xsk-rs's vendored libxdp

@@ -120,6 +120,8 @@ pub enum ShowWhat {
     Map,
     /// show crypto dataplane: the data plane's drop and sa_request counters (espgw's own)
     Dataplane,
+    /// show crypto session: the remote-access clients (group, user, assigned address)
+    Session,
 }
 
 #[derive(Subcommand, Debug)]
@@ -184,6 +186,8 @@ pub enum ClearCrypto {
 pub enum ClearWhat {
     Sa,
     Isakmp,
+    /// clear crypto session: disconnect every remote-access client
+    Session,
 }
 
 /// Where output goes (stdout and stderr of the process, or buffers in tests).
@@ -234,6 +238,7 @@ pub fn main_with(
                 } => Request::ShowIpsecSa,
                 ShowWhat::Map => Request::ShowCryptoMap,
                 ShowWhat::Dataplane => Request::ShowDataplane,
+                ShowWhat::Session => Request::ShowCryptoSession,
             },
             false,
         ),
@@ -265,6 +270,7 @@ pub fn main_with(
             match what {
                 ClearWhat::Sa => Request::ClearCryptoSa,
                 ClearWhat::Isakmp => Request::ClearCryptoIsakmp,
+                ClearWhat::Session => Request::ClearCryptoSession,
             },
             false,
         ),

@@ -200,6 +200,8 @@ pub struct IkeConfig {
     pub aggressive_mode_disabled: bool,
     /// Set the commit bit in QM1 (off by default: strongSwan does not support it).
     pub qm_commit_bit: bool,
+    /// Easy VPN server (client groups, XAUTH, Mode Config, dynamic map); None: off.
+    pub remote: Option<super::remote::RemoteAccessConfig>,
 }
 
 impl IkeConfig {
@@ -216,6 +218,7 @@ impl IkeConfig {
             retransmit_limit: 5,
             aggressive_mode_disabled: false,
             qm_commit_bit: false,
+            remote: None,
         }
     }
     /// The key for a peer: longest mask wins.

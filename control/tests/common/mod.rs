@@ -93,8 +93,6 @@ impl Espgw {
         aggressive: bool,
         sadb: Option<&std::path::Path>,
     ) -> Espgw {
-        let dir = lab.dir();
-        let cfg = dir.join("r1-espgw.conf");
         let mut text = conf.text();
         if aggressive {
             // Aggressive Mode the IOS way: a `crypto isakmp peer` block.
@@ -108,6 +106,13 @@ impl Espgw {
             );
             assert!(text.contains("set aggressive-mode password"));
         }
+        Espgw::start_text(lab, &text, sadb)
+    }
+
+    /// espgw-control with the IOS configuration `text` (written to the lab's directory).
+    pub fn start_text(lab: &Lab, text: &str, sadb: Option<&std::path::Path>) -> Espgw {
+        let dir = lab.dir();
+        let cfg = dir.join("r1-espgw.conf");
         std::fs::write(&cfg, text).unwrap();
         let socket = dir.join("espgw-control.sock");
         let keylog = dir.join("espgw-keylog.txt");
@@ -216,12 +221,48 @@ impl Espgw {
         }
     }
 
+    /// tshark's verdict on `pcap` with the keys of espgw's key log.
+    pub fn judge(&self, pcap: &std::path::Path) -> espgw_lab::Verdicts {
+        let (keys, ike) = self.keys();
+        espgw_lab::judge(pcap, &keys, &ike).expect("tshark")
+    }
+
     /// Keys from the key log, as the tshark judge takes them (the lab's parser of the
     /// key-log format, so every transform tshark knows comes through).
     pub fn keys(&self) -> (Vec<EspSaKeys>, Vec<Ikev1Keys>) {
         let text = std::fs::read_to_string(&self.keylog).unwrap_or_default();
         espgw_lab::judge::parse_keylog(&text)
     }
+}
+
+/// espgw-dataplane on R1 with espgw-control's configuration and SA database `db`; waits
+/// until it writes its statistics file.
+pub fn start_dataplane(lab: &Lab, espgw: &Espgw, db: &std::path::Path) -> LabProcess {
+    let dp_bin = dataplane_bin();
+    let stats = lab.dir().join("r1-stats.json");
+    let dp = lab
+        .spawn(
+            Node::R1,
+            &[
+                dp_bin.to_str().unwrap(),
+                // The same configuration as espgw-control: the interface with the crypto
+                // map is the outside, the other the inside.
+                "--config",
+                espgw.config.to_str().unwrap(),
+                "--interface-map",
+                "Ethernet0/0=in0,Ethernet1/0=out0",
+                "--sadb",
+                db.to_str().unwrap(),
+                "--stats",
+                stats.to_str().unwrap(),
+            ],
+        )
+        .expect("dataplane");
+    lab.wait_for("dataplane stats", Duration::from_secs(15), || {
+        stats.exists()
+    })
+    .unwrap_or_else(|e| panic!("dataplane: {e}\n{}", dp.log()));
+    dp
 }
 
 /// The espgw-dataplane binary (another package of the workspace): (re)built so it is never

@@ -110,7 +110,10 @@ impl Endpoint {
                 p.soft_at.min(p.hard_at)
             })
         });
-        sas.chain(pairs).flatten().min()
+        sas.chain(pairs)
+            .chain(std::iter::once(self.ra_next_timeout()))
+            .flatten()
+            .min()
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
@@ -122,6 +125,7 @@ impl Endpoint {
             let conn = sa.conn_id;
             if sa.timers.is_due(Timer::Reap, now) {
                 self.p1.remove(&key);
+                self.ra_gone(key);
                 continue;
             }
             let rekey = self.with_sa(key, |ep, sa| ep.p1_timers(now, sa)).flatten();
@@ -132,6 +136,7 @@ impl Endpoint {
             }
             self.with_sa(key, |ep, sa| ep.p1_liveness_timers(now, sa));
         }
+        self.ra_timers(now);
         self.pair_timers(now);
     }
 

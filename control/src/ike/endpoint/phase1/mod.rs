@@ -445,11 +445,25 @@ impl Endpoint {
                 remote.port()
             ),
         );
-        let Some(psk) = self.cfg.psk_for(v4(remote)).map(|k| k.key.clone()) else {
-            self.ik(conn, format!("No pre-shared key with {}!", v4(remote)));
+        let group = self.ra_group_key(conn, mode, &m, v4(remote));
+        if let Some(Err(())) = group {
+            self.counters.p1_failed += 1;
             return;
+        }
+        let (psk, group) = match group {
+            Some(Ok((g, key))) => (key, Some(g)),
+            _ => {
+                let Some(psk) = self.cfg.psk_for(v4(remote)).map(|k| k.key.clone()) else {
+                    self.ik(conn, format!("No pre-shared key with {}!", v4(remote)));
+                    return;
+                };
+                self.log_psk_found(conn, v4(remote));
+                (psk, None)
+            }
         };
-        self.log_psk_found(conn, v4(remote));
+        if let Some(g) = group {
+            self.ra_bind(&sa, g);
+        }
         let r = if mode == Phase1Mode::Main {
             self.r_mm1(&mut sa, First { now, psk, m })
         } else {
@@ -564,7 +578,7 @@ impl Endpoint {
             .filter(|&(enc, hash, auth, group, _)| {
                 enc == pol.enc
                     && hash == pol.hash
-                    && auth == 1
+                    && self.ra_auth_ok(auth)
                     && group == pol.group
                     && group_needed.is_none_or(|g| g == group)
             })
@@ -713,6 +727,7 @@ impl Endpoint {
             enc: neg.enc,
             enc_key: ka,
         });
+        self.ra_p1_complete(now, sa);
         if sa.initiator && sa.mode == Phase1Mode::Aggressive && !sa.waiting.is_empty() {
             sa.timers.set(Timer::QmHold, now + AM_QM_HOLD);
             return;
