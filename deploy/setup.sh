@@ -10,12 +10,16 @@ ESPGW_APT_PACKAGES=(
   # dies at start), xauth-generic in libcharon-extauth-plugins, `pki` in strongswan-pki.
   strongswan-charon strongswan-swanctl libstrongswan-standard-plugins
   libcharon-extra-plugins libcharon-extauth-plugins strongswan-pki
+  # vpnc, the Cisco-compatible Easy VPN client (remote-access tests)
+  vpnc
   # the judge and the captures
   tshark tcpdump
   # the XDP programs (clang -target bpf, libbpf headers) and xsk-rs's vendored libxdp
   clang llvm libbpf-dev libelf-dev zlib1g-dev m4 make pkg-config build-essential
   # traffic and packet tools the tests drive
   python3-scapy python3-cryptography iperf3 netsniff-ng ethtool iproute2 iputils-ping
+  # espgw-perf's lossy DUT where the kernel has no netem (nft numgen random drop)
+  nftables
   # an independent OpenMetrics parser for the metrics endpoint test
   python3-prometheus-client
   # the perf baselines (OpenSSL) and the rest

@@ -14,47 +14,97 @@
 
 #include <linux/types.h>
 
-/* Capacity of the ACL rule array (map "espgw_acl"). */
-#define ESPGW_ACL_MAX 64
+/* Crypto-ACL rules the classifier accepts (the rule list control hands over;
+ * what the maps below hold is compiled from it, dataplane/src/xdp/classify.rs). */
+#define ESPGW_ACL_MAX 65536
 /* Capacity of the XSKMAP (map "espgw_xsks"), indexed by RX queue. */
 #define ESPGW_XSK_MAX 64
 /* Capacity of the router's own addresses (map "espgw_local_addrs"). */
 #define ESPGW_LOCAL_ADDR_MAX 256
 
-/* espgw_acl_rule.action */
+/*
+ * The compiled crypto ACL (ebpf/acl.h acl_walk, Rust compiler and model in
+ * dataplane/src/xdp/classify.rs). Two banks, so that a new rule set goes in
+ * beside the one in force and takes over with one write (espgw_cls_config):
+ *
+ *   1. espgw_cls_dst, an LPM trie keyed by (bank, destination): the longest
+ *      destination prefix of any rule that holds the packet's destination
+ *      names a node. Every rule whose destination holds the packet's is a
+ *      rule whose destination prefix holds that node's, so the node stands
+ *      for exactly the rules that match on the destination.
+ *   2. espgw_cls_src, an LPM trie keyed by (node, source): the longest
+ *      source prefix among the node's rules names a cell, the set of rules
+ *      that match on both addresses.
+ *   3. The cell's candidates (espgw_cls_cand[start .. start + count]), in
+ *      the ACL's order with the rules that can never decide left out, are
+ *      walked as IOS walks the whole list: protocol and ports; first match
+ *      within a crypto map entry ("run" of consecutive rules with one
+ *      sequence number); a deny line skips the rest of its run.
+ *
+ * Cost per packet: two LPM lookups and a walk of at most ESPGW_CLS_WALK_MAX
+ * candidates, whatever the number of rules. Each bank holds half of each
+ * capacity below.
+ */
+/* LPM entries of espgw_cls_dst (both banks): distinct destination prefixes. */
+#define ESPGW_CLS_DST_MAX (1 << 17)
+/* LPM entries of espgw_cls_src (both banks): cells. */
+#define ESPGW_CLS_SRC_MAX (1 << 18)
+/* Candidate array (both banks; bank b holds [b * MAX/2, (b + 1) * MAX/2)). */
+#define ESPGW_CLS_CAND_MAX (1 << 18)
+/* Candidates one cell may hold (the walk's bound). */
+#define ESPGW_CLS_WALK_MAX 64
+
+/* espgw_acl_action: a candidate's action */
 enum espgw_acl_action {
-	ESPGW_ACL_END = 0,   /* end of the list: no rule after this one */
 	ESPGW_ACL_STEER = 1, /* "permit" in a crypto ACL: interesting, to the worker */
 	ESPGW_ACL_PASS = 2,  /* "deny" in a crypto ACL: not interesting, kernel */
 };
 
 /*
- * One crypto-ACL entry (map "espgw_acl": each classifier has its own, both
- * filled with the same rules). Rules are evaluated in index order; the
- * rules of one crypto map entry are consecutive and share `policy`. The
- * first matching STEER rule decides; a matching PASS rule ("deny") skips
- * the rest of its entry's rules (IOS: not protected by this entry, the next
- * entry decides); no STEER match: not protected. A rule with action
- * ESPGW_ACL_END ends the list. The inside steers protected packets; the
- * outside applies the rules mirrored (source and destination swapped) to
- * clear packets and drops the protected ones (ebpf/acl.h).
- * proto 0 matches any protocol. Port ranges apply to TCP and UDP only
- * (lo 0, hi 65535 for any); non-first fragments match on addresses and
- * protocol alone (they carry no ports), so interesting fragments never
- * leak to the kernel; PASS rules with ports do not match them.
+ * Key of both LPM tries: prefixlen counts the bits of (tag, addr) from the
+ * front, always 32 + the address prefix's length. tag is the bank (dst
+ * trie) or the node (src trie), in network order; addr in network order.
  */
-struct espgw_acl_rule {
-	__u32 src_addr;
-	__u32 src_mask;
-	__u32 dst_addr;
-	__u32 dst_mask;
+struct espgw_cls_key {
+	__u32 prefixlen;
+	__u32 tag;
+	__u32 addr;
+};
+
+/* Value of espgw_cls_dst: the node (the tag of its espgw_cls_src keys). */
+struct espgw_cls_dst {
+	__u32 node;
+};
+
+/* Value of espgw_cls_src: where the cell's candidates are. */
+struct espgw_cls_cell {
+	__u32 start; /* index in espgw_cls_cand (the bank's half included) */
+	__u32 count; /* 1 ..= ESPGW_CLS_WALK_MAX */
+};
+
+/*
+ * One candidate (map "espgw_cls_cand"): a rule's protocol and ports (its
+ * addresses matched already). proto 0 matches any protocol; port ranges
+ * apply to TCP and UDP first fragments (lo 0, hi 65535 for any); a packet
+ * without ports (non-first fragment, other protocols) matches a STEER
+ * candidate whatever its ports, a PASS candidate only without ports.
+ */
+struct espgw_cls_cand {
 	__u16 sport_lo;
 	__u16 sport_hi;
 	__u16 dport_lo;
 	__u16 dport_hi;
 	__u8 proto;
 	__u8 action;
-	__u16 policy; /* crypto map entry (sequence number) the rule belongs to */
+	__u16 pad;
+	__u32 run;  /* the crypto map entry run it belongs to (unique per run) */
+	__u32 rule; /* its index in the rule list (informative) */
+};
+
+/* The one entry of map "espgw_cls_config": the bank in force (0 or 1). */
+struct espgw_cls_config {
+	__u32 bank;
+	__u32 pad;
 };
 
 /*

@@ -9,18 +9,32 @@
 
 int main(void)
 {
-	printf("pub const espgw_acl_rule_SIZE: usize = %zu;\n", sizeof(struct espgw_acl_rule));
-	OFF(espgw_acl_rule, src_addr);
-	OFF(espgw_acl_rule, src_mask);
-	OFF(espgw_acl_rule, dst_addr);
-	OFF(espgw_acl_rule, dst_mask);
-	OFF(espgw_acl_rule, sport_lo);
-	OFF(espgw_acl_rule, sport_hi);
-	OFF(espgw_acl_rule, dport_lo);
-	OFF(espgw_acl_rule, dport_hi);
-	OFF(espgw_acl_rule, proto);
-	OFF(espgw_acl_rule, action);
-	OFF(espgw_acl_rule, policy);
+	printf("pub const espgw_cls_key_SIZE: usize = %zu;\n", sizeof(struct espgw_cls_key));
+	OFF(espgw_cls_key, prefixlen);
+	OFF(espgw_cls_key, tag);
+	OFF(espgw_cls_key, addr);
+	printf("pub const espgw_cls_dst_SIZE: usize = %zu;\n", sizeof(struct espgw_cls_dst));
+	OFF(espgw_cls_dst, node);
+	printf("pub const espgw_cls_cell_SIZE: usize = %zu;\n", sizeof(struct espgw_cls_cell));
+	OFF(espgw_cls_cell, start);
+	OFF(espgw_cls_cell, count);
+	printf("pub const espgw_cls_cand_SIZE: usize = %zu;\n", sizeof(struct espgw_cls_cand));
+	OFF(espgw_cls_cand, sport_lo);
+	OFF(espgw_cls_cand, sport_hi);
+	OFF(espgw_cls_cand, dport_lo);
+	OFF(espgw_cls_cand, dport_hi);
+	OFF(espgw_cls_cand, proto);
+	OFF(espgw_cls_cand, action);
+	OFF(espgw_cls_cand, pad);
+	OFF(espgw_cls_cand, run);
+	OFF(espgw_cls_cand, rule);
+	printf("pub const espgw_cls_config_SIZE: usize = %zu;\n", sizeof(struct espgw_cls_config));
+	OFF(espgw_cls_config, bank);
+	OFF(espgw_cls_config, pad);
+	printf("pub const ESPGW_CLS_DST_MAX: u32 = %d;\n", ESPGW_CLS_DST_MAX);
+	printf("pub const ESPGW_CLS_SRC_MAX: u32 = %d;\n", ESPGW_CLS_SRC_MAX);
+	printf("pub const ESPGW_CLS_CAND_MAX: u32 = %d;\n", ESPGW_CLS_CAND_MAX);
+	printf("pub const ESPGW_CLS_WALK_MAX: u32 = %d;\n", ESPGW_CLS_WALK_MAX);
 	printf("pub const espgw_counter_SIZE: usize = %zu;\n", sizeof(struct espgw_counter));
 	OFF(espgw_counter, packets);
 	OFF(espgw_counter, bytes);
@@ -35,7 +49,6 @@ int main(void)
 	printf("pub const ESPGW_LOCAL_ADDR_MAX: u32 = %d;\n", ESPGW_LOCAL_ADDR_MAX);
 	printf("pub const ESPGW_ACL_MAX: u32 = %d;\n", ESPGW_ACL_MAX);
 	printf("pub const ESPGW_XSK_MAX: u32 = %d;\n", ESPGW_XSK_MAX);
-	printf("pub const ESPGW_ACL_END: u8 = %d;\n", ESPGW_ACL_END);
 	printf("pub const ESPGW_ACL_STEER: u8 = %d;\n", ESPGW_ACL_STEER);
 	printf("pub const ESPGW_ACL_PASS: u8 = %d;\n", ESPGW_ACL_PASS);
 	printf("pub const ESPGW_CNT: [(&str, u32); %d] = [\n", ESPGW_CNT_MAX + 1);

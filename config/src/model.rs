@@ -17,6 +17,9 @@ use std::net::Ipv4Addr;
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
+mod remote_access;
+pub use remote_access::*;
+
 // ---------------------------------------------------------------------------------------
 // ISAKMP (phase 1)
 // ---------------------------------------------------------------------------------------
@@ -526,6 +529,8 @@ pub struct CryptoMapEntry {
     /// `set pfs [groupN]` (`set pfs` alone is group 1).
     pub pfs: Option<DhGroup>,
     pub lifetime: SaLifetimeOverride,
+    /// `reverse-route`: install a route to the remote proxy (a client's address).
+    pub reverse_route: bool,
     pub line: usize,
 }
 
@@ -1093,6 +1098,8 @@ pub struct Config {
     pub interfaces: Vec<Interface>,
     /// Trustpoints, certificate chains and maps, peers' public keys, the ISAKMP identity.
     pub pki: crate::pki::PkiConfig,
+    /// Easy VPN server: AAA, users, client groups, pools, dynamic maps.
+    pub remote_access: RemoteAccess,
 }
 
 impl Default for Config {
@@ -1112,6 +1119,7 @@ impl Default for Config {
             access_lists: BTreeMap::new(),
             interfaces: Vec::new(),
             pki: Default::default(),
+            remote_access: RemoteAccess::default(),
         }
     }
 }

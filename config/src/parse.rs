@@ -302,6 +302,12 @@ enum Mode {
     IsakmpPeer(usize),
     /// `crypto pki …` and `crypto key pubkey-chain rsa` blocks ([`pki`]).
     Pki(PkiMode),
+    /// `crypto isakmp client configuration group NAME`.
+    ClientGroup(String),
+    /// Inside a group's `banner c … c`: every line is banner text until the delimiter.
+    Banner(remote_access::BannerInProgress),
+    /// `crypto dynamic-map NAME SEQ`.
+    DynamicMapEntry(String, u32),
     /// A block espgw does not use (`line vty 0 4`): its sub-lines are skipped with a warning.
     Foreign(String),
     /// The block's head was in error: its sub-lines are skipped silently.
@@ -331,6 +337,10 @@ struct Parser<'m> {
     peer_lines: Vec<(usize, Ipv4Addr)>,
     /// Line of each `crypto isakmp policy N`.
     policy_lines: BTreeMap<u16, usize>,
+    /// `pool NAME` lines of client groups.
+    group_refs: Vec<Reference>,
+    /// AAA list references: (line, command, login list?, name).
+    aaa_refs: Vec<(usize, &'static str, bool, String)>,
 }
 
 /// Commands of each sub-mode, recognised on unindented lines too.
@@ -357,7 +367,11 @@ fn is_submode_command(mode: &Mode, toks: &[&str]) -> bool {
         }
         Mode::TransformSet(_) => first == "mode",
         Mode::IsakmpPeer(_) => matches!(first, "set" | "description"),
-        Mode::MapEntry(..) => matches!(first, "set" | "match" | "description" | "reverse-route"),
+        Mode::MapEntry(..) | Mode::DynamicMapEntry(..) => {
+            matches!(first, "set" | "match" | "description" | "reverse-route")
+        }
+        Mode::ClientGroup(_) => remote_access::GROUP_COMMANDS.contains(&first),
+        Mode::Banner(_) => true,
         Mode::NamedAcl(_) => {
             matches!(first, "permit" | "deny" | "remark")
                 || first.bytes().next().is_some_and(|b| b.is_ascii_digit())
@@ -395,6 +409,8 @@ impl<'m> Parser<'m> {
             iface_refs: Vec::new(),
             peer_lines: Vec::new(),
             policy_lines: BTreeMap::new(),
+            group_refs: Vec::new(),
+            aaa_refs: Vec::new(),
         }
     }
 
@@ -410,6 +426,11 @@ impl<'m> Parser<'m> {
     }
 
     fn line(&mut self, no: usize, raw: &str) {
+        if let Mode::Banner(b) = &self.mode {
+            let b = b.clone();
+            self.banner_line(b, raw);
+            return;
+        }
         let indented = raw.starts_with(|c: char| c.is_whitespace());
         let text = raw.trim();
         if text.is_empty() {
@@ -476,6 +497,11 @@ impl<'m> Parser<'m> {
             "access-list" => self.numbered_acl_line(no, t),
             "ip" if is_kw(t.toks.get(1), "access-list") => self.ip_access_list(no, t, text),
             "interface" => self.interface_line(no, t),
+            "aaa" => self.aaa_line(no, t, text),
+            "username" => self.username_line(no, t),
+            "ip" if is_kw(t.toks.get(1), "local") && is_kw(t.toks.get(2), "pool") => {
+                self.ip_local_pool(no, t)
+            }
             "version" | "service" | "boot-start-marker" | "boot-end-marker" | "building"
             | "current" => Ok(()),
             _ => {
@@ -566,6 +592,10 @@ impl<'m> Parser<'m> {
                 t.end()?;
                 self.cfg.aggressive_mode_disabled = true;
                 Ok(())
+            } else if t.eat("client") {
+                self.client_group_head(no, t)
+            } else if t.eat("xauth") {
+                self.xauth_line(no, t, text)
             } else if t.eat("identity") {
                 t.cmd("crypto isakmp identity");
                 self.isakmp_identity(t)
@@ -627,6 +657,8 @@ impl<'m> Parser<'m> {
             self.crypto_map(no, t, text)
         } else if t.peek_is("pki") || t.peek_is("key") {
             self.pki_global(no, t, text)
+        } else if t.eat("dynamic-map") {
+            self.dynamic_map_head(no, t)
         } else {
             self.foreign(no, t, text);
             Ok(())
@@ -828,7 +860,10 @@ impl<'m> Parser<'m> {
         if t.peek()
             .is_some_and(|x| !x.bytes().all(|b| b.is_ascii_digit()))
         {
-            // `crypto map NAME isakmp-profile …`, `client …`, `redundancy …`.
+            if self.crypto_map_client(no, &name, t)? {
+                return Ok(());
+            }
+            // `crypto map NAME isakmp-profile …`, `redundancy …`.
             self.foreign(no, t, text);
             return Ok(());
         }
@@ -837,10 +872,7 @@ impl<'m> Parser<'m> {
             match t.choice(&["ipsec-isakmp", "ipsec-manual", "gdoi"], "ipsec-isakmp")? {
                 0 => {
                     if t.eat("dynamic") {
-                        return Err(ConfigErrorKind::Unsupported {
-                            command: t.command.clone(),
-                            what: "a dynamic crypto map".into(),
-                        });
+                        return self.crypto_map_dynamic(no, &name, seq, t);
                     }
                 }
                 1 => {
@@ -861,15 +893,7 @@ impl<'m> Parser<'m> {
         self.map_entry_or_new(&name)
             .entries
             .entry(seq)
-            .or_insert_with(|| CryptoMapEntry {
-                seq,
-                peers: Vec::new(),
-                transform_sets: Vec::new(),
-                match_address: None,
-                pfs: None,
-                lifetime: SaLifetimeOverride::default(),
-                line: no,
-            });
+            .or_insert_with(|| remote_access::new_map_entry(seq, no));
         self.mode = Mode::MapEntry(name, seq);
         Ok(())
     }
@@ -1021,7 +1045,9 @@ impl<'m> Parser<'m> {
                     Ok(())
                 }
             }
-            Mode::MapEntry(map, seq) => self.map_entry_line(no, map, *seq, t, &text),
+            Mode::MapEntry(map, seq) => self.map_entry_line(no, (false, map), *seq, t, &text),
+            Mode::DynamicMapEntry(map, seq) => self.map_entry_line(no, (true, map), *seq, t, &text),
+            Mode::ClientGroup(g) => self.client_group_line(no, g, t, &text),
             Mode::NamedAcl(name) => {
                 t.cmd(format!("ip access-list extended {name}"));
                 if t.peek()
@@ -1041,7 +1067,7 @@ impl<'m> Parser<'m> {
             Mode::Interface(idx) => self.interface_sub_line(no, *idx, t, &text),
             Mode::IsakmpPeer(idx) => self.isakmp_peer_line(no, *idx, t, &text),
             Mode::Pki(m) => self.pki_sub_line(no, m, t, &text),
-            Mode::Global | Mode::Foreign(_) | Mode::Broken => Ok(()),
+            Mode::Global | Mode::Foreign(_) | Mode::Broken | Mode::Banner(_) => Ok(()),
         }
     }
 
@@ -1145,16 +1171,24 @@ impl<'m> Parser<'m> {
         t.end()
     }
 
+    /// A sub-line of a crypto map entry; `map` is (dynamic?, name).
     fn map_entry_line(
         &mut self,
         no: usize,
-        map: &str,
+        map: (bool, &str),
         seq: u32,
         t: &mut Toks<'_>,
         text: &str,
     ) -> R<()> {
         let negate = t.eat("no");
         if t.eat("description") {
+            return Ok(());
+        }
+        if t.eat("reverse-route") {
+            t.cmd("reverse-route");
+            t.eat("static");
+            t.end()?;
+            self.entry_mut(map, seq).reverse_route = !negate;
             return Ok(());
         }
         if t.eat("match") {
@@ -1327,10 +1361,13 @@ impl<'m> Parser<'m> {
         Ok(())
     }
 
-    fn entry_mut(&mut self, map: &str, seq: u32) -> &mut CryptoMapEntry {
-        self.cfg
-            .crypto_maps
-            .get_mut(map)
+    fn entry_mut(&mut self, (dynamic, map): (bool, &str), seq: u32) -> &mut CryptoMapEntry {
+        let maps = if dynamic {
+            &mut self.cfg.remote_access.dynamic_maps
+        } else {
+            &mut self.cfg.crypto_maps
+        };
+        maps.get_mut(map)
             .and_then(|m| m.entries.get_mut(&seq))
             .expect("entry created with its mode")
     }
@@ -1432,6 +1469,7 @@ impl<'m> Parser<'m> {
             }
         }
         self.pki_finish();
+        self.check_remote_access();
         self.advise();
         self.errors.sort_by_key(|e| e.line);
         self.warnings.sort_by_key(|w| w.line);
@@ -1584,6 +1622,8 @@ fn opens_block(toks: &[&str]) -> bool {
             | ["crypto", "isakmp", "peer", ..]
             | ["crypto", "ipsec", "transform-set", ..]
             | ["crypto", "map", ..]
+            | ["crypto", "dynamic-map", ..]
+            | ["crypto", "isakmp", "client", ..]
             | ["ip", "access-list", ..]
             | ["interface", ..]
     ) || pki::opens_block(&l)
@@ -1745,3 +1785,7 @@ fn acl_entry(t: &mut Toks<'_>, line: usize) -> R<AclEntry> {
 
 #[cfg(test)]
 pub(crate) mod tests;
+
+mod remote_access;
+#[cfg(test)]
+mod remote_access_tests;

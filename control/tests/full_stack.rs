@@ -110,29 +110,7 @@ fn run(tag: &str, s: Suite) {
         rules,
         ["permit ip 10.1.1.0/24 10.1.2.0/24 policy 10 map vpn"]
     );
-    let stats = lab.dir().join("r1-stats.json");
-    let dp = lab
-        .spawn(
-            Node::R1,
-            &[
-                dp_bin.to_str().unwrap(),
-                // The same configuration as espgw-control: out0 (crypto map vpn) is
-                // the outside, in0 the inside, access-list 101 the crypto ACL.
-                "--config",
-                espgw.config.to_str().unwrap(),
-                "--interface-map",
-                "Ethernet0/0=in0,Ethernet1/0=out0",
-                "--sadb",
-                db.to_str().unwrap(),
-                "--stats",
-                stats.to_str().unwrap(),
-            ],
-        )
-        .expect("dataplane");
-    lab.wait_for("dataplane stats", Duration::from_secs(15), || {
-        stats.exists()
-    })
-    .expect("dataplane up");
+    let dp = common::start_dataplane(&lab, &espgw, &db);
     let _iperf_server = lab
         .spawn(Node::HostB, &["iperf3", "-s", "-p", "45201"])
         .expect("iperf3 server");

@@ -18,8 +18,8 @@ use espgw_control::driver::DriverSink;
 use espgw_control::ike::{self, crypto::RandRng, Endpoint, Event};
 use espgw_control::metrics::{self, Sources};
 use espgw_sadb::{
-    AuthKey, Direction, EncKey, GlobalCounter, Ipv4Prefix, MapName, Mode, ProxyIdentity, SaDb,
-    SaDbWriter, SaDrop, SaRecord, TransformId,
+    AuthKey, Direction, DropReason, EncKey, GlobalCounter, Ipv4Prefix, MapName, Mode,
+    ProxyIdentity, SaDb, SaDbWriter, SaRecord, TransformId,
 };
 
 /// A region file in the temp dir, removed when the test ends (failed or not).
@@ -112,12 +112,12 @@ fn scrape_of_a_region_with_several_sas() {
     w.reader()
         .counters(e.slot)
         .unwrap()
-        .add_drop(SaDrop::Replay, 3);
+        .add_drop(DropReason::Replay, 3);
     w.reader()
         .counters(e.slot)
         .unwrap()
-        .add_drop(SaDrop::Auth, 2);
-    w.reader().global().add(GlobalCounter::NoSa, 11);
+        .add_drop(DropReason::Auth, 2);
+    w.reader().global().add_drop(DropReason::NoSa, 11);
     w.reader().global().add(GlobalCounter::SaRequestPosted, 4);
 
     // A second process's view: the region opened by path, as an exporter would.
@@ -153,7 +153,7 @@ fn scrape_of_a_region_with_several_sas() {
             r#"espgw_ipsec_sa_drops_total{{{l2},spi="0x2001(8193)",direction="inbound",transform="esp-aes 256 esp-sha-hmac",reason="auth"}} 2"#
         ),
         r#"espgw_dataplane_drops_total{reason="no-sa"} 11"#.to_string(),
-        r#"espgw_dataplane_drops_total{reason="tx-full"} 0"#.to_string(),
+        r#"espgw_dataplane_drops_total{reason="tx-ring-full"} 0"#.to_string(),
         r#"espgw_dataplane_sa_request_total{event="posted"} 4"#.to_string(),
         "# EOF".to_string(),
     ] {
@@ -312,7 +312,7 @@ fn endpoint_scrape_parsed_by_prometheus_client_matches_show_crypto_ipsec_sa() {
         match e.record.direction {
             Direction::Inbound => {
                 c.add_packets(17, 17 * 84);
-                c.add_drop(SaDrop::Replay, 2);
+                c.add_drop(DropReason::Replay, 2);
             }
             Direction::Outbound => c.add_packets(23, 23 * 84),
         }

@@ -137,10 +137,64 @@ pub fn rules_from_config(cfg: &Config) -> Result<Vec<AclRule>, IosError> {
             }
         }
     }
+    rules.extend(client_pool_rules(cfg));
     if rules.len() > ACL_MAX as usize {
         return Err(IosError::TooManyRules(rules.len()));
     }
     Ok(rules)
+}
+
+/// Remote access: traffic to the `ip local pool` addresses of the client groups is
+/// interesting for the crypto map that has the dynamic entry (`crypto map M SEQ
+/// ipsec-isakmp dynamic D`); each client's SA covers its own /32, found by the workers'
+/// SA lookup. Each pool range becomes the fewest prefixes that cover it exactly.
+fn client_pool_rules(cfg: &Config) -> Vec<AclRule> {
+    let ra = &cfg.remote_access;
+    let mut out = Vec::new();
+    for r in &ra.dynamic_refs {
+        if cfg.interface_for_map(&r.map).is_none() {
+            continue;
+        }
+        let Some(crypto_map) = MapName::new(&r.map) else {
+            continue;
+        };
+        let policy = u16::try_from(r.seq).unwrap_or(u16::MAX);
+        for pool in ra.pools.values() {
+            for &(first, last) in &pool.ranges {
+                for dst in range_prefixes(u32::from(first), u32::from(last)) {
+                    let mut rule = AclRule::permit_ip(Prefix::ANY, dst, policy);
+                    rule.crypto_map = crypto_map;
+                    out.push(rule);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The prefixes that cover `first..=last` exactly.
+fn range_prefixes(mut first: u32, last: u32) -> Vec<Prefix> {
+    let mut out = Vec::new();
+    while first <= last {
+        let mut len = 32u8;
+        while len > 0 {
+            let size = 1u64 << (33 - len);
+            let mask = (size - 1) as u32;
+            if first & mask != 0 || first as u64 + size - 1 > last as u64 {
+                break;
+            }
+            len -= 1;
+        }
+        if let Ok(p) = Prefix::new(first.into(), len) {
+            out.push(p);
+        }
+        let next = first as u64 + (1u64 << (32 - len));
+        if next > last as u64 {
+            break;
+        }
+        first = next as u32;
+    }
+    out
 }
 
 /// One ACL line as classifier rules (two for `neq`, whose ports are not one
@@ -357,5 +411,53 @@ ip access-list extended web
             "access-list 110 permit icmp any any echo",
         );
         assert!(matches!(policy(&text, ""), Err(IosError::Acl { .. })));
+    }
+
+    #[test]
+    fn client_pools_become_rules_of_the_dynamic_entry() {
+        let text = "\
+crypto isakmp client configuration group g
+ key k
+ pool ez
+crypto ipsec transform-set t esp-aes esp-sha-hmac
+crypto dynamic-map dyn 10
+ set transform-set t
+crypto map cm 20 ipsec-isakmp dynamic dyn
+ip local pool ez 10.99.0.10 10.99.0.20
+interface Ethernet0/0
+ ip address 10.1.1.1 255.255.255.0
+interface Ethernet1/0
+ ip address 172.16.172.10 255.255.255.240
+ crypto map cm
+";
+        let cfg = parse_config(
+            text,
+            &InterfaceMap::parse("Ethernet0/0=in0,Ethernet1/0=out0").unwrap(),
+        )
+        .unwrap()
+        .config;
+        let rules = rules_from_config(&cfg).unwrap();
+        let dsts: Vec<String> = rules
+            .iter()
+            .map(|r| format!("{}/{}", r.dst.addr, r.dst.len))
+            .collect();
+        assert_eq!(
+            dsts,
+            [
+                "10.99.0.10/31",
+                "10.99.0.12/30",
+                "10.99.0.16/30",
+                "10.99.0.20/32"
+            ]
+        );
+        assert!(rules.iter().all(|r| r.policy == 20 && r.src.len == 0));
+        for a in 10..=20u8 {
+            assert!(
+                first_match(&rules, ip("10.1.1.2"), Ipv4Addr::new(10, 99, 0, a), 1, None).is_some()
+            );
+        }
+        assert!(first_match(&rules, ip("10.1.1.2"), ip("10.99.0.21"), 1, None).is_none());
+        assert!(first_match(&rules, ip("10.1.1.2"), ip("10.99.0.9"), 1, None).is_none());
+        assert_eq!(range_prefixes(0, u32::MAX).len(), 1);
     }
 }

@@ -20,12 +20,12 @@ pub mod hold;
 pub mod icmp;
 pub mod netlink;
 pub mod sa;
+pub mod stats;
 pub mod syslog;
 
-use crate::esp::{DropCounters, DropReason};
-use crate::sadb::GlobalCounter;
+use crate::esp::DropReason;
 use crate::sys::xsk::{Packet, XskConfig, XskError, XskSet};
-use crate::xdp::acl::AclRule;
+use crate::xdp::classify::AclSet;
 use crate::xdp::Side;
 use esp_path::EspState;
 use fib::FibReader;
@@ -33,6 +33,7 @@ use forward::FwdDrop;
 use hold::{Held, HoldQueue};
 use icmp::IcmpError;
 use sa::SaSource;
+pub use stats::{Counter, Tally, WorkerStats};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -41,7 +42,7 @@ use std::time::{Duration, Instant};
 /// The worker's I/O for the ESP path, borrowing the worker's fields one by one
 /// (a method would borrow the whole worker while `self.esp` is in use).
 macro_rules! esp_io {
-    ($w:ident, $local:expr, $now:expr) => {
+    ($w:ident, $tally:expr, $now:expr) => {
         esp_path::Io {
             xsk: &mut $w.xsk,
             fib: &$w.fib,
@@ -49,127 +50,9 @@ macro_rules! esp_io {
             now: $now,
             inside_ifindex: $w.cfg.inside_ifindex,
             outside_ifindex: $w.cfg.outside_ifindex,
-            local: $local,
+            tally: $tally,
         }
     };
-}
-
-espgw_sadb::named_enum! {
-    /// Per-worker counters, readable from other threads.
-    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-    #[repr(usize)]
-    pub enum Counter {
-        RxInside => "rx_inside",
-        RxOutside => "rx_outside",
-        TxInside => "tx_inside",
-        TxOutside => "tx_outside",
-        DropNotIpv4 => "drop_not_ipv4",
-        DropMalformed => "drop_malformed",
-        DropTtlExceeded => "drop_ttl_exceeded",
-        /// A frame held for its next hop's MAC was not sent: the neighbour did
-        /// not resolve within [`HOLD_FOR`].
-        DropNoNeighbour => "drop_no_neighbour",
-        /// A frame held for its next hop's MAC was pushed out of the full hold
-        /// queue by a newer one.
-        DropNeighbourQueueFull => "drop_neighbour_queue_full",
-        DropNoRoute => "drop_no_route",
-        DropTxRingFull => "drop_tx_ring_full",
-        /// Too big for the output MTU: with DF (answered with fragmentation
-        /// needed), or too big to fragment (the MTU leaves no 8 data bytes).
-        DropTooBig => "drop_too_big",
-        /// Interesting traffic without an outbound SA (sa_request posted).
-        DropNoSa => "drop_no_sa",
-        /// Dropped by ESP processing (see the esp_drop_* counters for reasons).
-        DropEsp => "drop_esp",
-        /// Decapsulated packet outside its SA's proxy identities.
-        DropPolicyMismatch => "drop_policy_mismatch",
-        /// Packets encapsulated / decapsulated.
-        EspEncap => "esp_encap",
-        EspDecap => "esp_decap",
-        /// ICMP errors sent (time exceeded, fragmentation needed).
-        IcmpSent => "icmp_sent",
-        /// Kernel: dropped before reaching the socket (RX ring full or no fill frame).
-        XskRxDropped => "xsk_rx_dropped",
-        XskRxRingFull => "xsk_rx_ring_full",
-        XskFillRingEmpty => "xsk_fill_ring_empty",
-        XskTxInvalid => "xsk_tx_invalid",
-        /// Frames put in the hold queue while their next hop resolves.
-        HeldForNeighbour => "held_for_neighbour",
-        /// Held frames handed on once their next hop resolved.
-        ReleasedForNeighbour => "released_for_neighbour",
-        /// Frames in the hold queue now (a gauge).
-        NeighbourQueueLen => "neighbour_queue_len",
-        /// Inner packets without DF fragmented before encryption because their
-        /// encapsulation would not fit the outside MTU.
-        FragBeforeEncrypt => "frag_before_encrypt",
-        /// The fragments those packets became (each its own ESP packet).
-        FragBeforeEncryptFragments => "frag_before_encrypt_fragments",
-        /// A packet to fragment before encryption dropped whole: not enough free
-        /// UMEM frames for its fragments.
-        DropFragNoFrame => "drop_frag_no_frame",
-    }
-}
-
-impl Counter {
-    /// The region's global counter this worker drop also adds to (drops tied
-    /// to an SA go to the SA's counters instead; the rest are not drops).
-    pub const fn global(self) -> Option<GlobalCounter> {
-        Some(match self {
-            Self::DropMalformed | Self::DropNotIpv4 => GlobalCounter::Malformed,
-            Self::DropNoRoute => GlobalCounter::NoRoute,
-            Self::DropNoNeighbour => GlobalCounter::NoNeighbor,
-            Self::DropNeighbourQueueFull => GlobalCounter::NeighborQueueFull,
-            Self::DropTxRingFull => GlobalCounter::TxFull,
-            Self::DropTooBig => GlobalCounter::TooBig,
-            Self::DropTtlExceeded => GlobalCounter::TtlExpired,
-            Self::DropFragNoFrame => GlobalCounter::FragNoFrame,
-            _ => return None,
-        })
-    }
-}
-
-/// Counters shared between a worker and whoever reports them.
-#[derive(Debug, Default)]
-pub struct WorkerStats {
-    counters: [AtomicU64; Counter::COUNT],
-    esp_drops: [AtomicU64; DropReason::COUNT],
-    /// The latest invalid-SPI, replay and ICV-failure events, for the log.
-    events: syslog::EventSlots,
-}
-
-impl WorkerStats {
-    /// The worker's latest crypto log events (see [`syslog`]).
-    pub fn events(&self) -> &syslog::EventSlots {
-        &self.events
-    }
-
-    /// ESP drops for one reason (the esp module's reasons).
-    pub fn esp_drop(&self, r: DropReason) -> u64 {
-        self.esp_drops[r as usize].load(Ordering::Relaxed)
-    }
-
-    fn set_esp(&self, d: &DropCounters) {
-        for (r, v) in d.iter() {
-            self.esp_drops[r as usize].store(v, Ordering::Relaxed);
-        }
-    }
-
-    pub fn get(&self, c: Counter) -> u64 {
-        self.counters[c as usize].load(Ordering::Relaxed)
-    }
-
-    fn set(&self, c: Counter, v: u64) {
-        self.counters[c as usize].store(v, Ordering::Relaxed);
-    }
-
-    fn add(&self, local: &mut [u64; Counter::COUNT]) {
-        for (i, v) in local.iter_mut().enumerate() {
-            if *v != 0 {
-                self.counters[i].fetch_add(*v, Ordering::Relaxed);
-                *v = 0;
-            }
-        }
-    }
 }
 
 /// What one worker serves.
@@ -294,7 +177,7 @@ impl Worker {
 
     /// Turns on ESP: interesting traffic is encapsulated with SAs from the
     /// region, ESP from the outside decapsulated.
-    pub fn with_esp(mut self, source: Arc<SaSource>, acl: Arc<Published<Vec<AclRule>>>) -> Self {
+    pub fn with_esp(mut self, source: Arc<SaSource>, acl: Arc<Published<AclSet>>) -> Self {
         self.esp = Some(EspState::new(source, acl, self.cfg.id as u16));
         self
     }
@@ -327,7 +210,7 @@ impl Worker {
             Vec::with_capacity(batch.max(HOLD_FRAMES)),
         ];
         let mut released = Released::with_capacity(HOLD_FRAMES);
-        let mut local = [0u64; Counter::COUNT];
+        let mut tally = Tally::default();
         let mut idle_since: Option<Instant> = None;
         let mut last_kernel_stats = Instant::now();
         let mut last_hold_request = Instant::now();
@@ -355,11 +238,11 @@ impl Worker {
                 release_due = false;
             } else {
                 if release_due {
-                    release_due = !self.release_held(&mut released, &mut out, &mut local, now);
+                    release_due = !self.release_held(&mut released, &mut out, &mut tally, now);
                 }
                 let esp = self.esp.as_ref();
                 self.hold.expire(now, |tag| {
-                    esp_path::held_dropped(esp, &mut local, tag, Counter::DropNoNeighbour)
+                    esp_path::held_dropped(esp, &mut tally, tag, DropReason::NoNeighbour)
                 });
                 if now.duration_since(last_hold_request) >= HOLD_REQUEST_EVERY {
                     for dst in self.hold.destinations() {
@@ -367,7 +250,7 @@ impl Worker {
                     }
                     last_hold_request = now;
                 }
-                self.send_out(&mut out, &mut local);
+                self.send_out(&mut out, &mut tally);
             }
             let mut got = 0;
             for port in 0..self.xsk.ports() {
@@ -377,12 +260,15 @@ impl Worker {
                 }
                 got += n;
                 let side = self.sides[port];
-                local[match side {
-                    Side::Inside => Counter::RxInside,
-                    Side::Outside => Counter::RxOutside,
-                } as usize] += n as u64;
+                tally.add(
+                    match side {
+                        Side::Inside => Counter::RxInside,
+                        Side::Outside => Counter::RxOutside,
+                    },
+                    n as u64,
+                );
                 if let Some(st) = self.esp.as_mut() {
-                    let mut io = esp_io!(self, &mut local, now);
+                    let mut io = esp_io!(self, &mut tally, now);
                     match side {
                         Side::Inside => esp_path::encap(st, &mut io, &mut rx, &mut out),
                         Side::Outside => esp_path::decap(st, &mut io, &mut rx, &mut out),
@@ -390,20 +276,19 @@ impl Worker {
                     if !st.events.is_empty() {
                         self.stats.events.publish(&mut st.events);
                     }
-                    self.stats.set_esp(&st.drops);
                 }
                 for pkt in rx.drain(..) {
-                    self.forward_one(pkt, &mut out, &mut local, now);
+                    self.forward_one(pkt, &mut out, &mut tally, now);
                 }
-                self.send_out(&mut out, &mut local);
+                self.send_out(&mut out, &mut tally);
             }
             self.xsk.service();
             if got > 0 {
                 idle_since = None;
-                self.flush(&mut local);
+                self.flush(&mut tally);
                 continue;
             }
-            self.flush(&mut local);
+            self.flush(&mut tally);
             if self.cfg.busy_poll {
                 std::hint::spin_loop();
                 continue;
@@ -425,21 +310,21 @@ impl Worker {
         &mut self,
         mut pkt: Packet,
         out: &mut [Vec<Packet>; 2],
-        local: &mut [u64; Counter::COUNT],
+        tally: &mut Tally,
         now: Instant,
     ) {
         match self.process(&mut pkt) {
             Verdict::Tx(to) => out[side_index(to)].push(pkt),
-            Verdict::Drop(c) => {
-                local[c as usize] += 1;
+            Verdict::Drop(r) => {
+                tally.drop(r);
                 self.xsk.release(pkt);
             }
             Verdict::Hold(dst) => {
-                let mut io = esp_io!(self, local, now);
+                let mut io = esp_io!(self, tally, now);
                 io.hold(dst, Held::Forward, pkt, None);
             }
-            Verdict::Icmp(err, c) => {
-                local[c as usize] += 1;
+            Verdict::Icmp(err, r) => {
+                tally.drop(r);
                 if let Some((to, reply)) = icmp_reply(
                     &mut self.xsk,
                     &self.fib,
@@ -449,7 +334,7 @@ impl Worker {
                     err,
                 ) {
                     out[side_index(to)].push(reply);
-                    local[Counter::IcmpSent as usize] += 1;
+                    tally.count(Counter::IcmpSent);
                 }
                 self.xsk.release(pkt);
             }
@@ -457,16 +342,17 @@ impl Worker {
     }
 
     /// Hands the TX queues to the sockets.
-    fn send_out(&mut self, out: &mut [Vec<Packet>; 2], local: &mut [u64; Counter::COUNT]) {
+    fn send_out(&mut self, out: &mut [Vec<Packet>; 2], tally: &mut Tally) {
         for (i, q) in out.iter_mut().enumerate() {
             if !q.is_empty() {
                 let (sent, dropped) = self.xsk.send(self.tx_port[i], q);
-                local[if i == 0 {
+                let side = if i == 0 {
                     Counter::TxInside
                 } else {
                     Counter::TxOutside
-                } as usize] += sent as u64;
-                local[Counter::DropTxRingFull as usize] += dropped as u64;
+                };
+                tally.add(side, sent as u64);
+                tally.drops.add_n(DropReason::TxRingFull, dropped as u64);
             }
         }
     }
@@ -480,7 +366,7 @@ impl Worker {
         &mut self,
         r: &mut Released,
         out: &mut [Vec<Packet>; 2],
-        local: &mut [u64; Counter::COUNT],
+        tally: &mut Tally,
         now: Instant,
     ) -> bool {
         let xsk = &mut self.xsk;
@@ -509,13 +395,13 @@ impl Worker {
                 true
             },
         );
-        local[Counter::ReleasedForNeighbour as usize] += n;
+        tally.add(Counter::ReleasedForNeighbour, n);
         for p in r.forward.drain(..) {
-            self.forward_one(p, out, local, now);
+            self.forward_one(p, out, tally, now);
         }
         match self.esp.as_mut() {
             Some(st) => {
-                let mut io = esp_io!(self, local, now);
+                let mut io = esp_io!(self, tally, now);
                 if !r.encap.is_empty() {
                     esp_path::encap(st, &mut io, &mut r.encap, out);
                 }
@@ -533,18 +419,11 @@ impl Worker {
         complete
     }
 
-    /// Publishes the batch's counters: to the stats, and the drops to the
-    /// region's global counters (what `show` reads) when ESP is on.
-    fn flush(&self, local: &mut [u64; Counter::COUNT]) {
-        if let Some(e) = &self.esp {
-            let g = e.source.db.global();
-            for c in Counter::ALL {
-                if let (Some(gc), n @ 1..) = (c.global(), local[c as usize]) {
-                    g.add(gc, n);
-                }
-            }
-        }
-        self.stats.add(local);
+    /// Publishes the turn's counts: to the stats, and the drops also to the region's
+    /// data-plane-wide drop counters (what `show crypto dataplane` reads) when ESP is on.
+    fn flush(&self, tally: &mut Tally) {
+        let region = self.esp.as_ref().map(|e| e.source.db.global());
+        self.stats.flush(tally, region);
         self.stats
             .set(Counter::NeighbourQueueLen, self.hold.len() as u64);
     }
@@ -571,31 +450,31 @@ impl Worker {
         let frame = self.xsk.data_mut(pkt);
         let h = match forward::parse_ipv4(frame) {
             Ok(h) => h,
-            Err(e) => return Verdict::Drop(fwd_counter(e)),
+            Err(e) => return Verdict::Drop(fwd_drop(e)),
         };
         let dst = h.dst;
         let Some(nh) = self.fib.lookup(dst) else {
             return Verdict::Hold(dst);
         };
         let Some(to) = self.side_of(nh.oif) else {
-            return Verdict::Drop(Counter::DropNoRoute);
+            return Verdict::Drop(DropReason::NoRoute);
         };
         let ip_len = frame.len().saturating_sub(14);
         if ip_len > usize::from(nh.mtu) {
             if h.dont_frag {
                 return Verdict::Icmp(
                     IcmpError::FragmentationNeeded { mtu: nh.mtu },
-                    Counter::DropTooBig,
+                    DropReason::TooBig,
                 );
             }
-            return Verdict::Drop(Counter::DropTooBig);
+            return Verdict::Drop(DropReason::TooBig);
         }
         match forward::forward_in_place(frame, nh) {
             Ok(()) => Verdict::Tx(to),
             Err(FwdDrop::TtlExceeded) => {
-                Verdict::Icmp(IcmpError::TtlExceeded, Counter::DropTtlExceeded)
+                Verdict::Icmp(IcmpError::TtlExceeded, DropReason::TtlExceeded)
             }
-            Err(e) => Verdict::Drop(fwd_counter(e)),
+            Err(e) => Verdict::Drop(fwd_drop(e)),
         }
     }
 
@@ -656,11 +535,11 @@ enum Verdict {
     /// Send it on that side.
     Tx(Side),
     /// Drop it, counting the reason.
-    Drop(Counter),
+    Drop(DropReason),
     /// Hold it until the next hop towards this destination resolves.
     Hold(std::net::Ipv4Addr),
     /// Drop it (counting the reason) and answer with an ICMP error.
-    Icmp(IcmpError, Counter),
+    Icmp(IcmpError, DropReason),
 }
 
 /// Held frames handed back in one pass, by what they wait for.
@@ -680,10 +559,10 @@ impl Released {
     }
 }
 
-fn fwd_counter(d: FwdDrop) -> Counter {
+pub(crate) fn fwd_drop(d: FwdDrop) -> DropReason {
     match d {
-        FwdDrop::NotIpv4 => Counter::DropNotIpv4,
-        FwdDrop::Malformed => Counter::DropMalformed,
-        FwdDrop::TtlExceeded => Counter::DropTtlExceeded,
+        FwdDrop::NotIpv4 => DropReason::NotIpv4,
+        FwdDrop::Malformed => DropReason::Malformed,
+        FwdDrop::TtlExceeded => DropReason::TtlExceeded,
     }
 }

@@ -13,32 +13,39 @@ fn hex(s: &str) -> Vec<u8> {
         .collect()
 }
 
-/// The fallback, and the VAES engine where this CPU has it (recorded as skipped for `test`
-/// where it does not).
+mod levels;
+
+/// Every level this CPU runs: the `aes` crate (portable), the AES-NI lanes (AVX2; AVX-512
+/// with fewer chains than the VAES engine takes) and the VAES engine (AVX-512 with VAES).
 fn levels(test: &str) -> Vec<Level> {
-    if aesmb::vaes_available() {
-        vec![Level::Portable, Level::Avx512]
-    } else {
+    if !aesmb::vaes_available() {
         espgw_lab::prereq::skip(
             &format!("{test} [vaes]"),
             "this CPU lacks AVX-512F and VAES",
         );
-        vec![Level::Portable]
     }
+    if !aesmb::aesni_available() {
+        espgw_lab::prereq::skip(&format!("{test} [aes-ni]"), "this CPU lacks AES-NI");
+    }
+    levels::levels(test)
 }
 
-#[test]
-fn fips197_known_answers_batched_and_single() {
+/// The FIPS 197 vectors: per line key, plaintext, ciphertext.
+fn fips197() -> Vec<Vec<Vec<u8>>> {
     let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/vectors/aes-fips197.txt"
     ))
     .unwrap();
-    let v: Vec<Vec<Vec<u8>>> = text
-        .lines()
+    text.lines()
         .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
         .map(|l| l.split_whitespace().map(hex).collect())
-        .collect();
+        .collect()
+}
+
+#[test]
+fn fips197_known_answers_batched_and_single() {
+    let v = fips197();
     assert_eq!(v.len(), 4);
     let keys: Vec<AesKey> = v.iter().map(|t| AesKey::new(&t[0]).unwrap()).collect();
     for level in levels("batch_aes::fips197_known_answers_batched_and_single") {
@@ -144,6 +151,79 @@ fn differential_ragged_batches_mixed_key_sizes() {
                     s.1
                 } else {
                     want[want.len() - 16..].try_into().unwrap()
+                };
+                assert_eq!(ivs[i], last, "{level:?} iv of job {i}");
+            }
+        }
+    }
+}
+
+/// CBC decryption at every level: the FIPS 197 ciphertexts back to their plaintexts, and
+/// random ragged jobs (every key size) encrypted by the `cbc` crate come back intact, each
+/// job's IV left at its last ciphertext block.
+#[test]
+fn decrypt_known_answers_and_differential_every_level() {
+    let v = fips197();
+    let kat_keys: Vec<AesKey> = v.iter().map(|t| AesKey::new(&t[0]).unwrap()).collect();
+    for level in levels("batch_aes::decrypt_known_answers_and_differential_every_level") {
+        for (t, key) in v.iter().zip(&kat_keys) {
+            let mut b = t[2].clone();
+            aesmb::cbc_decrypt_many_at(
+                level,
+                &mut [AesCbcJob {
+                    key,
+                    iv: [0; 16],
+                    data: &mut b,
+                }],
+            );
+            assert_eq!(b, t[1], "known answer {level:?}");
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(0xdec + level as u64);
+        for njobs in [1usize, 3, 17, 64] {
+            let raw: Vec<Vec<u8>> = (0..3)
+                .map(|i| {
+                    let mut k = vec![0u8; [16, 24, 32][i]];
+                    rng.fill_bytes(&mut k);
+                    k
+                })
+                .collect();
+            let keys: Vec<AesKey> = raw.iter().map(|k| AesKey::new(k).unwrap()).collect();
+            let spec: Vec<(usize, [u8; 16], Vec<u8>)> = (0..njobs)
+                .map(|_| {
+                    let mut d = vec![0u8; 16 * rng.random_range(0..95)];
+                    rng.fill_bytes(&mut d);
+                    let mut iv = [0u8; 16];
+                    rng.fill_bytes(&mut iv);
+                    (rng.random_range(0..3), iv, d)
+                })
+                .collect();
+            let mut bufs: Vec<Vec<u8>> = spec
+                .iter()
+                .map(|s| {
+                    let mut c = s.2.clone();
+                    reference(&raw[s.0], &s.1, &mut c);
+                    c
+                })
+                .collect();
+            let cts = bufs.clone();
+            let mut jobs: Vec<AesCbcJob> = bufs
+                .iter_mut()
+                .zip(&spec)
+                .map(|(d, s)| AesCbcJob {
+                    key: &keys[s.0],
+                    iv: s.1,
+                    data: d,
+                })
+                .collect();
+            aesmb::cbc_decrypt_many_at(level, &mut jobs);
+            let ivs: Vec<[u8; 16]> = jobs.iter().map(|j| j.iv).collect();
+            drop(jobs);
+            for (i, s) in spec.iter().enumerate() {
+                assert_eq!(bufs[i], s.2, "{level:?} job {i}");
+                let last: [u8; 16] = if cts[i].is_empty() {
+                    s.1
+                } else {
+                    cts[i][cts[i].len() - 16..].try_into().unwrap()
                 };
                 assert_eq!(ivs[i], last, "{level:?} iv of job {i}");
             }

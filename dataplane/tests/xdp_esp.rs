@@ -10,14 +10,14 @@
 mod tunnel;
 mod xdp_support;
 
-use espgw_dataplane::sadb::{GlobalCounter, SaDrop};
+use espgw_dataplane::sadb::DropReason;
 use espgw_lab::judge::judge;
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::path::Path;
 use std::time::Duration;
 use tunnel::{capture_wire, ping, tunnel, tunnel_on, warm_up};
-use xdp_support::{wait_for, worker_sum, Topology};
+use xdp_support::{send_errors, wait_for, worker_sum, Topology};
 
 fn iperf_rate() -> String {
     std::env::var("ESPGW_IPERF_RATE").unwrap_or_else(|_| "25M".into())
@@ -223,15 +223,11 @@ fn run_tunnel(tag: &str, transform: &str, restart: bool, natt: bool) {
     let (s1, s2) = (r1.stats(), r2.stats());
     for (name, s) in [("R1", &s1), ("R2", &s2)] {
         assert_eq!(
-            worker_sum(s, "esp_drop_replay"),
+            worker_sum(s, "drop_replay"),
             0,
             "{name}: false replay drops: {s}"
         );
-        assert_eq!(
-            worker_sum(s, "esp_drop_auth"),
-            0,
-            "{name}: auth failures: {s}"
-        );
+        assert_eq!(worker_sum(s, "drop_auth"), 0, "{name}: auth failures: {s}");
         assert_eq!(worker_sum(s, "drop_policy_mismatch"), 0, "{name}: {s}");
         assert!(
             worker_sum(s, "esp_encap") > 0 && worker_sum(s, "esp_decap") > 0,
@@ -389,11 +385,11 @@ fn xdp_esp_one_sa_two_workers_each_end() {
     );
     for s in [&s1, &s2] {
         assert_eq!(
-            worker_sum(s, "esp_drop_replay") + worker_sum(s, "esp_drop_out_of_window"),
+            worker_sum(s, "drop_replay") + worker_sum(s, "drop_out_of_window"),
             0,
             "false replay drops: {s}"
         );
-        assert_eq!(worker_sum(s, "esp_drop_auth"), 0);
+        assert_eq!(worker_sum(s, "drop_auth"), 0);
     }
     let c = r1.db.reader().counters(r1.out_slot).unwrap().values();
     assert!(
@@ -466,7 +462,7 @@ fn xdp_esp_first_packet_waits_for_neighbours() {
     }
     let c = r1.db.reader().counters(r1.out_slot).unwrap().values();
     assert_eq!(c.packets, 1, "one packet on R1's outbound SA: {c:?}");
-    assert_eq!(c.drop_count(SaDrop::SendError), 0, "{c:?}");
+    assert_eq!(send_errors(&c), 0, "{c:?}");
 
     // The peer never answers: held, then dropped and counted at the deadline.
     block_arp(true);
@@ -491,10 +487,10 @@ fn xdp_esp_first_packet_waits_for_neighbours() {
     );
     let c = r1.db.reader().counters(r1.out_slot).unwrap().values();
     assert_eq!(
-        (c.packets, c.drop_count(SaDrop::SendError)),
+        (c.packets, c.drop_count(DropReason::NoNeighbour)),
         (1, 1),
         "a send error on the SA, not a packet: {c:?}"
     );
-    let g = r1.db.reader().global().get(GlobalCounter::NoNeighbor);
+    let g = r1.db.reader().global().drops(DropReason::NoNeighbour);
     assert_eq!(g, 1, "the region's no-neighbor counter");
 }

@@ -257,7 +257,7 @@ fn run(tag: &str, esp: &str) {
     );
     assert!(worker_sum(&s, "esp_decap") > 0, "{s}");
     assert_eq!(
-        worker_sum(&s, "esp_drop_auth") + worker_sum(&s, "esp_drop_replay"),
+        worker_sum(&s, "drop_auth") + worker_sum(&s, "drop_replay"),
         0,
         "{s}"
     );

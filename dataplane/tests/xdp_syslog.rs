@@ -137,7 +137,7 @@ fn xdp_syslog_ios_crypto_messages() {
         &[&R1_OUT.to_string(), &spi.to_string()],
     );
     let s = stats_when(&r1, "100 no-SA drops", |s| {
-        worker_sum(s, "esp_drop_no_sa") >= worker_sum(&s0, "esp_drop_no_sa") + 100
+        worker_sum(s, "drop_no_sa") >= worker_sum(&s0, "drop_no_sa") + 100
     });
     let got = one_line(&r1, "RECVD_PKT_INV_SPI");
     assert_eq!(
@@ -149,7 +149,7 @@ fn xdp_syslog_ios_crypto_messages() {
         r1.log()
     );
     assert_eq!(
-        worker_sum(&r1.stats(), "esp_drop_no_sa") - worker_sum(&s0, "esp_drop_no_sa"),
+        worker_sum(&r1.stats(), "drop_no_sa") - worker_sum(&s0, "drop_no_sa"),
         100,
         "every packet counted: {s}"
     );
@@ -164,7 +164,7 @@ fn xdp_syslog_ios_crypto_messages() {
     let s0 = r1.stats();
     let seq = scapy(&lab, "wire", INJECT, &[pcap_s, "replay", &src, &dst, "5"]);
     let _ = stats_when(&r1, "5 replay drops", |s| {
-        worker_sum(s, "esp_drop_replay") >= worker_sum(&s0, "esp_drop_replay") + 5
+        worker_sum(s, "drop_replay") >= worker_sum(&s0, "drop_replay") + 5
     });
     let got = one_line(&r1, "PKT_REPLAY_ERR");
     assert_eq!(
@@ -176,7 +176,7 @@ fn xdp_syslog_ios_crypto_messages() {
         r1.log()
     );
     assert_eq!(
-        worker_sum(&r1.stats(), "esp_drop_replay") - worker_sum(&s0, "esp_drop_replay"),
+        worker_sum(&r1.stats(), "drop_replay") - worker_sum(&s0, "drop_replay"),
         5
     );
 
@@ -185,7 +185,7 @@ fn xdp_syslog_ios_crypto_messages() {
     let s0 = r1.stats();
     let _ = scapy(&lab, "wire", INJECT, &[pcap_s, "mac", &src, &dst, "3"]);
     let _ = stats_when(&r1, "3 auth drops", |s| {
-        worker_sum(s, "esp_drop_auth") >= worker_sum(&s0, "esp_drop_auth") + 3
+        worker_sum(s, "drop_auth") >= worker_sum(&s0, "drop_auth") + 3
     });
     let got = one_line(&r1, "RECVD_PKT_MAC_ERR");
     assert_eq!(
@@ -197,7 +197,7 @@ fn xdp_syslog_ios_crypto_messages() {
         r1.log()
     );
     assert_eq!(
-        worker_sum(&r1.stats(), "esp_drop_auth") - worker_sum(&s0, "esp_drop_auth"),
+        worker_sum(&r1.stats(), "drop_auth") - worker_sum(&s0, "drop_auth"),
         3
     );
 

@@ -19,6 +19,8 @@ use espgw_dataplane::wire::{IpProtocol, Ipv4Packet, Ipv4Repr};
 use crate::clock::{compare, Candidate, Rate};
 #[cfg(feature = "openssl")]
 use crate::openssl_ref::Reference;
+#[cfg(feature = "openssl")]
+use espgw_dataplane::crypto::tdes::Level;
 
 #[cfg(feature = "openssl")]
 const LOCAL: Ipv4Addr = Ipv4Addr::new(172, 16, 172, 10);
@@ -219,7 +221,7 @@ impl Result {
             ("decap", self.decap, self.decap_openssl),
         ] {
             println!(
-                "{t:28} {dir} size {:4} batch {:2}: espgw {:8.1} MB/s {:6.2} c/B | openssl {:8.1} MB/s {:6.2} c/B | x{:.2}",
+                "{t:26} {dir:5} {:5} {:3} {:11.1} {:7.2} {:13.1} {:7.2}   x{:.2}",
                 self.size,
                 self.batch,
                 ours.mb_s(),
@@ -242,5 +244,145 @@ impl Result {
                        "ratio": (self.decap.bytes_per_s / self.decap_openssl.bytes_per_s * 100.0).round() / 100.0 },
             "openssl_hmac": self.openssl_hmac,
         })
+    }
+}
+
+/// `espgw-perf crypto`'s options.
+#[derive(clap::Args)]
+#[cfg_attr(not(feature = "openssl"), allow(dead_code))]
+pub struct CliOpts {
+    /// IOS transform set, e.g. "esp-3des esp-md5-hmac".
+    #[arg(long, default_value = "esp-3des esp-md5-hmac")]
+    pub transform: String,
+    /// Inner IPv4 packet size in bytes.
+    #[arg(long, default_value_t = 1400)]
+    pub size: usize,
+    /// Packets per batch call.
+    #[arg(long, default_value_t = 64)]
+    pub batch: usize,
+    /// Every transform x sizes 64/512/1400 x batch 1/64.
+    #[arg(long)]
+    pub all: bool,
+    /// Seconds of measurement per configuration.
+    #[arg(long, default_value_t = 1.0)]
+    pub secs: f64,
+    /// One JSON document on stdout instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Force every batch kernel's dispatch level (avx512, avx2, portable; lowered to
+    /// what the CPU has). OpenSSL's baseline is held to the same SIMD level
+    /// (OPENSSL_ia32cap) unless --openssl-native.
+    #[arg(long)]
+    pub level: Option<String>,
+    /// With --level: let OpenSSL use everything this CPU has.
+    #[arg(long)]
+    pub openssl_native: bool,
+}
+
+/// What OpenSSL is told to leave alone so that its baseline runs at our forced level: for
+/// `avx2`, AVX-512 (CPUID 7 EBX bits F, DQ, IFMA, CD, BW, VL); for `portable`, AVX and
+/// AVX2 as well (AES-NI and SHA-NI stay: our portable level keeps them through the `aes`
+/// and `sha1` crates).
+#[cfg(feature = "openssl")]
+fn openssl_cap_mask(level: Level) -> Option<&'static str> {
+    match level {
+        Level::Avx512 => None,
+        Level::Avx2 => Some("~0x0:~0xd0230000"),
+        Level::Portable => Some("~0x1000000000000000:~0xd0230020"),
+    }
+}
+
+/// The environment variable OpenSSL reads its CPU capability mask from, at load time.
+#[cfg(feature = "openssl")]
+const IA32CAP: &str = "OPENSSL_ia32cap";
+
+#[cfg(feature = "openssl")]
+pub fn run_cli(o: &CliOpts) {
+    use crate::clock;
+    let forced = match o.level.as_deref() {
+        None => None,
+        Some(name) => match Level::from_name(name) {
+            Some(l) => Some(l),
+            None => {
+                eprintln!("espgw-perf: --level: one of avx512, avx2, portable");
+                std::process::exit(2);
+            }
+        },
+    };
+    if let Some(l) = forced {
+        // OpenSSL reads its mask when the library loads: restart with it in the
+        // environment (once; a mask the caller set is kept).
+        if let (Some(mask), false, None) = (
+            openssl_cap_mask(l.clamp()),
+            o.openssl_native,
+            std::env::var_os(IA32CAP),
+        ) {
+            use std::os::unix::process::CommandExt;
+            let err = std::process::Command::new("/proc/self/exe")
+                .args(std::env::args_os().skip(1))
+                .env(IA32CAP, mask)
+                .exec();
+            eprintln!("espgw-perf: re-exec with {IA32CAP}: {err}");
+            std::process::exit(2);
+        }
+        Level::force(Some(l));
+    }
+    let budget = Duration::from_secs_f64(o.secs);
+    let configs: Vec<(Transform, usize, usize)> = if o.all {
+        let mut v = Vec::new();
+        for t in Transform::all() {
+            for size in [64, 512, 1400] {
+                for batch in [1, 64] {
+                    v.push((t, size, batch));
+                }
+            }
+        }
+        v
+    } else {
+        match Transform::parse(&o.transform) {
+            Ok(t) => vec![(t, o.size, o.batch)],
+            Err(e) => {
+                eprintln!("espgw-perf: --transform: {e}");
+                std::process::exit(2);
+            }
+        }
+    };
+    if o.batch == 0 || o.size < 20 || o.secs <= 0.0 {
+        eprintln!("espgw-perf: --batch must be >= 1, --size >= 20 (an IPv4 header), --secs > 0");
+        std::process::exit(2);
+    }
+    let hz = clock::cpu_hz();
+    let cap = std::env::var(IA32CAP).unwrap_or_else(|_| "unset (all it detects)".into());
+    if !o.json {
+        println!(
+            "espgw-perf crypto: one core, {:.0} MHz nominal, kernels at level {} (CPU: {}), {}, {IA32CAP} {cap}; rates per CPU-second",
+            hz / 1e6,
+            Level::active().name(),
+            Level::detect().name(),
+            openssl::version::version(),
+        );
+        println!(
+            "{:26} {:5} {:>5} {:>3} {:>11} {:>7} {:>13} {:>7} {:>7}",
+            "transform", "dir", "size", "bat", "espgw MB/s", "c/B", "openssl MB/s", "c/B", "ratio"
+        );
+    }
+    let mut results = Vec::new();
+    for (t, size, batch) in configs {
+        let r = bench(t, size, batch, budget);
+        if !o.json {
+            r.print();
+        }
+        results.push(r.json());
+    }
+    if o.json {
+        let doc = serde_json::json!({
+            "cpu_mhz": (hz / 1e6).round(),
+            "level": Level::active().name(),
+            "cpu_level": Level::detect().name(),
+            "openssl_ia32cap": std::env::var(IA32CAP).ok(),
+            "openssl": openssl::version::version(),
+            "results": results,
+        });
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap());
     }
 }

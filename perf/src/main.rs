@@ -5,20 +5,22 @@
 //! `scale`: one SA on N pinned cores, wall clock (see scale.rs).
 #![forbid(unsafe_code)]
 
+mod classify;
 mod clock;
+mod dut;
 mod esp_bench;
+mod gen;
 #[cfg(feature = "openssl")]
 mod openssl_ref;
 #[cfg(feature = "openssl")]
 mod primitives;
+mod rfc2544;
 mod scale;
 
 #[cfg(feature = "openssl")]
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-#[cfg(feature = "openssl")]
-use espgw_dataplane::crypto::tdes::Level;
 use espgw_dataplane::crypto::transform::Transform;
 
 #[derive(Parser)]
@@ -30,27 +32,24 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// ESP encapsulation/decapsulation through the batch path vs OpenSSL's same crypto.
-    Crypto {
-        /// IOS transform set, e.g. "esp-3des esp-md5-hmac".
-        #[arg(long, default_value = "esp-3des esp-md5-hmac")]
-        transform: String,
-        /// Inner IPv4 packet size in bytes.
-        #[arg(long, default_value_t = 1400)]
-        size: usize,
-        /// Packets per batch call.
-        #[arg(long, default_value_t = 64)]
-        batch: usize,
-        /// Every transform x sizes 64/512/1400 x batch 1/64.
-        #[arg(long)]
-        all: bool,
-        /// Seconds of measurement per configuration.
-        #[arg(long, default_value_t = 1.0)]
-        secs: f64,
-        /// One JSON document on stdout instead of text.
-        #[arg(long)]
-        json: bool,
+    /// Classifier (XDP, its Rust model, the old walk) and SA lookup cost per packet at N
+    /// crypto map entries, as ratios to the first N (see classify.rs). XDP needs root.
+    Classify {
+        /// Entry counts to measure, comma separated (the first is the baseline).
+        #[arg(long, value_delimiter = ',', default_value = "10,10000")]
+        entries: Vec<usize>,
+        /// Distinct packets per measurement.
+        #[arg(long, default_value_t = 4096)]
+        packets: usize,
+        /// BPF_PROG_TEST_RUN repetitions per frame (64 frames).
+        #[arg(long, default_value_t = 100_000)]
+        repeat: u32,
+        /// Walk the whole list only up to this many entries.
+        #[arg(long, default_value_t = 20_000)]
+        walk_max: usize,
     },
+    /// ESP encapsulation/decapsulation through the batch path vs OpenSSL's same crypto.
+    Crypto(esp_bench::CliOpts),
     /// One SA pair on N pinned cores: aggregate throughput and scaling vs N=1.
     Scale {
         /// IOS transform set, e.g. "esp-3des esp-md5-hmac".
@@ -86,6 +85,13 @@ enum Cmd {
         #[arg(long)]
         json_out: Option<std::path::PathBuf>,
     },
+    /// Generator + receiver on AF_XDP: one trial (a veth pair of its own unless told
+    /// where to send), optionally beside trafgen.
+    Gen(gen::cmd::GenArgs),
+    /// The kernel's pktgen as the generator (real NICs; detects its absence).
+    Pktgen(gen::pktgen::PktgenArgs),
+    /// RFC 2544 throughput, latency, loss and back-to-back for every DUT and frame size.
+    Rfc2544(rfc2544::Args),
     /// Raw batch primitives (3DES-CBC, HMAC-MD5) vs OpenSSL, every dispatch level.
     Primitives {
         #[arg(long, default_value_t = 1400)]
@@ -100,6 +106,41 @@ enum Cmd {
 fn main() {
     let cli = Cli::parse();
     match cli.cmd {
+        Cmd::Pktgen(a) => {
+            if let Err(e) = gen::pktgen::run(&a) {
+                eprintln!("espgw-perf pktgen: {e}");
+                std::process::exit(3);
+            }
+        }
+        Cmd::Rfc2544(a) => {
+            if let Err(e) = rfc2544::run(&a) {
+                eprintln!("espgw-perf rfc2544: {e}");
+                std::process::exit(1);
+            }
+        }
+        Cmd::Gen(a) => {
+            if let Err(e) = gen::cmd::run(&a) {
+                eprintln!("espgw-perf gen: {e}");
+                std::process::exit(1);
+            }
+        }
+        Cmd::Classify {
+            entries,
+            packets,
+            repeat,
+            walk_max,
+        } => {
+            if entries.is_empty() || entries.contains(&0) || packets == 0 {
+                eprintln!("espgw-perf: --entries and --packets must be positive");
+                std::process::exit(2);
+            }
+            classify::run(&classify::Opts {
+                entries,
+                packets,
+                repeat,
+                walk_max,
+            });
+        }
         Cmd::Scale {
             transform,
             size,
@@ -146,7 +187,7 @@ fn main() {
             });
         }
         #[cfg(not(feature = "openssl"))]
-        Cmd::Primitives { .. } | Cmd::Crypto { .. } => {
+        Cmd::Primitives { .. } | Cmd::Crypto(_) => {
             eprintln!("espgw-perf: built without the `openssl` feature: `crypto` and `primitives` need OpenSSL");
             std::process::exit(2);
         }
@@ -155,63 +196,6 @@ fn main() {
             primitives::run(size, batch, Duration::from_secs_f64(secs))
         }
         #[cfg(feature = "openssl")]
-        Cmd::Crypto {
-            transform,
-            size,
-            batch,
-            all,
-            secs,
-            json,
-        } => {
-            let budget = Duration::from_secs_f64(secs);
-            let configs: Vec<(Transform, usize, usize)> = if all {
-                let mut v = Vec::new();
-                for t in Transform::all() {
-                    for size in [64, 512, 1400] {
-                        for batch in [1, 64] {
-                            v.push((t, size, batch));
-                        }
-                    }
-                }
-                v
-            } else {
-                match Transform::parse(&transform) {
-                    Ok(t) => vec![(t, size, batch)],
-                    Err(e) => {
-                        eprintln!("espgw-perf: --transform: {e}");
-                        std::process::exit(2);
-                    }
-                }
-            };
-            if batch == 0 || size < 20 {
-                eprintln!("espgw-perf: --batch must be >= 1 and --size >= 20 (an IPv4 header)");
-                std::process::exit(2);
-            }
-            let hz = clock::cpu_hz();
-            if !json {
-                println!(
-                    "espgw-perf crypto: one core, {:.0} MHz nominal, batch kernels at level {}; rates per CPU-second",
-                    hz / 1e6,
-                    Level::detect().name()
-                );
-            }
-            let mut results = Vec::new();
-            for (t, size, batch) in configs {
-                let r = esp_bench::bench(t, size, batch, budget);
-                if !json {
-                    r.print();
-                }
-                results.push(r.json());
-            }
-            if json {
-                let doc = serde_json::json!({
-                    "cpu_mhz": (hz / 1e6).round(),
-                    "level": Level::detect().name(),
-                    "openssl": openssl::version::version(),
-                    "results": results,
-                });
-                println!("{}", serde_json::to_string_pretty(&doc).unwrap());
-            }
-        }
+        Cmd::Crypto(o) => esp_bench::run_cli(&o),
     }
 }

@@ -1,44 +1,20 @@
-//! Counters the dataplane writes and control reads: per SA (packets, bytes, drops by reason,
-//! the outbound sequence-number counter) and dataplane-global (drops not tied to an SA,
-//! sa_request statistics). Every update is one `fetch_add(Relaxed)`, safe with any number
+//! Counters the dataplane writes and control reads: per SA (packets, bytes, drops by
+//! [`DropReason`], the outbound sequence-number counter) and dataplane-global (drops not
+//! tied to an SA, by the same [`DropReason`], and sa_request statistics). Every update is one `fetch_add(Relaxed)`, safe with any number
 //! of writer threads and processes.
 
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::drops::DropReason;
 use super::error::SeqError;
 use super::layout::COUNTER_WORDS;
 
-crate::named_enum! {
-    /// Why a packet of a known SA was dropped.
-    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-    pub enum SaDrop {
-        /// Sequence number replayed or left of the window.
-        Replay => "replay",
-        /// ICV did not verify.
-        Auth => "auth",
-        /// Truncated or otherwise malformed ESP.
-        Malformed => "malformed",
-        /// Bad padding or next header after decryption.
-        Pad => "pad",
-        /// The frame could not be transmitted (TX ring full, no neighbour…).
-        SendError => "send-error",
-        /// Outbound sequence numbers exhausted; the SA must be replaced.
-        SeqExhausted => "seq-exhausted",
-        /// Decapsulated packet does not match the SA's proxy identities.
-        PolicyMismatch => "policy-mismatch",
-        /// Any other reason.
-        Other => "other",
-    }
+fn drop_word(r: DropReason) -> usize {
+    cw::DROPS + r as usize
 }
 
-impl SaDrop {
-    fn word(self) -> usize {
-        cw::DROPS + self as usize
-    }
-}
-
-/// Word indices inside one SA's 128-byte counter block.
+/// Word indices inside one SA's 256-byte counter block.
 pub(crate) mod cw {
     /// Sequence numbers handed out so far (the last one used is this value).
     pub const SEQ_USED: usize = 0;
@@ -46,14 +22,14 @@ pub(crate) mod cw {
     pub const SEQ_LIMIT: usize = 1;
     pub const PACKETS: usize = 2;
     pub const BYTES: usize = 3;
-    pub const DROPS: usize = 4;
-    // DROPS .. DROPS + 8.
     /// Inbound: highest sequence number that passed the ICV (raised with fetch_max).
-    pub const INBOUND_TOP: usize = 12;
-    // Words 13..16 reserved.
+    pub const INBOUND_TOP: usize = 4;
+    // Words 5..8 reserved.
+    /// Drops by [`DropReason`](super::DropReason): DROPS .. DROPS + DropReason::COUNT.
+    pub const DROPS: usize = 8;
 }
 
-const _: () = assert!(cw::DROPS + SaDrop::COUNT <= COUNTER_WORDS);
+const _: () = assert!(cw::DROPS + DropReason::COUNT <= COUNTER_WORDS);
 
 /// Counters of one SA slot. Cheap to create; all methods take `&self`.
 #[derive(Clone, Copy)]
@@ -66,8 +42,8 @@ pub struct SaCounters<'a> {
 pub struct SaCounterValues {
     pub packets: u64,
     pub bytes: u64,
-    /// Indexed like [`SaDrop::ALL`].
-    pub drops: [u64; SaDrop::COUNT],
+    /// Indexed like [`DropReason::ALL`].
+    pub drops: [u64; DropReason::COUNT],
     /// Outbound: sequence numbers used so far (the last sequence number sent or reserved).
     pub seq_used: u64,
     /// Inbound: highest sequence number that passed the ICV.
@@ -75,8 +51,12 @@ pub struct SaCounterValues {
 }
 
 impl SaCounterValues {
-    pub fn drop_count(&self, r: SaDrop) -> u64 {
+    pub fn drop_count(&self, r: DropReason) -> u64 {
         self.drops[r as usize]
+    }
+    /// All drops, whatever the reason (IOS's `#send errors` / `#recv errors`).
+    pub fn drops_total(&self) -> u64 {
+        self.drops.iter().sum()
     }
     /// Kilobytes processed, for the kilobyte lifetime.
     pub fn kilobytes(&self) -> u64 {
@@ -94,8 +74,8 @@ impl<'a> SaCounters<'a> {
     }
     /// Counts `n` drops for `reason`.
     #[inline]
-    pub fn add_drop(&self, reason: SaDrop, n: u64) {
-        self.w[reason.word()].fetch_add(n, Ordering::Relaxed);
+    pub fn add_drop(&self, reason: DropReason, n: u64) {
+        self.w[drop_word(reason)].fetch_add(n, Ordering::Relaxed);
     }
     pub fn packets(&self) -> u64 {
         self.w[cw::PACKETS].load(Ordering::Relaxed)
@@ -103,8 +83,8 @@ impl<'a> SaCounters<'a> {
     pub fn bytes(&self) -> u64 {
         self.w[cw::BYTES].load(Ordering::Relaxed)
     }
-    pub fn drops(&self, reason: SaDrop) -> u64 {
-        self.w[reason.word()].load(Ordering::Relaxed)
+    pub fn drops(&self, reason: DropReason) -> u64 {
+        self.w[drop_word(reason)].load(Ordering::Relaxed)
     }
     /// Reserves `n` consecutive outbound sequence numbers with one `fetch_add`. The range
     /// never contains 0 and never wraps: once the SA's space is used up every call fails
@@ -137,8 +117,8 @@ impl<'a> SaCounters<'a> {
     }
     /// A copy of all counters (each word read atomically; the set is not a snapshot).
     pub fn values(&self) -> SaCounterValues {
-        let mut drops = [0u64; SaDrop::COUNT];
-        for r in SaDrop::ALL {
+        let mut drops = [0u64; DropReason::COUNT];
+        for r in DropReason::ALL {
             drops[r as usize] = self.drops(r);
         }
         SaCounterValues {
@@ -161,26 +141,10 @@ impl<'a> SaCounters<'a> {
 }
 
 crate::named_enum! {
-    /// Dataplane-global counters: drops not tied to an SA, and sa_request statistics.
-    /// Declaration order is storage order in the region.
+    /// The data plane's sa_request statistics (its global drops are counted by
+    /// [`DropReason`]). Declaration order is storage order in the region.
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
     pub enum GlobalCounter {
-        /// Inbound ESP with an unknown SPI, or interesting outbound traffic without an SA.
-        NoSa => "no-sa",
-        /// Frame too short or headers inconsistent before an SA was found.
-        Malformed => "malformed",
-        /// Not ESP / not for us on the outside interface (the classifier should not send it).
-        NotEsp => "not-esp",
-        /// No route to the destination.
-        NoRoute => "no-route",
-        /// Next hop's MAC address unknown (resolution requested).
-        NoNeighbor => "no-neighbor",
-        /// TX ring full.
-        TxFull => "tx-full",
-        /// Encapsulated packet larger than the MTU.
-        TooBig => "too-big",
-        /// TTL expired on forwarding.
-        TtlExpired => "ttl-expired",
         /// sa_request events posted to the ring.
         SaRequestPosted => "sa-request-posted",
         /// sa_request suppressed: the same crypto-map entry asked recently.
@@ -191,16 +155,22 @@ crate::named_enum! {
         SaRequestTableFull => "sa-request-table-full",
         /// sa_request claimed by a producer that never published it (skipped by control).
         SaRequestLost => "sa-request-lost",
-        /// Anything else.
-        Other => "other",
-        /// Next hop unresolved and its hold queue full: the oldest frame waiting was dropped.
-        NeighborQueueFull => "neighbor-queue-full",
-        /// A packet to fragment before encryption dropped: no free frames for its fragments.
-        FragNoFrame => "frag-no-frame",
     }
 }
 
-/// The dataplane-global counters of a region.
+/// Word offsets inside the header's global counter area.
+mod gw {
+    /// Drops by [`DropReason`](super::DropReason): 0 .. DropReason::COUNT.
+    pub const DROPS: usize = 0;
+    /// [`GlobalCounter`](super::GlobalCounter)s: STATS .. STATS + GlobalCounter::COUNT.
+    pub const STATS: usize = 32;
+}
+
+const _: () = assert!(gw::DROPS + DropReason::COUNT <= gw::STATS);
+const _: () = assert!(gw::STATS + GlobalCounter::COUNT <= super::layout::hdr::GLOBAL_COUNTER_WORDS);
+
+/// The dataplane-global counters of a region: drops no SA can be blamed for, by reason,
+/// and the sa_request statistics.
 #[derive(Clone, Copy)]
 pub struct GlobalCounters<'a> {
     pub(crate) w: &'a [AtomicU64],
@@ -209,10 +179,18 @@ pub struct GlobalCounters<'a> {
 impl<'a> GlobalCounters<'a> {
     #[inline]
     pub fn add(&self, c: GlobalCounter, n: u64) {
-        self.w[c as usize].fetch_add(n, Ordering::Relaxed);
+        self.w[gw::STATS + c as usize].fetch_add(n, Ordering::Relaxed);
     }
     pub fn get(&self, c: GlobalCounter) -> u64 {
-        self.w[c as usize].load(Ordering::Relaxed)
+        self.w[gw::STATS + c as usize].load(Ordering::Relaxed)
+    }
+    /// Counts `n` drops for `reason` not tied to an SA.
+    #[inline]
+    pub fn add_drop(&self, reason: DropReason, n: u64) {
+        self.w[gw::DROPS + reason as usize].fetch_add(n, Ordering::Relaxed);
+    }
+    pub fn drops(&self, reason: DropReason) -> u64 {
+        self.w[gw::DROPS + reason as usize].load(Ordering::Relaxed)
     }
 }
 
@@ -248,7 +226,7 @@ mod tests {
     fn drops_land_in_their_words() {
         let b = block();
         let c = SaCounters { w: &b };
-        for (i, r) in SaDrop::ALL.iter().enumerate() {
+        for (i, r) in DropReason::ALL.iter().enumerate() {
             c.add_drop(*r, i as u64 + 1);
         }
         c.add_packets(3, 300);
@@ -256,9 +234,10 @@ mod tests {
         c.raise_inbound_top(65);
         let v = c.values();
         assert_eq!(v.inbound_top, 70);
-        for (i, r) in SaDrop::ALL.iter().enumerate() {
+        for (i, r) in DropReason::ALL.iter().enumerate() {
             assert_eq!(v.drop_count(*r), i as u64 + 1);
         }
+        assert_eq!(v.drops_total(), (1..=DropReason::COUNT as u64).sum::<u64>());
         assert_eq!((v.packets, v.bytes), (3, 300));
     }
 }

@@ -62,7 +62,7 @@ pub fn exercise(data: &[u8]) {
         }
         let c = r.counters(e.slot).expect("slot in range");
         c.add_packets(1, 1500);
-        c.add_drop(SaDrop::Replay, 1);
+        c.add_drop(DropReason::Replay, 1);
         let _ = c.values();
         let _ = r.reserve_outbound_seq(e.slot, 64);
     }

@@ -9,9 +9,9 @@
 //!           256       generation | flags | request interval ms | writer pid | alloc cursor | tombstones
 //!           320       sa_request ring tail   (producers: workers)
 //!           384       sa_request ring head   (consumer: control)
-//!           512..1024 global counters, 64 words (GlobalCounter)
+//!           512..1024 global counters, 64 words: drops by DropReason, then GlobalCounter
 //! 4096    SA slots, capacity x 256 bytes:   seqlock word, state|incarnation word, 192-byte record
-//! ...     SA counters, capacity x 128 bytes: next outbound seq, packets, bytes, drops by reason
+//! ...     SA counters, capacity x 256 bytes: next outbound seq, packets, bytes, drops by DropReason
 //! ...     SPI index, buckets x 8 bytes (open addressing, linear probing)
 //! ...     sa_request ring, ring_capacity x 128 bytes (per-cell sequence + payload)
 //! ...     request table, request_entries x 16 bytes (key hash, last-requested ms)
@@ -26,7 +26,7 @@ use super::error::OpenError;
 /// "ESPGWSDB" read as a little-endian u64.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"ESPGWSDB");
 /// Bumped on every incompatible change of this layout.
-pub const LAYOUT_VERSION: u64 = 1;
+pub const LAYOUT_VERSION: u64 = 2;
 /// Size of the header in bytes.
 pub const HEADER_BYTES: usize = 4096;
 /// Size of one SA slot (sequence lock, meta word, record, padding).
@@ -34,7 +34,7 @@ pub const SLOT_BYTES: usize = 256;
 /// Size of the encoded SA record inside a slot.
 pub const RECORD_BYTES: usize = 192;
 /// Size of one SA's counter block.
-pub const COUNTER_BYTES: usize = 128;
+pub const COUNTER_BYTES: usize = 256;
 /// Size of one sa_request ring cell.
 pub const RING_CELL_BYTES: usize = 128;
 /// Size of one request-table entry (dedup and rate limit per crypto-map entry).
@@ -107,6 +107,19 @@ pub struct Geometry {
 }
 
 impl Geometry {
+    /// The region espgw-control creates: 65,536 SA slots (32,768 tunnels
+    /// of one SA each way, or any mix of site-to-site and remote-access
+    /// SAs), a 4096-event sa_request ring and a 16,384-entry request table
+    /// (one rate-limit entry per crypto-map entry or ACL line asking; 10,000
+    /// entries asking at once fit). 35,393,536 bytes (33.8 MiB) under
+    /// /dev/shm; the SPI index has 131,072 buckets (at most half full).
+    /// A worker rebuilding its tables after a change reads every slot: ~16 MiB.
+    pub const GATEWAY: Geometry = Geometry {
+        capacity: 65_536,
+        ring_capacity: 4096,
+        request_entries: 16_384,
+    };
+
     /// `capacity` SA slots, a 1024-event ring and a 1024-entry request table.
     pub fn with_capacity(capacity: u32) -> Geometry {
         Geometry {
@@ -339,11 +352,12 @@ mod tests {
         }
     }
 
-    /// Pins layout version 1: if this fails, the layout changed and LAYOUT_VERSION must
-    /// be bumped (and this test updated).
+    /// Pins layout version 2 (version 1 had 128-byte counter blocks with eight drop
+    /// reasons of their own): if this fails, the layout changed and LAYOUT_VERSION must be
+    /// bumped (and this test updated).
     #[test]
-    fn layout_version_1_is_pinned() {
-        assert_eq!(LAYOUT_VERSION, 1);
+    fn layout_version_2_is_pinned() {
+        assert_eq!(LAYOUT_VERSION, 2);
         let l = Layout::new(Geometry::with_capacity(4096)).unwrap();
         assert_eq!(
             (
@@ -354,13 +368,19 @@ mod tests {
                 l.reqtab_off,
                 l.total_bytes
             ),
-            (4096, 1_052_672, 1_576_960, 1_642_496, 1_773_568, 1_789_952)
+            (4096, 1_052_672, 2_101_248, 2_166_784, 2_297_856, 2_314_240)
         );
         assert_eq!(l.index_buckets, 8192);
         assert_eq!(hdr::GENERATION * 8, 256);
         assert_eq!(hdr::RING_TAIL * 8, 320);
         assert_eq!(hdr::RING_HEAD * 8, 384);
         assert_eq!(hdr::GLOBAL_COUNTERS * 8, 512);
+    }
+
+    #[test]
+    fn the_gateway_geometry_is_as_documented() {
+        let l = Layout::new(Geometry::GATEWAY).unwrap();
+        assert_eq!((l.total_bytes, l.index_buckets), (35_393_536, 131_072));
     }
 
     #[test]
@@ -392,12 +412,12 @@ mod tests {
         assert!(matches!(validate(&r, len), Err(OpenError::BadMagic(42))));
 
         let r = region(&l);
-        r[hdr::VERSION].store(2, Ordering::Relaxed);
+        r[hdr::VERSION].store(LAYOUT_VERSION + 1, Ordering::Relaxed);
         assert!(matches!(
             validate(&r, len),
             Err(OpenError::UnsupportedVersion {
-                found: 2,
-                supported: 1
+                found: 3,
+                supported: 2
             })
         ));
 

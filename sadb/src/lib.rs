@@ -20,7 +20,8 @@
 //!   ([`SaCounters`]), including the outbound sequence-number counter, from which workers
 //!   reserve a range per batch ([`SaDbReader::reserve_outbound_seq`]), so that a restarted
 //!   dataplane never reuses a sequence number;
-//! - dataplane-global drop counters ([`GlobalCounters`]);
+//! - dataplane-global counters ([`GlobalCounters`]): drops no SA can be blamed for, by the
+//!   same [`DropReason`] as the per-SA drops, and sa_request statistics;
 //! - the sa_request ring, dataplane → control, rate-limited and deduplicated per
 //!   crypto-map entry ([`SaDbReader::post_sa_request`], [`SaDbWriter::poll_sa_request`]).
 //!
@@ -69,13 +70,22 @@
 //!   the generation move and [`SaDbReader::is_retired`]; they call
 //!   [`SaDbReader::reopen`].
 //!
-//! # Sizes (layout version 1)
-//! Header 4096 bytes; per SA a 256-byte slot (192-byte record) and a 128-byte counter
+//! # Sizes (layout version 2)
+//! Header 4096 bytes; per SA a 256-byte slot (192-byte record) and a 256-byte counter
 //! block; SPI index 8 bytes × next power of two ≥ 2 × capacity (≥ 16); ring cells 128
 //! bytes; request-table entries 16 bytes. 4096 SAs with the default 1024-event ring and
-//! 1024-entry request table: 1,789,952 bytes.
+//! 1024-entry request table: 2,314,240 bytes. [`Geometry::GATEWAY`], what espgw-control
+//! creates: 65,536 SAs, 35,393,536 bytes.
+//!
+//! # Lookup costs
+//! Inbound SPI → slot: the SPI index, open addressing at most half full (O(1)). Install:
+//! a free slot found from a round-robin cursor (O(1) while the region is not nearly full),
+//! index insert O(1). Workers do not look records up one by one: on every generation
+//! change they copy every slot ([`SaDbReader::snapshot_all`], O(capacity)) and index the
+//! live SAs themselves (dataplane `worker::sa`: by SPI, and outbound by proxy identity).
 
 pub mod counters;
+pub mod drops;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -94,7 +104,8 @@ use std::time::Duration;
 
 use zeroize::Zeroize;
 
-pub use self::counters::{GlobalCounter, GlobalCounters, SaCounterValues, SaCounters, SaDrop};
+pub use self::counters::{GlobalCounter, GlobalCounters, SaCounterValues, SaCounters};
+pub use self::drops::{DropCounters, DropReason};
 pub use self::error::{OpenError, ReadError, SeqError, WriteError};
 pub use self::layout::{Geometry, Layout};
 pub use self::reader::SaDbReader;

@@ -1,5 +1,5 @@
 //! [`named_enum!`](crate::named_enum): an enum whose every variant has a fixed name, declared
-//! once. The counter vocabularies (the region's [`SaDrop`](crate::SaDrop) and
+//! once. The counter vocabularies (the one [`DropReason`](crate::DropReason), the region's
 //! [`GlobalCounter`](crate::GlobalCounter), the dataplane's worker and classifier counters)
 //! and the [`TransformId`](crate::TransformId) codes are written with it, so that the list
 //! of variants, the array of all of them and their names cannot drift apart.

@@ -486,6 +486,40 @@ impl SaRecord {
         }
     }
 
+    /// A tunnel-mode ESP-NULL/HMAC-SHA-1 SA from `local` to `peer` carrying `proxy`'s
+    /// traffic, on crypto map `vpn` entry `seq` (conn id `seq`), 3600 s, window 64: for
+    /// tests and benchmarks that need many SAs cheaply (no cipher key to expand).
+    #[doc(hidden)]
+    pub fn null_sha(
+        spi: u32,
+        direction: Direction,
+        (local, peer): (SocketAddrV4, SocketAddrV4),
+        proxy: ProxyIdentity,
+        seq: u32,
+        auth_key: &[u8; 20],
+    ) -> SaRecord {
+        SaRecord {
+            spi,
+            direction,
+            mode: Mode::Tunnel,
+            local,
+            peer,
+            udp_encap: false,
+            esn: false,
+            proxy,
+            transform: TransformId::EspNullSha,
+            enc_key: EncKey::new(&[]).expect("empty key"),
+            auth_key: AuthKey::new(auth_key).expect("20 bytes"),
+            lifetime_secs: 3600,
+            lifetime_kb: 4_608_000,
+            replay_window: 64,
+            crypto_map: MapName::new("vpn").expect("short name"),
+            crypto_map_seq: seq,
+            conn_id: seq,
+            created_at: 1,
+        }
+    }
+
     /// [`SaRecord::derived`] of `v` with its halves mixed (so small `v`s get distinct
     /// SPIs), turned to `direction`. For tests.
     #[doc(hidden)]

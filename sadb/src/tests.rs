@@ -183,10 +183,10 @@ fn counters_and_seq_reset_on_install() {
     let s = w.install(&outbound(2)).unwrap();
     assert_eq!(r.reserve_outbound_seq(s, 64), Ok(1..65));
     assert_eq!(r.reserve_outbound_seq(s, 64), Ok(65..129));
-    r.counters(s).unwrap().add_drop(SaDrop::Auth, 3);
+    r.counters(s).unwrap().add_drop(DropReason::Auth, 3);
     w.delete(s).unwrap();
     assert_eq!(
-        r.counters(s).unwrap().drops(SaDrop::Auth),
+        r.counters(s).unwrap().drops(DropReason::Auth),
         3,
         "readable after delete"
     );
@@ -204,11 +204,11 @@ fn counters_and_seq_reset_on_install() {
 fn global_counters() {
     let w = mem(1);
     let g = w.reader().global();
-    g.add(GlobalCounter::NoSa, 5);
-    g.add(GlobalCounter::Malformed, 2);
-    assert_eq!(g.get(GlobalCounter::NoSa), 5);
-    assert_eq!(g.get(GlobalCounter::Malformed), 2);
-    assert_eq!(g.get(GlobalCounter::TxFull), 0);
+    g.add_drop(DropReason::NoSa, 5);
+    g.add_drop(DropReason::Malformed, 2);
+    assert_eq!(g.drops(DropReason::NoSa), 5);
+    assert_eq!(g.drops(DropReason::Malformed), 2);
+    assert_eq!(g.drops(DropReason::TxRingFull), 0);
 }
 
 fn request(map: &str, seq: u32) -> SaRequest {

@@ -261,8 +261,8 @@ fn run_counter_threads(r: &SaDbReader, slot: SlotId) -> Vec<u64> {
                     let mut starts = Vec::with_capacity(ITERS as usize);
                     for _ in 0..ITERS {
                         c.add_packets(1, 100);
-                        c.add_drop(SaDrop::Replay, 1);
-                        r.global().add(GlobalCounter::NoSa, 1);
+                        c.add_drop(DropReason::Replay, 1);
+                        r.global().add_drop(DropReason::NoSa, 1);
                         let range = r.reserve_outbound_seq(slot, SEQ_BATCH).unwrap();
                         assert_eq!(range.end - range.start, SEQ_BATCH);
                         starts.push(range.start);
@@ -301,9 +301,9 @@ fn counters_from_many_threads_and_processes_sum_exactly() {
     let v = w.reader().counters(slot).unwrap().values();
     assert_eq!(v.packets, total);
     assert_eq!(v.bytes, total * 100);
-    assert_eq!(v.drop_count(SaDrop::Replay), total);
-    assert_eq!(v.drop_count(SaDrop::Auth), 0);
-    assert_eq!(w.reader().global().get(GlobalCounter::NoSa), total);
+    assert_eq!(v.drop_count(DropReason::Replay), total);
+    assert_eq!(v.drop_count(DropReason::Auth), 0);
+    assert_eq!(w.reader().global().drops(DropReason::NoSa), total);
     assert_eq!(v.seq_used, total * SEQ_BATCH);
     // Every range distinct, together exactly 1 ..= total * SEQ_BATCH.
     starts.sort_unstable();

@@ -1,7 +1,7 @@
 use super::*;
 use proptest::prelude::*;
 
-fn ip(s: &str) -> Ipv4Addr {
+pub(super) fn ip(s: &str) -> Ipv4Addr {
     s.parse().unwrap()
 }
 
@@ -11,7 +11,7 @@ fn lab_map() -> InterfaceMap {
 
 use crate::slides::{SLIDES_R1, SLIDES_R2};
 
-fn parse_ok(text: &str) -> Parsed {
+pub(super) fn parse_ok(text: &str) -> Parsed {
     match parse_config(text, &lab_map()) {
         Ok(p) => p,
         Err(e) => panic!("unexpected error: {e}\n---\n{text}"),
@@ -542,6 +542,18 @@ fn crlf_and_tabs() {
 }
 
 /// Every error path: the exact message, with the line number of the offending line.
+/// Each configuration fails with exactly its message.
+pub(super) fn assert_errors(cases: &[(&str, &str)]) {
+    let mut bad = Vec::new();
+    for (text, want) in cases {
+        let got = err(text);
+        if &got != want {
+            bad.push(format!("config {text:?}\n  got:  {got}\n  want: {want}"));
+        }
+    }
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+}
+
 #[test]
 fn error_messages() {
     let cases: &[(&str, &str)] = &[
@@ -586,7 +598,7 @@ fn error_messages() {
         ("crypto ipsec security-association lifetime kilobytes 100", "line 1: crypto ipsec security-association lifetime: 100 is out of range 2560-4294967295"),
         ("crypto ipsec security-association replay window-size 100", r#"line 1: crypto ipsec security-association replay window-size: expected 64|128|256|512|1024, got "100""#),
         ("crypto map vpn 10 ipsec-manual", "line 1: crypto map: manual keying (ipsec-manual) is not supported"),
-        ("crypto map vpn 10 ipsec-isakmp dynamic dyn", "line 1: crypto map: a dynamic crypto map is not supported"),
+        ("crypto map vpn 10 ipsec-isakmp dynamic dyn", "line 1: crypto map: dynamic map \"dyn\" is not defined"),
         ("crypto map vpn 10 ipsec-isakmp extra", r#"line 1: crypto map: expected end of line, got "extra""#),
         ("crypto map vpn 0 ipsec-isakmp", "line 1: crypto map: 0 is out of range 1-65535"),
         ("crypto map vpn", "line 1: crypto map: expected a sequence number 1-65535, got end of line"),
@@ -624,14 +636,7 @@ fn error_messages() {
         ("interface E0\n crypto map", "line 2: crypto map: expected a crypto map name, got end of line"),
         ("hostname", "line 1: hostname: expected a host name, got end of line"),
     ];
-    let mut bad = Vec::new();
-    for (text, want) in cases {
-        let got = err(text);
-        if &got != want {
-            bad.push(format!("config {text:?}\n  got:  {got}\n  want: {want}"));
-        }
-    }
-    assert!(bad.is_empty(), "{}", bad.join("\n"));
+    assert_errors(cases);
 }
 
 #[test]

@@ -31,6 +31,21 @@ fuzz_target!(|data: &[u8]| {
             let _ = cfg.transform_sets_for(r.entry);
             let _ = cfg.local_address_for_map(r.map_name());
         }
+        // Remote access: every reference a clean parse kept resolves.
+        let ra = &cfg.remote_access;
+        for g in ra.groups.values() {
+            if let Some(p) = &g.pool {
+                assert!(ra.pools.contains_key(p), "group {} pool {p}", g.name);
+            }
+            assert!(g.dns.len() <= 2 && g.wins.len() <= 2);
+        }
+        for p in ra.pools.values() {
+            assert!(p.ranges.iter().all(|(a, b)| a <= b) && p.size() >= 1);
+        }
+        for r in &ra.dynamic_refs {
+            assert!(ra.dynamic_maps.contains_key(&r.dynamic));
+            assert!(cfg.crypto_maps.contains_key(&r.map));
+        }
     }
     for acl in cfg.access_lists.values() {
         for entry in &acl.entries {

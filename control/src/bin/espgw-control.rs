@@ -118,7 +118,7 @@ fn main() -> ExitCode {
     let db = if args.no_sadb {
         None
     } else {
-        match SaDb::open_or_create(&args.sadb, sadb::Geometry::with_capacity(4096)) {
+        match SaDb::open_or_create(&args.sadb, sadb::Geometry::GATEWAY) {
             Ok(w) => Some(w),
             Err(e) => {
                 eprintln!("espgw-control: SA database {}: {e}", args.sadb.display());

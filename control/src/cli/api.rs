@@ -87,6 +87,11 @@ pub enum Request {
     /// counters of dropped packets and sa_request events from the SA database →
     /// [`Response::DataplaneCounters`].
     ShowDataplane,
+    /// `show crypto session`: the remote-access clients → [`Response::CryptoSessions`].
+    ShowCryptoSession,
+    /// `clear crypto session`: disconnect every remote-access client (DELETE sent, its
+    /// address back to the pool) → [`Response::Done`].
+    ClearCryptoSession,
 }
 
 /// One response line.
@@ -121,6 +126,10 @@ pub enum Response {
     DataplaneCounters {
         counters: Vec<DataplaneCounterView>,
     },
+    /// `show crypto session`: one entry per remote-access client.
+    CryptoSessions {
+        sessions: Vec<CryptoSessionView>,
+    },
     /// The request failed; `message` is printed on stderr (IOS style, e.g.
     /// `% No such crypto map entry: vpn 20`).
     Error {
@@ -128,8 +137,29 @@ pub enum Response {
     },
 }
 
-/// One data-plane counter: its name (`no-sa`, `replay`…, as
-/// `espgw_sadb::GlobalCounter::name` gives it) and value.
+/// One remote-access client in `show crypto session`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CryptoSessionView {
+    /// The interface its crypto map is applied to.
+    pub interface: String,
+    /// The XAUTH user (None before XAUTH or without it).
+    pub username: Option<String>,
+    /// The client group (`crypto isakmp client configuration group`).
+    pub group: String,
+    /// The Mode Config address from the pool.
+    pub assigned: Option<Ipv4Addr>,
+    /// `UP-ACTIVE` (configured, IPsec SAs), `UP-IDLE` (IKE only), `UP-NO-IKE`.
+    pub status: String,
+    pub peer: Ipv4Addr,
+    pub peer_port: u16,
+    pub local: Ipv4Addr,
+    pub conn_id: u32,
+    /// Its IPsec flows: (local proxy, remote proxy, active SAs).
+    pub flows: Vec<(ProxyId, ProxyId, u32)>,
+}
+
+/// One data-plane counter: its name (a drop reason, `no-sa`, `replay`…, as
+/// `espgw_sadb::DropReason::name` gives it, or an sa_request statistic) and value.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DataplaneCounterView {
     pub name: String,
@@ -279,10 +309,11 @@ pub struct IpsecCounters {
     pub decaps: u64,
     pub decrypt: u64,
     pub verify: u64,
-    /// Outbound packets that met no SA (the first ping that triggered negotiation) or
-    /// failed to be sent.
+    /// Outbound packets of the SAs the data plane dropped (any reason: the next hop did
+    /// not resolve, sequence numbers exhausted…).
     pub send_errors: u64,
-    /// Inbound packets dropped (replay, authentication, malformed).
+    /// Inbound packets of the SAs the data plane dropped (replay, authentication,
+    /// malformed, outside the proxy identities…).
     pub recv_errors: u64,
 }
 

@@ -131,6 +131,8 @@ pub enum ShowWhat {
     Map,
     /// show crypto dataplane: the data plane's drop and sa_request counters (espgw's own)
     Dataplane,
+    /// show crypto session: the remote-access clients (group, user, assigned address)
+    Session,
     /// show crypto pki certificates (offline: the key store, and FILE's chains)
     Pki {
         #[command(subcommand)]
@@ -230,6 +232,8 @@ pub enum ClearCrypto {
 pub enum ClearWhat {
     Sa,
     Isakmp,
+    /// clear crypto session: disconnect every remote-access client
+    Session,
 }
 
 /// Where output goes (stdout and stderr of the process, or buffers in tests).
@@ -283,6 +287,7 @@ pub fn main_with(
                 } => Request::ShowIpsecSa,
                 ShowWhat::Map => Request::ShowCryptoMap,
                 ShowWhat::Dataplane => Request::ShowDataplane,
+                ShowWhat::Session => Request::ShowCryptoSession,
                 ShowWhat::Pki {
                     what: PkiWhat::Certificates { config },
                 } => {
@@ -323,6 +328,7 @@ pub fn main_with(
             match what {
                 ClearWhat::Sa => Request::ClearCryptoSa,
                 ClearWhat::Isakmp => Request::ClearCryptoIsakmp,
+                ClearWhat::Session => Request::ClearCryptoSession,
             },
             false,
         ),

@@ -6,9 +6,11 @@
 use std::fmt::Write as _;
 
 use super::api::{
-    CryptoMapView, DataplaneCounterView, EspSaView, IpsecSaView, IsakmpSaView, Response,
+    CryptoMapView, CryptoSessionView, DataplaneCounterView, EspSaView, IpsecSaView, IsakmpSaView,
+    Response,
 };
-use crate::config::model::{DhGroup, IkeAuth, IkeEncryption, IkeHash, IsakmpPolicy};
+use crate::config::model::{DhGroup, IkeAuth, IkeEncryption, IkeHash, IsakmpPolicy, ProxyId};
+use std::net::Ipv4Addr;
 
 /// `0x8EAB0B22(2393574178)`: how IOS prints an SPI (one rule, shared with the data
 /// plane's crypto log messages).
@@ -314,14 +316,59 @@ pub fn render(response: &Response) -> Result<String, String> {
         Response::Done { message } => Ok(format!("{message}\n")),
         Response::DebugLine { line } => Ok(format!("{line}\n")),
         Response::DataplaneCounters { counters } => Ok(dataplane(counters)),
+        Response::CryptoSessions { sessions } => Ok(crypto_session(sessions)),
         Response::Error { message } => Err(format!("{message}\n")),
     }
 }
 
-/// `show crypto dataplane` (espgw's own screen): every counter the data plane keeps in
-/// the SA database for packets it dropped outside any SA and for sa_request events, one
-/// a line, name then value. Per-SA drops are in `show crypto ipsec sa`
-/// (`#send errors`, `#recv errors`).
+/// `show crypto session` as IOS prints it for Easy VPN clients.
+pub fn crypto_session(sessions: &[CryptoSessionView]) -> String {
+    let mut s = String::from("Crypto session current status\n\n");
+    for c in sessions {
+        let _ = writeln!(s, "Interface: {}", c.interface);
+        if let Some(u) = &c.username {
+            let _ = writeln!(s, "Username: {u}");
+        }
+        let _ = writeln!(s, "Group: {}", c.group);
+        if let Some(a) = c.assigned {
+            let _ = writeln!(s, "Assigned address: {a}");
+        }
+        let _ = writeln!(s, "Session status: {}", c.status);
+        let _ = writeln!(s, "Peer: {} port {}", c.peer, c.peer_port);
+        let _ = writeln!(
+            s,
+            "  IKEv1 SA: local {}/{} remote {}/{} Active",
+            c.local, c.peer_port, c.peer, c.peer_port
+        );
+        for (l, r, n) in &c.flows {
+            let _ = writeln!(
+                s,
+                "  IPSEC FLOW: permit ip {} {}",
+                flow_ident(l),
+                flow_ident(r)
+            );
+            let _ = writeln!(s, "        Active SAs: {n}, origin: dynamic crypto map");
+        }
+        s.push('\n');
+    }
+    s
+}
+
+/// `host A`, `any` or `A/MASK` as IOS prints a flow's side.
+fn flow_ident(p: &ProxyId) -> String {
+    if p.mask == Ipv4Addr::BROADCAST {
+        format!("host {}", p.addr)
+    } else if p.mask == Ipv4Addr::UNSPECIFIED {
+        "any".to_string()
+    } else {
+        format!("{}/{}", p.addr, p.mask)
+    }
+}
+
+/// `show crypto dataplane` (espgw's own screen): the counters the data plane keeps in the
+/// SA database, one a line, name then value: every packet it dropped, by reason, then the
+/// sa_request events. Drops of an SA's packets are also on that SA in `show crypto ipsec
+/// sa` (`#send errors`, `#recv errors`).
 pub fn dataplane(counters: &[DataplaneCounterView]) -> String {
     let mut s = String::from("Data plane counters (packets; since the SA database was created):\n");
     for c in counters {
@@ -475,6 +522,39 @@ Crypto Map \"m\" 20 ipsec-isakmp
         ] {
             assert!(got.lines().any(|g| g == l), "{l:?} not in\n{got}");
         }
+    }
+
+    #[test]
+    fn crypto_session_screen() {
+        let s = [CryptoSessionView {
+            interface: "Ethernet1/0".into(),
+            username: Some("alice".into()),
+            group: "vpngroup".into(),
+            assigned: Some(ip("10.99.0.10")),
+            status: "UP-ACTIVE".into(),
+            peer: ip("172.16.172.20"),
+            peer_port: 4500,
+            local: ip("172.16.172.10"),
+            conn_id: 1001,
+            flows: vec![(
+                ProxyId::subnet(ip("10.1.1.0"), ip("255.255.255.0")),
+                ProxyId::host(ip("10.99.0.10")),
+                2,
+            )],
+        }];
+        assert_eq!(
+            crypto_session(&s),
+            "Crypto session current status\n\n\
+             Interface: Ethernet1/0\n\
+             Username: alice\n\
+             Group: vpngroup\n\
+             Assigned address: 10.99.0.10\n\
+             Session status: UP-ACTIVE\n\
+             Peer: 172.16.172.20 port 4500\n\
+             \x20 IKEv1 SA: local 172.16.172.10/4500 remote 172.16.172.20/4500 Active\n\
+             \x20 IPSEC FLOW: permit ip 10.1.1.0/255.255.255.0 host 10.99.0.10\n\
+             \x20       Active SAs: 2, origin: dynamic crypto map\n\n"
+        );
     }
 
     #[test]

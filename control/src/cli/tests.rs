@@ -133,7 +133,10 @@ impl ControlHandler for TestDaemon {
                 Response::done(target.on_message())
             }
             Request::UndebugAll => Response::done(UNDEBUG_ALL_MESSAGE),
-            Request::ClearCryptoSa | Request::ClearCryptoIsakmp => Response::done(""),
+            Request::ClearCryptoSa | Request::ClearCryptoIsakmp | Request::ClearCryptoSession => {
+                Response::done("")
+            }
+            Request::ShowCryptoSession => Response::CryptoSessions { sessions: vec![] },
             Request::Initiate { map, seq } => match self.cfg.map_entry(&map, seq) {
                 Some(_) => Response::done(""),
                 None => Response::error(format!("% No such crypto map entry: {map} {seq}")),

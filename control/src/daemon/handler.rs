@@ -16,7 +16,10 @@ impl Daemon {
     fn ipsec_views(&self) -> Vec<IpsecSaView> {
         let sas = self.shared.with(|ep, now| ep.ipsec_sas(now));
         let mut out = Vec::new();
-        for mut v in IpsecSaView::skeletons(&self.config) {
+        let mut skeletons = IpsecSaView::skeletons(&self.config);
+        let clients = client_skeletons(&skeletons, &sas);
+        skeletons.extend(clients);
+        for mut v in skeletons {
             let mine: Vec<_> = sas
                 .iter()
                 .filter(|s| {
@@ -30,8 +33,11 @@ impl Daemon {
             let mut inbound = Vec::new();
             let mut outbound = Vec::new();
             for s in &mine {
-                let (ip, _) = self.sa.counters(s.inbound_spi, true);
-                let (op, _) = self.sa.counters(s.outbound_spi, false);
+                let inb = self.sa.values(s.inbound_spi, true);
+                let outb = self.sa.values(s.outbound_spi, false);
+                let (ip, op) = (inb.packets, outb.packets);
+                counters.recv_errors += inb.drops_total();
+                counters.send_errors += outb.drops_total();
                 counters.decaps += ip;
                 counters.decrypt += ip;
                 counters.verify += ip;
@@ -76,6 +82,97 @@ impl Daemon {
         }
         out
     }
+}
+
+impl Daemon {
+    /// `show crypto session`: the clients with their IPsec flows.
+    fn crypto_sessions(&self) -> Vec<api::CryptoSessionView> {
+        let (clients, sas, local) = self.shared.with(|ep, now| {
+            (
+                ep.client_sessions(),
+                ep.ipsec_sas(now),
+                ep.config().local_addr,
+            )
+        });
+        clients
+            .into_iter()
+            .map(|c| {
+                let peer = match c.peer.ip() {
+                    std::net::IpAddr::V4(a) => a,
+                    std::net::IpAddr::V6(_) => std::net::Ipv4Addr::UNSPECIFIED,
+                };
+                let mine: Vec<&ike::IpsecSaInfo> = sas
+                    .iter()
+                    .filter(|s| s.remote == peer && Some(s.remote_proxy.addr) == c.assigned)
+                    .collect();
+                let mut flows: Vec<(
+                    crate::config::model::ProxyId,
+                    crate::config::model::ProxyId,
+                    u32,
+                )> = Vec::new();
+                for s in &mine {
+                    match flows
+                        .iter_mut()
+                        .find(|f| f.0 == s.local_proxy && f.1 == s.remote_proxy)
+                    {
+                        Some(f) => f.2 += 2,
+                        None => flows.push((s.local_proxy, s.remote_proxy, 2)),
+                    }
+                }
+                api::CryptoSessionView {
+                    interface: mine
+                        .first()
+                        .map(|s| s.interface.clone())
+                        .unwrap_or_default(),
+                    username: c.user,
+                    group: c.group,
+                    assigned: c.assigned,
+                    status: c.state.to_string(),
+                    peer,
+                    peer_port: mine.first().map(|s| s.remote_port).unwrap_or(c.peer.port()),
+                    local,
+                    conn_id: c.conn_id,
+                    flows,
+                }
+            })
+            .collect()
+    }
+}
+
+/// One block per SA pair no static entry covers: a dynamic crypto map's client (IOS
+/// prints these with empty flags, not `origin_is_acl`).
+fn client_skeletons(statics: &[IpsecSaView], sas: &[ike::IpsecSaInfo]) -> Vec<IpsecSaView> {
+    let mut out: Vec<IpsecSaView> = Vec::new();
+    for s in sas {
+        let covered = |v: &IpsecSaView| {
+            v.map_tag == s.map
+                && v.map_seq == s.seq
+                && v.local_ident.addr == s.local_proxy.addr
+                && v.remote_ident.addr == s.remote_proxy.addr
+        };
+        if statics.iter().any(covered) || out.iter().any(covered) {
+            continue;
+        }
+        out.push(IpsecSaView {
+            interface: s.interface.clone(),
+            map_tag: s.map.clone(),
+            map_seq: s.seq,
+            local_addr: s.local,
+            local_ident: s.local_proxy,
+            remote_ident: s.remote_proxy,
+            current_peer: s.remote,
+            current_peer_port: s.remote_port,
+            flags: Vec::new(),
+            counters: IpsecCounters::default(),
+            path_mtu: 1500,
+            ip_mtu: 1500,
+            ip_mtu_idb: s.interface.clone(),
+            current_outbound_spi: 0,
+            inbound_esp: Vec::new(),
+            outbound_esp: Vec::new(),
+        });
+    }
+    out
 }
 
 fn isakmp_state(name: &str) -> IsakmpSaState {
@@ -154,6 +251,13 @@ impl ControlHandler for Daemon {
             }
             Request::ClearCryptoSa => {
                 self.shared.with(|ep, now| ep.clear_ipsec(now));
+                Response::done("")
+            }
+            Request::ShowCryptoSession => Response::CryptoSessions {
+                sessions: self.crypto_sessions(),
+            },
+            Request::ClearCryptoSession => {
+                self.shared.with(|ep, now| ep.clear_crypto_session(now));
                 Response::done("")
             }
             Request::ClearCryptoIsakmp => {

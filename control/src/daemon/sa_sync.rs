@@ -10,8 +10,9 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::{Mutex, MutexGuard};
 
 use espgw_sadb::{
-    AuthKey, Direction as SaDirection, EncKey, GlobalCounter, Ipv4Prefix, MapName, Mode,
-    ProxyIdentity, SaDbWriter, SaRecord, SaRequest, SlotId, TransformId, WriteError,
+    AuthKey, Direction as SaDirection, DropReason, EncKey, GlobalCounter, Ipv4Prefix, MapName,
+    Mode, ProxyIdentity, SaCounterValues, SaDbWriter, SaRecord, SaRequest, SlotId, TransformId,
+    WriteError,
 };
 
 use crate::ike::{Direction, EspAuth, EspEnc, IpsecSa, Proxy, TransformSet};
@@ -229,16 +230,24 @@ impl SaSync {
 
     /// (packets, bytes) the dataplane counted on an installed SA; (0, 0) if unknown.
     pub fn counters(&self, spi: u32, inbound: bool) -> (u64, u64) {
-        let Some(db) = &self.db else { return (0, 0) };
+        let v = self.values(spi, inbound);
+        (v.packets, v.bytes)
+    }
+
+    /// Everything the dataplane counted on an installed SA (packets, bytes, drops by
+    /// reason); zeros if unknown.
+    pub fn values(&self, spi: u32, inbound: bool) -> SaCounterValues {
+        let Some(db) = &self.db else {
+            return SaCounterValues::default();
+        };
         let Some(slot) = lock(&self.slots).get(&(spi, inbound)).copied() else {
-            return (0, 0);
+            return SaCounterValues::default();
         };
         lock(db)
             .reader()
             .counters(slot)
             .map(|c| c.values())
-            .map(|v| (v.packets, v.bytes))
-            .unwrap_or((0, 0))
+            .unwrap_or_default()
     }
 
     /// Deletes the adopted SAs that `doomed` selects (checking the slot still holds that
@@ -293,18 +302,15 @@ impl SaSync {
         Some(v)
     }
 
-    /// The dataplane-global counters by name (`show crypto dataplane`); `None` without a
-    /// database.
+    /// The dataplane-global counters by name (`show crypto dataplane`): every drop by
+    /// reason, then the sa_request statistics; `None` without a database.
     pub fn global_counters(&self) -> Option<Vec<(&'static str, u64)>> {
         let db = self.db.as_ref()?;
         let w = lock(db);
         let g = w.reader().global();
-        Some(
-            GlobalCounter::ALL
-                .iter()
-                .map(|c| (c.name(), g.get(*c)))
-                .collect(),
-        )
+        let drops = DropReason::ALL.iter().map(|r| (r.name(), g.drops(*r)));
+        let requests = GlobalCounter::ALL.iter().map(|c| (c.name(), g.get(*c)));
+        Some(drops.chain(requests).collect())
     }
 }
 

@@ -215,7 +215,7 @@ pub struct IkeConfig {
     pub nat_keepalive: Duration,
     /// Maximum half-open (not yet authenticated) responder phase-1 SAs.
     pub half_open_limit: usize,
-    /// First retransmission interval; doubled each time.
+    /// Retransmission interval (fixed, as on IOS: 10 s).
     pub retransmit_base: Duration,
     /// Retransmissions before giving up.
     pub retransmit_limit: u32,
@@ -226,6 +226,8 @@ pub struct IkeConfig {
     /// Our RSA key, certificate and trustpoints (rsa-sig, rsa-encr); None: pre-shared
     /// keys only.
     pub pki: Option<std::sync::Arc<crate::pki::Credentials>>,
+    /// Easy VPN server (client groups, XAUTH, Mode Config, dynamic map); None: off.
+    pub remote: Option<super::remote::RemoteAccessConfig>,
 }
 
 impl IkeConfig {
@@ -238,11 +240,12 @@ impl IkeConfig {
             dpd: None,
             nat_keepalive: Duration::from_secs(20),
             half_open_limit: 256,
-            retransmit_base: Duration::from_secs(2),
+            retransmit_base: Duration::from_secs(10),
             retransmit_limit: 5,
             aggressive_mode_disabled: false,
             qm_commit_bit: false,
             pki: None,
+            remote: None,
         }
     }
     /// The key for a peer: longest mask wins.

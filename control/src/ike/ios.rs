@@ -80,30 +80,11 @@ pub fn ike_config(cfg: &Config, aggressive: bool) -> Result<IkeConfig, IosConfig
         let Some(&peer) = e.entry.peers.first() else {
             continue;
         };
-        let mut sets = Vec::new();
-        for ts in cfg.transform_sets_for(e.entry) {
-            let enc = match ts.encryption {
-                m::EspEncryption::TripleDes => EspEnc::Des3,
-                m::EspEncryption::Aes(k) => EspEnc::Aes(k.bits()),
-                m::EspEncryption::Gcm(k) => EspEnc::Gcm(k.bits()),
-                m::EspEncryption::Null => EspEnc::Null,
-                _ => continue,
-            };
-            let auth = match ts.auth {
-                Some(m::EspAuth::Md5Hmac) => Some(EspAuth::Md5),
-                Some(m::EspAuth::ShaHmac) => Some(EspAuth::Sha1),
-                Some(m::EspAuth::Sha256Hmac) => Some(EspAuth::Sha256),
-                // Only a combined-mode cipher goes without an authenticator.
-                None if matches!(enc, EspEnc::Gcm(_)) => None,
-                None => continue,
-            };
-            sets.push(TransformSet {
-                name: ts.name.clone(),
-                enc,
-                auth,
-                transport: ts.mode == m::IpsecMode::Transport,
-            });
-        }
+        let sets: Vec<TransformSet> = cfg
+            .transform_sets_for(e.entry)
+            .into_iter()
+            .filter_map(esp_transform_set)
+            .collect();
         if sets.is_empty() {
             return Err(err("no usable transform set"));
         }
@@ -133,7 +114,35 @@ pub fn ike_config(cfg: &Config, aggressive: bool) -> Result<IkeConfig, IosConfig
             });
         }
     }
+    c.remote = super::remote::RemoteAccessConfig::from_model(cfg, |name| {
+        cfg.transform_sets.get(name).and_then(esp_transform_set)
+    });
     Ok(c)
+}
+
+/// A transform set as the IKE core proposes it (None: a transform espgw has no ESP for).
+fn esp_transform_set(ts: &m::TransformSet) -> Option<TransformSet> {
+    let enc = match ts.encryption {
+        m::EspEncryption::TripleDes => EspEnc::Des3,
+        m::EspEncryption::Aes(k) => EspEnc::Aes(k.bits()),
+        m::EspEncryption::Gcm(k) => EspEnc::Gcm(k.bits()),
+        m::EspEncryption::Null => EspEnc::Null,
+        _ => return None,
+    };
+    let auth = match ts.auth {
+        Some(m::EspAuth::Md5Hmac) => Some(EspAuth::Md5),
+        Some(m::EspAuth::ShaHmac) => Some(EspAuth::Sha1),
+        Some(m::EspAuth::Sha256Hmac) => Some(EspAuth::Sha256),
+        // Only a combined-mode cipher goes without an authenticator.
+        None if matches!(enc, EspEnc::Gcm(_)) => None,
+        None => return None,
+    };
+    Some(TransformSet {
+        name: ts.name.clone(),
+        enc,
+        auth,
+        transport: ts.mode == m::IpsecMode::Transport,
+    })
 }
 
 #[cfg(test)]

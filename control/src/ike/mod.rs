@@ -21,6 +21,8 @@ pub mod crypto;
 pub mod endpoint;
 pub mod ios;
 pub mod keylog;
+pub mod pool;
+pub mod remote;
 pub mod types;
 
 pub use config::*;

@@ -20,6 +20,8 @@ fn rng(seed: u64) -> Box<dyn Random + Send> {
 
 const R1: Ipv4Addr = Ipv4Addr::new(172, 16, 172, 10);
 const R2: Ipv4Addr = Ipv4Addr::new(172, 16, 172, 20);
+/// Just past the first retransmission (IOS resends after 10 s).
+const PAST_FIRST_RETRANSMIT: Duration = Duration::from_secs(11);
 
 fn net(a: &str) -> Proxy {
     Proxy::subnet(a.parse().unwrap(), Ipv4Addr::new(255, 255, 255, 0))
@@ -498,7 +500,7 @@ fn lost_messages_are_retransmitted_without_moving_the_iv() {
     lab.drop_a_to_b = 1;
     lab.pump();
     assert!(pairs(&lab.ev_a).is_empty());
-    lab.advance(Duration::from_secs(3));
+    lab.advance(PAST_FIRST_RETRANSMIT);
     // MM5 (encrypted) is the third message a sends: lose it after MM1's retransmission.
     assert!(!pairs(&lab.ev_a).is_empty());
     assert_tunnel(&lab);
@@ -520,7 +522,7 @@ fn lost_messages_are_retransmitted_without_moving_the_iv() {
         }
     }
     assert_eq!(sent, 3);
-    lab.advance(Duration::from_secs(3));
+    lab.advance(PAST_FIRST_RETRANSMIT);
     assert_tunnel(&lab);
 }
 
@@ -785,7 +787,7 @@ fn lost_qm3_is_resent_when_the_responder_retransmits_qm2() {
     assert_eq!(sent, 5);
     assert_eq!(lab.a.ipsec_sa_pair_count(), 1);
     assert_eq!(lab.b.ipsec_sa_pair_count(), 0);
-    lab.advance(Duration::from_secs(3));
+    lab.advance(PAST_FIRST_RETRANSMIT);
     assert_eq!(
         lab.b.ipsec_sa_pair_count(),
         1,
@@ -888,7 +890,7 @@ fn crossed_aggressive_mode_retransmissions_settle() {
     // Both retransmit at once: AM1 and AM2 cross, each side sees the other's message twice.
     // A duplicate of the message that completed phase 1 must not be answered, or the two
     // ends resend AM2/AM3 to each other for ever (pump panics).
-    lab.advance(Duration::from_secs(3));
+    lab.advance(PAST_FIRST_RETRANSMIT);
     assert_tunnel(&lab);
 }
 
@@ -913,6 +915,45 @@ fn a_duplicate_of_the_last_main_mode_message_is_not_answered() {
         .handle_datagram(lab.now, mm6.remote, mm6.local, &mm6.data);
     assert!(lab.a.poll_transmit().is_none());
     assert_eq!(lab.a.counters.rx_retransmissions, 1);
+}
+
+/// IOS's retransmission timing, which `ike-scan --showbackoff` fingerprints: the unanswered
+/// MM1 goes out again every 10 s, five times, then the SA dies ("Death by retransmission
+/// P1") with nothing left behind.
+#[test]
+fn phase1_retransmits_every_ten_seconds_five_times_as_ios_does() {
+    let o = Opts::default();
+    let mut lab = Lab::new(&o, &o);
+    let t0 = lab.now;
+    lab.a.initiate(t0, "vpn", 10);
+    let first = lab.a.poll_transmit().expect("MM1");
+    let mut sent_at = vec![];
+    let mut died_at = None;
+    let mut log = vec![];
+    while let Some(now) = lab.a.poll_timeout() {
+        if now > t0 + Duration::from_secs(120) {
+            break;
+        }
+        lab.a.handle_timeout(now);
+        while let Some(t) = lab.a.poll_transmit() {
+            assert_eq!(t.data, first.data, "resent unchanged");
+            sent_at.push(now.duration_since(t0).as_secs());
+        }
+        let d = Lab::debug(&mut lab.a);
+        if d.iter().any(|l| l.contains("Death by retransmission P1")) {
+            died_at = Some(now.duration_since(t0).as_secs());
+            log.extend(d);
+            break;
+        }
+        log.extend(d);
+    }
+    assert_eq!(sent_at, vec![10, 20, 30, 40, 50], "{log:#?}");
+    assert_eq!(died_at, Some(60), "{log:#?}");
+    // The dead SA is reaped on the next turn, and nothing is sent again.
+    let at = lab.a.poll_timeout().expect("the reap");
+    lab.a.handle_timeout(at);
+    assert!(lab.a.poll_transmit().is_none());
+    assert_eq!(lab.a.isakmp_sa_count(), 0);
 }
 
 mod state_trace;

@@ -5,8 +5,8 @@
 //!   `espgw_ipsec_sa_bytes_total`, `espgw_ipsec_sa_drops_total{reason}`, labelled `peer`,
 //!   `map`, `seq`, `spi` (as IOS prints it), `direction`, `transform` — the same counters
 //!   `show crypto ipsec sa` sums into `#pkts encaps`/`#pkts decaps`. A drop reason's
-//!   series appears once it has counted a packet (eight zero series per SA would be four
-//!   fifths of a scrape of 10,000 SAs); absent means 0;
+//!   series appears once it has counted a packet (a zero series per reason and SA would be
+//!   most of a scrape of 10,000 SAs); absent means 0;
 //! - the data plane's global counters (`show crypto dataplane`):
 //!   `espgw_dataplane_drops_total{reason}` and `espgw_dataplane_sa_request_total{event}`;
 //! - from the IKE endpoint: `espgw_ike_sas{state}` (IOS state names),
@@ -21,7 +21,7 @@ pub mod http;
 use std::fmt::{self, Write as _};
 use std::net::Ipv4Addr;
 
-use espgw_sadb::{ios_spi, Direction, GlobalCounter, SaDbReader, SaDrop};
+use espgw_sadb::{ios_spi, Direction, DropReason, GlobalCounter, SaDbReader};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{
     DescriptorEncoder, EncodeLabel, EncodeLabelSet, EncodeLabelValue, EncodeMetric,
@@ -131,29 +131,27 @@ impl Collector for RegionCollector {
             "espgw_ipsec_sa_drops",
             "Packets of an IPsec SA the data plane dropped, by reason.",
             sas.iter().flat_map(|(l, v)| {
-                SaDrop::ALL
+                DropReason::ALL
                     .into_iter()
                     .filter(|r| v.drop_count(*r) > 0)
                     .map(move |r| ((l, [("reason", r.name())]), v.drop_count(r)))
             }),
         )?;
         let g = self.0.global();
-        let (requests, drops): (Vec<_>, Vec<_>) = GlobalCounter::ALL
-            .into_iter()
-            .partition(|c| c.name().starts_with("sa-request-"));
         counter(
             &mut enc,
             "espgw_dataplane_drops",
-            "Packets the data plane dropped outside any SA, by reason (show crypto dataplane).",
-            drops
+            "Packets the data plane dropped, all of them, by reason (show crypto dataplane); \
+             those of an SA are also in espgw_ipsec_sa_drops_total.",
+            DropReason::ALL
                 .into_iter()
-                .map(|c| ([("reason", c.name())], g.get(c))),
+                .map(|r| ([("reason", r.name())], g.drops(r))),
         )?;
         counter(
             &mut enc,
             "espgw_dataplane_sa_request",
             "sa_request events of the data plane, by what became of them (show crypto dataplane).",
-            requests.into_iter().map(|c| {
+            GlobalCounter::ALL.into_iter().map(|c| {
                 let event = c.name().trim_start_matches("sa-request-");
                 ([("event", event)], g.get(c))
             }),

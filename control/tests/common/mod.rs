@@ -220,6 +220,12 @@ impl Espgw {
         }
     }
 
+    /// tshark's verdict on `pcap` with the keys of espgw's key log.
+    pub fn judge(&self, pcap: &std::path::Path) -> espgw_lab::Verdicts {
+        let (keys, ike) = self.keys();
+        espgw_lab::judge(pcap, &keys, &ike).expect("tshark")
+    }
+
     /// Keys from the key log, as the tshark judge takes them (the lab's parser of the
     /// key-log format, so every transform tshark knows comes through).
     pub fn keys(&self) -> (Vec<EspSaKeys>, Vec<Ikev1Keys>) {
@@ -260,6 +266,36 @@ pub fn establish(
                 espgw.log()
             )
         })
+}
+
+/// espgw-dataplane on R1 with espgw-control's configuration and SA database `db`; waits
+/// until it writes its statistics file.
+pub fn start_dataplane(lab: &Lab, espgw: &Espgw, db: &std::path::Path) -> LabProcess {
+    let dp_bin = dataplane_bin();
+    let stats = lab.dir().join("r1-stats.json");
+    let dp = lab
+        .spawn(
+            Node::R1,
+            &[
+                dp_bin.to_str().unwrap(),
+                // The same configuration as espgw-control: the interface with the crypto
+                // map is the outside, the other the inside.
+                "--config",
+                espgw.config.to_str().unwrap(),
+                "--interface-map",
+                "Ethernet0/0=in0,Ethernet1/0=out0",
+                "--sadb",
+                db.to_str().unwrap(),
+                "--stats",
+                stats.to_str().unwrap(),
+            ],
+        )
+        .expect("dataplane");
+    lab.wait_for("dataplane stats", Duration::from_secs(15), || {
+        stats.exists()
+    })
+    .unwrap_or_else(|e| panic!("dataplane: {e}\n{}", dp.log()));
+    dp
 }
 
 /// The espgw-dataplane binary (another package of the workspace): (re)built so it is never

@@ -60,4 +60,16 @@ fn dataplane_view(cfg: &espgw_config::Config, lines: usize) {
         }
         assert_eq!(got, want, "{src} -> {dst} proto {proto} ports {ports:?}");
     }
+    // The compiled classifier (LPM tries and cell walks) decides as the walk does, or the
+    // list is refused with a reason.
+    use espgw_dataplane::xdp::classify::{CompiledAcl, Verdict};
+    if let Ok(c) = CompiledAcl::compile(&p.rules) {
+        for (src, dst, proto, ports) in probes {
+            assert_eq!(
+                c.lookup(src, dst, proto, ports),
+                Verdict::of_walk(&p.rules, src, dst, proto, ports),
+                "compiled: {src} -> {dst} proto {proto} ports {ports:?}"
+            );
+        }
+    }
 }

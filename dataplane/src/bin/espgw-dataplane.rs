@@ -21,15 +21,15 @@
 //!   for destaddr=D, prot=50, spi=0xHEX(DEC), srcaddr=S`: ESP (raw or in UDP
 //!   4500) for an SPI we have no inbound SA for: the peer still uses an SA
 //!   we deleted (rekey, `clear crypto sa`, a restarted peer) or someone
-//!   sends us junk. Counted as `esp_drop_no_sa`.
+//!   sends us junk. Counted as `drop_no_sa`.
 //! - `%CRYPTO-4-PKT_REPLAY_ERR: decrypt: replay check failed connection id=N,
 //!   sequence number=Q`: a duplicate, or a packet left of the anti-replay
 //!   window, on the inbound SA whose `conn id` `show crypto ipsec sa`
-//!   prints; a replay attack or heavy reordering. `esp_drop_replay`,
-//!   `esp_drop_out_of_window`, the SA's replay drops.
+//!   prints; a replay attack or heavy reordering. `drop_replay`,
+//!   `drop_out_of_window`, the SA's replay drops.
 //! - `%CRYPTO-4-RECVD_PKT_MAC_ERR: decrypt: mac verify failed for connection
 //!   id=N`: the ICV did not verify: corruption on the path, forgery, or
-//!   keys out of step with the peer. `esp_drop_auth`, the SA's auth drops.
+//!   keys out of step with the peer. `drop_auth`, the SA's auth drops.
 //! - `%CRYPTO-4-RECVD_PKT_NOT_IPSEC: Rec'd packet not an IPSEC packet. (ip)
 //!   vrf/dest_addr= /D, src_addr= S, prot= P`: a clear packet arrived on the
 //!   outside that the crypto ACL says must be encrypted; the outside
@@ -54,9 +54,10 @@ use espgw_dataplane::worker::sa::SaSource;
 use espgw_dataplane::worker::syslog::{CryptoEvent, CryptoLog, EventKind};
 use espgw_dataplane::worker::{Counter, Published, Worker, WorkerConfig, WorkerStats};
 use espgw_dataplane::xdp::acl::{self, AclRule};
+use espgw_dataplane::xdp::classify::AclSet;
 use espgw_dataplane::xdp::local_addrs::LocalAddrSync;
 use espgw_dataplane::xdp::maps::CounterIndex;
-use espgw_dataplane::xdp::{Classifier, ModeRequest, Side};
+use espgw_dataplane::xdp::{Classifier, ModeRequest, Side, XdpError};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -304,7 +305,10 @@ fn run(args: Args) -> Result<(), String> {
         );
     }
     let fib = Fib::start().map_err(|e| e.to_string())?;
-    let acl_shared = Arc::new(Published::new(rules.clone()));
+    // Compiled once for both classifiers and the workers.
+    let acl_shared = Arc::new(Published::new(
+        AclSet::new(rules.clone()).map_err(|e| e.to_string())?,
+    ));
     let sa_source = match (args.no_esp, &args.sadb) {
         (true, _) => None,
         (false, path) => {
@@ -370,18 +374,21 @@ fn run(args: Args) -> Result<(), String> {
         }
         workers.push(worker);
     }
-    cls_in.set_acl(&rules).map_err(|e| e.to_string())?;
     // The outside drops clear packets the same rules protect (mirrored).
-    let inbound_rules = |all: &[AclRule]| -> Vec<AclRule> {
+    let install = |cls_in: &mut Classifier, cls_out: &mut Classifier, set: &AclSet| {
+        cls_in.set_compiled_acl(&set.compiled)?;
         if args.no_inbound_check {
-            Vec::new()
+            cls_out.set_acl(&[]).map(|_| ())
         } else {
-            all.to_vec()
+            cls_out.set_compiled_acl(&set.compiled)
         }
     };
-    cls_out
-        .set_acl(&inbound_rules(&rules))
-        .map_err(|e| e.to_string())?;
+    let acl_set = acl_shared.get();
+    install(&mut cls_in, &mut cls_out, &acl_set).map_err(|e| e.to_string())?;
+    eprintln!(
+        "espgw-dataplane: crypto ACL compiled: {}",
+        acl_set.compiled.shape()
+    );
     // The router's own addresses: only IKE, NAT-T and ESP addressed to them
     // are exempt from the inbound check (none while there is none: fail
     // closed). Re-read below while running.
@@ -436,16 +443,16 @@ fn run(args: Args) -> Result<(), String> {
         // whole; one that does not load keeps the rules in force.
         match sources.reload() {
             None => {}
-            Some(Ok(all)) => match cls_in
-                .set_acl(&all)
-                .and_then(|()| cls_out.set_acl(&inbound_rules(&all)))
+            Some(Ok(all)) => match AclSet::new(all)
+                .map_err(XdpError::from)
+                .and_then(|set| install(&mut cls_in, &mut cls_out, &set).map(|()| set))
             {
-                Ok(()) => {
+                Ok(set) => {
                     eprintln!(
                         "espgw-dataplane: crypto ACL reloaded, {} rule(s)",
-                        all.len()
+                        set.rules.len()
                     );
-                    acl_shared.set(all);
+                    acl_shared.set(set);
                 }
                 Err(e) => eprintln!("espgw-dataplane: crypto ACL not reloaded: {e}"),
             },
@@ -579,13 +586,11 @@ fn write_stats(
                 .iter()
                 .map(|c| format!("\"{}\":{}", c.name(), w.get(*c)))
                 .collect();
-            items.extend(DropReason::ALL.iter().map(|r| {
-                format!(
-                    "\"esp_drop_{}\":{}",
-                    r.name().replace('-', "_"),
-                    w.esp_drop(*r)
-                )
-            }));
+            items.extend(
+                DropReason::ALL
+                    .iter()
+                    .map(|r| format!("\"{}\":{}", r.stats_key(), w.drops(*r))),
+            );
             format!("{{{}}}", items.join(","))
         })
         .collect();

@@ -27,7 +27,14 @@ pub mod gcm {
     pub fn available() -> bool {
         false
     }
+    pub fn usable_at(_level: super::Level) -> bool {
+        false
+    }
 }
+#[cfg(target_arch = "x86_64")]
+mod aesni;
+#[cfg(target_arch = "x86_64")]
+mod gcm256;
 #[cfg(target_arch = "x86_64")]
 mod vaes;
 
@@ -41,6 +48,9 @@ pub use super::tdes::Level;
 pub struct AesKey {
     /// Round keys 0..=rounds, each 16 bytes in AES byte order.
     rk: [[u8; 16]; 15],
+    /// The equivalent inverse cipher's keys for `aesdec` (FIPS 197 §5.3.5): entry r is
+    /// InvMixColumns(rk[r]) for 0 < r < rounds (entries 0 and `rounds` are rk's own).
+    drk: [[u8; 16]; 15],
     rounds: usize,
     fallback: Fallback,
 }
@@ -54,6 +64,7 @@ enum Fallback {
 impl Drop for AesKey {
     fn drop(&mut self) {
         self.rk.zeroize();
+        self.drk.zeroize();
     }
 }
 
@@ -63,24 +74,42 @@ impl core::fmt::Debug for AesKey {
     }
 }
 
+/// Multiplication in GF(2^8) modulo x^8 + x^4 + x^3 + x + 1.
+fn gmul(mut a: u8, mut b: u8) -> u8 {
+    let mut p = 0u8;
+    while b != 0 {
+        if b & 1 != 0 {
+            p ^= a;
+        }
+        let hi = a & 0x80;
+        a <<= 1;
+        if hi != 0 {
+            a ^= 0x1b;
+        }
+        b >>= 1;
+    }
+    p
+}
+
+/// InvMixColumns of a round key (each 4-byte column times {0e 0b 0d 09}).
+fn inv_mix_columns(k: &[u8; 16]) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    for c in 0..4 {
+        let a = &k[4 * c..4 * c + 4];
+        for r in 0..4 {
+            out[4 * c + r] = gmul(a[r], 14)
+                ^ gmul(a[(r + 1) % 4], 11)
+                ^ gmul(a[(r + 2) % 4], 13)
+                ^ gmul(a[(r + 3) % 4], 9);
+        }
+    }
+    out
+}
+
 /// The AES S-box, derived from its definition (multiplicative inverse in GF(2^8) modulo
 /// x^8 + x^4 + x^3 + x + 1, then the affine map with 0x63).
 fn sbox() -> [u8; 256] {
-    fn mul(mut a: u8, mut b: u8) -> u8 {
-        let mut p = 0u8;
-        while b != 0 {
-            if b & 1 != 0 {
-                p ^= a;
-            }
-            let hi = a & 0x80;
-            a <<= 1;
-            if hi != 0 {
-                a ^= 0x1b;
-            }
-            b >>= 1;
-        }
-        p
-    }
+    let mul = gmul;
     let mut s = [0u8; 256];
     for (x, out) in s.iter_mut().enumerate() {
         // x^254 = x^-1 (0 maps to 0).
@@ -157,8 +186,13 @@ impl AesKey {
             }
         }
         w.zeroize();
+        let mut drk = rk;
+        for k in drk.iter_mut().take(rounds).skip(1) {
+            *k = inv_mix_columns(k);
+        }
         Some(AesKey {
             rk,
+            drk,
             rounds,
             fallback,
         })
@@ -196,18 +230,51 @@ pub fn vaes_available() -> bool {
     false
 }
 
-/// Encrypts every job as its own CBC chain, lanes across jobs.
-pub fn cbc_encrypt_many(jobs: &mut [AesCbcJob<'_>]) {
-    cbc_encrypt_many_at(Level::detect(), jobs)
+/// True when this CPU runs the AES-NI engine (eight chains side by side in xmm registers).
+pub fn aesni_available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        aesni::available()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
 }
 
-/// [`cbc_encrypt_many`] at a forced level: the VAES engine needs `Level::Avx512` and VAES;
-/// anything else runs each chain through the `aes` crate.
+/// True when [`cbc_encrypt_many`] at the active level runs chains side by side (VAES at
+/// AVX-512, AES-NI from AVX2 up); otherwise it is one chain after another through the
+/// `aes` crate, as any CBC loop.
+pub fn multi_lane() -> bool {
+    Level::active() >= Level::Avx2 && aesni_available()
+}
+
+/// Fewest chains for which the 16-lane VAES engine is used instead of eight AES-NI lanes.
+/// Its per-block lane bookkeeping makes it slower than the AES-NI lanes at 64 chains on an
+/// AMD EPYC (Zen 4), so only very deep batches take it.
+const MIN_VAES_CHAINS: usize = 96;
+
+/// Encrypts every job as its own CBC chain, lanes across jobs.
+pub fn cbc_encrypt_many(jobs: &mut [AesCbcJob<'_>]) {
+    cbc_encrypt_many_at(Level::active(), jobs)
+}
+
+/// [`cbc_encrypt_many`] at a forced level: the VAES engine needs `Level::Avx512` and VAES
+/// (and enough chains to fill it), the AES-NI engine `Level::Avx2` and AES-NI; anything
+/// else runs each chain through the `aes` crate.
 pub fn cbc_encrypt_many_at(level: Level, jobs: &mut [AesCbcJob<'_>]) {
     #[cfg(target_arch = "x86_64")]
-    if level.clamp() == Level::Avx512 && vaes_available() {
-        vaes::cbc_encrypt_many(jobs);
-        return;
+    {
+        let level = level.clamp();
+        if level == Level::Avx512
+            && vaes_available()
+            && jobs.iter().filter(|j| j.data.len() >= 16).count() >= MIN_VAES_CHAINS
+        {
+            vaes::cbc_encrypt_many(jobs);
+            return;
+        }
+        if level >= Level::Avx2 && aesni::available() {
+            aesni::cbc_encrypt_many(jobs);
+            return;
+        }
     }
     let _ = level;
     for j in jobs.iter_mut() {
@@ -221,6 +288,43 @@ pub fn cbc_encrypt_many_at(level: Level, jobs: &mut [AesCbcJob<'_>]) {
         }
         j.iv = prev;
     }
+}
+
+/// Decrypts every job in place as its own CBC chain (blocks of a chain are independent, so
+/// eight run side by side); on return `iv` holds the job's last ciphertext block. The
+/// AES-NI path needs `Level::Avx2` and AES-NI; else the `aes` crate, block by block.
+pub fn cbc_decrypt_many_at(level: Level, jobs: &mut [AesCbcJob<'_>]) {
+    #[cfg(target_arch = "x86_64")]
+    if level.clamp() >= Level::Avx2 && aesni::available() {
+        for j in jobs.iter_mut() {
+            aesni::cbc_decrypt(j);
+        }
+        return;
+    }
+    let _ = level;
+    use aes::cipher::BlockCipherDecrypt;
+    for j in jobs.iter_mut() {
+        let mut prev = j.iv;
+        for c in j.data.chunks_exact_mut(16) {
+            let ct: [u8; 16] = c.try_into().expect("16 bytes");
+            let b: &mut [u8; 16] = c.try_into().expect("16 bytes");
+            match &j.key.fallback {
+                Fallback::A128(k) => k.decrypt_block(b.into()),
+                Fallback::A192(k) => k.decrypt_block(b.into()),
+                Fallback::A256(k) => k.decrypt_block(b.into()),
+            }
+            for (x, p) in b.iter_mut().zip(prev.iter()) {
+                *x ^= p;
+            }
+            prev = ct;
+        }
+        j.iv = prev;
+    }
+}
+
+/// [`cbc_decrypt_many_at`] at the active level.
+pub fn cbc_decrypt_many(jobs: &mut [AesCbcJob<'_>]) {
+    cbc_decrypt_many_at(Level::active(), jobs)
 }
 
 #[cfg(test)]

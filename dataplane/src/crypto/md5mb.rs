@@ -85,6 +85,31 @@ pub fn md5(msg: &[u8]) -> [u8; 16] {
     digest_bytes(&st)
 }
 
+/// HMAC-MD5 of one message, scalar.
+fn hmac_one(key: &HmacMd5Key, data: &[u8]) -> [u8; 16] {
+    let mut st = key.inner;
+    let mut chunks = data.chunks_exact(64);
+    for c in chunks.by_ref() {
+        compress::compress_one(&mut st, c.try_into().unwrap());
+    }
+    let mut tail = [0u8; 128];
+    let n = pad(&mut tail, chunks.remainder(), 64 + data.len() as u64);
+    for c in tail[..n].chunks_exact(64) {
+        compress::compress_one(&mut st, c.try_into().unwrap());
+    }
+    let inner = digest_bytes(&st);
+    st = key.outer;
+    tail.fill(0);
+    tail[..16].copy_from_slice(&inner);
+    tail[16] = 0x80;
+    tail[56..64].copy_from_slice(&((64u64 + 16) * 8).to_le_bytes());
+    compress::compress_one(&mut st, tail[..64].try_into().unwrap());
+    let out = digest_bytes(&st);
+    st.zeroize();
+    tail.zeroize();
+    out
+}
+
 /// Writes `rem` plus MD5 padding for a message of `total` bytes; returns 64 or 128.
 fn pad(tail: &mut [u8; 128], rem: &[u8], total: u64) -> usize {
     tail.fill(0);
@@ -219,12 +244,19 @@ fn run<W: W32>(
 
 /// HMAC-MD5 of every job, lanes across jobs (ragged lengths, mixed keys allowed).
 pub fn hmac_md5_many(jobs: &mut [HmacMd5Job<'_>]) {
-    hmac_md5_many_at(Level::detect(), jobs)
+    hmac_md5_many_at(Level::active(), jobs)
 }
 
 /// [`hmac_md5_many`] at a forced level (lowered to what the CPU supports).
 pub fn hmac_md5_many_at(level: Level, jobs: &mut [HmacMd5Job<'_>]) {
     if jobs.is_empty() {
+        return;
+    }
+    if let [job] = jobs {
+        // One packet: the SIMD lanes would idle while their longer dependency chain (no
+        // vector rotate below AVX-512) runs; the scalar compression straight from the
+        // buffer is faster.
+        *job.out = hmac_one(job.key, job.data);
         return;
     }
     match level.clamp() {

@@ -18,13 +18,18 @@ mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 mod bitslice;
+mod latency;
 mod scalar;
 #[rustfmt::skip]
 mod generated;
 mod tables;
 
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::OnceLock;
 use zeroize::Zeroize;
+
+/// The process-wide ceiling set by [`Level::force`] (`u8::MAX`: none).
+static CEILING: AtomicU8 = AtomicU8::new(u8::MAX);
 
 /// SIMD level of the batch crypto kernels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -58,6 +63,29 @@ impl Level {
             }
             Level::Portable
         })
+    }
+
+    /// The level every batch kernel dispatches at by default: [`Level::detect`], lowered
+    /// to the ceiling of [`Level::force`] when one is set.
+    pub fn active() -> Level {
+        let detected = Level::detect();
+        match CEILING.load(Ordering::Relaxed) {
+            u8::MAX => detected,
+            c => Level::ALL[usize::from(c).min(2)].min(detected),
+        }
+    }
+
+    /// Caps every kernel's dispatch level for the whole process (benchmarks and tests force
+    /// AVX2 or portable code on a CPU that has more); `None` lifts the cap. Keys built
+    /// before the call stay valid: each kernel reads the level when it runs.
+    pub fn force(ceiling: Option<Level>) {
+        let v = ceiling.map_or(u8::MAX, |l| l as u8);
+        CEILING.store(v, Ordering::Relaxed);
+    }
+
+    /// Parses a level name as [`Level::name`] prints it.
+    pub fn from_name(s: &str) -> Option<Level> {
+        Level::ALL.into_iter().find(|l| l.name() == s)
     }
 
     /// Every level, lowest first.
@@ -110,6 +138,8 @@ pub(crate) struct Sched {
     eform: [[u8; 8]; 48],
     /// Each E-form key byte repeated in a u32, for `vpxord` with an embedded broadcast.
     bcast: [[u32; 8]; 48],
+    /// The key-folded schedule of the latency path.
+    lat: latency::LatKeys,
 }
 
 impl Sched {
@@ -121,7 +151,13 @@ impl Sched {
             }
         }
         let bcast = eform.map(|e| e.map(|b| u32::from(b) * 0x0101_0101));
-        Sched { sub, eform, bcast }
+        let lat = latency::LatKeys::new(&eform);
+        Sched {
+            sub,
+            eform,
+            bcast,
+            lat,
+        }
     }
 }
 
@@ -240,13 +276,35 @@ impl<E: Engine> Engine for Hybrid<E> {
     }
     fn crypt(&mut self, blocks: &mut [[u8; 8]], keys: &[&Sched]) {
         if blocks.len() < self.min_wide {
-            for (b, k) in blocks.iter_mut().zip(keys) {
-                scalar::crypt_block(k, b);
-            }
+            crypt_short(blocks, keys);
         } else {
             self.wide.crypt(blocks, keys);
         }
     }
+}
+
+/// The latency path over blocks with per-block keys: runs of one key go two at a time.
+fn crypt_short(blocks: &mut [[u8; 8]], keys: &[&Sched]) {
+    let mut i = 0;
+    while i < blocks.len() {
+        let k = keys[i];
+        let mut e = i + 1;
+        while e < blocks.len() && core::ptr::eq(keys[e], k) {
+            e += 1;
+        }
+        latency::crypt_blocks(k, &mut blocks[i..e]);
+        i = e;
+    }
+}
+
+/// Runs the latency path alone on independent blocks (tests compare it with the others).
+pub fn latency_crypt_blocks(key: &Tdes3Key, encrypt: bool, blocks: &mut [[u8; 8]]) {
+    latency::crypt_blocks(if encrypt { &key.enc } else { &key.dec }, blocks)
+}
+
+/// Runs the latency path alone for CBC encryption (tests and benchmarks).
+pub fn latency_cbc_encrypt(jobs: &mut [CbcJob<'_>]) {
+    latency::cbc_encrypt(jobs)
 }
 
 /// Runs the one-block path only (tests and benchmarks compare it with the wide engines).
@@ -346,9 +404,29 @@ fn decrypt_with(eng: &mut dyn Engine, jobs: &mut [CbcJob<'_>]) {
     }
 }
 
-/// Fewest blocks per call for which the wide engine beats one-block-at-a-time (measured
-/// with `espgw-perf primitives`), per level: portable, AVX2, AVX-512.
-const MIN_WIDE: [usize; 3] = [20, 24, 3];
+/// Fewest blocks per call for which the wide engine beats the latency path (measured with
+/// `espgw-perf primitives` on an AMD EPYC with AVX-512), per level: portable, AVX2,
+/// AVX-512. Through the ESP path the full 64-lane u64 bitslice beats two interleaved
+/// latency-path blocks (about 60 against 75 cycles/byte for 3DES-MD5 decapsulation).
+const MIN_WIDE: [usize; 3] = [24, 64, 3];
+
+/// Fewest CBC chains (packets) per encryption call for which the wide engine beats the
+/// latency path (measured with `espgw-perf primitives`), per level.
+/// The 256-lane AVX2 bitslice costs the same per call however few of its lanes are busy:
+/// at 48 chains it is still behind the latency path (about 50 cycles/byte either way).
+const MIN_WIDE_CHAINS: [usize; 3] = [48, 56, 8];
+
+/// The latency path as an engine, for calls too small to build a wide one.
+struct Short;
+
+impl Engine for Short {
+    fn lanes(&self) -> usize {
+        64
+    }
+    fn crypt(&mut self, blocks: &mut [[u8; 8]], keys: &[&Sched]) {
+        crypt_short(blocks, keys)
+    }
+}
 
 fn engine(level: Level) -> Box<dyn Engine> {
     match level.clamp() {
@@ -372,18 +450,23 @@ fn engine(level: Level) -> Box<dyn Engine> {
 /// Encrypts each job as its own CBC chain; lanes are taken across jobs (mixed lengths and
 /// keys allowed).
 pub fn cbc_encrypt_many(jobs: &mut [CbcJob<'_>]) {
-    cbc_encrypt_many_at(Level::detect(), jobs)
+    cbc_encrypt_many_at(Level::active(), jobs)
 }
 
 /// Decrypts each job as its own CBC chain; every block of every job is a lane.
 pub fn cbc_decrypt_many(jobs: &mut [CbcJob<'_>]) {
-    cbc_decrypt_many_at(Level::detect(), jobs)
+    cbc_decrypt_many_at(Level::active(), jobs)
 }
 
 /// [`cbc_encrypt_many`] at a forced level (lowered to what the CPU supports).
 pub fn cbc_encrypt_many_at(level: Level, jobs: &mut [CbcJob<'_>]) {
     if jobs.is_empty() {
         return;
+    }
+    // Fewer chains than the wide engine needs to beat the latency path: no engine at all.
+    let chains = jobs.iter().filter(|j| j.data.len() >= 8).count();
+    if chains < MIN_WIDE_CHAINS[level.clamp() as usize] {
+        return latency::cbc_encrypt(jobs);
     }
     encrypt_with(engine(level).as_mut(), jobs)
 }
@@ -392,6 +475,10 @@ pub fn cbc_encrypt_many_at(level: Level, jobs: &mut [CbcJob<'_>]) {
 pub fn cbc_decrypt_many_at(level: Level, jobs: &mut [CbcJob<'_>]) {
     if jobs.is_empty() {
         return;
+    }
+    let blocks: usize = jobs.iter().map(|j| j.data.len() / 8).sum();
+    if blocks < MIN_WIDE[level.clamp() as usize] {
+        return decrypt_with(&mut Short, jobs);
     }
     decrypt_with(engine(level).as_mut(), jobs)
 }
@@ -466,6 +553,63 @@ mod tests {
                     assert_eq!(blocks, want, "{level:?} n={n} mixed={mixed} enc={enc}");
                 }
             }
+        }
+    }
+
+    /// The latency path against the one-block path: independent blocks, both directions,
+    /// odd and even counts; and CBC chains of ragged lengths and mixed keys against the
+    /// wide engine of every level.
+    #[test]
+    fn latency_path_matches_one_block_path_and_wide_engines() {
+        let keys: Vec<Tdes3Key> = (0..3u8)
+            .map(|i| Tdes3Key::new(&core::array::from_fn(|b| (b as u8).wrapping_mul(53) ^ i)))
+            .collect();
+        for n in [1usize, 2, 3, 8, 9] {
+            for enc in [true, false] {
+                let mut blocks: Vec<[u8; 8]> = (0..n)
+                    .map(|i| {
+                        (i as u64 + 1)
+                            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+                            .to_be_bytes()
+                    })
+                    .collect();
+                let mut want = blocks.clone();
+                for b in want.iter_mut() {
+                    scalar_crypt_block(&keys[1], enc, b);
+                }
+                latency_crypt_blocks(&keys[1], enc, &mut blocks);
+                assert_eq!(blocks, want, "n={n} enc={enc}");
+            }
+        }
+        let lens = [8usize, 16, 1400, 72, 8, 0, 24, 512, 7, 64];
+        let make = || -> Vec<Vec<u8>> {
+            lens.iter()
+                .enumerate()
+                .map(|(i, &l)| (0..l).map(|b| (b * 7 + i * 31) as u8).collect())
+                .collect()
+        };
+        // Runs `f` over jobs of `make()` (key i % 3, IV i); returns the data and final IVs.
+        let run = |f: &mut dyn FnMut(&mut [CbcJob])| -> (Vec<Vec<u8>>, Vec<[u8; 8]>) {
+            let mut bufs = make();
+            let mut jobs: Vec<CbcJob> = bufs
+                .iter_mut()
+                .enumerate()
+                .map(|(i, d)| CbcJob {
+                    key: &keys[i % 3],
+                    iv: [i as u8; 8],
+                    data: d,
+                })
+                .collect();
+            f(&mut jobs);
+            let ivs = jobs.iter().map(|j| j.iv).collect();
+            drop(jobs);
+            (bufs, ivs)
+        };
+        let (want, wivs) = run(&mut |j| latency_cbc_encrypt(j));
+        for level in Level::available() {
+            let (got, ivs) = run(&mut |j| encrypt_with(engine(level).as_mut(), j));
+            assert_eq!(got, want, "{level:?}");
+            assert_eq!(ivs, wivs, "{level:?}");
         }
     }
 }

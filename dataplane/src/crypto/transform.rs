@@ -418,6 +418,23 @@ pub struct SaCrypto {
     gcm_mb: Option<Box<GcmKey>>,
 }
 
+/// Whether the VAES/VPCLMULQDQ GCM runs at the active level (zmm at AVX-512, ymm from
+/// AVX2 up where the CPU has VAES).
+fn gcm_fast() -> bool {
+    aesmb::gcm::usable_at(tdes::Level::active())
+}
+
+/// The multi-lane AES view of CBC jobs.
+fn aes_jobs<'j>(key: &'j AesKey, jobs: &'j mut [CipherJob<'_>]) -> Vec<AesCbcJob<'j>> {
+    jobs.iter_mut()
+        .map(|j| AesCbcJob {
+            key,
+            iv: j.iv,
+            data: &mut *j.data,
+        })
+        .collect()
+}
+
 /// The batch 3DES view of CBC jobs (3DES IVs are the first 8 bytes).
 fn tdes_jobs<'j>(key: &'j Tdes3Key, jobs: &'j mut [CipherJob<'_>]) -> Vec<CbcJob<'j>> {
     jobs.iter_mut()
@@ -520,7 +537,7 @@ impl SaCrypto {
             )),
         };
         let aes_mb = match transform.cipher {
-            Cipher::AesCbc(_) if aesmb::vaes_available() => AesKey::new(enc_key).map(Box::new),
+            Cipher::AesCbc(_) => AesKey::new(enc_key).map(Box::new),
             _ => None,
         };
         let gcm_mb = match transform.cipher {
@@ -544,17 +561,9 @@ impl SaCrypto {
     /// CBC-encrypts every job in place (one chain per job). Jobs of a null cipher are
     /// left as they are; AEAD transforms use [`SaCrypto::seal_many`].
     pub fn encrypt_many(&self, jobs: &mut [CipherJob<'_>]) {
-        if let Some(key) = &self.aes_mb {
-            // AES-CBC encryption, 16 chains at once with VAES.
-            let mut mjobs: Vec<AesCbcJob<'_>> = jobs
-                .iter_mut()
-                .map(|j| AesCbcJob {
-                    key,
-                    iv: j.iv,
-                    data: &mut *j.data,
-                })
-                .collect();
-            aesmb::cbc_encrypt_many(&mut mjobs);
+        if let Some(key) = self.aes_mb.as_ref().filter(|_| aesmb::multi_lane()) {
+            // AES-CBC encryption, several chains at once (VAES or AES-NI lanes).
+            aesmb::cbc_encrypt_many(&mut aes_jobs(key, jobs));
             return;
         }
         match &self.cipher {
@@ -575,6 +584,11 @@ impl SaCrypto {
 
     /// CBC-decrypts every job in place.
     pub fn decrypt_many(&self, jobs: &mut [CipherJob<'_>]) {
+        if let Some(key) = self.aes_mb.as_ref().filter(|_| aesmb::multi_lane()) {
+            // AES-CBC decryption, eight blocks of a chain side by side (AES-NI).
+            aesmb::cbc_decrypt_many(&mut aes_jobs(key, jobs));
+            return;
+        }
         match &self.cipher {
             CipherState::Null | CipherState::Gcm128(_) | CipherState::Gcm256(_) => {}
             CipherState::Tdes(k) => tdes::cbc_decrypt_many(&mut tdes_jobs(k, jobs)),
@@ -628,7 +642,7 @@ impl SaCrypto {
 
     /// AES-GCM encrypts every job in place and fills its tag.
     pub fn seal_many(&self, jobs: &mut [AeadJob<'_>]) {
-        if let Some(k) = &self.gcm_mb {
+        if let Some(k) = self.gcm_mb.as_ref().filter(|_| gcm_fast()) {
             for j in jobs.iter_mut() {
                 let nonce = self.nonce(&j.explicit_iv);
                 j.tag = k.seal(&nonce, &j.aad[..j.aad_len], j.data);
@@ -661,7 +675,7 @@ impl SaCrypto {
     /// AES-GCM verifies and decrypts every job in place; `ok` says whether the tag
     /// verified (on failure the data is left unusable and must be dropped).
     pub fn open_many(&self, jobs: &mut [AeadJob<'_>]) {
-        if let Some(k) = &self.gcm_mb {
+        if let Some(k) = self.gcm_mb.as_ref().filter(|_| gcm_fast()) {
             for j in jobs.iter_mut() {
                 let nonce = self.nonce(&j.explicit_iv);
                 j.ok = k.open(&nonce, &j.aad[..j.aad_len], j.data, &j.tag);

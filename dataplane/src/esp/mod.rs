@@ -21,7 +21,6 @@ pub use replay::{
 };
 
 use crate::crypto::transform::{IvRng, SaCrypto, Transform, TransformError, MAX_ICV_LEN};
-use crate::sadb::SaDrop;
 use crate::wire::{
     ESP_HEADER_LEN, ETHERNET_HEADER_LEN, IPV4_MIN_HEADER_LEN, NATT_PORT, UDP_HEADER_LEN,
 };
@@ -62,82 +61,10 @@ impl Default for NatT {
     }
 }
 
-espgw_sadb::named_enum! {
-    /// Why the ESP core dropped a packet: the reason its verdicts carry, the worker's
-    /// `esp_drop_*` statistics count and (through [`DropReason::sa_drop`]) the region's
-    /// per-SA drop counters record.
-    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-    #[repr(u8)]
-    pub enum DropReason {
-        /// No SA for the SPI (or the SA's encapsulation/addresses do not match).
-        NoSa = 0 => "no-sa",
-        /// Not an ESP packet (IKE behind the non-ESP marker, NAT keepalive, other traffic).
-        NotEsp => "not-esp",
-        /// A header is invalid (bad checksum, bad length field, bad inner packet).
-        Malformed => "malformed",
-        /// Shorter than its headers, or ciphertext not a whole number of blocks.
-        Truncated => "truncated",
-        /// Sequence number seen before.
-        Replay => "replay",
-        /// Sequence number left of the replay window.
-        OutOfWindow => "out-of-window",
-        /// ICV (or GCM tag) did not verify.
-        Auth => "auth",
-        /// Padding not 1, 2, 3…, or pad length beyond the payload.
-        BadPadding => "bad-padding",
-        /// Outbound SA has used its last sequence number; it must be replaced.
-        SeqExhausted => "seq-exhausted",
-        /// The frame buffer lacks the head- or tailroom to encapsulate in place.
-        NoRoom => "no-room",
-        /// Valid but not handled: fragments of ESP, non-IPv4 inner packets, dummy packets.
-        Unsupported => "unsupported",
-    }
-}
-
-impl DropReason {
-    /// The region's per-SA counter a drop of this reason on a known SA adds to (what
-    /// `show crypto ipsec sa` prints); the one place the two are related.
-    pub const fn sa_drop(self) -> SaDrop {
-        match self {
-            DropReason::Replay | DropReason::OutOfWindow => SaDrop::Replay,
-            DropReason::Auth => SaDrop::Auth,
-            DropReason::Malformed | DropReason::Truncated => SaDrop::Malformed,
-            DropReason::BadPadding => SaDrop::Pad,
-            DropReason::SeqExhausted => SaDrop::SeqExhausted,
-            DropReason::NoSa
-            | DropReason::NotEsp
-            | DropReason::NoRoom
-            | DropReason::Unsupported => SaDrop::Other,
-        }
-    }
-}
-
-/// Drops by reason, kept by one worker (plain integers: no sharing on the hot path).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct DropCounters {
-    counts: [u64; DropReason::COUNT],
-}
-
-impl DropCounters {
-    pub fn add(&mut self, r: DropReason) {
-        self.counts[r as usize] += 1;
-    }
-    pub fn get(&self, r: DropReason) -> u64 {
-        self.counts[r as usize]
-    }
-    pub fn total(&self) -> u64 {
-        self.counts.iter().sum()
-    }
-    pub fn merge(&mut self, o: &DropCounters) {
-        for (a, b) in self.counts.iter_mut().zip(o.counts.iter()) {
-            *a += b;
-        }
-    }
-    /// (reason, count) for every reason, in a stable order.
-    pub fn iter(&self) -> impl Iterator<Item = (DropReason, u64)> + '_ {
-        DropReason::ALL.iter().map(move |r| (*r, self.get(*r)))
-    }
-}
+/// Why a packet was dropped and the per-thread tally of them: the data plane's one drop
+/// vocabulary, defined with the region's counters (the ESP core gives the reasons in
+/// [`DropReason::ESP`]).
+pub use crate::sadb::{DropCounters, DropReason};
 
 /// Per-SA traffic counters, shared by the workers using the SA.
 #[derive(Debug, Default)]

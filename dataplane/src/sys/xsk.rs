@@ -23,7 +23,10 @@
 //! map value types and a multi-descriptor `poll(2)`.
 #![allow(unsafe_code)]
 
-use crate::xdp::maps::{AclRuleRaw, ClearSampleRaw, CounterRaw, LocalAddrRaw};
+use crate::xdp::maps::{
+    ClearSampleRaw, ClsCandRaw, ClsCellRaw, ClsConfigRaw, ClsDstRaw, ClsKeyData, CounterRaw,
+    LocalAddrRaw,
+};
 use std::io;
 use std::num::NonZeroU32;
 use std::os::fd::{AsRawFd, RawFd};
@@ -32,10 +35,19 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use xsk_rs::config::{BindFlags, FrameSize, LibxdpFlags, QueueSize, SocketConfig, UmemConfig};
 use xsk_rs::{CompQueue, FillQueue, FrameDesc, RxQueue, Socket, TxQueue, Umem};
 
-// SAFETY: AclRuleRaw is #[repr(C)], made of integers only, with no padding
-// (28 bytes: 4×u32, 4×u16, 2×u8, u16 — checked against the C header by the
-// layout tests in xdp::maps), so every bit pattern is a valid value.
-unsafe impl aya::Pod for AclRuleRaw {}
+// SAFETY: ClsKeyData is #[repr(C)], two u32s, no padding (checked against
+// the C header by the layout tests in xdp::maps); any bits are valid.
+unsafe impl aya::Pod for ClsKeyData {}
+// SAFETY: ClsDstRaw is #[repr(C)], one u32; any bits are valid.
+unsafe impl aya::Pod for ClsDstRaw {}
+// SAFETY: ClsCellRaw is #[repr(C)], two u32s, no padding; any bits are valid.
+unsafe impl aya::Pod for ClsCellRaw {}
+// SAFETY: ClsCandRaw is #[repr(C)]: 4×u16, 2×u8, u16, 2×u32, 20 bytes with
+// no implicit padding (the layout tests in xdp::maps check it against the
+// C header); any bits are valid.
+unsafe impl aya::Pod for ClsCandRaw {}
+// SAFETY: ClsConfigRaw is #[repr(C)], two u32s, no padding; any bits are valid.
+unsafe impl aya::Pod for ClsConfigRaw {}
 // SAFETY: CounterRaw is #[repr(C)], two u64s, no padding; any bits are valid.
 unsafe impl aya::Pod for CounterRaw {}
 // SAFETY: LocalAddrRaw is #[repr(C)], one u32 (size checked against the C

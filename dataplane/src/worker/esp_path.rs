@@ -26,20 +26,21 @@
 //! is fragmented when it leaves the hold queue.
 
 use super::fib::{FibReader, NextHop};
-use super::forward::{self, FwdDrop, Ipv4Header};
+use super::forward::{self, Ipv4Header};
 use super::frag::{FragError, Fragmenter};
 use super::hold::{Held, HoldQueue, Push};
 use super::icmp::IcmpError;
 use super::sa::{SaSource, SaTables};
+use super::stats::{charge, Counter, Tally};
 use super::syslog::{CryptoEvent, LatestEvents};
-use super::{Counter, Published};
+use super::{fwd_drop, Published};
 use crate::esp::{
-    decapsulate_batch, encapsulate_batch, DropCounters, DropReason, EspContext, EspHeader, Frame,
-    InnerHeader, ENCAP_TAILROOM,
+    decapsulate_batch, encapsulate_batch, DropReason, EspContext, EspHeader, Frame, InnerHeader,
+    ENCAP_TAILROOM,
 };
-use crate::sadb::{monotonic_ms, GlobalCounter, MapName, PostOutcome, SaDrop, SaRequest, SlotId};
+use crate::sadb::{monotonic_ms, GlobalCounter, MapName, PostOutcome, SaRequest, SlotId};
 use crate::sys::xsk::{Packet, XskSet};
-use crate::xdp::acl::{first_match, AclAction, AclRule};
+use crate::xdp::classify::AclSet;
 use crate::xdp::Side;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
@@ -54,8 +55,7 @@ pub struct EspState {
     pub source: Arc<SaSource>,
     pub tables: Arc<SaTables>,
     pub ctx: EspContext,
-    pub drops: DropCounters,
-    pub acl: Arc<Published<Vec<AclRule>>>,
+    pub acl: Arc<Published<AclSet>>,
     pub worker_id: u16,
     /// This batch's latest invalid-SPI, replay and ICV-failure events (the
     /// worker publishes them after the batch, for the crypto log).
@@ -63,7 +63,7 @@ pub struct EspState {
 }
 
 impl EspState {
-    pub fn new(source: Arc<SaSource>, acl: Arc<Published<Vec<AclRule>>>, worker_id: u16) -> Self {
+    pub fn new(source: Arc<SaSource>, acl: Arc<Published<AclSet>>, worker_id: u16) -> Self {
         let tables = source.tables(&Arc::new(SaTables {
             generation: u64::MAX,
             ..Default::default()
@@ -72,7 +72,6 @@ impl EspState {
             source,
             tables,
             ctx: EspContext::new(),
-            drops: DropCounters::default(),
             acl,
             worker_id,
             events: LatestEvents::default(),
@@ -102,7 +101,7 @@ pub struct Io<'a> {
     pub now: Instant,
     pub inside_ifindex: u32,
     pub outside_ifindex: u32,
-    pub local: &'a mut [u64; Counter::COUNT],
+    pub tally: &'a mut Tally,
 }
 
 impl Io<'_> {
@@ -122,37 +121,37 @@ impl Io<'_> {
     pub fn hold(&mut self, dst: Ipv4Addr, tag: Held, pkt: Packet, st: Option<&EspState>) {
         self.fib.request(dst);
         match self.hold.push(dst, tag, self.xsk.data(&pkt), self.now) {
-            Push::Held => self.local[Counter::HeldForNeighbour as usize] += 1,
+            Push::Held => self.tally.count(Counter::HeldForNeighbour),
             Push::HeldDropping(old) => {
-                self.local[Counter::HeldForNeighbour as usize] += 1;
-                held_dropped(st, self.local, old, Counter::DropNeighbourQueueFull);
+                self.tally.count(Counter::HeldForNeighbour);
+                held_dropped(st, self.tally, old, DropReason::NeighbourQueueFull);
             }
-            Push::TooLong => held_dropped(st, self.local, tag, Counter::DropNoNeighbour),
+            Push::TooLong => held_dropped(st, self.tally, tag, DropReason::NoNeighbour),
         }
         self.xsk.release(pkt);
     }
 }
 
-/// Counts a frame that waited for its next hop in vain: the worker's
-/// `reason`, and for inside traffic meant for an SA that still exists, a
-/// send error on that SA (it was never counted as encapsulated).
+/// Counts a frame that waited for its next hop in vain, for `reason`; for
+/// inside traffic meant for an SA that still exists, on that SA too (a send
+/// error: it was never counted as encapsulated).
 pub(crate) fn held_dropped(
     st: Option<&EspState>,
-    local: &mut [u64; Counter::COUNT],
+    tally: &mut Tally,
     tag: Held,
-    reason: Counter,
+    reason: DropReason,
 ) {
-    local[reason as usize] += 1;
-    if let (Held::Encap { slot, incarnation }, Some(st)) = (tag, st) {
-        let live = st
+    let sa = match (tag, st) {
+        (Held::Encap { slot, incarnation }, Some(st)) => st
             .tables
             .outbound
             .iter()
-            .any(|e| e.slot == slot && e.incarnation == incarnation);
-        if let (true, Some(c)) = (live, st.source.db.counters(slot)) {
-            c.add_drop(SaDrop::SendError, 1);
-        }
-    }
+            .any(|e| e.slot == slot && e.incarnation == incarnation)
+            .then(|| st.source.db.counters(slot))
+            .flatten(),
+        _ => None,
+    };
+    tally.drop_on(reason, sa.as_ref());
 }
 
 /// Outcome of the per-packet checks before encapsulation.
@@ -164,8 +163,8 @@ enum Pre {
     Fragment(usize, NextHop, Fragmenter),
     /// Wait for SA `i`'s peer to resolve (nothing changed in the frame).
     Hold(usize),
-    Drop(Counter),
-    Icmp(IcmpError, Counter),
+    Drop(DropReason),
+    Icmp(IcmpError, DropReason),
 }
 
 /// Encapsulates a batch received on the inside. Packets that go out are
@@ -192,13 +191,15 @@ pub fn encap(
             Pre::Fragment(i, nh, plan) => {
                 let first = keep.len();
                 if fragment(io, pkt, &plan, &mut keep) {
-                    io.local[Counter::FragBeforeEncrypt as usize] += 1;
-                    io.local[Counter::FragBeforeEncryptFragments as usize] +=
-                        (keep.len() - first) as u64;
+                    io.tally.count(Counter::FragBeforeEncrypt);
+                    io.tally.add(
+                        Counter::FragBeforeEncryptFragments,
+                        (keep.len() - first) as u64,
+                    );
                     sa_of.resize(keep.len(), i);
                     hop_of.resize(keep.len(), nh);
                 } else {
-                    io.local[Counter::DropFragNoFrame as usize] += 1;
+                    io.tally.drop(DropReason::FragNoFrame);
                 }
             }
             Pre::Hold(i) => {
@@ -211,12 +212,12 @@ pub fn encap(
                 };
                 io.hold(e.sa.params.remote, tag, pkt, Some(st));
             }
-            Pre::Drop(c) => {
-                io.local[c as usize] += 1;
+            Pre::Drop(r) => {
+                io.tally.drop(r);
                 io.xsk.release(pkt);
             }
-            Pre::Icmp(err, c) => {
-                io.local[c as usize] += 1;
+            Pre::Icmp(err, r) => {
+                io.tally.drop(r);
                 if let Some((to, reply)) = super::icmp_reply(
                     io.xsk,
                     io.fib,
@@ -226,7 +227,7 @@ pub fn encap(
                     err,
                 ) {
                     out[super::side_index(to)].push(reply);
-                    io.local[Counter::IcmpSent as usize] += 1;
+                    io.tally.count(Counter::IcmpSent);
                 }
                 io.xsk.release(pkt);
             }
@@ -277,7 +278,7 @@ pub fn encap(
                 }
                 tables.outbound.get(i).map(|e| &*e.sa)
             };
-            let good = encapsulate_batch(chunk, sa_ref, &mut st.ctx, &mut st.drops);
+            let good = encapsulate_batch(chunk, sa_ref, &mut st.ctx, &mut io.tally.drops);
             for (k, fr) in chunk.iter().enumerate() {
                 let bi = pos[off + fr.batch_index()];
                 if k < good {
@@ -293,9 +294,10 @@ pub fn encap(
         let counters = st.source.db.counters(e.slot);
         let inner_len = pkt.len().saturating_sub(ETH);
         if !results[bi].is_some_and(|(head, len)| pkt.set_bounds(head, len)) {
-            io.local[Counter::DropEsp as usize] += 1;
-            if let (Some(c), Some(r)) = (&counters, reasons[bi]) {
-                c.add_drop(r.sa_drop(), 1);
+            match reasons[bi] {
+                // Counted by the ESP core; charged to the SA here.
+                Some(r) => charge(r, counters.as_ref()),
+                None => io.tally.drop_on(DropReason::Other, counters.as_ref()),
             }
             io.xsk.release(pkt);
             continue;
@@ -306,7 +308,7 @@ pub fn encap(
         if let Some(c) = &counters {
             c.add_packets(1, inner_len as u64);
         }
-        io.local[Counter::EspEncap as usize] += 1;
+        io.tally.count(Counter::EspEncap);
         out[1].push(pkt);
     }
 }
@@ -332,12 +334,11 @@ fn pre_encap(
     let frame = io.xsk.data_mut(pkt);
     let h: Ipv4Header = match forward::parse_ipv4(frame) {
         Ok(h) => h,
-        Err(FwdDrop::NotIpv4) => return Pre::Drop(Counter::DropNotIpv4),
-        Err(_) => return Pre::Drop(Counter::DropMalformed),
+        Err(e) => return Pre::Drop(fwd_drop(e)),
     };
     let Some(i) = tables.find_outbound(h.src, h.dst, h.protocol, h.ports) else {
         post_sa_request(st, h.src, h.dst, h.protocol, h.ports);
-        return Pre::Drop(Counter::DropNoSa);
+        return Pre::Drop(DropReason::NoSa);
     };
     let sa = &tables.outbound[i].sa;
     let remote = sa.params.remote;
@@ -345,7 +346,7 @@ fn pre_encap(
         return Pre::Hold(i);
     };
     if io.side_of(nh.oif) != Some(Side::Outside) {
-        return Pre::Drop(Counter::DropNoRoute);
+        return Pre::Drop(DropReason::NoRoute);
     }
     // The longest inner packet whose encapsulation fits the outside MTU and
     // whose frame has the room encapsulation needs behind it (the headroom in
@@ -361,15 +362,15 @@ fn pre_encap(
     if !fits {
         if h.dont_frag {
             let mtu = limit.min(usize::from(u16::MAX)) as u16;
-            return Pre::Icmp(IcmpError::FragmentationNeeded { mtu }, Counter::DropTooBig);
+            return Pre::Icmp(IcmpError::FragmentationNeeded { mtu }, DropReason::TooBig);
         }
         if sa.params.mode == crate::esp::Mode::Transport {
             // Transport mode carries no inner fragments (see esp::encap).
-            return Pre::Drop(Counter::DropTooBig);
+            return Pre::Drop(DropReason::TooBig);
         }
     }
     if forward::decrement_ttl(frame).is_err() {
-        return Pre::Icmp(IcmpError::TtlExceeded, Counter::DropTtlExceeded);
+        return Pre::Icmp(IcmpError::TtlExceeded, DropReason::TtlExceeded);
     }
     if fits {
         return Pre::Encap(i, nh);
@@ -378,10 +379,10 @@ fn pre_encap(
     // fragmentation before-encryption`): each piece is an ESP packet.
     match Fragmenter::new(&frame[ETH..], limit) {
         Ok(plan) => Pre::Fragment(i, nh, plan),
-        Err(FragError::BadOptions | FragError::Malformed) => Pre::Drop(Counter::DropMalformed),
+        Err(FragError::BadOptions | FragError::Malformed) => Pre::Drop(DropReason::Malformed),
         // TooSmall: not even 8 data bytes fit; (DontFragment and Fits
         // cannot happen: checked above).
-        Err(_) => Pre::Drop(Counter::DropTooBig),
+        Err(_) => Pre::Drop(DropReason::TooBig),
     }
 }
 
@@ -448,16 +449,9 @@ fn post_sa_request(
     proto: u8,
     ports: Option<(u16, u16)>,
 ) {
-    let rules = st.acl.get();
-    let rule = first_match(&rules, src, dst, proto, ports);
-    let (map, seq, idx) = match rule {
-        Some(r) if r.action == AclAction::Permit => {
-            let idx = rules
-                .iter()
-                .position(|x| std::ptr::eq(x, r))
-                .map(|i| i as u32);
-            (r.crypto_map, u32::from(r.policy), idx)
-        }
+    let acl = st.acl.get();
+    let (map, seq, idx) = match acl.protecting(src, dst, proto, ports) {
+        Some((i, r)) => (r.crypto_map, u32::from(r.policy), Some(i as u32)),
         // Steered by a rule we no longer have: still ask, without an entry.
         _ => (MapName::default(), 0, None),
     };
@@ -475,7 +469,6 @@ fn post_sa_request(
         at_ms: 0,
     };
     let g = st.source.db.global();
-    g.add(GlobalCounter::NoSa, 1);
     match st.source.db.post_sa_request(&req, monotonic_ms()) {
         PostOutcome::Posted => g.add(GlobalCounter::SaRequestPosted, 1),
         PostOutcome::Deduplicated => g.add(GlobalCounter::SaRequestDeduplicated, 1),
@@ -517,7 +510,7 @@ pub fn decap(
             pos.push(k);
         }
         let lookup = |spi: u32| tables.inbound.get(&spi).map(|e| &*e.sa);
-        let good = decapsulate_batch(&mut frames, lookup, &mut st.drops);
+        let good = decapsulate_batch(&mut frames, lookup, &mut io.tally.drops);
         for (k, fr) in frames.iter().enumerate() {
             results[pos[fr.batch_index()]] = Decapped {
                 bounds: (k < good).then_some((fr.head, fr.len)),
@@ -537,11 +530,10 @@ pub fn decap(
             _ => None,
         };
         let Some((inner, entry)) = good else {
-            io.local[Counter::DropEsp as usize] += 1;
-            match (&counters, r.reason) {
-                (Some(c), Some(reason)) => c.add_drop(reason.sa_drop(), 1),
-                (None, _) => st.source.db.global().add(GlobalCounter::NoSa, 1),
-                _ => {}
+            match r.reason {
+                // Counted by the ESP core; charged to the SA here.
+                Some(reason) => charge(reason, counters.as_ref()),
+                None => io.tally.drop_on(DropReason::Other, counters.as_ref()),
             }
             if let Some(ev) = r.reason.and_then(|reason| log_event(reason, r.esp?, entry)) {
                 st.events.record(ev);
@@ -550,25 +542,20 @@ pub fn decap(
             continue;
         };
         if !inner.checksum_ok {
-            io.local[Counter::DropMalformed as usize] += 1;
-            if let Some(c) = &counters {
-                c.add_drop(SaDrop::Malformed, 1);
-            }
+            io.tally.drop_on(DropReason::Malformed, counters.as_ref());
             io.xsk.release(pkt);
             continue;
         }
         if !entry.admits(inner.src, inner.dst, inner.protocol) {
-            io.local[Counter::DropPolicyMismatch as usize] += 1;
-            if let Some(c) = &counters {
-                c.add_drop(SaDrop::PolicyMismatch, 1);
-            }
+            io.tally
+                .drop_on(DropReason::PolicyMismatch, counters.as_ref());
             io.xsk.release(pkt);
             continue;
         }
         if let Some(c) = &counters {
             c.add_packets(1, pkt.len().saturating_sub(ETH) as u64);
         }
-        io.local[Counter::EspDecap as usize] += 1;
+        io.tally.count(Counter::EspDecap);
         forward_inner(io, pkt, inner.dst, out);
     }
 }
@@ -586,18 +573,14 @@ pub(crate) fn forward_inner(
         return;
     };
     let Some(to) = io.side_of(nh.oif) else {
-        io.local[Counter::DropNoRoute as usize] += 1;
+        io.tally.drop(DropReason::NoRoute);
         io.xsk.release(pkt);
         return;
     };
     match forward::forward_in_place(io.xsk.data_mut(&mut pkt), &nh) {
         Ok(()) => out[super::side_index(to)].push(pkt),
-        Err(FwdDrop::TtlExceeded) => {
-            io.local[Counter::DropTtlExceeded as usize] += 1;
-            io.xsk.release(pkt);
-        }
-        Err(_) => {
-            io.local[Counter::DropMalformed as usize] += 1;
+        Err(e) => {
+            io.tally.drop(fwd_drop(e));
             io.xsk.release(pkt);
         }
     }

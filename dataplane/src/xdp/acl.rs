@@ -7,7 +7,7 @@
 //! Control compiles each crypto map's ACL into [`AclRule`]s (first match
 //! wins, `permit` = interesting = steer to the worker, `deny` = kernel) and
 //! hands them to the dataplane in a policy file ([`write_policy_file`]); the
-//! dataplane installs them into the `espgw_acl` map and re-reads the file when
+//! dataplane compiles them into the classifiers' maps ([`super::classify`]) and re-reads the file when
 //! it changes. The same text form is accepted on the command line (`--acl`).
 //!
 //! Text form, one rule a line (`#` starts a comment):
@@ -18,7 +18,7 @@
 //! where PROTO is `ip`, `icmp`, `tcp`, `udp`, `esp` or a number, and SRC/DST
 //! are `any`, `host A.B.C.D` or `A.B.C.D/LEN`.
 
-use super::maps::{AclRuleRaw, CounterIndex, ACL_MAX, ACL_PASS, ACL_STEER};
+use super::maps::{CounterIndex, ACL_MAX};
 use crate::sadb::MapName;
 use std::fmt;
 use std::net::Ipv4Addr;
@@ -152,26 +152,6 @@ impl AclRule {
             dport: port(p.remote_port),
             policy,
             crypto_map,
-        }
-    }
-
-    /// The layout the XDP program reads.
-    pub fn to_raw(&self) -> AclRuleRaw {
-        AclRuleRaw {
-            src_addr: u32::from_ne_bytes(self.src.addr.octets()),
-            src_mask: u32::from_ne_bytes(self.src.mask().octets()),
-            dst_addr: u32::from_ne_bytes(self.dst.addr.octets()),
-            dst_mask: u32::from_ne_bytes(self.dst.mask().octets()),
-            sport_lo: self.sport.0,
-            sport_hi: self.sport.1,
-            dport_lo: self.dport.0,
-            dport_hi: self.dport.1,
-            proto: self.proto,
-            action: match self.action {
-                AclAction::Permit => ACL_STEER,
-                AclAction::Deny => ACL_PASS,
-            },
-            policy: self.policy,
         }
     }
 
@@ -699,19 +679,6 @@ mod tests {
         // A non-initial fragment of the denied connection: the deny line
         // (with ports) does not match it, the permit does: dropped.
         assert!(pick(None).is_some());
-    }
-
-    #[test]
-    fn raw_layout_is_network_order() {
-        let r: AclRule = "permit ip 10.1.1.0/24 any policy 7".parse().unwrap();
-        let raw = r.to_raw();
-        assert_eq!(raw.src_addr.to_ne_bytes(), [10, 1, 1, 0]);
-        assert_eq!(raw.src_mask.to_ne_bytes(), [255, 255, 255, 0]);
-        assert_eq!(raw.dst_mask, 0);
-        assert_eq!(
-            (raw.action, raw.policy, raw.sport_hi),
-            (ACL_STEER, 7, 65535)
-        );
     }
 
     #[test]

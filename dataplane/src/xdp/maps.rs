@@ -4,36 +4,84 @@
 //! and constant here with what a probe compiled from that header prints
 //! (`ebpf/layout.c`, built and run by `dataplane/build.rs`).
 
-/// Capacity of the ACL rule array (`ESPGW_ACL_MAX`).
-pub const ACL_MAX: u32 = 64;
+/// Crypto-ACL rules the classifier accepts (`ESPGW_ACL_MAX`).
+pub const ACL_MAX: u32 = 65536;
 /// Capacity of the XSKMAP (`ESPGW_XSK_MAX`), indexed by RX queue.
 pub const XSK_MAX: u32 = 64;
 /// Capacity of the router's own addresses (`ESPGW_LOCAL_ADDR_MAX`).
 pub const LOCAL_ADDR_MAX: u32 = 256;
+/// LPM entries of `espgw_cls_dst`, both banks (`ESPGW_CLS_DST_MAX`).
+pub const CLS_DST_MAX: u32 = 1 << 17;
+/// LPM entries of `espgw_cls_src`, both banks (`ESPGW_CLS_SRC_MAX`).
+pub const CLS_SRC_MAX: u32 = 1 << 18;
+/// Entries of `espgw_cls_cand`, both banks (`ESPGW_CLS_CAND_MAX`).
+pub const CLS_CAND_MAX: u32 = 1 << 18;
+/// Candidates one cell may hold (`ESPGW_CLS_WALK_MAX`).
+pub const CLS_WALK_MAX: u32 = 64;
 
-/// `enum espgw_acl_action`.
-pub const ACL_END: u8 = 0;
-/// Interesting: redirect to the worker.
+/// `enum espgw_acl_action`: interesting, redirect to the worker.
 pub const ACL_STEER: u8 = 1;
 /// Not interesting: to the kernel.
 pub const ACL_PASS: u8 = 2;
 
-/// `struct espgw_acl_rule`: addresses and masks in network byte order (the
-/// octets as in the IPv4 header, read as a native `u32`), ports in host order.
+/// The data of `struct espgw_cls_key` after `prefixlen` (aya's LPM key
+/// carries the prefix length itself): `tag` is the bank (destination trie)
+/// or the node (source trie) and `addr` the address, both as native `u32`s
+/// read from network-order octets.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct AclRuleRaw {
-    pub src_addr: u32,
-    pub src_mask: u32,
-    pub dst_addr: u32,
-    pub dst_mask: u32,
+pub struct ClsKeyData {
+    pub tag: u32,
+    pub addr: u32,
+}
+
+impl ClsKeyData {
+    /// `tag` in network order, `addr` as its octets.
+    pub fn new(tag: u32, addr: std::net::Ipv4Addr) -> Self {
+        ClsKeyData {
+            tag: u32::from_ne_bytes(tag.to_be_bytes()),
+            addr: u32::from_ne_bytes(addr.octets()),
+        }
+    }
+}
+
+/// `struct espgw_cls_dst`: the node of a destination prefix.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClsDstRaw {
+    pub node: u32,
+}
+
+/// `struct espgw_cls_cell`: where a cell's candidates lie in `espgw_cls_cand`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct ClsCellRaw {
+    pub start: u32,
+    pub count: u32,
+}
+
+/// `struct espgw_cls_cand`: one rule's protocol, ports, action, run and
+/// index, ports in host order.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct ClsCandRaw {
     pub sport_lo: u16,
     pub sport_hi: u16,
     pub dport_lo: u16,
     pub dport_hi: u16,
     pub proto: u8,
     pub action: u8,
-    pub policy: u16,
+    pub pad: u16,
+    pub run: u32,
+    pub rule: u32,
+}
+
+/// `struct espgw_cls_config`: the bank in force.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClsConfigRaw {
+    pub bank: u32,
+    pub pad: u32,
 }
 
 /// `struct espgw_local_addr`: the value of map `espgw_local_addrs`, whose
@@ -121,8 +169,14 @@ impl CounterIndex {
     }
 }
 
-/// Map names in the objects.
-pub const MAP_ACL: &str = "espgw_acl";
+/// The compiled crypto ACL's maps (see `ebpf/espgw_maps.h`).
+pub const MAP_CLS_CONFIG: &str = "espgw_cls_config";
+/// Destination LPM trie.
+pub const MAP_CLS_DST: &str = "espgw_cls_dst";
+/// Source LPM trie (cells).
+pub const MAP_CLS_SRC: &str = "espgw_cls_src";
+/// Candidate array.
+pub const MAP_CLS_CAND: &str = "espgw_cls_cand";
 /// XSKMAP name.
 pub const MAP_XSKS: &str = "espgw_xsks";
 /// Per-CPU counter array name.
@@ -143,49 +197,60 @@ mod tests {
     }
 
     #[test]
-    fn acl_rule_matches_header() {
-        assert_eq!(size_of::<AclRuleRaw>(), header::espgw_acl_rule_SIZE);
+    fn classifier_maps_match_header() {
+        // The LPM key: aya puts the u32 prefix length in front of the data.
+        assert_eq!(header::espgw_cls_key_prefixlen, 0);
+        assert_eq!(4 + size_of::<ClsKeyData>(), header::espgw_cls_key_SIZE);
+        assert_eq!(4 + offset_of!(ClsKeyData, tag), header::espgw_cls_key_tag);
+        assert_eq!(4 + offset_of!(ClsKeyData, addr), header::espgw_cls_key_addr);
+        assert_eq!(size_of::<ClsDstRaw>(), header::espgw_cls_dst_SIZE);
+        assert_eq!(offset_of!(ClsDstRaw, node), header::espgw_cls_dst_node);
+        assert_eq!(size_of::<ClsCellRaw>(), header::espgw_cls_cell_SIZE);
+        assert_eq!(offset_of!(ClsCellRaw, start), header::espgw_cls_cell_start);
+        assert_eq!(offset_of!(ClsCellRaw, count), header::espgw_cls_cell_count);
+        assert_eq!(size_of::<ClsCandRaw>(), header::espgw_cls_cand_SIZE);
+        for (ours, theirs) in [
+            (
+                offset_of!(ClsCandRaw, sport_lo),
+                header::espgw_cls_cand_sport_lo,
+            ),
+            (
+                offset_of!(ClsCandRaw, sport_hi),
+                header::espgw_cls_cand_sport_hi,
+            ),
+            (
+                offset_of!(ClsCandRaw, dport_lo),
+                header::espgw_cls_cand_dport_lo,
+            ),
+            (
+                offset_of!(ClsCandRaw, dport_hi),
+                header::espgw_cls_cand_dport_hi,
+            ),
+            (offset_of!(ClsCandRaw, proto), header::espgw_cls_cand_proto),
+            (
+                offset_of!(ClsCandRaw, action),
+                header::espgw_cls_cand_action,
+            ),
+            (offset_of!(ClsCandRaw, pad), header::espgw_cls_cand_pad),
+            (offset_of!(ClsCandRaw, run), header::espgw_cls_cand_run),
+            (offset_of!(ClsCandRaw, rule), header::espgw_cls_cand_rule),
+        ] {
+            assert_eq!(ours, theirs);
+        }
+        assert_eq!(size_of::<ClsConfigRaw>(), header::espgw_cls_config_SIZE);
         assert_eq!(
-            offset_of!(AclRuleRaw, src_addr),
-            header::espgw_acl_rule_src_addr
+            offset_of!(ClsConfigRaw, bank),
+            header::espgw_cls_config_bank
         );
-        assert_eq!(
-            offset_of!(AclRuleRaw, src_mask),
-            header::espgw_acl_rule_src_mask
-        );
-        assert_eq!(
-            offset_of!(AclRuleRaw, dst_addr),
-            header::espgw_acl_rule_dst_addr
-        );
-        assert_eq!(
-            offset_of!(AclRuleRaw, dst_mask),
-            header::espgw_acl_rule_dst_mask
-        );
-        assert_eq!(
-            offset_of!(AclRuleRaw, sport_lo),
-            header::espgw_acl_rule_sport_lo
-        );
-        assert_eq!(
-            offset_of!(AclRuleRaw, sport_hi),
-            header::espgw_acl_rule_sport_hi
-        );
-        assert_eq!(
-            offset_of!(AclRuleRaw, dport_lo),
-            header::espgw_acl_rule_dport_lo
-        );
-        assert_eq!(
-            offset_of!(AclRuleRaw, dport_hi),
-            header::espgw_acl_rule_dport_hi
-        );
-        assert_eq!(offset_of!(AclRuleRaw, proto), header::espgw_acl_rule_proto);
-        assert_eq!(
-            offset_of!(AclRuleRaw, action),
-            header::espgw_acl_rule_action
-        );
-        assert_eq!(
-            offset_of!(AclRuleRaw, policy),
-            header::espgw_acl_rule_policy
-        );
+        assert_eq!(offset_of!(ClsConfigRaw, pad), header::espgw_cls_config_pad);
+        assert_eq!(CLS_DST_MAX, header::ESPGW_CLS_DST_MAX);
+        assert_eq!(CLS_SRC_MAX, header::ESPGW_CLS_SRC_MAX);
+        assert_eq!(CLS_CAND_MAX, header::ESPGW_CLS_CAND_MAX);
+        assert_eq!(CLS_WALK_MAX, header::ESPGW_CLS_WALK_MAX);
+        // Tags go in network order, addresses as their octets.
+        let k = ClsKeyData::new(0x8000_0001, std::net::Ipv4Addr::new(10, 1, 2, 0));
+        assert_eq!(k.tag.to_ne_bytes(), [0x80, 0, 0, 1]);
+        assert_eq!(k.addr.to_ne_bytes(), [10, 1, 2, 0]);
     }
 
     #[test]
@@ -245,7 +310,6 @@ mod tests {
     fn constants_match_header() {
         assert_eq!(ACL_MAX, header::ESPGW_ACL_MAX);
         assert_eq!(XSK_MAX, header::ESPGW_XSK_MAX);
-        assert_eq!(ACL_END, header::ESPGW_ACL_END);
         assert_eq!(ACL_STEER, header::ESPGW_ACL_STEER);
         assert_eq!(ACL_PASS, header::ESPGW_ACL_PASS);
         let (max_name, max) = header::ESPGW_CNT[CounterIndex::COUNT];

@@ -22,17 +22,21 @@
 //! leftovers.
 
 pub mod acl;
+pub mod classify;
 pub mod local_addrs;
 pub mod maps;
 
 use crate::worker::netlink::{xdp_flags, Netlink};
+use aya::maps::lpm_trie::{Key as LpmKey, LpmTrie};
 use aya::maps::{Array, HashMap, MapData, PerCpuArray, XskMap};
 use aya::programs::Xdp;
 use aya::Ebpf;
+use classify::{AclShape, CompiledAcl};
 use local_addrs::LocalAddrChange;
 use maps::{
-    AclRuleRaw, ClearSampleRaw, CounterIndex, CounterRaw, LocalAddrRaw, ACL_MAX, MAP_ACL,
-    MAP_CLEAR_SAMPLE, MAP_COUNTERS, MAP_LOCAL_ADDRS, MAP_XSKS,
+    ClearSampleRaw, ClsCandRaw, ClsCellRaw, ClsConfigRaw, ClsDstRaw, ClsKeyData, CounterIndex,
+    CounterRaw, LocalAddrRaw, CLS_CAND_MAX, MAP_CLEAR_SAMPLE, MAP_CLS_CAND, MAP_CLS_CONFIG,
+    MAP_CLS_DST, MAP_CLS_SRC, MAP_COUNTERS, MAP_LOCAL_ADDRS, MAP_XSKS,
 };
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -97,6 +101,8 @@ pub enum XdpError {
     Map(&'static str, String),
     #[error(transparent)]
     Acl(#[from] acl::AclError),
+    #[error(transparent)]
+    Compile(#[from] classify::CompileError),
 }
 
 /// One loaded classifier, attached or not.
@@ -106,11 +112,99 @@ pub struct Classifier {
     ebpf: Ebpf,
     xsks: XskMap<MapData>,
     counters: PerCpuArray<MapData, CounterRaw>,
-    acl: Array<MapData, AclRuleRaw>,
+    cls: ClsMaps,
     /// Outside only: the router's addresses, and what is in the map.
     local: Option<LocalAddrMap>,
     /// Outside only: the last clear packet dropped as protected, per CPU.
     clear_sample: Option<PerCpuArray<MapData, ClearSampleRaw>>,
+}
+
+/// The compiled crypto ACL's maps and what each bank holds (see
+/// `ebpf/espgw_maps.h`): a new rule set goes into the bank not in force,
+/// one write to `espgw_cls_config` switches to it, then the old bank is
+/// emptied.
+struct ClsMaps {
+    config: Array<MapData, ClsConfigRaw>,
+    dst: LpmTrie<MapData, ClsKeyData, ClsDstRaw>,
+    src: LpmTrie<MapData, ClsKeyData, ClsCellRaw>,
+    cand: Array<MapData, ClsCandRaw>,
+    bank: u32,
+    /// The LPM keys each bank holds.
+    keys: [BankKeys; 2],
+}
+
+/// The LPM keys of one bank: (destination trie, source trie).
+type BankKeys = (Vec<LpmKey<ClsKeyData>>, Vec<LpmKey<ClsKeyData>>);
+
+/// A node's tag in bank `bank` (the top bit is the bank).
+fn node_tag(bank: u32, node: u32) -> u32 {
+    (bank << 31) | node
+}
+
+impl ClsMaps {
+    fn install(&mut self, c: &CompiledAcl) -> Result<(), XdpError> {
+        let new = 1 - self.bank;
+        let off = new * (CLS_CAND_MAX / 2);
+        let err = |m: &'static str| move |e: aya::maps::MapError| XdpError::Map(m, e.to_string());
+        let mut dst_keys = Vec::with_capacity(c.dst.len());
+        let mut src_keys = Vec::with_capacity(c.src.len());
+        let r = (|| {
+            for (i, cand) in c.cands.iter().enumerate() {
+                self.cand
+                    .set(off + i as u32, *cand, 0)
+                    .map_err(err(MAP_CLS_CAND))?;
+            }
+            for (node, p, cell) in &c.src {
+                let k = LpmKey::new(
+                    32 + u32::from(p.len),
+                    ClsKeyData::new(node_tag(new, *node), p.addr),
+                );
+                let v = ClsCellRaw {
+                    start: cell.start + off,
+                    count: cell.count,
+                };
+                self.src.insert(&k, v, 0).map_err(err(MAP_CLS_SRC))?;
+                src_keys.push(k);
+            }
+            for (p, node) in &c.dst {
+                let k = LpmKey::new(32 + u32::from(p.len), ClsKeyData::new(new, p.addr));
+                let v = ClsDstRaw {
+                    node: node_tag(new, *node),
+                };
+                self.dst.insert(&k, v, 0).map_err(err(MAP_CLS_DST))?;
+                dst_keys.push(k);
+            }
+            self.config
+                .set(0, ClsConfigRaw { bank: new, pad: 0 }, 0)
+                .map_err(err(MAP_CLS_CONFIG))
+        })();
+        if let Err(e) = r {
+            // The bank in force is untouched; take back what went in.
+            for k in &dst_keys {
+                let _ = self.dst.remove(k);
+            }
+            for k in &src_keys {
+                let _ = self.src.remove(k);
+            }
+            return Err(e);
+        }
+        let old = self.bank as usize;
+        self.bank = new;
+        self.keys[new as usize] = (dst_keys, src_keys);
+        let (old_dst, old_src) = std::mem::take(&mut self.keys[old]);
+        if !old_dst.is_empty() {
+            // A packet that read the old bank just before the switch is
+            // still in its lookups for well under this.
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+        for k in &old_dst {
+            let _ = self.dst.remove(k);
+        }
+        for k in &old_src {
+            let _ = self.src.remove(k);
+        }
+        Ok(())
+    }
 }
 
 struct LocalAddrMap {
@@ -175,8 +269,18 @@ impl Classifier {
             .map_err(|e| XdpError::Map(MAP_XSKS, e.to_string()))?;
         let counters = PerCpuArray::try_from(take(&mut ebpf, MAP_COUNTERS)?)
             .map_err(|e| XdpError::Map(MAP_COUNTERS, e.to_string()))?;
-        let acl = Array::try_from(take(&mut ebpf, MAP_ACL)?)
-            .map_err(|e| XdpError::Map(MAP_ACL, e.to_string()))?;
+        let cls = ClsMaps {
+            config: Array::try_from(take(&mut ebpf, MAP_CLS_CONFIG)?)
+                .map_err(|e| XdpError::Map(MAP_CLS_CONFIG, e.to_string()))?,
+            dst: LpmTrie::try_from(take(&mut ebpf, MAP_CLS_DST)?)
+                .map_err(|e| XdpError::Map(MAP_CLS_DST, e.to_string()))?,
+            src: LpmTrie::try_from(take(&mut ebpf, MAP_CLS_SRC)?)
+                .map_err(|e| XdpError::Map(MAP_CLS_SRC, e.to_string()))?,
+            cand: Array::try_from(take(&mut ebpf, MAP_CLS_CAND)?)
+                .map_err(|e| XdpError::Map(MAP_CLS_CAND, e.to_string()))?,
+            bank: 0,
+            keys: Default::default(),
+        };
         let local = match side {
             Side::Inside => None,
             Side::Outside => Some(LocalAddrMap {
@@ -198,7 +302,7 @@ impl Classifier {
             ebpf,
             xsks,
             counters,
-            acl,
+            cls,
             local,
             clear_sample,
         })
@@ -216,12 +320,7 @@ impl Classifier {
         };
         let mut nl = Netlink::open().map_err(|e| attach_err(e.to_string()))?;
         let ifindex = ifindex_of(&mut nl, ifname)?;
-        let prog: &Xdp = self
-            .ebpf
-            .program(prog_name(self.side))
-            .ok_or_else(|| XdpError::Load(sname, "program vanished".into()))?
-            .try_into()
-            .map_err(|e: aya::programs::ProgramError| XdpError::Load(sname, e.to_string()))?;
+        let prog = self.program()?;
         let fd = prog
             .fd()
             .map_err(|e| XdpError::Load(sname, e.to_string()))?
@@ -295,25 +394,20 @@ impl Classifier {
     /// inside steers what they protect ([`acl::first_match`]), the outside
     /// drops clear packets whose mirror they protect
     /// ([`acl::first_match_inbound`]); an empty list on the outside lets all
-    /// clear traffic through. The end marker goes in first, then the rules
-    /// from the back to the front, so a packet classified meanwhile sees old
-    /// rules, new rules or a shorter list, never garbage.
-    pub fn set_acl(&mut self, rules: &[acl::AclRule]) -> Result<(), XdpError> {
-        let map = &mut self.acl;
-        if rules.len() > ACL_MAX as usize {
-            return Err(acl::AclError::TooMany(rules.len()).into());
-        }
-        let err = |e: aya::maps::MapError| XdpError::Map(MAP_ACL, e.to_string());
-        // Terminate first at the new length, then fill the rules in from the
-        // back: a packet classified meanwhile sees at worst a shorter list.
-        if (rules.len() as u32) < ACL_MAX {
-            map.set(rules.len() as u32, AclRuleRaw::default(), 0)
-                .map_err(err)?;
-        }
-        for (i, r) in rules.iter().enumerate().rev() {
-            map.set(i as u32, r.to_raw(), 0).map_err(err)?;
-        }
-        Ok(())
+    /// clear traffic through. The rules are compiled ([`classify`]) into
+    /// the bank not in force, which then takes over with one map write, so
+    /// a packet classified meanwhile sees the old rules or the new ones,
+    /// never a mix; a list that does not compile or fit leaves the old
+    /// rules in force.
+    pub fn set_acl(&mut self, rules: &[acl::AclRule]) -> Result<AclShape, XdpError> {
+        let c = CompiledAcl::compile(rules)?;
+        self.set_compiled_acl(&c)?;
+        Ok(c.shape())
+    }
+
+    /// [`Classifier::set_acl`] with rules compiled already.
+    pub fn set_compiled_acl(&mut self, c: &CompiledAcl) -> Result<(), XdpError> {
+        self.cls.install(c)
     }
 
     /// Makes `wanted` (address → interface holding it) the router's own
@@ -416,6 +510,37 @@ impl Classifier {
             .get(&0, 0)
             .map_err(|e| XdpError::Map(MAP_CLEAR_SAMPLE, e.to_string()))?;
         Ok(per_cpu.iter().copied().collect())
+    }
+
+    /// The loaded XDP program.
+    fn program(&self) -> Result<&Xdp, XdpError> {
+        let sname = self.side.name();
+        self.ebpf
+            .program(prog_name(self.side))
+            .ok_or_else(|| XdpError::Load(sname, "program vanished".into()))?
+            .try_into()
+            .map_err(|e: aya::programs::ProgramError| XdpError::Load(sname, e.to_string()))
+    }
+
+    /// Runs the loaded program once on `frame` in the kernel
+    /// (`BPF_PROG_TEST_RUN`, attached or not; a redirect is not carried
+    /// out), `repeat` times: the XDP action it returned and the kernel's
+    /// mean time per run. Counters and samples count these runs too.
+    pub fn test_run(
+        &self,
+        frame: &[u8],
+        repeat: u32,
+    ) -> Result<(u32, std::time::Duration), XdpError> {
+        use aya::programs::{TestRun, TestRunOptions};
+        let sname = self.side.name();
+        let prog = self.program()?;
+        let mut opts = TestRunOptions::new();
+        opts.data_in = Some(frame);
+        opts.repeat = repeat.max(1);
+        let r = prog
+            .test_run(opts)
+            .map_err(|e| XdpError::Load(sname, format!("test run: {e}")))?;
+        Ok((r.return_value, r.duration))
     }
 
     /// The aya object (programs and remaining maps).

@@ -11,5 +11,17 @@ pub fn levels(test: &str) -> Vec<Level> {
             &format!("this CPU lacks {}", l.needs()),
         );
     }
-    Level::available()
+    let run = Level::available();
+    let names: Vec<&str> = run.iter().map(|l| l.name()).collect();
+    let skipped: Vec<&str> = Level::unavailable().iter().map(|l| l.name()).collect();
+    println!(
+        "{test}: crypto dispatch levels exercised on this CPU: {}; not available: {}",
+        names.join(", "),
+        if skipped.is_empty() {
+            "none".to_string()
+        } else {
+            skipped.join(", ")
+        }
+    );
+    run
 }

@@ -323,8 +323,31 @@ pub fn xdp_packets(s: &serde_json::Value, side: &str, name: &str) -> u64 {
 pub fn worker_sum(s: &serde_json::Value, name: &str) -> u64 {
     s["workers"]
         .as_array()
-        .map(|ws| ws.iter().map(|w| w[name].as_u64().unwrap_or(0)).sum())
+        .map(|ws| {
+            ws.iter()
+                .map(|w| {
+                    w[name]
+                        .as_u64()
+                        .unwrap_or_else(|| panic!("no counter {name:?} in the stats: {w}"))
+                })
+                .sum()
+        })
         .unwrap_or(0)
+}
+
+/// The workers' drops for the reasons the ESP core gives (the ESP path's own verdicts).
+pub fn esp_drops(s: &serde_json::Value) -> u64 {
+    espgw_dataplane::sadb::DropReason::ESP
+        .iter()
+        .map(|r| worker_sum(s, &r.stats_key()))
+        .sum()
+}
+
+/// What IOS would count as send errors on an outbound SA: frames that waited for the
+/// next hop in vain.
+pub fn send_errors(c: &espgw_dataplane::sadb::SaCounterValues) -> u64 {
+    use espgw_dataplane::sadb::DropReason;
+    c.drop_count(DropReason::NoNeighbour) + c.drop_count(DropReason::NeighbourQueueFull)
 }
 
 /// Echo replies counted in `ping`'s output.
@@ -412,4 +435,66 @@ pub fn plain_dataplane(t: &Topology, extra: &[&str], log: &str) -> (Proc, PathBu
         stats(&stats_path)
     });
     (dp, stats_path)
+}
+
+/// Packets `dev` in namespace `ns` has received (its `ip -s link` counter).
+pub fn rx_packets(t: &Topology, ns: &str, dev: &str) -> u64 {
+    let out = t.ip(ns, &["-s", "-j", "link", "show", dev]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    v[0]["stats64"]["rx"]["packets"].as_u64().unwrap()
+}
+
+/// The MAC address of `dev` in namespace `ns`.
+pub fn mac(t: &Topology, ns: &str, dev: &str) -> String {
+    let out = t.ip(ns, &["-j", "link", "show", dev]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    v[0]["address"].as_str().unwrap().to_string()
+}
+
+/// Sends `size`-byte UDP frames 10.1.1.2 → 10.1.2.2 from hostA at full speed with
+/// trafgen for `secs` on CPU 0; returns the frames per second that `dev` in namespace
+/// `ns` received, and that hostB received.
+pub fn trafgen_blast(t: &Topology, ns: &str, dev: &str, size: usize, secs: u64) -> (f64, f64) {
+    let da = mac(t, "r1", "in0");
+    let sa = mac(t, "hA", "eth0");
+    let fill = size.saturating_sub(14 + 20 + 8);
+    let conf = t.dir.join(format!("udp{size}.cfg"));
+    std::fs::write(
+        &conf,
+        format!(
+            "{{ eth(da={da}, sa={sa}, type=0x0800), ipv4(saddr=10.1.1.2, daddr=10.1.2.2, ttl=64, proto=17), \
+             udp(sport=40000, dport=40001), fill(0x41, {fill}) }}\n"
+        ),
+    )
+    .unwrap();
+    // Warm the next hop with one ping first.
+    let _ = t.exec_output(
+        "hA",
+        &["ping", "-c", "2", "-i", "0.1", "-W", "1", "10.1.2.2"],
+    );
+    let at_0 = rx_packets(t, ns, dev);
+    let hb_0 = rx_packets(t, "hB", "eth0");
+    let _ = t.exec_output(
+        "hA",
+        &[
+            "timeout",
+            &secs.to_string(),
+            "taskset",
+            "-c",
+            "0",
+            "trafgen",
+            "--dev",
+            "eth0",
+            "--conf",
+            conf.to_str().unwrap(),
+            "-P",
+            "1",
+            "-q",
+            "-C",
+        ],
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let at = rx_packets(t, ns, dev) - at_0;
+    let hb = rx_packets(t, "hB", "eth0") - hb_0;
+    (at as f64 / secs as f64, hb as f64 / secs as f64)
 }

@@ -258,21 +258,19 @@ pub fn warm_up(lab: &Topology) {
 /// tcpdump on the wire namespace's side of the R1–R2 link (an espgw router's
 /// own taps miss AF_XDP traffic), once it listens: the process and its pcap.
 pub fn capture_wire(lab: &Topology) -> (Proc, PathBuf) {
+    capture_wire_buffered(lab, 0)
+}
+
+/// [`capture_wire`] with a capture buffer of `kib` KiB (0: tcpdump's default).
+pub fn capture_wire_buffered(lab: &Topology, kib: u32) -> (Proc, PathBuf) {
     let pcap = lab.dir.join("wire.pcap");
-    let cap = lab.spawn(
-        "wire",
-        &[
-            "tcpdump",
-            "--immediate-mode",
-            "-U",
-            "-n",
-            "-i",
-            "w1",
-            "-w",
-            pcap.to_str().unwrap(),
-        ],
-        "tcpdump.log",
-    );
+    let kib = kib.to_string();
+    let mut args = vec!["tcpdump", "--immediate-mode", "-U", "-n", "-i", "w1"];
+    if kib != "0" {
+        args.extend(["-B", kib.as_str()]);
+    }
+    args.extend(["-w", pcap.to_str().unwrap()]);
+    let cap = lab.spawn("wire", &args, "tcpdump.log");
     wait_for("tcpdump", Duration::from_secs(5), || {
         cap.log_text().contains("listening").then_some(())
     });

@@ -47,14 +47,19 @@ impl EspgwBins {
 
     /// `ESPGW_BIN_DIR` if set, else the directory of the running program.
     pub fn locate() -> Result<EspgwBins> {
-        let dir = match std::env::var_os("ESPGW_BIN_DIR") {
+        EspgwBins::in_dir(&EspgwBins::default_dir())
+    }
+
+    /// Where [`EspgwBins::locate`] looks: `ESPGW_BIN_DIR` if set, else the directory of
+    /// the running program.
+    pub fn default_dir() -> PathBuf {
+        match std::env::var_os("ESPGW_BIN_DIR") {
             Some(d) => PathBuf::from(d),
             None => std::env::current_exe()
                 .ok()
                 .and_then(|p| p.parent().map(Path::to_path_buf))
                 .unwrap_or_default(),
-        };
-        EspgwBins::in_dir(&dir)
+        }
     }
 }
 

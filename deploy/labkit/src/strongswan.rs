@@ -71,6 +71,13 @@ pub struct Profile {
     pub extra_connection: Vec<String>,
     /// Extra `key = value` lines for the child section.
     pub extra_child: Vec<String>,
+    /// The whole `swanctl.conf` instead of the one built from the fields above (an Easy
+    /// VPN client's rounds and secrets); its connection and child must be named `lab`.
+    pub raw_swanctl: Option<String>,
+    /// Plugins loaded after the lab's (`xauth-generic`).
+    pub extra_plugins: Vec<String>,
+    /// Extra `key = value` lines of the `charon` section (`cisco_unity = yes`).
+    pub extra_charon: Vec<String>,
     /// Certificates instead of the PSK (rsa-sig), see [`Pubkey`].
     pub pubkey: Option<Pubkey>,
 }
@@ -110,6 +117,9 @@ impl Profile {
             extra_connection: Vec::new(),
             extra_child: Vec::new(),
             pubkey: None,
+            raw_swanctl: None,
+            extra_plugins: Vec::new(),
+            extra_charon: Vec::new(),
         }
     }
     /// Authenticates with certificates instead of the PSK.
@@ -152,6 +162,9 @@ impl Profile {
 
     /// The `swanctl.conf` text (connection and child are both named `lab`).
     pub fn swanctl_conf(&self) -> String {
+        if let Some(raw) = &self.raw_swanctl {
+            return raw.clone();
+        }
         let rekey = self.child_rekey.unwrap_or(self.child_lifetime * 9 / 10);
         let mut s = String::new();
         let _ = writeln!(s, "connections {{\n  lab {{");
@@ -276,7 +289,7 @@ impl StrongSwan {
         fs::create_dir_all(&run)
             .map_err(|e| Error::io(format!("creating {}", run.display()), e))?;
         let uri = format!("unix://{}", dir.join("charon.vici").display());
-        let conf = strongswan_conf(&dir, &uri);
+        let conf = strongswan_conf(&dir, &uri, &profile);
         write(&dir.join("strongswan.conf"), &conf)?;
         write(&dir.join("swanctl.conf"), &profile.swanctl_conf())?;
         if let Some(p) = &profile.pubkey {
@@ -577,13 +590,24 @@ fn log_file(path: &Path) -> Result<fs::File> {
     fs::File::create(path).map_err(|e| Error::io(format!("creating {}", path.display()), e))
 }
 
-fn strongswan_conf(dir: &Path, uri: &str) -> String {
+fn strongswan_conf(dir: &Path, uri: &str, profile: &Profile) -> String {
+    let mut plugins = String::new();
+    for p in &profile.extra_plugins {
+        plugins.push(' ');
+        plugins.push_str(p);
+    }
+    let mut extra = String::new();
+    for l in &profile.extra_charon {
+        extra.push_str("  ");
+        extra.push_str(l);
+        extra.push('\n');
+    }
     format!(
         r#"# written by espgw-lab
 charon {{
   load_modular = no
-  load = random nonce openssl pem pkcs1 x509 constraints kernel-libipsec kernel-netlink socket-default vici
-  install_routes = yes
+  load = random nonce openssl pem pkcs1 x509 constraints kernel-libipsec kernel-netlink socket-default vici{plugins}
+{extra}  install_routes = yes
   i_dont_care_about_security_and_use_aggressive_mode_psk = yes
   retransmit_tries = 8
   plugins {{

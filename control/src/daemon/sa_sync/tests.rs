@@ -278,6 +278,12 @@ fn uninstall_counters_and_duplicates() {
     assert_eq!(sync.counters(i.spi, true), (3, 3000));
     assert_eq!(sync.counters(o.spi, false), (0, 0));
     assert_eq!(sync.counters(0xdead, true), (0, 0));
+    // Its drops, by the data plane's one vocabulary, for `#recv errors`.
+    r.counters(slot).unwrap().add_drop(DropReason::Replay, 2);
+    r.counters(slot).unwrap().add_drop(DropReason::Auth, 1);
+    let v = sync.values(i.spi, true);
+    assert_eq!((v.drop_count(DropReason::Replay), v.drops_total()), (2, 3));
+    assert_eq!(sync.values(o.spi, false).drops_total(), 0);
 
     sync.uninstall(i.spi, true);
     sync.uninstall(o.spi, false);

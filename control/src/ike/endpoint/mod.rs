@@ -33,6 +33,9 @@ mod payloads;
 mod phase1;
 mod quick;
 mod timers;
+mod transaction;
+pub use transaction::attributes;
+pub use transaction::ClientSessionInfo;
 
 pub use debug::IosState;
 
@@ -93,6 +96,8 @@ pub struct Endpoint {
     /// `debug crypto ipsec`
     pub debug_ipsec: bool,
     pub counters: Counters,
+    /// Easy VPN server: client sessions, pools, client map entries.
+    ra: transaction::RemoteAccess,
     /// Every state each SA and Quick Mode exchange entered, in order (tests compare it with
     /// the debug output).
     #[cfg(test)]
@@ -159,7 +164,9 @@ fn v4(a: SocketAddr) -> Ipv4Addr {
 
 impl Endpoint {
     pub fn new(cfg: IkeConfig, rng: Box<dyn Random + Send>) -> Endpoint {
+        let ra = transaction::RemoteAccess::new(cfg.remote.as_ref());
         Endpoint {
+            ra,
             cfg,
             rng,
             p1: HashMap::new(),
@@ -183,7 +190,8 @@ impl Endpoint {
 
     /// Replaces the configuration (existing SAs stay).
     pub fn set_config(&mut self, cfg: IkeConfig) {
-        self.cfg = cfg;
+        let old = std::mem::replace(&mut self.cfg, cfg);
+        self.ra_reconfigured(&old.maps);
     }
 
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
@@ -268,6 +276,9 @@ impl Endpoint {
     /// Quick Mode for map entry `idx` under an established phase 1 with its peer, or queued
     /// on one under way, or a new phase 1 that will run it.
     fn request(&mut self, now: Instant, idx: usize, rekey_of: Option<u32>) {
+        if self.ra_is_client_map(idx) {
+            return; // a dynamic map's client entry: the client starts its Quick Modes
+        }
         // Already negotiating this entry?
         let busy = self.p1.values().any(|sa| {
             sa.waiting.iter().any(|w| w.0 == idx)
@@ -392,6 +403,7 @@ impl Endpoint {
             }
             ExchangeType::QuickMode => self.quick_mode(sa, rx),
             ExchangeType::Informational => self.informational(sa, rx),
+            ExchangeType::Transaction => self.transaction(sa, rx),
             _ => Err(IkeError::Unsupported("exchange type")),
         };
         if let Err(e) = res {

@@ -69,8 +69,10 @@ impl TimerTable {
     }
 }
 
-/// A message kept for retransmission: resent unchanged, at doubling intervals. When it is
-/// due is the table's [`Timer::Retransmit`].
+/// A message kept for retransmission: resent unchanged at a fixed interval, as IOS does
+/// (every 10 s by default, five times, then "Death by retransmission P1"; strongSwan and
+/// libreswan double theirs, which is how `ike-scan --showbackoff` tells them apart). When
+/// it is due is the table's [`Timer::Retransmit`].
 pub(super) struct Retx {
     pub tx: Transmit,
     pub count: u32,
@@ -90,7 +92,6 @@ impl Retx {
     /// The next retransmission, due now; re-arms `timers` for the one after.
     pub fn fire(&mut self, now: Instant, timers: &mut TimerTable) -> Transmit {
         self.count += 1;
-        self.interval *= 2;
         timers.set(Timer::Retransmit, now + self.interval);
         self.tx.clone()
     }
@@ -109,7 +110,10 @@ impl Endpoint {
                 p.soft_at.min(p.hard_at)
             })
         });
-        sas.chain(pairs).flatten().min()
+        sas.chain(pairs)
+            .chain(std::iter::once(self.ra_next_timeout()))
+            .flatten()
+            .min()
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
@@ -121,6 +125,7 @@ impl Endpoint {
             let conn = sa.conn_id;
             if sa.timers.is_due(Timer::Reap, now) {
                 self.p1.remove(&key);
+                self.ra_gone(key);
                 continue;
             }
             let rekey = self.with_sa(key, |ep, sa| ep.p1_timers(now, sa)).flatten();
@@ -131,6 +136,7 @@ impl Endpoint {
             }
             self.with_sa(key, |ep, sa| ep.p1_liveness_timers(now, sa));
         }
+        self.ra_timers(now);
         self.pair_timers(now);
     }
 

@@ -9,7 +9,33 @@
 
 use core::arch::x86_64::*;
 
-use super::AesKey;
+use super::gcm256;
+use super::{AesKey, Level};
+
+/// Which loops run: zmm (AVX-512) or ymm (VAES-256, from the AVX2 level up).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Width {
+    Z,
+    Y,
+}
+
+/// The loops a level runs on this CPU, if any.
+fn width(level: Level) -> Option<Width> {
+    let level = level.clamp();
+    if level == Level::Avx512 && available() {
+        Some(Width::Z)
+    } else if level >= Level::Avx2 && gcm256::available() {
+        Some(Width::Y)
+    } else {
+        None
+    }
+}
+
+/// True when [`GcmKey::seal`] and [`GcmKey::open`] can run at `level` on this CPU (else
+/// the caller uses a software GCM).
+pub fn usable_at(level: Level) -> bool {
+    width(level).is_some()
+}
 
 /// The reduction constant: x^57 + x^62 + x^63 (the low half of Q's high terms / x^64).
 const C: u64 = 0xc200_0000_0000_0000;
@@ -71,15 +97,15 @@ impl core::fmt::Debug for GcmKey {
 
 impl GcmKey {
     /// A 16- or 32-byte AES key (the RFC 4106 salt is the caller's). Only for CPUs with
-    /// `available()`.
+    /// `available()` or the 256-bit loops.
     pub fn new(key: &[u8]) -> Option<GcmKey> {
-        if !available() {
+        if !available() && !gcm256::available() {
             return None;
         }
         let aes = AesKey::new(key)?;
+        // H = AES_K(0).
         let mut h = [0u8; 16];
-        // SAFETY: `available()` checked AVX-512F, VAES and VPCLMULQDQ above.
-        unsafe { ctr_blocks(&aes, &mut h, [0u8; 16], 0, false) };
+        aes.encrypt_block_fallback(&mut h);
         let hb = u128::from_be_bytes(h);
         // mulX_POLYVAL(ByteReverse(H)).
         let mut hp = hb << 1;
@@ -98,49 +124,93 @@ impl GcmKey {
 
     /// Encrypts `data` in place; returns the 16-byte tag.
     pub fn seal(&self, nonce: &[u8; 12], aad: &[u8], data: &mut [u8]) -> [u8; 16] {
-        let j0 = j0(nonce);
-        // SAFETY: a GcmKey exists only when `available()` (see `new`).
-        unsafe {
-            ctr_blocks(&self.aes, data, j0, 2, true);
-            self.tag(&j0, aad, data)
-        }
+        self.seal_at(Level::active(), nonce, aad, data)
     }
 
     /// Verifies `tag` over `aad` and the ciphertext `data`, then decrypts in place. On a
     /// bad tag `data` is left as it was and false is returned.
     pub fn open(&self, nonce: &[u8; 12], aad: &[u8], data: &mut [u8], tag: &[u8; 16]) -> bool {
+        self.open_at(Level::active(), nonce, aad, data, tag)
+    }
+
+    /// [`GcmKey::seal`] with the loops of `level` (the best this CPU has at or below it).
+    pub fn seal_at(&self, level: Level, nonce: &[u8; 12], aad: &[u8], data: &mut [u8]) -> [u8; 16] {
+        let w = self.width_at(level);
         let j0 = j0(nonce);
-        // SAFETY: a GcmKey exists only when `available()` (see `new`).
-        let want = unsafe { self.tag(&j0, aad, data) };
+        self.ctr(w, data, j0, 2, true);
+        self.tag(w, &j0, aad, data)
+    }
+
+    /// [`GcmKey::open`] with the loops of `level`.
+    pub fn open_at(
+        &self,
+        level: Level,
+        nonce: &[u8; 12],
+        aad: &[u8],
+        data: &mut [u8],
+        tag: &[u8; 16],
+    ) -> bool {
+        let w = self.width_at(level);
+        let j0 = j0(nonce);
+        let want = self.tag(w, &j0, aad, data);
         let diff = want.iter().zip(tag).fold(0u8, |d, (a, b)| d | (a ^ b));
         if core::hint::black_box(diff) != 0 {
             return false;
         }
-        // SAFETY: as above.
-        unsafe { ctr_blocks(&self.aes, data, j0, 2, true) };
+        self.ctr(w, data, j0, 2, true);
         true
     }
 
-    #[target_feature(enable = "avx512f,avx512bw,vaes,vpclmulqdq,pclmulqdq")]
-    fn tag(&self, j0: &[u8; 16], aad: &[u8], data: &[u8]) -> [u8; 16] {
+    /// The loops for `level`; a key exists only where one of them runs (see `new`), so a
+    /// level below both gets the narrower one this CPU has.
+    fn width_at(&self, level: Level) -> Width {
+        width(level).unwrap_or(if gcm256::available() {
+            Width::Y
+        } else {
+            Width::Z
+        })
+    }
+
+    fn ghash(&self, w: Width, s: u128, data: &[u8]) -> u128 {
+        // SAFETY: `Width::Z` only where `available()` (AVX-512F/BW, VAES, VPCLMULQDQ) and
+        // `Width::Y` only where `gcm256::available()` (see `width` and `width_at`).
+        unsafe {
+            match w {
+                Width::Z => ghash_blocks(&self.table, s, data),
+                Width::Y => gcm256::ghash_blocks(&self.table, s, data),
+            }
+        }
+    }
+
+    fn ctr(&self, w: Width, data: &mut [u8], j0: [u8; 16], first: u32, xor: bool) {
+        // SAFETY: as in `ghash`.
+        unsafe {
+            match w {
+                Width::Z => ctr_blocks(&self.aes, data, j0, first, xor),
+                Width::Y => gcm256::ctr_blocks(&self.aes, data, j0, first, xor),
+            }
+        }
+    }
+
+    fn tag(&self, w: Width, j0: &[u8; 16], aad: &[u8], data: &[u8]) -> [u8; 16] {
         let mut s = 0u128;
         let mut block = [0u8; 16];
         for c in aad.chunks(16) {
             block.fill(0);
             block[..c.len()].copy_from_slice(c);
-            s = ghash_blocks(&self.table, s, &block);
+            s = self.ghash(w, s, &block);
         }
         let full = data.len() / 16 * 16;
-        s = ghash_blocks(&self.table, s, &data[..full]);
+        s = self.ghash(w, s, &data[..full]);
         let mut tail = [0u8; 32];
         let rest = data.len() - full;
         tail[..rest].copy_from_slice(&data[full..]);
         let lb = if rest > 0 { 16 } else { 0 };
         tail[lb..lb + 8].copy_from_slice(&((aad.len() as u64) * 8).to_be_bytes());
         tail[lb + 8..lb + 16].copy_from_slice(&((data.len() as u64) * 8).to_be_bytes());
-        s = ghash_blocks(&self.table, s, &tail[..lb + 16]);
+        s = self.ghash(w, s, &tail[..lb + 16]);
         let mut ek = [0u8; 16];
-        ctr_blocks(&self.aes, &mut ek, *j0, 1, false);
+        self.ctr(w, &mut ek, *j0, 1, false);
         let g = s.to_be_bytes();
         core::array::from_fn(|i| g[i] ^ ek[i])
     }
@@ -162,6 +232,26 @@ pub fn available() -> bool {
             && std::is_x86_feature_detected!("vpclmulqdq")
             && std::is_x86_feature_detected!("pclmulqdq")
     })
+}
+
+/// The Montgomery reduction of a 256-bit carry-less product given as its low, high and
+/// middle 128-bit parts (shared by the zmm and ymm loops).
+#[target_feature(enable = "pclmulqdq,sse4.1")]
+pub(super) fn reduce(lo: u128, hi: u128, mid: u128) -> u128 {
+    let mut p = [
+        lo as u64,
+        (lo >> 64) as u64 ^ mid as u64,
+        hi as u64 ^ (mid >> 64) as u64,
+        (hi >> 64) as u64,
+    ];
+    let cc = _mm_set_epi64x(0, C as i64);
+    let t = _mm_clmulepi64_si128::<0x00>(_mm_set_epi64x(0, p[0] as i64), cc);
+    p[1] ^= _mm_extract_epi64::<0>(t) as u64;
+    p[2] ^= _mm_extract_epi64::<1>(t) as u64 ^ p[0];
+    let u = _mm_clmulepi64_si128::<0x00>(_mm_set_epi64x(0, p[1] as i64), cc);
+    p[2] ^= _mm_extract_epi64::<0>(u) as u64;
+    p[3] ^= _mm_extract_epi64::<1>(u) as u64 ^ p[1];
+    p[2] as u128 | (p[3] as u128) << 64
 }
 
 /// GHASH (as POLYVAL) over whole 16-byte blocks, 16 per reduction.
@@ -219,20 +309,7 @@ fn ghash_blocks(table: &[[u8; 16]; 32], mut s: u128, data: &[u8]) -> u128 {
                 | ((_mm_extract_epi64::<1>(d) as u64 as u128) << 64)
         };
         let (lo, hi, mid) = (fold(lo), fold(hi), fold(mid));
-        let mut p = [
-            lo as u64,
-            (lo >> 64) as u64 ^ mid as u64,
-            hi as u64 ^ (mid >> 64) as u64,
-            (hi >> 64) as u64,
-        ];
-        let cc = _mm_set_epi64x(0, C as i64);
-        let t = _mm_clmulepi64_si128::<0x00>(_mm_set_epi64x(0, p[0] as i64), cc);
-        p[1] ^= _mm_extract_epi64::<0>(t) as u64;
-        p[2] ^= _mm_extract_epi64::<1>(t) as u64 ^ p[0];
-        let u = _mm_clmulepi64_si128::<0x00>(_mm_set_epi64x(0, p[1] as i64), cc);
-        p[2] ^= _mm_extract_epi64::<0>(u) as u64;
-        p[3] ^= _mm_extract_epi64::<1>(u) as u64 ^ p[1];
-        s = p[2] as u128 | (p[3] as u128) << 64;
+        s = reduce(lo, hi, mid);
     }
     s
 }

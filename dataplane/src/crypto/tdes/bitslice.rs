@@ -182,11 +182,29 @@ impl<W: Word> BitsliceEngine<W> {
 
     /// Builds the round-key slices for `keys` (one per lane) unless they are the ones
     /// already built.
+    #[inline(always)]
     pub(super) fn set_keys(&mut self, keys: &[&Sched]) {
         if !self.ids.update(keys) {
             return;
         }
         let groups = W::GROUPS;
+        if let Some(first) = keys
+            .first()
+            .filter(|f| keys.iter().all(|k| core::ptr::eq(*k, **f)))
+        {
+            // One key in every lane (one SA's batch): each slice is all ones or all zeros
+            // (lanes past `keys.len()` are don't-care).
+            for r in 0..48 {
+                for b in 0..48 {
+                    self.keys[48 * r + b] = if (first.sub[r] >> (47 - b)) & 1 == 1 {
+                        W::ones()
+                    } else {
+                        W::zero()
+                    };
+                }
+            }
+            return;
+        }
         let mut masks: Vec<(&Sched, [u64; 8])> = Vec::new();
         for (lane, k) in keys.iter().enumerate() {
             let bit = 1u64 << (63 - (lane % 64));

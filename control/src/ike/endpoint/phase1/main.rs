@@ -24,6 +24,7 @@ impl Endpoint {
         self.pass(sa, PROCESS_MM, IosState::RMm1);
         let mut ps = vec![reply_sa];
         ps.extend(reply_vids(sa.nat.peer_rfc3947));
+        ps.extend(self.ra_vids());
         let msg = sa.clear_msg(ExchangeType::Main, ps);
         self.send_p1(now, sa, msg, true, ExpectMm3::SHOW);
         Ok(ExpectMm3 {

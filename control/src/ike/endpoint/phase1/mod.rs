@@ -450,14 +450,31 @@ impl Endpoint {
                 remote.port()
             ),
         );
-        let psk = self.cfg.psk_for(v4(remote)).map(|k| k.key.clone());
-        if psk.is_some() {
-            self.log_psk_found(conn, v4(remote));
-        }
-        let Some(psk) = psk.or_else(|| self.cfg.pki.as_ref().map(|_| Secret::default())) else {
-            self.ik(conn, format!("No pre-shared key with {}!", v4(remote)));
+        let group = self.ra_group_key(conn, mode, &m, v4(remote));
+        if let Some(Err(())) = group {
+            self.counters.p1_failed += 1;
             return;
+        }
+        let (psk, group) = match group {
+            Some(Ok((g, key))) => (key, Some(g)),
+            _ => {
+                let psk = self.cfg.psk_for(v4(remote)).map(|k| k.key.clone());
+                if psk.is_some() {
+                    self.log_psk_found(conn, v4(remote));
+                }
+                // With certificates and no key for the peer, SKEYID comes from the nonces
+                // (rsa-sig); a pre-shared-key policy is never chosen with an empty key.
+                let Some(psk) = psk.or_else(|| self.cfg.pki.as_ref().map(|_| Secret::default()))
+                else {
+                    self.ik(conn, format!("No pre-shared key with {}!", v4(remote)));
+                    return;
+                };
+                (psk, None)
+            }
         };
+        if let Some(g) = group {
+            self.ra_bind(&sa, g);
+        }
         let r = if mode == Phase1Mode::Main {
             self.r_mm1(&mut sa, First { now, psk, m })
         } else {
@@ -572,7 +589,11 @@ impl Endpoint {
             .filter(|&(enc, hash, auth, group, _)| {
                 enc == pol.enc
                     && hash == pol.hash
-                    && auth == pol.auth.code()
+                    && if pol.auth.code() == 1 {
+                        self.ra_auth_ok(auth)
+                    } else {
+                        auth == pol.auth.code()
+                    }
                     && group == pol.group
                     && group_needed.is_none_or(|g| g == group)
             })
@@ -730,6 +751,7 @@ impl Endpoint {
             enc: neg.enc,
             enc_key: ka,
         });
+        self.ra_p1_complete(now, sa);
         if sa.initiator && sa.mode == Phase1Mode::Aggressive && !sa.waiting.is_empty() {
             sa.timers.set(Timer::QmHold, now + AM_QM_HOLD);
             return;
