@@ -20,7 +20,7 @@ impl Random for Counter {
 /// The configuration of a gateway at `me` with `peer`, protecting `l`/24 -> `r`/24.
 pub fn config(me: [u8; 4], peer: [u8; 4], l: [u8; 4], r: [u8; 4], mode: Phase1Mode) -> IkeConfig {
     let mut c = IkeConfig::new(Ipv4Addr::from(me));
-    c.policies.push(IsakmpPolicy { priority: 1, enc: EncAlg::Des3, hash: HashAlg::Md5, group: DhGroup::Modp768, lifetime: 86400 });
+    c.policies.push(IsakmpPolicy { priority: 1, enc: EncAlg::Des3, hash: HashAlg::Md5, group: DhGroup::Modp768, lifetime: 86400, auth: Default::default() });
     c.keys.push(PreSharedKey { addr: Ipv4Addr::from(peer), mask: Ipv4Addr::new(255, 255, 255, 255), key: zeroize::Zeroizing::new(b"k".to_vec()) });
     let p = |a: [u8; 4]| Proxy::subnet(Ipv4Addr::from(a), Ipv4Addr::new(255, 255, 255, 0));
     c.maps.push(CryptoMapEntry {
