@@ -1085,6 +1085,9 @@ pub struct Config {
     pub keepalive: Option<Keepalive>,
     /// `crypto isakmp nat keepalive S` (NAT-T keepalive interval, 5..=3600 s).
     pub nat_keepalive_secs: Option<u32>,
+    /// `crypto isakmp fragmentation [mtu N]`: IKE fragmentation on, fragments' IP datagrams
+    /// at most N bytes (None: off; Some(None): the default size).
+    pub isakmp_fragmentation: Option<Option<u16>>,
     pub transform_sets: BTreeMap<String, TransformSet>,
     /// `crypto ipsec security-association lifetime`.
     pub ipsec_sa_lifetime: SaLifetime,
@@ -1112,6 +1115,7 @@ impl Default for Config {
             aggressive_mode_disabled: false,
             keepalive: None,
             nat_keepalive_secs: None,
+            isakmp_fragmentation: None,
             transform_sets: BTreeMap::new(),
             ipsec_sa_lifetime: SaLifetime::IOS_DEFAULT,
             replay_window: Config::DEFAULT_REPLAY_WINDOW,

@@ -596,6 +596,16 @@ impl<'m> Parser<'m> {
                 self.client_group_head(no, t)
             } else if t.eat("xauth") {
                 self.xauth_line(no, t, text)
+            } else if t.eat("fragmentation") {
+                t.cmd("crypto isakmp fragmentation");
+                let mut mtu = None;
+                if t.eat("mtu") {
+                    t.cmd("crypto isakmp fragmentation mtu");
+                    mtu = Some(t.number("an IP datagram size 576-1500", 576, 1500)? as u16);
+                }
+                t.end()?;
+                self.cfg.isakmp_fragmentation = Some(mtu);
+                Ok(())
             } else if t.eat("identity") {
                 t.cmd("crypto isakmp identity");
                 self.isakmp_identity(t)

@@ -915,3 +915,19 @@ crypto isakmp peer address 172.16.172.40
         r#"line 1: crypto isakmp aggressive-mode: expected disable, got "enable""#
     );
 }
+
+#[test]
+fn isakmp_fragmentation_with_and_without_a_size() {
+    assert_eq!(
+        parse_plain("hostname r1\n").config.isakmp_fragmentation,
+        None
+    );
+    let c = parse_plain("crypto isakmp fragmentation\n").config;
+    assert_eq!(c.isakmp_fragmentation, Some(None));
+    let c = parse_plain("crypto isakmp fragmentation mtu 1280\n").config;
+    assert_eq!(c.isakmp_fragmentation, Some(Some(1280)));
+    let e = err("hostname r1\ncrypto isakmp fragmentation mtu 100\n");
+    assert!(e.contains("line 2") && e.contains("576-1500"), "{e}");
+    let e = err("crypto isakmp fragmentation sometimes\n");
+    assert!(e.contains("line 1"), "{e}");
+}

@@ -223,6 +223,9 @@ pub struct IkeConfig {
     pub aggressive_mode_disabled: bool,
     /// Set the commit bit in QM1 (off by default: strongSwan does not support it).
     pub qm_commit_bit: bool,
+    /// `crypto isakmp fragmentation [mtu N]`: the largest IP datagram of an IKE fragment;
+    /// None: fragmentation off.
+    pub fragmentation: Option<u16>,
     /// Our RSA key, certificate and trustpoints (rsa-sig, rsa-encr); None: pre-shared
     /// keys only.
     pub pki: Option<std::sync::Arc<crate::pki::Credentials>>,
@@ -244,6 +247,7 @@ impl IkeConfig {
             retransmit_limit: 5,
             aggressive_mode_disabled: false,
             qm_commit_bit: false,
+            fragmentation: None,
             pki: None,
             remote: None,
         }

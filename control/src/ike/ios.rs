@@ -31,6 +31,9 @@ pub fn ike_config(cfg: &Config, aggressive: bool) -> Result<IkeConfig, IosConfig
         .ok_or(IosConfigError::NoLocalAddress)?;
     let mut c = IkeConfig::new(local);
     c.aggressive_mode_disabled = cfg.aggressive_mode_disabled;
+    c.fragmentation = cfg
+        .isakmp_fragmentation
+        .map(|mtu| mtu.unwrap_or(super::endpoint::DEFAULT_FRAGMENT_MTU));
     for p in cfg.proposals() {
         let auth = match p.auth {
             m::IkeAuth::PreShare => AuthMethod::PreShared,

@@ -12,6 +12,7 @@
 
 pub mod attr;
 pub mod cert;
+pub mod fragment;
 pub mod payload;
 
 pub use attr::{Attr, AttrValue};

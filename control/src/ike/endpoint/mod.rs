@@ -26,6 +26,7 @@
 //! endpoint's table and handed to the handlers as `&mut P1Sa`, then put back.
 
 mod debug;
+pub mod fragments;
 mod info;
 mod natt;
 mod pairs;
@@ -38,6 +39,7 @@ pub use transaction::attributes;
 pub use transaction::ClientSessionInfo;
 
 pub use debug::IosState;
+pub use fragments::{Added, FragmentCounters, Reassembler, DEFAULT_FRAGMENT_MTU};
 
 use super::config::*;
 use super::crypto::*;
@@ -98,6 +100,8 @@ pub struct Endpoint {
     pub counters: Counters,
     /// Easy VPN server: client sessions, pools, client map entries.
     ra: transaction::RemoteAccess,
+    /// IKE fragments received, by peer and cookie, until their message is whole.
+    frags: fragments::Reassembler,
     /// Every state each SA and Quick Mode exchange entered, in order (tests compare it with
     /// the debug output).
     #[cfg(test)]
@@ -167,6 +171,7 @@ impl Endpoint {
         let ra = transaction::RemoteAccess::new(cfg.remote.as_ref());
         Endpoint {
             ra,
+            frags: fragments::Reassembler::default(),
             cfg,
             rng,
             p1: HashMap::new(),
@@ -195,7 +200,8 @@ impl Endpoint {
     }
 
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmits.pop_front()
+        let tx = self.transmits.pop_front()?;
+        Some(self.fragment_transmit(tx))
     }
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
@@ -334,6 +340,12 @@ impl Endpoint {
         } else {
             data
         };
+        self.handle_message(now, local, remote, msg);
+    }
+
+    /// One ISAKMP message (without the non-ESP marker), from a datagram or reassembled
+    /// from fragments.
+    fn handle_message(&mut self, now: Instant, local: SocketAddr, remote: SocketAddr, msg: &[u8]) {
         if msg.len() > MAX_MESSAGE_LEN {
             self.counters.rx_malformed += 1;
             return;
@@ -349,6 +361,10 @@ impl Endpoint {
             }
         };
         let msg = &msg[..hdr.length as usize];
+        if hdr.next_payload == crate::isakmp::fragment::PAYLOAD_FRAGMENT {
+            self.on_fragment(now, local, remote, msg);
+            return;
+        }
         let rx = Rx {
             now,
             local,

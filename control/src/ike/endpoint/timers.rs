@@ -112,6 +112,7 @@ impl Endpoint {
         });
         sas.chain(pairs)
             .chain(std::iter::once(self.ra_next_timeout()))
+            .chain(std::iter::once(self.frags.next_timeout()))
             .flatten()
             .min()
     }
@@ -138,6 +139,7 @@ impl Endpoint {
         }
         self.ra_timers(now);
         self.pair_timers(now);
+        self.frags.expire(now);
     }
 
     /// Retransmission, negotiation limit, Quick Mode exchanges, the held Quick Modes, the

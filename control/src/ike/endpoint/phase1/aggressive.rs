@@ -91,6 +91,7 @@ impl Endpoint {
         ps.extend(self.certreqs(neg.auth));
         ps.extend(reply_vids(sa.nat.peer_rfc3947));
         ps.extend(self.ra_vids());
+        ps.extend(self.frag_vids(false, sa.frag.peer));
         ps.extend(sa.nat_d_payloads(neg.hash));
         let out = sa.clear_msg(ExchangeType::Aggressive, ps);
         self.send_p1(now, sa, out, true, ExpectAm3::SHOW);

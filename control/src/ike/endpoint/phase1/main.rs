@@ -25,6 +25,7 @@ impl Endpoint {
         let mut ps = vec![reply_sa];
         ps.extend(reply_vids(sa.nat.peer_rfc3947));
         ps.extend(self.ra_vids());
+        ps.extend(self.frag_vids(false, sa.frag.peer));
         let msg = sa.clear_msg(ExchangeType::Main, ps);
         self.send_p1(now, sa, msg, true, ExpectMm3::SHOW);
         Ok(ExpectMm3 {

@@ -361,11 +361,12 @@ impl Endpoint {
             }],
         });
         let sai_b = sa_p.body_bytes();
-        let vids = [
+        let mut vids = vec![
             Payload::VendorId(VID_RFC3947.to_vec()),
             Payload::VendorId(VID_NATT_DRAFT02N.to_vec()),
             Payload::VendorId(VID_DPD.to_vec()),
         ];
+        vids.extend(self.frag_vids(true, false));
         let mut ps = vec![sa_p];
         let (exchange, input, begin, new) = if m.mode == Phase1Mode::Main {
             ps.extend(vids);
@@ -560,6 +561,9 @@ impl Endpoint {
                     self.ik(conn, "vendor ID is NAT-T RFC 3947");
                 } else if v[..] == VID_NATT_DRAFT02N {
                     self.ik(conn, "vendor ID is NAT-T v2");
+                } else if crate::isakmp::fragment::is_fragmentation_vid(v) {
+                    sa.frag.peer = true;
+                    self.ik(conn, "vendor ID is Fragmentation");
                 }
             }
         }

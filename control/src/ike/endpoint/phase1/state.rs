@@ -208,6 +208,8 @@ pub struct P1Sa {
     pub ios: IosState,
     pub nat: NatT,
     pub peer_dpd: bool,
+    /// IKE fragmentation with this peer.
+    pub frag: super::super::fragments::FragState,
     /// Our last message while it waits for an answer (due: [`Timer::Retransmit`]).
     pub retx: Option<Retx>,
     pub last_rx: Vec<u8>,
@@ -246,6 +248,7 @@ impl P1Sa {
             ios: IosState::Ready,
             nat: NatT::default(),
             peer_dpd: false,
+            frag: Default::default(),
             retx: None,
             last_rx: vec![],
             last_tx: None,
