@@ -112,6 +112,7 @@ impl Endpoint {
         });
         sas.chain(pairs)
             .chain(std::iter::once(self.ra_next_timeout()))
+            .chain(std::iter::once(self.ez_next_timeout()))
             .flatten()
             .min()
     }
@@ -137,6 +138,7 @@ impl Endpoint {
             self.with_sa(key, |ep, sa| ep.p1_liveness_timers(now, sa));
         }
         self.ra_timers(now);
+        self.ez_timers(now);
         self.pair_timers(now);
     }
 
