@@ -19,6 +19,8 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 
 mod remote_access;
 pub use remote_access::*;
+mod ezvpn;
+pub use ezvpn::*;
 
 // ---------------------------------------------------------------------------------------
 // ISAKMP (phase 1)
@@ -1103,6 +1105,8 @@ pub struct Config {
     pub pki: crate::pki::PkiConfig,
     /// Easy VPN server: AAA, users, client groups, pools, dynamic maps.
     pub remote_access: RemoteAccess,
+    /// Easy VPN client (`crypto ipsec client ezvpn NAME`), by name.
+    pub ezvpn_clients: EzvpnClients,
 }
 
 impl Default for Config {
@@ -1124,6 +1128,7 @@ impl Default for Config {
             interfaces: Vec::new(),
             pki: Default::default(),
             remote_access: RemoteAccess::default(),
+            ezvpn_clients: EzvpnClients::new(),
         }
     }
 }

@@ -308,6 +308,8 @@ enum Mode {
     Banner(remote_access::BannerInProgress),
     /// `crypto dynamic-map NAME SEQ`.
     DynamicMapEntry(String, u32),
+    /// `crypto ipsec client ezvpn NAME` (Easy VPN client).
+    Ezvpn(String),
     /// A block espgw does not use (`line vty 0 4`): its sub-lines are skipped with a warning.
     Foreign(String),
     /// The block's head was in error: its sub-lines are skipped silently.
@@ -341,6 +343,9 @@ struct Parser<'m> {
     group_refs: Vec<Reference>,
     /// AAA list references: (line, command, login list?, name).
     aaa_refs: Vec<(usize, &'static str, bool, String)>,
+    /// `crypto ipsec client ezvpn NAME [inside]` under interfaces: (line, name, interface,
+    /// inside?, negated?).
+    ezvpn_iface_refs: Vec<(usize, String, String, bool, bool)>,
 }
 
 /// Commands of each sub-mode, recognised on unindented lines too.
@@ -371,6 +376,7 @@ fn is_submode_command(mode: &Mode, toks: &[&str]) -> bool {
             matches!(first, "set" | "match" | "description" | "reverse-route")
         }
         Mode::ClientGroup(_) => remote_access::GROUP_COMMANDS.contains(&first),
+        Mode::Ezvpn(_) => ezvpn::EZVPN_COMMANDS.contains(&first),
         Mode::Banner(_) => true,
         Mode::NamedAcl(_) => {
             matches!(first, "permit" | "deny" | "remark")
@@ -386,7 +392,13 @@ fn is_submode_command(mode: &Mode, toks: &[&str]) -> bool {
                 "address",
             ),
             // `crypto map NAME` is the interface's; `crypto map NAME SEQ …` is global.
-            "crypto" => toks.len() == 3 && is_kw(toks.get(1), "map"),
+            // `crypto ipsec client ezvpn NAME inside` is the interface's too.
+            "crypto" => {
+                (toks.len() == 3 && is_kw(toks.get(1), "map"))
+                    || (toks.len() == 6
+                        && is_kw(toks.get(2), "client")
+                        && is_kw(toks.get(5), "inside"))
+            }
             _ => false,
         },
         Mode::Pki(m) => pki::is_submode_command(m, first),
@@ -411,6 +423,7 @@ impl<'m> Parser<'m> {
             policy_lines: BTreeMap::new(),
             group_refs: Vec::new(),
             aaa_refs: Vec::new(),
+            ezvpn_iface_refs: Vec::new(),
         }
     }
 
@@ -614,7 +627,9 @@ impl<'m> Parser<'m> {
                 Ok(())
             }
         } else if t.eat("ipsec") {
-            if t.eat("transform-set") {
+            if t.eat("client") {
+                self.ezvpn_head(no, t)
+            } else if t.eat("transform-set") {
                 t.cmd("crypto ipsec transform-set");
                 self.transform_set(no, t)
             } else if t.eat("security-association") {
@@ -1058,6 +1073,7 @@ impl<'m> Parser<'m> {
             Mode::MapEntry(map, seq) => self.map_entry_line(no, (false, map), *seq, t, &text),
             Mode::DynamicMapEntry(map, seq) => self.map_entry_line(no, (true, map), *seq, t, &text),
             Mode::ClientGroup(g) => self.client_group_line(no, g, t, &text),
+            Mode::Ezvpn(name) => self.ezvpn_line(no, name, t, &text),
             Mode::NamedAcl(name) => {
                 t.cmd(format!("ip access-list extended {name}"));
                 if t.peek()
@@ -1427,6 +1443,14 @@ impl<'m> Parser<'m> {
             self.cfg.interfaces[idx].address = Some((a, m));
             return Ok(());
         }
+        if t.peek_is("crypto")
+            && is_kw(t.toks.get(t.pos + 1), "ipsec")
+            && is_kw(t.toks.get(t.pos + 2), "client")
+            && is_kw(t.toks.get(t.pos + 3), "ezvpn")
+        {
+            t.pos += 4;
+            return self.interface_ezvpn(no, idx, negate, t);
+        }
         if t.peek_is("crypto") && is_kw(t.toks.get(t.pos + 1), "map") {
             t.pos += 2;
             t.cmd("crypto map");
@@ -1480,6 +1504,7 @@ impl<'m> Parser<'m> {
         }
         self.pki_finish();
         self.check_remote_access();
+        self.ezvpn_finish();
         self.advise();
         self.errors.sort_by_key(|e| e.line);
         self.warnings.sort_by_key(|w| w.line);
@@ -1631,6 +1656,7 @@ fn opens_block(toks: &[&str]) -> bool {
         ["crypto", "isakmp", "policy", ..]
             | ["crypto", "isakmp", "peer", ..]
             | ["crypto", "ipsec", "transform-set", ..]
+            | ["crypto", "ipsec", "client", ..]
             | ["crypto", "map", ..]
             | ["crypto", "dynamic-map", ..]
             | ["crypto", "isakmp", "client", ..]
@@ -1799,3 +1825,7 @@ pub(crate) mod tests;
 mod remote_access;
 #[cfg(test)]
 mod remote_access_tests;
+
+mod ezvpn;
+#[cfg(test)]
+mod ezvpn_tests;

@@ -46,6 +46,15 @@ fuzz_target!(|data: &[u8]| {
             assert!(ra.dynamic_maps.contains_key(&r.dynamic));
             assert!(cfg.crypto_maps.contains_key(&r.map));
         }
+        // Easy VPN client: a clean parse has a group, a peer and at most one outside
+        // interface per client, and every interface it names exists.
+        for c in cfg.ezvpn_clients.values() {
+            assert!(c.group.is_some() && !c.peers.is_empty(), "ezvpn {}", c.name);
+            assert!(c.outside.len() <= 1);
+            for i in c.outside.iter().chain(&c.inside) {
+                assert!(cfg.interface(i).is_some(), "ezvpn {} interface {i}", c.name);
+            }
+        }
     }
     for acl in cfg.access_lists.values() {
         for entry in &acl.entries {

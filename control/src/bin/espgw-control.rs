@@ -138,6 +138,8 @@ fn main() -> ExitCode {
     let mut ep = Endpoint::new(ikecfg, Box::new(RandRng(rng)));
     ep.debug_isakmp = args.debug.contains("isakmp");
     ep.debug_ipsec = args.debug.contains("ipsec");
+    // Easy VPN client tunnels with `connect auto` come up now.
+    ep.ezvpn_start(std::time::Instant::now());
     let daemon = Daemon::new(ep, parsed.config, sa, keylog);
     let _metrics = match args.metrics.map(|a| metrics::serve(a, &daemon)).transpose() {
         Ok(m) => m,

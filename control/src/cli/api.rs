@@ -92,6 +92,11 @@ pub enum Request {
     /// `clear crypto session`: disconnect every remote-access client (DELETE sent, its
     /// address back to the pool) → [`Response::Done`].
     ClearCryptoSession,
+    /// `show crypto ipsec client ezvpn` → [`Response::Ezvpn`].
+    ShowEzvpn,
+    /// `crypto ipsec client ezvpn connect NAME` → [`Response::Done`], or
+    /// [`Response::Error`] if no such tunnel.
+    EzvpnConnect { name: String },
 }
 
 /// One response line.
@@ -129,6 +134,10 @@ pub enum Response {
     /// `show crypto session`: one entry per remote-access client.
     CryptoSessions {
         sessions: Vec<CryptoSessionView>,
+    },
+    /// `show crypto ipsec client ezvpn`: one entry per Easy VPN client tunnel.
+    Ezvpn {
+        tunnels: Vec<super::ezvpn::EzvpnView>,
     },
     /// The request failed; `message` is printed on stderr (IOS style, e.g.
     /// `% No such crypto map entry: vpn 20`).

@@ -181,6 +181,17 @@ pub enum IsakmpWhat {
 #[command(infer_subcommands = true)]
 pub enum IpsecWhat {
     Sa,
+    /// `show crypto ipsec client ezvpn`
+    Client {
+        #[command(subcommand)]
+        what: IpsecClientWhat,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+#[command(infer_subcommands = true)]
+pub enum IpsecClientWhat {
+    Ezvpn,
 }
 
 #[derive(Subcommand, Debug)]
@@ -269,6 +280,21 @@ pub fn main_with(
             show,
         } => return check_config_cmd(&file, interface_map.as_deref(), show, io),
         Command::Pcap { args } => return pcap(args),
+        // `crypto ipsec client ezvpn connect NAME` (IOS exec) goes to the daemon.
+        Command::Crypto { words }
+            if words.len() == 5
+                && words[..4]
+                    .iter()
+                    .zip(["ipsec", "client", "ezvpn", "connect"])
+                    .all(|(w, k)| w.eq_ignore_ascii_case(k)) =>
+        {
+            (
+                Request::EzvpnConnect {
+                    name: words[4].clone(),
+                },
+                false,
+            )
+        }
         Command::Crypto { words } => {
             return super::pki::crypto_cmd(&KeyStore::new(&cli.key_store), &words, io)
         }
@@ -285,6 +311,9 @@ pub fn main_with(
                 ShowWhat::Ipsec {
                     what: IpsecWhat::Sa,
                 } => Request::ShowIpsecSa,
+                ShowWhat::Ipsec {
+                    what: IpsecWhat::Client { .. },
+                } => Request::ShowEzvpn,
                 ShowWhat::Map => Request::ShowCryptoMap,
                 ShowWhat::Dataplane => Request::ShowDataplane,
                 ShowWhat::Session => Request::ShowCryptoSession,

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod command;
+pub mod ezvpn;
 pub mod pcap;
 pub mod pki;
 pub mod show;

@@ -317,6 +317,7 @@ pub fn render(response: &Response) -> Result<String, String> {
         Response::DebugLine { line } => Ok(format!("{line}\n")),
         Response::DataplaneCounters { counters } => Ok(dataplane(counters)),
         Response::CryptoSessions { sessions } => Ok(crypto_session(sessions)),
+        Response::Ezvpn { tunnels } => Ok(super::ezvpn::ezvpn_screen(tunnels)),
         Response::Error { message } => Err(format!("{message}\n")),
     }
 }

@@ -137,6 +137,10 @@ impl ControlHandler for TestDaemon {
                 Response::done("")
             }
             Request::ShowCryptoSession => Response::CryptoSessions { sessions: vec![] },
+            Request::ShowEzvpn => Response::Ezvpn { tunnels: vec![] },
+            Request::EzvpnConnect { name } => {
+                Response::error(format!("% No such ezvpn tunnel: {name}"))
+            }
             Request::Initiate { map, seq } => match self.cfg.map_entry(&map, seq) {
                 Some(_) => Response::done(""),
                 None => Response::error(format!("% No such crypto map entry: {map} {seq}")),

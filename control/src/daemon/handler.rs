@@ -260,6 +260,21 @@ impl ControlHandler for Daemon {
                 self.shared.with(|ep, now| ep.clear_crypto_session(now));
                 Response::done("")
             }
+            Request::ShowEzvpn => Response::Ezvpn {
+                tunnels: self.shared.with(|ep, _| {
+                    ep.ezvpn_status()
+                        .iter()
+                        .map(crate::cli::ezvpn::EzvpnView::from_status)
+                        .collect()
+                }),
+            },
+            Request::EzvpnConnect { name } => {
+                if self.shared.with(|ep, now| ep.ezvpn_connect(now, &name)) {
+                    Response::done("")
+                } else {
+                    Response::error(format!("% No such ezvpn tunnel: {name}"))
+                }
+            }
             Request::ClearCryptoIsakmp => {
                 self.shared.with(|ep, now| ep.clear_isakmp(now));
                 Response::done("")

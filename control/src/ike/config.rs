@@ -231,6 +231,8 @@ pub struct IkeConfig {
     pub pki: Option<std::sync::Arc<crate::pki::Credentials>>,
     /// Easy VPN server (client groups, XAUTH, Mode Config, dynamic map); None: off.
     pub remote: Option<super::remote::RemoteAccessConfig>,
+    /// Easy VPN client tunnels (`crypto ipsec client ezvpn`); empty: none.
+    pub ezvpn: Vec<super::ezvpn::EzvpnClientConfig>,
 }
 
 impl IkeConfig {
@@ -250,6 +252,7 @@ impl IkeConfig {
             fragmentation: None,
             pki: None,
             remote: None,
+            ezvpn: Vec::new(),
         }
     }
     /// The key for a peer: longest mask wins.

@@ -28,6 +28,13 @@ pub fn ike_config(cfg: &Config, aggressive: bool) -> Result<IkeConfig, IosConfig
         .iter()
         .find(|i| i.crypto_map.is_some() && i.address.is_some())
         .and_then(|i| i.address.map(|a| a.0))
+        .or_else(|| {
+            // An Easy VPN client's outside interface.
+            cfg.ezvpn_clients
+                .values()
+                .flat_map(|c| c.outside.iter())
+                .find_map(|n| cfg.interface(n).and_then(|i| i.address).map(|a| a.0))
+        })
         .ok_or(IosConfigError::NoLocalAddress)?;
     let mut c = IkeConfig::new(local);
     c.aggressive_mode_disabled = cfg.aggressive_mode_disabled;
@@ -120,6 +127,7 @@ pub fn ike_config(cfg: &Config, aggressive: bool) -> Result<IkeConfig, IosConfig
     c.remote = super::remote::RemoteAccessConfig::from_model(cfg, |name| {
         cfg.transform_sets.get(name).and_then(esp_transform_set)
     });
+    c.ezvpn = super::ezvpn::EzvpnClientConfig::from_model(cfg, esp_transform_set);
     Ok(c)
 }
 

@@ -19,6 +19,7 @@
 pub mod config;
 pub mod crypto;
 pub mod endpoint;
+pub mod ezvpn;
 pub mod ios;
 pub mod keylog;
 pub mod pool;

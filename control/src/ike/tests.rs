@@ -956,6 +956,8 @@ fn phase1_retransmits_every_ten_seconds_five_times_as_ios_does() {
     assert_eq!(lab.a.isakmp_sa_count(), 0);
 }
 
+#[cfg(test)]
+mod ezvpn;
 mod state_trace;
 
 mod pubkey;

@@ -37,6 +37,7 @@ mod timers;
 mod transaction;
 pub use transaction::attributes;
 pub use transaction::ClientSessionInfo;
+pub use transaction::{EzvpnStatus, ModeConfig};
 
 pub use debug::IosState;
 pub use fragments::{Added, FragmentCounters, Reassembler, DEFAULT_FRAGMENT_MTU};
@@ -102,6 +103,8 @@ pub struct Endpoint {
     ra: transaction::RemoteAccess,
     /// IKE fragments received, by peer and cookie, until their message is whole.
     frags: fragments::Reassembler,
+    /// Easy VPN client tunnels (`crypto ipsec client ezvpn`).
+    ez: transaction::EzClients,
     /// Every state each SA and Quick Mode exchange entered, in order (tests compare it with
     /// the debug output).
     #[cfg(test)]
@@ -172,6 +175,7 @@ impl Endpoint {
         Endpoint {
             ra,
             frags: fragments::Reassembler::default(),
+            ez: transaction::EzClients::default(),
             cfg,
             rng,
             p1: HashMap::new(),
@@ -197,6 +201,7 @@ impl Endpoint {
     pub fn set_config(&mut self, cfg: IkeConfig) {
         let old = std::mem::replace(&mut self.cfg, cfg);
         self.ra_reconfigured(&old.maps);
+        self.ez_reconfigured(&old.maps);
     }
 
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
@@ -284,6 +289,9 @@ impl Endpoint {
     fn request(&mut self, now: Instant, idx: usize, rekey_of: Option<u32>) {
         if self.ra_is_client_map(idx) {
             return; // a dynamic map's client entry: the client starts its Quick Modes
+        }
+        if self.ez_defer(now, idx) {
+            return; // an Easy VPN tunnel's entry before its Mode Config
         }
         // Already negotiating this entry?
         let busy = self.p1.values().any(|sa| {

@@ -113,6 +113,7 @@ impl Endpoint {
         sas.chain(pairs)
             .chain(std::iter::once(self.ra_next_timeout()))
             .chain(std::iter::once(self.frags.next_timeout()))
+            .chain(std::iter::once(self.ez_next_timeout()))
             .flatten()
             .min()
     }
@@ -138,6 +139,7 @@ impl Endpoint {
             self.with_sa(key, |ep, sa| ep.p1_liveness_timers(now, sa));
         }
         self.ra_timers(now);
+        self.ez_timers(now);
         self.pair_timers(now);
         self.frags.expire(now);
     }

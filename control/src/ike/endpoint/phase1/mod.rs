@@ -321,7 +321,12 @@ impl Endpoint {
         sa.icookie = self.new_cookie();
         sa.waiting.push((idx, rekey_of));
         let conn = sa.conn_id;
-        let psk = self.cfg.psk_for(m.peer).map(|k| k.key.clone());
+        // An Easy VPN tunnel's entry: the group key, ID_KEY_ID, XAUTHInitPreShared.
+        let ez = self.ez_p1_params(idx, sa.icookie);
+        let psk = match &ez {
+            Some((key, _)) => Some(key.clone()),
+            None => self.cfg.psk_for(m.peer).map(|k| k.key.clone()),
+        };
         let Some(psk) = psk.or_else(|| self.cfg.pki.as_ref().map(|_| Secret::default())) else {
             self.ik(conn, format!("No pre-shared key with {}!", m.peer));
             self.events.push_back(Event::NegotiationFailed {
@@ -356,7 +361,15 @@ impl Endpoint {
                 transforms: policies
                     .iter()
                     .enumerate()
-                    .map(|(i, p)| p1_transform(i as u8 + 1, p))
+                    .map(|(i, p)| {
+                        let mut t = p1_transform(i as u8 + 1, p);
+                        if ez.is_some() && p.auth == AuthMethod::PreShared {
+                            for a in t.attrs.iter_mut().filter(|a| a.ty == p1::AUTH) {
+                                *a = Attr::basic(p1::AUTH, super::transaction::AUTH_XAUTH_INIT_PSK);
+                            }
+                        }
+                        t
+                    })
                     .collect(),
             }],
         });
@@ -367,6 +380,10 @@ impl Endpoint {
             Payload::VendorId(VID_DPD.to_vec()),
         ];
         vids.extend(self.frag_vids(true, false));
+        if ez.is_some() {
+            vids.push(Payload::VendorId(super::transaction::VID_XAUTH.to_vec()));
+            vids.push(Payload::VendorId(super::transaction::VID_UNITY.to_vec()));
+        }
         let mut ps = vec![sa_p];
         let (exchange, input, begin, new) = if m.mode == Phase1Mode::Main {
             ps.extend(vids);
@@ -376,7 +393,10 @@ impl Endpoint {
         } else {
             let dh = policies[0].group.generate(&mut *self.rng);
             let ni = self.rng.bytes(20);
-            let id = self.own_id(policies[0].auth);
+            let id = match &ez {
+                Some((_, id)) => id.clone(),
+                None => self.own_id(policies[0].auth),
+            };
             self.log_auth_kind(conn, policies[0].auth, &id);
             ps.extend([
                 Payload::Ke(dh.public.clone()),
@@ -756,6 +776,9 @@ impl Endpoint {
             enc_key: ka,
         });
         self.ra_p1_complete(now, sa);
+        if self.ez_p1_complete(now, sa) {
+            return; // an Easy VPN tunnel: Transaction Mode first
+        }
         if sa.initiator && sa.mode == Phase1Mode::Aggressive && !sa.waiting.is_empty() {
             sa.timers.set(Timer::QmHold, now + AM_QM_HOLD);
             return;

@@ -71,6 +71,8 @@ impl Endpoint {
         let idx = self.cfg.maps.iter().position(|m| {
             m.peer == peer && m.local_proxy.contains(&lp) && m.remote_proxy.contains(&rp)
         });
+        // An Easy VPN client in network-extension mode proposes its inside network.
+        let idx = idx.or_else(|| self.ra_nem_entry(sa, &lp, &rp));
         let Some(idx) = idx else {
             self.refuse_qm(sa, peer, NotifyType::InvalidIdInformation);
             return Err(IkeError::Policy(

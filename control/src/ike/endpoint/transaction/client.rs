@@ -205,6 +205,7 @@ impl Client {
     }
 
     /// Without XAUTH the client starts Mode Config itself.
+    #[cfg_attr(not(test), allow(dead_code))]
     pub fn start_without_xauth(&mut self, rng: &mut dyn Random) -> (u32, AttrPayload) {
         self.request(rng)
     }

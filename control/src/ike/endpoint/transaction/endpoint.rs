@@ -44,6 +44,8 @@ pub struct Session {
     deadline: Option<Instant>,
     last_rx: Vec<u8>,
     last_tx: Option<Transmit>,
+    /// Our message that waits for the client's answer.
+    retx: Option<super::TxnRetx>,
 }
 
 /// The endpoint's remote-access state.
@@ -113,7 +115,9 @@ impl Endpoint {
     /// Whether a phase-1 authentication method is acceptable: pre-shared keys, and
     /// XAUTHInitPreShared when remote access is configured.
     pub(in crate::ike::endpoint) fn ra_auth_ok(&self, auth: u16) -> bool {
-        auth == 1 || (auth == AUTH_XAUTH_INIT_PSK && self.cfg.remote.is_some())
+        auth == 1
+            || (auth == AUTH_XAUTH_INIT_PSK
+                && (self.cfg.remote.is_some() || !self.cfg.ezvpn.is_empty()))
     }
 
     /// AM1 of a road warrior: the group its ID_KEY_ID names and that group's key. None if
@@ -176,6 +180,7 @@ impl Endpoint {
                 deadline: None,
                 last_rx: Vec::new(),
                 last_tx: None,
+                retx: None,
             },
         );
     }
@@ -240,12 +245,18 @@ impl Endpoint {
 
     /// The earliest Transaction Mode deadline.
     pub(in crate::ike::endpoint) fn ra_next_timeout(&self) -> Option<Instant> {
-        self.ra.sessions.values().filter_map(|s| s.deadline).min()
+        self.ra
+            .sessions
+            .values()
+            .flat_map(|s| [s.deadline, s.retx.as_ref().map(|r| r.at)])
+            .flatten()
+            .min()
     }
 
     /// Clients whose Transaction Mode did not finish in time are deleted, as IOS does when
     /// the XAUTH timeout expires.
     pub(in crate::ike::endpoint) fn ra_timers(&mut self, now: Instant) {
+        self.ra_retransmit(now);
         let due: Vec<[u8; 8]> = self
             .ra
             .sessions
@@ -264,12 +275,52 @@ impl Endpoint {
         }
     }
 
+    /// Our unanswered XAUTH / Mode Config messages, resent on the phase-1 schedule.
+    fn ra_retransmit(&mut self, now: Instant) {
+        let (base, limit) = (self.cfg.retransmit_base, self.cfg.retransmit_limit);
+        let due: Vec<[u8; 8]> = self
+            .ra
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.retx.as_ref().is_some_and(|r| r.at <= now))
+            .map(|(k, _)| *k)
+            .collect();
+        for k in due {
+            let Some(s) = self.ra.sessions.get_mut(&k) else {
+                continue;
+            };
+            let conn = s.conn_id;
+            let Some(r) = s.retx.as_mut() else {
+                continue;
+            };
+            let st = r.state;
+            match r.fire(now, base, limit) {
+                super::RetxStep::Resend(tx, n) => {
+                    self.counters.tx_retransmissions += 1;
+                    self.ik(
+                        conn,
+                        format!("retransmitting phase 1.5 {st}... (attempt {n} of {limit})"),
+                    );
+                    self.transmits.push_back(tx);
+                }
+                super::RetxStep::GiveUp => {
+                    self.ik(conn, format!("retransmission limit reached in {st}"));
+                    self.with_sa(k, |ep, sa| ep.delete_p1(sa, "Death by retransmission P1.5"));
+                    self.ra_gone(k);
+                }
+            }
+        }
+    }
+
     /// An exchange-6 message for `sa`.
     pub(in crate::ike::endpoint) fn transaction(
         &mut self,
         sa: &mut P1Sa,
         rx: &Rx,
     ) -> Result<(), IkeError> {
+        if let Some(r) = self.ez_transaction(sa, rx) {
+            return r;
+        }
         let Some(remote) = self.cfg.remote.clone() else {
             return Err(IkeError::Unsupported(
                 "Transaction Mode without remote access",
@@ -300,6 +351,7 @@ impl Endpoint {
             }
         };
         sess.last_rx = rx.msg.to_vec();
+        sess.retx = None;
         sa.last_peer_activity = rx.now;
         let Some(group) = remote.groups.get(&sess.group).cloned() else {
             return Err(IkeError::Policy("client group no longer configured"));
@@ -342,6 +394,17 @@ impl Endpoint {
                     let bytes = sess.crypto.seal(&est.k, sa, mid, &attr);
                     let tx = framed(sa.local, sa.remote, bytes);
                     sess.last_tx = Some(tx.clone());
+                    let st = sess
+                        .server
+                        .as_ref()
+                        .map(|x| x.state.ios())
+                        .unwrap_or("IKE_P1_COMPLETE");
+                    sess.retx = Some(super::TxnRetx::arm(
+                        tx.clone(),
+                        now,
+                        self.cfg.retransmit_base,
+                        st,
+                    ));
                     self.ik(
                         conn,
                         format!(
@@ -375,6 +438,7 @@ impl Endpoint {
                 ServerOut::Done => {
                     if let Some(s) = self.ra.sessions.get_mut(&sa.icookie) {
                         s.deadline = None;
+                        s.retx = None;
                     }
                 }
                 ServerOut::Failed { reason } => {
@@ -457,6 +521,25 @@ impl Endpoint {
                 s.map_idx = Some(j);
             }
         }
+    }
+
+    /// A client in network-extension mode (IOS Easy VPN Remote) proposes its inside
+    /// network, not its Mode Config address: as a dynamic map without `match address`
+    /// does on IOS, its entry takes the network it proposes. None: not a client's SA, or
+    /// our side of the proposal is outside the entry.
+    pub(in crate::ike::endpoint) fn ra_nem_entry(
+        &mut self,
+        sa: &P1Sa,
+        lp: &Proxy,
+        rp: &Proxy,
+    ) -> Option<usize> {
+        let idx = self.ra.sessions.get(&sa.icookie)?.map_idx?;
+        let e = self.cfg.maps.get_mut(idx)?;
+        if !e.local_proxy.contains(lp) {
+            return None;
+        }
+        e.remote_proxy = *rp;
+        Some(idx)
     }
 
     /// Whether crypto map entry `idx` is a client's (responder-only).

@@ -18,16 +18,18 @@
 //! returns the next one.
 
 pub mod attributes;
-// The client's side: the peer of the server in the tests, and what the Easy VPN client
-// (`crypto ipsec client ezvpn`, not yet wired into the endpoint) will run.
-#[cfg_attr(not(test), allow(dead_code))]
+// The client's side: the Easy VPN client (`crypto ipsec client ezvpn`, [`ezclient`]) and
+// the peer of the server in the tests.
 mod client;
 mod endpoint;
+mod ezclient;
 mod server;
 
 #[cfg(test)]
 use client::Client;
-pub use endpoint::{ClientSessionInfo, RemoteAccess};
+pub use client::ModeConfig;
+pub use endpoint::{ClientSessionInfo, RemoteAccess, AUTH_XAUTH_INIT_PSK, VID_UNITY, VID_XAUTH};
+pub use ezclient::{EzClients, EzvpnStatus};
 pub use server::Server;
 #[cfg(test)]
 use server::{ServerCtx, ServerOut};
@@ -37,6 +39,55 @@ use super::quick::qm_hash;
 use super::IkeError;
 use crate::isakmp::*;
 use std::collections::HashMap;
+
+/// Our last Transaction Mode message that waits for an answer (an XAUTH REQUEST or SET, a
+/// Mode Config REQUEST or SET), resent unchanged on the phase-1 schedule (IOS: every
+/// 10 s, five times), then the phase-1 SA is given up. Any verified message from the peer
+/// disarms it.
+#[derive(Clone)]
+pub struct TxnRetx {
+    pub tx: crate::ike::types::Transmit,
+    pub count: u32,
+    pub at: std::time::Instant,
+    /// The IOS state we wait in (for the debug line).
+    pub state: &'static str,
+}
+
+/// What a due [`TxnRetx`] asks for.
+pub enum RetxStep {
+    Resend(crate::ike::types::Transmit, u32),
+    GiveUp,
+}
+
+impl TxnRetx {
+    pub fn arm(
+        tx: crate::ike::types::Transmit,
+        now: std::time::Instant,
+        base: std::time::Duration,
+        state: &'static str,
+    ) -> TxnRetx {
+        TxnRetx {
+            tx,
+            count: 0,
+            at: now + base,
+            state,
+        }
+    }
+    /// Due at `now`: the resend (re-armed `base` later), or give up after `limit`.
+    pub fn fire(
+        &mut self,
+        now: std::time::Instant,
+        base: std::time::Duration,
+        limit: u32,
+    ) -> RetxStep {
+        if self.count >= limit {
+            return RetxStep::GiveUp;
+        }
+        self.count += 1;
+        self.at = now + base;
+        RetxStep::Resend(self.tx.clone(), self.count)
+    }
+}
 
 /// One Transaction Mode message, decrypted and verified.
 #[derive(Debug, Clone, PartialEq, Eq)]
