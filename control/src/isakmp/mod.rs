@@ -13,6 +13,7 @@
 pub mod attr;
 pub mod cert;
 pub mod payload;
+pub mod pubkey_enc;
 
 pub use attr::{Attr, AttrValue};
 pub use payload::*;
