@@ -182,6 +182,17 @@ impl Worker {
         self
     }
 
+    /// Tells the worker it is the only one receiving inside traffic, so no
+    /// other worker takes sequence numbers of its SAs: it encrypts each
+    /// receive batch in one call (the batch kernels' lanes filled), not in
+    /// runs of [`esp_path::SEQ_CHUNK`].
+    pub fn sole_encryptor(mut self) -> Self {
+        if let Some(e) = self.esp.as_mut() {
+            e.seq_chunk = self.cfg.batch.max(esp_path::SEQ_CHUNK);
+        }
+        self
+    }
+
     /// (side, queue, socket fd) of every port, for the XSKMAPs.
     pub fn sockets(&self) -> Vec<(Side, u32, std::os::fd::RawFd)> {
         (0..self.xsk.ports())

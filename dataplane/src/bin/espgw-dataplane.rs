@@ -363,6 +363,10 @@ fn run(args: Args) -> Result<(), String> {
         let mut worker = Worker::new(cfg, fib.reader()).map_err(|e| e.to_string())?;
         if let Some(src) = &sa_source {
             worker = worker.with_esp(src.clone(), acl_shared.clone());
+            // A lone worker holds every inside queue: nobody else encrypts.
+            if nworkers == 1 {
+                worker = worker.sole_encryptor();
+            }
         }
         for (side, queue, fd) in worker.sockets() {
             let cls = if side == Side::Inside {

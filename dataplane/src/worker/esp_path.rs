@@ -47,8 +47,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 const ETH: usize = 14;
-/// Packets encrypted per sequence-number reservation (see `encap`).
-const SEQ_CHUNK: usize = 16;
+/// Packets encrypted per sequence-number run when other workers may encrypt
+/// for the same SA (see `encap`).
+pub const SEQ_CHUNK: usize = 16;
 
 /// Per-worker ESP state.
 pub struct EspState {
@@ -60,6 +61,11 @@ pub struct EspState {
     /// This batch's latest invalid-SPI, replay and ICV-failure events (the
     /// worker publishes them after the batch, for the crypto log).
     pub events: LatestEvents,
+    /// Packets per encryption call: [`SEQ_CHUNK`] while other workers may
+    /// encrypt for the same SAs; the whole batch when this worker is the
+    /// only one that receives inside traffic (no other sequence runs to
+    /// interleave with).
+    pub seq_chunk: usize,
 }
 
 impl EspState {
@@ -75,6 +81,7 @@ impl EspState {
             acl,
             worker_id,
             events: LatestEvents::default(),
+            seq_chunk: SEQ_CHUNK,
         }
     }
 
@@ -266,11 +273,13 @@ pub fn encap(
             frames.push(Frame::new(buf, head, len));
             pos.push(k);
         }
-        // Encrypt in chunks: each chunk reserves its own short run of
+        // Encrypt in chunks: each chunk takes its own short run of
         // sequence numbers, which keeps the reordering between workers
-        // sharing an SA small for the peer's replay window.
-        for (c, chunk) in frames.chunks_mut(SEQ_CHUNK).enumerate() {
-            let off = c * SEQ_CHUNK;
+        // sharing an SA small for the peer's replay window. A worker that
+        // alone encrypts takes the whole batch in one call.
+        let chunk_len = st.seq_chunk.max(1);
+        for (c, chunk) in frames.chunks_mut(chunk_len).enumerate() {
+            let off = c * chunk_len;
             let sa_ref = |fr: &Frame<&mut [u8]>| {
                 let i = *sa_of.get(*pos.get(off + fr.batch_index())?)?;
                 if exhausted.contains(&i) {
