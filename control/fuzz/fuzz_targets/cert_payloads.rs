@@ -1,9 +1,11 @@
-//! CERT / CERTREQ / SIG payload views and the X.509 certificate and CRL parsers: arbitrary
-//! bytes never panic; a view that parses re-emits the same body.
+//! CERT / CERTREQ / SIG payload views, rsa-encr's encrypted ID/NONCE views and their
+//! decrypted-body checks, and the X.509 certificate and CRL parsers: arbitrary bytes never
+//! panic; a view that parses re-emits the same body.
 #![no_main]
 
 use espgw_control::isakmp::cert::{sig_of, CertPayload, CertReqPayload};
-use espgw_control::isakmp::Payload;
+use espgw_control::isakmp::pubkey_enc::{Encrypted, EncryptedBody, PlainId, PlainNonce};
+use espgw_control::isakmp::{parse_chain, Payload, PayloadType};
 use espgw_control::pki::{Cert, Crl};
 use libfuzzer_sys::fuzz_target;
 
@@ -36,4 +38,20 @@ fuzz_target!(|data: &[u8]| {
         let _ = (crl.next_update(), crl.revoked_count(), crl.lists(&[1]));
     }
     let _ = Cert::from_der(data);
+    // rsa-encr: the bytes as a decrypted ID or nonce body, and as a payload chain holding
+    // encrypted ones (a body that is found re-emits itself).
+    if let Ok(id) = PlainId::parse(data) {
+        assert_eq!(id.body, data);
+    }
+    let _ = PlainNonce::check(data);
+    if let Ok(ps) = parse_chain(PayloadType::Id.code(), data, true) {
+        for kind in [Encrypted::Id, Encrypted::Nonce] {
+            for modulus in [128, 256, 512] {
+                if let Ok(b) = EncryptedBody::find(&ps, kind, modulus) {
+                    assert_eq!(b.ct.len(), modulus);
+                    assert_eq!(EncryptedBody::find(&[b.emit()], kind, modulus), Ok(b));
+                }
+            }
+        }
+    }
 });

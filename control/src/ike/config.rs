@@ -271,9 +271,7 @@ impl IkeConfig {
         p.retain(|p| match p.auth {
             AuthMethod::PreShared => true,
             AuthMethod::RsaSig => self.pki.as_ref().is_some_and(|c| c.can_sign()),
-            // The rsa-encr exchanges (encrypted nonce and ID payloads) are not built yet:
-            // such a policy is never proposed or accepted.
-            AuthMethod::RsaEncr => false,
+            AuthMethod::RsaEncr => self.pki.as_ref().is_some_and(|c| c.can_encrypt()),
         });
         p.sort_by_key(|p| p.priority);
         p

@@ -963,3 +963,4 @@ mod state_trace;
 mod pubkey;
 
 mod fragmentation;
+mod pubkey_encr;

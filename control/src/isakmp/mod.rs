@@ -14,6 +14,7 @@ pub mod attr;
 pub mod cert;
 pub mod fragment;
 pub mod payload;
+pub mod pubkey_enc;
 
 pub use attr::{Attr, AttrValue};
 pub use payload::*;

@@ -25,8 +25,12 @@ pub struct Credentials {
     pub identity: IsakmpIdentity,
     /// The ID_FQDN we send with `crypto isakmp identity hostname`.
     pub fqdn: Option<String>,
-    /// rsa-encr: the peers' public keys by address.
+    /// rsa-encr: the peers' public keys by address (`addressed-key`, and `named-key` with
+    /// an `address`), in configuration order.
     pub peer_keys: Vec<(Ipv4Addr, PublicKey)>,
+    /// rsa-encr: the `named-key` keys by name (a responder finds the initiator's key by the
+    /// ID_FQDN it decrypted).
+    pub peer_names: Vec<(String, PublicKey)>,
     /// The wall clock certificates are checked against (the sans-IO core reads none).
     pub clock: fn() -> SystemTime,
 }
@@ -46,6 +50,7 @@ impl fmt::Debug for Credentials {
             )
             .field("identity", &self.identity)
             .field("peer_keys", &self.peer_keys.len())
+            .field("peer_names", &self.peer_names.len())
             .finish()
     }
 }
@@ -54,6 +59,28 @@ impl Credentials {
     /// Whether rsa-sig can run: a certificate for our key and a CA to check peers with.
     pub fn can_sign(&self) -> bool {
         self.cert.is_some() && !self.anchors.is_empty()
+    }
+
+    /// Whether rsa-encr can run: our key pair and at least one peer's public key.
+    pub fn can_encrypt(&self) -> bool {
+        !self.peer_keys.is_empty() || !self.peer_names.is_empty()
+    }
+
+    /// All the keys the pubkey chain holds for the peer at `addr`, in configuration order.
+    pub fn peer_keys_for(&self, addr: Ipv4Addr) -> Vec<&PublicKey> {
+        self.peer_keys
+            .iter()
+            .filter(|(a, _)| *a == addr)
+            .map(|(_, k)| k)
+            .collect()
+    }
+
+    /// The `named-key` key called `name` (IOS compares host names without case).
+    pub fn peer_named(&self, name: &str) -> Option<&PublicKey> {
+        self.peer_names
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, k)| k)
     }
 
     pub fn peer_key(&self, addr: Ipv4Addr) -> Option<&PublicKey> {
@@ -165,20 +192,25 @@ pub fn load(cfg: &Config, store: &KeyStore) -> Result<Option<Credentials>, Crede
         None => None,
     };
     let mut peer_keys = Vec::new();
+    let mut peer_names = Vec::new();
     for k in &pki.pubkeys {
         if k.usage == KeyUsage::Signature {
             continue;
         }
-        let addr = match (&k.name, k.address) {
-            (crate::config::pki::PubkeyName::Addressed(a), _) => *a,
-            (_, Some(a)) => a,
-            _ => continue,
-        };
         let pk = PublicKey::from_public_key_der(&k.der).map_err(|e| CredentialsError::PeerKey {
             line: k.line,
             reason: format!("not an RSA SubjectPublicKeyInfo ({e})"),
         })?;
-        peer_keys.push((addr, pk));
+        let addr = match (&k.name, k.address) {
+            (crate::config::pki::PubkeyName::Addressed(a), _) => Some(*a),
+            (crate::config::pki::PubkeyName::Named(n), a) => {
+                peer_names.push((n.clone(), pk.clone()));
+                a
+            }
+        };
+        if let Some(a) = addr {
+            peer_keys.push((a, pk));
+        }
     }
     let fqdn = pki
         .trustpoints
@@ -192,6 +224,7 @@ pub fn load(cfg: &Config, store: &KeyStore) -> Result<Option<Credentials>, Crede
         identity: pki.identity,
         fqdn,
         peer_keys,
+        peer_names,
         clock: SystemTime::now,
     }))
 }

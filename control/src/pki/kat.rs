@@ -1,6 +1,7 @@
 //! Known answers computed by Python's `cryptography` (testdata/kat.py → testdata/kat.txt):
 //! SKEYID for signatures and for public-key encryption, SKEYID_d/a/e, HASH_I/HASH_R and the
-//! signature over HASH_I, against espgw's functions.
+//! signature over HASH_I, the rsa-encr encrypted bodies and HASH(1), against espgw's
+//! functions.
 
 use std::collections::HashMap;
 
@@ -67,4 +68,51 @@ fn skeyid_hash_and_signature_match_python_cryptography() {
         }
     }
     assert_eq!(checked, 4);
+}
+
+/// rsa-encr: the bodies Python encrypted (Ni_b, IDii_b to R2; Nr_b, IDir_b to R1) decrypt
+/// with espgw's code to the same bytes, as an ID and a nonce the endpoint accepts; SKEYID
+/// from the decrypted nonces is Python's; HASH(1) is the hash of R2's SubjectPublicKeyInfo.
+#[test]
+fn encrypted_nonces_and_ids_decrypt_to_python_cryptographys_bodies() {
+    use super::ike::decrypt_body;
+    use crate::isakmp::pubkey_enc::{PlainId, PlainNonce};
+    use rsa::pkcs8::EncodePublicKey;
+    let v = vectors();
+    let g = |k: &str| v.get(k).unwrap_or_else(|| panic!("{k} missing")).clone();
+    let key = |name: &str| {
+        let p = format!("{}/src/pki/testdata/{name}", env!("CARGO_MANIFEST_DIR"));
+        parse_private_key(&std::fs::read_to_string(p).unwrap()).unwrap()
+    };
+    let (r1, r2) = (key("r1.key"), key("r2.key"));
+    let ni = decrypt_body(&r2, &g("encr_ni_to_r2")).unwrap();
+    let nr = decrypt_body(&r1, &g("encr_nr_to_r1")).unwrap();
+    let idi = decrypt_body(&r2, &g("encr_idii_to_r2")).unwrap();
+    let idr = decrypt_body(&r1, &g("encr_idir_to_r1")).unwrap();
+    assert_eq!((&ni[..], &nr[..]), (&g("ni")[..], &g("nr")[..]));
+    assert_eq!((&idi[..], &idr[..]), (&g("idii_b")[..], &g("idir_b")[..]));
+    PlainNonce::check(&ni).unwrap();
+    let id = PlainId::parse(&idi).unwrap();
+    assert_eq!(
+        (id.id.id_type, &id.id.data[..]),
+        (1, &[172, 16, 172, 10][..])
+    );
+    // Decrypted with the other key, a body is not recovered.
+    assert_ne!(
+        decrypt_body(&r1, &g("encr_ni_to_r2"))
+            .map(|s| s.to_vec())
+            .ok(),
+        Some(g("ni"))
+    );
+    let (ci, cr) = (g("cky_i"), g("cky_r"));
+    for (alg, name) in [(HashAlg::Md5, "md5"), (HashAlg::Sha1, "sha1")] {
+        let skeyid = skeyid_encr(alg, &ni, &nr, &ci, &cr);
+        assert_eq!(*skeyid, g(&format!("encr_{name}_skeyid")), "{name}");
+        let spki = r2.as_public_key().to_public_key_der().unwrap();
+        assert_eq!(
+            alg.hash(&[spki.as_bytes()]),
+            g(&format!("hash1_{name}_r2")),
+            "{name} HASH(1)"
+        );
+    }
 }

@@ -72,6 +72,8 @@ pub struct EspgwOptions {
     pub debug: bool,
     /// Cores for the dataplane's workers.
     pub cores: Vec<usize>,
+    /// More espgw-control arguments (`--key-store DIR`, `--aggressive`).
+    pub control_args: Vec<String>,
 }
 
 impl Default for EspgwOptions {
@@ -80,6 +82,7 @@ impl Default for EspgwOptions {
             interface_map: "Ethernet0/0=in0,Ethernet1/0=out0".into(),
             debug: true,
             cores: vec![0],
+            control_args: Vec::new(),
         }
     }
 }
@@ -140,6 +143,7 @@ impl EspgwRouter {
         if opts.debug {
             args.extend(["--debug", "isakmp,ipsec"]);
         }
+        args.extend(opts.control_args.iter().map(String::as_str));
         let mut control = lab.spawn(node, &args)?;
         let mut dead = false;
         lab.wait_for(

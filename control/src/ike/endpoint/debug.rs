@@ -346,6 +346,7 @@ pub(super) fn p1_attrs_desc(attrs: &[Attr]) -> Vec<String> {
             p1::AUTH => match v {
                 1 => "auth pre-share".into(),
                 3 => "auth RSA sig".into(),
+                4 => "auth RSA encr".into(),
                 65001 => "auth XAUTHInitPreShared".into(),
                 n => format!("auth unknown {n}"),
             },

@@ -38,6 +38,7 @@ fn creds(key: &str, cert: &str, identity: IsakmpIdentity, fqdn: Option<&str>) ->
         identity,
         fqdn: fqdn.map(str::to_string),
         peer_keys: vec![],
+        peer_names: vec![],
         clock: lab_clock,
     }
 }
@@ -155,6 +156,7 @@ fn negative_cases_are_refused_with_the_ios_message() {
                     identity: c.identity,
                     fqdn: c.fqdn.clone(),
                     peer_keys: vec![],
+                    peer_names: vec![],
                     clock: c.clock,
                 };
                 let (da, _) = refused(mode, b_initiates, c);

@@ -2,7 +2,10 @@
 """Known-answer vectors for IKEv1 public-key authentication (RFC 2409 §5.1, §5.2),
 computed with Python's `cryptography` (not espgw's code): SKEYID for signatures and for
 public-key encryption, SKEYID_d/a/e, HASH_I/HASH_R, and SIG_I — the PKCS#1 v1.5 block-type-1
-signature over HASH_I with no DigestInfo — made with r1.key. Writes kat.txt next to it;
+signature over HASH_I with no DigestInfo — made with r1.key; for rsa-encr, Ni_b and IDii_b
+encrypted to R2's key (r2.key) and Nr_b and IDir_b to R1's (r1.key), PKCS#1 v1.5 block
+type 2, which espgw must decrypt to the same bodies, and HASH(1), the hash of R2's
+SubjectPublicKeyInfo DER. Writes kat.txt next to it;
 control/src/pki/kat.rs checks espgw against that file.
 
 Run: /usr/bin/python3 control/src/pki/testdata/kat.py
@@ -13,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import padding
 
 here = os.path.dirname(os.path.abspath(__file__))
 key = serialization.load_pem_private_key(open(os.path.join(here, "r1.key"), "rb").read(), None)
+key_r2 = serialization.load_pem_private_key(open(os.path.join(here, "r2.key"), "rb").read(), None)
 
 def prf(alg, k, *parts):
     return hmac.new(k, b"".join(parts), alg).digest()
@@ -69,6 +73,22 @@ for alg in ["md5", "sha1"]:
         put(p + "_hash_r", hash_r)
         if method == "sig":
             put(p + "_sig_i", sign_raw(hash_i))
+
+# rsa-encr: the encrypted bodies (random padding: the ciphertexts differ on each run, the
+# plaintexts do not) and HASH(1).
+for name, body, to in [
+    ("encr_ni_to_r2", ni, key_r2),
+    ("encr_idii_to_r2", idii_b, key_r2),
+    ("encr_nr_to_r1", nr, key),
+    ("encr_idir_to_r1", idir_b, key),
+]:
+    ct = to.public_key().encrypt(body, padding.PKCS1v15())
+    assert len(ct) == 256 and to.decrypt(ct, padding.PKCS1v15()) == body
+    put(name, ct)
+spki_r2 = key_r2.public_key().public_bytes(
+    serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+for alg in ["md5", "sha1"]:
+    put(f"hash1_{alg}_r2", h(alg, spki_r2))
 
 open(os.path.join(here, "kat.txt"), "w").write(
     "# written by kat.py (Python cryptography); do not edit\n" + "\n".join(out) + "\n")

@@ -68,6 +68,10 @@ impl Endpoint {
         .into_iter()
         .find(|g| g.len() == ke.len());
         let (reply_sa, neg, sai_b) = self.choose_p1(conn, sap, group)?;
+        if neg.auth == AuthMethod::RsaEncr {
+            let chose = (reply_sa, neg, sai_b);
+            return self.r_am1_encr(sa, now, &m.payloads, chose);
+        }
         self.processing(conn, 0, &["KE", "NONCE", "ID"]);
         let dh = neg.group.generate(&mut *self.rng);
         let nr = self.rng.bytes(20);
@@ -117,6 +121,9 @@ impl Endpoint {
         let neg = keep!(self.accept_p1_choice(conn, sap), st);
         self.process_vids(sa, &m.payloads);
         sa.rcookie = rx.hdr.rcookie;
+        if neg.auth == AuthMethod::RsaEncr {
+            return self.i_am2_encr(sa, st, rx, &m.payloads, neg);
+        }
         let idr_b = id_body(idr);
         self.processing(conn, 0, &["KE", "NONCE", "ID"]);
         let input = KeyInput {

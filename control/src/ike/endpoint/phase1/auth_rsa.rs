@@ -52,7 +52,7 @@ impl Endpoint {
         let Some(c) = self.cfg.pki.as_deref() else {
             return addr;
         };
-        if auth != AuthMethod::RsaSig {
+        if auth == AuthMethod::PreShared {
             return addr;
         }
         let with = |id_type, data: Vec<u8>| IdPayload {

@@ -87,6 +87,9 @@ impl Endpoint {
         self.process_vids(sa, &m.payloads);
         self.pass(sa, PROCESS_MM, ExpectMm2::RECEIVED);
         sa.rcookie = rx.hdr.rcookie;
+        if neg.auth == AuthMethod::RsaEncr {
+            return self.i_mm2_encr(sa, st, rx, neg);
+        }
         let dh = neg.group.generate(&mut *self.rng);
         let ni = self.rng.bytes(20);
         sa.last_rx = rx.msg.to_vec();
@@ -96,7 +99,13 @@ impl Endpoint {
             sai_b: st.sai_b,
             neg,
         };
-        Ok(ExpectMm4 { c, dh, ni }.into_state())
+        Ok(ExpectMm4 {
+            c,
+            dh,
+            ni,
+            encr: None,
+        }
+        .into_state())
     }
 
     /// Responder, MM3 → MM4: KE and nonce both ways, SKEYID, NAT-D.

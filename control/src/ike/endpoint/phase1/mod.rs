@@ -8,6 +8,9 @@
 
 mod aggressive;
 mod auth_rsa;
+mod auth_rsa_encr;
+mod encr_aggressive;
+mod encr_main;
 mod main;
 mod state;
 
@@ -398,11 +401,24 @@ impl Endpoint {
                 None => self.own_id(policies[0].auth),
             };
             self.log_auth_kind(conn, policies[0].auth, &id);
-            ps.extend([
-                Payload::Ke(dh.public.clone()),
-                Payload::Nonce(ni.clone()),
-                Payload::Id(id.clone()),
-            ]);
+            if policies[0].auth == AuthMethod::RsaEncr {
+                // [HASH(1)], KE, <IDii_b>PubKey_r, <Ni_b>PubKey_r (RFC 2409 §5.2).
+                let h = policies[0].hash;
+                match self.encr_to_responder(conn, m.peer, h, &id_body(&id), &ni) {
+                    Ok((hash1, enc)) => {
+                        ps.extend(hash1);
+                        ps.push(Payload::Ke(dh.public.clone()));
+                        ps.extend(enc);
+                    }
+                    Err(e) => return self.encr_start_failed(conn, m.peer, e),
+                }
+            } else {
+                ps.extend([
+                    Payload::Ke(dh.public.clone()),
+                    Payload::Nonce(ni.clone()),
+                    Payload::Id(id.clone()),
+                ]);
+            }
             ps.extend(self.certreqs(policies[0].auth));
             ps.extend(vids);
             let st = ExpectAm2 {
@@ -539,6 +555,18 @@ impl Endpoint {
             std::mem::replace(&mut sa.state, P1State::Dead),
         ) {
             (ExchangeType::Main, P1State::ExpectMm2(s)) => self.i_mm2(sa, s, rx),
+            (ExchangeType::Main, P1State::ExpectMm3(s)) if s.c.neg.auth == AuthMethod::RsaEncr => {
+                self.r_mm3_encr(sa, s, rx)
+            }
+            (ExchangeType::Main, P1State::ExpectMm4(s)) if s.encr.is_some() => {
+                self.i_mm4_encr(sa, s, rx)
+            }
+            (ExchangeType::Main, P1State::ExpectMm5(s)) if s.k.encr.is_some() => {
+                self.r_mm5_encr(sa, s, rx)
+            }
+            (ExchangeType::Main, P1State::ExpectMm6(s)) if s.k.encr.is_some() => {
+                self.i_mm6_encr(sa, s, rx)
+            }
             (ExchangeType::Main, P1State::ExpectMm3(s)) => self.r_mm3(sa, s, rx),
             (ExchangeType::Main, P1State::ExpectMm4(s)) => self.i_mm4(sa, s, rx),
             (ExchangeType::Main, P1State::ExpectMm5(s)) => self.r_mm5(sa, s, rx),
@@ -708,7 +736,9 @@ impl Endpoint {
         };
         let skeyid = match neg.auth {
             AuthMethod::RsaSig => crate::pki::ike::skeyid_sig(neg.hash, ni, nr, &gxy),
-            AuthMethod::RsaEncr => return Err(IkeError::Unsupported("rsa-encr")),
+            AuthMethod::RsaEncr => {
+                crate::pki::ike::skeyid_encr(neg.hash, ni, nr, &sa.icookie, &sa.rcookie)
+            }
             // No key for this peer: never a pre-shared SKEYID from an empty key.
             AuthMethod::PreShared if i.psk.is_empty() => {
                 return Err(IkeError::Policy("no pre-shared key for this peer"))
@@ -731,6 +761,7 @@ impl Endpoint {
             gxi,
             gxr,
             sai_b: i.sai_b.to_vec(),
+            encr: None,
         })
     }
 

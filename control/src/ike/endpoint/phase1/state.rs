@@ -51,6 +51,15 @@ pub struct Keyed {
     pub gxi: Vec<u8>,
     pub gxr: Vec<u8>,
     pub sai_b: Vec<u8>,
+    /// rsa-encr: the ID bodies HASH_I and HASH_R cover, decrypted (MM5 and MM6 carry none).
+    pub encr: Option<EncrIds>,
+}
+
+/// rsa-encr's ID bodies, as sent before encryption (RFC 2409 §5.2).
+#[derive(Clone)]
+pub struct EncrIds {
+    pub idi_b: Vec<u8>,
+    pub idr_b: Vec<u8>,
 }
 
 /// Initiator sent MM1 (its offer), expects MM2.
@@ -63,6 +72,8 @@ pub struct ExpectMm4 {
     pub c: Chosen,
     pub dh: DhKeyPair,
     pub ni: Vec<u8>,
+    /// rsa-encr: our ID body (IDii_b), sent encrypted in MM3.
+    pub encr: Option<EncrIds>,
 }
 /// Initiator sent MM5 (its ID and HASH_I), expects MM6.
 pub struct ExpectMm6 {
