@@ -6,6 +6,7 @@ pub mod command;
 pub mod pcap;
 pub mod pki;
 pub mod show;
+pub mod views;
 
 #[cfg(test)]
 mod tests;

@@ -28,6 +28,7 @@
 mod debug;
 mod info;
 mod natt;
+mod operator;
 mod pairs;
 mod payloads;
 mod phase1;
@@ -38,6 +39,7 @@ pub use transaction::attributes;
 pub use transaction::ClientSessionInfo;
 
 pub use debug::IosState;
+pub use operator::{ike_algorithm, ipsec_algorithm, Phase1Info};
 
 use super::config::*;
 use super::crypto::*;
