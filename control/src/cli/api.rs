@@ -25,6 +25,8 @@ use crate::config::model::{
     AclKind, Config, DhGroup, IpsecMode, IsakmpPolicy, ProxyId, SaLifetime,
 };
 
+pub use super::views::*;
+
 /// Where the daemon listens unless told otherwise (`--socket PATH`).
 pub const DEFAULT_SOCKET: &str = "/run/espgw/control.sock";
 
@@ -97,6 +99,27 @@ pub enum Request {
     /// `crypto ipsec client ezvpn connect NAME` → [`Response::Done`], or
     /// [`Response::Error`] if no such tunnel.
     EzvpnConnect { name: String },
+    /// `show crypto ipsec sa peer A | map NAME | detail` → [`Response::IpsecSas`], or
+    /// with `detail` [`Response::IpsecSasDetail`].
+    ShowIpsecSaFiltered { filter: IpsecSaFilter },
+    /// `show crypto isakmp peers` → [`Response::IsakmpPeers`].
+    ShowIsakmpPeers,
+    /// `show crypto isakmp default policy` → [`Response::DefaultIsakmpPolicy`].
+    ShowIsakmpDefaultPolicy,
+    /// `show crypto engine connections active` → [`Response::EngineConnections`].
+    ShowEngineConnections,
+    /// `show crypto ipsec transform-set` → [`Response::TransformSets`].
+    ShowTransformSets,
+    /// `show crypto session detail`: every peer's session → [`Response::CryptoSessionsDetail`].
+    ShowCryptoSessionDetail,
+    /// `clear crypto session remote A`: the IPsec and ISAKMP SAs with A (DELETE sent) →
+    /// [`Response::Done`].
+    ClearCryptoSessionRemote { peer: Ipv4Addr },
+    /// `clear crypto sa peer A`: the IPsec SAs with A (DELETE sent) → [`Response::Done`].
+    ClearCryptoSaPeer { peer: Ipv4Addr },
+    /// `clear crypto sa map NAME`: the IPsec SAs of crypto map NAME (DELETE sent) →
+    /// [`Response::Done`], or [`Response::Error`] if there is no such map.
+    ClearCryptoSaMap { map: String },
 }
 
 /// One response line.
@@ -138,6 +161,26 @@ pub enum Response {
     /// `show crypto ipsec client ezvpn`: one entry per Easy VPN client tunnel.
     Ezvpn {
         tunnels: Vec<super::ezvpn::EzvpnView>,
+    },
+    /// `show crypto ipsec sa detail`: the blocks, each with its error counters.
+    IpsecSasDetail {
+        sas: Vec<(IpsecSaView, IpsecErrorCounters)>,
+    },
+    IsakmpPeers {
+        peers: Vec<IsakmpPeerView>,
+    },
+    /// The suite espgw proposes and accepts when no `crypto isakmp policy` is configured.
+    DefaultIsakmpPolicy {
+        policies: Vec<IsakmpPolicy>,
+    },
+    EngineConnections {
+        connections: Vec<EngineConnectionView>,
+    },
+    TransformSets {
+        sets: Vec<TransformSetView>,
+    },
+    CryptoSessionsDetail {
+        sessions: Vec<SessionDetailView>,
     },
     /// The request failed; `message` is printed on stderr (IOS style, e.g.
     /// `% No such crypto map entry: vpn 20`).

@@ -5,10 +5,15 @@
 //! ```text
 //! espgw [--socket PATH] show crypto isakmp sa | show crypto ipsec sa | show crypto map
 //!                       | show crypto isakmp policy | show crypto dataplane
+//!                       | show crypto isakmp peers | show crypto isakmp default policy
+//!                       | show crypto ipsec sa peer A | map NAME | detail
+//!                       | show crypto ipsec transform-set | show crypto session [detail]
+//!                       | show crypto engine connections active
 //! espgw debug crypto isakmp|ipsec [--follow]      (--follow: like `terminal monitor`)
 //! espgw terminal monitor                          (follow debug output until Ctrl-C)
 //! espgw undebug all
-//! espgw clear crypto sa | clear crypto isakmp
+//! espgw clear crypto sa [peer A | map NAME] | clear crypto isakmp
+//! espgw clear crypto session [remote A]
 //! espgw initiate MAP SEQ
 //! espgw check-config FILE [--interface-map IOS=LINUX,...] [--show]
 //! espgw crypto key generate rsa … | crypto pki import …   (offline: the key store, cli::pki)
@@ -131,8 +136,17 @@ pub enum ShowWhat {
     Map,
     /// show crypto dataplane: the data plane's drop and sa_request counters (espgw's own)
     Dataplane,
-    /// show crypto session: the remote-access clients (group, user, assigned address)
-    Session,
+    /// show crypto session [detail]: the remote-access clients (group, user, assigned
+    /// address); with detail, every peer's session and its packet counts
+    Session {
+        #[command(subcommand)]
+        what: Option<SessionWhat>,
+    },
+    /// show crypto engine connections active
+    Engine {
+        #[command(subcommand)]
+        what: EngineWhat,
+    },
     /// show crypto pki certificates (offline: the key store, and FILE's chains)
     Pki {
         #[command(subcommand)]
@@ -175,12 +189,75 @@ pub enum MypubkeyWhat {
 pub enum IsakmpWhat {
     Sa,
     Policy,
+    /// show crypto isakmp peers
+    Peers,
+    /// show crypto isakmp default policy
+    Default {
+        #[command(subcommand)]
+        what: DefaultWhat,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+#[command(infer_subcommands = true)]
+pub enum DefaultWhat {
+    Policy,
+}
+
+#[derive(Subcommand, Debug)]
+#[command(infer_subcommands = true)]
+pub enum SessionWhat {
+    Detail,
+}
+
+#[derive(Subcommand, Debug)]
+#[command(infer_subcommands = true)]
+pub enum EngineWhat {
+    Connections {
+        #[command(subcommand)]
+        what: ConnectionsWhat,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+#[command(infer_subcommands = true)]
+pub enum ConnectionsWhat {
+    Active,
+}
+
+/// show crypto ipsec sa peer A | map NAME | detail
+#[derive(Subcommand, Debug)]
+#[command(infer_subcommands = true)]
+pub enum SaFilter {
+    Peer { addr: std::net::Ipv4Addr },
+    Map { name: String },
+    Detail,
+}
+
+/// clear crypto sa peer A | map NAME
+#[derive(Subcommand, Debug)]
+#[command(infer_subcommands = true)]
+pub enum ClearSaFilter {
+    Peer { addr: std::net::Ipv4Addr },
+    Map { name: String },
+}
+
+/// clear crypto session remote A
+#[derive(Subcommand, Debug)]
+#[command(infer_subcommands = true)]
+pub enum ClearSessionWhat {
+    Remote { addr: std::net::Ipv4Addr },
 }
 
 #[derive(Subcommand, Debug)]
 #[command(infer_subcommands = true)]
 pub enum IpsecWhat {
-    Sa,
+    Sa {
+        #[command(subcommand)]
+        filter: Option<SaFilter>,
+    },
+    /// show crypto ipsec transform-set
+    TransformSet,
     /// `show crypto ipsec client ezvpn`
     Client {
         #[command(subcommand)]
@@ -241,10 +318,18 @@ pub enum ClearCrypto {
 #[derive(Subcommand, Debug)]
 #[command(infer_subcommands = true)]
 pub enum ClearWhat {
-    Sa,
+    /// clear crypto sa [peer A | map NAME]
+    Sa {
+        #[command(subcommand)]
+        filter: Option<ClearSaFilter>,
+    },
     Isakmp,
-    /// clear crypto session: disconnect every remote-access client
-    Session,
+    /// clear crypto session [remote A]: disconnect every remote-access client, or every
+    /// SA with peer A
+    Session {
+        #[command(subcommand)]
+        what: Option<ClearSessionWhat>,
+    },
 }
 
 /// Where output goes (stdout and stderr of the process, or buffers in tests).
@@ -308,15 +393,49 @@ pub fn main_with(
                 ShowWhat::Isakmp {
                     what: IsakmpWhat::Policy,
                 } => Request::ShowIsakmpPolicy,
+                ShowWhat::Isakmp {
+                    what: IsakmpWhat::Peers,
+                } => Request::ShowIsakmpPeers,
+                ShowWhat::Isakmp {
+                    what: IsakmpWhat::Default { .. },
+                } => Request::ShowIsakmpDefaultPolicy,
                 ShowWhat::Ipsec {
-                    what: IpsecWhat::Sa,
+                    what: IpsecWhat::Sa { filter: None },
                 } => Request::ShowIpsecSa,
                 ShowWhat::Ipsec {
                     what: IpsecWhat::Client { .. },
                 } => Request::ShowEzvpn,
+                ShowWhat::Ipsec {
+                    what:
+                        IpsecWhat::Sa {
+                            filter: Some(filter),
+                        },
+                } => Request::ShowIpsecSaFiltered {
+                    filter: match filter {
+                        SaFilter::Peer { addr } => api::IpsecSaFilter {
+                            peer: Some(addr),
+                            ..Default::default()
+                        },
+                        SaFilter::Map { name } => api::IpsecSaFilter {
+                            map: Some(name),
+                            ..Default::default()
+                        },
+                        SaFilter::Detail => api::IpsecSaFilter {
+                            detail: true,
+                            ..Default::default()
+                        },
+                    },
+                },
+                ShowWhat::Ipsec {
+                    what: IpsecWhat::TransformSet,
+                } => Request::ShowTransformSets,
+                ShowWhat::Engine { .. } => Request::ShowEngineConnections,
                 ShowWhat::Map => Request::ShowCryptoMap,
                 ShowWhat::Dataplane => Request::ShowDataplane,
-                ShowWhat::Session => Request::ShowCryptoSession,
+                ShowWhat::Session { what: None } => Request::ShowCryptoSession,
+                ShowWhat::Session {
+                    what: Some(SessionWhat::Detail),
+                } => Request::ShowCryptoSessionDetail,
                 ShowWhat::Pki {
                     what: PkiWhat::Certificates { config },
                 } => {
@@ -355,9 +474,18 @@ pub fn main_with(
             crypto: ClearCrypto::Crypto { what },
         } => (
             match what {
-                ClearWhat::Sa => Request::ClearCryptoSa,
+                ClearWhat::Sa { filter: None } => Request::ClearCryptoSa,
+                ClearWhat::Sa {
+                    filter: Some(ClearSaFilter::Peer { addr }),
+                } => Request::ClearCryptoSaPeer { peer: addr },
+                ClearWhat::Sa {
+                    filter: Some(ClearSaFilter::Map { name }),
+                } => Request::ClearCryptoSaMap { map: name },
                 ClearWhat::Isakmp => Request::ClearCryptoIsakmp,
-                ClearWhat::Session => Request::ClearCryptoSession,
+                ClearWhat::Session { what: None } => Request::ClearCryptoSession,
+                ClearWhat::Session {
+                    what: Some(ClearSessionWhat::Remote { addr }),
+                } => Request::ClearCryptoSessionRemote { peer: addr },
             },
             false,
         ),

@@ -7,6 +7,7 @@ pub mod ezvpn;
 pub mod pcap;
 pub mod pki;
 pub mod show;
+pub mod views;
 
 #[cfg(test)]
 mod tests;

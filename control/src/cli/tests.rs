@@ -146,6 +146,27 @@ impl ControlHandler for TestDaemon {
                 None => Response::error(format!("% No such crypto map entry: {map} {seq}")),
             },
             Request::FollowDebug => Response::error("% FollowDebug reached the handler"),
+            Request::ShowIsakmpPeers => Response::IsakmpPeers {
+                peers: vec![IsakmpPeerView {
+                    peer: Ipv4Addr::new(172, 16, 172, 20),
+                    port: 500,
+                    local: Ipv4Addr::new(172, 16, 172, 10),
+                    phase1_id: "172.16.172.20".into(),
+                }],
+            },
+            Request::ShowTransformSets => Response::TransformSets {
+                sets: TransformSetView::from_config(&self.cfg),
+            },
+            Request::ClearCryptoSaMap { map } if map != "vpn" => {
+                Response::error(format!("% Crypto map {map} not found"))
+            }
+            Request::ShowIpsecSaFiltered { .. }
+            | Request::ShowIsakmpDefaultPolicy
+            | Request::ShowEngineConnections
+            | Request::ShowCryptoSessionDetail
+            | Request::ClearCryptoSessionRemote { .. }
+            | Request::ClearCryptoSaPeer { .. }
+            | Request::ClearCryptoSaMap { .. } => Response::done(""),
         }
     }
 
@@ -564,4 +585,78 @@ fn ipsec_skeletons_follow_the_configuration() {
     .unwrap()
     .config;
     assert!(IpsecSaView::skeletons(&lone).is_empty());
+}
+
+#[test]
+fn cli_operator_commands_send_their_requests() {
+    let dir = TempDir::new("operator");
+    let sock = dir.sock();
+    let d = Daemon::start(&sock);
+    let ok = |args: &[&str]| {
+        let (code, out, err) = espgw(&sock, args);
+        assert_eq!((code, err.as_str()), (ExitCode::SUCCESS, ""), "{args:?}");
+        out
+    };
+    assert_eq!(
+        ok(&["show", "crypto", "isakmp", "peers"]),
+        include_str!("golden/isakmp_peers.txt")
+    );
+    assert_eq!(
+        ok(&["sh", "cry", "ipsec", "transform-set"]),
+        "Transform set myset: { esp-3des esp-md5-hmac  }\n   will negotiate = { Tunnel,  },\n\n"
+    );
+    ok(&["show", "crypto", "ipsec", "sa", "peer", "172.16.172.20"]);
+    ok(&["show", "crypto", "ipsec", "sa", "map", "vpn"]);
+    ok(&["show", "crypto", "ipsec", "sa", "detail"]);
+    ok(&["show", "crypto", "isakmp", "default", "policy"]);
+    ok(&["sh", "cry", "eng", "conn", "act"]);
+    ok(&["show", "crypto", "session", "detail"]);
+    ok(&["clear", "crypto", "session", "remote", "172.16.172.20"]);
+    ok(&["clear", "crypto", "sa", "peer", "172.16.172.20"]);
+    ok(&["clear", "crypto", "sa", "map", "vpn"]);
+    ok(&["clear", "crypto", "session"]);
+    let (code, _, err) = espgw(&sock, &["clear", "crypto", "sa", "map", "nosuch"]);
+    assert_eq!(
+        (code, err.as_str()),
+        (ExitCode::FAILURE, "% Crypto map nosuch not found\n")
+    );
+    // Not an address: clap refuses it before anything is sent.
+    let (code, _, _) = espgw(&sock, &["clear", "crypto", "sa", "peer", "bogus"]);
+    assert_ne!(code, ExitCode::SUCCESS);
+    // `isakmp p` is ambiguous (peers, policy), as on IOS.
+    let (code, _, _) = espgw(&sock, &["sh", "cry", "isa", "p"]);
+    assert_ne!(code, ExitCode::SUCCESS);
+
+    let peer = Ipv4Addr::new(172, 16, 172, 20);
+    let filter = |peer, map: Option<&str>, detail| IpsecSaFilter {
+        peer,
+        map: map.map(str::to_string),
+        detail,
+    };
+    assert_eq!(
+        d.handler.requests.lock().unwrap().clone(),
+        vec![
+            Request::ShowIsakmpPeers,
+            Request::ShowTransformSets,
+            Request::ShowIpsecSaFiltered {
+                filter: filter(Some(peer), None, false)
+            },
+            Request::ShowIpsecSaFiltered {
+                filter: filter(None, Some("vpn"), false)
+            },
+            Request::ShowIpsecSaFiltered {
+                filter: filter(None, None, true)
+            },
+            Request::ShowIsakmpDefaultPolicy,
+            Request::ShowEngineConnections,
+            Request::ShowCryptoSessionDetail,
+            Request::ClearCryptoSessionRemote { peer },
+            Request::ClearCryptoSaPeer { peer },
+            Request::ClearCryptoSaMap { map: "vpn".into() },
+            Request::ClearCryptoSession,
+            Request::ClearCryptoSaMap {
+                map: "nosuch".into()
+            },
+        ]
+    );
 }

@@ -13,7 +13,7 @@ use crate::ike;
 impl Daemon {
     /// `show crypto ipsec sa`: ikecfg's skeletons (one block per map entry × ACL line),
     /// filled with the SAs, peers, ports and SA database counters.
-    fn ipsec_views(&self) -> Vec<IpsecSaView> {
+    pub(super) fn ipsec_views(&self) -> Vec<IpsecSaView> {
         let sas = self.shared.with(|ep, now| ep.ipsec_sas(now));
         let mut out = Vec::new();
         let mut skeletons = IpsecSaView::skeletons(&self.config);
@@ -189,6 +189,9 @@ fn isakmp_state(name: &str) -> IsakmpSaState {
 
 impl ControlHandler for Daemon {
     async fn handle(&self, request: Request) -> Response {
+        if let Some(r) = self.operator_request(&request) {
+            return r;
+        }
         match request {
             Request::ShowIsakmpSa => {
                 let sas = self.shared.with(|ep, _| ep.isakmp_sas());
@@ -287,6 +290,7 @@ impl ControlHandler for Daemon {
                 }
             }
             Request::FollowDebug => Response::error("% follow_debug is handled by the server"),
+            _ => Response::error("% request not handled"),
         }
     }
 

@@ -7,6 +7,7 @@
 //! sa_requests into negotiations and its counters into lifetimes.
 
 mod handler;
+mod operator;
 pub mod sa_sync;
 
 use std::fs::File;

@@ -29,6 +29,7 @@ mod debug;
 pub mod fragments;
 mod info;
 mod natt;
+mod operator;
 mod pairs;
 mod payloads;
 mod phase1;
@@ -41,6 +42,7 @@ pub use transaction::{EzvpnStatus, ModeConfig};
 
 pub use debug::IosState;
 pub use fragments::{Added, FragmentCounters, Reassembler, DEFAULT_FRAGMENT_MTU};
+pub use operator::{ike_algorithm, ipsec_algorithm, Phase1Info};
 
 use super::config::*;
 use super::crypto::*;

@@ -46,6 +46,7 @@ fn creds(n: &str, bits: u32) -> Credentials {
         identity: IsakmpIdentity::Address,
         fqdn: None,
         peer_keys: vec![],
+        peer_names: vec![],
         clock: lab_clock,
     }
 }

@@ -1,7 +1,21 @@
 //! The IOS screens: `show crypto map`, `show crypto isakmp policy`, `show crypto isakmp sa`
 //! and `show crypto ipsec sa`, laid out as IOS lays them out (column positions and labels
 //! are what operators grep for; see `reference/ios-show-formats.md`). Pure functions from
-//! the views the daemon fills to text; every screen ends with a newline.
+//! the views the daemon fills to text; every screen ends with a newline. The screens of
+//! issue 16 are in submodules: [`peers`] (`show crypto isakmp peers`, `show crypto engine
+//! connections active`), [`policy`] (`show crypto isakmp default policy`, `show crypto
+//! ipsec transform-set`), [`session`] (`show crypto session detail`) and [`detail`]
+//! (`show crypto ipsec sa detail`).
+
+mod detail;
+mod peers;
+mod policy;
+mod session;
+
+pub use detail::{ipsec_sa_detail, select_blocks};
+pub use peers::{engine_connections, isakmp_peers};
+pub use policy::{isakmp_default_policy, transform_sets};
+pub use session::crypto_session_detail;
 
 use std::fmt::Write as _;
 
@@ -112,7 +126,7 @@ fn group_name(g: DhGroup) -> String {
     format!("#{} ({} bit)", g.number(), g.modulus_bits())
 }
 
-fn policy_body(out: &mut String, p: &IsakmpPolicy) {
+pub(super) fn policy_body(out: &mut String, p: &IsakmpPolicy) {
     let _ = writeln!(
         out,
         "        encryption algorithm:   {}",
@@ -200,7 +214,12 @@ fn esp_sa(out: &mut String, sa: &EspSaView) {
     out.push('\n');
 }
 
-fn ipsec_block(out: &mut String, v: &IpsecSaView) {
+/// One block; with `errors`, the failure counters of `detail` replace `#send errors`.
+pub(super) fn ipsec_block_with(
+    out: &mut String,
+    v: &IpsecSaView,
+    errors: Option<&super::views::IpsecErrorCounters>,
+) {
     out.push_str("   protected vrf: (none)\n");
     let id = |p: &crate::config::model::ProxyId| {
         format!("{}/{}/{}/{}", p.addr, p.mask, p.protocol, p.port)
@@ -239,11 +258,16 @@ fn ipsec_block(out: &mut String, v: &IpsecSaView) {
     out.push_str("    #pkts compressed: 0, #pkts decompressed: 0\n");
     out.push_str("    #pkts not compressed: 0, #pkts compr. failed: 0\n");
     out.push_str("    #pkts not decompressed: 0, #pkts decompress failed: 0\n");
-    let _ = writeln!(
-        out,
-        "    #send errors {}, #recv errors {}",
-        c.send_errors, c.recv_errors
-    );
+    match errors {
+        None => {
+            let _ = writeln!(
+                out,
+                "    #send errors {}, #recv errors {}",
+                c.send_errors, c.recv_errors
+            );
+        }
+        Some(e) => detail::error_lines(out, e),
+    }
     out.push('\n');
     let _ = writeln!(
         out,
@@ -279,9 +303,21 @@ fn ipsec_block(out: &mut String, v: &IpsecSaView) {
 
 /// `show crypto ipsec sa`: blocks grouped under their interface and crypto map tag.
 pub fn ipsec_sa(views: &[IpsecSaView]) -> String {
+    ipsec_sa_with(views.iter().map(|v| (v, None)))
+}
+
+/// The blocks under their interface headers, each with its `detail` counters or none.
+pub(super) fn ipsec_sa_with<'a>(
+    views: impl Iterator<
+        Item = (
+            &'a IpsecSaView,
+            Option<&'a super::views::IpsecErrorCounters>,
+        ),
+    >,
+) -> String {
     let mut out = String::new();
     let mut prev: Option<(&str, &str, std::net::Ipv4Addr)> = None;
-    for v in views {
+    for (v, errors) in views {
         let key = (v.interface.as_str(), v.map_tag.as_str(), v.local_addr);
         if prev != Some(key) {
             if prev.is_some() {
@@ -296,7 +332,7 @@ pub fn ipsec_sa(views: &[IpsecSaView]) -> String {
             prev = Some(key);
         }
         out.push('\n');
-        ipsec_block(&mut out, v);
+        ipsec_block_with(&mut out, v, errors);
     }
     out
 }
@@ -318,6 +354,12 @@ pub fn render(response: &Response) -> Result<String, String> {
         Response::DataplaneCounters { counters } => Ok(dataplane(counters)),
         Response::CryptoSessions { sessions } => Ok(crypto_session(sessions)),
         Response::Ezvpn { tunnels } => Ok(super::ezvpn::ezvpn_screen(tunnels)),
+        Response::IpsecSasDetail { sas } => Ok(ipsec_sa_detail(sas)),
+        Response::IsakmpPeers { peers } => Ok(isakmp_peers(peers)),
+        Response::DefaultIsakmpPolicy { policies } => Ok(isakmp_default_policy(policies)),
+        Response::EngineConnections { connections } => Ok(engine_connections(connections)),
+        Response::TransformSets { sets } => Ok(transform_sets(sets)),
+        Response::CryptoSessionsDetail { sessions } => Ok(crypto_session_detail(sessions)),
         Response::Error { message } => Err(format!("{message}\n")),
     }
 }
@@ -403,7 +445,7 @@ mod tests {
         let cfg = slides_config();
         let views = CryptoMapView::from_config(&cfg, |_, _| None);
         let got = crypto_map(&views);
-        assert_eq!(got, include_str!("golden/crypto_map.txt"));
+        assert_eq!(got, include_str!("../golden/crypto_map.txt"));
         // The slide's lines, word for word (the slide wraps the access-list line and drops
         // the indentation; compare line contents).
         let slide = [
@@ -483,7 +525,7 @@ Crypto Map \"m\" 20 ipsec-isakmp
         };
         assert_eq!(
             isakmp_policy(&[p], &IsakmpPolicy::default_suite()),
-            include_str!("golden/isakmp_policy.txt")
+            include_str!("../golden/isakmp_policy.txt")
         );
     }
 
@@ -567,7 +609,7 @@ Crypto Map \"m\" 20 ipsec-isakmp
             conn_id: 1001,
             status: IsakmpSaStatus::Active,
         }];
-        assert_eq!(isakmp_sa(&sas), include_str!("golden/isakmp_sa.txt"));
+        assert_eq!(isakmp_sa(&sas), include_str!("../golden/isakmp_sa.txt"));
     }
 
     #[test]
@@ -657,7 +699,7 @@ Crypto Map \"m\" 20 ipsec-isakmp
     fn ipsec_sa_golden() {
         assert_eq!(
             ipsec_sa(&[slides_ipsec_view()]),
-            include_str!("golden/ipsec_sa.txt")
+            include_str!("../golden/ipsec_sa.txt")
         );
     }
 
@@ -708,3 +750,6 @@ Crypto Map \"m\" 20 ipsec-isakmp
         assert_eq!(render(&Response::error("% no")).unwrap_err(), "% no\n");
     }
 }
+
+#[cfg(test)]
+mod tests_ops;
