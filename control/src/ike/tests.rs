@@ -964,3 +964,4 @@ mod pubkey;
 
 mod fragmentation;
 mod pubkey_encr;
+mod initial_contact_nat;

@@ -82,7 +82,10 @@ impl Endpoint {
         self.send_dpd(sa, NotifyType::RUThere, seq);
     }
 
-    /// INITIAL-CONTACT: the peer rebooted; forget everything else we had with it.
+    /// INITIAL-CONTACT: the peer rebooted; forget everything else we had with it. "It" is
+    /// the peer's address *and* port, as IOS keys its peers: many Easy VPN clients behind one
+    /// NAT share the address (and the group identity) but each has its own NAT port, and one
+    /// client's INITIAL-CONTACT must not tear down its neighbours' SAs.
     pub(super) fn process_initial_contact(&mut self, sa: &P1Sa, ps: &[Payload]) {
         let ic = ps.iter().any(|p| matches!(p, Payload::Notify(n) if n.notify_type == NotifyType::InitialContact.code()));
         if !ic {
@@ -94,13 +97,13 @@ impl Endpoint {
         let old: Vec<[u8; 8]> = self
             .p1
             .iter()
-            .filter(|(_, s)| v4(s.remote) == peer && s.state.is_established())
+            .filter(|(_, s)| s.remote == sa.remote && s.state.is_established())
             .map(|(k, _)| *k)
             .collect();
         for k in old {
             self.with_sa(k, |ep, s| ep.fail_p1(s, "INITIAL_CONTACT"));
         }
-        self.remove_peer_pairs(peer);
+        self.remove_peer_pairs(sa.remote);
     }
 
     /// Deletes the SA, telling the peer if it was established.

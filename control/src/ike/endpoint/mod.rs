@@ -498,15 +498,6 @@ impl Endpoint {
         }
     }
 
-    /// The newest established phase 1 with `peer`.
-    fn live_p1(&self, peer: Ipv4Addr) -> Option<[u8; 8]> {
-        self.p1
-            .iter()
-            .filter(|(_, s)| v4(s.remote) == peer && s.state.is_established())
-            .max_by_key(|(_, s)| s.conn_id)
-            .map(|(k, _)| *k)
-    }
-
     // ------------------------------------------------------------------ counts (tests, show)
 
     /// Number of phase-1 SAs in any state (for tests and show).

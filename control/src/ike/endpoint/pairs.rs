@@ -32,6 +32,25 @@ pub(super) struct SaPair {
 }
 
 impl Endpoint {
+    /// The phase 1 to tell about pair `p`: the one that made it if it lives, else the
+    /// newest with the same peer address and port.
+    fn live_p1_of_pair(&self, p: &SaPair) -> Option<[u8; 8]> {
+        if self
+            .p1
+            .get(&p.p1_icookie)
+            .is_some_and(|s| s.state.is_established())
+        {
+            return Some(p.p1_icookie);
+        }
+        self.p1
+            .iter()
+            .filter(|(_, s)| {
+                v4(s.remote) == p.peer && s.remote.port() == p.peer_port && s.state.is_established()
+            })
+            .max_by_key(|(_, s)| s.conn_id)
+            .map(|(k, _)| *k)
+    }
+
     pub fn ipsec_sas(&self, now: Instant) -> Vec<IpsecSaInfo> {
         self.pairs
             .iter()
@@ -83,12 +102,12 @@ impl Endpoint {
         for p in &mut self.pairs {
             if p.inbound == spi && packets > p.in_packets {
                 p.in_packets = packets;
-                peer = Some(p.peer);
+                peer = Some((p.peer, p.peer_port));
             }
         }
-        if let Some(peer) = peer {
+        if let Some((peer, port)) = peer {
             for sa in self.p1.values_mut() {
-                if v4(sa.remote) == peer && sa.state.is_established() {
+                if v4(sa.remote) == peer && sa.remote.port() == port && sa.state.is_established() {
                     sa.last_peer_activity = now;
                 }
             }
@@ -229,7 +248,7 @@ impl Endpoint {
     pub(super) fn remove_pair(&mut self, i: usize, send_delete: bool) {
         let p = self.pairs.remove(i);
         if send_delete {
-            if let Some(key) = self.live_p1(p.peer) {
+            if let Some(key) = self.live_p1_of_pair(&p) {
                 let pl = Payload::Delete(DeletePayload {
                     doi: DOI_IPSEC,
                     protocol: proto::ESP,
@@ -246,10 +265,12 @@ impl Endpoint {
         });
     }
 
-    /// Removes every IPsec SA pair with `peer`, without telling it (it rebooted or died).
-    pub(super) fn remove_peer_pairs(&mut self, peer: Ipv4Addr) {
+    /// Removes every IPsec SA pair with `peer` (address and port: clients behind one NAT
+    /// differ by port only), without telling it (it rebooted or died).
+    pub(super) fn remove_peer_pairs(&mut self, peer: SocketAddr) {
+        let (addr, port) = (v4(peer), peer.port());
         let idxs: Vec<usize> = (0..self.pairs.len())
-            .filter(|&i| self.pairs[i].peer == peer)
+            .filter(|&i| self.pairs[i].peer == addr && self.pairs[i].peer_port == port)
             .collect();
         for i in idxs.into_iter().rev() {
             self.remove_pair(i, false);

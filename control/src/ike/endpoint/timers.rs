@@ -265,7 +265,7 @@ impl Endpoint {
                     "ISAKMP: DPD: peer {peer} is dead, deleting its SAs"
                 ));
                 self.fail_p1(sa, "peer is dead (DPD)");
-                self.remove_peer_pairs(peer);
+                self.remove_peer_pairs(sa.remote);
                 return;
             }
             self.send_r_u_there(now, sa, retry, true);

@@ -165,6 +165,8 @@ impl Endpoint {
         keep!(self.verify_peer_auth(sa, &st.k, &st.idi_b, &ps), st);
         let mut k = st.k.k;
         self.process_nat_d(sa, k.neg.hash, &ps);
+        // Where the authenticated AM3 came from is the peer INITIAL-CONTACT speaks for.
+        sa.follow_float(rx.local, rx.remote);
         self.process_initial_contact(sa, &ps);
         if let Some(iv) = new_iv {
             k.iv = iv;
@@ -172,7 +174,6 @@ impl Endpoint {
         sa.last_rx = rx.msg.to_vec();
         // AM3 is answered by nothing: a copy of it must not bring AM2 again.
         sa.last_tx = None;
-        sa.follow_float(rx.local, rx.remote);
         self.log_authenticated(sa.conn_id, rx.remote);
         Ok(Established { k }.into_state())
     }

@@ -213,10 +213,12 @@ impl Endpoint {
     pub(super) fn r_mm5(&mut self, sa: &mut P1Sa, st: ExpectMm5, rx: &Rx) -> Step {
         let (ps, new_iv) = keep!(self.mm_peer_auth(sa, &st.k, rx, ExpectMm5::RECEIVED), st);
         let ExpectMm5 { mut k } = st;
+        // Where the authenticated MM5 came from (floated to 4500 behind a NAT) is the
+        // peer that INITIAL-CONTACT speaks for.
+        sa.follow_float(rx.local, rx.remote);
         self.process_initial_contact(sa, &ps);
         k.k.iv = new_iv;
         sa.last_rx = rx.msg.to_vec();
-        sa.follow_float(rx.local, rx.remote);
         self.log_authenticated(sa.conn_id, rx.remote);
         let id = self.own_id(k.k.neg.auth);
         self.log_auth_kind(sa.conn_id, k.k.neg.auth, &id);
