@@ -8,6 +8,9 @@
 //! Used by the demo (`espgw-lab demo`) and by the end-to-end tests; nothing here is
 //! test-only. Processes are tracked by the [`Lab`] (killed by PID on drop, also on panic).
 
+mod faults;
+pub use faults::Daemon;
+
 use crate::judge::{parse_keylog, EspSaKeys, Ikev1Keys};
 use crate::lab::{Lab, LabProcess, Node};
 use crate::{Error, Result};
@@ -99,6 +102,9 @@ pub struct EspgwRouter {
     pub stats: PathBuf,
     dataplane: Option<LabProcess>,
     control: Option<LabProcess>,
+    /// The command lines the two processes were started with (for restarts).
+    control_args: Vec<String>,
+    dataplane_args: Vec<String>,
 }
 
 impl EspgwRouter {
@@ -193,6 +199,7 @@ impl EspgwRouter {
                 dataplane.died_at_start(&format!("espgw-dataplane on {node} exited at start"), &[])
             );
         }
+        let owned = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         Ok(EspgwRouter {
             node,
             cli: bins.cli.clone(),
@@ -201,6 +208,8 @@ impl EspgwRouter {
             stats,
             dataplane: Some(dataplane),
             control: Some(control),
+            control_args: owned(&args),
+            dataplane_args: owned(&dp_args),
         })
     }
 

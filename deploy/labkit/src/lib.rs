@@ -22,6 +22,7 @@ pub mod espgw;
 pub mod judge;
 pub mod lab;
 pub mod prereq;
+pub mod seqflow;
 pub mod strongswan;
 
 pub use error::{Error, Result};

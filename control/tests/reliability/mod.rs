@@ -1,0 +1,302 @@
+//! Shared pieces of the reliability suite (issue 17): two espgw routers in the slides' lab
+//! with traffic flowing through their data planes, the sequence-numbered UDP stream of
+//! `espgw_lab::seqflow` from hostA to hostB and back, the dataplane drop counters by
+//! reason, and the one line each scenario prints.
+
+#![allow(dead_code)]
+
+#[path = "../common/mod.rs"]
+mod common;
+
+use espgw_lab::seqflow::{FlowReport, FlowSpec, SeqFlow};
+use espgw_lab::{EspgwBins, EspgwOptions, EspgwRouter, Lab, LabOptions, Node, Wire};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// The scenarios share two cores: one at a time.
+pub static SERIAL: Mutex<()> = Mutex::new(());
+
+/// espgw-control and espgw from this package, espgw-dataplane built by the shared helper.
+pub fn bins() -> EspgwBins {
+    EspgwBins {
+        control: PathBuf::from(env!("CARGO_BIN_EXE_espgw-control")),
+        cli: PathBuf::from(env!("CARGO_BIN_EXE_espgw")),
+        dataplane: common::dataplane_bin(),
+    }
+}
+
+/// `espgw-seqflow` (the load driver), built from espgw-lab so a stale one is never used.
+pub fn seqflow_bin() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = std::process::Command::new(cargo);
+    cmd.args(["build", "-p", "espgw-lab", "--bin", "espgw-seqflow"]);
+    if dir.file_name().and_then(|n| n.to_str()) == Some("release") {
+        cmd.arg("--release");
+    }
+    assert!(
+        cmd.status().expect("cargo build espgw-seqflow").success(),
+        "building espgw-seqflow failed"
+    );
+    dir.join("espgw-seqflow")
+}
+
+/// What the two routers' IOS configurations vary in.
+#[derive(Clone, Debug)]
+pub struct PairConf {
+    /// Transform set after its name.
+    pub transform: &'static str,
+    /// `set security-association lifetime seconds N` on the crypto map.
+    pub lifetime_secs: Option<u32>,
+    /// `set security-association lifetime kilobytes N` on the crypto map.
+    pub lifetime_kb: Option<u64>,
+    /// `lifetime N` of the ISAKMP policy.
+    pub isakmp_lifetime: Option<u32>,
+    /// `crypto isakmp keepalive I R periodic` (DPD).
+    pub keepalive: Option<(u32, u32)>,
+}
+
+impl Default for PairConf {
+    fn default() -> Self {
+        PairConf {
+            transform: "esp-aes esp-sha-hmac",
+            lifetime_secs: None,
+            lifetime_kb: None,
+            isakmp_lifetime: None,
+            keepalive: None,
+        }
+    }
+}
+
+impl PairConf {
+    /// One router's configuration (the slides' addresses).
+    pub fn text(&self, node: Node) -> String {
+        let (me, peer, inside, out, local, remote) = match node {
+            Node::R1 => (
+                "R1",
+                "172.16.172.20",
+                "10.1.1.1",
+                "172.16.172.10",
+                "10.1.1.0",
+                "10.1.2.0",
+            ),
+            _ => (
+                "R2",
+                "172.16.172.10",
+                "10.1.2.1",
+                "172.16.172.20",
+                "10.1.2.0",
+                "10.1.1.0",
+            ),
+        };
+        let mut s = format!(
+            "hostname {me}\n!\ncrypto isakmp policy 10\n encr aes 128\n hash sha\n authentication pre-share\n group 2\n"
+        );
+        if let Some(l) = self.isakmp_lifetime {
+            s += &format!(" lifetime {l}\n");
+        }
+        s += &format!("crypto isakmp key C!scO address {peer}\n");
+        if let Some((i, r)) = self.keepalive {
+            s += &format!("crypto isakmp keepalive {i} {r} periodic\n");
+        }
+        s += &format!(
+            "!\ncrypto ipsec transform-set myset {}\n mode tunnel\n!\n",
+            self.transform
+        );
+        s += &format!(
+            "crypto map vpn 10 ipsec-isakmp\n set peer {peer}\n set transform-set myset\n match address 101\n"
+        );
+        if let Some(l) = self.lifetime_secs {
+            s += &format!(" set security-association lifetime seconds {l}\n");
+        }
+        if let Some(l) = self.lifetime_kb {
+            s += &format!(" set security-association lifetime kilobytes {l}\n");
+        }
+        s += &format!(
+            "!\ninterface Ethernet0/0\n ip address {inside} 255.255.255.0\n!\n\
+             interface Ethernet1/0\n ip address {out} 255.255.255.240\n crypto map vpn\n!\n\
+             access-list 101 permit ip {local} 0.0.0.255 {remote} 0.0.0.255\n!\nend\n"
+        );
+        s
+    }
+}
+
+/// Two espgw routers in a fresh lab (one queue per veth, R1 on core 0, R2 on core 1),
+/// the R1–R2 cable through a bridge in a wire namespace (where faults are injected).
+pub struct Pair {
+    pub r1: EspgwRouter,
+    pub r2: EspgwRouter,
+    pub wire: Wire,
+    pub lab: Lab,
+    pub seqflow: PathBuf,
+}
+
+impl Pair {
+    pub fn up(tag: &str, conf: &PairConf) -> Pair {
+        Pair::up_with(tag, conf, conf)
+    }
+
+    /// R1 with `c1`, R2 with `c2`.
+    pub fn up_with(tag: &str, c1: &PairConf, c2: &PairConf) -> Pair {
+        espgw_lab::prereq::require_root();
+        let bins = bins();
+        let seqflow = seqflow_bin();
+        let lab = Lab::up_with(
+            &Lab::unique_prefix(tag),
+            LabOptions {
+                queues: Some(1),
+                ..LabOptions::default()
+            },
+        )
+        .expect("lab");
+        let wire = Wire::insert(&lab).expect("wire");
+        let opts = |core| EspgwOptions {
+            cores: vec![core],
+            ..EspgwOptions::default()
+        };
+        let r2 = EspgwRouter::start(&lab, Node::R2, &c2.text(Node::R2), &bins, &opts(1))
+            .expect("espgw on R2");
+        let r1 = EspgwRouter::start(&lab, Node::R1, &c1.text(Node::R1), &bins, &opts(0))
+            .expect("espgw on R1");
+        Pair {
+            r1,
+            r2,
+            wire,
+            lab,
+            seqflow,
+        }
+    }
+
+    /// hostA pings hostB until a reply comes back (the first packet starts the
+    /// negotiation); returns how long it took.
+    pub fn tunnel_up(&self, limit: Duration) -> Duration {
+        let t0 = Instant::now();
+        while t0.elapsed() < limit {
+            let once = ["ping", "-n", "-q", "-c", "1", "-W", "1", "10.1.2.2"];
+            if self
+                .lab
+                .exec(Node::HostA, &once)
+                .expect("ping")
+                .status
+                .success()
+            {
+                return t0.elapsed();
+            }
+        }
+        panic!("no reply through the tunnel in {limit:?}\n{}", self.logs());
+    }
+
+    /// Starts the stream hostA → hostB → hostA.
+    pub fn flow(&self, spec: &FlowSpec) -> SeqFlow {
+        SeqFlow::start(
+            &self.lab,
+            &self.seqflow,
+            Node::HostA,
+            Node::HostB,
+            "10.1.2.2",
+            spec,
+        )
+        .expect("seqflow")
+    }
+
+    /// Both routers' drop counters by reason (summed over workers).
+    pub fn drops(&self) -> (Drops, Drops) {
+        (Drops::of(&self.r1), Drops::of(&self.r2))
+    }
+
+    /// The four daemons' logs, for a failure message.
+    pub fn logs(&self) -> String {
+        let tail = |s: String| {
+            let l: Vec<&str> = s.lines().collect();
+            l[l.len().saturating_sub(60)..].join("\n")
+        };
+        format!(
+            "--- R1 control ---\n{}\n--- R1 dataplane ---\n{}\n--- R2 control ---\n{}\n--- R2 dataplane ---\n{}",
+            tail(self.r1.control_log()),
+            tail(self.r1.dataplane_log()),
+            tail(self.r2.control_log()),
+            tail(self.r2.dataplane_log())
+        )
+    }
+}
+
+/// Drop counters by reason (`drop_*` keys of the dataplane's stats, summed over workers;
+/// zeros left out).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Drops(pub BTreeMap<String, u64>);
+
+impl Drops {
+    pub fn of(r: &EspgwRouter) -> Drops {
+        let mut m = BTreeMap::new();
+        if let Some(st) = r.dataplane_stats() {
+            for w in st["workers"].as_array().into_iter().flatten() {
+                for (k, v) in w.as_object().into_iter().flatten() {
+                    if let (Some(name), Some(n)) = (k.strip_prefix("drop_"), v.as_u64()) {
+                        *m.entry(name.to_string()).or_insert(0) += n;
+                    }
+                }
+            }
+        }
+        m.retain(|_, n| *n > 0);
+        Drops(m)
+    }
+
+    /// What `self` counted beyond `before`.
+    pub fn since(&self, before: &Drops) -> Drops {
+        let mut m = BTreeMap::new();
+        for (k, n) in &self.0 {
+            let d = n.saturating_sub(before.0.get(k).copied().unwrap_or(0));
+            if d > 0 {
+                m.insert(k.clone(), d);
+            }
+        }
+        Drops(m)
+    }
+
+    pub fn get(&self, reason: &str) -> u64 {
+        self.0.get(reason).copied().unwrap_or(0)
+    }
+}
+
+impl std::fmt::Display for Drops {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.is_empty() {
+            return write!(f, "none");
+        }
+        let v: Vec<String> = self.0.iter().map(|(k, n)| format!("{k}={n}")).collect();
+        write!(f, "{}", v.join(","))
+    }
+}
+
+/// SA pairs negotiated so far: the distinct inbound SPIs in a router's key log.
+pub fn sa_generations(r: &EspgwRouter) -> usize {
+    let (keys, _) = r.keys();
+    let mut spis: Vec<u32> = keys.iter().map(|k| k.spi).collect();
+    spis.sort_unstable();
+    spis.dedup();
+    spis.len() / 2
+}
+
+/// The one line a scenario prints: what was done, the stream's counts, the drops by
+/// reason on both routers, and the bound it is held to.
+pub fn scenario_line(what: &str, r: &FlowReport, d1: &Drops, d2: &Drops, bound: &str) -> String {
+    let line = format!(
+        "RELIABILITY {what}: {} | drops R1 {d1} R2 {d2} | bound: {bound}",
+        r.line()
+    );
+    eprintln!("{line}");
+    if let Ok(p) = std::env::var("ESPGW_RELIAB_RESULTS") {
+        use std::io::Write;
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+        {
+            let _ = writeln!(f, "{line}");
+        }
+    }
+    line
+}
