@@ -959,3 +959,5 @@ fn phase1_retransmits_every_ten_seconds_five_times_as_ios_does() {
 mod state_trace;
 
 mod pubkey;
+
+mod reconfig;
