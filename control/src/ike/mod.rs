@@ -27,7 +27,7 @@ pub mod remote;
 pub mod types;
 
 pub use config::*;
-pub use endpoint::{Endpoint, IkeError, IosState};
+pub use endpoint::{Endpoint, IkeError, IosState, ReconfigReport};
 pub use types::*;
 
 #[cfg(test)]

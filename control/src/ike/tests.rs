@@ -963,5 +963,6 @@ mod state_trace;
 mod pubkey;
 
 mod fragmentation;
-mod pubkey_encr;
 mod initial_contact_nat;
+mod pubkey_encr;
+mod reconfig;

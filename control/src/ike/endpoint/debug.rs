@@ -233,7 +233,9 @@ impl Endpoint {
         if !self.debug_ipsec {
             return;
         }
-        let m = &self.cfg.maps[idx];
+        let Some(m) = self.map_entry(idx) else {
+            return;
+        };
         let ts = m
             .transform_sets
             .first()

@@ -34,6 +34,7 @@ mod pairs;
 mod payloads;
 mod phase1;
 mod quick;
+mod reconfig;
 mod timers;
 mod transaction;
 pub use transaction::attributes;
@@ -43,6 +44,7 @@ pub use transaction::{EzvpnStatus, ModeConfig};
 pub use debug::IosState;
 pub use fragments::{Added, FragmentCounters, Reassembler, DEFAULT_FRAGMENT_MTU};
 pub use operator::{ike_algorithm, ipsec_algorithm, Phase1Info};
+pub use reconfig::ReconfigReport;
 
 use super::config::*;
 use super::crypto::*;
@@ -199,13 +201,6 @@ impl Endpoint {
         &self.cfg
     }
 
-    /// Replaces the configuration (existing SAs stay).
-    pub fn set_config(&mut self, cfg: IkeConfig) {
-        let old = std::mem::replace(&mut self.cfg, cfg);
-        self.ra_reconfigured(&old.maps);
-        self.ez_reconfigured(&old.maps);
-    }
-
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         let tx = self.transmits.pop_front()?;
         Some(self.fragment_transmit(tx))
@@ -289,7 +284,7 @@ impl Endpoint {
     /// Quick Mode for map entry `idx` under an established phase 1 with its peer, or queued
     /// on one under way, or a new phase 1 that will run it.
     fn request(&mut self, now: Instant, idx: usize, rekey_of: Option<u32>) {
-        if self.ra_is_client_map(idx) {
+        if self.map_entry(idx).is_none() || self.ra_is_client_map(idx) {
             return; // a dynamic map's client entry: the client starts its Quick Modes
         }
         if self.ez_defer(now, idx) {

@@ -147,8 +147,10 @@ impl Endpoint {
         let in_conn = self.next_sa_conn;
         let out_conn = self.next_sa_conn + 1;
         self.next_sa_conn += 2;
-        let m = &self.cfg.maps[map_idx];
-        let (mapname, seq) = (m.map.clone(), m.seq);
+        let (mapname, seq) = self
+            .map_entry(map_idx)
+            .map(|m| (m.map.clone(), m.seq))
+            .unwrap_or_default();
         let split = |k: &[u8]| {
             (
                 Zeroizing::new(k[..ts.enc.key_len()].to_vec()),

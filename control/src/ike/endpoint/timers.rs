@@ -284,7 +284,9 @@ impl Endpoint {
     fn start_p1_only(&mut self, now: Instant, idx: usize) {
         self.start_p1(now, idx, None);
         // start_p1 queued the entry's Quick Mode; a phase-1-only rekey does not want it.
-        let peer = self.cfg.maps[idx].peer;
+        let Some(peer) = self.map_entry(idx).map(|m| m.peer) else {
+            return;
+        };
         if let Some(sa) = self
             .p1
             .values_mut()

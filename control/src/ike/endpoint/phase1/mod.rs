@@ -317,7 +317,9 @@ impl Endpoint {
     /// Initiator: a new phase 1 for map entry `idx` (MM1 or AM1), which runs its Quick
     /// Mode once complete.
     pub(super) fn start_p1(&mut self, now: Instant, idx: usize, rekey_of: Option<u32>) {
-        let m = self.cfg.maps[idx].clone();
+        let Some(m) = self.map_entry(idx).cloned() else {
+            return;
+        };
         let local = SocketAddr::new(self.cfg.local_addr.into(), IKE_PORT);
         let remote = SocketAddr::new(m.peer.into(), IKE_PORT);
         let mut sa = self.new_p1(now, true, m.mode, local, remote);

@@ -219,7 +219,9 @@ impl Endpoint {
             return;
         };
         let k = &est.k;
-        let m = self.cfg.maps[idx].clone();
+        let Some(m) = self.map_entry(idx).cloned() else {
+            return;
+        };
         let mid = loop {
             let x = self.rng.u32();
             if x != 0 && !sa.qm.contains_key(&x) {
@@ -408,7 +410,10 @@ impl Endpoint {
             return Err(IkeError::Peer("QM2 without SA/NONCE"));
         };
         self.processing(conn, mid, &["SA"]);
-        let map = self.cfg.maps[q.map_idx].clone();
+        let map = self
+            .map_entry(q.map_idx)
+            .cloned()
+            .ok_or(IkeError::Policy("crypto map entry removed"))?;
         let prop = sap.proposals.first().ok_or(IkeError::Peer("empty SA"))?;
         let t = prop
             .transforms
@@ -422,7 +427,11 @@ impl Endpoint {
             .iter()
             .find(|(n, _)| *n == prop.number)
             .ok_or(IkeError::Peer("proposal number not offered"))?;
-        let ts = map.transform_sets[ts_idx].clone();
+        let ts = map
+            .transform_sets
+            .get(ts_idx)
+            .cloned()
+            .ok_or(IkeError::Policy("transform set removed"))?;
         self.ik(conn, format!("Checking IPsec proposal {}", prop.number));
         self.ik_raw(format!(
             "ISAKMP: transform {}, {}",

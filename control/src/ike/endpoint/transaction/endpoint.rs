@@ -497,8 +497,13 @@ impl Endpoint {
     }
 
     /// The configuration was replaced (`set_config`): the clients' entries move from
-    /// `old` to the end of the new entries, and their pairs follow.
-    pub(in crate::ike::endpoint) fn ra_reconfigured(&mut self, old: &[CryptoMapEntry]) {
+    /// `old` to the end of the new entries; `remap[old index]` says where (the caller
+    /// moves the references).
+    pub(in crate::ike::endpoint) fn ra_reconfigured(
+        &mut self,
+        old: &[CryptoMapEntry],
+        remap: &mut [Option<usize>],
+    ) {
         let cfg = self.cfg.remote.clone();
         self.ra.reconfigure(cfg.as_ref());
         let moved: Vec<(usize, [u8; 8])> = self.ra.client_maps.drain().collect();
@@ -510,12 +515,8 @@ impl Endpoint {
             self.cfg.maps.push(e);
             let j = self.cfg.maps.len() - 1;
             self.ra.client_maps.insert(j, owner);
-            for p in self
-                .pairs
-                .iter_mut()
-                .filter(|p| p.map_idx == i && p.p1_icookie == owner)
-            {
-                p.map_idx = j;
+            if let Some(r) = remap.get_mut(i) {
+                *r = Some(j);
             }
             if let Some(s) = self.ra.sessions.get_mut(&owner) {
                 s.map_idx = Some(j);
@@ -540,6 +541,11 @@ impl Endpoint {
         }
         e.remote_proxy = *rp;
         Some(idx)
+    }
+
+    /// Whether entry `idx` is a client's or a freed client slot (not the configuration's).
+    pub(in crate::ike::endpoint) fn ra_is_client_slot(&self, idx: usize) -> bool {
+        self.ra.client_maps.contains_key(&idx) || self.ra.free_maps.contains(&idx)
     }
 
     /// Whether crypto map entry `idx` is a client's (responder-only).

@@ -505,8 +505,12 @@ impl Endpoint {
     }
 
     /// The configuration was replaced: each tunnel's entries move from `old` to the end of
-    /// the new entries, and their pairs follow.
-    pub(in crate::ike::endpoint) fn ez_reconfigured(&mut self, old: &[CryptoMapEntry]) {
+    /// the new entries; `remap` (old index → new) learns where, so their pairs follow.
+    pub(in crate::ike::endpoint) fn ez_reconfigured(
+        &mut self,
+        old: &[CryptoMapEntry],
+        remap: &mut [Option<usize>],
+    ) {
         let names: Vec<String> = self.ez.tunnels.keys().cloned().collect();
         for name in names {
             let idxs = std::mem::take(&mut self.ez.tunnels.get_mut(&name).expect("tunnel").maps);
@@ -517,13 +521,19 @@ impl Endpoint {
                 };
                 self.cfg.maps.push(e);
                 let j = self.cfg.maps.len() - 1;
-                for p in self.pairs.iter_mut().filter(|p| p.map_idx == i) {
-                    p.map_idx = j;
+                if let Some(r) = remap.get_mut(i) {
+                    *r = Some(j);
                 }
                 moved.push(j);
             }
             self.ez.tunnels.get_mut(&name).expect("tunnel").maps = moved;
         }
+    }
+
+    /// Whether entry `idx` belongs to an Easy VPN client tunnel (made from Mode Config,
+    /// not from the configuration's crypto maps).
+    pub(in crate::ike::endpoint) fn ez_is_slot(&self, idx: usize) -> bool {
+        self.ez.tunnels.values().any(|t| t.maps.contains(&idx))
     }
 
     /// The earliest retransmission of a tunnel's Transaction Mode message.
