@@ -548,7 +548,9 @@ fn rx_loop(
     let read_dropped = |xs: &XskSet| {
         let d: u64 = (0..xs.ports())
             .filter_map(|p| xs.stats(p).ok())
-            .map(|s| s.rx_dropped + s.rx_ring_full + s.rx_fill_ring_empty)
+            // A frame that found the fill ring empty is counted twice by the kernel (as
+            // rx_dropped and as fill_ring_empty_descs): one drop, so only the first counts.
+            .map(|s| s.rx_dropped + s.rx_ring_full)
             .sum();
         dropped.store(d, Ordering::Relaxed);
     };
