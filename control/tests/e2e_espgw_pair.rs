@@ -11,10 +11,7 @@
 mod common;
 
 use espgw_lab::espgw::packet_counts;
-use espgw_lab::{
-    judge, lab::list_netns, EspgwBins, EspgwOptions, EspgwRouter, Lab, LabOptions, Node, Wire,
-};
-use std::path::PathBuf;
+use espgw_lab::{judge, lab::list_netns, EspgwOptions, EspgwRouter, Lab, LabOptions, Node, Wire};
 use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -22,27 +19,11 @@ use std::time::{Duration, Instant};
 /// The cases share two cores: run them one after the other.
 static SERIAL: Mutex<()> = Mutex::new(());
 
-/// espgw-control and espgw from this package, espgw-dataplane (re)built by the ike
-/// tests' helper so a stale binary is never tested.
-fn bins() -> EspgwBins {
-    EspgwBins {
-        control: PathBuf::from(env!("CARGO_BIN_EXE_espgw-control")),
-        cli: PathBuf::from(env!("CARGO_BIN_EXE_espgw")),
-        dataplane: common::dataplane_bin(),
-    }
-}
-
 /// The slides' configuration for one router, with one ISAKMP policy and one transform set.
 fn ios_config(node: Node, transform: &str) -> String {
-    let (me, peer, inside, local, remote) = match node {
-        Node::R1 => ("R1", "172.16.172.20", "10.1.1.1", "10.1.1.0", "10.1.2.0"),
-        _ => ("R2", "172.16.172.10", "10.1.2.1", "10.1.2.0", "10.1.1.0"),
-    };
-    let out = if node == Node::R1 {
-        "172.16.172.10"
-    } else {
-        "172.16.172.20"
-    };
+    let site = node.site().expect("a router");
+    let (me, peer, inside, out) = (site.name, site.peer_outside, site.inside, site.outside);
+    let (local, remote) = (site.local_net, site.remote_net);
     let (encr, hash) = if transform.starts_with("esp-3des") {
         ("3des", "md5")
     } else {
@@ -116,7 +97,7 @@ fn pair(transform: &str) {
     espgw_lab::prereq::require_root();
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let t_start = Instant::now();
-    let bins = bins();
+    let bins = common::bins();
     let prefix = Lab::unique_prefix("e2epair");
     let lab = Lab::up_with(
         &prefix,

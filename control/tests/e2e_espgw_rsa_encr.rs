@@ -9,21 +9,13 @@ mod common;
 
 use espgw_config::pki::ios_hex_lines;
 use espgw_control::pki::KeyStore;
-use espgw_lab::{EspgwBins, EspgwOptions, EspgwRouter, Lab, LabOptions, Node};
+use espgw_lab::{EspgwOptions, EspgwRouter, Lab, LabOptions, Node};
 use rsa::pkcs8::EncodePublicKey;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 static SERIAL: Mutex<()> = Mutex::new(());
-
-fn bins() -> EspgwBins {
-    EspgwBins {
-        control: PathBuf::from(env!("CARGO_BIN_EXE_espgw-control")),
-        cli: PathBuf::from(env!("CARGO_BIN_EXE_espgw")),
-        dataplane: common::dataplane_bin(),
-    }
-}
 
 /// `espgw --key-store DIR crypto key generate rsa general-keys label L modulus 2048`; the
 /// public key's SubjectPublicKeyInfo as IOS hex lines.
@@ -45,24 +37,9 @@ fn generate(store: &Path, label: &str) -> Vec<String> {
 }
 
 fn config(node: Node, peer_key: &[String]) -> String {
-    let (me, peer, inside, out, local, remote) = match node {
-        Node::R1 => (
-            "R1",
-            "172.16.172.20",
-            "10.1.1.1",
-            "172.16.172.10",
-            "10.1.1.0",
-            "10.1.2.0",
-        ),
-        _ => (
-            "R2",
-            "172.16.172.10",
-            "10.1.2.1",
-            "172.16.172.20",
-            "10.1.2.0",
-            "10.1.1.0",
-        ),
-    };
+    let site = node.site().expect("a router");
+    let (me, peer, inside, out) = (site.name, site.peer_outside, site.inside, site.outside);
+    let (local, remote) = (site.local_net, site.remote_net);
     format!(
         "hostname {me}\n!\ncrypto isakmp policy 10\n encr aes 128\n hash sha\n authentication rsa-encr\n group 2\n!\n\
          crypto key pubkey-chain rsa\n addressed-key {peer}\n  key-string\n{}\n  quit\n!\n\
@@ -78,7 +55,7 @@ fn config(node: Node, peer_key: &[String]) -> String {
 fn pair(aggressive: bool) {
     espgw_lab::prereq::require_root();
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let bins = bins();
+    let bins = common::bins();
     let lab = Lab::up_with(
         &Lab::unique_prefix("rsaencr"),
         LabOptions {

@@ -298,6 +298,16 @@ pub fn start_dataplane(lab: &Lab, espgw: &Espgw, db: &std::path::Path) -> LabPro
     dp
 }
 
+/// espgw-control and espgw from this package, espgw-dataplane (re)built by
+/// [`dataplane_bin`] so a stale binary is never tested.
+pub fn bins() -> espgw_lab::EspgwBins {
+    espgw_lab::EspgwBins {
+        control: PathBuf::from(env!("CARGO_BIN_EXE_espgw-control")),
+        cli: PathBuf::from(env!("CARGO_BIN_EXE_espgw")),
+        dataplane: dataplane_bin(),
+    }
+}
+
 /// The espgw-dataplane binary (another package of the workspace): (re)built so it is never
 /// stale (a no-op when it is up to date).
 pub fn dataplane_bin() -> PathBuf {

@@ -118,6 +118,20 @@ impl Node {
         }
     }
 
+    /// A router's addresses as its IOS configuration names them; `None` for hosts.
+    pub fn site(self) -> Option<RouterSite> {
+        let peer = self.peer()?;
+        let net = |n: Node| n.inside_net().split('/').next().unwrap_or_default();
+        Some(RouterSite {
+            name: self.name(),
+            outside: self.outside_addr()?,
+            peer_outside: peer.outside_addr()?,
+            inside: self.inside_addr(),
+            local_net: net(self),
+            remote_net: net(peer),
+        })
+    }
+
     /// The node's interfaces: `["in0", "out0"]` for routers, `["eth0"]` for hosts.
     pub fn interfaces(self) -> &'static [&'static str] {
         match self {
@@ -125,6 +139,24 @@ impl Node {
             Node::HostA | Node::HostB => &["eth0"],
         }
     }
+}
+
+/// One router's side of the slides' tunnel, in the words of its configuration: the
+/// inside networks are /24s written as their network address (`10.1.1.0 0.0.0.255`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RouterSite {
+    /// `hostname`: `R1` or `R2`.
+    pub name: &'static str,
+    /// Its `out0` address.
+    pub outside: &'static str,
+    /// The other router's `out0` address (`set peer`, `crypto isakmp key … address`).
+    pub peer_outside: &'static str,
+    /// Its `in0` address.
+    pub inside: &'static str,
+    /// The network behind it.
+    pub local_net: &'static str,
+    /// The network behind the other router.
+    pub remote_net: &'static str,
 }
 
 impl fmt::Display for Node {
@@ -1134,6 +1166,20 @@ mod tests {
             })
         );
         assert_eq!(parse_ping("garbage"), None);
+    }
+
+    #[test]
+    fn router_sites_mirror_each_other() {
+        let r1 = Node::R1.site().unwrap();
+        let r2 = Node::R2.site().unwrap();
+        assert_eq!(
+            (r1.name, r1.outside, r1.inside),
+            ("R1", addr::R1_OUT, addr::R1_IN)
+        );
+        assert_eq!((r1.local_net, r1.remote_net), ("10.1.1.0", "10.1.2.0"));
+        assert_eq!((r2.peer_outside, r2.local_net), (r1.outside, r1.remote_net));
+        assert_eq!(r1.peer_outside, r2.outside);
+        assert!(Node::HostA.site().is_none());
     }
 
     #[test]

@@ -31,5 +31,5 @@ pub use judge::{
     judge, parse_keylog, Capture, EspAuth, EspEncr, EspSaKeys, FrameKind, Icv, Ikev1Keys, Verdict,
     Verdicts,
 };
-pub use lab::{addr, Lab, LabOptions, LabProcess, Node, PingStats};
+pub use lab::{addr, Lab, LabOptions, LabProcess, Node, PingStats, RouterSite};
 pub use strongswan::{CharonKeys, IkeMode, IkeSaInfo, Profile, StrongSwan};
