@@ -245,29 +245,36 @@ pub fn data_range(len: usize) -> Range<usize> {
     HEADER_LEN + FRAGMENT_HEADER_LEN..len
 }
 
+/// A Main Mode message of `len` bytes with patterned contents (tests of fragmenting and
+/// reassembling).
+#[cfg(test)]
+pub(crate) fn test_message(len: usize, icookie: [u8; 8]) -> Vec<u8> {
+    let mut m = vec![0u8; len];
+    let h = HeaderRepr {
+        icookie,
+        rcookie: [2; 8],
+        next_payload: 5,
+        version: crate::isakmp::VERSION_1_0,
+        exchange: ExchangeType::Main,
+        flags: 1,
+        message_id: 0,
+        length: len as u32,
+    };
+    h.emit(&mut Header::new_unchecked(&mut m[..HEADER_LEN]));
+    for (i, b) in m[HEADER_LEN..].iter_mut().enumerate() {
+        *b = (i * 13 + 1) as u8;
+    }
+    m
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::isakmp::VERSION_1_0;
 
     fn whole(len: usize) -> Vec<u8> {
-        let mut m = vec![0u8; len];
-        let h = HeaderRepr {
-            icookie: [1; 8],
-            rcookie: [2; 8],
-            next_payload: 5,
-            version: VERSION_1_0,
-            exchange: ExchangeType::Main,
-            flags: 1,
-            message_id: 0,
-            length: len as u32,
-        };
-        h.emit(&mut Header::new_unchecked(&mut m[..HEADER_LEN]));
-        for (i, b) in m[HEADER_LEN..].iter_mut().enumerate() {
-            *b = (i * 7) as u8;
-        }
-        m
+        test_message(len, [1; 8])
     }
+
 
     #[test]
     fn vendor_id_is_md5_of_fragmentation_then_capability_word() {

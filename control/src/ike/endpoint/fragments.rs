@@ -333,7 +333,6 @@ impl Endpoint {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::isakmp::VERSION_1_0;
 
     fn now() -> Instant {
         Instant::now()
@@ -341,24 +340,7 @@ mod tests {
     fn peer() -> SocketAddr {
         "172.16.172.20:500".parse().unwrap()
     }
-    fn whole(len: usize, icookie: [u8; 8]) -> Vec<u8> {
-        let mut m = vec![0u8; len];
-        let h = HeaderRepr {
-            icookie,
-            rcookie: [2; 8],
-            next_payload: 5,
-            version: VERSION_1_0,
-            exchange: ExchangeType::Main,
-            flags: 1,
-            message_id: 0,
-            length: len as u32,
-        };
-        h.emit(&mut Header::new_unchecked(&mut m[..28]));
-        for (i, b) in m[28..].iter_mut().enumerate() {
-            *b = (i * 13 + 1) as u8;
-        }
-        m
-    }
+    use crate::isakmp::fragment::test_message as whole;
     fn frags(m: &[u8], id: u16, slice: usize) -> Vec<Vec<u8>> {
         fragment(m, id, slice, ExchangeType::Main)
     }
