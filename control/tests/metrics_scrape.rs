@@ -409,6 +409,29 @@ fn endpoint_scrape_parsed_by_prometheus_client_matches_show_crypto_ipsec_sa() {
         one("espgw_dataplane_drops_total", &[("reason", "no-sa")]),
         0.0
     );
+    // Nothing half-open once the negotiation is done; each phase's setup in the histogram
+    // (sans-IO, all at one instant: in the lowest bucket).
+    assert_eq!(one("espgw_ike_half_open", &[]), 0.0);
+    for phase in ["1", "2"] {
+        assert_eq!(
+            one("espgw_ike_setup_seconds_count", &[("phase", phase)]),
+            1.0
+        );
+        assert_eq!(
+            one(
+                "espgw_ike_setup_seconds_bucket",
+                &[("phase", phase), ("le", "0.002")]
+            ),
+            1.0
+        );
+        assert_eq!(
+            one(
+                "espgw_ike_setup_seconds_bucket",
+                &[("phase", phase), ("le", "+Inf")]
+            ),
+            1.0
+        );
+    }
     // HELP and TYPE for every family.
     for fam in [
         "espgw_ipsec_sa_packets",

@@ -234,9 +234,7 @@ fn screens_show_the_negotiated_tunnel_and_its_counters() {
         "{sess}"
     );
     assert!(sess.contains("Session status: UP-ACTIVE\nPeer: 172.16.172.20 port 500 fvrf: (none) ivrf: (none)\n      Phase1_id: 172.16.172.20\n"));
-    assert!(sess.contains(&format!(
-        "  IKEv1 SA: local 172.16.172.10/500 remote 172.16.172.20/500 Active\n"
-    )));
+    assert!(sess.contains("  IKEv1 SA: local 172.16.172.10/500 remote 172.16.172.20/500 Active\n"));
     assert!(
         line_with(&sess, "Capabilities:").contains(&format!("connid:{p1_conn} lifetime:23:59:5"))
     );

@@ -22,6 +22,7 @@ pub mod endpoint;
 pub mod ezvpn;
 pub mod ios;
 pub mod keylog;
+pub mod latency;
 pub mod pool;
 pub mod remote;
 pub mod types;

@@ -163,4 +163,8 @@ pub struct Counters {
     pub p1_failed: u64,
     pub p2_failed: u64,
     pub dpd_dead_peers: u64,
+    /// Time from the first message to the ISAKMP SA's establishment.
+    pub p1_setup: crate::ike::latency::SetupLatency,
+    /// Time from the first Quick Mode message to the IPsec SAs' installation.
+    pub p2_setup: crate::ike::latency::SetupLatency,
 }

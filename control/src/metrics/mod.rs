@@ -10,7 +10,8 @@
 //! - the data plane's global counters (`show crypto dataplane`):
 //!   `espgw_dataplane_drops_total{reason}` and `espgw_dataplane_sa_request_total{event}`;
 //! - from the IKE endpoint: `espgw_ike_sas{state}` (IOS state names),
-//!   `espgw_ike_negotiations_total{phase,result}` (started/succeeded/failed) and
+//!   `espgw_ike_half_open`, `espgw_ike_negotiations_total{phase,result}`
+//!   (started/succeeded/failed), the histogram `espgw_ike_setup_seconds{phase}` and
 //!   `espgw_ike_drops_total{reason}`.
 //!
 //! Nothing secret is read: records are decoded for their labels only, keys never leave
@@ -173,10 +174,10 @@ const IKE_STATES: [&str; 7] = [
 
 impl Collector for IkeCollector {
     fn encode(&self, mut enc: DescriptorEncoder) -> fmt::Result {
-        let (states, c) = {
+        let (states, half_open, c) = {
             let ep = self.0.endpoint.lock().unwrap_or_else(|e| e.into_inner());
             let states: Vec<&'static str> = ep.isakmp_sas().iter().map(|s| s.state).collect();
-            (states, ep.counters.clone())
+            (states, ep.half_open(), ep.counters.clone())
         };
         let mut known: Vec<(&str, u64)> = IKE_STATES.iter().map(|s| (*s, 0)).collect();
         for s in states {
@@ -194,6 +195,33 @@ impl Collector for IkeCollector {
             )?;
             for (state, n) in known {
                 ConstGauge::new(n as i64).encode(m.encode_family(&[("state", state)])?)?;
+            }
+        }
+        {
+            let m = enc.encode_descriptor(
+                "espgw_ike_half_open",
+                "Phase-1 SAs peers began that are not yet established (bounded by the half-open limit).",
+                None,
+                MetricType::Gauge,
+            )?;
+            ConstGauge::new(half_open as i64).encode(m)?;
+        }
+        {
+            let mut m = enc.encode_descriptor(
+                "espgw_ike_setup_seconds",
+                "Time to set up a negotiation that succeeded, by phase (1: ISAKMP SA from its \
+                 first message, 2: IPsec SAs from the first Quick Mode message).",
+                None,
+                MetricType::Histogram,
+            )?;
+            for (phase, h) in [("1", &c.p1_setup), ("2", &c.p2_setup)] {
+                m.encode_family(&[("phase", phase)])?
+                    .encode_histogram::<prometheus_client::encoding::NoLabelSet>(
+                        h.sum_secs(),
+                        h.count(),
+                        &h.buckets(),
+                        None,
+                    )?;
             }
         }
         let neg = [

@@ -223,6 +223,9 @@ impl Endpoint {
             in_packets: 0,
         });
         self.counters.p2_established += 1;
+        self.counters
+            .p2_setup
+            .record(now.saturating_duration_since(q.started));
         self.events
             .push_back(Event::IpsecSaUp { inbound, outbound });
         // Make-before-break: the old pair stays a few seconds so packets in flight land.

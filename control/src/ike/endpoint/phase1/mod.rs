@@ -446,15 +446,19 @@ impl Endpoint {
         self.p1.insert(sa.icookie, sa);
     }
 
+    /// Phase-1 SAs a peer began that are not yet established (IOS's in-negotiation SAs,
+    /// bounded by the half-open limit).
+    pub fn half_open(&self) -> usize {
+        self.p1
+            .values()
+            .filter(|s| !s.initiator && !s.state.is_established())
+            .count()
+    }
+
     /// Responder: the first message of a new phase 1 (MM1 or AM1).
     pub(super) fn responder_first(&mut self, rx: &Rx) {
         let (now, local, remote, hdr, msg) = (rx.now, rx.local, rx.remote, rx.hdr, rx.msg);
-        let half_open = self
-            .p1
-            .values()
-            .filter(|s| !s.initiator && !s.state.is_established())
-            .count();
-        if half_open >= self.cfg.half_open_limit {
+        if self.half_open() >= self.cfg.half_open_limit {
             self.counters.half_open_dropped += 1;
             return;
         }
@@ -800,6 +804,9 @@ impl Endpoint {
                 .set(Timer::Keepalive, now + self.cfg.nat_keepalive);
         }
         self.counters.p1_established += 1;
+        self.counters
+            .p1_setup
+            .record(now.saturating_duration_since(sa.started));
         self.events.push_back(Event::IsakmpSaUp {
             conn_id: sa.conn_id,
             peer: sa.remote,

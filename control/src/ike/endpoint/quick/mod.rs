@@ -97,6 +97,8 @@ pub struct Qm {
     /// [`Timer::Retransmit`]; [`Timer::Negotiation`]: when a complete exchange is forgotten.
     pub timers: TimerTable,
     pub state: QmState,
+    /// When the exchange's first message was sent or received (setup latency).
+    pub started: Instant,
 }
 
 /// What the initiator read from QM2.
@@ -290,6 +292,7 @@ impl Endpoint {
             last_tx: None,
             timers,
             state: QmState::ExpectQm2(offer),
+            started: now,
         };
         self.ik(
             conn,

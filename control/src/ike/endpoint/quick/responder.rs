@@ -188,6 +188,7 @@ impl Endpoint {
             last_tx: Some(tx.clone()),
             timers,
             state: QmState::ExpectQm3(agreed),
+            started: now,
         };
         self.qm_begun(conn, mid, &q, QM_FROM_PEER);
         self.ik(conn, format!("sending packet to {peer} (R) QM_IDLE"));
