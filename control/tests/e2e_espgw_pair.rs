@@ -93,6 +93,56 @@ fn iperf(lab: &Lab, port: u16, udp: bool) -> serde_json::Value {
     })
 }
 
+/// Where each router's espgw-control serves its metrics (inside its own namespace).
+const METRICS: &str = "127.0.0.1:9464";
+
+/// R1's scrape, read by Python's prometheus_client, agrees with `show crypto ipsec sa`
+/// (`encaps`, `decaps`) and with the one data-plane worker's own counts; the negotiation is
+/// in the setup histograms and nothing is half-open.
+fn metrics_agree(lab: &Lab, encaps: u64, decaps: u64) {
+    use espgw_lab::metrics::{scrape, sum};
+    let s = scrape(lab, Node::R1, METRICS).expect("scrape R1");
+    let sa = |dir| sum(&s, "espgw_ipsec_sa_packets_total", &[("direction", dir)]);
+    assert_eq!(
+        (sa("outbound"), sa("inbound")),
+        (encaps as f64, decaps as f64),
+        "per-SA packets vs show crypto ipsec sa"
+    );
+    let worker =
+        |name: &str, want: &[(&str, &str)]| sum(&s, name, &[&[("worker", "0")], want].concat());
+    assert_eq!(
+        worker("espgw_dataplane_worker_esp_total", &[("op", "encap")]),
+        encaps as f64
+    );
+    assert_eq!(
+        worker("espgw_dataplane_worker_esp_total", &[("op", "decap")]),
+        decaps as f64
+    );
+    let rx = worker(
+        "espgw_dataplane_worker_packets_total",
+        &[("path", "rx-inside")],
+    ) + worker(
+        "espgw_dataplane_worker_packets_total",
+        &[("path", "rx-outside")],
+    );
+    let batches = worker("espgw_dataplane_worker_batches_total", &[]);
+    assert!(
+        batches > 0.0 && batches <= rx,
+        "{batches} batches of {rx} frames"
+    );
+    let busy = worker("espgw_dataplane_worker_busy_seconds_total", &[]);
+    assert!(busy > 0.0, "busy {busy} s");
+    assert_eq!(sum(&s, "espgw_ike_half_open", &[]), 0.0);
+    for phase in ["1", "2"] {
+        let n = sum(&s, "espgw_ike_setup_seconds_count", &[("phase", phase)]);
+        assert!(n >= 1.0, "phase {phase} setups in the histogram: {n}");
+    }
+    eprintln!(
+        "R1 metrics: {rx} frames in {batches} batches ({:.1} per batch), worker busy {busy:.3} s",
+        rx / batches
+    );
+}
+
 fn pair(transform: &str) {
     espgw_lab::prereq::require_root();
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -112,6 +162,7 @@ fn pair(transform: &str) {
     let mut wire = Wire::insert(&lab).expect("wire");
     let opts = |core| EspgwOptions {
         cores: vec![core],
+        control_args: vec!["--metrics".into(), METRICS.into()],
         ..EspgwOptions::default()
     };
     let r2 = EspgwRouter::start(
@@ -215,6 +266,7 @@ fn pair(transform: &str) {
     let show2 = r2.cli(&["show", "crypto", "ipsec", "sa"]).unwrap();
     let (enc1, dec1) = packet_counts(&show1);
     let (enc2, dec2) = packet_counts(&show2);
+    metrics_agree(&lab, enc1, dec1);
     let (pcap, cap_drops) = cap.stop_counted().expect("pcap");
     let veth_drops =
         outside_tx_dropped(&lab, Node::R1) + outside_tx_dropped(&lab, Node::R2) - veth_drops_before;

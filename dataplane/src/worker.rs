@@ -270,6 +270,7 @@ impl Worker {
                     continue;
                 }
                 got += n;
+                tally.count(Counter::Batches);
                 let side = self.sides[port];
                 tally.add(
                     match side {
@@ -296,6 +297,7 @@ impl Worker {
             self.xsk.service();
             if got > 0 {
                 idle_since = None;
+                tally.add(Counter::BusyNs, now.elapsed().as_nanos() as u64);
                 self.flush(&mut tally);
                 continue;
             }

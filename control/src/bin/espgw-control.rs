@@ -3,7 +3,7 @@
 //! ```text
 //! espgw-control --config FILE [--socket PATH] [--keylog FILE] [--interface-map IOS=LINUX,…]
 //!               [--sadb PATH | --no-sadb] [--aggressive] [--debug isakmp,ipsec]
-//!               [--metrics ADDR:PORT]
+//!               [--metrics ADDR:PORT [--dataplane-stats FILE]]
 //! ```
 //! Reads the IOS configuration, negotiates ISAKMP/IPsec SAs on UDP 500/4500 of the address
 //! of the interface that carries the crypto map, installs IPsec SAs into the shared-memory
@@ -61,6 +61,9 @@ struct Args {
     /// Serve OpenMetrics at http://ADDR:PORT/metrics (off unless given).
     #[arg(long)]
     metrics: Option<std::net::SocketAddr>,
+    /// espgw-dataplane's counters file (its `--stats`): per-worker series in the metrics.
+    #[arg(long)]
+    dataplane_stats: Option<PathBuf>,
     /// Key store (RSA keys, imported certificates and CRLs) for rsa-sig and rsa-encr.
     #[arg(long, default_value = espgw_control::pki::store::DEFAULT_DIR)]
     key_store: PathBuf,
@@ -141,7 +144,11 @@ fn main() -> ExitCode {
     // Easy VPN client tunnels with `connect auto` come up now.
     ep.ezvpn_start(std::time::Instant::now());
     let daemon = Daemon::new(ep, parsed.config, sa, keylog);
-    let _metrics = match args.metrics.map(|a| metrics::serve(a, &daemon)).transpose() {
+    let _metrics = match args
+        .metrics
+        .map(|a| metrics::serve(a, &daemon, args.dataplane_stats.clone()))
+        .transpose()
+    {
         Ok(m) => m,
         Err(e) => {
             eprintln!("espgw-control: {e}");

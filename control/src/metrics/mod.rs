@@ -7,6 +7,8 @@
 //!   `show crypto ipsec sa` sums into `#pkts encaps`/`#pkts decaps`. A drop reason's
 //!   series appears once it has counted a packet (a zero series per reason and SA would be
 //!   most of a scrape of 10,000 SAs); absent means 0;
+//! - per data-plane worker, with `--dataplane-stats FILE` ([`workers`]): packets, ESP
+//!   packets, batches, busy seconds and AF_XDP ring drops;
 //! - the data plane's global counters (`show crypto dataplane`):
 //!   `espgw_dataplane_drops_total{reason}` and `espgw_dataplane_sa_request_total{event}`;
 //! - from the IKE endpoint: `espgw_ike_sas{state}` (IOS state names),
@@ -18,6 +20,7 @@
 //! the region.
 
 pub mod http;
+pub mod workers;
 
 use std::fmt::{self, Write as _};
 use std::net::Ipv4Addr;
@@ -276,6 +279,8 @@ impl Collector for IkeCollector {
 pub struct Sources {
     pub region: Option<SaDbReader>,
     pub ike: Option<Shared>,
+    /// The data plane's counters file (`espgw-dataplane --stats`), for per-worker series.
+    pub dataplane_stats: Option<std::path::PathBuf>,
 }
 
 /// The registry one scrape encodes.
@@ -287,17 +292,23 @@ pub fn registry(src: Sources) -> Registry {
     if let Some(shared) = src.ike {
         r.register_collector(Box::new(IkeCollector(shared)));
     }
+    if let Some(path) = src.dataplane_stats {
+        r.register_collector(Box::new(workers::WorkerCollector(path)));
+    }
     r
 }
 
-/// The endpoint for a daemon: its region and its IKE endpoint, on `addr`.
+/// The endpoint for a daemon: its region, its IKE endpoint and (given its path) the data
+/// plane's per-worker counters, on `addr`.
 pub fn serve(
     addr: std::net::SocketAddr,
     daemon: &crate::daemon::Daemon,
+    dataplane_stats: Option<std::path::PathBuf>,
 ) -> Result<http::MetricsServer, http::StartError> {
     let r = registry(Sources {
         region: daemon.sa().reader(),
         ike: Some(daemon.shared().clone()),
+        dataplane_stats,
     });
     let server = http::MetricsServer::start(addr, r)?;
     eprintln!(

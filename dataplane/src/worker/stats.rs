@@ -41,6 +41,11 @@ espgw_sadb::named_enum! {
         FragBeforeEncrypt => "frag_before_encrypt",
         /// The fragments those packets became (each its own ESP packet).
         FragBeforeEncryptFragments => "frag_before_encrypt_fragments",
+        /// Receive calls that returned frames (packets / batches: the mean batch).
+        Batches => "batches",
+        /// Nanoseconds spent in loop turns that had frames to process (busy time; the
+        /// rest of the worker's life it spun idle or slept in poll(2)).
+        BusyNs => "busy_ns",
     }
 }
 

@@ -131,8 +131,14 @@ impl EspgwRouter {
         std::fs::write(&conf, config)
             .map_err(|e| Error::io(format!("writing {}", conf.display()), e))?;
         let s = |p: &Path| p.to_string_lossy().into_owned();
-        let (control_s, conf_s, socket_s, keylog_s, sadb_s) =
-            (s(&bins.control), s(&conf), s(&socket), s(&keylog), s(&sadb));
+        let (control_s, conf_s, socket_s, keylog_s, sadb_s, stats_s) = (
+            s(&bins.control),
+            s(&conf),
+            s(&socket),
+            s(&keylog),
+            s(&sadb),
+            s(&stats),
+        );
         let mut args = vec![
             control_s.as_str(),
             "--config",
@@ -145,6 +151,9 @@ impl EspgwRouter {
             &opts.interface_map,
             "--sadb",
             &sadb_s,
+            // Read only by the metrics endpoint (per-worker series), when one is asked for.
+            "--dataplane-stats",
+            &stats_s,
         ];
         if opts.debug {
             args.extend(["--debug", "isakmp,ipsec"]);
@@ -171,7 +180,7 @@ impl EspgwRouter {
             .map(|c| c.to_string())
             .collect::<Vec<_>>()
             .join(",");
-        let (dp_s, stats_s) = (s(&bins.dataplane), s(&stats));
+        let dp_s = s(&bins.dataplane);
         let dp_args = [
             dp_s.as_str(),
             "--config",

@@ -21,6 +21,7 @@ mod error;
 pub mod espgw;
 pub mod judge;
 pub mod lab;
+pub mod metrics;
 pub mod prereq;
 pub mod seqflow;
 pub mod strongswan;
