@@ -54,9 +54,12 @@ impl Sock {
             segment_size: None,
             src_ip: None,
         };
-        self.io.try_io(Interest::WRITABLE, || {
-            self.state.try_send((&self.io).into(), &t)
-        })
+        // Straight to sendmsg, not through tokio's `try_io(WRITABLE)`: a fresh socket has
+        // no cached readiness until the reactor has run once, so the daemon's first
+        // datagrams (an Easy VPN `connect auto` AM1 at start) came back WouldBlock and
+        // were lost until the retransmission ~10 s later. Nothing awaits writability, so
+        // there is no readiness to keep; a really full send buffer is still WouldBlock.
+        self.state.try_send((&self.io).into(), &t)
     }
 }
 
@@ -172,7 +175,10 @@ impl Driver {
             };
             match sock.try_send(t.remote, &t.data) {
                 Ok(_) => stats.tx += 1,
-                Err(_) => stats.tx_errors += 1,
+                Err(e) => {
+                    stats.tx_errors += 1;
+                    eprintln!("espgw-control: send to {} failed: {e}", t.remote);
+                }
             }
         }
         for e in evs {
