@@ -254,3 +254,24 @@ impl Driver {
         stats
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A datagram sent on a socket the reactor has not polled yet (the daemon's first
+    /// transmit at start) leaves at once.
+    #[tokio::test]
+    async fn first_send_on_a_fresh_socket_is_not_lost() {
+        let rx = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let tx = Sock::new(UdpSocket::bind("127.0.0.1:0").await.unwrap()).unwrap();
+        let to = rx.local_addr().unwrap();
+        tx.try_send(to, b"AM1").expect("first send");
+        let mut buf = [0u8; 16];
+        let (n, _) = tokio::time::timeout(Duration::from_secs(2), rx.recv_from(&mut buf))
+            .await
+            .expect("datagram arrives")
+            .unwrap();
+        assert_eq!(&buf[..n], b"AM1");
+    }
+}

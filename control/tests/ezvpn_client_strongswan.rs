@@ -230,6 +230,7 @@ fn connects(tag: &str, split: Split) {
 
     let log = espgw.log();
     for line in [
+        "SA is doing pre-shared key authentication using id type ID_KEY_ID",
         "Old State = IKE_P1_COMPLETE  New State = IKE_XAUTH_REPLY_SENT",
         "Old State = IKE_XAUTH_REPLY_SENT  New State = IKE_CONFIG_MODE_REQ_SENT",
         "%CRYPTO-6-EZVPN_CONNECTION_UP: (Client)  User=alice  Group=vpngroup  Server_public_addr=172.16.172.20  Assigned_client_addr=10.99.0.10",
