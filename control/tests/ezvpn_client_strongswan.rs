@@ -51,6 +51,8 @@ enum Split {
     Unity,
     /// The pool's `split_include` (strongSwan's 8-byte form), no unity plugin.
     Pool,
+    /// Both: the same network twice, in both forms.
+    Both,
 }
 
 /// strongSwan on R2 as the Easy VPN server: group key `grouPkey`, user alice with password
@@ -60,7 +62,7 @@ enum Split {
 fn server(split: Split) -> Profile {
     let pool_split = match split {
         Split::Unity => "",
-        Split::Pool => "\n    split_include = 10.1.2.0/24",
+        Split::Pool | Split::Both => "\n    split_include = 10.1.2.0/24",
     };
     let conf = r#"connections {
   lab {
@@ -120,7 +122,7 @@ secrets {
     let mut p = Profile::new(Node::R2);
     p.raw_swanctl = Some(conf);
     p.extra_plugins = vec!["xauth-generic".into()];
-    if split == Split::Unity {
+    if split != Split::Pool {
         p.extra_plugins.push("unity".into());
     }
     p.extra_charon = vec!["cisco_unity = yes".into()];
@@ -159,6 +161,13 @@ fn ezvpn_client_gets_address_dns_and_split_from_strongswan() {
 #[test]
 fn ezvpn_client_takes_strongswans_pool_split_include() {
     connects("ezs", Split::Pool);
+}
+
+/// The unity plugin and the pool both send 10.1.2.0/24: espgw keeps one split network (one
+/// Quick Mode).
+#[test]
+fn ezvpn_client_takes_a_split_network_sent_twice_once() {
+    connects("ezb", Split::Both);
 }
 
 fn connects(tag: &str, split: Split) {
