@@ -3,7 +3,9 @@
 //! group key as PSK, XAUTH checked by charon's xauth-generic, Mode Config from a swanctl
 //! pool (address, DNS), the split include from charon's unity plugin (the server's
 //! CHILD_SA local_ts), then Quick Mode for espgw's inside network against that split
-//! network (network-extension mode).
+//! network (network-extension mode). Variants: the split network from a pool's
+//! `split_include` (strongSwan's 8-byte form) and from both sources at once; a wrong XAUTH
+//! password fails cleanly on both sides.
 //!
 //! The reverse direction (strongSwan as the client) is `easyvpn_strongswan.rs`.
 //! These tests need root (network namespaces).
