@@ -87,7 +87,7 @@ declare -A plugin_pkg=(
   [openssl]=libstrongswan-standard-plugins [kernel-libipsec]=libcharon-extra-plugins
   [xauth-generic]=libcharon-extauth-plugins [kernel-netlink]=strongswan-charon
   [socket-default]=strongswan-charon [vici]=strongswan-swanctl [random]=libstrongswan
-  [nonce]=libstrongswan
+  [nonce]=libstrongswan [unity]=libcharon-extra-plugins
 )
 if [ -z "$charon" ]; then
   fail "charon not found — apt-get install strongswan-charon"
@@ -98,7 +98,7 @@ else
   cat >"$tmp/strongswan.conf" <<EOF
 charon {
   load_modular = no
-  load = random nonce openssl kernel-libipsec kernel-netlink socket-default vici xauth-generic
+  load = random nonce openssl kernel-libipsec kernel-netlink socket-default vici xauth-generic unity
   plugins { vici { socket = unix://$tmp/charon.vici } }
   filelog { preflight { path = $tmp/charon.log
                         default = 1

@@ -54,9 +54,12 @@ impl Sock {
             segment_size: None,
             src_ip: None,
         };
-        self.io.try_io(Interest::WRITABLE, || {
-            self.state.try_send((&self.io).into(), &t)
-        })
+        // Straight to sendmsg, not through tokio's `try_io(WRITABLE)`: a fresh socket has
+        // no cached readiness until the reactor has run once, so the daemon's first
+        // datagrams (an Easy VPN `connect auto` AM1 at start) came back WouldBlock and
+        // were lost until the retransmission ~10 s later. Nothing awaits writability, so
+        // there is no readiness to keep; a really full send buffer is still WouldBlock.
+        self.state.try_send((&self.io).into(), &t)
     }
 }
 
@@ -172,7 +175,10 @@ impl Driver {
             };
             match sock.try_send(t.remote, &t.data) {
                 Ok(_) => stats.tx += 1,
-                Err(_) => stats.tx_errors += 1,
+                Err(e) => {
+                    stats.tx_errors += 1;
+                    eprintln!("espgw-control: send to {} failed: {e}", t.remote);
+                }
             }
         }
         for e in evs {
@@ -246,5 +252,26 @@ impl Driver {
         }
         self.flush(&mut *sink, &mut stats);
         stats
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A datagram sent on a socket the reactor has not polled yet (the daemon's first
+    /// transmit at start) leaves at once.
+    #[tokio::test]
+    async fn first_send_on_a_fresh_socket_is_not_lost() {
+        let rx = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let tx = Sock::new(UdpSocket::bind("127.0.0.1:0").await.unwrap()).unwrap();
+        let to = rx.local_addr().unwrap();
+        tx.try_send(to, b"AM1").expect("first send");
+        let mut buf = [0u8; 16];
+        let (n, _) = tokio::time::timeout(Duration::from_secs(2), rx.recv_from(&mut buf))
+            .await
+            .expect("datagram arrives")
+            .unwrap();
+        assert_eq!(&buf[..n], b"AM1");
     }
 }

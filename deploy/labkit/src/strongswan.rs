@@ -408,12 +408,14 @@ impl StrongSwan {
         }
     }
 
-    /// (Re)loads connections and secrets from `swanctl.conf`.
+    /// (Re)loads connections, secrets and (a server's Mode Config) pools from
+    /// `swanctl.conf`.
     pub fn load(&self) -> Result<()> {
         let file = self.dir.join("swanctl.conf");
         let file = file.to_string_lossy();
         self.swanctl(&["--load-conns", "--file", &file])?;
         self.swanctl(&["--load-creds", "--noprompt", "--file", &file])?;
+        self.swanctl(&["--load-pools", "--file", &file])?;
         Ok(())
     }
 

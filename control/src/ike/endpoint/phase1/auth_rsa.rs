@@ -23,6 +23,8 @@ fn id_type_name(t: u8) -> &'static str {
         id_type::IPV4_ADDR => "ID_IPV4_ADDR",
         id_type::FQDN => "ID_FQDN",
         id_type::DER_ASN1_DN => "ID_DER_ASN1_DN",
+        // An Easy VPN client's group name.
+        id_type::KEY_ID => "ID_KEY_ID",
         _ => "ID_UNKNOWN",
     }
 }

@@ -64,6 +64,10 @@ pub enum AttrError {
     NotText { ty: u16 },
 }
 
+fn a4(b: &[u8]) -> Ipv4Addr {
+    Ipv4Addr::new(b[0], b[1], b[2], b[3])
+}
+
 /// One split-tunnel network in Cisco's 14-byte form.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SplitNet {
@@ -92,6 +96,36 @@ impl SplitNet {
         out.extend_from_slice(&self.sport.to_be_bytes());
         out.extend_from_slice(&self.dport.to_be_bytes());
     }
+    /// strongSwan's short form (a swanctl pool's `split_include`): address and mask only.
+    pub const SHORT_LEN: usize = 8;
+
+    /// A list in Cisco's 14-byte form or strongSwan's 8-byte form. A length both divide
+    /// (56, 112 …) is read as Cisco's unless only the short reading gives real networks
+    /// (contiguous masks, no host bits). None: neither form.
+    fn parse_list(b: &[u8]) -> Option<Vec<SplitNet>> {
+        let cisco = b
+            .len()
+            .is_multiple_of(Self::LEN)
+            .then(|| b.chunks(Self::LEN).map(SplitNet::parse).collect::<Vec<_>>());
+        let short = b.len().is_multiple_of(Self::SHORT_LEN).then(|| {
+            b.chunks(Self::SHORT_LEN)
+                .map(|c| SplitNet::network(a4(&c[0..4]), a4(&c[4..8])))
+                .collect::<Vec<_>>()
+        });
+        let real = |v: &Vec<SplitNet>| v.iter().all(SplitNet::is_network);
+        match (cisco, short) {
+            (Some(c), Some(s)) if !real(&c) && real(&s) => Some(s),
+            (Some(c), _) => Some(c),
+            (None, s) => s,
+        }
+    }
+
+    /// A contiguous mask and no host bits in the address.
+    fn is_network(&self) -> bool {
+        let (a, m) = (u32::from(self.addr), u32::from(self.mask));
+        m.leading_ones() + m.trailing_zeros() == 32 && a & !m == 0
+    }
+
     fn parse(b: &[u8]) -> SplitNet {
         let a = |i: usize| Ipv4Addr::new(b[i], b[i + 1], b[i + 2], b[i + 3]);
         let u = |i: usize| u16::from_be_bytes([b[i], b[i + 1]]);
@@ -254,10 +288,7 @@ fn check(a: &Attr, form: Form) -> Result<Val, AttrError> {
         }
         Form::Secret => Val::Secret(Password::new(bytes)),
         Form::Nets => {
-            if !bytes.len().is_multiple_of(SplitNet::LEN) {
-                return Err(bad("a multiple of 14"));
-            }
-            Val::Nets(bytes.chunks(SplitNet::LEN).map(SplitNet::parse).collect())
+            Val::Nets(SplitNet::parse_list(bytes).ok_or_else(|| bad("a multiple of 14 or 8"))?)
         }
         Form::Bytes => Val::Bytes(bytes.to_vec()),
     })
@@ -532,11 +563,11 @@ mod tests {
             Err(AttrError::WrongForm { ty: 3, want: "TLV" })
         );
         assert_eq!(
-            CfgAttr::parse(&tlv(code::UNITY_SPLIT_INCLUDE, &[0; 8])),
+            CfgAttr::parse(&tlv(code::UNITY_SPLIT_INCLUDE, &[0; 10])),
             Err(AttrError::BadLength {
                 ty: 28676,
-                len: 8,
-                want: "a multiple of 14"
+                len: 10,
+                want: "a multiple of 14 or 8"
             })
         );
         assert_eq!(
@@ -550,6 +581,43 @@ mod tests {
                 want: "TV"
             })
         );
+    }
+
+    #[test]
+    fn split_include_in_strongswans_short_form() {
+        let net = |a: [u8; 4], m: [u8; 4]| SplitNet::network(a.into(), m.into());
+        // A swanctl pool's `split_include = 10.1.2.0/24, 10.1.3.0/24`: address | mask.
+        let short = [10, 1, 2, 0, 255, 255, 255, 0, 10, 1, 3, 0, 255, 255, 255, 0];
+        assert_eq!(
+            CfgAttr::parse(&tlv(code::UNITY_SPLIT_INCLUDE, &short)),
+            Ok(CfgAttr::SplitInclude(vec![
+                net([10, 1, 2, 0], [255, 255, 255, 0]),
+                net([10, 1, 3, 0], [255, 255, 255, 0]),
+            ]))
+        );
+        // 56 bytes: seven short entries or four Cisco ones; the reading that gives real
+        // networks wins, Cisco's when both do.
+        let seven: Vec<u8> = (1..=7u8)
+            .flat_map(|i| [10, i, 0, 0, 255, 255, 0, 0])
+            .collect();
+        match CfgAttr::parse(&tlv(code::UNITY_SPLIT_INCLUDE, &seven)) {
+            Ok(CfgAttr::SplitInclude(v)) => {
+                assert_eq!(v.len(), 7);
+                assert_eq!(v[6], net([10, 7, 0, 0], [255, 255, 0, 0]));
+            }
+            other => panic!("{other:?}"),
+        }
+        let mut four = Vec::new();
+        for i in 1..=4u8 {
+            net([10, i, 0, 0], [255, 255, 0, 0]).emit(&mut four);
+        }
+        match CfgAttr::parse(&tlv(code::UNITY_SPLIT_INCLUDE, &four)) {
+            Ok(CfgAttr::SplitInclude(v)) => {
+                assert_eq!(v.len(), 4);
+                assert_eq!(v[3], net([10, 4, 0, 0], [255, 255, 0, 0]));
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -38,7 +38,15 @@ impl ModeConfig {
                 CfgAttr::DefaultDomain(Some(x)) => self.domain = Some(x.clone()),
                 CfgAttr::SavePassword(Some(x)) => self.save_password = Some(*x != 0),
                 CfgAttr::Pfs(Some(x)) => self.pfs = Some(*x != 0),
-                CfgAttr::SplitInclude(n) => self.split_include.extend(n),
+                // Once each: a strongSwan server with the unity plugin and a pool's
+                // `split_include` sends the same network in both forms.
+                CfgAttr::SplitInclude(n) => {
+                    for n in n {
+                        if !self.split_include.contains(n) {
+                            self.split_include.push(*n);
+                        }
+                    }
+                }
                 CfgAttr::ApplicationVersion(Some(v)) => self.version = Some(v.clone()),
                 _ => {}
             }
