@@ -157,6 +157,9 @@ impl ControlHandler for TestDaemon {
             Request::ShowTransformSets => Response::TransformSets {
                 sets: TransformSetView::from_config(&self.cfg),
             },
+            Request::ShowLogging => Response::Logging {
+                view: LoggingView::default(),
+            },
             Request::ClearCryptoSaMap { map } if map != "vpn" => {
                 Response::error(format!("% Crypto map {map} not found"))
             }
