@@ -189,10 +189,7 @@ fn crypto_messages_reach_the_logging_host_with_ios_pri_and_no_key() {
         "{show}\n{}",
         all.len()
     );
-    assert!(
-        show.contains(&format!("Log Buffer (8192 bytes):")),
-        "{show}"
-    );
+    assert!(show.contains("Log Buffer (8192 bytes):"), "{show}");
     assert!(show.contains(want), "{show}");
     drop((r1, r2, receiver));
     eprintln!("logging_syslog: {:.1} s", t_start.elapsed().as_secs_f64());

@@ -171,8 +171,8 @@ impl Logger {
             return;
         }
         let line = format!("{stamp}: {m}");
-        self.to_buffer(m.severity, &line);
-        self.to_hosts(
+        self.buffer_line(m.severity, &line);
+        self.send_to_hosts(
             m.severity,
             &rfc3164(m.severity, &self.hostname, wall, &m.to_string()),
         );
@@ -185,15 +185,15 @@ impl Logger {
             eprintln!("espgw-control: {stamp}: {text}");
         }
         if all {
-            self.to_buffer(INFORMATIONAL, &format!("{stamp}: {text}"));
-            self.to_hosts(
+            self.buffer_line(INFORMATIONAL, &format!("{stamp}: {text}"));
+            self.send_to_hosts(
                 INFORMATIONAL,
                 &rfc3164(INFORMATIONAL, &self.hostname, wall, &text),
             );
         }
     }
 
-    fn to_buffer(&mut self, severity: u8, line: &str) {
+    fn buffer_line(&mut self, severity: u8, line: &str) {
         let Some(LogBuffer { size, level }) = self.cfg.buffered else {
             return;
         };
@@ -211,7 +211,7 @@ impl Logger {
         }
     }
 
-    fn to_hosts(&mut self, severity: u8, datagram: &str) {
+    fn send_to_hosts(&mut self, severity: u8, datagram: &str) {
         if severity > self.cfg.trap || self.hosts.is_empty() {
             return;
         }
