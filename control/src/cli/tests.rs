@@ -663,3 +663,23 @@ fn cli_operator_commands_send_their_requests() {
         ]
     );
 }
+
+#[test]
+fn cli_show_logging_sends_its_request_and_renders_the_screen() {
+    let dir = TempDir::new("logging");
+    let sock = dir.sock();
+    let d = Daemon::start(&sock);
+    for args in [&["show", "logging"][..], &["sh", "log"]] {
+        let (code, out, err) = espgw(&sock, args);
+        assert_eq!((code, err.as_str()), (ExitCode::SUCCESS, ""), "{args:?}");
+        assert!(
+            out.starts_with("Syslog logging: enabled (0 messages dropped"),
+            "{out}"
+        );
+        assert!(out.contains("    Buffer logging:  disabled\n"), "{out}");
+    }
+    assert_eq!(
+        d.handler.requests.lock().unwrap().clone(),
+        vec![Request::ShowLogging, Request::ShowLogging]
+    );
+}
