@@ -73,6 +73,19 @@ impl RateLimiter {
             suppressed: std::mem::take(&mut self.pending),
         }
     }
+
+    /// Messages refused in a window that is over, not yet reported (they are reported
+    /// once, here or before the next message let through).
+    pub fn take_overdue(&mut self, now: Instant) -> u64 {
+        let over = self
+            .window_start
+            .is_some_and(|s| now.saturating_duration_since(s) >= Duration::from_secs(1));
+        if over {
+            std::mem::take(&mut self.pending)
+        } else {
+            0
+        }
+    }
 }
 
 /// The logging state of the daemon: configuration, destinations and counters.
@@ -176,6 +189,19 @@ impl Logger {
             m.severity,
             &rfc3164(m.severity, &self.hostname, wall, &m.to_string()),
         );
+    }
+
+    /// Reports messages held back in a window that ended with no message after it (called
+    /// periodically, so the notice does not wait for the next message).
+    pub fn tick(&mut self, now: Instant, wall: SystemTime) {
+        let Some((scope, l)) = &mut self.limiter else {
+            return;
+        };
+        let all = *scope == RateLimitScope::All;
+        let n = l.take_overdue(now);
+        if n > 0 {
+            self.emit_notice(n, all, &ios_stamp(wall), wall);
+        }
     }
 
     /// "N messages rate-limited", to the destinations the limiter covers.

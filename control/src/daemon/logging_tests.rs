@@ -171,3 +171,34 @@ fn rate_limit_console_spares_the_other_destinations() {
     assert_eq!(v.buffer.len(), 4);
     assert_eq!(v.hosts[0].lines_rate_limited, 0);
 }
+
+#[test]
+fn a_quiet_second_after_suppression_reports_on_the_tick() {
+    let buf = LogBuffer {
+        size: 4096,
+        level: 7,
+    };
+    let rate = RateLimit {
+        scope: RateLimitScope::All,
+        per_second: 1,
+    };
+    let mut l = Logger::offline(&logging(7, Some(buf), Some(rate)), None);
+    let (t, w) = (Instant::now(), SystemTime::now());
+    for _ in 0..3 {
+        l.log(&msg(ERRORS), t, w);
+    }
+    l.tick(t + Duration::from_millis(500), w);
+    assert_eq!(l.view().buffer.len(), 1, "the window is not over yet");
+    l.tick(t + Duration::from_secs(1), w);
+    l.tick(t + Duration::from_secs(2), w);
+    let v = l.view();
+    let last: Vec<_> = v
+        .buffer
+        .iter()
+        .map(|l| l.split_once(": ").unwrap().1)
+        .collect();
+    assert_eq!(last[1..], ["2 messages rate-limited"]);
+    // The next message through does not report them again.
+    l.log(&msg(ERRORS), t + Duration::from_secs(3), w);
+    assert_eq!(l.view().buffer.len(), 3);
+}

@@ -88,6 +88,12 @@ impl Daemon {
         l.log(m, Instant::now(), std::time::SystemTime::now());
     }
 
+    /// Announces messages the rate limit held back once their second is over.
+    pub fn logging_tick(&self) {
+        let mut l = self.logger.lock().unwrap_or_else(|e| e.into_inner());
+        l.tick(Instant::now(), std::time::SystemTime::now());
+    }
+
     /// `show logging`.
     pub(super) fn logging_view(&self) -> crate::cli::api::LoggingView {
         self.logger.lock().unwrap_or_else(|e| e.into_inner()).view()
