@@ -21,6 +21,8 @@ mod remote_access;
 pub use remote_access::*;
 mod ezvpn;
 pub use ezvpn::*;
+mod logging;
+pub use logging::*;
 
 // ---------------------------------------------------------------------------------------
 // ISAKMP (phase 1)
@@ -1107,6 +1109,8 @@ pub struct Config {
     pub remote_access: RemoteAccess,
     /// Easy VPN client (`crypto ipsec client ezvpn NAME`), by name.
     pub ezvpn_clients: EzvpnClients,
+    /// `logging …`: where system messages go.
+    pub logging: Logging,
 }
 
 impl Default for Config {
@@ -1129,6 +1133,7 @@ impl Default for Config {
             pki: Default::default(),
             remote_access: RemoteAccess::default(),
             ezvpn_clients: EzvpnClients::new(),
+            logging: Logging::default(),
         }
     }
 }

@@ -507,6 +507,11 @@ impl<'m> Parser<'m> {
                 Ok(())
             }
             "crypto" => self.crypto_line(no, t, text),
+            "logging" => self.logging_line(no, t, text, false),
+            "no" if is_kw(t.toks.get(1), "logging") => {
+                t.pos = 1;
+                self.logging_line(no, t, text, true)
+            }
             "access-list" => self.numbered_acl_line(no, t),
             "ip" if is_kw(t.toks.get(1), "access-list") => self.ip_access_list(no, t, text),
             "interface" => self.interface_line(no, t),
@@ -1829,3 +1834,7 @@ mod remote_access_tests;
 mod ezvpn;
 #[cfg(test)]
 mod ezvpn_tests;
+
+mod logging;
+#[cfg(test)]
+mod logging_tests;

@@ -4,10 +4,11 @@
 //! wake-up for commands from the control socket.
 //!
 //! Everything protocol-related happens in the endpoint; this file only moves datagrams in
-//! and out, fires `handle_timeout` at `poll_timeout`, and hands events and debug lines to
+//! and out, fires `handle_timeout` at `poll_timeout`, and hands events, debug lines and
+//! system messages to
 //! a [`DriverSink`].
 
-use crate::ike::{DebugLine, Endpoint, Event};
+use crate::ike::{DebugLine, Endpoint, Event, SyslogMessage};
 use std::io::IoSliceMut;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -69,6 +70,8 @@ pub trait DriverSink: Send {
     fn event(&mut self, ev: Event);
     /// A debug line (already filtered by the endpoint's debug switches).
     fn debug(&mut self, line: DebugLine);
+    /// A system message (`%CRYPTO-…`), whatever the debug switches say.
+    fn syslog(&mut self, m: SyslogMessage);
 }
 
 /// The shared endpoint plus the wake-up the control socket uses after changing it.
@@ -143,7 +146,7 @@ impl Driver {
     }
 
     fn flush(&self, sink: &mut dyn DriverSink, stats: &mut DriverStats) {
-        let (tx, evs, dbg) = {
+        let (tx, evs, dbg, logs) = {
             let mut ep = self
                 .shared
                 .endpoint
@@ -161,10 +164,17 @@ impl Driver {
             while let Some(d) = ep.poll_debug() {
                 dbg.push(d);
             }
-            (tx, evs, dbg)
+            let mut logs = Vec::new();
+            while let Some(m) = ep.poll_syslog() {
+                logs.push(m);
+            }
+            (tx, evs, dbg, logs)
         };
         for d in dbg {
             sink.debug(d);
+        }
+        for m in logs {
+            sink.syslog(m);
         }
         for t in tx {
             // The endpoint speaks in logical ports 500/4500; map them to our sockets.

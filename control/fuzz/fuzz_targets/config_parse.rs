@@ -46,6 +46,14 @@ fuzz_target!(|data: &[u8]| {
             assert!(ra.dynamic_maps.contains_key(&r.dynamic));
             assert!(cfg.crypto_maps.contains_key(&r.map));
         }
+        // Logging: levels are IOS's, the buffer at least IOS's minimum, and the screen
+        // renders for what parsed.
+        let l = &cfg.logging;
+        assert!(l.trap <= 7);
+        assert!(l.buffered.is_none_or(|b| b.level <= 7 && b.size >= 4096));
+        assert!(l.rate_limit.is_none_or(|r| r.per_second >= 1));
+        let logger = espgw_control::daemon::logging::Logger::offline(l, cfg.hostname.as_deref());
+        let _ = show::render(&Response::Logging { view: logger.view() });
         // Easy VPN client: a clean parse has a group, a peer and at most one outside
         // interface per client, and every interface it names exists.
         for c in cfg.ezvpn_clients.values() {

@@ -193,14 +193,17 @@ async fn serve(daemon: Arc<Daemon>, local: std::net::Ipv4Addr, socket: PathBuf) 
     tokio::spawn(async move {
         let _ = api::serve_listener(listener, d).await;
     });
-    // sa_request events and kilobyte lifetimes from the SA database.
+    // sa_request events and kilobyte lifetimes from the SA database (while there is one),
+    // and the rate limit's "N messages rate-limited" once a quiet second is over.
     let d = daemon.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_millis(100));
+        let mut sadb = true;
         loop {
             tick.tick().await;
-            if !d.sadb_tick() {
-                return;
+            d.logging_tick();
+            if sadb && !d.sadb_tick() {
+                sadb = false;
             }
         }
     });

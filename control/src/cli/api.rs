@@ -120,6 +120,8 @@ pub enum Request {
     /// `clear crypto sa map NAME`: the IPsec SAs of crypto map NAME (DELETE sent) →
     /// [`Response::Done`], or [`Response::Error`] if there is no such map.
     ClearCryptoSaMap { map: String },
+    /// `show logging` → [`Response::Logging`].
+    ShowLogging,
 }
 
 /// One response line.
@@ -182,11 +184,49 @@ pub enum Response {
     CryptoSessionsDetail {
         sessions: Vec<SessionDetailView>,
     },
+    /// `show logging`: the settings, the counters and the buffered log.
+    Logging {
+        view: LoggingView,
+    },
     /// The request failed; `message` is printed on stderr (IOS style, e.g.
     /// `% No such crypto map entry: vpn 20`).
     Error {
         message: String,
     },
+}
+
+/// `show logging`: where system messages go and how many went.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoggingView {
+    /// System messages the endpoint produced.
+    pub messages: u64,
+    /// Refused by `logging rate-limit`.
+    pub rate_limited: u64,
+    /// Datagrams that could not be sent to a host.
+    pub dropped: u64,
+    /// Console (the daemon's log) on: the messages it got.
+    pub console: Option<u64>,
+    /// `logging buffered`: (level name, size in bytes).
+    pub buffered: Option<(String, u32)>,
+    pub buffer_logged: u64,
+    /// (messages a second, `all`|`console`).
+    pub rate_limit: Option<(u32, String)>,
+    pub trap_level: String,
+    /// Messages at or above the trap level sent to the hosts.
+    pub trap_logged: u64,
+    pub hosts: Vec<LogHostView>,
+    /// The buffered log, oldest first.
+    pub buffer: Vec<String>,
+}
+
+/// One `logging host` and what went to it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogHostView {
+    pub addr: Ipv4Addr,
+    pub port: u16,
+    pub lines_logged: u64,
+    pub lines_rate_limited: u64,
+    pub send_errors: u64,
 }
 
 /// One remote-access client in `show crypto session`.

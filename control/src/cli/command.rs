@@ -117,6 +117,8 @@ pub enum ShowCrypto {
         #[command(subcommand)]
         what: ShowWhat,
     },
+    /// show logging: logging settings, counters and the buffered log
+    Logging,
 }
 
 #[derive(Subcommand, Debug)]
@@ -383,6 +385,9 @@ pub fn main_with(
         Command::Crypto { words } => {
             return super::pki::crypto_cmd(&KeyStore::new(&cli.key_store), &words, io)
         }
+        Command::Show {
+            crypto: ShowCrypto::Logging,
+        } => (Request::ShowLogging, false),
         Command::Show {
             crypto: ShowCrypto::Crypto { what },
         } => (

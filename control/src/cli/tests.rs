@@ -157,6 +157,9 @@ impl ControlHandler for TestDaemon {
             Request::ShowTransformSets => Response::TransformSets {
                 sets: TransformSetView::from_config(&self.cfg),
             },
+            Request::ShowLogging => Response::Logging {
+                view: LoggingView::default(),
+            },
             Request::ClearCryptoSaMap { map } if map != "vpn" => {
                 Response::error(format!("% Crypto map {map} not found"))
             }
@@ -658,5 +661,25 @@ fn cli_operator_commands_send_their_requests() {
                 map: "nosuch".into()
             },
         ]
+    );
+}
+
+#[test]
+fn cli_show_logging_sends_its_request_and_renders_the_screen() {
+    let dir = TempDir::new("logging");
+    let sock = dir.sock();
+    let d = Daemon::start(&sock);
+    for args in [&["show", "logging"][..], &["sh", "log"]] {
+        let (code, out, err) = espgw(&sock, args);
+        assert_eq!((code, err.as_str()), (ExitCode::SUCCESS, ""), "{args:?}");
+        assert!(
+            out.starts_with("Syslog logging: enabled (0 messages dropped"),
+            "{out}"
+        );
+        assert!(out.contains("    Buffer logging:  disabled\n"), "{out}");
+    }
+    assert_eq!(
+        d.handler.requests.lock().unwrap().clone(),
+        vec![Request::ShowLogging, Request::ShowLogging]
     );
 }

@@ -1,12 +1,14 @@
 //! The espgw-control daemon around the IKE endpoint: what the binary wires to the UDP
 //! driver and the control socket. [`Daemon`] holds the endpoint ([`Shared`]), the
-//! configuration, the SA database ([`sa_sync`]), the key log and the debug stream; it
+//! configuration, the SA database ([`sa_sync`]), the key log, the debug stream and the
+//! system-message [`logging`]; it
 //! answers the `espgw` CLI (its [`ControlHandler`](crate::cli::api::ControlHandler)
 //! impl is in `handler`), acts on the endpoint's
 //! events ([`Sink`]), and once a tick ([`Daemon::sadb_tick`]) turns the dataplane's
 //! sa_requests into negotiations and its counters into lifetimes.
 
 mod handler;
+pub mod logging;
 mod operator;
 pub mod sa_sync;
 
@@ -19,7 +21,7 @@ use tokio::sync::broadcast;
 
 use crate::config::model::Config;
 use crate::driver::{DriverSink, Shared};
-use crate::ike::{keylog, DebugLine, Endpoint, Event};
+use crate::ike::{keylog, DebugLine, Endpoint, Event, SyslogMessage};
 
 pub use self::sa_sync::{SaSync, SyncError};
 
@@ -34,6 +36,8 @@ pub struct Daemon {
     sa: SaSync,
     keylog: Option<Mutex<File>>,
     started: Instant,
+    /// `logging …`: the system messages' destinations and counters.
+    logger: Mutex<logging::Logger>,
 }
 
 impl Daemon {
@@ -41,7 +45,9 @@ impl Daemon {
     /// (see [`SaSync::new`]: SAs found there are adopted) and the key log, if any.
     pub fn new(ep: Endpoint, config: Config, sa: SaSync, keylog: Option<File>) -> Arc<Daemon> {
         let (debug_tx, _) = broadcast::channel(4096);
+        let logger = logging::Logger::new(&config.logging, config.hostname.as_deref());
         Arc::new(Daemon {
+            logger: Mutex::new(logger),
             shared: Shared::new(ep),
             config,
             debug_tx,
@@ -74,6 +80,23 @@ impl Daemon {
             eprintln!("{line}");
             let _ = self.debug_tx.send(line);
         }
+    }
+
+    /// A system message to every `logging` destination.
+    fn log_syslog(&self, m: &SyslogMessage) {
+        let mut l = self.logger.lock().unwrap_or_else(|e| e.into_inner());
+        l.log(m, Instant::now(), std::time::SystemTime::now());
+    }
+
+    /// Announces messages the rate limit held back once their second is over.
+    pub fn logging_tick(&self) {
+        let mut l = self.logger.lock().unwrap_or_else(|e| e.into_inner());
+        l.tick(Instant::now(), std::time::SystemTime::now());
+    }
+
+    /// `show logging`.
+    pub(super) fn logging_view(&self) -> crate::cli::api::LoggingView {
+        self.logger.lock().unwrap_or_else(|e| e.into_inner()).view()
     }
 
     fn keylog(&self, line: String) {
@@ -183,5 +206,9 @@ impl DriverSink for Sink {
 
     fn debug(&mut self, line: DebugLine) {
         self.0.log_debug(&line);
+    }
+
+    fn syslog(&mut self, m: SyslogMessage) {
+        self.0.log_syslog(&m);
     }
 }

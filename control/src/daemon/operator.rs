@@ -81,6 +81,9 @@ impl Daemon {
             Request::ShowEngineConnections => Response::EngineConnections {
                 connections: self.engine_connections(),
             },
+            Request::ShowLogging => Response::Logging {
+                view: self.logging_view(),
+            },
             Request::ShowTransformSets => Response::TransformSets {
                 sets: TransformSetView::from_config(&self.config),
             },

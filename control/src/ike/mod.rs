@@ -9,6 +9,7 @@
 //!   module per exchange; inputs `(now, …)`, outputs polled; randomness through
 //!   [`crypto::Random`].
 //! - [`config`]: what the core is configured with; [`ios`] builds it from the IOS model.
+//! - [`syslog`]: the `%CRYPTO-…` system messages, as values the endpoint queues always.
 //! - [`keylog`]: the `--keylog` line format (tshark UAT records) and its parser.
 //!
 //! States are types (rustls style): a phase-1 SA's state is an enum whose variants carry
@@ -25,10 +26,12 @@ pub mod keylog;
 pub mod latency;
 pub mod pool;
 pub mod remote;
+pub mod syslog;
 pub mod types;
 
 pub use config::*;
 pub use endpoint::{Endpoint, IkeError, IosState, ReconfigReport};
+pub use syslog::SyslogMessage;
 pub use types::*;
 
 #[cfg(test)]

@@ -445,6 +445,45 @@ fn wrong_psk_fails_cleanly_on_both_sides() {
     assert_eq!(lab.b.isakmp_sa_count(), 0);
 }
 
+/// The `%CRYPTO-…` messages come out of `poll_syslog` as values, with debugging off too,
+/// and the debug queue stays empty.
+#[test]
+fn syslog_messages_are_queued_without_debug() {
+    let o = Opts::default();
+    let mut lab = Lab::new(
+        &o,
+        &Opts {
+            psk: "wrong",
+            ..Default::default()
+        },
+    );
+    for ep in [&mut lab.a, &mut lab.b] {
+        ep.debug_isakmp = false;
+        ep.debug_ipsec = false;
+    }
+    assert!(lab.a.initiate(lab.now, "vpn", 10));
+    lab.pump();
+    lab.advance(Duration::from_secs(120));
+    assert!(Lab::debug(&mut lab.b).is_empty());
+    let mut msgs = vec![];
+    while let Some(m) = lab.b.poll_syslog() {
+        msgs.push(m);
+    }
+    assert!(!msgs.is_empty());
+    let m = &msgs[0];
+    assert_eq!(
+        (m.facility, m.severity, m.mnemonic),
+        ("CRYPTO", crate::ike::syslog::WARNINGS, "IKMP_BAD_MESSAGE")
+    );
+    assert_eq!(
+        m.text,
+        "IKE message from 172.16.172.10 failed its sanity check or is malformed"
+    );
+    // One per refused message, as the error counter counts them.
+    let errors = lab.b.counters.rx_malformed + lab.b.counters.rx_hash_failed;
+    assert_eq!(msgs.len() as u64, errors);
+}
+
 #[test]
 fn phase1_proposal_mismatch() {
     let mut lab = up(

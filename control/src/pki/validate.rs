@@ -276,6 +276,15 @@ pub struct IdMismatch {
     pub cert: String,
 }
 
+impl IdMismatch {
+    /// The system message IOS logs for it.
+    pub fn syslog(&self) -> crate::ike::SyslogMessage {
+        let full = self.to_string();
+        let text = full.strip_prefix(self.tag).unwrap_or(&full);
+        crate::ike::SyslogMessage::from_tag(self.tag, text.trim_start_matches(": "))
+    }
+}
+
 /// Whether the peer's ID names `cert`: an address or FQDN in its subjectAltName, a DN equal
 /// to its subject.
 pub fn id_matches(cert: &Cert, id: &PeerIdentity) -> Result<(), IdMismatch> {

@@ -8,6 +8,7 @@
 //! (`show crypto ipsec sa detail`).
 
 mod detail;
+pub mod logging;
 mod peers;
 mod policy;
 mod session;
@@ -360,6 +361,7 @@ pub fn render(response: &Response) -> Result<String, String> {
         Response::EngineConnections { connections } => Ok(engine_connections(connections)),
         Response::TransformSets { sets } => Ok(transform_sets(sets)),
         Response::CryptoSessionsDetail { sessions } => Ok(crypto_session_detail(sessions)),
+        Response::Logging { view } => Ok(logging::show_logging(view)),
         Response::Error { message } => Err(format!("{message}\n")),
     }
 }

@@ -259,3 +259,47 @@ fn crypto_session_detail_golden() {
     assert!(got.contains("Interface: Ethernet1/0\nUsername: alice\nGroup: vpngroup\nAssigned address: 10.99.0.10\nUptime: 00:01:23\n"), "{got}");
     assert!(got.contains("          Capabilities:(none) connid:1001 lifetime:23:58:37\n"));
 }
+
+/// `show logging` of a logger that was fed real messages: buffer, trap filter, rate limit.
+#[test]
+fn show_logging_golden() {
+    use crate::daemon::logging::Logger;
+    use crate::ike::syslog::{INFORMATIONAL, WARNINGS};
+    use crate::ike::SyslogMessage;
+    use std::time::{Duration, Instant, SystemTime};
+    let cfg = parse_config(
+        "hostname R1\nlogging buffered 8192 informational\nlogging trap warnings\n\
+         logging rate-limit all 2\nno logging console\n\
+         logging host 10.1.1.2 transport udp port 5514\n",
+        &InterfaceMap::default(),
+    )
+    .unwrap()
+    .config;
+    let mut log = Logger::offline(&cfg.logging, cfg.hostname.as_deref());
+    let t0 = Instant::now();
+    let wall = SystemTime::UNIX_EPOCH + Duration::from_millis(1_764_680_433_123);
+    let bad = SyslogMessage::crypto(
+        WARNINGS,
+        "IKMP_BAD_MESSAGE",
+        "IKE message from 172.16.172.20 failed its sanity check or is malformed",
+    );
+    let mode = SyslogMessage::crypto(
+        INFORMATIONAL,
+        "IKMP_MODE_FAILURE",
+        "Processing of Main mode failed with peer at 172.16.172.20",
+    );
+    // Two pass, two are rate-limited, then a new second: a notice and the message.
+    log.log(&bad, t0, wall);
+    log.log(&mode, t0, wall);
+    log.log(&bad, t0, wall);
+    log.log(&mode, t0, wall);
+    log.log(
+        &bad,
+        t0 + Duration::from_secs(1),
+        wall + Duration::from_secs(1),
+    );
+    assert_eq!(
+        crate::cli::show::logging::show_logging(&log.view()),
+        include_str!("../golden/logging.txt")
+    );
+}

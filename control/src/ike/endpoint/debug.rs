@@ -113,6 +113,15 @@ impl Endpoint {
             self.dbg(DebugClass::Isakmp, text.into());
         }
     }
+    /// A system message: queued for the daemon's logging always, and shown as it is under
+    /// `debug crypto isakmp`. The queue keeps the newest 10 000 when nobody drains it.
+    pub(super) fn syslog(&mut self, m: SyslogMessage) {
+        self.ik_raw(m.to_string());
+        if self.syslog.len() >= 10_000 {
+            self.syslog.pop_front();
+        }
+        self.syslog.push_back(m);
+    }
     pub(super) fn ips(&mut self, text: impl Into<String>) {
         if self.debug_ipsec {
             self.dbg(DebugClass::Ipsec, text.into());

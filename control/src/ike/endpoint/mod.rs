@@ -2,7 +2,7 @@
 //!
 //! Inputs: [`Endpoint::handle_datagram`], [`Endpoint::initiate`], [`Endpoint::handle_timeout`],
 //! all taking `now`. Outputs are queued: [`Endpoint::poll_transmit`], [`Endpoint::poll_event`],
-//! [`Endpoint::poll_debug`], [`Endpoint::poll_timeout`]. No sockets, no clock, randomness via
+//! [`Endpoint::poll_debug`], [`Endpoint::poll_syslog`], [`Endpoint::poll_timeout`]. No sockets, no clock, randomness via
 //! [`Random`].
 //!
 //! One module per exchange, in the manner of quinn-proto's `connection/`: `phase1` (the
@@ -48,6 +48,7 @@ pub use reconfig::ReconfigReport;
 
 use super::config::*;
 use super::crypto::*;
+use super::syslog::*;
 use super::types::*;
 use crate::isakmp::*;
 use pairs::SaPair;
@@ -98,6 +99,8 @@ pub struct Endpoint {
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     debug: VecDeque<DebugLine>,
+    /// `%CRYPTO-…` messages, queued whatever the debug switches say.
+    syslog: VecDeque<crate::ike::SyslogMessage>,
     /// `debug crypto isakmp`
     pub debug_isakmp: bool,
     /// `debug crypto ipsec`
@@ -189,6 +192,7 @@ impl Endpoint {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             debug: VecDeque::new(),
+            syslog: VecDeque::new(),
             debug_isakmp: false,
             debug_ipsec: false,
             counters: Counters::default(),
@@ -210,6 +214,10 @@ impl Endpoint {
     }
     pub fn poll_debug(&mut self) -> Option<DebugLine> {
         self.debug.pop_front()
+    }
+    /// The next system message (`%CRYPTO-…`), produced with or without debugging on.
+    pub fn poll_syslog(&mut self) -> Option<crate::ike::SyslogMessage> {
+        self.syslog.pop_front()
     }
 
     /// Runs `f` on the SA `key`, taken out of the table meanwhile (so that `f` can use the
@@ -442,9 +450,13 @@ impl Endpoint {
                 }
                 sa.errors += 1;
                 let (conn, errors) = (sa.conn_id, sa.errors);
-                self.ik_raw(format!(
-                    "%CRYPTO-4-IKMP_BAD_MESSAGE: IKE message from {} failed its sanity check or is malformed",
-                    v4(remote)
+                self.syslog(SyslogMessage::crypto(
+                    WARNINGS,
+                    "IKMP_BAD_MESSAGE",
+                    format!(
+                        "IKE message from {} failed its sanity check or is malformed",
+                        v4(remote)
+                    ),
                 ));
                 self.ik(
                     conn,

@@ -145,14 +145,18 @@ impl Endpoint {
             .ok_or(IkeError::Policy("no RSA credentials"))?;
         self.processing(conn, 0, &["CERT"]);
         let Some(cp) = find(ps, PayloadType::Cert) else {
-            self.ik_raw(format!(
-                "%CRYPTO-5-IKMP_INVAL_CERT: Certificate received from {peer} is bad: no certificate sent"
+            self.syslog(SyslogMessage::crypto(
+                NOTIFICATIONS,
+                "IKMP_INVAL_CERT",
+                format!("Certificate received from {peer} is bad: no certificate sent"),
             ));
             return Err(IkeError::AuthFailed("no CERT payload"));
         };
         let bad = |this: &mut Self, why: String| {
-            this.ik_raw(format!(
-                "%CRYPTO-5-IKMP_INVAL_CERT: Certificate received from {peer} is bad: {why}"
+            this.syslog(SyslogMessage::crypto(
+                NOTIFICATIONS,
+                "IKMP_INVAL_CERT",
+                format!("Certificate received from {peer} is bad: {why}"),
             ));
             IkeError::AuthFailed("bad certificate")
         };
@@ -176,7 +180,7 @@ impl Endpoint {
             return Err(bad(self, "no trustpoint is configured".into()));
         };
         if let Err(e) = validate(&cert, anchor, (creds.clock)()) {
-            self.ik_raw(format!("{}: {e}", e.ios_tag()));
+            self.syslog(SyslogMessage::from_tag(e.ios_tag(), e.to_string()));
             return Err(bad(self, "certificate invalid".into()));
         }
         self.ik(
@@ -191,7 +195,7 @@ impl Endpoint {
             return Err(IkeError::AuthFailed("unusable peer ID"));
         };
         if let Err(e) = id_matches(&cert, &id) {
-            self.ik_raw(e.to_string());
+            self.syslog(e.syslog());
             return Err(IkeError::AuthFailed("ID does not match the certificate"));
         }
         self.processing(conn, 0, &["SIG"]);
@@ -202,9 +206,13 @@ impl Endpoint {
         let h = sa.auth_hash(k, !sa.initiator, peer_id_b);
         if !rsa_ike::verify_hash(cert.public_key(), &h, sig) {
             self.ik(conn, "signature verification failed");
-            self.ik_raw(format!(
-                "%CRYPTO-4-IKMP_BAD_SIGNATURE: RSA signature from {peer} ({}) failed to verify",
-                id.type_name()
+            self.syslog(SyslogMessage::crypto(
+                WARNINGS,
+                "IKMP_BAD_SIGNATURE",
+                format!(
+                    "RSA signature from {peer} ({}) failed to verify",
+                    id.type_name()
+                ),
             ));
             return Err(IkeError::AuthFailed("bad signature"));
         }

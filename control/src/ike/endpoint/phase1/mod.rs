@@ -531,11 +531,11 @@ impl Endpoint {
             Err(e) => {
                 self.ik(conn, format!("{e}"));
                 if e.blame() == Blame::LocalPolicy {
-                    self.ik_raw(
-                        "%CRYPTO-6-IKMP_MODE_FAILURE: Processing of Main mode failed with peer at "
-                            .to_string()
-                            + &v4(remote).to_string(),
-                    );
+                    self.syslog(SyslogMessage::crypto(
+                        INFORMATIONAL,
+                        "IKMP_MODE_FAILURE",
+                        format!("Processing of Main mode failed with peer at {}", v4(remote)),
+                    ));
                     self.ik(
                         conn,
                         "phase 1 SA policy not acceptable!".to_string()

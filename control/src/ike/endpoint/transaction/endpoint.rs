@@ -17,6 +17,7 @@ use crate::ike::endpoint::phase1::P1Sa;
 use crate::ike::endpoint::{v4, Endpoint, IkeError, Rx};
 use crate::ike::pool::Pools;
 use crate::ike::remote::RemoteAccessConfig;
+use crate::ike::syslog::*;
 use crate::ike::types::Transmit;
 use crate::isakmp::*;
 use std::collections::HashMap;
@@ -157,8 +158,10 @@ impl Endpoint {
                     conn,
                     format!("No pre-shared key for group {name}: group not configured"),
                 );
-                self.ik_raw(format!(
-                    "%CRYPTO-6-IKMP_MODE_FAILURE: Processing of Aggressive mode failed with peer at {peer}"
+                self.syslog(SyslogMessage::crypto(
+                    INFORMATIONAL,
+                    "IKMP_MODE_FAILURE",
+                    format!("Processing of Aggressive mode failed with peer at {peer}"),
                 ));
                 Some(Err(()))
             }
@@ -417,7 +420,7 @@ impl Endpoint {
                     self.transmits.push_back(tx);
                 }
                 ServerOut::Debug(t) => self.ik(conn, t),
-                ServerOut::Syslog(t) => self.ik_raw(t),
+                ServerOut::Syslog(m) => self.syslog(m),
                 ServerOut::Transition { from, to } => {
                     self.ik_raw(format!("Old State = {from}  New State = {to}"));
                 }
@@ -428,10 +431,14 @@ impl Endpoint {
                         .get(&sa.icookie)
                         .map(|s| s.group.clone())
                         .unwrap_or_default();
-                    self.ik_raw(format!(
-                        "%CRYPTO-6-VPN_TUNNEL_STATUS: Group: {group}  User: {user}  Client_public_addr={}  Server_public_addr={}",
-                        v4(sa.remote),
-                        v4(sa.local)
+                    self.syslog(SyslogMessage::crypto(
+                        INFORMATIONAL,
+                        "VPN_TUNNEL_STATUS",
+                        format!(
+                            "Group: {group}  User: {user}  Client_public_addr={}  Server_public_addr={}",
+                            v4(sa.remote),
+                            v4(sa.local)
+                        ),
                     ));
                 }
                 ServerOut::Configured { addr } => self.ra_client_entry(now, sa, addr),

@@ -17,6 +17,7 @@ use crate::ike::endpoint::natt::framed;
 use crate::ike::endpoint::phase1::{P1Sa, P1State};
 use crate::ike::endpoint::{v4, Endpoint, IkeError, Rx, IKE_PORT};
 use crate::ike::ezvpn::EzvpnClientConfig;
+use crate::ike::syslog::*;
 use crate::ike::types::Transmit;
 use crate::isakmp::*;
 use std::collections::BTreeMap;
@@ -412,10 +413,15 @@ impl Endpoint {
         }
         self.ez_enter(name, state, event);
         if failed {
-            self.ik_raw(format!(
-                "%CRYPTO-4-EZVPN_FAILED_TO_CONNECT: Group={}  Server_public_addr={}  Reason=XAUTH failed",
+            let text = format!(
+                "Group={}  Server_public_addr={}  Reason=XAUTH failed",
                 self.ez_cfg(name).map(|c| c.group).unwrap_or_default(),
                 v4(sa.remote)
+            );
+            self.syslog(SyslogMessage::crypto(
+                WARNINGS,
+                "EZVPN_FAILED_TO_CONNECT",
+                text,
             ));
             self.delete_p1(sa, "XAUTH failed");
             return Ok(());
@@ -489,12 +495,16 @@ impl Endpoint {
             self.ez_cfg(name).map(|c| c.group).unwrap_or_default(),
             self.ez_cfg(name).and_then(|c| c.user).unwrap_or_default(),
         );
-        self.ik_raw(format!(
-            "%CRYPTO-6-EZVPN_CONNECTION_UP: (Client)  User={user}  Group={group}  Server_public_addr={}  {}",
-            v4(sa.remote),
-            mc.address
-                .map(|a| format!("Assigned_client_addr={a}"))
-                .unwrap_or_default()
+        self.syslog(SyslogMessage::crypto(
+            INFORMATIONAL,
+            "EZVPN_CONNECTION_UP",
+            format!(
+                "(Client)  User={user}  Group={group}  Server_public_addr={}  {}",
+                v4(sa.remote),
+                mc.address
+                    .map(|a| format!("Assigned_client_addr={a}"))
+                    .unwrap_or_default()
+            ),
         ));
         for i in all {
             if !sa.waiting.iter().any(|w| w.0 == i) {

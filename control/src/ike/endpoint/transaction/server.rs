@@ -40,8 +40,8 @@ pub enum ServerOut {
     },
     /// A `debug crypto isakmp` line (without the `ISAKMP (0:conn):` prefix).
     Debug(String),
-    /// A syslog line (`%CRYPTO-…`), printed as it is.
-    Syslog(String),
+    /// A system message (`%CRYPTO-…`).
+    Syslog(crate::ike::SyslogMessage),
     /// `Old State = from  New State = to`.
     Transition {
         from: &'static str,
@@ -338,9 +338,10 @@ impl Server {
                 "XAUTH: authentication of user {user} failed (attempt {} of {})",
                 s.attempt, ctx.cfg.xauth_attempts
             )));
-            out.push(ServerOut::Syslog(format!(
-                "%CRYPTO-6-IKMP_AUTH_FAIL: Authentication method 65001 failed with host {}",
-                ctx.peer
+            out.push(ServerOut::Syslog(crate::ike::SyslogMessage::crypto(
+                crate::ike::syslog::INFORMATIONAL,
+                "IKMP_AUTH_FAIL",
+                format!("Authentication method 65001 failed with host {}", ctx.peer),
             )));
             if s.attempt < ctx.cfg.xauth_attempts {
                 return self.xauth_request(ctx, s.attempt + 1, out);
@@ -397,9 +398,10 @@ impl Server {
                         out.push(ServerOut::Debug(format!(
                             "Unable to allocate address: {why}"
                         )));
-                        out.push(ServerOut::Syslog(format!(
-                            "%CRYPTO-6-IKMP_MODE_FAILURE: Processing of Config mode failed with peer at {}",
-                            ctx.peer
+                        out.push(ServerOut::Syslog(crate::ike::SyslogMessage::crypto(
+                            crate::ike::syslog::INFORMATIONAL,
+                            "IKMP_MODE_FAILURE",
+                            format!("Processing of Config mode failed with peer at {}", ctx.peer),
                         )));
                         out.push(ServerOut::Failed { reason: why });
                         return None;

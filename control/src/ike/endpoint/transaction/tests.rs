@@ -285,7 +285,7 @@ fn wrong_password_is_asked_again_then_refused() {
     let fails = p
         .outs
         .iter()
-        .filter(|o| matches!(o, ServerOut::Syslog(s) if s == "%CRYPTO-6-IKMP_AUTH_FAIL: Authentication method 65001 failed with host 198.51.100.7"))
+        .filter(|o| matches!(o, ServerOut::Syslog(s) if s.to_string() == "%CRYPTO-6-IKMP_AUTH_FAIL: Authentication method 65001 failed with host 198.51.100.7"))
         .count();
     assert_eq!(fails, 3);
     // Request (x3 with replies), SET FAIL, ACK; no Mode Config.
@@ -319,10 +319,8 @@ fn exhausted_pool_fails_the_second_client_cleanly() {
     assert_eq!(first.client.config.address, Some(ip("10.99.0.10")));
     let second = Pair::start(&cfg, &mut pools, "wonderland", EncAlg::Aes(128), 5);
     assert!(second.failed());
-    assert!(second.outs.contains(&ServerOut::Syslog(
-        "%CRYPTO-6-IKMP_MODE_FAILURE: Processing of Config mode failed with peer at 198.51.100.7"
-            .into()
-    )));
+    assert!(second.outs.iter().any(|o| matches!(o, ServerOut::Syslog(m) if m.to_string()
+        == "%CRYPTO-6-IKMP_MODE_FAILURE: Processing of Config mode failed with peer at 198.51.100.7")));
     assert!(second.server.addr.is_none());
     assert_eq!(pools.leased(), 1);
     // The first client goes: its address is back and the next client gets it.
