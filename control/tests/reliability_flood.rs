@@ -178,6 +178,11 @@ fn flood_run(tag: &str, flood_pps: u64, secs: u64, min_rekeys: usize) {
         + FloodReport::of("ike-truncated", &fr)
         + FloodReport::of("natt-truncated", &fr);
     assert!(malformed >= ike_garbage / 10, "{line}");
+    // espgw-control keeps up with the flood: the kernel drops few of its datagrams (a
+    // real peer's Quick Mode message among them would delay a rekey past the hard
+    // lifetime). One datagram per wake-up lost ~21 % of them here; batches lose < 1 %.
+    let ike_sent = ike_garbage + FloodReport::of("mm1", &fr) + FloodReport::of("am1", &fr);
+    assert!(rcvbuf <= ike_sent / 10, "{line}");
     let esp = FloodReport::of("esp-garbage", &fr) + FloodReport::of("esp-udp-garbage", &fr);
     assert!(d1.get("no_sa") >= esp / 2, "{line}");
     assert!(
