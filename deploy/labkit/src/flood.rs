@@ -41,18 +41,18 @@ impl Rng {
     pub fn new(seed: u64) -> Rng {
         Rng(seed | 1)
     }
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
     pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
+        (self.next_u64() % n.max(1) as u64) as usize
     }
     pub fn fill(&mut self, b: &mut [u8]) {
         for c in b.chunks_mut(8) {
-            let v = self.next().to_le_bytes();
+            let v = self.next_u64().to_le_bytes();
             c.copy_from_slice(&v[..c.len()]);
         }
     }
@@ -167,7 +167,7 @@ pub fn udp(sport: u16, dport: u16, data: &[u8]) -> Vec<u8> {
 
 /// One packet of kind `KINDS[kind]` from `src` to `dst`.
 pub fn packet(rng: &mut Rng, kind: usize, src: Ipv4Addr, dst: Ipv4Addr) -> Vec<u8> {
-    let id = rng.next() as u16;
+    let id = rng.next_u64() as u16;
     let random = |rng: &mut Rng, min: usize, max: usize| {
         let mut b = vec![0u8; min + rng.below(max - min + 1)];
         rng.fill(&mut b);
@@ -194,13 +194,13 @@ pub fn packet(rng: &mut Rng, kind: usize, src: Ipv4Addr, dst: Ipv4Addr) -> Vec<u
         ),
         2 => ipv4(src, dst, 17, id, &udp(500, 500, &random(rng, 0, 300))),
         3 => {
-            let am = rng.next() & 1 == 1;
+            let am = rng.next_u64() & 1 == 1;
             let m = first_message(rng, src, am);
             ipv4(src, dst, 17, id, &udp(500, 500, &cut(rng, m)))
         }
         4 => {
             let mut d = vec![0, 0, 0, 0];
-            let am = rng.next() & 1 == 1;
+            let am = rng.next_u64() & 1 == 1;
             let m = first_message(rng, src, am);
             d.extend(cut(rng, m));
             let sport = 1024 + rng.below(60000) as u16;
@@ -224,7 +224,7 @@ pub fn packet(rng: &mut Rng, kind: usize, src: Ipv4Addr, dst: Ipv4Addr) -> Vec<u
 /// A random address of [`SOURCE_NET`].
 pub fn source(rng: &mut Rng) -> Ipv4Addr {
     let host_bits = 32 - SOURCE_NET.1;
-    let host = (rng.next() as u32) & ((1u32 << host_bits) - 1);
+    let host = (rng.next_u64() as u32) & ((1u32 << host_bits) - 1);
     Ipv4Addr::from(u32::from(SOURCE_NET.0) | host)
 }
 
