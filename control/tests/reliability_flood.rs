@@ -84,7 +84,21 @@ fn udp_rcvbuf_errors(pair: &Pair) -> u64 {
         .unwrap_or(0)
 }
 
-fn flood_run(tag: &str, flood_pps: u64, secs: u64, min_rekeys: usize) {
+/// Frames R1's data plane lost in its AF_XDP rings (`xsk_rx_dropped`, summed over workers).
+fn xsk_rx_dropped(pair: &Pair) -> u64 {
+    let st = pair.r1.dataplane_stats().unwrap_or_default();
+    st["workers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|w| w["xsk_rx_dropped"].as_u64())
+        .sum()
+}
+
+/// `ring_loss_allowed`: whether datagrams of the stream may be lost with the flood in R1's
+/// AF_XDP receive ring when the data plane cannot keep up (counted as `xsk_rx_dropped`;
+/// the long form at 40 kpps on two shared cores), never more than it counted.
+fn flood_run(tag: &str, flood_pps: u64, secs: u64, min_rekeys: usize, ring_loss_allowed: bool) {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let r1_conf = PairConf {
         lifetime_kb: Some(2560),
@@ -106,6 +120,7 @@ fn flood_run(tag: &str, flood_pps: u64, secs: u64, min_rekeys: usize) {
     let m0 = scrape(&pair);
     let rss0 = vm_rss_kib(pid);
     let rcvbuf0 = udp_rcvbuf_errors(&pair);
+    let ring0 = xsk_rx_dropped(&pair);
     let spec = FlowSpec {
         pps: 600,
         duration: Duration::from_secs(secs + 2),
@@ -132,6 +147,7 @@ fn flood_run(tag: &str, flood_pps: u64, secs: u64, min_rekeys: usize) {
     let m1 = scrape(&pair);
     let rss1 = vm_rss_kib(pid);
     let rcvbuf = udp_rcvbuf_errors(&pair) - rcvbuf0;
+    let ring = xsk_rx_dropped(&pair) - ring0;
     let (a1, a2) = pair.drops();
     let (d1, d2) = (a1.since(&b1), a2.since(&b2));
     let rekeys = sa_generations(&pair.r1) - gen0;
@@ -140,12 +156,18 @@ fn flood_run(tag: &str, flood_pps: u64, secs: u64, min_rekeys: usize) {
     let what = format!(
         "{tag}: {} flood packets at {:.0} pps ({} send errors) for {secs} s during {rekeys} \
          IPsec rekeys; half-open max {ho_max}, IKE malformed {malformed}, half-open refused \
-         {half_open_refused}, UDP rcvbuf overflows {rcvbuf}; R1 control RSS {rss0} -> {rss1} KiB (max {rss_max})",
+         {half_open_refused}, UDP rcvbuf overflows {rcvbuf}, R1 XSK ring drops {ring}; R1 control RSS {rss0} -> {rss1} KiB (max {rss_max})",
         fr.sent, fr.pps, fr.errors
     );
     let bound = format!(
-        "0 lost, 0 dup, 0 replay/auth drops, half-open <= {HALF_OPEN_LIMIT}, \
-         RSS +{RSS_GROWTH_KIB} KiB"
+        "{} lost, 0 dup, 0 replay/auth drops, no no-SA drop of the stream, \
+         half-open <= {HALF_OPEN_LIMIT}, \
+         RSS +{RSS_GROWTH_KIB} KiB",
+        if ring_loss_allowed {
+            "<= XSK ring drops"
+        } else {
+            "0"
+        }
     );
     let line = scenario_line(&what, &r, &d1, &d2, &bound);
     assert!(fr.pps >= flood_pps as f64 * 0.8, "flood rate short: {line}");
@@ -155,9 +177,9 @@ fn flood_run(tag: &str, flood_pps: u64, secs: u64, min_rekeys: usize) {
         pair.logs()
     );
     assert!(r.forward.sent > 0 && r.send_errors == 0, "{line}");
-    assert_eq!(
-        r.lost(),
-        0,
+    let max_lost = if ring_loss_allowed { ring } else { 0 };
+    assert!(
+        r.lost() <= max_lost,
         "{line}\nmissing A->B: {:?}\n{}",
         r.missing_forward,
         pair.logs()
@@ -185,6 +207,9 @@ fn flood_run(tag: &str, flood_pps: u64, secs: u64, min_rekeys: usize) {
     assert!(rcvbuf <= ike_sent / 10, "{line}");
     let esp = FloodReport::of("esp-garbage", &fr) + FloodReport::of("esp-udp-garbage", &fr);
     assert!(d1.get("no_sa") >= esp / 2, "{line}");
+    // Every rekey came in time: no datagram of the stream met a missing SA (R1's no-SA
+    // drops are the flood's ESP, R2 sees none).
+    assert!(d1.get("no_sa") <= esp && d2.get("no_sa") == 0, "{line}");
     assert!(
         d1.get("truncated") >= FloodReport::of("esp-truncated", &fr) / 2,
         "{line}"
@@ -197,12 +222,12 @@ fn flood_run(tag: &str, flood_pps: u64, secs: u64, min_rekeys: usize) {
 /// 20 s of 20,000 packets a second during ~5 kilobyte rekeys.
 #[test]
 fn flood_of_first_messages_and_garbage_during_rekeys() {
-    flood_run("flood", 20_000, 20, 3);
+    flood_run("flood", 20_000, 20, 3, false);
 }
 
 /// 120 s of 40,000 packets a second.
 #[test]
 #[ignore]
 fn flood_of_first_messages_and_garbage_during_rekeys_long() {
-    flood_run("floodlong", 40_000, 120, 20);
+    flood_run("floodlong", 40_000, 120, 20, true);
 }
