@@ -47,6 +47,19 @@ impl Sock {
         }
     }
 
+    /// One receive if a datagram is queued, without waiting.
+    fn try_recv(&self, buf: &mut [u8]) -> Option<(usize, SocketAddr, usize)> {
+        let mut meta = [quinn_udp::RecvMeta::default()];
+        let r = self.io.try_io(Interest::READABLE, || {
+            self.state
+                .recv((&self.io).into(), &mut [IoSliceMut::new(buf)], &mut meta)
+        });
+        match r {
+            Ok(n) if n > 0 => Some((meta[0].len, meta[0].addr, meta[0].stride.max(1))),
+            _ => None,
+        }
+    }
+
     fn try_send(&self, to: SocketAddr, data: &[u8]) -> std::io::Result<()> {
         let t = quinn_udp::Transmit {
             destination: to,
@@ -107,6 +120,10 @@ pub struct Driver {
     l500: SocketAddr,
     l4500: SocketAddr,
 }
+
+/// Datagrams one wake-up reads from a socket at most (then timers and the other socket
+/// get their turn).
+const RX_BATCH: usize = 64;
 
 /// Counters the driver keeps (send failures).
 #[derive(Debug, Default, Clone, Copy)]
@@ -216,6 +233,19 @@ impl Driver {
         }
     }
 
+    /// After a wake-up, the datagrams already queued on `sock` (up to [`RX_BATCH`]), so
+    /// that a flood pays the loop's per-wake costs (flush, the endpoint's next timeout,
+    /// which is linear in its SAs) once per batch, not once per datagram; otherwise the
+    /// kernel's receive buffer overflows and drops the real peer's messages with the flood.
+    fn drain(&self, sock: &Sock, local: SocketAddr, buf: &mut [u8], stats: &mut DriverStats) {
+        for _ in 1..RX_BATCH {
+            let Some((n, from, stride)) = sock.try_recv(buf) else {
+                return;
+            };
+            self.deliver(local, from, &buf[..n], stride, stats);
+        }
+    }
+
     /// Runs until `stop` is notified.
     pub async fn run(self, mut sink: Box<dyn DriverSink>, stop: Arc<Notify>) -> DriverStats {
         let mut stats = DriverStats::default();
@@ -246,11 +276,13 @@ impl Driver {
                 r = self.s500.recv(&mut b1) => {
                     if let Ok((n, from, stride)) = r {
                         self.deliver(log500, from, &b1[..n], stride, &mut stats);
+                        self.drain(&self.s500, log500, &mut b1, &mut stats);
                     }
                 }
                 r = self.s4500.recv(&mut b2) => {
                     if let Ok((n, from, stride)) = r {
                         self.deliver(log4500, from, &b2[..n], stride, &mut stats);
+                        self.drain(&self.s4500, log4500, &mut b2, &mut stats);
                     }
                 }
                 _ = tokio::time::sleep_until(sleep) => {

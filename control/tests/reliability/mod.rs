@@ -29,19 +29,24 @@ pub fn bins() -> EspgwBins {
 
 /// `espgw-seqflow` (the load driver), built from espgw-lab so a stale one is never used.
 pub fn seqflow_bin() -> PathBuf {
+    lab_bin("espgw-seqflow")
+}
+
+/// A binary of espgw-lab (`espgw-seqflow`, `espgw-flood`), built so a stale one is never used.
+pub fn lab_bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = std::process::Command::new(cargo);
-    cmd.args(["build", "-p", "espgw-lab", "--bin", "espgw-seqflow"]);
+    cmd.args(["build", "-p", "espgw-lab", "--bin", name]);
     if dir.file_name().and_then(|n| n.to_str()) == Some("release") {
         cmd.arg("--release");
     }
     assert!(
         cmd.status().expect("cargo build espgw-seqflow").success(),
-        "building espgw-seqflow failed"
+        "building {name} failed"
     );
-    dir.join("espgw-seqflow")
+    dir.join(name)
 }
 
 /// What the two routers' IOS configurations vary in.
@@ -57,6 +62,10 @@ pub struct PairConf {
     pub isakmp_lifetime: Option<u32>,
     /// `crypto isakmp keepalive I R periodic` (DPD).
     pub keepalive: Option<(u32, u32)>,
+    /// Lines after the peer's `crypto isakmp key` (e.g. a wildcard key).
+    pub extra_keys: &'static str,
+    /// More espgw-control arguments (`--metrics ADDR:PORT`).
+    pub control_args: &'static [&'static str],
 }
 
 impl Default for PairConf {
@@ -67,6 +76,8 @@ impl Default for PairConf {
             lifetime_kb: None,
             isakmp_lifetime: None,
             keepalive: None,
+            extra_keys: "",
+            control_args: &[],
         }
     }
 }
@@ -99,6 +110,7 @@ impl PairConf {
             s += &format!(" lifetime {l}\n");
         }
         s += &format!("crypto isakmp key C!scO address {peer}\n");
+        s += self.extra_keys;
         if let Some((i, r)) = self.keepalive {
             s += &format!("crypto isakmp keepalive {i} {r} periodic\n");
         }
@@ -153,13 +165,14 @@ impl Pair {
         )
         .expect("lab");
         let wire = Wire::insert(&lab).expect("wire");
-        let opts = |core| EspgwOptions {
+        let opts = |core, c: &PairConf| EspgwOptions {
             cores: vec![core],
+            control_args: c.control_args.iter().map(|a| a.to_string()).collect(),
             ..EspgwOptions::default()
         };
-        let r2 = EspgwRouter::start(&lab, Node::R2, &c2.text(Node::R2), &bins, &opts(1))
+        let r2 = EspgwRouter::start(&lab, Node::R2, &c2.text(Node::R2), &bins, &opts(1, c2))
             .expect("espgw on R2");
-        let r1 = EspgwRouter::start(&lab, Node::R1, &c1.text(Node::R1), &bins, &opts(0))
+        let r1 = EspgwRouter::start(&lab, Node::R1, &c1.text(Node::R1), &bins, &opts(0, c1))
             .expect("espgw on R1");
         Pair {
             r1,

@@ -19,6 +19,7 @@
 
 mod error;
 pub mod espgw;
+pub mod flood;
 pub mod judge;
 pub mod lab;
 pub mod metrics;
