@@ -62,13 +62,14 @@ fn check_fragments(tag: &str, pcap: &Path, bits: u32) {
         "isakmp.frag.seq",
         &["ip.src", "frame.len", "udp.length", "udp.dstport"],
     );
-    let from = |src: &str| -> Vec<&Vec<String>> {
-        frags.iter().filter(|f| f[0] == src).collect()
-    };
+    let from = |src: &str| -> Vec<&Vec<String>> { frags.iter().filter(|f| f[0] == src).collect() };
     let ours = from("172.16.172.10");
     let theirs = from("172.16.172.20");
     let len = |f: &Vec<String>, i: usize| -> usize { f[i].parse().unwrap_or(0) };
-    assert!(!ours.is_empty(), "{tag}: no IKE fragments from espgw:\n{frags:?}");
+    assert!(
+        !ours.is_empty(),
+        "{tag}: no IKE fragments from espgw:\n{frags:?}"
+    );
     assert!(
         ours.iter().all(|f| len(f, 1) <= 576 + 14),
         "{tag}: fragment frames {ours:?}"
@@ -88,7 +89,10 @@ fn check_fragments(tag: &str, pcap: &Path, bits: u32) {
         theirs.len()
     );
     if bits == 4096 {
-        assert!(!theirs.is_empty(), "{tag}: no IKE fragments from strongSwan");
+        assert!(
+            !theirs.is_empty(),
+            "{tag}: no IKE fragments from strongSwan"
+        );
         assert!(
             carried > 1500 - 20 - 8,
             "{tag}: espgw's fragments carry {carried} bytes, which would fit one datagram"
@@ -222,12 +226,18 @@ fn case(mode: IkeMode, aes: bool, espgw_initiates: bool, ident: Ident, bits: u32
 
 #[test]
 fn rsa_sig_main_mode_espgw_initiates_3des_md5_address() {
-    run("rsmi3a", case(IkeMode::Main, false, true, Ident::Address, 2048));
+    run(
+        "rsmi3a",
+        case(IkeMode::Main, false, true, Ident::Address, 2048),
+    );
 }
 
 #[test]
 fn rsa_sig_main_mode_strongswan_initiates_aes_sha1_fqdn() {
-    run("rsmsaf", case(IkeMode::Main, true, false, Ident::Fqdn, 2048));
+    run(
+        "rsmsaf",
+        case(IkeMode::Main, true, false, Ident::Fqdn, 2048),
+    );
 }
 
 /// With espgw-dataplane: ping through the tunnel, ESP counters.
@@ -240,7 +250,10 @@ fn rsa_sig_main_mode_espgw_initiates_aes_sha1_dn_with_traffic() {
 
 #[test]
 fn rsa_sig_aggressive_mode_espgw_initiates_3des_md5_fqdn() {
-    run("rsai3f", case(IkeMode::Aggressive, false, true, Ident::Fqdn, 2048));
+    run(
+        "rsai3f",
+        case(IkeMode::Aggressive, false, true, Ident::Fqdn, 2048),
+    );
 }
 
 /// espgw's AM2 here (SA, 256-byte KE, ID, CERT, SIG, CERTREQ, …) is ~1.8 kB: over the
@@ -278,7 +291,10 @@ fn rsa_sig_4096_aggressive_mode_strongswan_initiates_aes_sha1_fqdn() {
 #[test]
 #[ignore = "slow extra combination (run with --ignored)"]
 fn rsa_sig_4096_main_mode_strongswan_initiates_aes_sha1_fqdn() {
-    run("r4msaf", case(IkeMode::Main, true, false, Ident::Fqdn, 4096));
+    run(
+        "r4msaf",
+        case(IkeMode::Main, true, false, Ident::Fqdn, 4096),
+    );
 }
 
 #[test]
