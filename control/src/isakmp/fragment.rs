@@ -275,6 +275,7 @@ mod tests {
         test_message(len, [1; 8])
     }
 
+
     #[test]
     fn vendor_id_is_md5_of_fragmentation_then_capability_word() {
         use md5::Digest;
