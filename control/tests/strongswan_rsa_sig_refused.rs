@@ -202,8 +202,9 @@ fn rsa_sig_id_not_in_certificate_is_refused_main_mode_espgw_initiates() {
 }
 
 /// 4096-bit keys without `crypto isakmp fragmentation`: espgw announces no fragmentation,
-/// so neither side fragments, and espgw's AM2 (~2.6 kB) cannot go in one datagram: it never
-/// reaches strongSwan (the send fails; espgw's log shows only the retransmissions).
+/// so neither side fragments, and espgw's AM2 (~2.5 kB) cannot go in one datagram: it never
+/// reaches strongSwan (the send fails, counted as a driver tx error; the log shows only the
+/// retransmissions).
 #[test]
 fn rsa_sig_4096_without_fragmentation_does_not_complete() {
     let mut conf = RsaConf::new(IkeMode::Aggressive, true, Ident::Address, 4096);
