@@ -1,134 +1,164 @@
 //! espgw-control (R1) against strongSwan 5.9.8 (R2) with certificates (rsa-sig, RFC 2409
-//! §5.1), in the slides' lab. The PKI is strongSwan's `pki`'s (control/src/pki/testdata,
-//! made by gen.sh there: a CA, R1 and R2 with IP, FQDN and DN identities). espgw's key store
-//! is filled by the operator command itself (`espgw crypto pki import LAB pem …`).
+//! §5.1), in the slides' lab. The PKI is strongSwan's `pki`'s (control/src/pki/testdata:
+//! gen.sh's 2048-bit set with IP, FQDN and DN identities, gen4096.sh's 4096-bit set).
+//! espgw's key store is filled by the operator command itself (`espgw crypto pki import`).
 //!
 //! For Main and Aggressive Mode, each side initiating, 3DES-MD5 and AES-SHA1, address /
-//! FQDN / DN identities: phase 1 and Quick Mode complete; espgw's SPIs are strongSwan's;
-//! the ESP keys of espgw's key log equal those charon logged; tshark decrypts the whole
-//! IKE exchange with espgw's key log. Needs root (network namespaces).
+//! FQDN / DN identities, 2048- and 4096-bit keys: phase 1 and Quick Mode complete; espgw's
+//! SPIs are strongSwan's; the ESP keys of espgw's key log equal those charon logged; tshark
+//! decrypts Quick Mode with espgw's key log; the certificate messages go in IKE fragments and
+//! no datagram is IP-fragmented. Two cases run espgw-dataplane and ping hostA → hostB
+//! through the tunnel. The refusals are in strongswan_rsa_sig_refused.rs. Needs root.
 
 mod common;
 
+use common::rsa::{Ident, RsaConf};
 use common::Espgw;
-use espgw_lab::strongswan::Pubkey;
-use espgw_lab::{judge, Capture, IkeMode, Lab, Node, Profile, StrongSwan};
-use std::path::{Path, PathBuf};
+use espgw_lab::{judge, Capture, IkeMode, Lab, LabOptions, Node, Profile, StrongSwan};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-fn testdata(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("src/pki/testdata")
-        .join(name)
-}
-
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Ident {
-    Address,
-    Fqdn,
-    Dn,
-}
-
-impl Ident {
-    fn ios(self) -> &'static str {
-        match self {
-            Ident::Address => "address",
-            Ident::Fqdn => "hostname",
-            Ident::Dn => "dn",
-        }
-    }
-    /// strongSwan's identity strings for R2 (local) and R1 (remote).
-    fn swan(self) -> (&'static str, &'static str) {
-        match self {
-            Ident::Address => ("172.16.172.20", "172.16.172.10"),
-            Ident::Fqdn => ("r2.lab.example", "r1.lab.example"),
-            Ident::Dn => (
-                "C=CH, O=espgw lab, CN=r2.lab.example",
-                "C=CH, O=espgw lab, CN=r1.lab.example",
-            ),
-        }
-    }
-}
-
 struct Case {
-    mode: IkeMode,
-    aes: bool,
+    conf: RsaConf,
     espgw_initiates: bool,
-    ident: Ident,
+    /// Run espgw-dataplane and ping through the tunnel.
+    traffic: bool,
 }
 
-fn ios_config(c: &Case) -> String {
-    let (encr, hash, group, ts) = if c.aes {
-        ("aes 128", "sha", 14, "esp-aes 128 esp-sha-hmac")
-    } else {
-        ("3des", "md5", 2, "esp-3des esp-md5-hmac")
+/// `#pkts encaps` and `#pkts decaps` from `show crypto ipsec sa`.
+fn pkts(espgw: &Espgw) -> (u64, u64) {
+    let show = espgw.cli(&["show", "crypto", "ipsec", "sa"]);
+    let field = |name: &str| -> u64 {
+        show.lines()
+            .find_map(|l| l.trim().strip_prefix(name))
+            .and_then(|r| r.split(',').next())
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0)
     };
-    let mut s = String::from("hostname R1\n!\n");
-    s += "crypto pki trustpoint LAB\n enrollment terminal\n revocation-check crl\n rsakeypair LAB\n fqdn r1.lab.example\n!\n";
-    s += &format!("crypto isakmp identity {}\n", c.ident.ios());
-    // strongSwan announces fragmentation (swanctl's default `fragmentation = yes`): messages
-    // with certificates over 576 bytes go in fragments both ways.
-    s += "crypto isakmp fragmentation\n";
-    s += &format!(
-        "crypto isakmp policy 10\n encr {encr}\n hash {hash}\n authentication rsa-sig\n group {group}\n!\n"
-    );
-    if c.mode == IkeMode::Aggressive {
-        s += "crypto isakmp peer address 172.16.172.20\n set aggressive-mode client-endpoint ipv4-address 172.16.172.10\n!\n";
-    }
-    s += &format!("crypto ipsec transform-set myset {ts}\n mode tunnel\n!\n");
-    s += "crypto map vpn 10 ipsec-isakmp\n set peer 172.16.172.20\n set transform-set myset\n match address 101\n!\n";
-    s += "interface Ethernet0/0\n ip address 10.1.1.1 255.255.255.0\n!\n";
-    s += "interface Ethernet1/0\n ip address 172.16.172.10 255.255.255.240\n crypto map vpn\n!\n";
-    s += "access-list 101 permit ip 10.1.1.0 0.0.0.255 10.1.2.0 0.0.0.255\n!\nend\n";
-    s
+    (field("#pkts encaps: "), field("#pkts decaps: "))
 }
 
-/// espgw-control as R1 with `c`'s configuration and a key store filled by the operator
-/// command itself (`espgw crypto pki import LAB pem …`).
-fn start_espgw(lab: &Lab, c: &Case) -> Espgw {
-    let store = lab.dir().join("espgw-pki");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_espgw"))
-        .arg("--key-store")
-        .arg(&store)
-        .args(["crypto", "pki", "import", "LAB", "pem"])
-        .args(["ca.pem", "r1.pem", "r1.key", "ca.crl"].map(testdata))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "import: {}",
-        String::from_utf8_lossy(&out.stderr)
+/// tshark's `fields` of the frames of `pcap` matching `filter`, one Vec per frame.
+fn fields(pcap: &Path, filter: &str, names: &[&str]) -> Vec<Vec<String>> {
+    let mut cmd = std::process::Command::new("tshark");
+    cmd.arg("-r").arg(pcap).args(["-Y", filter, "-T", "fields"]);
+    for n in names {
+        cmd.args(["-e", n]);
+    }
+    let out = cmd.output().expect("tshark");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.split('\t').map(str::to_string).collect())
+        .collect()
+}
+
+/// IKE fragments (payload 132) on the wire, as tshark reads them: espgw's certificate
+/// messages go in fragments of at most 576-byte datagrams; with 4096-bit keys strongSwan's
+/// do too, and espgw's fragments add up to more than one 1500-byte datagram holds. No
+/// datagram in either direction is IP-fragmented or over the path MTU (1500).
+fn check_fragments(tag: &str, pcap: &Path, bits: u32) {
+    let frags = fields(
+        pcap,
+        "isakmp.frag.seq",
+        &["ip.src", "frame.len", "udp.length", "udp.dstport"],
     );
-    let store = store.to_str().unwrap().to_string();
-    Espgw::start_text(lab, &ios_config(c), &["--no-sadb", "--key-store", &store])
+    let from = |src: &str| -> Vec<&Vec<String>> { frags.iter().filter(|f| f[0] == src).collect() };
+    let ours = from("172.16.172.10");
+    let theirs = from("172.16.172.20");
+    let len = |f: &Vec<String>, i: usize| -> usize { f[i].parse().unwrap_or(0) };
+    assert!(
+        !ours.is_empty(),
+        "{tag}: no IKE fragments from espgw:\n{frags:?}"
+    );
+    assert!(
+        ours.iter().all(|f| len(f, 1) <= 576 + 14),
+        "{tag}: fragment frames {ours:?}"
+    );
+    // The message the fragments carry: UDP payload less the non-ESP marker on 4500, the
+    // ISAKMP header (28) and the fragment payload's header (8).
+    let carried: usize = ours
+        .iter()
+        .map(|f| {
+            let marker = if f[3] == "4500" { 4 } else { 0 };
+            len(f, 2).saturating_sub(8 + marker + 28 + 8)
+        })
+        .sum();
+    eprintln!(
+        "{tag}: IKE fragments: {} from espgw ({carried} bytes of message), {} from strongSwan",
+        ours.len(),
+        theirs.len()
+    );
+    if bits == 4096 {
+        assert!(
+            !theirs.is_empty(),
+            "{tag}: no IKE fragments from strongSwan"
+        );
+        assert!(
+            carried > 1500 - 20 - 8,
+            "{tag}: espgw's fragments carry {carried} bytes, which would fit one datagram"
+        );
+    }
+    let ip_frags = fields(
+        pcap,
+        "ip.flags.mf == 1 || ip.frag_offset > 0",
+        &["ip.src", "ip.len"],
+    );
+    assert!(ip_frags.is_empty(), "{tag}: IP fragments: {ip_frags:?}");
+    let big = fields(pcap, "ip.len > 1500", &["ip.src", "ip.len"]);
+    assert!(big.is_empty(), "{tag}: datagrams over the MTU: {big:?}");
+}
+
+/// Pings hostA → hostB through the tunnel (espgw-dataplane on R1, strongSwan's libipsec on
+/// R2) and checks `show crypto ipsec sa` counts the ten echo requests and replies.
+fn check_traffic(tag: &str, lab: &Lab, espgw: &Espgw, dp: &espgw_lab::LabProcess) {
+    let t0 = Instant::now();
+    while lab.ping(Node::HostA, "10.1.2.2", 1).expect("ping").received != 1 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(15),
+            "{tag}: no reply through the tunnel\n--- espgw-control ---\n{}\n--- dataplane ---\n{}",
+            espgw.log(),
+            dp.log()
+        );
+    }
+    let (e0, d0) = pkts(espgw);
+    let p = lab.ping(Node::HostA, "10.1.2.2", 10).expect("ping");
+    assert_eq!(p.received, 10, "{tag}: {p:?}");
+    let t1 = Instant::now();
+    let (mut e1, mut d1) = pkts(espgw);
+    while (e1 - e0 < 10 || d1 - d0 < 10) && t1.elapsed() < Duration::from_secs(3) {
+        std::thread::sleep(Duration::from_millis(100));
+        (e1, d1) = pkts(espgw);
+    }
+    assert_eq!((e1 - e0, d1 - d0), (10, 10), "{tag}: #pkts encaps/decaps");
+    eprintln!("{tag}: 10 pings through the data plane; #pkts encaps {e1}, decaps {d1}");
 }
 
 fn run(tag: &str, c: Case) {
     espgw_lab::prereq::require_root();
     let t0 = Instant::now();
-    let lab = Lab::up(&Lab::unique_prefix(tag)).expect("lab");
-    let cap = Capture::start(&lab, Node::R1, "out0").expect("tcpdump");
-    let (local_id, remote_id) = c.ident.swan();
-    let (p, e) = if c.aes {
-        ("aes128-sha1-modp2048", "aes128-sha1")
-    } else {
-        ("3des-md5-modp1024", "3des-md5")
+    let opts = LabOptions {
+        queues: c.traffic.then_some(1),
+        ..LabOptions::default()
     };
+    let lab = Lab::up_with(&Lab::unique_prefix(tag), opts).expect("lab");
+    let cap = Capture::start(&lab, Node::R1, "out0").expect("tcpdump");
+    let (p, e) = c.conf.swan_proposals();
     let profile = Profile::new(Node::R2)
-        .mode(c.mode)
+        .mode(c.conf.mode)
         .proposal(p)
         .esp(e)
-        .pubkey(Pubkey {
-            cert: testdata("r2.pem"),
-            key: testdata("r2.key"),
-            ca: testdata("ca.pem"),
-            local_id: local_id.into(),
-            remote_id: remote_id.into(),
-        });
+        .pubkey(c.conf.r2_pubkey());
     let swan = StrongSwan::start(&lab, Node::R2, profile).expect("charon");
-    let espgw = start_espgw(&lab, &c);
+    let db = lab.dir().join("r1.sadb");
+    let espgw = c.conf.start_espgw(&lab, c.traffic.then_some(db.as_path()));
+    let dp = c
+        .traffic
+        .then(|| common::start_dataplane(&lab, &espgw, &db));
     let sa = common::establish(&espgw, &swan, c.espgw_initiates);
     let spis = espgw.wait_spis(1, Duration::from_secs(10));
+    if let Some(dp) = &dp {
+        check_traffic(tag, &lab, &espgw, dp);
+    }
     std::thread::sleep(Duration::from_millis(300));
     let pcap = cap.stop().expect("pcap");
     assert_eq!(sa.initiator, !c.espgw_initiates);
@@ -151,42 +181,7 @@ fn run(tag: &str, c: Case) {
     assert_eq!(a, b, "ESP keys differ between espgw's key log and charon's");
     assert_eq!(ike[0].enc_key, ck.ike[0].enc_key, "Ka differs");
     let v = judge(&pcap, &esp, &ike).expect("tshark");
-    // IKE fragments on the wire, as tshark reads them: espgw's certificate messages go in
-    // fragments (payload 132) of at most 576-byte datagrams.
-    let out = std::process::Command::new("tshark")
-        .arg("-r")
-        .arg(&pcap)
-        .args([
-            "-Y",
-            "isakmp.frag.seq",
-            "-T",
-            "fields",
-            "-e",
-            "ip.src",
-            "-e",
-            "frame.len",
-        ])
-        .output()
-        .expect("tshark");
-    let frags = String::from_utf8_lossy(&out.stdout).to_string();
-    let ours: Vec<usize> = frags
-        .lines()
-        .filter(|l| l.starts_with("172.16.172.10\t"))
-        .filter_map(|l| l.split('\t').nth(1)?.parse().ok())
-        .collect();
-    let theirs = frags
-        .lines()
-        .filter(|l| l.starts_with("172.16.172.20\t"))
-        .count();
-    assert!(!ours.is_empty(), "no IKE fragments from espgw:\n{frags}");
-    assert!(
-        ours.iter().all(|&l| l <= 576 + 14),
-        "fragment frames {ours:?}"
-    );
-    eprintln!(
-        "{tag}: IKE fragments on the wire: {} from espgw, {theirs} from strongSwan",
-        ours.len()
-    );
+    check_fragments(tag, &pcap, c.conf.bits);
     let summary = v.summary();
     assert_eq!(v.malformed(), 0, "malformed:\n{summary}");
     let isakmp: Vec<_> = v.isakmp().collect();
@@ -209,14 +204,10 @@ fn run(tag: &str, c: Case) {
         .count();
     eprintln!("{tag}: tshark decrypted {p1_dec} of {p1_enc} encrypted phase-1 messages");
     let log = espgw.log();
-    let id_name = match c.ident {
-        Ident::Address => "ID_IPV4_ADDR",
-        Ident::Fqdn => "ID_FQDN",
-        Ident::Dn => "ID_DER_ASN1_DN",
-    };
     assert!(
         log.contains(&format!(
-            "SA is doing RSA signature authentication using id type {id_name}"
+            "SA is doing RSA signature authentication using id type {}",
+            c.conf.ident.id_type()
         )),
         "{log}"
     );
@@ -225,16 +216,19 @@ fn run(tag: &str, c: Case) {
     eprintln!("{tag}: ok in {:?}", t0.elapsed());
 }
 
+fn case(mode: IkeMode, aes: bool, espgw_initiates: bool, ident: Ident, bits: u32) -> Case {
+    Case {
+        conf: RsaConf::new(mode, aes, ident, bits),
+        espgw_initiates,
+        traffic: false,
+    }
+}
+
 #[test]
 fn rsa_sig_main_mode_espgw_initiates_3des_md5_address() {
     run(
         "rsmi3a",
-        Case {
-            mode: IkeMode::Main,
-            aes: false,
-            espgw_initiates: true,
-            ident: Ident::Address,
-        },
+        case(IkeMode::Main, false, true, Ident::Address, 2048),
     );
 }
 
@@ -242,38 +236,23 @@ fn rsa_sig_main_mode_espgw_initiates_3des_md5_address() {
 fn rsa_sig_main_mode_strongswan_initiates_aes_sha1_fqdn() {
     run(
         "rsmsaf",
-        Case {
-            mode: IkeMode::Main,
-            aes: true,
-            espgw_initiates: false,
-            ident: Ident::Fqdn,
-        },
+        case(IkeMode::Main, true, false, Ident::Fqdn, 2048),
     );
 }
 
+/// With espgw-dataplane: ping through the tunnel, ESP counters.
 #[test]
-fn rsa_sig_main_mode_espgw_initiates_aes_sha1_dn() {
-    run(
-        "rsmiad",
-        Case {
-            mode: IkeMode::Main,
-            aes: true,
-            espgw_initiates: true,
-            ident: Ident::Dn,
-        },
-    );
+fn rsa_sig_main_mode_espgw_initiates_aes_sha1_dn_with_traffic() {
+    let mut c = case(IkeMode::Main, true, true, Ident::Dn, 2048);
+    c.traffic = true;
+    run("rsmiad", c);
 }
 
 #[test]
 fn rsa_sig_aggressive_mode_espgw_initiates_3des_md5_fqdn() {
     run(
         "rsai3f",
-        Case {
-            mode: IkeMode::Aggressive,
-            aes: false,
-            espgw_initiates: true,
-            ident: Ident::Fqdn,
-        },
+        case(IkeMode::Aggressive, false, true, Ident::Fqdn, 2048),
     );
 }
 
@@ -283,24 +262,46 @@ fn rsa_sig_aggressive_mode_espgw_initiates_3des_md5_fqdn() {
 fn rsa_sig_aggressive_mode_strongswan_initiates_aes_sha1_address() {
     run(
         "rsasaa",
-        Case {
-            mode: IkeMode::Aggressive,
-            aes: true,
-            espgw_initiates: false,
-            ident: Ident::Address,
-        },
+        case(IkeMode::Aggressive, true, false, Ident::Address, 2048),
     );
 }
 
 #[test]
 fn rsa_sig_main_mode_strongswan_initiates_3des_md5_dn() {
+    run("rsms3d", case(IkeMode::Main, false, false, Ident::Dn, 2048));
+}
+
+/// 4096-bit keys: MM5/MM6 (certificate ~1.4 kB, 512-byte signature) exceed the path;
+/// with espgw-dataplane and traffic.
+#[test]
+fn rsa_sig_4096_main_mode_espgw_initiates_3des_md5_address_with_traffic() {
+    let mut c = case(IkeMode::Main, false, true, Ident::Address, 4096);
+    c.traffic = true;
+    run("r4mi3a", c);
+}
+
+#[test]
+fn rsa_sig_4096_aggressive_mode_strongswan_initiates_aes_sha1_fqdn() {
     run(
-        "rsms3d",
-        Case {
-            mode: IkeMode::Main,
-            aes: false,
-            espgw_initiates: false,
-            ident: Ident::Dn,
-        },
+        "r4asaf",
+        case(IkeMode::Aggressive, true, false, Ident::Fqdn, 4096),
+    );
+}
+
+#[test]
+#[ignore = "slow extra combination (run with --ignored)"]
+fn rsa_sig_4096_main_mode_strongswan_initiates_aes_sha1_fqdn() {
+    run(
+        "r4msaf",
+        case(IkeMode::Main, true, false, Ident::Fqdn, 4096),
+    );
+}
+
+#[test]
+#[ignore = "slow extra combination (run with --ignored)"]
+fn rsa_sig_4096_aggressive_mode_espgw_initiates_3des_md5_address() {
+    run(
+        "r4ai3a",
+        case(IkeMode::Aggressive, false, true, Ident::Address, 4096),
     );
 }

@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod rsa;
+
 use espgw_control::cli::api::{Client, Request, Response};
 use espgw_lab::{EspSaKeys, Ikev1Keys, Lab, LabProcess, Node};
 use std::path::PathBuf;

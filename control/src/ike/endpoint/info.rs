@@ -14,7 +14,18 @@ impl Endpoint {
         let phase1::P1State::Established(est) = &sa.state else {
             return;
         };
-        let k = &est.k;
+        self.send_protected(sa, &est.k, &est.k.iv, payload);
+    }
+
+    /// An informational message protected with `k`; `last_block` is the last CBC block of
+    /// phase 1 (RFC 2409 App. B), from which the message's IV follows.
+    fn send_protected(
+        &mut self,
+        sa: &P1Sa,
+        k: &phase1::IsakmpKeys,
+        last_block: &[u8],
+        payload: Payload,
+    ) {
         let mid = loop {
             let x = self.rng.u32();
             if x != 0 {
@@ -24,11 +35,44 @@ impl Endpoint {
         let mut rb = Vec::new();
         emit_chain(std::slice::from_ref(&payload), &mut rb);
         let h = qm_hash(k, mid, None, &rb);
-        let iv = k.phase2_iv(mid);
+        let iv = crate::ike::crypto::phase2_iv(k.neg.hash, last_block, mid, k.neg.enc.block_len());
         let ps = [Payload::Hash(h), payload];
         let (out, _) = k.seal(sa, &iv, ExchangeType::Informational, mid, 0, &ps);
         self.transmits
             .push_back(natt::framed(sa.local, sa.remote, out));
+    }
+
+    /// The DELETE payload of the ISAKMP SA itself.
+    fn isakmp_delete(sa: &P1Sa) -> Payload {
+        let mut spi = sa.icookie.to_vec();
+        spi.extend_from_slice(&sa.rcookie);
+        Payload::Delete(DeletePayload {
+            doi: DOI_IPSEC,
+            protocol: proto::ISAKMP,
+            spi_size: 16,
+            spis: vec![spi],
+        })
+    }
+
+    /// The peer's certificate or signature was refused in the last, encrypted phase-1
+    /// message (MM5, MM6, AM3): a protected DELETE of the ISAKMP SA under the new keys, so
+    /// a peer that already counts the SA established (a Main Mode responder once it sent
+    /// MM6, an Aggressive Mode initiator once it sent AM3) drops it too. `last_block`: the
+    /// refused message's last CBC block.
+    pub(super) fn send_refusal_delete(
+        &mut self,
+        sa: &P1Sa,
+        k: &phase1::IsakmpKeys,
+        last_block: &[u8],
+    ) {
+        self.ik(
+            sa.conn_id,
+            format!(
+                "sending DELETE of the refused ISAKMP SA to {}",
+                v4(sa.remote)
+            ),
+        );
+        self.send_protected(sa, k, last_block, Self::isakmp_delete(sa));
     }
 
     pub(super) fn send_info_notify(
@@ -109,15 +153,7 @@ impl Endpoint {
     /// Deletes the SA, telling the peer if it was established.
     pub(super) fn delete_p1(&mut self, sa: &mut P1Sa, reason: &str) {
         if sa.state.is_established() {
-            let mut spi = sa.icookie.to_vec();
-            spi.extend_from_slice(&sa.rcookie);
-            let pl = Payload::Delete(DeletePayload {
-                doi: DOI_IPSEC,
-                protocol: proto::ISAKMP,
-                spi_size: 16,
-                spis: vec![spi],
-            });
-            self.send_informational(sa, pl);
+            self.send_informational(sa, Self::isakmp_delete(sa));
         }
         self.fail_p1(sa, reason);
     }

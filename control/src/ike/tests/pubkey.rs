@@ -119,6 +119,17 @@ fn refused(mode: Phase1Mode, b_initiates: bool, b: Credentials) -> (String, Stri
         "no SA"
     );
     assert!(lab.a.isakmp_sas().iter().all(|s| s.state != "QM_IDLE"));
+    // B counts its ISAKMP SA established once it sent MM6 or AM3; A's protected DELETE
+    // ends it.
+    assert!(
+        lab.b.isakmp_sas().iter().all(|s| s.state != "QM_IDLE"),
+        "B keeps an ISAKMP SA: {:?}",
+        lab.b
+            .isakmp_sas()
+            .iter()
+            .map(|s| &s.state)
+            .collect::<Vec<_>>()
+    );
     (
         Lab::debug(&mut lab.a).join("\n"),
         Lab::debug(&mut lab.b).join("\n"),

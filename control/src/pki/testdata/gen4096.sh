@@ -13,3 +13,5 @@ for r in r1:172.16.172.10 r2:172.16.172.20; do
     --dn "C=CH, O=espgw lab, CN=$n.lab.example" --san $n.lab.example --san $ip \
     --flag serverAuth --flag ikeIntermediate --outform pem > $n-4096.pem
 done
+# An empty CRL of the 4096-bit CA (trustpoints with `revocation-check crl` need one).
+pki --signcrl --cacert ca4096.pem --cakey ca4096.key --lifetime 7000 --outform pem > ca4096.crl

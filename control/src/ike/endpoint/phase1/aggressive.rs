@@ -162,7 +162,12 @@ impl Endpoint {
         if st.k.k.neg.auth == AuthMethod::PreShared && find(&ps, PayloadType::Hash).is_none() {
             return Err((st.into_state(), IkeError::Peer("AM3 without HASH")));
         }
-        keep!(self.verify_peer_auth(sa, &st.k, &st.idi_b, &ps), st);
+        if let Err(e) = self.verify_peer_auth(sa, &st.k, &st.idi_b, &ps) {
+            if let (AuthMethod::RsaSig, Some(iv)) = (st.k.k.neg.auth, &new_iv) {
+                self.send_refusal_delete(sa, &st.k.k, iv);
+            }
+            return Err((st.into_state(), e));
+        }
         let mut k = st.k.k;
         self.process_nat_d(sa, k.neg.hash, &ps);
         // Where the authenticated AM3 came from is the peer INITIAL-CONTACT speaks for.

@@ -205,7 +205,12 @@ impl Endpoint {
         }
         self.pass(sa, FROM_PEER_MM, to);
         self.processing(sa.conn_id, 0, &["ID"]);
-        self.verify_peer_auth(sa, k, &id_body(id), &ps)?;
+        if let Err(e) = self.verify_peer_auth(sa, k, &id_body(id), &ps) {
+            if k.k.neg.auth == AuthMethod::RsaSig {
+                self.send_refusal_delete(sa, &k.k, &new_iv);
+            }
+            return Err(e);
+        }
         Ok((ps, new_iv))
     }
 
