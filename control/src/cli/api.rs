@@ -120,6 +120,12 @@ pub enum Request {
     /// `clear crypto sa map NAME`: the IPsec SAs of crypto map NAME (DELETE sent) →
     /// [`Response::Done`], or [`Response::Error`] if there is no such map.
     ClearCryptoSaMap { map: String },
+    /// `show running-config` → [`Response::RunningConfig`].
+    ShowRunningConfig,
+    /// `configure FILE`: `text` (FILE's contents; `name` says which file) replaces the
+    /// configuration in force → [`Response::Done`] with what was kept and deleted, or
+    /// [`Response::Error`] with every error and its line (then nothing changed).
+    Configure { name: String, text: String },
 }
 
 /// One response line.
@@ -181,6 +187,11 @@ pub enum Response {
     },
     CryptoSessionsDetail {
         sessions: Vec<SessionDetailView>,
+    },
+    /// `show running-config`: the configuration in force, secrets already masked
+    /// (`cli::show::running::running_lines`).
+    RunningConfig {
+        lines: Vec<String>,
     },
     /// The request failed; `message` is printed on stderr (IOS style, e.g.
     /// `% No such crypto map entry: vpn 20`).

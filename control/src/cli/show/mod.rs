@@ -10,6 +10,7 @@
 mod detail;
 mod peers;
 mod policy;
+pub mod running;
 mod session;
 
 pub use detail::{ipsec_sa_detail, select_blocks};
@@ -360,6 +361,7 @@ pub fn render(response: &Response) -> Result<String, String> {
         Response::EngineConnections { connections } => Ok(engine_connections(connections)),
         Response::TransformSets { sets } => Ok(transform_sets(sets)),
         Response::CryptoSessionsDetail { sessions } => Ok(crypto_session_detail(sessions)),
+        Response::RunningConfig { lines } => Ok(running::running_config(lines)),
         Response::Error { message } => Err(format!("{message}\n")),
     }
 }
