@@ -171,7 +171,10 @@ impl ControlHandler for TestDaemon {
                 lines: crate::cli::show::running::running_lines(SLIDES_R1),
             },
             Request::Configure { name, text } => {
-                match crate::config::check_config(&text, &InterfaceMap::default()).errors.first() {
+                match crate::config::check_config(&text, &InterfaceMap::default())
+                    .errors
+                    .first()
+                {
                     Some(e) => Response::error(format!("% {name}: {e}")),
                     None => Response::done("configuration applied"),
                 }
@@ -681,7 +684,10 @@ fn show_running_config_masks_the_key() {
     assert!(SLIDES_R1.contains("C!scO") && !out.contains("C!scO"));
     let (code, out, _) = espgw(&sock, &["sh", "run"]);
     assert_eq!(code, ExitCode::SUCCESS);
-    assert!(out.contains("crypto isakmp key ***** address 172.16.172.20\n"), "{out}");
+    assert!(
+        out.contains("crypto isakmp key ***** address 172.16.172.20\n"),
+        "{out}"
+    );
     drop(d);
 }
 
@@ -698,7 +704,10 @@ fn configure_sends_the_file_and_prints_the_error_with_its_line() {
     let good = dir.0.join("good.conf");
     std::fs::write(&good, SLIDES_R1).unwrap();
     let (code, out, _) = espgw(&sock, &["configure", good.to_str().unwrap()]);
-    assert_eq!((code, out.as_str()), (ExitCode::SUCCESS, "configuration applied\n"));
+    assert_eq!(
+        (code, out.as_str()),
+        (ExitCode::SUCCESS, "configuration applied\n")
+    );
     let (code, _, err) = espgw(&sock, &["configure", "/nonexistent/x.conf"]);
     assert_eq!(code, ExitCode::FAILURE);
     assert!(err.contains("/nonexistent/x.conf"), "{err}");

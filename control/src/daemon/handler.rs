@@ -301,8 +301,11 @@ impl ControlHandler for Daemon {
                     Response::done(msg)
                 }
                 Err(e) => {
-                    let lines: Vec<String> =
-                        e.to_string().lines().map(|l| format!("% {name}: {l}")).collect();
+                    let lines: Vec<String> = e
+                        .to_string()
+                        .lines()
+                        .map(|l| format!("% {name}: {l}"))
+                        .collect();
                     Response::error(lines.join("\n"))
                 }
             },

@@ -136,7 +136,9 @@ impl Daemon {
 pub fn write_atomically(path: &Path, text: &str) -> io::Result<()> {
     let target = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
     let old = std::fs::metadata(&target).ok();
-    let mode = old.as_ref().map_or(0o600, |m| m.permissions().mode() & 0o7777);
+    let mode = old
+        .as_ref()
+        .map_or(0o600, |m| m.permissions().mode() & 0o7777);
     let name = target
         .file_name()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a file name"))?;
@@ -192,7 +194,10 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&p).unwrap(), "new text\n");
         let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o7777;
         assert_eq!(mode, 0o640);
-        let names: Vec<_> = std::fs::read_dir(&d).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = std::fs::read_dir(&d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("r1.conf")]);
         let _ = std::fs::remove_dir_all(&d);
     }

@@ -62,7 +62,9 @@ pub fn mask_line(line: &str) -> String {
     for k in secret_after {
         let mut at = k + 1;
         // `key 0 K`, `secret 5 HASH`: the type stays, what follows it is the secret.
-        if toks.get(at).is_some_and(|t| t.len() == 1 && t.as_bytes()[0].is_ascii_digit())
+        if toks
+            .get(at)
+            .is_some_and(|t| t.len() == 1 && t.as_bytes()[0].is_ascii_digit())
             && toks.len() > at + 1
         {
             at += 1;
@@ -115,10 +117,7 @@ mod tests {
             ),
             // Not secrets: a public key chain, an ordinary line.
             ("crypto key pubkey-chain rsa", "crypto key pubkey-chain rsa"),
-            (
-                " set peer 172.16.172.20",
-                " set peer 172.16.172.20",
-            ),
+            (" set peer 172.16.172.20", " set peer 172.16.172.20"),
         ];
         for (input, want) in cases {
             assert_eq!(mask_line(input), want, "{input}");
