@@ -73,6 +73,13 @@ fn configure_adds_and_removes_a_tunnel_without_touching_the_first() {
         },
     )
     .expect("lab");
+    // charon's libipsec installs a route for each child from a local address in its
+    // local traffic selector: give R2 one in 10.1.3.0/24.
+    lab.run(
+        Node::R2,
+        &["ip", "addr", "add", "10.1.3.1/24", "dev", "in0"],
+    )
+    .expect("R2 address in 10.1.3.0/24");
     let swan = StrongSwan::start(&lab, Node::R2, swan_profile()).expect("charon");
     let db = lab.dir().join("r1.sadb");
     let conf = common::IosConf {
