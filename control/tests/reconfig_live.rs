@@ -3,7 +3,8 @@
 //! configure` adds entry vpn 20 (10.1.1.0/24 ↔ 10.1.3.0/24, strongSwan's child `lab2`):
 //! its tunnel comes up, tunnel 1 keeps its SPIs and its counters go on counting, and no
 //! ping is lost. Configuring the old text again removes vpn 20: espgw sends DELETE and
-//! strongSwan drops `lab2`, while tunnel 1 stays.
+//! strongSwan drops `lab2`, while tunnel 1 stays. Both times the data plane reloads its
+//! classifier rules from the rewritten `--config` file, without a restart.
 //!
 //! Needs root (network namespaces); as non-root it is skipped with a note.
 
@@ -125,6 +126,11 @@ fn configure_adds_and_removes_a_tunnel_without_touching_the_first() {
         std::thread::sleep(Duration::from_secs(1));
         let msg = configure(&espgw, &with_entry_20(&base), "r1-add.conf");
         assert!(msg.contains("1 IPsec SA pair(s) kept, 0 deleted"), "{msg}");
+        // The data plane follows the rewritten --config file: entry 20's ACL is a rule.
+        lab.wait_for("data plane reload", Duration::from_secs(10), || {
+            dp.log().contains("crypto ACL reloaded, 2 rule(s)")
+        })
+        .unwrap_or_else(|e| panic!("{e}\n{}", dp.log()));
         espgw.cli(&["initiate", "vpn", "20"]);
         let t1 = Instant::now();
         loop {
@@ -167,6 +173,10 @@ fn configure_adds_and_removes_a_tunnel_without_touching_the_first() {
             std::thread::sleep(Duration::from_millis(100));
         }
         assert_eq!(espgw.spis(), tunnel1, "tunnel 1's SPIs changed");
+        lab.wait_for("data plane reload", Duration::from_secs(10), || {
+            dp.log().contains("crypto ACL reloaded, 1 rule(s)")
+        })
+        .unwrap_or_else(|e| panic!("{e}\n{}", dp.log()));
         let out = flood.join().unwrap();
         assert!(
             out.contains("800 packets transmitted, 800 received"),
