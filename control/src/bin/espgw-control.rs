@@ -16,8 +16,8 @@
 use clap::Parser;
 use espgw_control::cli::api;
 use espgw_control::config::model::InterfaceMap;
-use espgw_control::config::parse::load_config;
-use espgw_control::daemon::{Daemon, SaSync, Sink};
+use espgw_control::config::parse::parse_config;
+use espgw_control::daemon::{ConfigSource, Daemon, SaSync, Sink};
 use espgw_control::driver::Driver;
 use espgw_control::ike::{self, crypto::RandRng, Endpoint};
 use espgw_control::metrics;
@@ -78,10 +78,17 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let parsed = match load_config(&args.config, &ifmap) {
+    let text = match std::fs::read(&args.config) {
+        Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+        Err(e) => {
+            eprintln!("espgw-control: {}: {e}", args.config.display());
+            return ExitCode::from(2);
+        }
+    };
+    let parsed = match parse_config(&text, &ifmap) {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("espgw-control: {e}");
+            eprintln!("espgw-control: {}: {e}", args.config.display());
             return ExitCode::from(2);
         }
     };
@@ -144,6 +151,13 @@ fn main() -> ExitCode {
     // Easy VPN client tunnels with `connect auto` come up now.
     ep.ezvpn_start(std::time::Instant::now());
     let daemon = Daemon::new(ep, parsed.config, sa, keylog);
+    daemon.set_source(ConfigSource {
+        path: args.config.clone(),
+        ifmap,
+        aggressive: args.aggressive,
+        key_store: args.key_store.clone(),
+        text,
+    });
     let _metrics = match args
         .metrics
         .map(|a| metrics::serve(a, &daemon, args.dataplane_stats.clone()))
@@ -207,6 +221,26 @@ async fn serve(daemon: Arc<Daemon>, local: std::net::Ipv4Addr, socket: PathBuf) 
             }
         }
     });
+    // SIGHUP: re-read --config and apply it (on any error nothing changes).
+    let d = daemon.clone();
+    if let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                match d.reload() {
+                    Ok(msg) => {
+                        for l in msg.lines() {
+                            eprintln!("espgw-control: SIGHUP: {l}");
+                        }
+                    }
+                    Err(e) => {
+                        for l in e.to_string().lines() {
+                            eprintln!("espgw-control: SIGHUP: configuration not changed: {l}");
+                        }
+                    }
+                }
+            }
+        });
+    }
     let stop = Arc::new(Notify::new());
     let s = stop.clone();
     let d = daemon.clone();

@@ -122,6 +122,12 @@ pub enum Request {
     ClearCryptoSaMap { map: String },
     /// `show logging` → [`Response::Logging`].
     ShowLogging,
+    /// `show running-config` → [`Response::RunningConfig`].
+    ShowRunningConfig,
+    /// `configure FILE`: `text` (FILE's contents; `name` says which file) replaces the
+    /// configuration in force → [`Response::Done`] with what was kept and deleted, or
+    /// [`Response::Error`] with every error and its line (then nothing changed).
+    Configure { name: String, text: String },
 }
 
 /// One response line.
@@ -187,6 +193,11 @@ pub enum Response {
     /// `show logging`: the settings, the counters and the buffered log.
     Logging {
         view: LoggingView,
+    },
+    /// `show running-config`: the configuration in force, secrets already masked
+    /// (`cli::show::running::running_lines`).
+    RunningConfig {
+        lines: Vec<String>,
     },
     /// The request failed; `message` is printed on stderr (IOS style, e.g.
     /// `% No such crypto map entry: vpn 20`).

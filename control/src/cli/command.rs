@@ -15,6 +15,8 @@
 //! espgw clear crypto sa [peer A | map NAME] | clear crypto isakmp
 //! espgw clear crypto session [remote A]
 //! espgw initiate MAP SEQ
+//! espgw configure FILE                            (replace the configuration in force)
+//! espgw show running-config                       (the configuration in force, keys masked)
 //! espgw check-config FILE [--interface-map IOS=LINUX,...] [--show]
 //! espgw crypto key generate rsa … | crypto pki import …   (offline: the key store, cli::pki)
 //! espgw show crypto pki certificates | show crypto key mypubkey rsa   (offline, too)
@@ -87,6 +89,8 @@ pub enum Command {
         /// Sequence number of the entry.
         seq: u32,
     },
+    /// Replace the daemon's configuration with FILE (errors: nothing changes).
+    Configure { file: PathBuf },
     /// Parse a configuration offline and print its warnings and errors with line numbers.
     CheckConfig {
         file: PathBuf,
@@ -119,6 +123,8 @@ pub enum ShowCrypto {
     },
     /// show logging: logging settings, counters and the buffered log
     Logging,
+    /// show running-config: the configuration in force (secrets masked)
+    RunningConfig,
 }
 
 #[derive(Subcommand, Debug)]
@@ -367,6 +373,22 @@ pub fn main_with(
             show,
         } => return check_config_cmd(&file, interface_map.as_deref(), show, io),
         Command::Pcap { args } => return pcap(args),
+        Command::Configure { file } => match std::fs::read(&file) {
+            Ok(bytes) => (
+                Request::Configure {
+                    name: file.display().to_string(),
+                    text: String::from_utf8_lossy(&bytes).into_owned(),
+                },
+                false,
+            ),
+            Err(e) => {
+                let _ = writeln!(io.err, "espgw: {}: {e}", file.display());
+                return ExitCode::FAILURE;
+            }
+        },
+        Command::Show {
+            crypto: ShowCrypto::RunningConfig,
+        } => (Request::ShowRunningConfig, false),
         // `crypto ipsec client ezvpn connect NAME` (IOS exec) goes to the daemon.
         Command::Crypto { words }
             if words.len() == 5

@@ -170,6 +170,18 @@ impl ControlHandler for TestDaemon {
             | Request::ClearCryptoSessionRemote { .. }
             | Request::ClearCryptoSaPeer { .. }
             | Request::ClearCryptoSaMap { .. } => Response::done(""),
+            Request::ShowRunningConfig => Response::RunningConfig {
+                lines: crate::cli::show::running::running_lines(SLIDES_R1),
+            },
+            Request::Configure { name, text } => {
+                match crate::config::check_config(&text, &InterfaceMap::default())
+                    .errors
+                    .first()
+                {
+                    Some(e) => Response::error(format!("% {name}: {e}")),
+                    None => Response::done("configuration applied"),
+                }
+            }
         }
     }
 
@@ -682,4 +694,45 @@ fn cli_show_logging_sends_its_request_and_renders_the_screen() {
         d.handler.requests.lock().unwrap().clone(),
         vec![Request::ShowLogging, Request::ShowLogging]
     );
+}
+
+#[test]
+fn show_running_config_masks_the_key() {
+    let dir = TempDir::new("running");
+    let sock = dir.sock();
+    let d = Daemon::start(&sock);
+    let (code, out, err) = espgw(&sock, &["show", "running-config"]);
+    assert_eq!((code, err.as_str()), (ExitCode::SUCCESS, ""));
+    assert_eq!(out, include_str!("golden/running_config.txt"));
+    assert!(SLIDES_R1.contains("C!scO") && !out.contains("C!scO"));
+    let (code, out, _) = espgw(&sock, &["sh", "run"]);
+    assert_eq!(code, ExitCode::SUCCESS);
+    assert!(
+        out.contains("crypto isakmp key ***** address 172.16.172.20\n"),
+        "{out}"
+    );
+    drop(d);
+}
+
+#[test]
+fn configure_sends_the_file_and_prints_the_error_with_its_line() {
+    let dir = TempDir::new("configure");
+    let sock = dir.sock();
+    let d = Daemon::start(&sock);
+    let bad = dir.0.join("bad.conf");
+    std::fs::write(&bad, "crypto isakmp policy 1\n encr 3des\n group 99\n").unwrap();
+    let (code, out, err) = espgw(&sock, &["configure", bad.to_str().unwrap()]);
+    assert_eq!((code, out.as_str()), (ExitCode::FAILURE, ""));
+    assert!(err.contains("bad.conf: line 3: group"), "{err}");
+    let good = dir.0.join("good.conf");
+    std::fs::write(&good, SLIDES_R1).unwrap();
+    let (code, out, _) = espgw(&sock, &["configure", good.to_str().unwrap()]);
+    assert_eq!(
+        (code, out.as_str()),
+        (ExitCode::SUCCESS, "configuration applied\n")
+    );
+    let (code, _, err) = espgw(&sock, &["configure", "/nonexistent/x.conf"]);
+    assert_eq!(code, ExitCode::FAILURE);
+    assert!(err.contains("/nonexistent/x.conf"), "{err}");
+    drop(d);
 }

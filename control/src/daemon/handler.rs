@@ -16,7 +16,7 @@ impl Daemon {
     pub(super) fn ipsec_views(&self) -> Vec<IpsecSaView> {
         let sas = self.shared.with(|ep, now| ep.ipsec_sas(now));
         let mut out = Vec::new();
-        let mut skeletons = IpsecSaView::skeletons(&self.config);
+        let mut skeletons = IpsecSaView::skeletons(&self.config());
         let clients = client_skeletons(&skeletons, &sas);
         skeletons.extend(clients);
         for mut v in skeletons {
@@ -218,14 +218,14 @@ impl ControlHandler for Daemon {
             Request::ShowCryptoMap => {
                 let sas = self.shared.with(|ep, now| ep.ipsec_sas(now));
                 Response::CryptoMaps {
-                    maps: api::CryptoMapView::from_config(&self.config, |m, s| {
+                    maps: api::CryptoMapView::from_config(&self.config(), |m, s| {
                         sas.iter()
                             .find(|x| x.map == m && x.seq == s)
                             .map(|x| x.remote)
                     }),
                 }
             }
-            Request::ShowIsakmpPolicy => Response::isakmp_policies(&self.config),
+            Request::ShowIsakmpPolicy => Response::isakmp_policies(&self.config()),
             Request::ShowDataplane => match self.sa.global_counters() {
                 None => Response::error("% No SA database: espgw-control runs with --no-sadb"),
                 Some(counters) => Response::DataplaneCounters {
@@ -289,6 +289,26 @@ impl ControlHandler for Daemon {
                     Response::error(format!("% No such crypto map entry: {map} {seq}"))
                 }
             }
+            Request::ShowRunningConfig => match self.config_text() {
+                Some(text) => Response::RunningConfig {
+                    lines: crate::cli::show::running::running_lines(&text),
+                },
+                None => Response::error("% The configuration text is not known to this daemon"),
+            },
+            Request::Configure { name, text } => match self.reconfigure(&text, true) {
+                Ok(msg) => {
+                    eprintln!("espgw-control: {name}: {}", msg.replace('\n', "; "));
+                    Response::done(msg)
+                }
+                Err(e) => {
+                    let lines: Vec<String> = e
+                        .to_string()
+                        .lines()
+                        .map(|l| format!("% {name}: {l}"))
+                        .collect();
+                    Response::error(lines.join("\n"))
+                }
+            },
             Request::FollowDebug => Response::error("% follow_debug is handled by the server"),
             _ => Response::error("% request not handled"),
         }

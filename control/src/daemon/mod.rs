@@ -10,11 +10,12 @@
 mod handler;
 pub mod logging;
 mod operator;
+mod reconfig;
 pub mod sa_sync;
 
 use std::fs::File;
 use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 use tokio::sync::broadcast;
@@ -23,6 +24,7 @@ use crate::config::model::Config;
 use crate::driver::{DriverSink, Shared};
 use crate::ike::{keylog, DebugLine, Endpoint, Event, SyslogMessage};
 
+pub use self::reconfig::{ConfigSource, ReconfigError};
 pub use self::sa_sync::{SaSync, SyncError};
 
 /// Most sa_request events acted on per tick.
@@ -31,7 +33,11 @@ pub const REQUESTS_PER_TICK: usize = 65;
 /// Everything the control socket, the driver and the SA database loop share.
 pub struct Daemon {
     shared: Shared,
-    config: Config,
+    /// The configuration in force (replaced whole by [`Daemon::reconfigure`]).
+    config: RwLock<Arc<Config>>,
+    /// Where the configuration comes from and its text in force (for `espgw configure`,
+    /// SIGHUP and `show running-config`); None in tests that build a daemon by hand.
+    source: Mutex<Option<ConfigSource>>,
     debug_tx: broadcast::Sender<String>,
     sa: SaSync,
     keylog: Option<Mutex<File>>,
@@ -49,7 +55,8 @@ impl Daemon {
         Arc::new(Daemon {
             logger: Mutex::new(logger),
             shared: Shared::new(ep),
-            config,
+            config: RwLock::new(Arc::new(config)),
+            source: Mutex::new(None),
             debug_tx,
             sa,
             keylog: keylog.map(Mutex::new),
@@ -60,6 +67,14 @@ impl Daemon {
     /// The endpoint, as the driver shares it.
     pub fn shared(&self) -> &Shared {
         &self.shared
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> Arc<Config> {
+        self.config
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// The SA database side.

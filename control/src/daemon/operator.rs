@@ -85,7 +85,7 @@ impl Daemon {
                 view: self.logging_view(),
             },
             Request::ShowTransformSets => Response::TransformSets {
-                sets: TransformSetView::from_config(&self.config),
+                sets: TransformSetView::from_config(&self.config()),
             },
             Request::ShowCryptoSessionDetail => Response::CryptoSessionsDetail {
                 sessions: self.sessions_detail(),
@@ -100,7 +100,7 @@ impl Daemon {
                 Response::done("")
             }
             Request::ClearCryptoSaMap { map } => {
-                if !self.config.crypto_maps.contains_key(map.as_str()) {
+                if !self.config().crypto_maps.contains_key(map.as_str()) {
                     return Some(Response::error(format!("% Crypto map {map} not found")));
                 }
                 self.shared.with(|ep, now| ep.clear_ipsec_map(now, map));
@@ -279,7 +279,7 @@ impl Daemon {
                         .first()
                         .map(|s| s.interface.clone())
                         .or_else(|| {
-                            self.config
+                            self.config()
                                 .interfaces
                                 .iter()
                                 .find_map(|i| i.crypto_map.as_ref().map(|_| i.name.clone()))

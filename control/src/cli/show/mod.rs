@@ -11,6 +11,7 @@ mod detail;
 pub mod logging;
 mod peers;
 mod policy;
+pub mod running;
 mod session;
 
 pub use detail::{ipsec_sa_detail, select_blocks};
@@ -362,6 +363,7 @@ pub fn render(response: &Response) -> Result<String, String> {
         Response::TransformSets { sets } => Ok(transform_sets(sets)),
         Response::CryptoSessionsDetail { sessions } => Ok(crypto_session_detail(sessions)),
         Response::Logging { view } => Ok(logging::show_logging(view)),
+        Response::RunningConfig { lines } => Ok(running::running_config(lines)),
         Response::Error { message } => Err(format!("{message}\n")),
     }
 }
