@@ -111,7 +111,12 @@ fn easyvpn_client_and_server_through_both_data_planes() {
         l1.contains("%CRYPTO-6-VPN_TUNNEL_STATUS: Group: vpngroup  User: alice"),
         "{l1}"
     );
-    let session = r1.cli(&["show", "crypto", "session"]).unwrap();
+    // The client is IPSEC_ACTIVE once it sent QM3; the server's flow follows.
+    let session = || r1.cli(&["show", "crypto", "session"]).unwrap_or_default();
+    wait(Duration::from_secs(5), || {
+        session().contains("IPSEC FLOW: permit ip 10.1.1.0/255.255.255.0 10.1.2.0")
+    });
+    let session = session();
     for line in [
         "Username: alice",
         "Group: vpngroup",
