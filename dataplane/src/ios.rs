@@ -49,6 +49,9 @@ pub struct DataplanePolicy {
     pub outside: Vec<String>,
     /// The classifier's rules, in evaluation order.
     pub rules: Vec<AclRule>,
+    /// Entries whose rules come from the SA database at run time (Easy VPN clients' and
+    /// dynamic entries, see [`crate::sa_rules`]), after `rules`.
+    pub runtime: Vec<crate::sa_rules::RuntimeEntry>,
 }
 
 impl DataplanePolicy {
@@ -60,20 +63,29 @@ impl DataplanePolicy {
                 line: i.line,
             })
         };
+        // `crypto ipsec client ezvpn NAME` (without `inside`) marks an outside too.
+        let is_outside = |i: &Interface| {
+            i.crypto_map.is_some()
+                || cfg
+                    .ezvpn_clients
+                    .values()
+                    .any(|c| c.outside.iter().any(|o| o.eq_ignore_ascii_case(&i.name)))
+        };
         let up = cfg.interfaces.iter().filter(|i| !i.shutdown);
         let outside = up
             .clone()
-            .filter(|i| i.crypto_map.is_some())
+            .filter(|i| is_outside(i))
             .map(linux)
             .collect::<Result<Vec<_>, _>>()?;
         let inside = up
-            .filter(|i| i.crypto_map.is_none() && i.address.is_some())
+            .filter(|i| !is_outside(i) && i.address.is_some())
             .map(linux)
             .collect::<Result<Vec<_>, _>>()?;
         Ok(DataplanePolicy {
             inside,
             outside,
             rules: rules_from_config(cfg)?,
+            runtime: crate::sa_rules::runtime_entries(cfg),
         })
     }
 
@@ -392,6 +404,28 @@ ip access-list extended web
         );
         let none = policy("interface in0\n ip address 10.1.1.1 255.255.255.0\n", "").unwrap();
         assert_eq!(none.pick(None, None), Err(IosError::NoOutside));
+    }
+
+    #[test]
+    fn an_easy_vpn_client_has_its_outside_and_no_static_rules() {
+        let p = policy(
+            include_str!("../../deploy/configs/r2-ezvpn-client.conf"),
+            "Ethernet0/0=in0,Ethernet1/0=out0",
+        )
+        .unwrap();
+        assert_eq!(p.pick(None, None).unwrap(), ("in0".into(), "out0".into()));
+        assert!(p.rules.is_empty(), "{:?}", p.rules);
+        assert_eq!(p.runtime.len(), 1);
+        assert_eq!(
+            p.runtime[0].map,
+            MapName::new("Ethernet1/0-head-0").unwrap()
+        );
+        let site = policy(
+            include_str!("../../deploy/configs/r1.conf"),
+            "Ethernet0/0=in0,Ethernet1/0=out0",
+        )
+        .unwrap();
+        assert!(site.runtime.is_empty());
     }
 
     #[test]

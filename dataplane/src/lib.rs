@@ -7,6 +7,7 @@ pub mod crypto;
 pub mod esp;
 pub mod ios;
 pub mod pcap;
+pub mod sa_rules;
 /// The shared-memory contract with espgw-control (crate `espgw-sadb`).
 pub use espgw_sadb as sadb;
 pub mod sys;

@@ -46,7 +46,8 @@ use clap::Parser;
 use espgw_config::{load_config, InterfaceMap};
 use espgw_dataplane::esp::DropReason;
 use espgw_dataplane::ios::DataplanePolicy;
-use espgw_dataplane::sadb::SaDb;
+use espgw_dataplane::sa_rules::RuntimeEntry;
+use espgw_dataplane::sadb::{SaDb, SaDbReader};
 use espgw_dataplane::sys::xsk::{stop_on_signals, XskConfig};
 use espgw_dataplane::worker::fib::Fib;
 use espgw_dataplane::worker::netlink::Netlink;
@@ -176,6 +177,8 @@ struct RuleSources<'a> {
     stamps: (Option<SystemTime>, Option<SystemTime>),
     /// The (inside, outside) interfaces in service.
     serving: Option<(String, String)>,
+    /// Entries whose rules follow the SA database, as of the last load.
+    runtime: Vec<RuntimeEntry>,
 }
 
 impl RuleSources<'_> {
@@ -216,6 +219,7 @@ impl RuleSources<'_> {
                 }
             }
             rules.extend(c.rules);
+            self.runtime = c.runtime;
         }
         if let Some(p) = &self.args.policy {
             rules.extend(acl::read_policy_file(p).map_err(|e| e.to_string())?);
@@ -254,6 +258,7 @@ fn run(args: Args) -> Result<(), String> {
         ifmap,
         stamps: (None, None),
         serving: None,
+        runtime: Vec::new(),
     };
     let (inside_name, outside_name) = match sources.config()? {
         Some(p) => p
@@ -438,6 +443,9 @@ fn run(args: Args) -> Result<(), String> {
     );
 
     let mut crypto_log = CryptoLog::new();
+    // The rules of the files, and the Easy VPN clients' rules from the SA database.
+    let mut file_rules = rules.clone();
+    let mut ez = SaRules::default();
     while !stop_signal.load(Ordering::SeqCst) {
         if let Some(s) = &args.stats {
             write_stats(s, &cls_in, &cls_out, &stats);
@@ -445,9 +453,24 @@ fn run(args: Args) -> Result<(), String> {
         log_crypto_events(&mut crypto_log, &cls_out, &stats);
         // A changed configuration or policy file replaces the rules as a
         // whole; one that does not load keeps the rules in force.
-        match sources.reload() {
-            None => {}
-            Some(Ok(all)) => match AclSet::new(all)
+        let reloaded = match sources.reload() {
+            Some(Ok(all)) => {
+                file_rules = all;
+                true
+            }
+            Some(Err(e)) => {
+                eprintln!("espgw-dataplane: crypto ACL not reloaded: {e}");
+                false
+            }
+            None => false,
+        };
+        let ez_changed = sa_source
+            .as_ref()
+            .is_some_and(|src| ez.refresh(&sources.runtime, &src.db));
+        if reloaded || ez_changed {
+            let mut all = file_rules.clone();
+            all.extend(ez.rules.iter().cloned());
+            match AclSet::new(all)
                 .map_err(XdpError::from)
                 .and_then(|set| install(&mut cls_in, &mut cls_out, &set).map(|()| set))
             {
@@ -459,8 +482,7 @@ fn run(args: Args) -> Result<(), String> {
                     acl_shared.set(set);
                 }
                 Err(e) => eprintln!("espgw-dataplane: crypto ACL not reloaded: {e}"),
-            },
-            Some(Err(e)) => eprintln!("espgw-dataplane: crypto ACL not reloaded: {e}"),
+            }
         }
         // Addresses added or removed (DHCP, ip addr) reach the outside's
         // exemptions within one turn.
@@ -487,6 +509,45 @@ fn run(args: Args) -> Result<(), String> {
     }
     eprintln!("espgw-dataplane: stopped");
     Ok(())
+}
+
+/// The rules of the entries known only at run time (Easy VPN), rebuilt from the SA
+/// database when its generation moves (see `espgw_dataplane::sa_rules`).
+#[derive(Default)]
+struct SaRules {
+    generation: Option<u64>,
+    rules: Vec<AclRule>,
+}
+
+impl SaRules {
+    /// Whether the rules changed.
+    fn refresh(&mut self, entries: &[RuntimeEntry], db: &SaDbReader) -> bool {
+        if entries.is_empty() && self.rules.is_empty() {
+            return false;
+        }
+        let g = db.generation();
+        if self.generation == Some(g) {
+            return false;
+        }
+        let snap = match db.snapshot_all() {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("espgw-dataplane: Easy VPN rules: SA database: {e}");
+                return false;
+            }
+        };
+        self.generation = Some(snap.generation);
+        let rules = espgw_dataplane::sa_rules::rules_from_sas(entries, &snap.entries);
+        if rules == self.rules {
+            return false;
+        }
+        eprintln!(
+            "espgw-dataplane: {} crypto ACL rule(s) from Easy VPN SAs",
+            rules.len()
+        );
+        self.rules = rules;
+        true
+    }
 }
 
 /// Prints the IOS crypto messages due this turn (see the module comment):
