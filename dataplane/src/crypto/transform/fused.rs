@@ -25,7 +25,7 @@ impl SaCrypto {
         let (CipherState::Tdes(k), AuthState::Md5(m)) = (&self.cipher, &self.auth) else {
             return None;
         };
-        if ct.start < 8 || ct.end > msg.len() || ct.start > ct.end || ct.len() % 8 != 0 {
+        if ct.start < 8 || ct.end > msg.len() || ct.start > ct.end || !ct.len().is_multiple_of(8) {
             return None;
         }
         let mut iv = [0u8; 8];
