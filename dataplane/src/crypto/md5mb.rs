@@ -11,9 +11,11 @@ mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 mod compress;
+mod feed;
 
 pub use super::tdes::Level;
 use compress::W32;
+pub use feed::HmacMd5Feed;
 use zeroize::Zeroize;
 
 /// An HMAC-MD5 key as its two precomputed MD5 states (after `K ^ ipad` and `K ^ opad`);
@@ -87,27 +89,7 @@ pub fn md5(msg: &[u8]) -> [u8; 16] {
 
 /// HMAC-MD5 of one message, scalar.
 fn hmac_one(key: &HmacMd5Key, data: &[u8]) -> [u8; 16] {
-    let mut st = key.inner;
-    let mut chunks = data.chunks_exact(64);
-    for c in chunks.by_ref() {
-        compress::compress_one(&mut st, c.try_into().unwrap());
-    }
-    let mut tail = [0u8; 128];
-    let n = pad(&mut tail, chunks.remainder(), 64 + data.len() as u64);
-    for c in tail[..n].chunks_exact(64) {
-        compress::compress_one(&mut st, c.try_into().unwrap());
-    }
-    let inner = digest_bytes(&st);
-    st = key.outer;
-    tail.fill(0);
-    tail[..16].copy_from_slice(&inner);
-    tail[16] = 0x80;
-    tail[56..64].copy_from_slice(&((64u64 + 16) * 8).to_le_bytes());
-    compress::compress_one(&mut st, tail[..64].try_into().unwrap());
-    let out = digest_bytes(&st);
-    st.zeroize();
-    tail.zeroize();
-    out
+    HmacMd5Feed::new(key).finish(data)
 }
 
 /// Writes `rem` plus MD5 padding for a message of `total` bytes; returns 64 or 128.

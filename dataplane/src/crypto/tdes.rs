@@ -297,6 +297,21 @@ fn crypt_short(blocks: &mut [[u8; 8]], keys: &[&Sched]) {
     }
 }
 
+/// CBC-encrypts `buf[ct]` in place as one chain on the latency path (the path a lone
+/// packet takes at every level) and returns the last ciphertext block; `between(buf,
+/// ready)` runs after each block with `buf[..ready]` final (see the transform's fused
+/// 3DES-MD5 encryption). `ct` must span whole blocks inside `buf`.
+pub fn cbc_encrypt_one_with(
+    key: &Tdes3Key,
+    iv: [u8; 8],
+    buf: &mut [u8],
+    ct: core::ops::Range<usize>,
+    between: impl FnMut(&[u8], usize),
+) -> [u8; 8] {
+    assert!(ct.len().is_multiple_of(8) && ct.end <= buf.len());
+    latency::cbc_encrypt_one(&key.enc, iv, buf, ct, between)
+}
+
 /// Runs the latency path alone on independent blocks (tests compare it with the others).
 pub fn latency_crypt_blocks(key: &Tdes3Key, encrypt: bool, blocks: &mut [[u8; 8]]) {
     latency::crypt_blocks(if encrypt { &key.enc } else { &key.dec }, blocks)

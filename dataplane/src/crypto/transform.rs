@@ -10,6 +10,7 @@
 //! buffer MD5) replaces that arm alone.
 
 mod cbc;
+mod fused;
 mod rng;
 
 pub use rng::IvRng;

@@ -287,6 +287,22 @@ fn encap_group<B: AsRef<[u8]> + AsMut<[u8]>>(
             let (_, e) = ct_range(fr);
             fr.buf.as_mut()[e..e + icv_len].copy_from_slice(&tag[..icv_len]);
         }
+    } else if sa.crypto.has_fused_one() && sent == 1 {
+        // A lone packet: one CBC chain with the HMAC run beside it (crypto::transform::
+        // fused), instead of the chain and then the HMAC.
+        let fr = frames
+            .iter_mut()
+            .find(|fr| fr.meta.verdict.is_none())
+            .expect("one live frame");
+        let (s, e) = fr.ciphertext_range(iv_len, icv_len);
+        let (esp, seq) = (fr.meta.esp, fr.meta.seq);
+        let buf = fr.buf.as_mut();
+        let end = esn_high_in_place(buf, e, seq, sa.params.esn);
+        let icv = sa
+            .crypto
+            .encrypt_icv_one(&mut buf[esp..end], s - esp..e - esp)
+            .expect("fused transform");
+        buf[e..e + icv_len].copy_from_slice(&icv[..icv_len]);
     } else {
         let mut jobs = cbc_jobs(frames, iv_len, icv_len);
         sa.crypto.encrypt_many(&mut jobs);
@@ -300,13 +316,7 @@ fn encap_group<B: AsRef<[u8]> + AsMut<[u8]>>(
             let (_, e) = ct_range(fr);
             let (esp, seq) = (fr.meta.esp, fr.meta.seq);
             let buf = fr.buf.as_mut();
-            let mut end = e;
-            if esn {
-                // RFC 4303 §2.2.1: the high 32 bits are authenticated but not sent;
-                // hash them in place where the ICV will go.
-                buf[e..e + 4].copy_from_slice(&((seq >> 32) as u32).to_be_bytes());
-                end += 4;
-            }
+            let end = esn_high_in_place(buf, e, seq, esn);
             jobs.push(IcvJob {
                 data: &buf[esp..end],
                 icv: [0; MAX_ICV_LEN],
@@ -327,4 +337,15 @@ fn encap_group<B: AsRef<[u8]> + AsMut<[u8]>>(
     }
     sa.counters.add(sent, bytes);
     partition_group(frames, counters)
+}
+
+/// RFC 4303 §2.2.1: with ESN the high 32 bits of the sequence number are authenticated but
+/// not sent; they are hashed in place where the ICV will go (at `e`, the ciphertext end).
+/// Returns the end of what the ICV covers.
+fn esn_high_in_place(buf: &mut [u8], e: usize, seq: u64, esn: bool) -> usize {
+    if !esn {
+        return e;
+    }
+    buf[e..e + 4].copy_from_slice(&((seq >> 32) as u32).to_be_bytes());
+    e + 4
 }

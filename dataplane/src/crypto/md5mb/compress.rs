@@ -84,38 +84,75 @@ macro_rules! step {
     };
 }
 
+/// Four steps of one MD5 round; the state names rotate back to where they started.
+macro_rules! round4 {
+    ($a:ident, $b:ident, $c:ident, $d:ident, $m:ident, $fun:ident, $i:expr,
+     $k0:expr, $k1:expr, $k2:expr, $k3:expr, $s0:expr, $s1:expr, $s2:expr, $s3:expr) => {
+        step!($fun, $a, $b, $c, $d, $m, $k0, $i, $s0);
+        step!($fun, $d, $a, $b, $c, $m, $k1, $i + 1, $s1);
+        step!($fun, $c, $d, $a, $b, $m, $k2, $i + 2, $s2);
+        step!($fun, $b, $c, $d, $a, $m, $k3, $i + 3, $s3);
+    };
+}
+
+/// Steps `8 * P .. 8 * P + 8` of one compression on the working state `s` (a, b, c, d),
+/// so that a caller can spread one compression over eight places (the lone-packet
+/// 3DES-MD5 path runs one part beside each DES block).
+#[inline(always)]
+pub(super) fn steps8<W: W32, const P: usize>(s: &mut [W; 4], m: &[W; 16]) {
+    let [mut a, mut b, mut c, mut d] = *s;
+    match P {
+        0 => {
+            round4!(a, b, c, d, m, f, 0, 0, 1, 2, 3, 7, 12, 17, 22);
+            round4!(a, b, c, d, m, f, 4, 4, 5, 6, 7, 7, 12, 17, 22);
+        }
+        1 => {
+            round4!(a, b, c, d, m, f, 8, 8, 9, 10, 11, 7, 12, 17, 22);
+            round4!(a, b, c, d, m, f, 12, 12, 13, 14, 15, 7, 12, 17, 22);
+        }
+        2 => {
+            round4!(a, b, c, d, m, g, 16, 1, 6, 11, 0, 5, 9, 14, 20);
+            round4!(a, b, c, d, m, g, 20, 5, 10, 15, 4, 5, 9, 14, 20);
+        }
+        3 => {
+            round4!(a, b, c, d, m, g, 24, 9, 14, 3, 8, 5, 9, 14, 20);
+            round4!(a, b, c, d, m, g, 28, 13, 2, 7, 12, 5, 9, 14, 20);
+        }
+        4 => {
+            round4!(a, b, c, d, m, h, 32, 5, 8, 11, 14, 4, 11, 16, 23);
+            round4!(a, b, c, d, m, h, 36, 1, 4, 7, 10, 4, 11, 16, 23);
+        }
+        5 => {
+            round4!(a, b, c, d, m, h, 40, 13, 0, 3, 6, 4, 11, 16, 23);
+            round4!(a, b, c, d, m, h, 44, 9, 12, 15, 2, 4, 11, 16, 23);
+        }
+        6 => {
+            round4!(a, b, c, d, m, i, 48, 0, 7, 14, 5, 6, 10, 15, 21);
+            round4!(a, b, c, d, m, i, 52, 12, 3, 10, 1, 6, 10, 15, 21);
+        }
+        _ => {
+            round4!(a, b, c, d, m, i, 56, 8, 15, 6, 13, 6, 10, 15, 21);
+            round4!(a, b, c, d, m, i, 60, 4, 11, 2, 9, 6, 10, 15, 21);
+        }
+    }
+    *s = [a, b, c, d];
+}
+
 /// One compression of all lanes: `st` += MD5 rounds over message words `m`.
 #[inline(always)]
 pub(super) fn compress<W: W32>(st: &mut [W; 4], m: &[W; 16]) {
-    let (mut a, mut b, mut c, mut d) = (st[0], st[1], st[2], st[3]);
-    macro_rules! round4 {
-        ($fun:ident, $i:expr, $k0:expr, $k1:expr, $k2:expr, $k3:expr, $s0:expr, $s1:expr, $s2:expr, $s3:expr) => {
-            step!($fun, a, b, c, d, m, $k0, $i, $s0);
-            step!($fun, d, a, b, c, m, $k1, $i + 1, $s1);
-            step!($fun, c, d, a, b, m, $k2, $i + 2, $s2);
-            step!($fun, b, c, d, a, m, $k3, $i + 3, $s3);
-        };
+    let mut s = *st;
+    steps8::<W, 0>(&mut s, m);
+    steps8::<W, 1>(&mut s, m);
+    steps8::<W, 2>(&mut s, m);
+    steps8::<W, 3>(&mut s, m);
+    steps8::<W, 4>(&mut s, m);
+    steps8::<W, 5>(&mut s, m);
+    steps8::<W, 6>(&mut s, m);
+    steps8::<W, 7>(&mut s, m);
+    for (x, y) in st.iter_mut().zip(s) {
+        *x = x.add(y);
     }
-    round4!(f, 0, 0, 1, 2, 3, 7, 12, 17, 22);
-    round4!(f, 4, 4, 5, 6, 7, 7, 12, 17, 22);
-    round4!(f, 8, 8, 9, 10, 11, 7, 12, 17, 22);
-    round4!(f, 12, 12, 13, 14, 15, 7, 12, 17, 22);
-    round4!(g, 16, 1, 6, 11, 0, 5, 9, 14, 20);
-    round4!(g, 20, 5, 10, 15, 4, 5, 9, 14, 20);
-    round4!(g, 24, 9, 14, 3, 8, 5, 9, 14, 20);
-    round4!(g, 28, 13, 2, 7, 12, 5, 9, 14, 20);
-    round4!(h, 32, 5, 8, 11, 14, 4, 11, 16, 23);
-    round4!(h, 36, 1, 4, 7, 10, 4, 11, 16, 23);
-    round4!(h, 40, 13, 0, 3, 6, 4, 11, 16, 23);
-    round4!(h, 44, 9, 12, 15, 2, 4, 11, 16, 23);
-    round4!(i, 48, 0, 7, 14, 5, 6, 10, 15, 21);
-    round4!(i, 52, 12, 3, 10, 1, 6, 10, 15, 21);
-    round4!(i, 56, 8, 15, 6, 13, 6, 10, 15, 21);
-    round4!(i, 60, 4, 11, 2, 9, 6, 10, 15, 21);
-    st[0] = st[0].add(a);
-    st[1] = st[1].add(b);
-    st[2] = st[2].add(c);
-    st[3] = st[3].add(d);
 }
 
 /// Single-lane compression of one 64-byte block.

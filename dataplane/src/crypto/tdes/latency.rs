@@ -324,3 +324,41 @@ pub(super) fn cbc_encrypt(jobs: &mut [CbcJob<'_>]) {
         }
     }
 }
+
+/// CBC-encrypts `buf[ct]` in place as one chain (`ct` a whole number of blocks) and
+/// returns its last ciphertext block. After each block, `between(buf, ready)` runs with
+/// `buf[..ready]` final up to that block's end: work that does not depend on the next
+/// block (the HMAC over what is already ciphertext) fills the slack of the DES rounds.
+#[inline(always)]
+pub(super) fn cbc_encrypt_one(
+    s: &Sched,
+    iv: [u8; 8],
+    buf: &mut [u8],
+    ct: core::ops::Range<usize>,
+    mut between: impl FnMut(&[u8], usize),
+) -> [u8; 8] {
+    let t = tables();
+    let k = &s.lat;
+    // The IV plays the previous ciphertext (see `Chain::start`).
+    let (hi, lo) = ip_eform(t, iv);
+    let (mut ca, mut cb) = (lo, hi);
+    let mut last = iv;
+    for off in ct.step_by(8) {
+        let (pa, pb) = ip_eform(t, block_of(buf, off));
+        let mut a = [(pa ^ k.init_a) ^ cb];
+        let mut b = [(pb ^ k.init_b) ^ ca];
+        rounds::<1>(t, &[k], &mut a, &mut b);
+        (ca, cb) = (a[0], b[0]);
+        last = output(t, ca, cb);
+        buf[off..off + 8].copy_from_slice(&last);
+        between(buf, off + 8);
+    }
+    last
+}
+
+#[inline(always)]
+fn block_of(buf: &[u8], off: usize) -> [u8; 8] {
+    let mut p = [0u8; 8];
+    p.copy_from_slice(&buf[off..off + 8]);
+    p
+}
