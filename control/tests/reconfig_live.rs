@@ -1,10 +1,11 @@
 //! Live reconfiguration in the lab (issue 16): espgw (control + data plane) as R1,
-//! strongSwan as R2. While pings run through tunnel 1 (crypto map vpn 10), `espgw
-//! configure` adds entry vpn 20 (10.1.1.0/24 ↔ 10.1.3.0/24, strongSwan's child `lab2`):
+//! strongSwan as R2. While iperf3 (TCP, paced at 20 Mbit/s) and counted pings run through
+//! tunnel 1 (crypto map vpn 10), `espgw configure` adds entry vpn 20 (10.1.1.0/24 ↔ 10.1.3.0/24, strongSwan's child `lab2`):
 //! its tunnel comes up, tunnel 1 keeps its SPIs and its counters go on counting, and no
 //! ping is lost. Configuring the old text again removes vpn 20: espgw sends DELETE and
 //! strongSwan drops `lab2`, while tunnel 1 stays. Both times the data plane reloads its
-//! classifier rules from the rewritten `--config` file, without a restart.
+//! classifier rules from the rewritten `--config` file, without a restart. A file with an
+//! error is refused with its line, and nothing changes.
 //!
 //! Needs root (network namespaces); as non-root it is skipped with a note.
 
@@ -109,8 +110,34 @@ fn configure_adds_and_removes_a_tunnel_without_touching_the_first() {
     let tunnel1 = espgw.wait_spis(1, Duration::from_secs(5));
     let before = pkts(&espgw, 10);
 
+    let port = (47000 + std::process::id() % 1000).to_string();
+    let _iperf_server = lab
+        .spawn(Node::HostB, &["iperf3", "-s", "-p", &port])
+        .expect("iperf3 server");
+    std::thread::sleep(Duration::from_millis(300));
     std::thread::scope(|s| {
-        // 8 s of pings (100/s) through tunnel 1 while the configuration changes twice.
+        // 8 s of TCP and of pings (100/s) through tunnel 1 while the configuration changes
+        // three times; the pings count every packet.
+        let tcp = s.spawn(|| {
+            let out = lab
+                .exec_timeout(
+                    Node::HostA,
+                    &[
+                        "iperf3", "-c", "10.1.2.2", "-p", &port, "-t", "8", "-J", "-b", "20M",
+                        "-M", "1300",
+                    ],
+                    Duration::from_secs(30),
+                )
+                .expect("iperf3 client");
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+                panic!(
+                    "iperf3: {e}
+{}",
+                    String::from_utf8_lossy(&out.stderr)
+                )
+            });
+            v["end"]["sum_received"]["bytes"].as_f64().unwrap_or(0.0)
+        });
         let flood = s.spawn(|| {
             let out = lab
                 .exec_timeout(
@@ -177,7 +204,23 @@ fn configure_adds_and_removes_a_tunnel_without_touching_the_first() {
             dp.log().contains("crypto ACL reloaded, 1 rule(s)")
         })
         .unwrap_or_else(|e| panic!("{e}\n{}", dp.log()));
+        // An error: refused with its line; tunnel 1 untouched.
+        let bad = espgw.config.with_file_name("r1-bad.conf");
+        std::fs::write(&bad, "crypto isakmp policy 10\n group 99\n").unwrap();
+        let out = espgw.cli_output(&["configure", bad.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains("r1-bad.conf: line 2: group"),
+            "{err}"
+        );
+        assert_eq!(espgw.spis(), tunnel1, "a refused file changed the SAs");
         let out = flood.join().unwrap();
+        let bytes = tcp.join().unwrap();
+        assert!(bytes > 1e6, "iperf3 moved {bytes} bytes through tunnel 1");
+        eprintln!(
+            "iperf3 through tunnel 1 during reconfiguration: {:.1} MB",
+            bytes / 1e6
+        );
         assert!(
             out.contains("800 packets transmitted, 800 received"),
             "pings lost during reconfiguration: {out}"

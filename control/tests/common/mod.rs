@@ -172,18 +172,23 @@ impl Espgw {
 
     /// Runs the operator CLI `espgw --socket S ARGS…` and returns its stdout.
     pub fn cli(&self, args: &[&str]) -> String {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_espgw"))
-            .arg("--socket")
-            .arg(&self.socket)
-            .args(args)
-            .output()
-            .expect("run espgw");
+        let out = self.cli_output(args);
         assert!(
             out.status.success(),
             "espgw {args:?}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `espgw --socket S ARGS…` whatever its exit status (commands that must fail).
+    pub fn cli_output(&self, args: &[&str]) -> std::process::Output {
+        std::process::Command::new(env!("CARGO_BIN_EXE_espgw"))
+            .arg("--socket")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .expect("run espgw")
     }
 
     pub fn log(&self) -> String {
