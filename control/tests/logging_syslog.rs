@@ -15,24 +15,9 @@ const SYSLOG_PORT: u16 = 5514;
 
 /// A slides-like router configuration with `psk` and `extra` lines.
 fn config(node: Node, psk: &str, extra: &str) -> String {
-    let (me, peer, inside, out, local, remote) = match node {
-        Node::R1 => (
-            "R1",
-            "172.16.172.20",
-            "10.1.1.1",
-            "172.16.172.10",
-            "10.1.1.0",
-            "10.1.2.0",
-        ),
-        _ => (
-            "R2",
-            "172.16.172.10",
-            "10.1.2.1",
-            "172.16.172.20",
-            "10.1.2.0",
-            "10.1.1.0",
-        ),
-    };
+    let site = node.site().expect("a router");
+    let (me, peer, inside, out) = (site.name, site.peer_outside, site.inside, site.outside);
+    let (local, remote) = (site.local_net, site.remote_net);
     format!(
         "hostname {me}\n{extra}!\ncrypto isakmp policy 10\n encr 3des\n hash md5\n authentication pre-share\n group 2\n\
          crypto isakmp key {psk} address {peer}\n!\n\

@@ -9,7 +9,7 @@
 mod common;
 
 use espgw_lab::seqflow::{FlowReport, FlowSpec, SeqFlow};
-use espgw_lab::{EspgwBins, EspgwOptions, EspgwRouter, Lab, LabOptions, Node, Wire};
+use espgw_lab::{EspgwOptions, EspgwRouter, Lab, LabOptions, Node, Wire};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -18,14 +18,7 @@ use std::time::{Duration, Instant};
 /// The scenarios share two cores: one at a time.
 pub static SERIAL: Mutex<()> = Mutex::new(());
 
-/// espgw-control and espgw from this package, espgw-dataplane built by the shared helper.
-pub fn bins() -> EspgwBins {
-    EspgwBins {
-        control: PathBuf::from(env!("CARGO_BIN_EXE_espgw-control")),
-        cli: PathBuf::from(env!("CARGO_BIN_EXE_espgw")),
-        dataplane: common::dataplane_bin(),
-    }
-}
+pub use common::bins;
 
 /// `espgw-seqflow` (the load driver), built from espgw-lab so a stale one is never used.
 pub fn seqflow_bin() -> PathBuf {
@@ -85,24 +78,9 @@ impl Default for PairConf {
 impl PairConf {
     /// One router's configuration (the slides' addresses).
     pub fn text(&self, node: Node) -> String {
-        let (me, peer, inside, out, local, remote) = match node {
-            Node::R1 => (
-                "R1",
-                "172.16.172.20",
-                "10.1.1.1",
-                "172.16.172.10",
-                "10.1.1.0",
-                "10.1.2.0",
-            ),
-            _ => (
-                "R2",
-                "172.16.172.10",
-                "10.1.2.1",
-                "172.16.172.20",
-                "10.1.2.0",
-                "10.1.1.0",
-            ),
-        };
+        let site = node.site().expect("a router");
+        let (me, peer, inside, out) = (site.name, site.peer_outside, site.inside, site.outside);
+        let (local, remote) = (site.local_net, site.remote_net);
         let mut s = format!(
             "hostname {me}\n!\ncrypto isakmp policy 10\n encr aes 128\n hash sha\n authentication pre-share\n group 2\n"
         );

@@ -504,18 +504,13 @@ pub struct WireCapture {
 }
 
 impl WireCapture {
-    /// [`WireCapture::stop`], and how many frames tcpdump says the kernel dropped
-    /// (`N packets dropped by kernel`), so counts can be compared with the wire.
+    /// [`WireCapture::stop`], and how many frames tcpdump saw but did not write
+    /// ([`capture_losses`]), so counts can be compared with the wire.
     pub fn stop_counted(self) -> Result<(PathBuf, u64)> {
         let log = self.log.clone();
         let pcap = self.stop()?;
         let text = std::fs::read_to_string(&log).unwrap_or_default();
-        let drops = text
-            .lines()
-            .find_map(|l| l.strip_suffix(" packets dropped by kernel"))
-            .and_then(|n| n.trim().parse().ok())
-            .unwrap_or(0);
-        Ok((pcap, drops))
+        Ok((pcap, capture_losses(&text)))
     }
 
     /// Stops tcpdump (SIGINT: it flushes) and returns the pcap's path (in the lab's
@@ -539,6 +534,23 @@ impl WireCapture {
     }
 }
 
+/// Frames tcpdump's socket saw that are not in its pcap, from its closing summary: those
+/// the kernel dropped, and those still unread in its ring when it was stopped (a starved
+/// tcpdump leaves some; they count in "received by filter" only).
+fn capture_losses(summary: &str) -> u64 {
+    let n = |suffix: &str| -> Option<u64> {
+        summary
+            .lines()
+            .find_map(|l| l.strip_suffix(suffix))
+            .and_then(|n| n.trim().parse().ok())
+    };
+    let dropped = n(" packets dropped by kernel").unwrap_or(0);
+    match (n(" packets received by filter"), n(" packets captured")) {
+        (Some(seen), Some(captured)) => dropped.max(seen.saturating_sub(captured)),
+        _ => dropped,
+    }
+}
+
 impl Drop for WireCapture {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -550,7 +562,17 @@ impl Drop for WireCapture {
 
 #[cfg(test)]
 mod tests {
-    use super::packet_counts;
+    use super::{capture_losses, packet_counts};
+
+    #[test]
+    fn capture_losses_count_unread_frames_and_kernel_drops() {
+        let s = "tcpdump: listening on br0\n2033 packets captured\n2109 packets received by filter\n0 packets dropped by kernel\n";
+        assert_eq!(capture_losses(s), 76);
+        let s = "10 packets captured\n12 packets received by filter\n5 packets dropped by kernel\n";
+        assert_eq!(capture_losses(s), 5);
+        assert_eq!(capture_losses("3 packets dropped by kernel\n"), 3);
+        assert_eq!(capture_losses(""), 0);
+    }
 
     #[test]
     fn counts_from_show_crypto_ipsec_sa() {
