@@ -671,10 +671,31 @@ fn main_mode_first_message_flood_is_bounded() {
     }
     assert_eq!(b.isakmp_sa_count(), 256);
     assert_eq!(b.counters.half_open_dropped, 5000 - 256);
-    // Half-open state expires.
+    // The table is full, yet the crypto map's own peer still gets in: the oldest spoofed
+    // half-open SA makes room, and the real negotiation completes.
+    let mut a = Endpoint::new(cfg(R1, R2, "10.1.1.0", "10.1.2.0", &o), rng(11));
+    assert!(a.initiate(lab.now, "vpn", 10));
+    let mut up = false;
+    for _ in 0..20 {
+        while let Some(t) = a.poll_transmit() {
+            b.handle_datagram(lab.now, t.remote, t.local, &t.data);
+        }
+        while let Some(t) = b.poll_transmit() {
+            if t.remote.ip() == std::net::IpAddr::V4(R1) {
+                a.handle_datagram(lab.now, t.remote, t.local, &t.data);
+            }
+        }
+        while let Some(e) = a.poll_event() {
+            up |= matches!(e, Event::IpsecSaUp { .. });
+        }
+    }
+    assert!(up, "the configured peer was locked out by the flood");
+    assert_eq!(b.counters.half_open_evicted, 1);
+    assert_eq!(b.half_open(), 255, "one spoofed half-open SA gave way");
+    // Half-open state expires; the real peer's SA stays.
     b.handle_timeout(lab.now + Duration::from_secs(80));
     b.handle_timeout(lab.now + Duration::from_secs(81));
-    assert_eq!(b.isakmp_sa_count(), 0);
+    assert_eq!((b.half_open(), b.isakmp_sa_count()), (0, 1));
 }
 
 #[test]

@@ -153,6 +153,8 @@ pub struct Counters {
     pub rx_retransmissions: u64,
     pub rx_unexpected: u64,
     pub half_open_dropped: u64,
+    /// Half-open SAs of unnamed peers given up to admit a crypto map's peer.
+    pub half_open_evicted: u64,
     pub tx_retransmissions: u64,
     /// Phase-1 SAs begun (as initiator or responder).
     pub p1_started: u64,

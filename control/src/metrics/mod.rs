@@ -249,6 +249,7 @@ impl Collector for IkeCollector {
             ("hash-failed", c.rx_hash_failed),
             ("unexpected", c.rx_unexpected),
             ("half-open-limit", c.half_open_dropped),
+            ("half-open-evicted", c.half_open_evicted),
         ];
         counter(
             &mut enc,

@@ -455,10 +455,37 @@ impl Endpoint {
             .count()
     }
 
+    /// Whether a new half-open SA from `peer` fits. When the table is full, a peer a crypto
+    /// map names (`set peer`) still gets in, in place of the oldest half-open SA of a peer no
+    /// map names: a flood of first messages from spoofed addresses cannot lock the
+    /// configured site-to-site peers out.
+    fn admit_half_open(&mut self, peer: Ipv4Addr) -> bool {
+        if self.half_open() < self.cfg.half_open_limit {
+            return true;
+        }
+        let named = |a: Ipv4Addr| self.cfg.maps.iter().any(|m| m.peer == a);
+        if !named(peer) {
+            return false;
+        }
+        let oldest = self
+            .p1
+            .iter()
+            .filter(|(_, s)| !s.initiator && !s.state.is_established() && !named(v4(s.remote)))
+            .min_by_key(|(_, s)| s.started)
+            .map(|(k, _)| *k);
+        let Some(key) = oldest else {
+            return false;
+        };
+        self.p1.remove(&key);
+        self.ra_gone(key);
+        self.counters.half_open_evicted += 1;
+        true
+    }
+
     /// Responder: the first message of a new phase 1 (MM1 or AM1).
     pub(super) fn responder_first(&mut self, rx: &Rx) {
         let (now, local, remote, hdr, msg) = (rx.now, rx.local, rx.remote, rx.hdr, rx.msg);
-        if self.half_open() >= self.cfg.half_open_limit {
+        if !self.admit_half_open(v4(remote)) {
             self.counters.half_open_dropped += 1;
             return;
         }
