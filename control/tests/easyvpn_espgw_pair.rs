@@ -125,8 +125,6 @@ fn easyvpn_client_and_server_through_both_data_planes() {
             "no {line:?} in\n{session}"
         );
     }
-    // (The session screen lists no IPSEC FLOW for a network-extension client yet: its
-    // SAs, with R2's inside network, are in `show crypto ipsec sa`.)
     let sa1 = || {
         r1.cli(&["show", "crypto", "ipsec", "sa"])
             .unwrap_or_default()
@@ -135,6 +133,20 @@ fn easyvpn_client_and_server_through_both_data_planes() {
         wait(Duration::from_secs(5), || sa1().contains("10.1.2.0")),
         "R2's inside network on R1:\n{}",
         sa1()
+    );
+    // The session screen shows the network-extension client's flow (R2's inside network,
+    // not a pool /32) on the crypto map's interface.
+    let session = r1.cli(&["show", "crypto", "session"]).unwrap();
+    assert!(
+        session
+            .lines()
+            .any(|l| l.starts_with("  IPSEC FLOW: permit ip ")
+                && l.ends_with(" 10.1.2.0/255.255.255.0")),
+        "{session}"
+    );
+    assert!(
+        session.lines().any(|l| l == "Interface: Ethernet1/0"),
+        "{session}"
     );
 
     // Both data planes steer the flow once its SAs are there (one 200 ms turn).

@@ -103,7 +103,13 @@ impl Daemon {
                 };
                 let mine: Vec<&ike::IpsecSaInfo> = sas
                     .iter()
-                    .filter(|s| s.remote == peer && Some(s.remote_proxy.addr) == c.assigned)
+                    // Its /32, or (network extension: its own inside network) any SA
+                    // with its address and port, so clients behind one NAT stay apart.
+                    .filter(|s| {
+                        s.remote == peer
+                            && (Some(s.remote_proxy.addr) == c.assigned
+                                || s.remote_port == c.peer.port())
+                    })
                     .collect();
                 let mut flows: Vec<(
                     crate::config::model::ProxyId,
