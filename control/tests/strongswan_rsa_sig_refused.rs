@@ -200,7 +200,11 @@ fn rsa_sig_id_not_in_certificate_is_refused_main_mode_espgw_initiates() {
             r2: None,
             espgw_initiates: true,
             swan_want: &["looking for RSA signature peer configs matching 172.16.172.20...172.16.172.10[r9.lab.example]", "no peer config found"],
-            want: &["processing NOTIFY AUTHENTICATION_FAILED protocol 1"],
+            // ...and espgw gives up at once instead of resending MM5 for a minute.
+            want: &[
+                "processing NOTIFY AUTHENTICATION_FAILED protocol 1",
+                "deleting SA reason \"peer sent AUTHENTICATION_FAILED\"",
+            ],
         },
     );
 }

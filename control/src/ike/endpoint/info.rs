@@ -258,14 +258,23 @@ impl Endpoint {
                                 ),
                             );
                         }
-                        other => self.ik(
-                            conn,
-                            format!(
-                                "processing NOTIFY {} protocol {}",
-                                other.ios_name(),
-                                n.protocol
-                            ),
-                        ),
+                        other => {
+                            self.ik(
+                                conn,
+                                format!(
+                                    "processing NOTIFY {} protocol {}",
+                                    other.ios_name(),
+                                    n.protocol
+                                ),
+                            );
+                            // An error notify (RFC 2408 §3.14.1: types below 8192) under the
+                            // phase-1 keys before phase 1 is up: the peer gave up on the
+                            // exchange (AUTHENTICATION_FAILED in answer to MM5, say), so
+                            // resending our last message would only wait out the retries.
+                            if !sa.state.is_established() && n.notify_type < 8192 {
+                                self.fail_p1(sa, &format!("peer sent {}", other.ios_name()));
+                            }
+                        }
                     }
                 }
                 Payload::Delete(d) => {
