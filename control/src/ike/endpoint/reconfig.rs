@@ -113,7 +113,8 @@ impl Endpoint {
     /// SAs the new configuration no longer allows (module comment). New entries, peers,
     /// keys, policies and transform sets take effect at once (the next negotiation uses
     /// them).
-    pub fn reconfigure(&mut self, _now: Instant, cfg: IkeConfig) -> ReconfigReport {
+    pub fn reconfigure(&mut self, now: Instant, cfg: IkeConfig) -> ReconfigReport {
+        let old_ez: Vec<String> = self.cfg.ezvpn.iter().map(|c| c.name.clone()).collect();
         // The key each ISAKMP SA's peer had (pre-shared ones; clients use group keys).
         let old_keys: Vec<([u8; 8], Option<Vec<u8>>)> = self
             .p1
@@ -165,6 +166,18 @@ impl Endpoint {
                 report.deleted_isakmp.push(sa.conn_id);
                 self.with_sa(key, |ep, sa| ep.delete_p1(sa, why));
             }
+        }
+        // Easy VPN client tunnels the new configuration adds start as at boot (`connect
+        // auto` dials now, `connect manual` waits for the operator).
+        let added: Vec<String> = self
+            .cfg
+            .ezvpn
+            .iter()
+            .filter(|c| !old_ez.contains(&c.name))
+            .map(|c| c.name.clone())
+            .collect();
+        for name in added {
+            self.ezvpn_start_one(now, &name);
         }
         report
     }

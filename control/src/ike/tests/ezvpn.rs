@@ -230,3 +230,29 @@ fn transaction_mode_retransmits_every_ten_seconds_five_times() {
     assert_eq!(p.s.leased_addresses(), 0);
     let _ = now;
 }
+
+/// `espgw configure` adding a `connect auto` client tunnel dials it at once (AM1), as a boot
+/// with that configuration would; applying it again starts nothing new.
+#[test]
+fn a_tunnel_added_by_reconfiguration_connects() {
+    let now = Instant::now();
+    // Before: one tunnel of another name, connect manual (nothing dials).
+    let before = CLIENT
+        .replace("ezvpn ez", "ezvpn old")
+        .replace(" connect auto", " connect manual");
+    let base = client_cfg(&before);
+    assert_eq!(base.ezvpn.len(), 1);
+    let mut c = Endpoint::new(base, rng(21));
+    c.ezvpn_start(now);
+    assert!(c.poll_transmit().is_none());
+    let full = client_cfg(CLIENT);
+    assert!(!full.ezvpn.is_empty() && !full.ezvpn[0].manual);
+    c.reconfigure(now, full.clone());
+    let am1 = c.poll_transmit().expect("the added tunnel sends AM1");
+    let hdr = crate::isakmp::Header::new_checked(&am1.data[..]).unwrap();
+    assert_eq!(hdr.exchange_type(), crate::isakmp::ExchangeType::Aggressive);
+    while c.poll_transmit().is_some() {}
+    // Applying the same configuration again starts nothing new.
+    c.reconfigure(now, full);
+    assert!(c.poll_transmit().is_none());
+}

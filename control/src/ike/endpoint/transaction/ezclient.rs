@@ -120,13 +120,21 @@ impl Endpoint {
     /// At daemon start: every `connect auto` tunnel connects; `connect manual` ones wait
     /// (CONNECT_REQUIRED).
     pub fn ezvpn_start(&mut self, now: Instant) {
-        let cfgs = self.cfg.ezvpn.clone();
-        for c in cfgs {
-            if c.manual {
-                self.ez_tunnel(&c);
-            } else {
-                self.ezvpn_connect(now, &c.name);
-            }
+        let names: Vec<String> = self.cfg.ezvpn.iter().map(|c| c.name.clone()).collect();
+        for name in names {
+            self.ezvpn_start_one(now, &name);
+        }
+    }
+
+    /// One tunnel as [`Endpoint::ezvpn_start`] starts it.
+    pub(in crate::ike::endpoint) fn ezvpn_start_one(&mut self, now: Instant, name: &str) {
+        let Some(c) = self.ez_cfg(name) else {
+            return;
+        };
+        if c.manual {
+            self.ez_tunnel(&c);
+        } else {
+            self.ezvpn_connect(now, name);
         }
     }
 
