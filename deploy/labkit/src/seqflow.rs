@@ -267,13 +267,12 @@ pub fn run_sender(spec: &SendSpec, report: &Path) -> Result<()> {
     let start = Instant::now();
     let interval = Duration::from_secs_f64(1.0 / f64::from(spec.pps.max(1)));
     let mut seq = 0u64;
-    let mut recv_all = |back: &mut SeqTracker| loop {
-        match sock.recv_from(&mut rbuf) {
-            Ok((n, _)) => match SeqHeader::parse(&rbuf[..n]) {
+    let mut recv_all = |back: &mut SeqTracker| {
+        while let Ok((n, _)) = sock.recv_from(&mut rbuf) {
+            match SeqHeader::parse(&rbuf[..n]) {
                 Ok(h) if h.flow == spec.flow => back.record(h.seq, Instant::now()),
                 _ => back.foreign += 1,
-            },
-            Err(_) => break,
+            }
         }
     };
     loop {
@@ -509,7 +508,7 @@ mod tests {
         assert_eq!(t.longest_gap, Duration::from_millis(46));
         assert_eq!(t.longest_gap_at, Duration::from_millis(4));
         assert_eq!(t.missing(8, 10), vec![4, 5]);
-        assert!(t.has(200) == false && t.missing(3, 10).is_empty());
+        assert!(!t.has(200) && t.missing(3, 10).is_empty());
     }
 
     #[test]
