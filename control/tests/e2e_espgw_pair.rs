@@ -12,7 +12,6 @@ mod common;
 
 use espgw_lab::espgw::packet_counts;
 use espgw_lab::{judge, lab::list_netns, EspgwOptions, EspgwRouter, Lab, LabOptions, Node, Wire};
-use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -38,28 +37,6 @@ fn ios_config(node: Node, transform: &str) -> String {
          interface Ethernet1/0\n ip address {out} 255.255.255.240\n crypto map vpn\n!\n\
          access-list 101 permit ip {local} 0.0.0.255 {remote} 0.0.0.255\n!\nend\n"
     )
-}
-
-/// Lines of `tcpdump -r PCAP -n FILTER` (outer headers only).
-fn pcap_count(pcap: &std::path::Path, filter: &str) -> usize {
-    let out = Command::new("tcpdump")
-        .args(["-r"])
-        .arg(pcap)
-        .args(["-n", filter])
-        .output()
-        .expect("tcpdump -r");
-    String::from_utf8_lossy(&out.stdout).lines().count()
-}
-
-/// Frames `node`'s outside veth could not hand to the wire (its peer's queue was full on a
-/// loaded machine): `tx.dropped` of `ip -s link`. They left the router but never reached
-/// the capture point, so the wire count must allow for them.
-fn outside_tx_dropped(lab: &Lab, node: Node) -> u64 {
-    let out = lab
-        .run(node, &["ip", "-s", "-j", "link", "show", "out0"])
-        .expect("ip -s link show out0");
-    let j: serde_json::Value = serde_json::from_str(&out).expect("ip -j output");
-    j[0]["stats64"]["tx"]["dropped"].as_u64().unwrap_or(0)
 }
 
 fn pids_alive(pids: &[u32]) -> Vec<u32> {
@@ -193,7 +170,8 @@ fn pair(transform: &str) {
         )
     };
     let cap = wire.capture("r1-r2").expect("tcpdump on the wire");
-    let veth_drops_before = outside_tx_dropped(&lab, Node::R1) + outside_tx_dropped(&lab, Node::R2);
+    let veth_drops_before =
+        common::outside_tx_dropped(&lab, Node::R1) + common::outside_tx_dropped(&lab, Node::R2);
     let port: u16 = 47000 + (std::process::id() % 1000) as u16;
     let _server = lab
         .spawn(Node::HostB, &["iperf3", "-s", "-p", &port.to_string()])
@@ -268,8 +246,9 @@ fn pair(transform: &str) {
     let (enc2, dec2) = packet_counts(&show2);
     metrics_agree(&lab, enc1, dec1);
     let (pcap, cap_drops) = cap.stop_counted().expect("pcap");
-    let veth_drops =
-        outside_tx_dropped(&lab, Node::R1) + outside_tx_dropped(&lab, Node::R2) - veth_drops_before;
+    let veth_drops = common::outside_tx_dropped(&lab, Node::R1)
+        + common::outside_tx_dropped(&lab, Node::R2)
+        - veth_drops_before;
 
     // The wire: raw ESP only, every frame decrypted and authenticated with espgw's keys.
     let (mut keys, ike) = r1.keys();
@@ -289,8 +268,12 @@ fn pair(transform: &str) {
         esp.len()
     );
     assert_eq!(v.malformed(), 0, "{summary}");
-    let raw_esp = pcap_count(&pcap, "ip proto 50");
-    assert_eq!(raw_esp, esp.len(), "raw ESP frames vs judged ESP frames");
+    let raw_esp = common::pcap_count(&pcap, "ip proto 50");
+    assert_eq!(
+        raw_esp,
+        esp.len() as u64,
+        "raw ESP frames vs judged ESP frames"
+    );
     // IKE went through the kernel: Main Mode + Quick Mode on UDP 500, all decrypted.
     let isakmp: Vec<_> = v.isakmp().collect();
     assert!(
@@ -314,21 +297,19 @@ fn pair(transform: &str) {
         );
     }
     // Nothing from hostA/hostB in clear on the R1–R2 link.
-    let clear = pcap_count(&pcap, "ip and (net 10.1.1.0/24 or net 10.1.2.0/24)");
+    let clear = common::pcap_count(&pcap, "ip and (net 10.1.1.0/24 or net 10.1.2.0/24)");
     assert_eq!(clear, 0, "interesting packets in clear on the R1-R2 link");
 
     // Counters: what one side encrypted the other decrypted, and the wire carried.
-    let from_r1 = pcap_count(&pcap, "ip proto 50 and src host 172.16.172.10");
-    let from_r2 = pcap_count(&pcap, "ip proto 50 and src host 172.16.172.20");
+    let from_r1 = common::pcap_count(&pcap, "ip proto 50 and src host 172.16.172.10");
+    let from_r2 = common::pcap_count(&pcap, "ip proto 50 and src host 172.16.172.20");
     // (± a few in flight; frames the capture itself lost, which tcpdump reports, and frames
     // a veth dropped before the capture point, which `ip -s link` reports, are neither
     // here nor there.)
     let near = |a: u64, b: u64| a.abs_diff(b) <= 2 + a.max(b) / 1000;
-    let on_wire = (from_r1 + from_r2) as u64;
+    let on_wire = from_r1 + from_r2;
     assert!(
-        enc1 >= from_r1 as u64
-            && enc2 >= from_r2 as u64
-            && enc1 + enc2 <= on_wire + cap_drops + veth_drops + 2,
+        enc1 >= from_r1 && enc2 >= from_r2 && enc1 + enc2 <= on_wire + cap_drops + veth_drops + 2,
         "encaps R1 {enc1} R2 {enc2} vs ESP on the wire {from_r1}/{from_r2} \
          ({cap_drops} frames the capture dropped, {veth_drops} the outside veths could not \
          hand to the wire)\n{show1}\n{show2}"

@@ -14,7 +14,6 @@
 mod common;
 
 use espgw_lab::{judge, EspgwOptions, EspgwRouter, Lab, LabOptions, Node, Wire};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 const SERVER_CONF: &str = include_str!("../../deploy/configs/r1-easyvpn.conf");
@@ -27,27 +26,6 @@ fn server_conf() -> String {
     SERVER_CONF.replace(" set pfs group2\n", " set pfs group14\n")
 }
 const CLIENT_CONF: &str = include_str!("../../deploy/configs/r2-ezvpn-client.conf");
-
-/// Lines of `tcpdump -r PCAP -n FILTER`.
-fn pcap_count(pcap: &std::path::Path, filter: &str) -> u64 {
-    let out = Command::new("tcpdump")
-        .args(["-r"])
-        .arg(pcap)
-        .args(["-n", filter])
-        .output()
-        .expect("tcpdump -r");
-    String::from_utf8_lossy(&out.stdout).lines().count() as u64
-}
-
-/// `tx.dropped` of `node`'s out0: frames the router sent that its veth could not hand to
-/// the wire (the peer's queue was full), so the capture point never saw them.
-fn outside_tx_dropped(lab: &Lab, node: Node) -> u64 {
-    let out = lab
-        .run(node, &["ip", "-s", "-j", "link", "show", "out0"])
-        .expect("ip -s link show out0");
-    let j: serde_json::Value = serde_json::from_str(&out).expect("ip -j output");
-    j[0]["stats64"]["tx"]["dropped"].as_u64().unwrap_or(0)
-}
 
 /// Polls `f` every 100 ms for up to `limit`.
 fn wait(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
@@ -86,7 +64,8 @@ fn easyvpn_client_and_server_through_both_data_planes() {
     .expect("lab");
     let mut wire = Wire::insert(&lab).expect("wire");
     let cap = wire.capture("ez").expect("tcpdump on the wire");
-    let veth_before = outside_tx_dropped(&lab, Node::R1) + outside_tx_dropped(&lab, Node::R2);
+    let veth_before =
+        common::outside_tx_dropped(&lab, Node::R1) + common::outside_tx_dropped(&lab, Node::R2);
     let opts = |core| EspgwOptions {
         cores: vec![core],
         ..EspgwOptions::default()
@@ -216,8 +195,9 @@ fn easyvpn_client_and_server_through_both_data_planes() {
         enc2 - e2b
     );
     let (pcap, cap_drops) = cap.stop_counted().expect("pcap");
-    let veth_drops =
-        outside_tx_dropped(&lab, Node::R1) + outside_tx_dropped(&lab, Node::R2) - veth_before;
+    let veth_drops = common::outside_tx_dropped(&lab, Node::R1)
+        + common::outside_tx_dropped(&lab, Node::R2)
+        - veth_before;
 
     // The wire: raw ESP, every frame decrypted and authenticated with the key logs.
     let (mut keys, mut ike) = r1.keys();
@@ -242,12 +222,12 @@ fn easyvpn_client_and_server_through_both_data_planes() {
         esp.len()
     );
     assert_eq!(v.malformed(), 0, "{summary}");
-    let clear = pcap_count(&pcap, "ip and (net 10.1.1.0/24 or net 10.1.2.0/24)");
+    let clear = common::pcap_count(&pcap, "ip and (net 10.1.1.0/24 or net 10.1.2.0/24)");
     assert_eq!(clear, 0, "inside traffic in clear on the R1-R2 link");
     // What one side encrypted the other decrypted, and the wire carried.
     let near = |a: u64, b: u64| a.abs_diff(b) <= 2 + a.max(b) / 1000;
-    let from_r1 = pcap_count(&pcap, "ip proto 50 and src host 172.16.172.10");
-    let from_r2 = pcap_count(&pcap, "ip proto 50 and src host 172.16.172.20");
+    let from_r1 = common::pcap_count(&pcap, "ip proto 50 and src host 172.16.172.10");
+    let from_r2 = common::pcap_count(&pcap, "ip proto 50 and src host 172.16.172.20");
     assert!(
         near(enc2, dec1) && near(enc1, dec2),
         "R1 encaps {enc1} decaps {dec1}, R2 encaps {enc2} decaps {dec2}"

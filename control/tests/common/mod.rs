@@ -333,3 +333,25 @@ pub fn dataplane_bin() -> PathBuf {
     }
     bin
 }
+
+/// Lines of `tcpdump -r PCAP -n FILTER` (outer headers only).
+pub fn pcap_count(pcap: &std::path::Path, filter: &str) -> u64 {
+    let out = std::process::Command::new("tcpdump")
+        .args(["-r"])
+        .arg(pcap)
+        .args(["-n", filter])
+        .output()
+        .expect("tcpdump -r");
+    String::from_utf8_lossy(&out.stdout).lines().count() as u64
+}
+
+/// `tx.dropped` of `node`'s out0: frames the router sent that its veth could not hand to
+/// the wire (the peer's queue was full on a loaded machine), so a capture on the wire
+/// never saw them and a wire count must allow for them.
+pub fn outside_tx_dropped(lab: &Lab, node: Node) -> u64 {
+    let out = lab
+        .run(node, &["ip", "-s", "-j", "link", "show", "out0"])
+        .expect("ip -s link show out0");
+    let j: serde_json::Value = serde_json::from_str(&out).expect("ip -j output");
+    j[0]["stats64"]["tx"]["dropped"].as_u64().unwrap_or(0)
+}
