@@ -27,18 +27,6 @@ fn server_conf() -> String {
 }
 const CLIENT_CONF: &str = include_str!("../../deploy/configs/r2-ezvpn-client.conf");
 
-/// Polls `f` every 100 ms for up to `limit`.
-fn wait(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let t0 = Instant::now();
-    while t0.elapsed() < limit {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    f()
-}
-
 fn logs(r1: &EspgwRouter, r2: &EspgwRouter) -> String {
     format!(
         "--- R1 control ---\n{}\n--- R1 dataplane ---\n{}\n--- R2 control ---\n{}\n--- R2 dataplane ---\n{}",
@@ -79,7 +67,7 @@ fn easyvpn_client_and_server_through_both_data_planes() {
             .unwrap_or_default()
     };
     assert!(
-        wait(Duration::from_secs(30), || ezvpn()
+        common::wait(Duration::from_secs(30), || ezvpn()
             .contains("Current State: IPSEC_ACTIVE")),
         "{}\n{}",
         ezvpn(),
@@ -109,7 +97,7 @@ fn easyvpn_client_and_server_through_both_data_planes() {
             .unwrap_or_default()
     };
     assert!(
-        wait(Duration::from_secs(5), || sa1().contains("10.1.2.0")),
+        common::wait(Duration::from_secs(5), || sa1().contains("10.1.2.0")),
         "R2's inside network on R1:\n{}",
         sa1()
     );
@@ -131,13 +119,13 @@ fn easyvpn_client_and_server_through_both_data_planes() {
     // Both data planes steer the flow once its SAs are there (one 200 ms turn).
     let steered = |r: &EspgwRouter| r.dataplane_log().contains("rule(s) from Easy VPN SAs");
     assert!(
-        wait(Duration::from_secs(5), || steered(&r1) && steered(&r2)),
+        common::wait(Duration::from_secs(5), || steered(&r1) && steered(&r2)),
         "{}",
         logs(&r1, &r2)
     );
     let once = ["ping", "-n", "-q", "-c", "1", "-W", "1", "10.1.1.2"];
     assert!(
-        wait(Duration::from_secs(10), || lab
+        common::wait(Duration::from_secs(10), || lab
             .exec(Node::HostB, &once)
             .is_ok_and(|o| o.status.success())),
         "hostB→hostA through the tunnel\n{}",
@@ -240,7 +228,7 @@ fn easyvpn_client_and_server_through_both_data_planes() {
     // clear crypto session: the client's lease goes back to the pool.
     r1.cli(&["clear", "crypto", "session"]).unwrap();
     assert!(
-        wait(Duration::from_secs(10), || r1
+        common::wait(Duration::from_secs(10), || r1
             .control_log()
             .contains("returning address 10.99.0.10 to pool")),
         "{}",

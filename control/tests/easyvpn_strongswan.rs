@@ -88,17 +88,6 @@ fn ipsec_sa_count(espgw: &Espgw) -> usize {
     }
 }
 
-fn wait_log(espgw: &Espgw, what: &str, timeout: Duration) -> bool {
-    let t0 = Instant::now();
-    while t0.elapsed() < timeout {
-        if espgw.log().contains(what) {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    false
-}
-
 #[test]
 fn easyvpn_strongswan_client_gets_a_pool_address_and_a_tunnel() {
     espgw_lab::prereq::require_root();
@@ -189,7 +178,7 @@ fn easyvpn_strongswan_client_gets_a_pool_address_and_a_tunnel() {
     // The client goes (DELETE): the address is back in the pool.
     swan.terminate_ike().expect("terminate");
     assert!(
-        wait_log(
+        common::wait_log(
             &espgw,
             "returning address 10.99.0.10 to pool",
             Duration::from_secs(10)
@@ -217,7 +206,7 @@ fn failing(tag: &str, profile: Profile, expect: &str) {
     let swan = StrongSwan::start(&lab, Node::R2, profile).expect("charon");
     let r = swan.initiate_ike();
     assert!(
-        wait_log(&espgw, expect, Duration::from_secs(20)),
+        common::wait_log(&espgw, expect, Duration::from_secs(20)),
         "{tag}: no {expect:?} in espgw's debug (initiate: {r:?}):\n{}\n--- charon ---\n{}",
         espgw.log(),
         swan.log()

@@ -138,17 +138,6 @@ fn ezvpn(espgw: &Espgw) -> EzvpnView {
     }
 }
 
-fn wait_log(espgw: &Espgw, what: &str, timeout: Duration) -> bool {
-    let t0 = Instant::now();
-    while t0.elapsed() < timeout {
-        if espgw.log().contains(what) {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    espgw.log().contains(what)
-}
-
 fn ip(s: &str) -> Ipv4Addr {
     s.parse().unwrap()
 }
@@ -262,7 +251,7 @@ fn ezvpn_client_wrong_password_fails_cleanly_against_strongswan() {
     let espgw = Espgw::start_text(&lab, &client_conf("rabbit"), &["--no-sadb"]);
     let want = "%CRYPTO-4-EZVPN_FAILED_TO_CONNECT: Group=vpngroup  Server_public_addr=172.16.172.20  Reason=XAUTH failed";
     assert!(
-        wait_log(&espgw, want, Duration::from_secs(20)),
+        common::wait_log(&espgw, want, Duration::from_secs(20)),
         "no {want:?}:\n--- espgw ---\n{}\n--- charon ---\n{}",
         espgw.log(),
         swan.log()

@@ -355,3 +355,20 @@ pub fn outside_tx_dropped(lab: &Lab, node: Node) -> u64 {
     let j: serde_json::Value = serde_json::from_str(&out).expect("ip -j output");
     j[0]["stats64"]["tx"]["dropped"].as_u64().unwrap_or(0)
 }
+
+/// Polls `f` every 100 ms for up to `limit`; whether it held (checked once more at the end).
+pub fn wait(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let t0 = Instant::now();
+    while t0.elapsed() < limit {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    f()
+}
+
+/// Whether espgw-control's log shows `what` within `timeout`.
+pub fn wait_log(espgw: &Espgw, what: &str, timeout: Duration) -> bool {
+    wait(timeout, || espgw.log().contains(what))
+}
