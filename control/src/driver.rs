@@ -131,6 +131,8 @@ pub struct DriverStats {
     pub rx: u64,
     pub tx: u64,
     pub tx_errors: u64,
+    /// When a send failure was last logged (at most one line a second; the count is exact).
+    tx_error_logged: Option<Instant>,
 }
 
 impl Driver {
@@ -204,7 +206,17 @@ impl Driver {
                 Ok(_) => stats.tx += 1,
                 Err(e) => {
                     stats.tx_errors += 1;
-                    eprintln!("espgw-control: send to {} failed: {e}", t.remote);
+                    let now = Instant::now();
+                    if stats
+                        .tx_error_logged
+                        .is_none_or(|at| now.duration_since(at) >= Duration::from_secs(1))
+                    {
+                        stats.tx_error_logged = Some(now);
+                        eprintln!(
+                            "espgw-control: send to {} failed: {e} ({} send failures so far)",
+                            t.remote, stats.tx_errors
+                        );
+                    }
                 }
             }
         }

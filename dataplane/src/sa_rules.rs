@@ -36,8 +36,7 @@ impl RuntimeEntry {
 /// The crypto map espgw-control builds for one Easy VPN client (`<outside>-head-0`, the
 /// client's name without an outside interface), as control names it.
 pub fn client_map_name(client: &espgw_config::EzvpnClient) -> Option<MapName> {
-    let base = client.outside.first().unwrap_or(&client.name);
-    MapName::new(&format!("{base}-head-0"))
+    MapName::new(&client.map_name())
 }
 
 /// Every Easy VPN client's map, and every applied dynamic entry.

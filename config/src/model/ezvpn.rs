@@ -47,6 +47,13 @@ pub struct EzvpnClient {
 }
 
 impl EzvpnClient {
+    /// The crypto map IOS builds for the tunnel at run time, `<outside interface>-head-0`
+    /// (the tunnel's name without an outside interface): control negotiates its entries,
+    /// the data plane steers by them.
+    pub fn map_name(&self) -> String {
+        format!("{}-head-0", self.outside.first().unwrap_or(&self.name))
+    }
+
     pub fn new(name: &str, line: usize) -> Self {
         EzvpnClient {
             name: name.to_string(),

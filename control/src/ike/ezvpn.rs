@@ -26,6 +26,8 @@ pub struct EzvpnClientConfig {
     pub inside: Vec<(String, Proxy)>,
     /// The outside interface (IOS name).
     pub outside: String,
+    /// The crypto map of the tunnel's entries (`EzvpnClient::map_name`).
+    pub map: String,
     /// What Quick Mode proposes: every usable transform set of the configuration.
     pub transform_sets: Vec<TransformSet>,
     pub lifetime_secs: u32,
@@ -77,6 +79,7 @@ impl EzvpnClientConfig {
                         .map(|x| Zeroizing::new(x.1.expose_secret().to_vec())),
                     inside,
                     outside: c.outside.first().cloned().unwrap_or_default(),
+                    map: c.map_name(),
                     transform_sets: sets.clone(),
                     lifetime_secs: life.seconds,
                     lifetime_kb: life.kilobytes,

@@ -148,11 +148,7 @@ impl Endpoint {
         } else {
             c.inside.iter().map(|(_, p)| *p).collect()
         };
-        let map = if c.outside.is_empty() {
-            format!("{}-head-0", c.name)
-        } else {
-            format!("{}-head-0", c.outside)
-        };
+        let map = c.map.clone();
         let mut maps = Vec::new();
         for (i, lp) in insides.into_iter().enumerate() {
             self.cfg.maps.push(CryptoMapEntry {
