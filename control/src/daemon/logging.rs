@@ -282,23 +282,15 @@ impl Logger {
     }
 }
 
-const MONTHS: [&str; 12] = [
-    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-];
+use crate::pki::validate::MONTHS;
 
 /// (month 0-11, day, h, m, s, ms) in UTC.
 fn civil(t: SystemTime) -> (usize, u32, u64, u64, u64, u32) {
     let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
     let secs = d.as_secs();
     let (days, rem) = ((secs / 86400) as i64, secs % 86400);
-    // Days since 1970-01-01 to month and day (proleptic Gregorian).
-    let z = days + 719_468;
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 2 } else { mp - 10 } as usize;
+    let (_, m, day) = crate::pki::validate::civil_from_days(days);
+    let month = (m - 1) as usize;
     (
         month,
         day,

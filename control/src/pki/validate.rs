@@ -130,22 +130,24 @@ pub fn ios_time(t: SystemTime) -> String {
         .unwrap_or(0);
     let (days, rem) = (secs / 86400, secs % 86400);
     let (y, m, d) = civil_from_days(days as i64);
-    const MON: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
     format!(
         "{:02}:{:02}:{:02} UTC {} {} {}",
         rem / 3600,
         rem % 3600 / 60,
         rem % 60,
-        MON[(m - 1) as usize],
+        MONTHS[(m - 1) as usize],
         d,
         y
     )
 }
 
-/// Days since 1970-01-01 to (year, month, day) (proleptic Gregorian calendar).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
+/// Month names as IOS prints them (time stamps, PKI messages).
+pub(crate) const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+/// Days since 1970-01-01 to (year, month 1-12, day) (proleptic Gregorian calendar).
+pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
