@@ -16,19 +16,6 @@ use common::Espgw;
 use espgw_lab::{judge, Capture, Lab, LabOptions, Node, Profile, StrongSwan};
 use std::time::{Duration, Instant};
 
-/// `#pkts encaps` and `#pkts decaps` from `show crypto ipsec sa`.
-fn pkts(espgw: &Espgw) -> (u64, u64) {
-    let show = espgw.cli(&["show", "crypto", "ipsec", "sa"]);
-    let field = |name: &str| -> u64 {
-        show.lines()
-            .find_map(|l| l.trim().strip_prefix(name))
-            .and_then(|r| r.split(',').next())
-            .and_then(|n| n.trim().parse().ok())
-            .unwrap_or(0)
-    };
-    (field("#pkts encaps: "), field("#pkts decaps: "))
-}
-
 /// iperf3 from hostA to hostB; the JSON report (retries while the server is busy).
 fn iperf3(lab: &Lab, extra: &[&str]) -> serde_json::Value {
     let mut args = vec!["iperf3", "-c", "10.1.2.2", "-p", "45201", "-J", "-t", "2"];
@@ -165,14 +152,14 @@ fn run(tag: &str, s: Suite) {
 
     // show crypto ipsec sa counts exactly what was sent (the dataplane publishes its
     // counters per batch, so give it a moment).
-    let (e0, d0) = pkts(&espgw);
+    let (e0, d0) = espgw.ipsec_packet_counts();
     let p = lab.ping(Node::HostA, "10.1.2.2", 10).expect("ping");
     assert_eq!(p.received, 10, "{tag}: {p:?}");
     let t1 = Instant::now();
-    let (mut e1, mut d1) = pkts(&espgw);
+    let (mut e1, mut d1) = espgw.ipsec_packet_counts();
     while (e1 - e0 < 10 || d1 - d0 < 10) && t1.elapsed() < Duration::from_secs(3) {
         std::thread::sleep(Duration::from_millis(100));
-        (e1, d1) = pkts(&espgw);
+        (e1, d1) = espgw.ipsec_packet_counts();
     }
     assert_eq!((e1 - e0, d1 - d0), (10, 10), "{tag}: #pkts encaps/decaps");
 

@@ -25,19 +25,6 @@ struct Case {
     traffic: bool,
 }
 
-/// `#pkts encaps` and `#pkts decaps` from `show crypto ipsec sa`.
-fn pkts(espgw: &Espgw) -> (u64, u64) {
-    let show = espgw.cli(&["show", "crypto", "ipsec", "sa"]);
-    let field = |name: &str| -> u64 {
-        show.lines()
-            .find_map(|l| l.trim().strip_prefix(name))
-            .and_then(|r| r.split(',').next())
-            .and_then(|n| n.trim().parse().ok())
-            .unwrap_or(0)
-    };
-    (field("#pkts encaps: "), field("#pkts decaps: "))
-}
-
 /// tshark's `fields` of the frames of `pcap` matching `filter`, one Vec per frame.
 fn fields(pcap: &Path, filter: &str, names: &[&str]) -> Vec<Vec<String>> {
     let mut cmd = std::process::Command::new("tshark");
@@ -120,14 +107,14 @@ fn check_traffic(tag: &str, lab: &Lab, espgw: &Espgw, dp: &espgw_lab::LabProcess
             dp.log()
         );
     }
-    let (e0, d0) = pkts(espgw);
+    let (e0, d0) = espgw.ipsec_packet_counts();
     let p = lab.ping(Node::HostA, "10.1.2.2", 10).expect("ping");
     assert_eq!(p.received, 10, "{tag}: {p:?}");
     let t1 = Instant::now();
-    let (mut e1, mut d1) = pkts(espgw);
+    let (mut e1, mut d1) = espgw.ipsec_packet_counts();
     while (e1 - e0 < 10 || d1 - d0 < 10) && t1.elapsed() < Duration::from_secs(3) {
         std::thread::sleep(Duration::from_millis(100));
-        (e1, d1) = pkts(espgw);
+        (e1, d1) = espgw.ipsec_packet_counts();
     }
     assert_eq!((e1 - e0, d1 - d0), (10, 10), "{tag}: #pkts encaps/decaps");
     eprintln!("{tag}: 10 pings through the data plane; #pkts encaps {e1}, decaps {d1}");

@@ -181,6 +181,11 @@ impl Espgw {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// `#pkts encaps` and `#pkts decaps` summed over `show crypto ipsec sa`.
+    pub fn ipsec_packet_counts(&self) -> (u64, u64) {
+        espgw_lab::espgw::packet_counts(&self.cli(&["show", "crypto", "ipsec", "sa"]))
+    }
+
     /// `espgw --socket S ARGS…` whatever its exit status (commands that must fail).
     pub fn cli_output(&self, args: &[&str]) -> std::process::Output {
         std::process::Command::new(env!("CARGO_BIN_EXE_espgw"))
