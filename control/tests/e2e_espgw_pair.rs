@@ -183,14 +183,7 @@ fn pair(transform: &str) {
 
     // The first interesting packet starts the negotiation.
     let t0 = Instant::now();
-    let mut up = false;
-    while t0.elapsed() < Duration::from_secs(30) {
-        let once = ["ping", "-n", "-q", "-c", "1", "-W", "1", "10.1.2.2"];
-        if lab.exec(Node::HostA, &once).expect("ping").status.success() {
-            up = true;
-            break;
-        }
-    }
+    let up = common::ping_through(&lab, Node::HostA, "10.1.2.2", Duration::from_secs(30));
     let negotiation = t0.elapsed();
     assert!(up, "no reply through the tunnel\n{}", logs(&r1, &r2));
     let l1 = r1.control_log();
@@ -203,19 +196,7 @@ fn pair(transform: &str) {
     }
 
     // Exactly the pings are counted, on both sides.
-    let (e1, d1) = r1.ipsec_packet_counts().unwrap();
-    let (e2, d2) = r2.ipsec_packet_counts().unwrap();
-    let p = lab.ping(Node::HostA, "10.1.2.2", 10).expect("ping");
-    assert_eq!(p.received, 10, "{p:?}");
-    std::thread::sleep(Duration::from_millis(300));
-    let (e1b, d1b) = r1.ipsec_packet_counts().unwrap();
-    let (e2b, d2b) = r2.ipsec_packet_counts().unwrap();
-    assert_eq!(
-        (e1b - e1, d1b - d1, e2b - e2, d2b - d2),
-        (10, 10, 10, 10),
-        "10 echo requests and 10 replies: R1 encaps/decaps, R2 encaps/decaps\n{}",
-        r1.cli(&["show", "crypto", "ipsec", "sa"]).unwrap()
-    );
+    common::pings_counted_exactly(&lab, Node::HostA, "10.1.2.2", &r1, &r2, 10);
 
     // iperf3 TCP and UDP through the tunnel.
     let tcp = iperf(&lab, port, false);

@@ -13,7 +13,7 @@ use espgw_lab::{EspgwOptions, EspgwRouter, Lab, LabOptions, Node};
 use rsa::pkcs8::EncodePublicKey;
 use std::path::Path;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -100,15 +100,7 @@ fn pair(aggressive: bool) {
             r2.control_log()
         )
     };
-    let t0 = Instant::now();
-    let mut up = false;
-    while t0.elapsed() < Duration::from_secs(30) {
-        let once = ["ping", "-n", "-q", "-c", "1", "-W", "1", "10.1.2.2"];
-        if lab.exec(Node::HostA, &once).expect("ping").status.success() {
-            up = true;
-            break;
-        }
-    }
+    let up = common::ping_through(&lab, Node::HostA, "10.1.2.2", Duration::from_secs(30));
     assert!(up, "no reply through the tunnel\n{}", logs());
     let p = lab.ping(Node::HostA, "10.1.2.2", 5).expect("ping");
     assert_eq!(p.received, 5, "{p:?}");

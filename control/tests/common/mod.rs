@@ -373,7 +373,45 @@ pub fn wait(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
     f()
 }
 
+/// Whether one ping from `from` to `to` is answered (1 s each try) within `limit`: the
+/// first interesting packet of a tunnel, which may have to wait for the negotiation.
+pub fn ping_through(lab: &Lab, from: Node, to: &str, limit: Duration) -> bool {
+    let once = ["ping", "-n", "-q", "-c", "1", "-W", "1", to];
+    wait(limit, || {
+        lab.exec(from, &once).is_ok_and(|o| o.status.success())
+    })
+}
+
 /// Whether espgw-control's log shows `what` within `timeout`.
 pub fn wait_log(espgw: &Espgw, what: &str, timeout: Duration) -> bool {
     wait(timeout, || espgw.log().contains(what))
+}
+
+/// `n` pings from `from` (behind `near`) to `to` (behind `far`), each counted exactly once
+/// by both espgw routers' `show crypto ipsec sa`: the requests are `near`'s encaps and
+/// `far`'s decaps, the replies `far`'s encaps and `near`'s decaps.
+pub fn pings_counted_exactly(
+    lab: &Lab,
+    from: Node,
+    to: &str,
+    near: &espgw_lab::EspgwRouter,
+    far: &espgw_lab::EspgwRouter,
+    n: u32,
+) {
+    let (ne, nd) = near.ipsec_packet_counts().unwrap();
+    let (fe, fd) = far.ipsec_packet_counts().unwrap();
+    let p = lab.ping(from, to, n).expect("ping");
+    assert_eq!(p.received, n, "{p:?}");
+    std::thread::sleep(Duration::from_millis(300));
+    let (ne2, nd2) = near.ipsec_packet_counts().unwrap();
+    let (fe2, fd2) = far.ipsec_packet_counts().unwrap();
+    let n = u64::from(n);
+    assert_eq!(
+        (ne2 - ne, fd2 - fd, fe2 - fe, nd2 - nd),
+        (n, n, n, n),
+        "{n} requests: near encaps, far decaps; {n} replies: far encaps, near decaps\n\
+         near:\n{}\nfar:\n{}",
+        near.cli(&["show", "crypto", "ipsec", "sa"]).unwrap(),
+        far.cli(&["show", "crypto", "ipsec", "sa"]).unwrap()
+    );
 }
