@@ -2,82 +2,47 @@
 //! negotiation up, counted per phase and scraped as
 //! `espgw_ike_negotiations_total{phase,result="failed",reason}`.
 
-/// Why a negotiation failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum FailReason {
-    /// Our policy and the peer's proposals have nothing in common (IOS: "phase 1/2 SA
-    /// policy not acceptable"), either side's verdict (NO_PROPOSAL_CHOSEN).
-    NoProposalChosen,
-    /// The peer's proof of identity failed: a pre-shared key that differs (its first
-    /// message under the phase-1 keys does not decrypt or its HASH does not verify), a
-    /// bad signature, AUTHENTICATION_FAILED from the peer.
-    AuthFailed,
-    /// The peer's certificate is missing, unparsable, untrusted, expired or revoked.
-    CertInvalid,
-    /// The peer's identity or proxy identities are not ones we accept
-    /// (INVALID_ID_INFORMATION, or an ID its certificate does not carry).
-    InvalidId,
-    /// No pre-shared key (nor certificate) for the peer, or an unknown Easy VPN group.
-    NoKey,
-    /// Every retransmission went unanswered (IOS: "Death by retransmission").
-    RetransmissionsExhausted,
-    /// The exchange did not complete in the time allowed (phase 1, XAUTH).
-    Timeout,
-    /// The peer deleted the SA before the negotiation was done.
-    PeerDelete,
-    /// The peer answered with an error notify other than those above.
-    PeerError,
-    /// Too many of the peer's messages were malformed.
-    Malformed,
-    /// XAUTH: the user's name or password was refused.
-    XauthFailed,
-    /// Mode Config: the group's address pool has no address left (or does not exist).
-    PoolExhausted,
-    /// The Easy VPN group already has its `max-users` sessions.
-    MaxUsers,
-    /// The operator (`clear crypto …`) or a new configuration ended it.
-    Cleared,
+espgw_sadb::named_enum! {
+    /// Why a negotiation failed; the name is the `reason` label value.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+    pub enum FailReason {
+        /// Our policy and the peer's proposals have nothing in common (IOS: "phase 1/2 SA
+        /// policy not acceptable"), either side's verdict (NO_PROPOSAL_CHOSEN).
+        NoProposalChosen => "no_proposal_chosen",
+        /// The peer's proof of identity failed: a pre-shared key that differs (its first
+        /// message under the phase-1 keys does not decrypt or its HASH does not verify), a
+        /// bad signature, AUTHENTICATION_FAILED from the peer.
+        AuthFailed => "auth_failed",
+        /// The peer's certificate is missing, unparsable, untrusted, expired or revoked.
+        CertInvalid => "cert_invalid",
+        /// The peer's identity or proxy identities are not ones we accept
+        /// (INVALID_ID_INFORMATION, or an ID its certificate does not carry).
+        InvalidId => "invalid_id",
+        /// No pre-shared key (nor certificate) for the peer, no public key for it
+        /// (rsa-encr), or an unknown Easy VPN group.
+        NoKey => "no_key",
+        /// Every retransmission went unanswered (IOS: "Death by retransmission").
+        RetransmissionsExhausted => "retransmissions_exhausted",
+        /// The exchange did not complete in the time allowed (phase 1, XAUTH).
+        Timeout => "timeout",
+        /// The peer deleted the SA before the negotiation was done.
+        PeerDelete => "peer_delete",
+        /// The peer answered with an error notify other than those above.
+        PeerError => "peer_error",
+        /// Too many of the peer's messages were malformed.
+        Malformed => "malformed",
+        /// XAUTH: the user's name or password was refused.
+        XauthFailed => "xauth_failed",
+        /// Mode Config: the group's address pool has no address left (or does not exist).
+        PoolExhausted => "pool_exhausted",
+        /// The Easy VPN group already has its `max-users` sessions.
+        MaxUsers => "max_users",
+        /// The operator (`clear crypto …`) or a new configuration ended it.
+        Cleared => "cleared",
+    }
 }
 
 impl FailReason {
-    pub const COUNT: usize = 14;
-    pub const ALL: [FailReason; FailReason::COUNT] = [
-        FailReason::NoProposalChosen,
-        FailReason::AuthFailed,
-        FailReason::CertInvalid,
-        FailReason::InvalidId,
-        FailReason::NoKey,
-        FailReason::RetransmissionsExhausted,
-        FailReason::Timeout,
-        FailReason::PeerDelete,
-        FailReason::PeerError,
-        FailReason::Malformed,
-        FailReason::XauthFailed,
-        FailReason::PoolExhausted,
-        FailReason::MaxUsers,
-        FailReason::Cleared,
-    ];
-
-    /// The `reason` label value.
-    pub const fn name(self) -> &'static str {
-        match self {
-            FailReason::NoProposalChosen => "no_proposal_chosen",
-            FailReason::AuthFailed => "auth_failed",
-            FailReason::CertInvalid => "cert_invalid",
-            FailReason::InvalidId => "invalid_id",
-            FailReason::NoKey => "no_key",
-            FailReason::RetransmissionsExhausted => "retransmissions_exhausted",
-            FailReason::Timeout => "timeout",
-            FailReason::PeerDelete => "peer_delete",
-            FailReason::PeerError => "peer_error",
-            FailReason::Malformed => "malformed",
-            FailReason::XauthFailed => "xauth_failed",
-            FailReason::PoolExhausted => "pool_exhausted",
-            FailReason::MaxUsers => "max_users",
-            FailReason::Cleared => "cleared",
-        }
-    }
-
     /// The reason an error notify from the peer gives (RFC 2408 §3.14.1).
     pub fn of_notify(nt: crate::isakmp::NotifyType) -> FailReason {
         use crate::isakmp::NotifyType as N;
