@@ -1,8 +1,10 @@
 //! `logging host` on the real daemon (issue 16): R1's espgw-control, with no debugging on,
 //! answers Main Mode from R2's espgw-control configured with the wrong pre-shared key, and
 //! logs `%CRYPTO-4-IKMP_BAD_MESSAGE` as RFC 3164 syslog over UDP to a socket this test owns
-//! on hostA (10.1.1.2, inside the test's lab): PRI 188 (local7 = 23, severity 4 from the
-//! tag). Neither router's key is in any datagram, and `show logging` counts what was sent.
+//! on hostA (10.1.1.2, inside the test's lab) from the configured `logging facility local6`:
+//! PRI 180 (local6 = 22, severity 4 from the tag; local7's 188 when no facility is given is
+//! the config and daemon unit tests'). Neither router's key is in any datagram, and `show
+//! logging` counts what was sent.
 
 use espgw_lab::{Lab, LabProcess, Node};
 use std::path::{Path, PathBuf};
@@ -113,7 +115,7 @@ fn crypto_messages_reach_the_logging_host_with_ios_pri_and_no_key() {
 
     let logging = format!(
         "logging host 10.1.1.2 transport udp port {SYSLOG_PORT}\nlogging trap informational\n\
-         logging buffered 8192\n"
+         logging facility local6\nlogging buffered 8192\n"
     );
     let (r1, s1) = control(&lab, Node::R1, &config(Node::R1, R1_PSK, &logging));
     let (r2, s2) = control(&lab, Node::R2, &config(Node::R2, R2_PSK, ""));
@@ -133,9 +135,9 @@ fn crypto_messages_reach_the_logging_host_with_ios_pri_and_no_key() {
         .map(|d| String::from_utf8_lossy(d).into_owned())
         .filter(|d| d.contains(want))
         .collect();
-    // RFC 3164: <PRI>Mmm dd hh:mm:ss HOSTNAME TAG: MSG, PRI = 23 * 8 + 4.
+    // RFC 3164: <PRI>Mmm dd hh:mm:ss HOSTNAME TAG: MSG, PRI = 22 (local6) * 8 + 4.
     let d = &bad[0];
-    assert!(d.starts_with("<188>"), "{d}");
+    assert!(d.starts_with("<180>"), "{d}");
     let rest = &d[5..];
     assert_eq!(&rest[15..], format!(" R1 espgw-control: {want}"), "{d}");
     assert_eq!(rest.as_bytes()[3], b' ', "{d}");
@@ -175,6 +177,8 @@ fn crypto_messages_reach_the_logging_host_with_ios_pri_and_no_key() {
         all.len()
     );
     assert!(show.contains("Log Buffer (8192 bytes):"), "{show}");
+    let running = cli(&s1, &["show", "running-config"]);
+    assert!(running.contains("\nlogging facility local6\n"), "{running}");
     assert!(show.contains(want), "{show}");
     drop((r1, r2, receiver));
     eprintln!("logging_syslog: {:.1} s", t_start.elapsed().as_secs_f64());

@@ -1,5 +1,5 @@
-//! System message logging (`logging host`, `logging trap`, `logging buffered`,
-//! `logging rate-limit`, `[no] logging console`), with IOS's defaults.
+//! System message logging (`logging host`, `logging trap`, `logging facility`,
+//! `logging buffered`, `logging rate-limit`, `[no] logging console`), with IOS's defaults.
 
 use std::net::Ipv4Addr;
 
@@ -18,6 +18,68 @@ pub const LEVEL_NAMES: [&str; 8] = [
 /// The name IOS gives severity `level` (`informational` for 6); `level` is 0..=7.
 pub fn level_name(level: u8) -> &'static str {
     LEVEL_NAMES[usize::from(level.min(7))]
+}
+
+/// `logging facility NAME`: the syslog facility of the messages sent to the `logging
+/// host`s (IOS default local7).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Facility(u8);
+
+impl Facility {
+    pub const LOCAL7: Facility = Facility(23);
+    /// The names IOS accepts, with their RFC 3164 codes (`sys9` … `sys14` are codes 9 …
+    /// 14; `cron` is the other clock daemon, 15).
+    pub const NAMES: [(&'static str, u8); 24] = [
+        ("kern", 0),
+        ("user", 1),
+        ("mail", 2),
+        ("daemon", 3),
+        ("auth", 4),
+        ("syslog", 5),
+        ("lpr", 6),
+        ("news", 7),
+        ("uucp", 8),
+        ("sys9", 9),
+        ("sys10", 10),
+        ("sys11", 11),
+        ("sys12", 12),
+        ("sys13", 13),
+        ("sys14", 14),
+        ("cron", 15),
+        ("local0", 16),
+        ("local1", 17),
+        ("local2", 18),
+        ("local3", 19),
+        ("local4", 20),
+        ("local5", 21),
+        ("local6", 22),
+        ("local7", 23),
+    ];
+
+    /// The facility IOS calls `name` (any case).
+    pub fn from_name(name: &str) -> Option<Facility> {
+        Facility::NAMES
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, c)| Facility(*c))
+    }
+    /// The RFC 3164 code (PRI = code × 8 + severity).
+    pub fn code(self) -> u8 {
+        self.0
+    }
+    /// The IOS name.
+    pub fn name(self) -> &'static str {
+        Facility::NAMES
+            .iter()
+            .find(|(_, c)| *c == self.0)
+            .map_or("local7", |(n, _)| n)
+    }
+}
+
+impl Default for Facility {
+    fn default() -> Self {
+        Facility::LOCAL7
+    }
 }
 
 /// `logging host A.B.C.D [transport udp port N]`.
@@ -66,6 +128,8 @@ pub struct Logging {
     /// `logging trap LEVEL`: messages at this severity or more severe go to the hosts
     /// (IOS default 6, informational).
     pub trap: u8,
+    /// `logging facility NAME` (default local7).
+    pub facility: Facility,
     /// `logging buffered`: None unless configured.
     pub buffered: Option<LogBuffer>,
     /// `logging console` (on by default; `no logging console` turns it off): the daemon's
@@ -84,6 +148,7 @@ impl Default for Logging {
         Logging {
             hosts: Vec::new(),
             trap: Logging::DEFAULT_TRAP,
+            facility: Facility::LOCAL7,
             buffered: None,
             console: true,
             rate_limit: None,

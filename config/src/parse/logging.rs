@@ -1,8 +1,9 @@
 //! The `logging` lines: `logging host A.B.C.D [transport udp port N]` (and the old form
-//! `logging A.B.C.D`), `logging trap LEVEL`, `logging buffered [SIZE] [LEVEL]`,
-//! `[no] logging console [LEVEL]`, `logging rate-limit [console|all] N`. Levels are IOS's,
-//! by name or number (emergencies 0 … debugging 7). Other `logging` lines IOS knows
-//! (`logging facility`, `logging source-interface`, …) are skipped with a warning.
+//! `logging A.B.C.D`), `logging trap LEVEL`, `logging facility NAME`, `logging buffered
+//! [SIZE] [LEVEL]`, `[no] logging console [LEVEL]`, `logging rate-limit [console|all] N`.
+//! Levels are IOS's, by name or number (emergencies 0 … debugging 7); facilities by IOS's
+//! names (`local0` … `local7`, `auth`, `daemon`, …). Other `logging` lines IOS knows
+//! (`logging source-interface`, …) are skipped with a warning.
 
 use super::*;
 
@@ -15,6 +16,15 @@ fn level(t: &mut Toks<'_>) -> R<u8> {
         return Ok(t.number(EXPECTED, 0, 7)? as u8);
     }
     Ok(t.choice(&LEVEL_NAMES, EXPECTED)? as u8)
+}
+
+/// A facility by IOS name (`t` at it).
+fn facility(t: &mut Toks<'_>) -> R<Facility> {
+    const EXPECTED: &str =
+        "a facility: auth|cron|daemon|kern|local0-7|lpr|mail|news|sys9-14|syslog|user|uucp";
+    let names = Facility::NAMES.map(|(n, _)| n);
+    let i = t.choice(&names, EXPECTED)?;
+    Ok(Facility::from_name(names[i]).unwrap_or_default())
 }
 
 impl Parser<'_> {
@@ -41,6 +51,14 @@ impl Parser<'_> {
             } else if t.eat("trap") {
                 t.end()?;
                 self.cfg.logging.trap = Logging::DEFAULT_TRAP;
+            } else if t.eat("facility") {
+                // IOS takes `no logging facility [NAME]`: back to local7 either way.
+                t.cmd("no logging facility");
+                if t.peek().is_some() {
+                    facility(t)?;
+                }
+                t.end()?;
+                self.cfg.logging.facility = Facility::LOCAL7;
             } else if t.eat("host") {
                 t.cmd("no logging host");
                 let addr = t.ipv4("an IPv4 address")?;
@@ -84,6 +102,11 @@ impl Parser<'_> {
             };
             t.end()?;
             self.cfg.logging.trap = l;
+        } else if t.eat("facility") {
+            t.cmd("logging facility");
+            let f = facility(t)?;
+            t.end()?;
+            self.cfg.logging.facility = f;
         } else if t.eat("buffered") {
             t.cmd("logging buffered");
             let mut b = LogBuffer {

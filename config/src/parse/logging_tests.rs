@@ -128,12 +128,33 @@ fn console_and_rate_limit() {
 }
 
 #[test]
+fn facility_by_ios_name_default_local7() {
+    assert_eq!(cfg("hostname R1\n").facility, Facility::LOCAL7);
+    assert_eq!(Facility::LOCAL7.code(), 23);
+    for (name, code) in Facility::NAMES {
+        let f = cfg(&format!("logging facility {name}\n")).facility;
+        assert_eq!((f.code(), f.name()), (code, name));
+    }
+    assert_eq!(cfg("logging facility LOCAL0\n").facility.code(), 16);
+    assert_eq!(cfg("logging facility auth\n").facility.code(), 4);
+    // `no logging facility [NAME]` is local7 again.
+    assert_eq!(
+        cfg("logging facility local3\nno logging facility local3\n").facility,
+        Facility::LOCAL7
+    );
+    assert_eq!(
+        cfg("logging facility local3\nno logging facility\n").facility,
+        Facility::LOCAL7
+    );
+}
+
+#[test]
 fn other_logging_lines_are_skipped_with_a_warning() {
-    let p = parse_ok("logging facility local6\nlogging source-interface Ethernet1/0\n");
+    let p = parse_ok("logging source-interface Ethernet1/0\nlogging origin-id hostname\n");
     let w: Vec<_> = p.warnings.iter().filter(|w| w.line > 0).collect();
     assert_eq!(w.len(), 2, "{w:?}");
     assert_eq!(w[0].line, 1);
-    assert!(w[0].message.contains("logging facility"));
+    assert!(w[0].message.contains("logging source-interface"));
     assert_eq!(p.config.logging, Logging::default());
 }
 
@@ -185,6 +206,18 @@ fn errors_carry_line_and_reason() {
         e.to_string().contains("expected messages per second"),
         "{e}"
     );
+
+    let e = err("hostname R1\n!\nlogging facility local8\n");
+    assert_eq!(e.line, 3);
+    assert!(
+        e.to_string()
+            .contains("logging facility: expected a facility: auth|cron|daemon|kern|local0-7"),
+        "{e}"
+    );
+    let e = err("logging facility\n");
+    assert!(e.to_string().contains("expected a facility"), "{e}");
+    let e = err("logging facility local0 local1\n");
+    assert!(e.to_string().contains("expected end of line"), "{e}");
 
     let e = err("logging host 10.1.1.2 extra\n");
     assert!(e.to_string().contains("expected end of line"), "{e}");

@@ -1,7 +1,8 @@
 //! Where the endpoint's system messages go (`logging …` in the configuration): the daemon's
 //! own log (stderr, the journal under systemd; `[no] logging console`), the `logging
 //! buffered` ring that `show logging` prints, and RFC 3164 syslog over UDP to each `logging
-//! host` at or above the `logging trap` level, from facility local7 as IOS sends. A
+//! host` at or above the `logging trap` level, from the `logging facility` (local7 unless
+//! configured, as on IOS). A
 //! `logging rate-limit` caps messages a second; the next message let through after some were
 //! suppressed is preceded by "N messages rate-limited".
 
@@ -10,16 +11,13 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::cli::api::{LogHostView, LoggingView};
-use crate::config::model::{level_name, LogBuffer, Logging, RateLimitScope};
+use crate::config::model::{level_name, Facility, LogBuffer, Logging, RateLimitScope};
 use crate::ike::syslog::INFORMATIONAL;
 use crate::ike::SyslogMessage;
 
-/// IOS sends from facility local7 (23) unless `logging facility` says otherwise.
-pub const FACILITY_LOCAL7: u8 = 23;
-
 /// RFC 3164 PRI: facility × 8 + severity.
-pub fn pri(facility: u8, severity: u8) -> u8 {
-    facility * 8 + severity.min(7)
+pub fn pri(facility: Facility, severity: u8) -> u8 {
+    facility.code() * 8 + severity.min(7)
 }
 
 /// At most `per_second` messages in each one-second window; counts what it refused.
@@ -187,7 +185,13 @@ impl Logger {
         self.buffer_line(m.severity, &line);
         self.send_to_hosts(
             m.severity,
-            &rfc3164(m.severity, &self.hostname, wall, &m.to_string()),
+            &rfc3164(
+                self.cfg.facility,
+                m.severity,
+                &self.hostname,
+                wall,
+                &m.to_string(),
+            ),
         );
     }
 
@@ -214,7 +218,13 @@ impl Logger {
             self.buffer_line(INFORMATIONAL, &format!("{stamp}: {text}"));
             self.send_to_hosts(
                 INFORMATIONAL,
-                &rfc3164(INFORMATIONAL, &self.hostname, wall, &text),
+                &rfc3164(
+                    self.cfg.facility,
+                    INFORMATIONAL,
+                    &self.hostname,
+                    wall,
+                    &text,
+                ),
             );
         }
     }
@@ -307,12 +317,18 @@ pub fn ios_stamp(t: SystemTime) -> String {
     format!("{} {d:>2} {h:02}:{m:02}:{s:02}.{ms:03}", MONTHS[mo])
 }
 
-/// An RFC 3164 datagram from facility local7: `<PRI>Mmm dd hh:mm:ss HOST espgw-control: MSG`.
-pub fn rfc3164(severity: u8, hostname: &str, t: SystemTime, msg: &str) -> String {
+/// An RFC 3164 datagram from `facility`: `<PRI>Mmm dd hh:mm:ss HOST espgw-control: MSG`.
+pub fn rfc3164(
+    facility: Facility,
+    severity: u8,
+    hostname: &str,
+    t: SystemTime,
+    msg: &str,
+) -> String {
     let (mo, d, h, m, s, _) = civil(t);
     format!(
         "<{}>{} {d:>2} {h:02}:{m:02}:{s:02} {hostname} espgw-control: {msg}",
-        pri(FACILITY_LOCAL7, severity),
+        pri(facility, severity),
         MONTHS[mo]
     )
 }

@@ -39,13 +39,15 @@ fn rate_limiter_passes_n_a_second_and_counts_the_rest() {
 }
 
 #[test]
-fn pri_is_local7_times_eight_plus_the_tag_severity() {
-    assert_eq!(pri(FACILITY_LOCAL7, WARNINGS), 188);
-    assert_eq!(pri(FACILITY_LOCAL7, INFORMATIONAL), 190);
+fn pri_is_the_facility_times_eight_plus_the_tag_severity() {
+    assert_eq!(pri(Facility::LOCAL7, WARNINGS), 188);
+    assert_eq!(pri(Facility::LOCAL7, INFORMATIONAL), 190);
+    let local0 = Facility::from_name("local0").unwrap();
+    assert_eq!(pri(local0, WARNINGS), 132);
     let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_764_680_433);
     let m = msg(WARNINGS);
     assert_eq!(
-        rfc3164(m.severity, "R1", t, &m.to_string()),
+        rfc3164(Facility::LOCAL7, m.severity, "R1", t, &m.to_string()),
         "<188>Dec  2 13:00:33 R1 espgw-control: %CRYPTO-4-IKMP_BAD_MESSAGE: IKE message from 192.0.2.1 failed"
     );
     assert_eq!(
@@ -65,6 +67,7 @@ fn logging(trap: u8, buffered: Option<LogBuffer>, rate: Option<RateLimit>) -> Lo
             port: 514,
         }],
         trap,
+        facility: Facility::LOCAL7,
         buffered,
         console: false,
         rate_limit: rate,

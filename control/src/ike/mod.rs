@@ -9,6 +9,7 @@
 //!   module per exchange; inputs `(now, …)`, outputs polled; randomness through
 //!   [`crypto::Random`].
 //! - [`config`]: what the core is configured with; [`ios`] builds it from the IOS model.
+//! - [`failure`]: why a negotiation failed ([`FailReason`]), counted per phase.
 //! - [`syslog`]: the `%CRYPTO-…` system messages, as values the endpoint queues always.
 //! - [`keylog`]: the `--keylog` line format (tshark UAT records) and its parser.
 //!
@@ -21,6 +22,7 @@ pub mod config;
 pub mod crypto;
 pub mod endpoint;
 pub mod ezvpn;
+pub mod failure;
 pub mod ios;
 pub mod keylog;
 pub mod latency;
@@ -31,6 +33,7 @@ pub mod types;
 
 pub use config::*;
 pub use endpoint::{Endpoint, IkeError, IosState, ReconfigReport};
+pub use failure::{FailReason, Failures};
 pub use syslog::SyslogMessage;
 pub use types::*;
 

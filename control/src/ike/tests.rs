@@ -443,6 +443,14 @@ fn wrong_psk_fails_cleanly_on_both_sides() {
         .any(|e| matches!(e, Event::NegotiationFailed { .. })));
     assert_eq!(lab.a.isakmp_sa_count(), 0);
     assert_eq!(lab.b.isakmp_sa_count(), 0);
+    // One failed negotiation each, by the reason each side could know: B could not read
+    // A's MM5 under its keys (the keys differ: auth_failed); A heard nothing back.
+    let (fa, fb) = (lab.a.counters.p1_failed, lab.b.counters.p1_failed);
+    assert_eq!((fb.total(), fb.get(FailReason::AuthFailed)), (1, 1));
+    assert_eq!(
+        (fa.total(), fa.get(FailReason::RetransmissionsExhausted)),
+        (1, 1)
+    );
 }
 
 /// The `%CRYPTO-…` messages come out of `poll_syslog` as values, with debugging off too,

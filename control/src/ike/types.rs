@@ -162,8 +162,12 @@ pub struct Counters {
     pub p2_started: u64,
     pub p1_established: u64,
     pub p2_established: u64,
-    pub p1_failed: u64,
-    pub p2_failed: u64,
+    /// Phase-1 negotiations that failed before the ISAKMP SA was established, by reason.
+    pub p1_failed: crate::ike::Failures,
+    /// XAUTH / Mode Config (phase 1.5) that failed after phase 1, by reason.
+    pub p15_failed: crate::ike::Failures,
+    /// Quick Mode exchanges that failed, by reason.
+    pub p2_failed: crate::ike::Failures,
     pub dpd_dead_peers: u64,
     /// Time from the first message to the ISAKMP SA's establishment.
     pub p1_setup: crate::ike::latency::SetupLatency,

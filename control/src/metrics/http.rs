@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use prometheus_client::registry::Registry;
+use super::Metrics;
 
 /// OpenMetrics 1.0 text, as Prometheus asks for it.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -28,8 +28,8 @@ pub struct MetricsServer {
 
 impl MetricsServer {
     /// Binds `addr` (port 0: any free port, see [`MetricsServer::local_addr`]) and serves
-    /// scrapes of `registry` from a thread of its own.
-    pub fn start(addr: SocketAddr, registry: Registry) -> Result<MetricsServer, StartError> {
+    /// scrapes of `metrics` from a thread of its own.
+    pub fn start(addr: SocketAddr, metrics: Metrics) -> Result<MetricsServer, StartError> {
         let server = tiny_http::Server::http(addr).map_err(|e| StartError {
             addr,
             reason: e.to_string(),
@@ -42,7 +42,7 @@ impl MetricsServer {
         let s = server.clone();
         let thread = std::thread::Builder::new()
             .name("espgw-metrics".into())
-            .spawn(move || serve(&s, &registry))
+            .spawn(move || serve(&s, metrics))
             .map_err(|e| StartError {
                 addr,
                 reason: e.to_string(),
@@ -73,8 +73,8 @@ fn header(name: &str, value: &str) -> Option<tiny_http::Header> {
     tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()).ok()
 }
 
-fn serve(server: &tiny_http::Server, registry: &Registry) {
-    // One buffer for every scrape (see `scrape_into`).
+fn serve(server: &tiny_http::Server, mut metrics: Metrics) {
+    // One buffer for every scrape (see `Metrics::scrape_into`).
     let mut buf = String::new();
     // `incoming_requests` ends when `unblock` is called.
     for req in server.incoming_requests() {
@@ -85,15 +85,20 @@ fn serve(server: &tiny_http::Server, registry: &Registry) {
         } else if path != "/metrics" {
             req.respond(tiny_http::Response::from_string("see /metrics\n").with_status_code(404))
         } else {
-            super::scrape_into(registry, &mut buf);
+            metrics.scrape_into(&mut buf);
             let headers = header("Content-Type", CONTENT_TYPE).into_iter().collect();
-            req.respond(tiny_http::Response::new(
-                tiny_http::StatusCode(200),
-                headers,
-                buf.as_bytes(),
-                Some(buf.len()),
-                None,
-            ))
+            // The length is known: a Content-Length and the body as it is, also to an
+            // HTTP/1.1 scraper (tiny_http chunks anything from 32 KiB up by default).
+            req.respond(
+                tiny_http::Response::new(
+                    tiny_http::StatusCode(200),
+                    headers,
+                    buf.as_bytes(),
+                    Some(buf.len()),
+                    None,
+                )
+                .with_chunked_threshold(usize::MAX),
+            )
         };
     }
 }

@@ -1,74 +1,44 @@
 //! Metrics an NMS can scrape (`espgw-control --metrics ADDR:PORT`): the OpenMetrics text
-//! of [`scrape`], served at `/metrics` by [`http`]. Read at scrape time, nothing cached:
+//! of [`Metrics::scrape`], served at `/metrics` by [`http`]. Read at scrape time, nothing cached:
 //!
 //! - per IPsec SA, from the shared-memory SA database: `espgw_ipsec_sa_packets_total`,
 //!   `espgw_ipsec_sa_bytes_total`, `espgw_ipsec_sa_drops_total{reason}`, labelled `peer`,
 //!   `map`, `seq`, `spi` (as IOS prints it), `direction`, `transform` — the same counters
 //!   `show crypto ipsec sa` sums into `#pkts encaps`/`#pkts decaps`. A drop reason's
 //!   series appears once it has counted a packet (a zero series per reason and SA would be
-//!   most of a scrape of 10,000 SAs); absent means 0;
+//!   most of a scrape of 10,000 SAs); absent means 0. Written by hand ([`sa`]): a
+//!   scrape of 10,000 SAs in a few milliseconds;
 //! - per data-plane worker, with `--dataplane-stats FILE` ([`workers`]): packets, ESP
 //!   packets, batches, busy seconds and AF_XDP ring drops;
 //! - the data plane's global counters (`show crypto dataplane`):
 //!   `espgw_dataplane_drops_total{reason}` and `espgw_dataplane_sa_request_total{event}`;
 //! - from the IKE endpoint: `espgw_ike_sas{state}` (IOS state names),
-//!   `espgw_ike_half_open`, `espgw_ike_negotiations_total{phase,result}`
-//!   (started/succeeded/failed), the histogram `espgw_ike_setup_seconds{phase}` and
+//!   `espgw_ike_half_open`, `espgw_ike_negotiations_total{phase,result[,reason]}`
+//!   (started/succeeded; failed by [`FailReason`]), the histogram `espgw_ike_setup_seconds{phase}` and
 //!   `espgw_ike_drops_total{reason}`.
 //!
 //! Nothing secret is read: records are decoded for their labels only, keys never leave
 //! the region.
 
 pub mod http;
+mod sa;
 pub mod workers;
 
-use std::fmt::{self, Write as _};
-use std::net::Ipv4Addr;
+use std::fmt;
 
-use espgw_sadb::{ios_spi, Direction, DropReason, GlobalCounter, SaDbReader};
+use espgw_sadb::{DropReason, GlobalCounter, SaDbReader};
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{
-    DescriptorEncoder, EncodeLabel, EncodeLabelSet, EncodeLabelValue, EncodeMetric,
-    LabelSetEncoder, LabelValueEncoder,
-};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
 use crate::driver::Shared;
+use crate::ike::FailReason;
 
-/// The labels of one SA's series, written straight into the scrape (no string per label).
-struct SaLabels<'a> {
-    peer: Ipv4Addr,
-    map: &'a str,
-    seq: u32,
-    spi: String,
-    direction: &'static str,
-    transform: &'static str,
-}
-
-/// A label value as its `Display` writes it.
-struct Shown<T>(T);
-
-impl<T: fmt::Display> EncodeLabelValue for Shown<T> {
-    fn encode(&self, enc: &mut LabelValueEncoder) -> fmt::Result {
-        write!(enc, "{}", self.0)
-    }
-}
-
-impl EncodeLabelSet for &SaLabels<'_> {
-    fn encode(&self, enc: &mut LabelSetEncoder) -> fmt::Result {
-        ("peer", Shown(self.peer)).encode(enc.encode_label())?;
-        ("map", self.map).encode(enc.encode_label())?;
-        ("seq", self.seq).encode(enc.encode_label())?;
-        ("spi", self.spi.as_str()).encode(enc.encode_label())?;
-        ("direction", self.direction).encode(enc.encode_label())?;
-        ("transform", self.transform).encode(enc.encode_label())
-    }
-}
-
-/// The per-SA and data-plane-global counters of an SA database region.
+/// The data plane's global counters in an SA database region (the per-SA families are
+/// [`sa::SaFamilies`]'s).
 #[derive(Debug)]
 pub struct RegionCollector(pub SaDbReader);
 
@@ -96,51 +66,6 @@ fn counter(
 
 impl Collector for RegionCollector {
     fn encode(&self, mut enc: DescriptorEncoder) -> fmt::Result {
-        // A writer stalled mid-update for 200 ms: this scrape has no per-SA series (the
-        // next one will); the global counters need no lock.
-        let entries = self.0.snapshot_all().map(|s| s.entries).unwrap_or_default();
-        let sas: Vec<(SaLabels, espgw_sadb::SaCounterValues)> = entries
-            .iter()
-            .filter_map(|e| {
-                let v = self.0.counters(e.slot)?.values();
-                let r = &e.record;
-                let labels = SaLabels {
-                    peer: *r.peer.ip(),
-                    map: r.crypto_map.as_str(),
-                    seq: r.crypto_map_seq,
-                    spi: ios_spi(r.spi),
-                    direction: match r.direction {
-                        Direction::Inbound => "inbound",
-                        Direction::Outbound => "outbound",
-                    },
-                    transform: r.transform.ios_name(),
-                };
-                Some((labels, v))
-            })
-            .collect();
-        counter(
-            &mut enc,
-            "espgw_ipsec_sa_packets",
-            "Packets the data plane processed on an IPsec SA (show crypto ipsec sa #pkts encaps/decaps).",
-            sas.iter().map(|(l, v)| (l, v.packets)),
-        )?;
-        counter(
-            &mut enc,
-            "espgw_ipsec_sa_bytes",
-            "Bytes the data plane processed on an IPsec SA (counted for the kilobyte lifetime).",
-            sas.iter().map(|(l, v)| (l, v.bytes)),
-        )?;
-        counter(
-            &mut enc,
-            "espgw_ipsec_sa_drops",
-            "Packets of an IPsec SA the data plane dropped, by reason.",
-            sas.iter().flat_map(|(l, v)| {
-                DropReason::ALL
-                    .into_iter()
-                    .filter(|r| v.drop_count(*r) > 0)
-                    .map(move |r| ((l, [("reason", r.name())]), v.drop_count(r)))
-            }),
-        )?;
         let g = self.0.global();
         counter(
             &mut enc,
@@ -227,20 +152,35 @@ impl Collector for IkeCollector {
                     )?;
             }
         }
-        let neg = [
-            ("1", "started", c.p1_started),
-            ("1", "succeeded", c.p1_established),
-            ("1", "failed", c.p1_failed),
-            ("2", "started", c.p2_started),
-            ("2", "succeeded", c.p2_established),
-            ("2", "failed", c.p2_failed),
-        ];
+        // Started and succeeded per phase; failed per phase and reason, every reason a
+        // series (0 until it happens). Phase 1.5 is XAUTH / Mode Config after an
+        // established phase 1: only its failures are counted.
+        let mut neg: Vec<(Vec<(&str, &str)>, u64)> = Vec::new();
+        for (phase, started, succeeded) in [
+            ("1", c.p1_started, c.p1_established),
+            ("2", c.p2_started, c.p2_established),
+        ] {
+            neg.push((vec![("phase", phase), ("result", "started")], started));
+            neg.push((vec![("phase", phase), ("result", "succeeded")], succeeded));
+        }
+        for (phase, failed) in [
+            ("1", &c.p1_failed),
+            ("1.5", &c.p15_failed),
+            ("2", &c.p2_failed),
+        ] {
+            for r in FailReason::ALL {
+                neg.push((
+                    vec![("phase", phase), ("result", "failed"), ("reason", r.name())],
+                    failed.get(r),
+                ));
+            }
+        }
         counter(
             &mut enc,
             "espgw_ike_negotiations",
-            "IKE negotiations by phase (1: ISAKMP SA, 2: Quick Mode) and result.",
-            neg.into_iter()
-                .map(|(p, r, v)| ([("phase", p), ("result", r)], v)),
+            "IKE negotiations by phase (1: ISAKMP SA, 1.5: XAUTH/Mode Config, 2: Quick Mode) \
+             and result; failures by reason.",
+            neg.into_iter(),
         )?;
         let drops = [
             ("malformed", c.rx_malformed),
@@ -284,19 +224,52 @@ pub struct Sources {
     pub dataplane_stats: Option<std::path::PathBuf>,
 }
 
-/// The registry one scrape encodes.
-pub fn registry(src: Sources) -> Registry {
-    let mut r = Registry::default();
-    if let Some(reader) = src.region {
-        r.register_collector(Box::new(RegionCollector(reader)));
+/// What one scrape encodes: the per-SA families, written by hand ([`sa`]), then the
+/// small fixed families through prometheus-client's registry. Owned by the endpoint's
+/// thread; its buffers are kept from one scrape to the next.
+pub struct Metrics {
+    region: Option<SaDbReader>,
+    sa: sa::SaFamilies,
+    registry: Registry,
+}
+
+impl Metrics {
+    pub fn new(src: Sources) -> Metrics {
+        let mut registry = Registry::default();
+        if let Some(reader) = &src.region {
+            registry.register_collector(Box::new(RegionCollector(reader.clone())));
+        }
+        if let Some(shared) = src.ike {
+            registry.register_collector(Box::new(IkeCollector(shared)));
+        }
+        if let Some(path) = src.dataplane_stats {
+            registry.register_collector(Box::new(workers::WorkerCollector(path)));
+        }
+        Metrics {
+            region: src.region,
+            sa: sa::SaFamilies::default(),
+            registry,
+        }
     }
-    if let Some(shared) = src.ike {
-        r.register_collector(Box::new(IkeCollector(shared)));
+
+    /// One scrape: the OpenMetrics text of every family (ends with `# EOF`).
+    pub fn scrape(&mut self) -> String {
+        let mut s = String::new();
+        self.scrape_into(&mut s);
+        s
     }
-    if let Some(path) = src.dataplane_stats {
-        r.register_collector(Box::new(workers::WorkerCollector(path)));
+
+    /// [`Metrics::scrape`] into `buf` (cleared first). A buffer kept from one scrape to
+    /// the next saves growing and faulting in megabytes each time.
+    pub fn scrape_into(&mut self, buf: &mut String) {
+        buf.clear();
+        if let Some(region) = &self.region {
+            self.sa.encode(region, buf);
+        }
+        // Writing to a String cannot fail; a collector's error would be a bug in it.
+        let _ = prometheus_client::encoding::text::encode_registry(buf, &self.registry);
+        let _ = prometheus_client::encoding::text::encode_eof(buf);
     }
-    r
 }
 
 /// The endpoint for a daemon: its region, its IKE endpoint and (given its path) the data
@@ -306,30 +279,15 @@ pub fn serve(
     daemon: &crate::daemon::Daemon,
     dataplane_stats: Option<std::path::PathBuf>,
 ) -> Result<http::MetricsServer, http::StartError> {
-    let r = registry(Sources {
+    let m = Metrics::new(Sources {
         region: daemon.sa().reader(),
         ike: Some(daemon.shared().clone()),
         dataplane_stats,
     });
-    let server = http::MetricsServer::start(addr, r)?;
+    let server = http::MetricsServer::start(addr, m)?;
     eprintln!(
         "espgw-control: metrics on http://{}/metrics",
         server.local_addr()
     );
     Ok(server)
-}
-
-/// One scrape: the OpenMetrics text of every collector in `r` (ends with `# EOF`).
-pub fn scrape(r: &Registry) -> String {
-    let mut s = String::new();
-    scrape_into(r, &mut s);
-    s
-}
-
-/// [`scrape`] into `buf` (cleared first). A buffer kept from one scrape to the next saves
-/// growing and faulting in megabytes each time (a third of a 10,000-SA scrape's time).
-pub fn scrape_into(r: &Registry, buf: &mut String) {
-    buf.clear();
-    // Writing to a String cannot fail; a collector's error would be a bug in it.
-    let _ = prometheus_client::encoding::text::encode(buf, r);
 }

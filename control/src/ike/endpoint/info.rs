@@ -145,24 +145,35 @@ impl Endpoint {
             .map(|(k, _)| *k)
             .collect();
         for k in old {
-            self.with_sa(k, |ep, s| ep.fail_p1(s, "INITIAL_CONTACT"));
+            self.with_sa(k, |ep, s| {
+                ep.fail_p1(s, "INITIAL_CONTACT", FailReason::PeerDelete)
+            });
         }
         self.remove_peer_pairs(sa.remote);
     }
 
-    /// Deletes the SA, telling the peer if it was established.
-    pub(super) fn delete_p1(&mut self, sa: &mut P1Sa, reason: &str) {
+    /// Deletes the SA, telling the peer if it was established (not yet: a failed
+    /// negotiation, counted as `why`).
+    pub(super) fn delete_p1(&mut self, sa: &mut P1Sa, reason: &str, why: FailReason) {
         if sa.state.is_established() {
             self.send_informational(sa, Self::isakmp_delete(sa));
         }
-        self.fail_p1(sa, reason);
+        self.fail_p1(sa, reason, why);
+    }
+
+    /// XAUTH / Mode Config (phase 1.5) failed for `why`: counted, and the SA deleted.
+    pub(super) fn fail_transaction(&mut self, sa: &mut P1Sa, reason: &str, why: FailReason) {
+        self.counters.p15_failed.add(why);
+        self.delete_p1(sa, reason, why);
     }
 
     /// `clear crypto isakmp`: deletes every ISAKMP SA (and tells the peers).
     pub fn clear_isakmp(&mut self, _now: Instant) {
         let keys: Vec<_> = self.p1.keys().copied().collect();
         for k in keys {
-            self.with_sa(k, |ep, sa| ep.delete_p1(sa, "clear crypto isakmp"));
+            self.with_sa(k, |ep, sa| {
+                ep.delete_p1(sa, "clear crypto isakmp", FailReason::Cleared)
+            });
         }
     }
 
@@ -194,7 +205,11 @@ impl Endpoint {
                         v4(rx.remote)
                     ),
                 );
-                self.fail_p1(sa, "phase 1 SA policy not acceptable");
+                self.fail_p1(
+                    sa,
+                    "phase 1 SA policy not acceptable",
+                    FailReason::NoProposalChosen,
+                );
             } else if keyed && !sa.state.is_established() {
                 // e.g. the peer could not decrypt our MM5 (wrong key)
                 return Err(IkeError::Peer("peer reported an error"));
@@ -272,7 +287,11 @@ impl Endpoint {
                             // exchange (AUTHENTICATION_FAILED in answer to MM5, say), so
                             // resending our last message would only wait out the retries.
                             if !sa.state.is_established() && n.notify_type < 8192 {
-                                self.fail_p1(sa, &format!("peer sent {}", other.ios_name()));
+                                self.fail_p1(
+                                    sa,
+                                    &format!("peer sent {}", other.ios_name()),
+                                    FailReason::of_notify(other),
+                                );
                             }
                         }
                     }
@@ -293,6 +312,12 @@ impl Endpoint {
                             self.events.push_back(Event::IsakmpSaDown {
                                 conn_id: sa.conn_id,
                                 peer: sa.remote,
+                            });
+                        } else {
+                            self.counters.p1_failed.add(FailReason::PeerDelete);
+                            self.events.push_back(Event::NegotiationFailed {
+                                peer: v4(remote),
+                                reason: "peer delete".into(),
                             });
                         }
                     } else if d.protocol == proto::ESP {

@@ -48,6 +48,7 @@ pub use reconfig::ReconfigReport;
 
 use super::config::*;
 use super::crypto::*;
+use super::failure::FailReason;
 use super::syslog::*;
 use super::types::*;
 use crate::isakmp::*;
@@ -131,9 +132,10 @@ pub enum IkeError {
     Unsupported(&'static str),
     #[error("policy: {0}")]
     Policy(&'static str),
-    /// The peer's certificate, ID or signature was refused (rsa-sig): the SA fails.
-    #[error("authentication failed: {0}")]
-    AuthFailed(&'static str),
+    /// The peer's certificate, ID or signature was refused (rsa-sig): the SA fails, for
+    /// the reason given (auth_failed, cert_invalid or invalid_id).
+    #[error("authentication failed: {1}")]
+    AuthFailed(FailReason, &'static str),
 }
 
 impl IkeError {
@@ -142,7 +144,7 @@ impl IkeError {
             IkeError::Wire(w) => w.blame(),
             IkeError::Peer(_) | IkeError::HashFailed => Blame::PeerMisbehaved,
             IkeError::Unsupported(_) => Blame::Unsupported,
-            IkeError::Policy(_) | IkeError::AuthFailed(_) => Blame::LocalPolicy,
+            IkeError::Policy(_) | IkeError::AuthFailed(..) => Blame::LocalPolicy,
         }
     }
     pub fn notify(&self) -> NotifyType {
@@ -152,7 +154,19 @@ impl IkeError {
             IkeError::HashFailed => NotifyType::InvalidHashInformation,
             IkeError::Unsupported(_) => NotifyType::AttributesNotSupported,
             IkeError::Policy(_) => NotifyType::NoProposalChosen,
-            IkeError::AuthFailed(_) => NotifyType::AuthenticationFailed,
+            IkeError::AuthFailed(..) => NotifyType::AuthenticationFailed,
+        }
+    }
+    /// Why a negotiation that ends with this error failed: our policy refused the peer's
+    /// proposals or attributes (no_proposal_chosen), its proof of identity failed
+    /// (auth_failed, cert_invalid, invalid_id), or its messages were unreadable
+    /// (malformed).
+    pub fn fail_reason(&self) -> FailReason {
+        match self {
+            IkeError::Policy(_) | IkeError::Unsupported(_) => FailReason::NoProposalChosen,
+            IkeError::AuthFailed(r, _) => *r,
+            IkeError::HashFailed => FailReason::AuthFailed,
+            IkeError::Wire(_) | IkeError::Peer(_) => FailReason::Malformed,
         }
     }
 }
@@ -466,21 +480,30 @@ impl Endpoint {
                     ),
                 );
                 if errors >= MAX_ERRORS {
-                    self.fail_p1(sa, "too many errors");
+                    // Unreadable under the phase-1 keys before phase 1 is up (undecryptable
+                    // or a HASH that does not verify): the keys differ, so the pre-shared
+                    // keys do.
+                    let keyed = sa.state.keys().is_some() && !sa.state.is_established();
+                    let reason = match e {
+                        IkeError::Wire(_) | IkeError::HashFailed if keyed => FailReason::AuthFailed,
+                        _ => FailReason::Malformed,
+                    };
+                    self.fail_p1(sa, "too many errors", reason);
                 }
             }
             Blame::Unsupported | Blame::LocalPolicy => {
                 let conn = sa.conn_id;
                 self.ik(conn, format!("{e}"));
-                if let IkeError::AuthFailed(why) = e {
-                    self.fail_p1(sa, why);
+                if let IkeError::AuthFailed(reason, why) = e {
+                    self.fail_p1(sa, why, reason);
                 }
             }
         }
     }
 
     /// The SA failed or was deleted: it goes dead (and is removed on the next timeout).
-    fn fail_p1(&mut self, sa: &mut P1Sa, reason: &str) {
+    /// Not yet established, it is a failed negotiation, counted as `why`.
+    fn fail_p1(&mut self, sa: &mut P1Sa, reason: &str, why: FailReason) {
         let established = sa.state.is_established();
         sa.kill();
         let (conn, peer, remote) = (sa.conn_id, v4(sa.remote), sa.remote);
@@ -497,7 +520,7 @@ impl Endpoint {
                 peer: remote,
             });
         } else {
-            self.counters.p1_failed += 1;
+            self.counters.p1_failed.add(why);
             self.events.push_back(Event::NegotiationFailed {
                 peer,
                 reason: reason.to_string(),

@@ -145,7 +145,9 @@ impl Endpoint {
             .map(|(k, _)| *k)
             .collect();
         for k in &keys {
-            self.with_sa(*k, |ep, sa| ep.delete_p1(sa, "clear crypto session"));
+            self.with_sa(*k, |ep, sa| {
+                ep.delete_p1(sa, "clear crypto session", FailReason::Cleared)
+            });
             if self.ra.sessions.contains_key(k) {
                 self.ra_gone(*k);
             }

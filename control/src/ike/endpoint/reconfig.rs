@@ -164,7 +164,7 @@ impl Endpoint {
             };
             if let Some(why) = why {
                 report.deleted_isakmp.push(sa.conn_id);
-                self.with_sa(key, |ep, sa| ep.delete_p1(sa, why));
+                self.with_sa(key, |ep, sa| ep.delete_p1(sa, why, FailReason::Cleared));
             }
         }
         // Easy VPN client tunnels the new configuration adds start as at boot (`connect

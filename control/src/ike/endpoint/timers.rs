@@ -155,7 +155,11 @@ impl Endpoint {
                 if r.count >= limit {
                     let st = sa.state.show();
                     self.ik(conn, format!("retransmission limit reached in {st}"));
-                    self.fail_p1(sa, "Death by retransmission P1");
+                    self.fail_p1(
+                        sa,
+                        "Death by retransmission P1",
+                        FailReason::RetransmissionsExhausted,
+                    );
                     return None;
                 }
                 let t = r.fire(now, &mut sa.timers);
@@ -169,7 +173,7 @@ impl Endpoint {
             }
         }
         if sa.timers.is_due(Timer::Negotiation, now) {
-            self.fail_p1(sa, "phase 1 timed out");
+            self.fail_p1(sa, "phase 1 timed out", FailReason::Timeout);
             return None;
         }
         self.qm_timers(now, sa);
@@ -181,7 +185,7 @@ impl Endpoint {
             self.start_waiting(now, sa);
         }
         if sa.timers.is_due(Timer::Expire, now) {
-            self.delete_p1(sa, "Lifetime expired");
+            self.delete_p1(sa, "Lifetime expired", FailReason::Timeout);
             return None;
         }
         if sa.timers.is_due(Timer::Rekey, now) {
@@ -218,7 +222,9 @@ impl Endpoint {
             };
             if r.count >= limit {
                 sa.qm.remove(&mid);
-                self.counters.p2_failed += 1;
+                self.counters
+                    .p2_failed
+                    .add(FailReason::RetransmissionsExhausted);
                 self.ik(
                     conn,
                     format!("Node {mid}: retransmission limit reached, deleting node"),
@@ -264,7 +270,11 @@ impl Endpoint {
                 self.ik_raw(format!(
                     "ISAKMP: DPD: peer {peer} is dead, deleting its SAs"
                 ));
-                self.fail_p1(sa, "peer is dead (DPD)");
+                self.fail_p1(
+                    sa,
+                    "peer is dead (DPD)",
+                    FailReason::RetransmissionsExhausted,
+                );
                 self.remove_peer_pairs(sa.remote);
                 return;
             }

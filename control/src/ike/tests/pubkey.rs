@@ -103,9 +103,9 @@ fn main_and_aggressive_mode_with_each_identity() {
     }
 }
 
-/// Sets up a lab where B presents `b`, runs it, and returns A's debug output and whether
-/// any SA came up on either side.
-fn refused(mode: Phase1Mode, b_initiates: bool, b: Credentials) -> (String, String) {
+/// Sets up a lab where B presents `b`, runs it, and returns A's and B's debug output and
+/// A's failed phase-1 negotiations (no SA comes up on either side).
+fn refused(mode: Phase1Mode, b_initiates: bool, b: Credentials) -> (String, String, Failures) {
     let mut lab = lab(mode, r1(IsakmpIdentity::Address), b);
     if b_initiates {
         assert!(lab.b.initiate(lab.now, "vpn", 10));
@@ -133,6 +133,7 @@ fn refused(mode: Phase1Mode, b_initiates: bool, b: Credentials) -> (String, Stri
     (
         Lab::debug(&mut lab.a).join("\n"),
         Lab::debug(&mut lab.b).join("\n"),
+        lab.a.counters.p1_failed,
     )
 }
 
@@ -142,24 +143,28 @@ fn negative_cases_are_refused_with_the_ios_message() {
         (
             creds("r2.key", "r2-expired.pem", IsakmpIdentity::Address, None),
             "%PKI-3-CERTIFICATE_INVALID_EXPIRED: Certificate chain validation has failed. The certificate (SN: ",
+            FailReason::CertInvalid,
         ),
         (
             creds("r2.key", "r2-other-ca.pem", IsakmpIdentity::Address, None),
             "%PKI-3-CERTIFICATE_INVALID: Certificate chain validation has failed. Unable to locate the issuer (CN=Other CA,O=other,C=CH) in trustpoint LAB",
+            FailReason::CertInvalid,
         ),
         (
             // R1's own certificate presented from R2's address.
             creds("r1.key", "r1.pem", IsakmpIdentity::Address, None),
             "%CRYPTO-6-IKMP_NO_ID_CERT_ADDR_MATCH: ID of 172.16.172.20 (type 1) and certificate addr with 172.16.172.10",
+            FailReason::InvalidId,
         ),
         (
             creds("r3.key", "r3.pem", IsakmpIdentity::Hostname, Some("r3.lab.example")),
             "%PKI-3-CERTIFICATE_REVOKED: Certificate chain validation has failed. The certificate (SN: ",
+            FailReason::CertInvalid,
         ),
     ];
     for mode in [Phase1Mode::Main, Phase1Mode::Aggressive] {
         for b_initiates in [false, true] {
-            for (c, want) in &cases {
+            for (c, want, reason) in &cases {
                 let c = Credentials {
                     key: c.key.clone(),
                     cert: c.cert.clone(),
@@ -170,7 +175,13 @@ fn negative_cases_are_refused_with_the_ios_message() {
                     peer_names: vec![],
                     clock: c.clock,
                 };
-                let (da, _) = refused(mode, b_initiates, c);
+                let (da, _, failed) = refused(mode, b_initiates, c);
+                // A refused B's certificate once, for that reason (metrics' `reason`).
+                assert_eq!(
+                    (failed.total(), failed.get(*reason)),
+                    (1, 1),
+                    "{mode:?} b_initiates={b_initiates}: {reason:?} {failed:?}"
+                );
                 assert!(
                     da.contains(want),
                     "{mode:?} b_initiates={b_initiates}: {want}\n{da}"

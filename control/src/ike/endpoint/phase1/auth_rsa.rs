@@ -150,7 +150,10 @@ impl Endpoint {
                 "IKMP_INVAL_CERT",
                 format!("Certificate received from {peer} is bad: no certificate sent"),
             ));
-            return Err(IkeError::AuthFailed("no CERT payload"));
+            return Err(IkeError::AuthFailed(
+                FailReason::CertInvalid,
+                "no CERT payload",
+            ));
         };
         let bad = |this: &mut Self, why: String| {
             this.syslog(SyslogMessage::crypto(
@@ -158,7 +161,7 @@ impl Endpoint {
                 "IKMP_INVAL_CERT",
                 format!("Certificate received from {peer} is bad: {why}"),
             ));
-            IkeError::AuthFailed("bad certificate")
+            IkeError::AuthFailed(FailReason::CertInvalid, "bad certificate")
         };
         let der = match CertPayload::from_payload(cp) {
             Ok(c) => match c.x509_der() {
@@ -192,16 +195,27 @@ impl Endpoint {
                 conn,
                 "peer sent an ID type espgw cannot match to a certificate",
             );
-            return Err(IkeError::AuthFailed("unusable peer ID"));
+            return Err(IkeError::AuthFailed(
+                FailReason::InvalidId,
+                "unusable peer ID",
+            ));
         };
         if let Err(e) = id_matches(&cert, &id) {
             self.syslog(e.syslog());
-            return Err(IkeError::AuthFailed("ID does not match the certificate"));
+            return Err(IkeError::AuthFailed(
+                FailReason::InvalidId,
+                "ID does not match the certificate",
+            ));
         }
         self.processing(conn, 0, &["SIG"]);
         let sig = match find(ps, PayloadType::Sig).map(sig_of) {
             Some(Ok(s)) => s,
-            _ => return Err(IkeError::AuthFailed("no SIG payload")),
+            _ => {
+                return Err(IkeError::AuthFailed(
+                    FailReason::AuthFailed,
+                    "no SIG payload",
+                ))
+            }
         };
         let h = sa.auth_hash(k, !sa.initiator, peer_id_b);
         if !rsa_ike::verify_hash(cert.public_key(), &h, sig) {
@@ -214,7 +228,10 @@ impl Endpoint {
                     id.type_name()
                 ),
             ));
-            return Err(IkeError::AuthFailed("bad signature"));
+            return Err(IkeError::AuthFailed(
+                FailReason::AuthFailed,
+                "bad signature",
+            ));
         }
         self.ik(conn, "SA authentication status:\n\tauthenticated");
         Ok(())

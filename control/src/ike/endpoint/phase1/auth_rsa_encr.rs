@@ -69,7 +69,10 @@ impl Endpoint {
                 conn,
                 format!("no public key for peer {peer} in the pubkey chain (crypto key pubkey-chain rsa)"),
             );
-            return Err(IkeError::AuthFailed("no public key for the peer"));
+            return Err(IkeError::AuthFailed(
+                FailReason::NoKey,
+                "no public key for the peer",
+            ));
         };
         let hash1 = if keys.len() > 1 {
             self.ik(
@@ -111,7 +114,10 @@ impl Endpoint {
                 conn,
                 format!("no public key for peer {from} in the pubkey chain (crypto key pubkey-chain rsa)"),
             );
-            return Err(IkeError::AuthFailed("no public key for the peer"));
+            return Err(IkeError::AuthFailed(
+                FailReason::NoKey,
+                "no public key for the peer",
+            ));
         };
         self.encrypt_id_nonce(conn, key, id_b, nonce)
     }
@@ -172,7 +178,10 @@ impl Endpoint {
             }
             if !ours {
                 self.ik(conn, "HASH(1) names a public key this router does not hold");
-                return Err(IkeError::AuthFailed("HASH(1) names a key we do not hold"));
+                return Err(IkeError::AuthFailed(
+                    FailReason::NoKey,
+                    "HASH(1) names a key we do not hold",
+                ));
             }
         }
         let modulus = c.key.size();
@@ -210,7 +219,7 @@ impl Endpoint {
     /// negotiation fails before anything is sent.
     pub(super) fn encr_start_failed(&mut self, conn: u32, peer: Ipv4Addr, e: IkeError) {
         self.ik(conn, format!("{e}"));
-        self.counters.p1_failed += 1;
+        self.counters.p1_failed.add(e.fail_reason());
         self.events.push_back(Event::NegotiationFailed {
             peer,
             reason: e.to_string(),

@@ -334,6 +334,7 @@ impl Endpoint {
         };
         let Some(psk) = psk.or_else(|| self.cfg.pki.as_ref().map(|_| Secret::default())) else {
             self.ik(conn, format!("No pre-shared key with {}!", m.peer));
+            self.counters.p1_failed.add(FailReason::NoKey);
             self.events.push_back(Event::NegotiationFailed {
                 peer: m.peer,
                 reason: "no pre-shared key".into(),
@@ -522,7 +523,7 @@ impl Endpoint {
         );
         let group = self.ra_group_key(conn, mode, &m, v4(remote));
         if let Some(Err(())) = group {
-            self.counters.p1_failed += 1;
+            self.counters.p1_failed.add(FailReason::NoKey);
             return;
         }
         let (psk, group) = match group {
@@ -537,6 +538,7 @@ impl Endpoint {
                 let Some(psk) = psk.or_else(|| self.cfg.pki.as_ref().map(|_| Secret::default()))
                 else {
                     self.ik(conn, format!("No pre-shared key with {}!", v4(remote)));
+                    self.counters.p1_failed.add(FailReason::NoKey);
                     return;
                 };
                 (psk, None)
@@ -570,7 +572,7 @@ impl Endpoint {
                     );
                     self.send_notify_clear(&sa, NotifyType::NoProposalChosen);
                 }
-                self.counters.p1_failed += 1;
+                self.counters.p1_failed.add(e.fail_reason());
                 self.events.push_back(Event::NegotiationFailed {
                     peer: v4(remote),
                     reason: e.to_string(),

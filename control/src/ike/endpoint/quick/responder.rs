@@ -23,7 +23,7 @@ impl Endpoint {
             format!("phase 2 SA policy not acceptable! (local {me} remote {peer})"),
         );
         self.send_info_notify(sa, nt, proto::ISAKMP, vec![]);
-        self.counters.p2_failed += 1;
+        self.counters.p2_failed.add(FailReason::of_notify(nt));
     }
 
     /// Responder, QM1: a new exchange. Returns it (in `ExpectQm3`), or None when refused

@@ -19,6 +19,7 @@ use crate::ike::pool::Pools;
 use crate::ike::remote::RemoteAccessConfig;
 use crate::ike::syslog::*;
 use crate::ike::types::Transmit;
+use crate::ike::FailReason;
 use crate::isakmp::*;
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -223,7 +224,7 @@ impl Endpoint {
                     conn,
                     format!("group {} has reached max-users {max}", group.name),
                 );
-                self.delete_p1(sa, "max-users exceeded");
+                self.fail_transaction(sa, "max-users exceeded", FailReason::MaxUsers);
                 return;
             }
         }
@@ -273,7 +274,9 @@ impl Endpoint {
                 conn,
                 "XAUTH/Config Mode timed out (crypto isakmp xauth timeout)",
             );
-            self.with_sa(k, |ep, sa| ep.delete_p1(sa, "XAUTH timeout"));
+            self.with_sa(k, |ep, sa| {
+                ep.fail_transaction(sa, "XAUTH timeout", FailReason::Timeout)
+            });
             self.ra_gone(k);
         }
     }
@@ -308,7 +311,13 @@ impl Endpoint {
                 }
                 super::RetxStep::GiveUp => {
                     self.ik(conn, format!("retransmission limit reached in {st}"));
-                    self.with_sa(k, |ep, sa| ep.delete_p1(sa, "Death by retransmission P1.5"));
+                    self.with_sa(k, |ep, sa| {
+                        ep.fail_transaction(
+                            sa,
+                            "Death by retransmission P1.5",
+                            FailReason::RetransmissionsExhausted,
+                        )
+                    });
                     self.ra_gone(k);
                 }
             }
@@ -448,8 +457,8 @@ impl Endpoint {
                         s.retx = None;
                     }
                 }
-                ServerOut::Failed { reason } => {
-                    self.delete_p1(sa, &reason);
+                ServerOut::Failed { reason, why } => {
+                    self.fail_transaction(sa, &reason, why);
                     self.ra_gone(sa.icookie);
                     return;
                 }
@@ -601,7 +610,9 @@ impl Endpoint {
                     self.remove_pair(i, true);
                 }
             }
-            self.with_sa(k, |ep, sa| ep.delete_p1(sa, "clear crypto session"));
+            self.with_sa(k, |ep, sa| {
+                ep.delete_p1(sa, "clear crypto session", FailReason::Cleared)
+            });
             self.ra_gone(k);
         }
     }

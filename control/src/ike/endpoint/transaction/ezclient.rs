@@ -19,6 +19,7 @@ use crate::ike::endpoint::{v4, Endpoint, IkeError, Rx, IKE_PORT};
 use crate::ike::ezvpn::EzvpnClientConfig;
 use crate::ike::syslog::*;
 use crate::ike::types::Transmit;
+use crate::ike::FailReason;
 use crate::isakmp::*;
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -427,7 +428,7 @@ impl Endpoint {
                 "EZVPN_FAILED_TO_CONNECT",
                 text,
             ));
-            self.delete_p1(sa, "XAUTH failed");
+            self.fail_transaction(sa, "XAUTH failed", FailReason::XauthFailed);
             return Ok(());
         }
         if let Some(mc) = configured {
@@ -592,7 +593,13 @@ impl Endpoint {
                 RetxStep::GiveUp => {
                     t.retx = None;
                     self.ik(conn, format!("retransmission limit reached in {st}"));
-                    self.with_sa(k, |ep, sa| ep.delete_p1(sa, "Death by retransmission P1.5"));
+                    self.with_sa(k, |ep, sa| {
+                        ep.fail_transaction(
+                            sa,
+                            "Death by retransmission P1.5",
+                            FailReason::RetransmissionsExhausted,
+                        )
+                    });
                     self.ez_enter(&name, EzState::Failed, "SOCKET_DOWN");
                 }
             }

@@ -59,6 +59,7 @@ pub enum ServerOut {
     /// The exchange failed: the endpoint deletes the phase-1 SA (the lease is already back).
     Failed {
         reason: String,
+        why: crate::ike::FailReason,
     },
 }
 
@@ -253,6 +254,7 @@ impl Server {
                 }
                 out.push(ServerOut::Failed {
                     reason: "XAUTH failed".into(),
+                    why: crate::ike::FailReason::XauthFailed,
                 });
                 ServerState::Failed
             }
@@ -403,7 +405,10 @@ impl Server {
                             "IKMP_MODE_FAILURE",
                             format!("Processing of Config mode failed with peer at {}", ctx.peer),
                         )));
-                        out.push(ServerOut::Failed { reason: why });
+                        out.push(ServerOut::Failed {
+                            reason: why,
+                            why: crate::ike::FailReason::PoolExhausted,
+                        });
                         return None;
                     }
                 }
