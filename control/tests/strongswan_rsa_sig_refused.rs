@@ -5,10 +5,12 @@
 //! and leaves no SA on either side. And with 4096-bit keys but `crypto isakmp fragmentation`
 //! removed, the exchange does not complete (its messages exceed the path MTU).
 //!
-//! A tampered signature is left to the sans-IO tests (src/ike/tests/pubkey.rs): strongSwan
-//! cannot be made to send one. Nor can it send an ID its certificate does not name (swanctl
-//! replaces such a local ID with the certificate's subject), so the ID case here is espgw's
-//! ID refused by strongSwan. Needs root (network namespaces).
+//! A tampered signature: strongSwan's AM2 (its SIG and CERT are in the clear in Aggressive
+//! Mode) gets the last byte of its SIG flipped on its way out of R2, by an nftables rule in
+//! R2's postrouting hook, after charon's socket; espgw refuses it. strongSwan cannot send an
+//! ID its certificate does not name (swanctl replaces such a local ID with the certificate's
+//! subject), so the ID case here is espgw's ID refused by strongSwan. Needs root (network
+//! namespaces) and nft.
 
 mod common;
 
@@ -16,6 +18,7 @@ use common::rsa::{testdata, Ident, RsaConf};
 use common::Espgw;
 use espgw_lab::strongswan::Pubkey;
 use espgw_lab::{IkeMode, Lab, Node, Profile, StrongSwan};
+use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 struct Refusal {
@@ -54,9 +57,16 @@ fn assert_no_sa(tag: &str, espgw: &Espgw, swan: &StrongSwan) {
 }
 
 fn run(tag: &str, r: Refusal) {
+    run_with(tag, r, |_| {}, |_| {});
+}
+
+/// [`run`], with `before` called on the lab before either side starts and `after` once the
+/// refusal is checked.
+fn run_with(tag: &str, r: Refusal, before: impl FnOnce(&Lab), after: impl FnOnce(&Lab)) {
     espgw_lab::prereq::require_root();
     let t0 = Instant::now();
     let lab = Lab::up(&Lab::unique_prefix(tag)).expect("lab");
+    before(&lab);
     let (p, e) = r.conf.swan_proposals();
     let profile = Profile::new(Node::R2)
         .mode(r.conf.mode)
@@ -103,6 +113,7 @@ fn run(tag: &str, r: Refusal) {
     std::thread::sleep(Duration::from_secs(1));
     assert_no_sa(tag, &espgw, &swan);
     assert!(!log.contains("PRIVATE KEY"), "key material in the log");
+    after(&lab);
     eprintln!("{tag}: refused in {:?}", t0.elapsed());
 }
 
@@ -250,6 +261,71 @@ fn rsa_sig_certificate_of_another_ca_is_refused_aggressive_mode_strongswan_initi
                 INVAL_CERT,
                 "sending DELETE of the refused ISAKMP SA to 172.16.172.20",
             ],
+        },
+    );
+}
+
+/// An nftables table for R2 that flips the last byte of every Aggressive Mode datagram R2
+/// sends on UDP 500 that ends a message: strongSwan as responder sends one such message,
+/// AM2, and SIG is its last payload (DESIGN §5), so the flipped byte is the signature's
+/// last, in the clear. A datagram that ends AM2 is either the whole message or its last
+/// IKE fragment (payload 132, flags byte at offset 7 of the payload, 1 = last); the other
+/// fragments pass unchanged. nft addresses bytes only from a header's start, so there is
+/// one rule per UDP length a datagram on the 1500-byte lab link can have. The UDP checksum
+/// is set to 0 (none, RFC 768) after the change.
+fn sig_tamper_rules() -> String {
+    // Offsets in bits from the UDP header: ISAKMP starts at byte 8; its next-payload byte
+    // is at 16 (UDP byte 24), its exchange type at 18 (26); a fragment payload's flags at
+    // ISAKMP byte 28 + 7 (UDP byte 43).
+    let mut s = String::from(
+        "table ip espgw_tamper {\n chain post {\n  type filter hook postrouting priority 0; policy accept;\n  \
+         ip saddr 172.16.172.20 udp sport 500 @th,208,8 4 jump am\n }\n chain am {\n  \
+         @th,192,8 132 @th,344,8 != 1 return\n",
+    );
+    for len in 8 + 28 + 8 + 1..=1500 - 20 {
+        let bit = (len - 1) * 8;
+        let _ = writeln!(
+            s,
+            "  udp length {len} @th,{bit},8 set @th,{bit},8 ^ 0xff udp checksum set 0 counter"
+        );
+    }
+    s + " }\n}\n"
+}
+
+/// strongSwan's AM2 with a byte of its signature flipped on the wire: espgw prints the IOS
+/// message, deletes the SA and installs nothing (no IPsec SA, no QM_IDLE); the nft rule
+/// did flip a datagram.
+#[test]
+fn rsa_sig_tampered_signature_is_refused_aggressive_mode_espgw_initiates() {
+    espgw_lab::prereq::require_tool("nft", "nftables");
+    run_with(
+        "rftsig",
+        Refusal {
+            conf: RsaConf::new(IkeMode::Aggressive, false, Ident::Address, 2048),
+            r2: None,
+            espgw_initiates: true,
+            swan_want: &[],
+            want: &[
+                "%CRYPTO-4-IKMP_BAD_SIGNATURE: RSA signature from 172.16.172.20 (ID_IPV4_ADDR) failed to verify",
+                "deleting SA reason \"bad signature\"",
+            ],
+        },
+        |lab| {
+            let path = lab.dir().join("tamper.nft");
+            std::fs::write(&path, sig_tamper_rules()).unwrap();
+            lab.run(Node::R2, &["nft", "-f", path.to_str().unwrap()])
+                .expect("nft -f tamper.nft");
+        },
+        |lab| {
+            let rules = lab
+                .run(Node::R2, &["nft", "list", "chain", "ip", "espgw_tamper", "am"])
+                .expect("nft list");
+            let fired: Vec<&str> = rules
+                .lines()
+                .filter(|l| l.contains("counter") && !l.contains("packets 0 "))
+                .collect();
+            assert!(!fired.is_empty(), "no datagram was tampered with");
+            eprintln!("rftsig: tampered: {fired:?}");
         },
     );
 }

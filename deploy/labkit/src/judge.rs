@@ -448,11 +448,17 @@ pub struct IsakmpVerdict {
     pub message_id: u32,
     /// The encryption flag was set.
     pub encrypted: bool,
-    /// tshark decrypted the payloads: it dissected payloads, among them a HASH, and found
-    /// nothing malformed (tshark has no explicit "decrypted" field for IKEv1).
+    /// tshark decrypted the payloads: it dissected payloads, among them a HASH or (phase 1
+    /// with signatures: MM5, MM6, AM3) a SIG, and found nothing malformed (tshark has no
+    /// explicit "decrypted" field for IKEv1).
     pub decrypted: bool,
     /// Sent on port 4500 after a non-ESP marker.
     pub nat_t: bool,
+    /// The frame is the last of a message's IKE fragments (Cisco-style, payload 132) and
+    /// the fields above describe the message tshark reassembled from them, not the
+    /// fragment's own (always unencrypted) header. The other fragments are frames with
+    /// only payload 132, unencrypted.
+    pub reassembled: bool,
 }
 
 /// What a frame was.
@@ -554,7 +560,7 @@ impl Verdicts {
                 ),
                 FrameKind::Isakmp(i) => writeln!(
                     s,
-                    "#{} ISAKMP exch={} icookie={} mid={:#x} enc={} decrypted={} natt={}{}{}",
+                    "#{} ISAKMP exch={} icookie={} mid={:#x} enc={} decrypted={} natt={}{}{}{}",
                     f.number,
                     i.exchange,
                     i.icookie,
@@ -562,6 +568,7 @@ impl Verdicts {
                     i.encrypted,
                     i.decrypted,
                     i.nat_t,
+                    if i.reassembled { " (reassembled)" } else { "" },
                     if f.malformed { " MALFORMED" } else { "" },
                     f.retransmission_of
                         .map(|o| format!(" (retransmission of #{o})"))
@@ -600,6 +607,7 @@ const FIELDS: &[&str] = &[
     "isakmp.flags",
     "isakmp.typepayload",
     "isakmp.hash",
+    "isakmp.sig",
     "isakmp.enc.data",
     "udpencap.non_esp_marker",
     "udpencap.nat_keepalive",
@@ -814,20 +822,26 @@ fn parse_fields(text: &str) -> Result<(Verdicts, Vec<(u32, String)>)> {
                 inner,
             })
         } else if !col("isakmp.exchangetype").is_empty() {
-            let flags = parse_u32(&first("isakmp.flags")).unwrap_or(0);
+            // After the last IKE fragment tshark dissects the reassembled message as a
+            // second ISAKMP header in the same frame: the message is the last header.
+            let last = |name: &str| col(name).rsplit(',').next().unwrap_or("").to_string();
+            let reassembled = col("isakmp.exchangetype").contains(',');
+            let flags = parse_u32(&last("isakmp.flags")).unwrap_or(0);
             let encrypted = flags & 1 != 0;
             FrameKind::Isakmp(IsakmpVerdict {
-                exchange: parse_u32(&first("isakmp.exchangetype")).unwrap_or(0) as u8,
-                icookie: first("isakmp.ispi").trim_start_matches("0x").to_string(),
-                message_id: parse_u32(&first("isakmp.messageid")).unwrap_or(0),
+                exchange: parse_u32(&last("isakmp.exchangetype")).unwrap_or(0) as u8,
+                icookie: last("isakmp.ispi").trim_start_matches("0x").to_string(),
+                message_id: parse_u32(&last("isakmp.messageid")).unwrap_or(0),
                 encrypted,
                 // tshark adds no "decrypted" field: decrypted payloads show as payload
-                // types and, in every encrypted IKEv1 message, a HASH.
+                // types and, in every encrypted IKEv1 message, a HASH, or in phase 1
+                // authenticated with signatures a SIG (RFC 2409 §5.1: MM5, MM6, AM3).
                 decrypted: encrypted
                     && !col("isakmp.typepayload").is_empty()
-                    && !col("isakmp.hash").is_empty()
+                    && (!col("isakmp.hash").is_empty() || !col("isakmp.sig").is_empty())
                     && !malformed,
                 nat_t: !col("udpencap.non_esp_marker").is_empty(),
+                reassembled,
             })
         } else if !col("udpencap.nat_keepalive").is_empty() {
             FrameKind::NatKeepalive
@@ -953,6 +967,53 @@ mod tests {
         assert_eq!(v.malformed(), 1);
         assert_eq!(v.bad_esp().len(), 1);
         assert!(parse_fields("x\ty").is_err());
+    }
+
+    /// A Main Mode MM5 with signatures in three IKE fragments, as tshark 4.0 prints it: the
+    /// third fragment's frame also holds the reassembled, decrypted message (ID CERT SIG
+    /// N, no HASH).
+    #[test]
+    fn reassembled_signature_message_reads_as_decrypted() {
+        let frag = |n: &str| {
+            row(&[
+                ("frame.number", n),
+                ("frame.protocols", "eth:ethertype:ip:udp:isakmp"),
+                ("isakmp.exchangetype", "2"),
+                ("isakmp.ispi", "cb4c764f95809f09"),
+                ("isakmp.messageid", "0x00000000"),
+                ("isakmp.flags", "0x00"),
+                ("isakmp.typepayload", "132"),
+            ])
+        };
+        let text = [
+            frag("7"),
+            frag("8"),
+            row(&[
+                ("frame.number", "9"),
+                ("frame.protocols", "eth:ethertype:ip:udp:isakmp"),
+                ("isakmp.exchangetype", "2,2"),
+                ("isakmp.ispi", "cb4c764f95809f09,cb4c764f95809f09"),
+                ("isakmp.messageid", "0x00000000,0x00000000"),
+                ("isakmp.flags", "0x00,0x01"),
+                ("isakmp.typepayload", "132,5,6,9,11"),
+                ("isakmp.sig", "1acc9f4e"),
+            ]),
+        ]
+        .join("\n");
+        let (v, _) = parse_fields(&text).unwrap();
+        let isakmp: Vec<_> = v.isakmp().map(|(_, i)| i.clone()).collect();
+        assert_eq!(isakmp.len(), 3);
+        assert!(isakmp[..2]
+            .iter()
+            .all(|i| !i.encrypted && !i.reassembled && i.exchange == 2));
+        let m = &isakmp[2];
+        assert_eq!(
+            (m.exchange, m.encrypted, m.decrypted, m.reassembled),
+            (2, true, true, true)
+        );
+        // Without the SIG (nothing dissected inside) it is not decrypted.
+        let (v, _) = parse_fields(&text.replace("1acc9f4e", "")).unwrap();
+        assert!(v.isakmp().all(|(_, i)| !i.decrypted));
     }
 
     #[test]
