@@ -453,6 +453,16 @@ impl Endpoint {
         };
         let t = self.ez.tunnels.get_mut(name).expect("tunnel");
         t.config = Some(mc.clone());
+        // No inside network (a software client, as vpnc): the tunnel protects the Mode
+        // Config address itself, address/32 against each split network.
+        let no_inside = self.cfg.ezvpn.iter().any(|c| c.name == name && c.inside.is_empty());
+        if let (true, Some(a)) = (no_inside, mc.address) {
+            for &i in &t.maps {
+                if let Some(e) = self.cfg.maps.get_mut(i) {
+                    e.local_proxy = Proxy::host(a);
+                }
+            }
+        }
         // One entry per inside network and split network: the first of each inside
         // network is the one created at connect, the others are added.
         let firsts: Vec<usize> = t.maps.clone();
