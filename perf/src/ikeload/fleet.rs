@@ -1,7 +1,7 @@
 //! The scenario-independent half of the IKE load generator: N client identities in one
 //! process, each a sans-IO espgw [`Endpoint`] in initiator role with a configuration of its
-//! own, its own source address (a /32 alias of the namespace) and its own UDP socket on port
-//! 500; one event loop (poll(2) over every socket, the endpoints' timers) drives them all.
+//! own, its own source address (a /32 alias of the namespace) and its own UDP sockets on
+//! ports 500 and 4500 (NAT-T: strongSwan's libipsec claims a NAT and floats); one event loop (poll(2) over every socket, the endpoints' timers) drives them all.
 //!
 //! What an identity does is the [`Scenario`]'s: it builds each identity's endpoint, starts
 //! it, and says when it is done (or failed) from the endpoint's state and the IPsec SAs the
@@ -16,8 +16,8 @@ use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
-/// The IKE port every identity's socket is bound to.
-const IKE_PORT: u16 = 500;
+/// The IKE ports every identity binds: 500 and NAT-T's 4500.
+const PORTS: [u16; 2] = [500, 4500];
 
 /// One IPsec SA pair an endpoint reported (`Event::IpsecSaUp`), without its keys.
 #[derive(Debug, Clone)]
@@ -49,7 +49,8 @@ pub trait Scenario {
 /// One client identity.
 struct Identity {
     addr: Ipv4Addr,
-    sock: UdpSocket,
+    /// Bound to `PORTS`, in that order.
+    socks: Vec<UdpSocket>,
     ep: Endpoint,
     started: Option<Instant>,
     done: Option<(Instant, Result<serde_json::Value, String>)>,
@@ -89,20 +90,24 @@ pub struct Fleet<S: Scenario> {
 }
 
 impl<S: Scenario> Fleet<S> {
-    /// Binds `addrs[i]`:500 for every identity (the addresses must be on the namespace's
+    /// Binds `addrs[i]`:500 and :4500 for every identity (the addresses must be on the namespace's
     /// interfaces) and builds its endpoint.
     pub fn new(scenario: S, addrs: &[Ipv4Addr]) -> Result<Fleet<S>, String> {
-        raise_fd_limit(addrs.len() as u64 + 64)?;
+        raise_fd_limit(PORTS.len() as u64 * addrs.len() as u64 + 64)?;
         let mut ids = Vec::with_capacity(addrs.len());
         for (i, &addr) in addrs.iter().enumerate() {
-            let sock = UdpSocket::bind(SocketAddr::from((addr, IKE_PORT)))
-                .map_err(|e| format!("binding {addr}:{IKE_PORT}: {e}"))?;
-            sock.set_nonblocking(true)
-                .map_err(|e| format!("{addr}: non-blocking: {e}"))?;
+            let mut socks = Vec::with_capacity(PORTS.len());
+            for port in PORTS {
+                let sock = UdpSocket::bind(SocketAddr::from((addr, port)))
+                    .map_err(|e| format!("binding {addr}:{port}: {e}"))?;
+                sock.set_nonblocking(true)
+                    .map_err(|e| format!("{addr}: non-blocking: {e}"))?;
+                socks.push(sock);
+            }
             let ep = scenario.endpoint(i, addr)?;
             ids.push(Identity {
                 addr,
-                sock,
+                socks,
                 ep,
                 started: None,
                 done: None,
@@ -214,7 +219,8 @@ impl<S: Scenario> Fleet<S> {
             let mut fds: Vec<PollFd> = self
                 .ids
                 .iter()
-                .map(|d| PollFd::new(d.sock.as_fd(), PollFlags::POLLIN))
+                .flat_map(|d| d.socks.iter())
+                .map(|s| PollFd::new(s.as_fd(), PollFlags::POLLIN))
                 .collect();
             let ms = u16::try_from(wait.as_millis()).unwrap_or(u16::MAX);
             match poll(&mut fds, PollTimeout::from(ms)) {
@@ -228,11 +234,12 @@ impl<S: Scenario> Fleet<S> {
             }
         };
         let now = Instant::now();
-        for i in readable {
+        for fd in readable {
+            let (i, p) = (fd / PORTS.len(), fd % PORTS.len());
             let d = &mut self.ids[i];
-            let local = SocketAddr::from((d.addr, IKE_PORT));
+            let local = SocketAddr::from((d.addr, PORTS[p]));
             loop {
-                match d.sock.recv_from(&mut self.buf) {
+                match d.socks[p].recv_from(&mut self.buf) {
                     Ok((n, from)) => {
                         self.rx += 1;
                         d.ep.handle_datagram(now, local, from, &self.buf[..n]);
@@ -247,11 +254,10 @@ impl<S: Scenario> Fleet<S> {
                 d.ep.handle_timeout(now);
             }
             while let Some(t) = d.ep.poll_transmit() {
-                let sent = if t.local.port() == IKE_PORT {
-                    d.sock.send_to(&t.data, t.remote).is_ok()
-                } else {
-                    false // NAT-T's 4500: no NAT in the lab, not bound
-                };
+                let sent = PORTS
+                    .iter()
+                    .position(|&p| p == t.local.port())
+                    .is_some_and(|p| d.socks[p].send_to(&t.data, t.remote).is_ok());
                 if sent {
                     self.tx += 1;
                 } else {
