@@ -19,7 +19,9 @@
 
 mod common;
 
-use espgw_lab::{EspgwOptions, EspgwRouter, Lab, LabOptions, LabProcess, Node, Profile, StrongSwan};
+use espgw_lab::{
+    EspgwOptions, EspgwRouter, Lab, LabOptions, LabProcess, Node, Profile, StrongSwan,
+};
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -147,7 +149,12 @@ fn lab(tag: &str, n: usize) -> Lab {
     .expect("lab");
     let base = u32::from(FIRST.parse::<std::net::Ipv4Addr>().unwrap());
     let batch: String = (0..n as u32)
-        .map(|i| format!("address add {}/32 dev out0\n", std::net::Ipv4Addr::from(base + i)))
+        .map(|i| {
+            format!(
+                "address add {}/32 dev out0\n",
+                std::net::Ipv4Addr::from(base + i)
+            )
+        })
         .collect();
     let file = lab.dir().join("aliases.batch");
     std::fs::write(&file, batch).unwrap();
@@ -155,7 +162,16 @@ fn lab(tag: &str, n: usize) -> Lab {
         .expect("aliases");
     lab.run(
         Node::R1,
-        &["ip", "route", "add", "172.17.0.0/16", "via", "172.16.172.20", "dev", "out0"],
+        &[
+            "ip",
+            "route",
+            "add",
+            "172.17.0.0/16",
+            "via",
+            "172.16.172.20",
+            "dev",
+            "out0",
+        ],
     )
     .expect("route to the clients");
     lab
@@ -335,11 +351,18 @@ fn against_espgw(n: usize) -> Figures {
     assert_eq!(leases.len(), n);
 
     // Control has all 2N SAs; the data plane steers all N client flows from them.
-    let show = || r1.cli(&["show", "crypto", "ipsec", "sa"]).unwrap_or_default();
+    let show = || {
+        r1.cli(&["show", "crypto", "ipsec", "sa"])
+            .unwrap_or_default()
+    };
     let (counts, spis) = outbound_counts(&show());
     assert_eq!(spis, 2 * n, "SAs in show crypto ipsec sa");
     for spi in clients.values() {
-        assert_eq!(counts.get(spi), Some(&0), "outbound SA {spi:#x} before the traffic");
+        assert_eq!(
+            counts.get(spi),
+            Some(&0),
+            "outbound SA {spi:#x} before the traffic"
+        );
     }
     let rules = |log: &str| {
         log.lines()
@@ -362,7 +385,11 @@ fn against_espgw(n: usize) -> Figures {
         .map(|a| format!("echo scale >/dev/udp/{a}/47999\n"))
         .collect();
     let out = lab
-        .exec_timeout(Node::HostA, &["bash", "-c", &script], Duration::from_secs(60))
+        .exec_timeout(
+            Node::HostA,
+            &["bash", "-c", &script],
+            Duration::from_secs(60),
+        )
         .expect("send from hostA");
     assert!(out.status.success(), "{out:?}");
     let one_each = || {

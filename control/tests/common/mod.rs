@@ -337,7 +337,9 @@ pub fn workspace_bin(package: &str, bin: &str) -> PathBuf {
     if dir.file_name().and_then(|n| n.to_str()) == Some("release") {
         cmd.arg("--release");
     }
-    let st = cmd.status().unwrap_or_else(|e| panic!("cargo build {package}: {e}"));
+    let st = cmd
+        .status()
+        .unwrap_or_else(|e| panic!("cargo build {package}: {e}"));
     assert!(st.success(), "building {bin} failed");
     path
 }

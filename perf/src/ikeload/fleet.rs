@@ -69,7 +69,11 @@ pub struct FleetOptions {
 /// The outcome of a run: per identity (in order) its source address, start-to-done time and
 /// the scenario's result; the wall time from the first start to the last identity done.
 pub struct FleetReport {
-    pub results: Vec<(Ipv4Addr, Option<Duration>, Result<serde_json::Value, String>)>,
+    pub results: Vec<(
+        Ipv4Addr,
+        Option<Duration>,
+        Result<serde_json::Value, String>,
+    )>,
     pub setup: Duration,
     /// Datagrams sent and received, and send errors.
     pub tx: u64,

@@ -455,7 +455,11 @@ impl Endpoint {
         t.config = Some(mc.clone());
         // No inside network (a software client, as vpnc): the tunnel protects the Mode
         // Config address itself, address/32 against each split network.
-        let no_inside = self.cfg.ezvpn.iter().any(|c| c.name == name && c.inside.is_empty());
+        let no_inside = self
+            .cfg
+            .ezvpn
+            .iter()
+            .any(|c| c.name == name && c.inside.is_empty());
         if let (true, Some(a)) = (no_inside, mc.address) {
             for &i in &t.maps {
                 if let Some(e) = self.cfg.maps.get_mut(i) {
