@@ -4,7 +4,8 @@
 //! Transaction Mode as the [`Client`] (answers XAUTH with the saved user and password,
 //! pulls Mode Config, accepts a pushed SET); then, in network-extension mode, Quick Mode for
 //! each inside network against each split-include network the server sent (0.0.0.0/0
-//! without one, as IOS does).
+//! without one, as IOS does). A tunnel without inside networks (a software client, as
+//! vpnc) protects its Mode Config address instead.
 //!
 //! Each inside network has a crypto map entry (`<outside>-head-0`, as IOS names the map
 //! it builds); the entries exist from the first connect, their Quick Modes are held until
