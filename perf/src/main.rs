@@ -10,6 +10,7 @@ mod clock;
 mod dut;
 mod esp_bench;
 mod gen;
+mod ikeload;
 #[cfg(feature = "openssl")]
 mod openssl_ref;
 #[cfg(feature = "openssl")]
@@ -92,6 +93,9 @@ enum Cmd {
     Pktgen(gen::pktgen::PktgenArgs),
     /// RFC 2544 throughput, latency, loss and back-to-back for every DUT and frame size.
     Rfc2544(rfc2544::Args),
+    /// N Easy VPN clients (AM PSK + XAUTH + Mode Config + QM) from one process against one
+    /// server: setup rate, per-client addresses and SPIs (see ikeload/).
+    EzvpnLoad(ikeload::LoadArgs),
     /// Raw batch primitives (3DES-CBC, HMAC-MD5) vs OpenSSL, every dispatch level.
     Primitives {
         #[arg(long, default_value_t = 1400)]
@@ -110,6 +114,12 @@ fn main() {
             if let Err(e) = gen::pktgen::run(&a) {
                 eprintln!("espgw-perf pktgen: {e}");
                 std::process::exit(3);
+            }
+        }
+        Cmd::EzvpnLoad(a) => {
+            if let Err(e) = ikeload::run(&a) {
+                eprintln!("espgw-perf ezvpn-load: {e}");
+                std::process::exit(1);
             }
         }
         Cmd::Rfc2544(a) => {

@@ -229,8 +229,10 @@ pub struct IkeConfig {
     /// Our RSA key, certificate and trustpoints (rsa-sig, rsa-encr); None: pre-shared
     /// keys only.
     pub pki: Option<std::sync::Arc<crate::pki::Credentials>>,
-    /// Easy VPN server (client groups, XAUTH, Mode Config, dynamic map); None: off.
-    pub remote: Option<super::remote::RemoteAccessConfig>,
+    /// Easy VPN server (client groups, XAUTH, Mode Config, dynamic map); None: off. Shared:
+    /// every client's Transaction Mode message reads it, and a copy per message would cost
+    /// O(users) each (O(clients^2) for a thousand clients with their own users).
+    pub remote: Option<std::sync::Arc<super::remote::RemoteAccessConfig>>,
     /// Easy VPN client tunnels (`crypto ipsec client ezvpn`); empty: none.
     pub ezvpn: Vec<super::ezvpn::EzvpnClientConfig>,
 }

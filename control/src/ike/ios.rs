@@ -126,7 +126,8 @@ pub fn ike_config(cfg: &Config, aggressive: bool) -> Result<IkeConfig, IosConfig
     }
     c.remote = super::remote::RemoteAccessConfig::from_model(cfg, |name| {
         cfg.transform_sets.get(name).and_then(esp_transform_set)
-    });
+    })
+    .map(std::sync::Arc::new);
     c.ezvpn = super::ezvpn::EzvpnClientConfig::from_model(cfg, esp_transform_set);
     Ok(c)
 }

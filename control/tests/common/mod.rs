@@ -323,20 +323,25 @@ pub fn bins() -> espgw_lab::EspgwBins {
 /// The espgw-dataplane binary (another package of the workspace): (re)built so it is never
 /// stale (a no-op when it is up to date).
 pub fn dataplane_bin() -> PathBuf {
+    workspace_bin("espgw-dataplane", "espgw-dataplane")
+}
+
+/// Binary `bin` of workspace package `package`, (re)built with this test's profile.
+pub fn workspace_bin(package: &str, bin: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().unwrap().parent().unwrap().to_path_buf(); // target/<profile>
-    let bin = dir.join("espgw-dataplane");
-    {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = std::process::Command::new(cargo);
-        cmd.args(["build", "-p", "espgw-dataplane", "--bin", "espgw-dataplane"]);
-        if dir.file_name().and_then(|n| n.to_str()) == Some("release") {
-            cmd.arg("--release");
-        }
-        let st = cmd.status().expect("cargo build espgw-dataplane");
-        assert!(st.success(), "building espgw-dataplane failed");
+    let path = dir.join(bin);
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = std::process::Command::new(cargo);
+    cmd.args(["build", "-p", package, "--bin", bin]);
+    if dir.file_name().and_then(|n| n.to_str()) == Some("release") {
+        cmd.arg("--release");
     }
-    bin
+    let st = cmd
+        .status()
+        .unwrap_or_else(|e| panic!("cargo build {package}: {e}"));
+    assert!(st.success(), "building {bin} failed");
+    path
 }
 
 /// Lines of `tcpdump -r PCAP -n FILTER` (outer headers only).

@@ -192,7 +192,7 @@ fn v4(a: SocketAddr) -> Ipv4Addr {
 
 impl Endpoint {
     pub fn new(cfg: IkeConfig, rng: Box<dyn Random + Send>) -> Endpoint {
-        let ra = transaction::RemoteAccess::new(cfg.remote.as_ref());
+        let ra = transaction::RemoteAccess::new(cfg.remote.as_deref());
         Endpoint {
             ra,
             frags: fragments::Reassembler::default(),

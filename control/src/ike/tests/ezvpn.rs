@@ -155,6 +155,32 @@ fn espgw_client_gets_its_mode_config_and_both_networks_get_sas() {
         .any(|l| l.contains("%CRYPTO-6-EZVPN_CONNECTION_UP") && l.contains("User=alice")));
 }
 
+/// A client without inside networks (a software client, as vpnc, and the load generator's
+/// identities): its SAs are for its Mode Config address, and the server's for that address.
+#[test]
+fn client_without_inside_network_protects_its_mode_config_address() {
+    let text = CLIENT.replace(" crypto ipsec client ezvpn ez inside\n", "");
+    assert_ne!(text, CLIENT);
+    let mut p = Pair::new(&text);
+    p.c.ezvpn_start(p.now);
+    p.pump();
+    p.advance(Duration::from_secs(2));
+    let st = p.c.ezvpn_status();
+    assert_eq!(st[0].state, "IPSEC_ACTIVE", "{:#?}", p.debug_c);
+    let addr = st[0].config.as_ref().and_then(|c| c.address).unwrap();
+    let sas = p.c.ipsec_sas(p.now);
+    assert_eq!(sas.len(), 2, "{sas:#?}");
+    assert!(
+        sas.iter().all(|s| s.local_proxy == Proxy::host(addr)),
+        "{sas:#?}"
+    );
+    let server = p.s.ipsec_sas(p.now);
+    assert!(
+        server.iter().all(|s| s.remote_proxy == Proxy::host(addr)),
+        "{server:#?}"
+    );
+}
+
 #[test]
 fn connect_manual_waits_for_the_exec_command() {
     let text = CLIENT.replace(" connect auto", " connect manual");

@@ -521,7 +521,7 @@ impl Endpoint {
         remap: &mut [Option<usize>],
     ) {
         let cfg = self.cfg.remote.clone();
-        self.ra.reconfigure(cfg.as_ref());
+        self.ra.reconfigure(cfg.as_deref());
         let moved: Vec<(usize, [u8; 8])> = self.ra.client_maps.drain().collect();
         self.ra.free_maps.clear();
         for (i, owner) in moved {

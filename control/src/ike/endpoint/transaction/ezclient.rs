@@ -4,7 +4,8 @@
 //! Transaction Mode as the [`Client`] (answers XAUTH with the saved user and password,
 //! pulls Mode Config, accepts a pushed SET); then, in network-extension mode, Quick Mode for
 //! each inside network against each split-include network the server sent (0.0.0.0/0
-//! without one, as IOS does).
+//! without one, as IOS does). A tunnel without inside networks (a software client, as
+//! vpnc) protects its Mode Config address instead.
 //!
 //! Each inside network has a crypto map entry (`<outside>-head-0`, as IOS names the map
 //! it builds); the entries exist from the first connect, their Quick Modes are held until
@@ -454,6 +455,20 @@ impl Endpoint {
         };
         let t = self.ez.tunnels.get_mut(name).expect("tunnel");
         t.config = Some(mc.clone());
+        // No inside network (a software client, as vpnc): the tunnel protects the Mode
+        // Config address itself, address/32 against each split network.
+        let no_inside = self
+            .cfg
+            .ezvpn
+            .iter()
+            .any(|c| c.name == name && c.inside.is_empty());
+        if let (true, Some(a)) = (no_inside, mc.address) {
+            for &i in &t.maps {
+                if let Some(e) = self.cfg.maps.get_mut(i) {
+                    e.local_proxy = Proxy::host(a);
+                }
+            }
+        }
         // One entry per inside network and split network: the first of each inside
         // network is the one created at connect, the others are added.
         let firsts: Vec<usize> = t.maps.clone();
