@@ -78,9 +78,16 @@ fn fanout_run(tag: &str, fanout: &str, min_packets: u64, max_secs: u64) -> f64 {
             assert!(dp.signal_and_wait("-TERM", Duration::from_secs(5)));
         }
     }
-    assert!(decap >= min_packets.min(1000), "traffic passed the tunnel: {decap}");
+    assert!(
+        decap >= min_packets.min(1000),
+        "traffic passed the tunnel: {decap}"
+    );
     assert_eq!(worker_sum(&s2, "drop_replay"), 0, "false replay drops");
-    assert_eq!(worker_sum(&s2, "drop_out_of_window"), 0, "false out-of-window drops");
+    assert_eq!(
+        worker_sum(&s2, "drop_out_of_window"),
+        0,
+        "false out-of-window drops"
+    );
     assert_eq!(worker_sum(&s2, "drop_auth"), 0);
     if fanout == "1" {
         return hb;

@@ -519,7 +519,8 @@ fn deferred_commit_in_arrival_order_matches_one_worker() {
         let split = InboundSa::new(one.params, &keys(t)).unwrap();
         // 400 packets, reordered locally (some beyond the window of 64), some duplicated,
         // some tampered.
-        let mut stream: Vec<Frame<Vec<u8>>> = (0..400).map(|i| encap_one(&out, 20 + i % 40)).collect();
+        let mut stream: Vec<Frame<Vec<u8>>> =
+            (0..400).map(|i| encap_one(&out, 20 + i % 40)).collect();
         for i in 0..stream.len() {
             let d = if rng.random_range(0..10) == 0 { 90 } else { 8 };
             let j = (i + rng.random_range(0..d)).min(stream.len() - 1);
@@ -598,13 +599,20 @@ fn deferred_commit_in_arrival_order_matches_one_worker() {
         });
         assert_eq!(fanned, reference, "seed {seed}");
         assert!(reference.len() > 150, "seed {seed}: {}", reference.len());
-        assert!(reference.len() < 400, "seed {seed}: the stream tests nothing");
+        assert!(
+            reference.len() < 400,
+            "seed {seed}: the stream tests nothing"
+        );
         assert_eq!(split.replay.top(), one.replay.top());
         for (a, b) in [
             (&split.counters.packets, &one.counters.packets),
             (&split.counters.bytes, &one.counters.bytes),
         ] {
-            assert_eq!(a.load(Ordering::Relaxed), b.load(Ordering::Relaxed), "seed {seed}");
+            assert_eq!(
+                a.load(Ordering::Relaxed),
+                b.load(Ordering::Relaxed),
+                "seed {seed}"
+            );
         }
     }
 }

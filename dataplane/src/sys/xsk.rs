@@ -339,10 +339,7 @@ impl UmemView {
     /// the returned slice is used, and `p` must have been moved out of that set's
     /// worker (no other `Packet` names the frame, and the set's worker does not touch
     /// it until `p` comes back).
-    pub unsafe fn frame_mut<'a>(
-        &self,
-        p: &'a mut Packet,
-    ) -> Option<(&'a mut [u8], usize, usize)> {
+    pub unsafe fn frame_mut<'a>(&self, p: &'a mut Packet) -> Option<(&'a mut [u8], usize, usize)> {
         let f = self.frame_ptr(p)?;
         // SAFETY: the region is mapped and the frame held by `p` alone (the caller's
         // promise); the frame is `FRAME_SIZE` bytes inside the region (frame_ptr).

@@ -35,8 +35,8 @@ use super::stats::{charge, Counter, Tally};
 use super::syslog::{CryptoEvent, LatestEvents};
 use super::{fwd_drop, Published};
 use crate::esp::{
-    commit_deferred, decapsulate_batch, decapsulate_batch_deferred, encapsulate_batch, DropReason, EspContext, EspHeader, Frame, InnerHeader,
-    ENCAP_TAILROOM,
+    commit_deferred, decapsulate_batch, decapsulate_batch_deferred, encapsulate_batch, DropReason,
+    EspContext, EspHeader, Frame, InnerHeader, ENCAP_TAILROOM,
 };
 use crate::sadb::{monotonic_ms, GlobalCounter, MapName, PostOutcome, SaRequest, SlotId};
 use crate::sys::xsk::{Packet, XskSet};

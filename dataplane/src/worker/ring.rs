@@ -45,7 +45,9 @@ pub struct Consumer<T>(Arc<Ring<T>>);
 pub fn channel<T>(capacity: usize) -> (Producer<T>, Consumer<T>) {
     let n = capacity.max(1).next_power_of_two();
     let ring = Arc::new(Ring {
-        slots: (0..n).map(|_| UnsafeCell::new(MaybeUninit::uninit())).collect(),
+        slots: (0..n)
+            .map(|_| UnsafeCell::new(MaybeUninit::uninit()))
+            .collect(),
         mask: n - 1,
         head: AtomicUsize::new(0),
         tail: AtomicUsize::new(0),
@@ -100,7 +102,10 @@ mod tests {
         assert_eq!(p.push(9), Err(9));
         assert_eq!(c.pop(), Some(0));
         assert_eq!(p.push(4), Ok(()));
-        assert_eq!((1..=4).map(|_| c.pop().unwrap()).collect::<Vec<_>>(), [1, 2, 3, 4]);
+        assert_eq!(
+            (1..=4).map(|_| c.pop().unwrap()).collect::<Vec<_>>(),
+            [1, 2, 3, 4]
+        );
         assert_eq!(c.pop(), None);
     }
 

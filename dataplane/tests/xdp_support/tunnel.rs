@@ -94,19 +94,19 @@ impl Router {
     pub fn start(&mut self, t: &Topology) {
         let _ = std::fs::remove_file(&self.stats);
         let mut args: Vec<&str> = vec![
-                BIN,
-                "--inside",
-                "in0",
-                "--outside",
-                "out0",
-                "--cores",
-                "0,1",
-                "--sadb",
-                self.db_path.to_str().unwrap(),
-                "--acl",
-                &self.acl,
-                "--stats",
-                self.stats.to_str().unwrap(),
+            BIN,
+            "--inside",
+            "in0",
+            "--outside",
+            "out0",
+            "--cores",
+            "0,1",
+            "--sadb",
+            self.db_path.to_str().unwrap(),
+            "--acl",
+            &self.acl,
+            "--stats",
+            self.stats.to_str().unwrap(),
         ];
         args.extend(self.extra.iter().map(String::as_str));
         let dp = t.spawn(self.node, &args, &format!("dataplane-{}.log", self.node));
