@@ -498,9 +498,12 @@ fn dropped_frame_reports_its_esp_header() {
     assert_eq!(batch[0].inner(), None);
 }
 
+/// Frames with their arrival positions.
+type Numbered = Vec<(usize, Frame<Vec<u8>>)>;
+
 /// Which arrival positions `decide` accepts, given the stream in arrival order.
-fn accepted(n: usize, mut decide: impl FnMut(&mut Vec<(usize, Frame<Vec<u8>>)>)) -> Vec<usize> {
-    let mut got: Vec<(usize, Frame<Vec<u8>>)> = Vec::with_capacity(n);
+fn accepted(n: usize, mut decide: impl FnMut(&mut Numbered)) -> Vec<usize> {
+    let mut got: Numbered = Vec::with_capacity(n);
     decide(&mut got);
     let mut idx: Vec<usize> = got.iter().map(|(i, _)| *i).collect();
     idx.sort_unstable();
@@ -537,7 +540,7 @@ fn deferred_commit_in_arrival_order_matches_one_worker() {
             let l = stream[k].len;
             stream[k].data_mut()[l - 3] ^= 0x40;
         }
-        let batches: Vec<Vec<(usize, Frame<Vec<u8>>)>> = stream
+        let batches: Vec<Numbered> = stream
             .into_iter()
             .enumerate()
             .collect::<Vec<_>>()
@@ -558,13 +561,13 @@ fn deferred_commit_in_arrival_order_matches_one_worker() {
         // Fan-out: each batch cut into slices, the slices of up to three batches verified
         // in a random order (as by several workers), committed in arrival order.
         let fanned = accepted(400, |got| {
-            let mut slices: Vec<Vec<(usize, Frame<Vec<u8>>)>> = Vec::new();
+            let mut slices: Vec<Numbered> = Vec::new();
             for b in &batches {
                 let k = rng.random_range(1..=4usize);
                 let len = b.len().div_ceil(k);
                 slices.extend(b.chunks(len).map(|c| c.to_vec()));
             }
-            let mut done: Vec<Option<Vec<(usize, Frame<Vec<u8>>)>>> = vec![None; slices.len()];
+            let mut done: Vec<Option<Numbered>> = vec![None; slices.len()];
             let mut next_commit = 0;
             let mut order: Vec<usize> = (0..slices.len()).collect();
             for w in order.chunks_mut(9) {
@@ -576,7 +579,7 @@ fn deferred_commit_in_arrival_order_matches_one_worker() {
                     let mut fs: Vec<Frame<Vec<u8>>> =
                         slices[s].iter().map(|(_, f)| f.clone()).collect();
                     let _ = decapsulate_batch_deferred(&mut fs, |_| Some(&split), &mut dc);
-                    let mut r: Vec<(usize, Frame<Vec<u8>>)> = fs
+                    let mut r: Numbered = fs
                         .into_iter()
                         .map(|f| (slices[s][f.batch_index()].0, f))
                         .collect();
