@@ -13,12 +13,14 @@
 //! at most `HOLD_POLL_MS` (10 ms) so it notices the table move without traffic.
 
 pub mod esp_path;
+pub mod fanout;
 pub mod fib;
 pub mod forward;
 pub mod frag;
 pub mod hold;
 pub mod icmp;
 pub mod netlink;
+pub mod ring;
 pub mod sa;
 pub mod stats;
 pub mod syslog;
@@ -86,6 +88,8 @@ pub struct Worker {
     esp: Option<EspState>,
     /// Frames waiting for their next hop's MAC address.
     hold: HoldQueue<Held>,
+    /// Inbound ESP spread over several workers (`--fanout`).
+    fanout: Option<fanout::Fanout>,
 }
 
 /// A value published by one thread and picked up by workers between
@@ -129,6 +133,9 @@ pub const HOLD_FOR: Duration = Duration::from_secs(3);
 /// Longest `poll(2)` while frames are held, so a resolved neighbour is
 /// noticed without traffic.
 const HOLD_POLL_MS: i32 = 10;
+/// Longest `poll(2)` of a worker that verifies slices for others (`--fanout`): a
+/// hand-off waits at most this long for an idle peer.
+const FANOUT_POLL_MS: i32 = 1;
 /// How often the destinations of held frames are posted to the resolver
 /// again (a post can be lost when the resolver is busy).
 const HOLD_REQUEST_EVERY: Duration = Duration::from_millis(100);
@@ -172,6 +179,7 @@ impl Worker {
             stats: Arc::new(WorkerStats::default()),
             esp: None,
             hold,
+            fanout: None,
         })
     }
 
@@ -189,6 +197,15 @@ impl Worker {
     pub fn sole_encryptor(mut self) -> Self {
         if let Some(e) = self.esp.as_mut() {
             e.seq_chunk = self.cfg.batch.max(esp_path::SEQ_CHUNK);
+        }
+        self
+    }
+
+    /// Spreads the ESP this worker receives over its peers and verifies theirs
+    /// ([`fanout`]); only with ESP on.
+    pub fn with_fanout(mut self, f: fanout::Fanout) -> Self {
+        if self.esp.is_some() {
+            self.fanout = Some(f);
         }
         self
     }
@@ -281,9 +298,10 @@ impl Worker {
                 );
                 if let Some(st) = self.esp.as_mut() {
                     let mut io = esp_io!(self, &mut tally, now);
-                    match side {
-                        Side::Inside => esp_path::encap(st, &mut io, &mut rx, &mut out),
-                        Side::Outside => esp_path::decap(st, &mut io, &mut rx, &mut out),
+                    match (side, self.fanout.as_mut()) {
+                        (Side::Inside, _) => esp_path::encap(st, &mut io, &mut rx, &mut out),
+                        (Side::Outside, Some(f)) => f.spread(st, &mut io, &mut rx, &mut out),
+                        (Side::Outside, None) => esp_path::decap(st, &mut io, &mut rx, &mut out),
                     }
                     if !st.events.is_empty() {
                         self.stats.events.publish(&mut st.events);
@@ -293,6 +311,20 @@ impl Worker {
                     self.forward_one(pkt, &mut out, &mut tally, now);
                 }
                 self.send_out(&mut out, &mut tally);
+            }
+            if let (Some(f), Some(st)) = (self.fanout.as_mut(), self.esp.as_mut()) {
+                // Other workers' slices first (their owners wait), then ours back.
+                got += f.serve(&mut tally);
+                if f.busy() {
+                    let mut io = esp_io!(self, &mut tally, now);
+                    f.deliver(st, &mut io, &mut out);
+                    if !st.events.is_empty() {
+                        self.stats.events.publish(&mut st.events);
+                    }
+                    // Slices still out: keep turning, never sleep on them.
+                    got += usize::from(f.busy());
+                    self.send_out(&mut out, &mut tally);
+                }
             }
             self.xsk.service();
             if got > 0 {
@@ -309,11 +341,17 @@ impl Worker {
             let since = *idle_since.get_or_insert_with(Instant::now);
             if since.elapsed() < SPIN {
                 std::hint::spin_loop();
+            } else if self.fanout.as_ref().is_some_and(|f| f.serves()) {
+                // Slices from other workers arrive without waking poll(2).
+                let _ = self.xsk.wait(FANOUT_POLL_MS);
             } else if self.hold.is_empty() {
                 let _ = self.xsk.wait(BLOCK_MS);
             } else {
                 let _ = self.xsk.wait(HOLD_POLL_MS);
             }
+        }
+        if let Some(f) = self.fanout.as_mut() {
+            f.stop();
         }
         self.kernel_stats();
     }

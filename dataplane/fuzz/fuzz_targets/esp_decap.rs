@@ -5,9 +5,11 @@
 //! Mode 0 (first byte even): the rest is a batch of frames (2-byte length prefixes) run
 //! against 3DES-MD5 and AES-GCM SAs, raw and NAT-T. Mode 1 (odd): the rest is the
 //! plaintext of an authentic esp-null esp-sha-hmac packet (ICV computed here), so the
-//! fuzzer reaches the trailer checks and the inner-packet rewrite behind the ICV.
+//! fuzzer reaches the trailer checks and the inner-packet rewrite behind the ICV. With bit
+//! 2 set the batch goes through the fan-out path instead: decapsulation with the replay
+//! commit deferred, then the commits in arrival order.
 use espgw_dataplane::crypto::transform::{IcvJob, SaCrypto, Transform};
-use espgw_dataplane::esp::{decapsulate_batch, DropCounters, Frame, InboundSa, Mode, NatT, SaKeys, SaParams};
+use espgw_dataplane::esp::{commit_deferred, decapsulate_batch, decapsulate_batch_deferred, DropCounters, Frame, InboundSa, Mode, NatT, SaKeys, SaParams};
 use espgw_dataplane::wire::checksum;
 use libfuzzer_sys::fuzz_target;
 use std::net::Ipv4Addr;
@@ -55,15 +57,34 @@ fn lookup(spi: u32) -> Option<&'static InboundSa> {
     }
 }
 
-fn run(frames: &mut Vec<Frame<Vec<u8>>>) {
+fn run(frames: &mut Vec<Frame<Vec<u8>>>, deferred: bool) {
     let mut dc = DropCounters::default();
     let total = frames.len();
-    let n = decapsulate_batch(frames, lookup, &mut dc);
+    let n = if deferred {
+        decapsulate_batch_deferred(frames, lookup, &mut dc)
+    } else {
+        decapsulate_batch(frames, lookup, &mut dc)
+    };
     assert!(n <= total);
     assert_eq!(n as u64 + dc.total(), total as u64);
     for f in &frames[..n] {
         assert!(f.head + f.len <= f.buf.len());
-        assert!(f.len >= 14 + 20);
+        if !deferred {
+            assert!(f.len >= 14 + 20);
+        }
+    }
+    if deferred {
+        // Every survivor waits for its commit; commit in arrival order.
+        let mut pending: Vec<&Frame<Vec<u8>>> = frames[..n].iter().collect();
+        pending.sort_by_key(|f| f.batch_index());
+        for f in pending {
+            let seq = f.pending_seq().expect("a survivor of the deferred path is pending");
+            let spi = f.esp_header().expect("a pending frame has its ESP header").spi;
+            let sa = lookup(spi).expect("a pending frame has its SA");
+            if commit_deferred(sa, seq, f.drop_reason(), f.len.saturating_sub(14)).is_ok() {
+                assert!(f.len >= 14 + 20);
+            }
+        }
     }
 }
 
@@ -108,5 +129,5 @@ fuzz_target!(|data: &[u8]| {
         let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         frames.push(Frame::with_room(&authentic(rest, seq, mode & 2 != 0)));
     }
-    run(&mut frames);
+    run(&mut frames, mode & 4 != 0);
 });

@@ -88,6 +88,12 @@ struct Args {
     /// Cores for the workers, e.g. 0,1 (one worker per core; at most one per queue).
     #[arg(long, value_delimiter = ',', default_value = "0")]
     cores: Vec<usize>,
+    /// Workers one tunnel's inbound ESP spreads over: the worker whose queue receives
+    /// it keeps a slice of each batch and hands the rest to the next N-1 workers to
+    /// decrypt; the replay window is still committed in arrival order, so it need not
+    /// be widened (1: each worker decrypts what it receives; at most the worker count).
+    #[arg(long, default_value_t = 1)]
+    fanout: usize,
     /// A crypto-ACL rule: `permit|deny PROTO SRC DST [sport A-B] [dport A-B] [policy SEQ] [map NAME]` (repeatable; before the policy file's rules).
     #[arg(long = "acl")]
     acl: Vec<String>,
@@ -346,6 +352,7 @@ fn run(args: Args) -> Result<(), String> {
         ..XskConfig::default()
     };
     let mut workers = Vec::new();
+    let mut fanouts = espgw_dataplane::worker::fanout::mesh(nworkers, args.fanout).into_iter();
     for w in 0..nworkers {
         let queues = |n: u32| {
             (0..n)
@@ -372,6 +379,9 @@ fn run(args: Args) -> Result<(), String> {
             if nworkers == 1 {
                 worker = worker.sole_encryptor();
             }
+        }
+        if let Some(f) = fanouts.next().filter(|_| args.fanout > 1) {
+            worker = worker.with_fanout(f);
         }
         for (side, queue, fd) in worker.sockets() {
             let cls = if side == Side::Inside {

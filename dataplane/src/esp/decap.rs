@@ -32,6 +32,67 @@ where
     B: AsRef<[u8]> + AsMut<[u8]>,
     F: Fn(u32) -> Option<&'s InboundSa>,
 {
+    decapsulate_with(frames, lookup, counters, Commit::Now)
+}
+
+/// When a group's replay window is updated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Commit {
+    /// Right after the ICVs verified (one worker owns the whole stream).
+    Now,
+    /// Later, by [`commit_deferred`], in arrival order (the batch is a slice of another
+    /// worker's stream, see `worker::fanout`).
+    Deferred,
+}
+
+/// Like [`decapsulate_batch`], but the replay window is only checked, never updated: a
+/// frame whose ICV verified reports its full sequence number in [`Frame::pending_seq`]
+/// and is neither delivered nor dropped until [`commit_deferred`] decides (its outcome,
+/// good or a trailer drop, kept for that call, is not counted here). Good frames still
+/// come first; a pending frame counts as good here even if its trailer was bad.
+pub fn decapsulate_batch_deferred<'s, B, F>(
+    frames: &mut [Frame<B>],
+    lookup: F,
+    counters: &mut DropCounters,
+) -> usize
+where
+    B: AsRef<[u8]> + AsMut<[u8]>,
+    F: Fn(u32) -> Option<&'s InboundSa>,
+{
+    decapsulate_with(frames, lookup, counters, Commit::Deferred)
+}
+
+/// The replay commit of a frame [`decapsulate_batch_deferred`] left pending: `seq` its
+/// [`Frame::pending_seq`], `outcome` its [`Frame::drop_reason`] (`None`: the inner packet
+/// of `bytes` is good). Called in arrival order, this makes exactly the decisions
+/// [`decapsulate_batch`] would have made on the whole stream: `Ok` delivers the packet
+/// (counted on the SA), `Err` says why it is dropped (not counted anywhere yet).
+pub fn commit_deferred(
+    sa: &InboundSa,
+    seq: u64,
+    outcome: Option<DropReason>,
+    bytes: usize,
+) -> Result<(), DropReason> {
+    sa.replay.commit(seq).map_err(replay_drop)?;
+    match outcome {
+        Some(r) => Err(r),
+        None => {
+            sa.counters.add(1, bytes as u64);
+            Ok(())
+        }
+    }
+}
+
+fn decapsulate_with<'s, B, F>(
+    frames: &mut [Frame<B>],
+    lookup: F,
+    counters: &mut DropCounters,
+    commit: Commit,
+) -> usize
+where
+    B: AsRef<[u8]> + AsMut<[u8]>,
+    F: Fn(u32) -> Option<&'s InboundSa>,
+{
     for (i, fr) in frames.iter_mut().enumerate() {
         fr.meta = Default::default();
         fr.meta.idx = i as u32;
@@ -42,7 +103,7 @@ where
     }
     group_and_compact(frames, counters, |group, counters| {
         match lookup(group[0].meta.key as u32) {
-            Some(sa) => decap_group(sa, group, counters),
+            Some(sa) => decap_group(sa, group, counters, commit),
             None => {
                 for fr in group.iter_mut() {
                     fr.meta.verdict = Some(DropReason::NoSa);
@@ -113,6 +174,7 @@ fn decap_group<B: AsRef<[u8]> + AsMut<[u8]>>(
     sa: &InboundSa,
     frames: &mut [Frame<B>],
     counters: &mut DropCounters,
+    commit: Commit,
 ) -> usize {
     let t = sa.params.transform;
     let (iv_len, icv_len) = (t.iv_len(), t.icv_len());
@@ -229,8 +291,13 @@ fn decap_group<B: AsRef<[u8]> + AsMut<[u8]>>(
     }
     for fr in frames.iter_mut() {
         if fr.meta.verdict.is_none() {
-            if let Err(e) = sa.replay.commit(fr.meta.seq) {
-                fr.meta.verdict = Some(replay_drop(e));
+            match commit {
+                Commit::Now => {
+                    if let Err(e) = sa.replay.commit(fr.meta.seq) {
+                        fr.meta.verdict = Some(replay_drop(e));
+                    }
+                }
+                Commit::Deferred => fr.meta.pending = true,
             }
         }
     }
@@ -257,7 +324,9 @@ fn decap_group<B: AsRef<[u8]> + AsMut<[u8]>>(
             Err(r) => fr.meta.verdict = Some(r),
         }
     }
-    sa.counters.add(delivered, bytes);
+    if commit == Commit::Now {
+        sa.counters.add(delivered, bytes);
+    }
     partition_group(frames, counters)
 }
 

@@ -14,7 +14,7 @@ mod decap;
 mod encap;
 pub mod replay;
 
-pub use decap::decapsulate_batch;
+pub use decap::{commit_deferred, decapsulate_batch, decapsulate_batch_deferred};
 pub use encap::encapsulate_batch;
 pub use replay::{
     ReplayError, ReplayWindow, SeqCounter, SeqRange, DEFAULT_REPLAY_WINDOW, MAX_REPLAY_WINDOW,
@@ -343,6 +343,8 @@ pub(crate) struct FrameMeta {
     outer: Option<[u32; 3]>,
     /// Inbound: `buf[head + 14..]` is a delivered packet whose lengths were checked.
     delivered: bool,
+    /// Inbound, deferred commit: the ICV verified, the replay window is not updated yet.
+    pending: bool,
 }
 
 /// A packet in a buffer with room around it. `buf[head..head + len]` is the Ethernet
@@ -399,6 +401,12 @@ impl<B: AsRef<[u8]> + AsMut<[u8]>> Frame<B> {
     /// Why the last batch call dropped this frame (`None` for a good one).
     pub fn drop_reason(&self) -> Option<DropReason> {
         self.meta.verdict
+    }
+
+    /// Inbound, after [`decapsulate_batch_deferred`]: the full sequence number of a
+    /// frame whose ICV verified and that waits for [`commit_deferred`].
+    pub fn pending_seq(&self) -> Option<u64> {
+        self.meta.pending.then_some(self.meta.seq)
     }
 
     /// Inbound: the outer addresses, SPI and sequence number [`decapsulate_batch`]
@@ -476,17 +484,19 @@ fn group_and_compact<B>(
     good
 }
 
-/// Moves frames with `verdict == None` to the front (keeping their order) and returns
-/// their number; counts the others.
+/// Moves frames with `verdict == None` (and pending ones) to the front (keeping their
+/// order) and returns their number; counts the others.
 fn partition_group<B>(frames: &mut [Frame<B>], counters: &mut DropCounters) -> usize {
     let mut w = 0;
     for i in 0..frames.len() {
-        match frames[i].meta.verdict {
-            None => {
+        let m = &frames[i].meta;
+        // A pending frame's outcome is decided (and counted) at its commit.
+        match m.verdict {
+            Some(r) if !m.pending => counters.add(r),
+            _ => {
                 frames.swap(w, i);
                 w += 1;
             }
-            Some(r) => counters.add(r),
         }
     }
     w

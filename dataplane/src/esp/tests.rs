@@ -497,3 +497,125 @@ fn dropped_frame_reports_its_esp_header() {
     assert_eq!((h.src, h.dst, h.spi, h.seq), (LOCAL, REMOTE, 0x4000, 1));
     assert_eq!(batch[0].inner(), None);
 }
+
+/// Frames with their arrival positions.
+type Numbered = Vec<(usize, Frame<Vec<u8>>)>;
+
+/// Which arrival positions `decide` accepts, given the stream in arrival order.
+fn accepted(n: usize, mut decide: impl FnMut(&mut Numbered)) -> Vec<usize> {
+    let mut got: Numbered = Vec::with_capacity(n);
+    decide(&mut got);
+    let mut idx: Vec<usize> = got.iter().map(|(i, _)| *i).collect();
+    idx.sort_unstable();
+    idx
+}
+
+#[test]
+fn deferred_commit_in_arrival_order_matches_one_worker() {
+    use rand::{Rng, SeedableRng};
+    let t = Transform::parse("esp-aes esp-sha-hmac").unwrap();
+    for seed in 0..20u64 {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let mut p = SaParams::tunnel(0x5000, t, LOCAL, REMOTE);
+        p.replay_window = 64;
+        let (out, one) = pair(p);
+        let split = InboundSa::new(one.params, &keys(t)).unwrap();
+        // 400 packets, reordered locally (some beyond the window of 64), some duplicated,
+        // some tampered.
+        let mut stream: Vec<Frame<Vec<u8>>> =
+            (0..400).map(|i| encap_one(&out, 20 + i % 40)).collect();
+        for i in 0..stream.len() {
+            let d = if rng.random_range(0..10) == 0 { 90 } else { 8 };
+            let j = (i + rng.random_range(0..d)).min(stream.len() - 1);
+            stream.swap(i, j);
+        }
+        for _ in 0..30 {
+            let k = rng.random_range(0..stream.len());
+            let copy = stream[k].clone();
+            let at = rng.random_range(k..stream.len());
+            stream.insert(at, copy);
+        }
+        for _ in 0..10 {
+            let k = rng.random_range(0..stream.len());
+            let l = stream[k].len;
+            stream[k].data_mut()[l - 3] ^= 0x40;
+        }
+        let batches: Vec<Numbered> = stream
+            .into_iter()
+            .enumerate()
+            .collect::<Vec<_>>()
+            .chunks(32)
+            .map(|c| c.to_vec())
+            .collect();
+        let mut dc = DropCounters::default();
+        // One worker: each batch decapsulated and committed at once.
+        let reference = accepted(400, |got| {
+            for b in &batches {
+                let mut fs: Vec<Frame<Vec<u8>>> = b.iter().map(|(_, f)| f.clone()).collect();
+                let n = decapsulate_batch(&mut fs, |_| Some(&one), &mut dc);
+                for f in &fs[..n] {
+                    got.push((b[f.batch_index()].0, f.clone()));
+                }
+            }
+        });
+        // Fan-out: each batch cut into slices, the slices of up to three batches verified
+        // in a random order (as by several workers), committed in arrival order.
+        let fanned = accepted(400, |got| {
+            let mut slices: Vec<Numbered> = Vec::new();
+            for b in &batches {
+                let k = rng.random_range(1..=4usize);
+                let len = b.len().div_ceil(k);
+                slices.extend(b.chunks(len).map(|c| c.to_vec()));
+            }
+            let mut done: Vec<Option<Numbered>> = vec![None; slices.len()];
+            let mut next_commit = 0;
+            let mut order: Vec<usize> = (0..slices.len()).collect();
+            for w in order.chunks_mut(9) {
+                // A window of slices in flight at once, verified in any order.
+                for i in (1..w.len()).rev() {
+                    w.swap(i, rng.random_range(0..=i));
+                }
+                for &s in w.iter() {
+                    let mut fs: Vec<Frame<Vec<u8>>> =
+                        slices[s].iter().map(|(_, f)| f.clone()).collect();
+                    let _ = decapsulate_batch_deferred(&mut fs, |_| Some(&split), &mut dc);
+                    let mut r: Numbered = fs
+                        .into_iter()
+                        .map(|f| (slices[s][f.batch_index()].0, f))
+                        .collect();
+                    r.sort_by_key(|(i, _)| *i);
+                    done[s] = Some(r);
+                    while let Some(Some(r)) = done.get_mut(next_commit).map(Option::take) {
+                        for (i, f) in r {
+                            if let Some(seq) = f.pending_seq() {
+                                let bytes = f.len.saturating_sub(14);
+                                if commit_deferred(&split, seq, f.drop_reason(), bytes).is_ok() {
+                                    got.push((i, f));
+                                }
+                            }
+                        }
+                        next_commit += 1;
+                    }
+                }
+            }
+            assert_eq!(next_commit, slices.len());
+        });
+        assert_eq!(fanned, reference, "seed {seed}");
+        assert!(reference.len() > 150, "seed {seed}: {}", reference.len());
+        assert!(
+            reference.len() < 400,
+            "seed {seed}: the stream tests nothing"
+        );
+        assert_eq!(split.replay.top(), one.replay.top());
+        for (a, b) in [
+            (&split.counters.packets, &one.counters.packets),
+            (&split.counters.bytes, &one.counters.bytes),
+        ] {
+            assert_eq!(
+                a.load(Ordering::Relaxed),
+                b.load(Ordering::Relaxed),
+                "seed {seed}"
+            );
+        }
+    }
+}

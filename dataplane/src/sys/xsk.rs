@@ -306,6 +306,48 @@ pub struct PortStats {
 
 static NEXT_OWNER: AtomicU32 = AtomicU32::new(1);
 
+/// Another thread's access to the frames of one [`XskSet`]: a worker that is handed a
+/// packet of that set (moved to it through a ring, so it is the packet's only holder)
+/// reads and writes the packet's frame in place through this, and hands the packet back
+/// to the set's worker, which alone sends or frees it.
+#[derive(Debug, Clone, Copy)]
+pub struct UmemView {
+    id: u32,
+    base: NonNull<u8>,
+    region_len: usize,
+}
+
+// SAFETY: the view is an address and a length; using it is `unsafe` (frame_mut), with
+// the caller vouching that the region is still mapped and the packet held alone.
+unsafe impl Send for UmemView {}
+
+impl UmemView {
+    fn frame_ptr(&self, p: &Packet) -> Option<NonNull<u8>> {
+        let start = p.frame();
+        if p.owner != self.id || start + FRAME_SIZE > self.region_len {
+            return None;
+        }
+        // SAFETY: `start + FRAME_SIZE` is inside the UMEM region (checked).
+        Some(unsafe { self.base.add(start) })
+    }
+
+    /// Like [`XskSet::frame_mut`], from another thread; `None` for a packet of
+    /// another set.
+    ///
+    /// # Safety
+    /// The set this view came from must still exist (its UMEM mapped) for as long as
+    /// the returned slice is used, and `p` must have been moved out of that set's
+    /// worker (no other `Packet` names the frame, and the set's worker does not touch
+    /// it until `p` comes back).
+    pub unsafe fn frame_mut<'a>(&self, p: &'a mut Packet) -> Option<(&'a mut [u8], usize, usize)> {
+        let f = self.frame_ptr(p)?;
+        // SAFETY: the region is mapped and the frame held by `p` alone (the caller's
+        // promise); the frame is `FRAME_SIZE` bytes inside the region (frame_ptr).
+        let frame = unsafe { std::slice::from_raw_parts_mut(f.as_ptr(), FRAME_SIZE) };
+        Some((frame, p.head as usize, p.len as usize))
+    }
+}
+
 // SAFETY: `base` points into the UMEM region that `umem` keeps mapped for as
 // long as the set lives, whichever thread owns the set; every access to it
 // goes through `&self`/`&mut self` and a Packet of this set, as for the
@@ -499,12 +541,17 @@ impl XskSet {
 
     /// The whole frame of a packet of this set, or `None`.
     fn frame_ptr(&self, p: &Packet) -> Option<NonNull<u8>> {
-        let start = p.frame();
-        if p.owner != self.id || start + FRAME_SIZE > self.region_len {
-            return None;
+        self.view().frame_ptr(p)
+    }
+
+    /// Where this set's UMEM lies, for another worker that is handed packets of this
+    /// set (see [`UmemView`]).
+    pub fn view(&self) -> UmemView {
+        UmemView {
+            id: self.id,
+            base: self.base,
+            region_len: self.region_len,
         }
-        // SAFETY: `start + FRAME_SIZE` is inside the UMEM region (checked).
-        Some(unsafe { self.base.add(start) })
     }
 
     /// The packet's bytes.

@@ -35,8 +35,8 @@ use super::stats::{charge, Counter, Tally};
 use super::syslog::{CryptoEvent, LatestEvents};
 use super::{fwd_drop, Published};
 use crate::esp::{
-    decapsulate_batch, encapsulate_batch, DropReason, EspContext, EspHeader, Frame, InnerHeader,
-    ENCAP_TAILROOM,
+    commit_deferred, decapsulate_batch, decapsulate_batch_deferred, encapsulate_batch, DropReason,
+    EspContext, EspHeader, Frame, InnerHeader, ENCAP_TAILROOM,
 };
 use crate::sadb::{monotonic_ms, GlobalCounter, MapName, PostOutcome, SaRequest, SlotId};
 use crate::sys::xsk::{Packet, XskSet};
@@ -487,13 +487,15 @@ fn post_sa_request(
 
 /// What decapsulation reported about one received frame.
 #[derive(Clone, Copy, Default)]
-struct Decapped {
+pub struct Decapped {
     /// Where the inner packet now lies in the frame (a good frame).
     bounds: Option<(usize, usize)>,
     inner: Option<InnerHeader>,
     /// The outer headers, if decapsulation got as far as the ESP header.
     esp: Option<EspHeader>,
     reason: Option<DropReason>,
+    /// Deferred commit: the ICV verified, the replay window waits for [`deliver`].
+    pending: Option<u64>,
 }
 
 /// Decapsulates a batch received on the outside and forwards the inner
@@ -505,33 +507,84 @@ pub fn decap(
     out: &mut [Vec<Packet>; 2],
 ) {
     let tables = st.tables.clone();
-    let mut results = vec![Decapped::default(); pkts.len()];
-    {
-        // Each packet is decapsulated where it lies in its frame.
-        let xsk: &XskSet = io.xsk;
-        let mut frames: Vec<Frame<&mut [u8]>> = Vec::with_capacity(pkts.len());
-        let mut pos: Vec<usize> = Vec::with_capacity(pkts.len());
-        for (k, pkt) in pkts.iter_mut().enumerate() {
-            let Some((buf, head, len)) = xsk.frame_mut(pkt) else {
-                continue;
-            };
-            frames.push(Frame::new(buf, head, len));
-            pos.push(k);
-        }
-        let lookup = |spi: u32| tables.inbound.get(&spi).map(|e| &*e.sa);
-        let good = decapsulate_batch(&mut frames, lookup, &mut io.tally.drops);
-        for (k, fr) in frames.iter().enumerate() {
-            results[pos[fr.batch_index()]] = Decapped {
-                bounds: (k < good).then_some((fr.head, fr.len)),
-                inner: fr.inner(),
-                esp: fr.esp_header(),
-                reason: fr.drop_reason(),
-            };
-        }
+    let mut results = Vec::with_capacity(pkts.len());
+    let xsk: &XskSet = io.xsk;
+    verify(
+        &tables,
+        pkts,
+        |p| xsk.frame_mut(p),
+        false,
+        &mut io.tally.drops,
+        &mut results,
+    );
+    deliver(st, io, &tables, &results, pkts, out);
+}
+
+/// The crypto half of decapsulation, in place: fills `results` (one per packet, in
+/// order). With `deferred` the replay window is only checked, and each authenticated
+/// frame waits for [`deliver`] to commit it in arrival order; this part may run on a
+/// worker other than the one that received the packets (`frame` reaches their frames).
+pub fn verify<'a>(
+    tables: &SaTables,
+    pkts: &'a mut [Packet],
+    frame: impl Fn(&'a mut Packet) -> Option<(&'a mut [u8], usize, usize)>,
+    deferred: bool,
+    drops: &mut crate::esp::DropCounters,
+    results: &mut Vec<Decapped>,
+) {
+    results.clear();
+    results.resize(pkts.len(), Decapped::default());
+    let mut frames: Vec<Frame<&mut [u8]>> = Vec::with_capacity(pkts.len());
+    let mut pos: Vec<usize> = Vec::with_capacity(pkts.len());
+    for (k, pkt) in pkts.iter_mut().enumerate() {
+        let Some((buf, head, len)) = frame(pkt) else {
+            continue;
+        };
+        frames.push(Frame::new(buf, head, len));
+        pos.push(k);
     }
-    for (r, mut pkt) in results.into_iter().zip(pkts.drain(..)) {
+    let lookup = |spi: u32| tables.inbound.get(&spi).map(|e| &*e.sa);
+    let good = if deferred {
+        decapsulate_batch_deferred(&mut frames, lookup, drops)
+    } else {
+        decapsulate_batch(&mut frames, lookup, drops)
+    };
+    for (k, fr) in frames.iter().enumerate() {
+        let pending = fr.pending_seq();
+        results[pos[fr.batch_index()]] = Decapped {
+            bounds: (k < good).then_some((fr.head, fr.len)),
+            inner: fr.inner(),
+            esp: fr.esp_header(),
+            reason: fr.drop_reason(),
+            pending,
+        };
+    }
+}
+
+/// The forwarding half of decapsulation, by the worker that received `pkts` and in
+/// their arrival order: commits the replay window of frames [`verify`] left pending,
+/// checks the inner packets against their SA's proxy identities and forwards them.
+pub fn deliver(
+    st: &mut EspState,
+    io: &mut Io<'_>,
+    tables: &SaTables,
+    results: &[Decapped],
+    pkts: &mut Vec<Packet>,
+    out: &mut [Vec<Packet>; 2],
+) {
+    for (r, mut pkt) in results.iter().copied().zip(pkts.drain(..)) {
+        let mut r = r;
         let entry = r.esp.and_then(|h| tables.inbound.get(&h.spi));
         let counters = entry.and_then(|e| st.source.db.counters(e.slot));
+        if let (Some(seq), Some(e)) = (r.pending, entry) {
+            let bytes = r.bounds.map_or(0, |(_, len)| len.saturating_sub(ETH));
+            if let Err(reason) = commit_deferred(&e.sa, seq, r.reason, bytes) {
+                // Decided only now: counted here, not by the ESP core.
+                io.tally.drops.add(reason);
+                r.reason = Some(reason);
+                r.bounds = None;
+            }
+        }
         let good = match (r.bounds, r.inner, entry) {
             (Some((head, len)), Some(inner), Some(e)) if pkt.set_bounds(head, len) => {
                 Some((inner, e))
@@ -540,7 +593,7 @@ pub fn decap(
         };
         let Some((inner, entry)) = good else {
             match r.reason {
-                // Counted by the ESP core; charged to the SA here.
+                // Counted by the ESP core (or above); charged to the SA here.
                 Some(reason) => charge(reason, counters.as_ref()),
                 None => io.tally.drop_on(DropReason::Other, counters.as_ref()),
             }

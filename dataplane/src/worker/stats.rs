@@ -46,6 +46,14 @@ espgw_sadb::named_enum! {
         /// Nanoseconds spent in loop turns that had frames to process (busy time; the
         /// rest of the worker's life it spun idle or slept in poll(2)).
         BusyNs => "busy_ns",
+        /// Fan-out (`--fanout`): packets of this worker's outside batches handed to a
+        /// peer to verify and decrypt.
+        FanoutHandedOff => "fanout_handed_off",
+        /// Packets this worker verified and decrypted for another worker.
+        FanoutVerified => "fanout_verified",
+        /// Packets of slices verified here because the peer had `fanout::IN_FLIGHT`
+        /// slices already (not dropped).
+        FanoutRingFull => "fanout_ring_full",
     }
 }
 

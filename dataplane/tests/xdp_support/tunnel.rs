@@ -86,30 +86,30 @@ pub struct Router {
     pub dp: Option<Proc>,
     pub node: &'static str,
     pub acl: String,
+    /// More espgw-dataplane arguments.
+    pub extra: Vec<String>,
 }
 
 impl Router {
     pub fn start(&mut self, t: &Topology) {
         let _ = std::fs::remove_file(&self.stats);
-        let dp = t.spawn(
-            self.node,
-            &[
-                BIN,
-                "--inside",
-                "in0",
-                "--outside",
-                "out0",
-                "--cores",
-                "0,1",
-                "--sadb",
-                self.db_path.to_str().unwrap(),
-                "--acl",
-                &self.acl,
-                "--stats",
-                self.stats.to_str().unwrap(),
-            ],
-            &format!("dataplane-{}.log", self.node),
-        );
+        let mut args: Vec<&str> = vec![
+            BIN,
+            "--inside",
+            "in0",
+            "--outside",
+            "out0",
+            "--cores",
+            "0,1",
+            "--sadb",
+            self.db_path.to_str().unwrap(),
+            "--acl",
+            &self.acl,
+            "--stats",
+            self.stats.to_str().unwrap(),
+        ];
+        args.extend(self.extra.iter().map(String::as_str));
+        let dp = t.spawn(self.node, &args, &format!("dataplane-{}.log", self.node));
         self.dp = Some(dp);
         let stats = self.stats.clone();
         wait_for("dataplane stats", Duration::from_secs(10), || {
@@ -143,6 +143,17 @@ pub fn tunnel_on(
     transform: &str,
     natt: bool,
     install: bool,
+) -> (Topology, Router, Router, Vec<EspSaKeys>, Transform) {
+    tunnel_with(lab, transform, natt, install, &[])
+}
+
+/// [`tunnel_on`] with more espgw-dataplane arguments for both routers.
+pub fn tunnel_with(
+    lab: Topology,
+    transform: &str,
+    natt: bool,
+    install: bool,
+    extra: &[&str],
 ) -> (Topology, Router, Router, Vec<EspSaKeys>, Transform) {
     let t = Transform::parse(transform).unwrap();
     let a = Sa {
@@ -186,6 +197,7 @@ pub fn tunnel_on(
             dp: None,
             node,
             acl: acl.to_string(),
+            extra: extra.iter().map(|a| a.to_string()).collect(),
         }
     };
     let mut r1 = mk(
