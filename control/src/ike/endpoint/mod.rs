@@ -51,6 +51,7 @@ use super::crypto::*;
 use super::syslog::*;
 use super::types::*;
 use crate::isakmp::*;
+pub use pairs::SaUsage;
 use pairs::SaPair;
 use phase1::P1Sa;
 use std::collections::{HashMap, VecDeque};
