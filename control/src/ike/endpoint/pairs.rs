@@ -110,13 +110,29 @@ impl Endpoint {
     /// Reports kilobytes an SA has carried (from the SA database counters); crossing the
     /// soft kilobyte lifetime starts a rekey, the hard one deletes the SA.
     pub fn note_usage(&mut self, now: Instant, spi: u32, kb: u64) {
-        self.note_counters(now, &[SaUsage { spi, inbound: false, packets: 0, kb }]);
+        self.note_counters(
+            now,
+            &[SaUsage {
+                spi,
+                inbound: false,
+                packets: 0,
+                kb,
+            }],
+        );
     }
 
     /// Reports the inbound packet count of an SA (SA database counters): traffic from the
     /// peer proves it alive, so DPD stays quiet while packets arrive.
     pub fn note_inbound(&mut self, now: Instant, spi: u32, packets: u64) {
-        self.note_counters(now, &[SaUsage { spi, inbound: true, packets, kb: 0 }]);
+        self.note_counters(
+            now,
+            &[SaUsage {
+                spi,
+                inbound: true,
+                packets,
+                kb: 0,
+            }],
+        );
     }
 
     /// What the SA database counted on many SAs at once (one sweep of the daemon): each
