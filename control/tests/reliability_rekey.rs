@@ -3,8 +3,8 @@
 //! both espgw data planes. Make-before-break must lose nothing: every datagram arrives once,
 //! in both directions, and neither data plane drops a packet for replay, authentication or a
 //! missing SA. espgw initiates on R1 and responds on R2 (and each rekey is started by
-//! whichever side reaches its soft lifetime first: the initiator at 85 %, the responder at
-//! 95 % of seconds; kilobytes at 90 % on both).
+//! whichever side reaches its soft lifetime first: the initiator at 80–85 %, the responder at
+//! 90–95 % of seconds (jittered); kilobytes at 90 % on both).
 //!
 //! The short forms run in CI (≈40 s each); the `#[ignore]`d full forms do 100 rekeys.
 
@@ -63,7 +63,7 @@ fn rekey_run(tag: &str, conf: PairConf, spec: FlowSpec, min_rekeys: usize) {
     }
 }
 
-/// 30 s lifetime: one rekey (R1 soft at 25.5 s) inside 34 s of 400 pps.
+/// 30 s lifetime: one rekey (R1 soft at 24–25.5 s) inside 34 s of 400 pps.
 #[test]
 fn rekey_by_seconds_espgw_pair_loses_nothing() {
     let conf = PairConf {

@@ -30,8 +30,12 @@ pub use super::views::*;
 /// Where the daemon listens unless told otherwise (`--socket PATH`).
 pub const DEFAULT_SOCKET: &str = "/run/espgw/control.sock";
 
-/// Longest request or response line either side accepts (bytes, newline included).
+/// Longest request line the daemon accepts (bytes, newline included).
 pub const MAX_LINE: usize = 4 << 20;
+
+/// Longest response line a client accepts: `show crypto ipsec sa` of 10,000 crypto map
+/// entries is about 10 MB of JSON, and the classifier holds 65,536 entries.
+pub const MAX_RESPONSE_LINE: usize = 256 << 20;
 
 // ---------------------------------------------------------------------------------------
 // Requests and responses
@@ -639,20 +643,21 @@ pub async fn serve_listener<H: ControlHandler>(
     }
 }
 
-/// Read one line of at most [`MAX_LINE`] bytes. `Ok(None)` at end of stream.
+/// Read one line of at most `max` bytes. `Ok(None)` at end of stream.
 async fn read_bounded_line<R: AsyncRead + Unpin>(
     reader: &mut BufReader<R>,
     buf: &mut Vec<u8>,
+    max: usize,
 ) -> io::Result<Option<()>> {
     buf.clear();
     let n = (&mut *reader)
-        .take(MAX_LINE as u64)
+        .take(max as u64)
         .read_until(b'\n', buf)
         .await?;
     if n == 0 {
         return Ok(None);
     }
-    if buf.last() != Some(&b'\n') && n >= MAX_LINE {
+    if buf.last() != Some(&b'\n') && n >= max {
         return Err(io::Error::new(io::ErrorKind::InvalidData, "line too long"));
     }
     Ok(Some(()))
@@ -676,7 +681,10 @@ pub async fn serve_connection<H: ControlHandler>(
     let (r, mut w) = stream.into_split();
     let mut reader = BufReader::new(r);
     let mut buf = Vec::new();
-    while read_bounded_line(&mut reader, &mut buf).await?.is_some() {
+    while read_bounded_line(&mut reader, &mut buf, MAX_LINE)
+        .await?
+        .is_some()
+    {
         let text = String::from_utf8_lossy(&buf);
         let text = text.trim();
         if text.is_empty() {
@@ -701,7 +709,7 @@ pub async fn serve_connection<H: ControlHandler>(
                         }
                         Err(broadcast::error::RecvError::Closed) => return Ok(()),
                     },
-                    more = read_bounded_line(&mut reader, &mut buf) => {
+                    more = read_bounded_line(&mut reader, &mut buf, MAX_LINE) => {
                         // The client sends nothing while following; EOF (or anything) ends it.
                         let _ = more;
                         return Ok(());
@@ -766,7 +774,7 @@ impl Client {
 
     /// Read the next response line.
     pub async fn recv(&mut self) -> Result<Response, ClientError> {
-        match read_bounded_line(&mut self.reader, &mut self.buf).await? {
+        match read_bounded_line(&mut self.reader, &mut self.buf, MAX_RESPONSE_LINE).await? {
             None => Err(ClientError::Closed),
             Some(()) => Ok(serde_json::from_slice(&self.buf)?),
         }

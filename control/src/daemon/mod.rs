@@ -22,6 +22,7 @@ use tokio::sync::broadcast;
 
 use crate::config::model::Config;
 use crate::driver::{DriverSink, Shared};
+use crate::ike::endpoint::SaUsage;
 use crate::ike::{keylog, DebugLine, Endpoint, Event, SyslogMessage};
 
 pub use self::reconfig::{ConfigSource, ReconfigError};
@@ -147,16 +148,22 @@ impl Daemon {
                 }
             });
         }
-        for (spi, inbound) in self.sa.installed() {
-            let (packets, bytes) = self.sa.counters(spi, inbound);
-            if bytes > 0 {
-                self.shared.with(|ep, now| {
-                    ep.note_usage(now, spi, bytes / 1024);
-                    if inbound {
-                        ep.note_inbound(now, spi, packets);
-                    }
-                });
-            }
+        let usage: Vec<SaUsage> = self
+            .sa
+            .installed()
+            .into_iter()
+            .filter_map(|(spi, inbound)| {
+                let (packets, bytes) = self.sa.counters(spi, inbound);
+                (bytes > 0).then_some(SaUsage {
+                    spi,
+                    inbound,
+                    packets,
+                    kb: bytes / 1024,
+                })
+            })
+            .collect();
+        if !usage.is_empty() {
+            self.shared.with(|ep, now| ep.note_counters(now, &usage));
         }
         true
     }

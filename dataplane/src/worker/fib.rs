@@ -8,11 +8,17 @@
 //! `hold`) and post the destination, and the resolver looks the route up
 //! and has the kernel resolve the neighbour (`NTF_USE`). Snapshots are
 //! rebuilt every [`REFRESH`] and at once when a worker posts a miss, so
-//! route and neighbour changes reach the workers within that period. Stale
+//! neighbour changes reach the workers within that period. Routes are looked
+//! up once per destination when it is first posted and again for all of them
+//! every [`ROUTE_REFRESH`], so route changes reach the workers within that
+//! period: a rebuild after a miss costs one route lookup per *new*
+//! destination, not one per destination ever seen (with thousands of tunnels,
+//! each first packet to a new inside host would otherwise wait for thousands
+//! of lookups, and the hold queue would overflow). Stale
 //! neighbours are re-confirmed through the kernel, since the frames we send
 //! bypass its stack and would never confirm them otherwise.
 
-use super::netlink::{nud, Netlink, NetlinkError};
+use super::netlink::{nud, Netlink, NetlinkError, Route};
 use std::collections::{HashMap, HashSet};
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -22,6 +28,8 @@ use std::time::Duration;
 
 /// Steady-state refresh period.
 pub const REFRESH: Duration = Duration::from_millis(250);
+/// How often every tracked destination's route is looked up again.
+pub const ROUTE_REFRESH: Duration = Duration::from_secs(1);
 /// Refresh period while some destination is unresolved.
 const REFRESH_PENDING: Duration = Duration::from_millis(10);
 /// How long the fast pace lasts for one unresolved episode.
@@ -148,6 +156,7 @@ fn resolver(mut nl: Netlink, s: Arc<Shared>) {
     // neighbour that does not answer is retried at the steady pace.
     let mut pending_since: Option<std::time::Instant> = None;
     let mut tracked = 0;
+    let mut routes = RouteCache::default();
     while !s.stop.load(Ordering::Acquire) {
         {
             let wanted = lock(&s.wanted);
@@ -168,7 +177,10 @@ fn resolver(mut nl: Netlink, s: Arc<Shared>) {
         if dests.is_empty() {
             continue;
         }
-        match build(&mut nl, &dests) {
+        if routes.looked_up.elapsed() >= ROUTE_REFRESH {
+            routes = RouteCache::default();
+        }
+        match build(&mut nl, &dests, &mut routes) {
             Ok((table, unresolved)) => {
                 // A new destination starts a new episode.
                 let fresh = dests.len() > tracked;
@@ -192,8 +204,44 @@ fn resolver(mut nl: Netlink, s: Arc<Shared>) {
     }
 }
 
-/// One pass: routes for every destination, neighbours, link MACs.
-fn build(nl: &mut Netlink, dests: &[Ipv4Addr]) -> Result<(Table, bool), NetlinkError> {
+/// Routes already looked up since `looked_up`; `None`: unreachable.
+struct RouteCache {
+    looked_up: std::time::Instant,
+    routes: HashMap<Ipv4Addr, Option<Route>>,
+}
+
+impl Default for RouteCache {
+    fn default() -> Self {
+        RouteCache {
+            looked_up: std::time::Instant::now(),
+            routes: HashMap::new(),
+        }
+    }
+}
+
+impl RouteCache {
+    /// The route to `dst`: from the cache, or from the kernel (then cached).
+    fn get(&mut self, nl: &mut Netlink, dst: Ipv4Addr) -> Result<Option<Route>, NetlinkError> {
+        if let Some(r) = self.routes.get(&dst) {
+            return Ok(*r);
+        }
+        let r = match nl.route_get(dst) {
+            Ok(r) => Some(r),
+            Err(NetlinkError::Kernel(_)) => None, // unreachable: stays a miss
+            Err(e) => return Err(e),
+        };
+        self.routes.insert(dst, r);
+        Ok(r)
+    }
+}
+
+/// One pass: routes for every destination (new ones from the kernel, the
+/// others from `routes`), neighbours, link MACs.
+fn build(
+    nl: &mut Netlink,
+    dests: &[Ipv4Addr],
+    routes: &mut RouteCache,
+) -> Result<(Table, bool), NetlinkError> {
     let macs: HashMap<u32, ([u8; 6], u16)> = nl
         .links()?
         .into_iter()
@@ -208,10 +256,8 @@ fn build(nl: &mut Netlink, dests: &[Ipv4Addr]) -> Result<(Table, bool), NetlinkE
     let mut unresolved = false;
     let mut asked = HashSet::new();
     for &dst in dests {
-        let route = match nl.route_get(dst) {
-            Ok(r) => r,
-            Err(NetlinkError::Kernel(_)) => continue, // unreachable: stays a miss
-            Err(e) => return Err(e),
+        let Some(route) = routes.get(nl, dst)? else {
+            continue;
         };
         let hop = route.next_hop(dst);
         let Some(&(src_mac, mtu)) = macs.get(&route.oif) else {

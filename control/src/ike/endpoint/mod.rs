@@ -53,6 +53,7 @@ use super::syslog::*;
 use super::types::*;
 use crate::isakmp::*;
 use pairs::SaPair;
+pub use pairs::SaUsage;
 use phase1::P1Sa;
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

@@ -4,8 +4,36 @@
 use super::phase1::{IsakmpKeys, P1Sa};
 use super::quick::{Qm, QmAgreed};
 use super::*;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 use zeroize::Zeroizing;
+
+/// When a new pair starts its rekey (its soft lifetime in seconds): the Quick Mode
+/// initiator between 80 and 85 % of the lifetime, the responder between 90 and 95 % (the
+/// initiator's timer runs out first and it rekeys; the responder's is the fallback), the
+/// point within the band chosen by `r` (a uniform random word). Without the jitter, pairs
+/// made in the same second — every tunnel of a big crypto map after a restart — would all
+/// rekey in the same second again, lifetime after lifetime; with it their rekeys spread
+/// over 5 % of the lifetime (3 minutes of IOS's default hour) and drift further apart at
+/// each generation. Kilobyte lifetimes need none: traffic staggers them.
+pub(super) fn soft_lifetime(life: Duration, initiator: bool, r: u32) -> Duration {
+    let top = if initiator { 85 } else { 95 };
+    let band = life * SOFT_JITTER_PERCENT / 100;
+    life * top / 100 - band.mul_f64(f64::from(r) / (f64::from(u32::MAX) + 1.0))
+}
+
+/// One SA's counters as the SA database holds them, for [`Endpoint::note_counters`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SaUsage {
+    pub spi: u32,
+    pub inbound: bool,
+    pub packets: u64,
+    /// Kilobytes carried.
+    pub kb: u64,
+}
+
+/// Width of the soft-lifetime band, in percent of the lifetime.
+const SOFT_JITTER_PERCENT: u32 = 5;
 
 /// A pair of installed IPsec SAs.
 pub(super) struct SaPair {
@@ -82,34 +110,65 @@ impl Endpoint {
     /// Reports kilobytes an SA has carried (from the SA database counters); crossing the
     /// soft kilobyte lifetime starts a rekey, the hard one deletes the SA.
     pub fn note_usage(&mut self, now: Instant, spi: u32, kb: u64) {
-        for p in &mut self.pairs {
-            if p.inbound == spi || p.outbound == spi {
-                p.kb_used = p.kb_used.max(kb);
-                if p.kb_used >= p.lifetime_kb * 9 / 10 && !p.rekeying {
-                    p.soft_at = now;
-                }
-                if p.kb_used >= p.lifetime_kb {
-                    p.hard_at = now;
-                }
-            }
-        }
+        self.note_counters(
+            now,
+            &[SaUsage {
+                spi,
+                inbound: false,
+                packets: 0,
+                kb,
+            }],
+        );
     }
 
     /// Reports the inbound packet count of an SA (SA database counters): traffic from the
     /// peer proves it alive, so DPD stays quiet while packets arrive.
     pub fn note_inbound(&mut self, now: Instant, spi: u32, packets: u64) {
-        let mut peer = None;
-        for p in &mut self.pairs {
-            if p.inbound == spi && packets > p.in_packets {
-                p.in_packets = packets;
-                peer = Some((p.peer, p.peer_port));
+        self.note_counters(
+            now,
+            &[SaUsage {
+                spi,
+                inbound: true,
+                packets,
+                kb: 0,
+            }],
+        );
+    }
+
+    /// What the SA database counted on many SAs at once (one sweep of the daemon): each
+    /// SA's kilobytes feed its pair's kilobyte lifetimes ([`Endpoint::note_usage`]), and an
+    /// inbound SA's packets mark its peer alive ([`Endpoint::note_inbound`]). One pass
+    /// over the pairs and one over the phase 1 SAs, whatever the number of SAs reported.
+    pub fn note_counters(&mut self, now: Instant, usage: &[SaUsage]) {
+        let mut by_spi: HashMap<u32, usize> = HashMap::with_capacity(self.pairs.len() * 2);
+        for (i, p) in self.pairs.iter().enumerate() {
+            by_spi.entry(p.inbound).or_insert(i);
+            by_spi.entry(p.outbound).or_insert(i);
+        }
+        let mut alive: HashSet<(Ipv4Addr, u16)> = HashSet::new();
+        for u in usage {
+            let Some(&i) = by_spi.get(&u.spi) else {
+                continue;
+            };
+            let p = &mut self.pairs[i];
+            p.kb_used = p.kb_used.max(u.kb);
+            if p.kb_used >= p.lifetime_kb * 9 / 10 && !p.rekeying {
+                p.soft_at = now;
+            }
+            if p.kb_used >= p.lifetime_kb {
+                p.hard_at = now;
+            }
+            if u.inbound && p.inbound == u.spi && u.packets > p.in_packets {
+                p.in_packets = u.packets;
+                alive.insert((p.peer, p.peer_port));
             }
         }
-        if let Some((peer, port)) = peer {
-            for sa in self.p1.values_mut() {
-                if v4(sa.remote) == peer && sa.remote.port() == port && sa.state.is_established() {
-                    sa.last_peer_activity = now;
-                }
+        if alive.is_empty() {
+            return;
+        }
+        for sa in self.p1.values_mut() {
+            if alive.contains(&(v4(sa.remote), sa.remote.port())) && sa.state.is_established() {
+                sa.last_peer_activity = now;
             }
         }
     }
@@ -195,11 +254,7 @@ impl Endpoint {
         };
         self.log_sas_created(conn, &inbound, &outbound);
         let life = Duration::from_secs(secs as u64);
-        let soft = if q.initiator {
-            life * 85 / 100
-        } else {
-            life * 95 / 100
-        };
+        let soft = soft_lifetime(life, q.initiator, self.rng.u32());
         self.pairs.push(SaPair {
             p1_icookie: sa.icookie,
             map_idx,
@@ -312,5 +367,42 @@ impl Endpoint {
             }
             i += 1;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::soft_lifetime;
+    use std::time::Duration;
+
+    #[test]
+    fn soft_lifetime_bands_keep_the_initiator_first() {
+        let life = Duration::from_secs(3600);
+        for r in [0, 1, u32::MAX / 2, u32::MAX - 1, u32::MAX] {
+            let i = soft_lifetime(life, true, r);
+            let s = soft_lifetime(life, false, r);
+            assert!(i <= life * 85 / 100 && i > life * 80 / 100, "{i:?}");
+            assert!(s <= life * 95 / 100 && s > life * 90 / 100, "{s:?}");
+        }
+        assert_eq!(soft_lifetime(life, true, 0), Duration::from_secs(3060));
+        assert_eq!(soft_lifetime(life, false, 0), Duration::from_secs(3420));
+    }
+
+    #[test]
+    fn soft_lifetimes_of_pairs_made_together_spread_over_the_band() {
+        // 2,000 pairs made in the same instant, random words from a simple LCG: their rekeys
+        // fall in 180 one-second buckets of the 3-minute band, none holding a herd.
+        let life = Duration::from_secs(3600);
+        let mut x: u32 = 12345;
+        let mut buckets = std::collections::BTreeMap::new();
+        for _ in 0..2000 {
+            x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            *buckets
+                .entry(soft_lifetime(life, true, x).as_secs())
+                .or_insert(0u32) += 1;
+        }
+        assert!(buckets.len() >= 170, "{} distinct seconds", buckets.len());
+        let worst = buckets.values().max().copied().unwrap_or(0);
+        assert!(worst <= 30, "{worst} rekeys in one second");
     }
 }
