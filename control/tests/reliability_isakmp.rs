@@ -11,8 +11,9 @@
 //! - the IPsec SAs stay: the SPIs listed before the rekey are the SPIs listed after it, on
 //!   both routers (a phase-1 rekey must not renegotiate or delete phase 2);
 //! - a second phase 1 completed, and the first one ended by its lifetime;
-//! - DPD ran all along: R1 sent R-U-THERE and got every R-U-THERE-ACK back, an espgw R2
-//!   did the same, and nobody was declared dead.
+//! - DPD ran all along: R1 sent R-U-THERE and got every R-U-THERE-ACK back, and nobody
+//!   was declared dead (an espgw R2 hears R1's R-U-THEREs, so it has no quiet interval to
+//!   ask about: its own counts are printed, not held to a number).
 //!
 //! These take ≈70 s each, not the suite's usual < 1 min: the floor is the 60 s ISAKMP
 //! lifetime IOS allows at least, plus the expiry of the old SA after the rekey.
@@ -71,7 +72,9 @@ fn isakmp_rekey_run(tag: &str, pair: Pair, port: u16) {
     let (d1, d2) = (a1.since(&b1), a2.since(&b2));
     let log1 = pair.r1.control_log();
     let p1_new = count(&log1, "New State = IKE_P1_COMPLETE") - p1_before;
-    let expired = count(&log1, "reason \"Lifetime expired\"");
+    // The old SA ends by whichever side's lifetime runs out first: R1's own expiry, or the
+    // peer's DELETE for it (an espgw responder started its 60 s a moment earlier).
+    let ended = count(&log1, "reason \"Lifetime expired\"") + count(&log1, "/ peer delete");
     let (ru1, ack1) = (
         count(&log1, "DPD/R_U_THERE sent to"),
         count(&log1, "received DPD_R_U_THERE_ACK from peer"),
@@ -84,7 +87,7 @@ fn isakmp_rekey_run(tag: &str, pair: Pair, port: u16) {
         )
     });
     let what = format!(
-        "{tag}: ISAKMP rekey (lifetime 60 s, {p1_new} new phase 1, {expired} expired) + DPD 10/2 \
+        "{tag}: ISAKMP rekey (lifetime 60 s, {p1_new} new phase 1, {ended} old ended) + DPD 10/2 \
          periodic (R1 {ru1} R-U-THERE/{ack1} ACK{}) with B->A idle, peer {}",
         dpd2.map_or(String::new(), |(r, a)| format!(", R2 {r}/{a}")),
         pair.r2.name()
@@ -119,7 +122,7 @@ fn isakmp_rekey_run(tag: &str, pair: Pair, port: u16) {
     assert_eq!(ipsec_spis(&pair.r1), spis1, "{line}\n{}", pair.logs());
     assert_eq!(r2_spis(&pair), spis2, "{line}\n{}", pair.logs());
     assert!(p1_new >= 1, "no ISAKMP rekey: {line}\n{}", pair.logs());
-    assert!(expired >= 1, "old ISAKMP SA never ended: {line}\n{log1}");
+    assert!(ended >= 1, "old ISAKMP SA never ended: {line}\n{log1}");
     let show = pair
         .r1
         .cli(&["show", "crypto", "isakmp", "sa"])
@@ -127,9 +130,8 @@ fn isakmp_rekey_run(tag: &str, pair: Pair, port: u16) {
     assert!(show.contains("QM_IDLE"), "{show}");
     // DPD kept running over the idle direction and across the rekey: ≈6 rounds in 63 s.
     assert!(ru1 >= 4 && ack1 >= ru1 - 1, "{line}\n{log1}");
-    if let Some((ru2, ack2)) = dpd2 {
-        assert!(ru2 >= 4 && ack2 >= ru2 - 1, "{line}\n{}", pair.logs());
-    }
+    // An espgw R2 sends none of its own: R1's R-U-THEREs keep its peer-activity clock
+    // fresh, so its periodic check never finds R1 quiet (its counts are reported).
     for l in [
         log1,
         pair.r2.espgw().map(|r| r.control_log()).unwrap_or_default(),
