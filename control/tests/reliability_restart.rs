@@ -133,7 +133,11 @@ fn dataplane_sigkill_loss_bounded_by_restart_and_no_sequence_reuse() {
         &format!("lost <= {bound} (outage x rate), 0 replay drops on R2 and R1"),
     );
     assert!(r.forward.sent > 3000, "{line}");
-    assert!(r.lost() <= bound, "{line}\n{}", pair.logs());
+    assert!(
+        r.forward.lost() <= bound && r.back.lost() <= bound,
+        "{line}\n{}",
+        pair.logs()
+    );
     assert_eq!(r.duplicates(), 0, "{line}");
     // Sequence numbers continue: R2 would count a reused one as a replay; the inbound
     // replay window came back from the region, so R1 accepts R2's stream where it was.
@@ -191,7 +195,18 @@ fn peer_restart_run(tag: &str, mut pair: Pair, port: u16) {
         size: 200,
         port,
     };
-    let flow = pair.flow(&spec);
+    // The receiver must outlive the outage (DPD, restart, renegotiation).
+    let flow = espgw_lab::seqflow::SeqFlow::start_with(
+        &pair.lab,
+        &pair.seqflow,
+        Node::HostA,
+        Node::HostB,
+        "10.1.2.2",
+        &spec,
+        true,
+        spec.duration,
+    )
+    .expect("seqflow");
     std::thread::sleep(Duration::from_secs(3));
     let t_kill = Instant::now();
     let swan_profile = match &mut pair.r2 {
@@ -201,11 +216,7 @@ fn peer_restart_run(tag: &str, mut pair: Pair, port: u16) {
             None
         }
         Peer::StrongSwan(s) => {
-            let st = std::process::Command::new("kill")
-                .args(["-KILL", &s.pid().to_string()])
-                .status()
-                .expect("kill");
-            assert!(st.success());
+            s.kill9().expect("kill -9 charon");
             Some(s.profile().clone())
         }
     };
@@ -228,7 +239,8 @@ fn peer_restart_run(tag: &str, mut pair: Pair, port: u16) {
                 .expect("R2 dataplane restart");
         }
         (r2, Some(prof)) => {
-            *r2 = Peer::StrongSwan(StrongSwan::start(&pair.lab, Node::R2, prof).expect("charon"));
+            let swan = StrongSwan::start(&pair.lab, Node::R2, prof).expect("charon");
+            *r2 = Peer::StrongSwan(swan);
         }
         _ => unreachable!(),
     }
@@ -247,27 +259,31 @@ fn peer_restart_run(tag: &str, mut pair: Pair, port: u16) {
         back.map_or("never".to_string(), |b| format!("{:.1} s", b.as_secs_f64())),
         outage.as_secs_f64()
     );
-    // Everything sent while the tunnel was down may be lost, both ways, plus a second.
-    let bound = ((outage.as_secs_f64() + 1.0) * f64::from(spec.pps) * 2.0) as u64;
+    // Everything sent while the tunnel was down may be lost, plus a second, in each
+    // direction; what was sent after it came back must arrive.
+    let bound = ((outage.as_secs_f64() + 1.0) * f64::from(spec.pps)) as u64;
     let line = scenario_line(
         &what,
         &r,
         &d1,
         &d2,
         &format!(
-            "DPD clears within {DPD_LIMIT:?}, back within {BACK_LIMIT:?} of the restart, lost <= {bound} (outage x rate), 0 dup"
+            "DPD clears within {DPD_LIMIT:?}, back within {BACK_LIMIT:?} of the restart, lost <= {bound} each way (outage x rate), 0 dup"
         ),
     );
     assert!(back.is_some(), "{line}\n{}", pair.logs());
-    assert!(r.lost() <= bound, "{line}\n{}", pair.logs());
+    assert!(
+        r.forward.lost() <= bound && r.back.lost() <= bound,
+        "{line}\n{}",
+        pair.logs()
+    );
     assert_eq!(r.duplicates(), 0, "{line}");
-    // After the outage the stream flowed again, both ways, until its end.
-    for (dir, c) in [("A->B", &r.forward), ("B->A", &r.back)] {
-        assert!(
-            c.longest_gap_ms < (outage.as_secs_f64() + 1.0) * 1e3,
-            "{dir}: {line}"
-        );
-    }
+    // After the outage the stream flowed again, both ways, until its end: the echo
+    // answered about as much as arrived.
+    assert!(
+        r.back.sent + bound >= r.forward.sent,
+        "B->A barely flowed: {line}"
+    );
     let p = pair.lab.ping(Node::HostA, "10.1.2.2", 3).unwrap();
     assert_eq!(p.received, 3, "{p:?}\n{}", pair.logs());
 }

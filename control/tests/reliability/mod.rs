@@ -137,6 +137,7 @@ impl PairConf {
 
 /// R2: a second espgw (its own data plane), or strongSwan 5.9.8 (charon, ESP in user space
 /// through libipsec, always UDP-encapsulated on 4500).
+#[allow(clippy::large_enum_variant)] // one per test, built once and never moved again
 pub enum Peer {
     Espgw(EspgwRouter),
     StrongSwan(StrongSwan),
@@ -211,7 +212,8 @@ impl Pair {
     /// R1 (espgw) with `conf`, R2 strongSwan with `profile` (see [`PairConf::swan_profile`]).
     pub fn up_swan(tag: &str, conf: &PairConf, profile: Profile) -> Pair {
         Pair::up_peer(tag, conf, |lab, _| {
-            Peer::StrongSwan(StrongSwan::start(lab, Node::R2, profile).expect("charon on R2"))
+            let swan = StrongSwan::start(lab, Node::R2, profile).expect("charon on R2");
+            Peer::StrongSwan(swan)
         })
     }
 

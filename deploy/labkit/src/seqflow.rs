@@ -376,6 +376,9 @@ pub fn run_receiver(
     write_report(report, &v)
 }
 
+/// How long the receiver of [`SeqFlow::start`] waits for the next datagram before it ends.
+pub const IDLE_EXIT: Duration = Duration::from_secs(3);
+
 /// A stream running in a lab: the echo on `to`, the sender on `from`.
 pub struct SeqFlow {
     sender: LabProcess,
@@ -416,7 +419,7 @@ impl SeqFlow {
         to_ip: &str,
         spec: &FlowSpec,
     ) -> Result<SeqFlow> {
-        SeqFlow::start_inner(lab, bin, from, to, to_ip, spec, true)
+        SeqFlow::start_with(lab, bin, from, to, to_ip, spec, true, IDLE_EXIT)
     }
 
     /// As [`start`](Self::start), but `to` only counts (`--no-echo`): traffic flows
@@ -429,10 +432,15 @@ impl SeqFlow {
         to_ip: &str,
         spec: &FlowSpec,
     ) -> Result<SeqFlow> {
-        SeqFlow::start_inner(lab, bin, from, to, to_ip, spec, false)
+        SeqFlow::start_with(lab, bin, from, to, to_ip, spec, false, IDLE_EXIT)
     }
 
-    fn start_inner(
+    /// The general form: `echo` as in [`start`](Self::start) or
+    /// [`start_one_way`](Self::start_one_way); the receiver gives up after `idle_exit`
+    /// without a datagram (3 s by default: make it longer than any outage a scenario
+    /// causes, or the receiver is gone when the tunnel comes back).
+    #[allow(clippy::too_many_arguments)]
+    pub fn start_with(
         lab: &Lab,
         bin: &Path,
         from: Node,
@@ -440,6 +448,7 @@ impl SeqFlow {
         to_ip: &str,
         spec: &FlowSpec,
         echo: bool,
+        idle_exit: Duration,
     ) -> Result<SeqFlow> {
         let n = std::process::id() ^ spec.port as u32;
         let dir = lab.dir();
@@ -450,6 +459,7 @@ impl SeqFlow {
         let b = bin.to_string_lossy().into_owned();
         let (port, pps) = (spec.port.to_string(), spec.pps.to_string());
         let secs = format!("{:.3}", spec.duration.as_secs_f64());
+        let idle = format!("{:.3}", idle_exit.as_secs_f64());
         let max = format!("{:.3}", spec.duration.as_secs_f64() + 30.0);
         let size = spec.size.to_string();
         let er = echo_report.to_string_lossy().into_owned();
@@ -460,7 +470,7 @@ impl SeqFlow {
             "--port",
             &port,
             "--idle-exit",
-            "3",
+            &idle,
             "--max",
             &max,
             "--report",
