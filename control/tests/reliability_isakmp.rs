@@ -99,25 +99,9 @@ fn isakmp_rekey_run(tag: &str, pair: Pair, port: u16) {
         &d2,
         "0 lost, 0 dup, same SPIs, >=1 phase-1 rekey, every R-U-THERE answered, no DPD death",
     );
-    assert!(
-        r.forward.sent > 20_000 && r.send_errors == 0,
-        "{line}\n{}",
-        pair.logs()
-    );
+    assert!(r.forward.sent > 20_000, "{line}\n{}", pair.logs());
     assert_eq!(r.back.sent, 0, "the return direction must be idle: {line}");
-    assert_eq!(
-        r.lost(),
-        0,
-        "{line}\nmissing A->B: {:?}\n{}",
-        r.missing_forward,
-        pair.logs()
-    );
-    assert_eq!(r.duplicates(), 0, "{line}");
-    for (who, d) in [("R1", &d1), ("R2", &d2)] {
-        for reason in ["replay", "out_of_window", "auth", "no_sa"] {
-            assert_eq!(d.get(reason), 0, "{who} {reason}: {line}\n{}", pair.logs());
-        }
-    }
+    pair.assert_lossless(&r, &d1, &d2, &line);
     // Phase 2 untouched by the phase-1 rekey, on both sides.
     assert_eq!(ipsec_spis(&pair.r1), spis1, "{line}\n{}", pair.logs());
     assert_eq!(r2_spis(&pair), spis2, "{line}\n{}", pair.logs());

@@ -196,17 +196,7 @@ fn peer_restart_run(tag: &str, mut pair: Pair, port: u16) {
         port,
     };
     // The receiver must outlive the outage (DPD, restart, renegotiation).
-    let flow = espgw_lab::seqflow::SeqFlow::start_with(
-        &pair.lab,
-        &pair.seqflow,
-        Node::HostA,
-        Node::HostB,
-        "10.1.2.2",
-        &spec,
-        true,
-        spec.duration,
-    )
-    .expect("seqflow");
+    let flow = pair.flow_with(&spec, true, spec.duration);
     std::thread::sleep(Duration::from_secs(3));
     let t_kill = Instant::now();
     let swan_profile = match &mut pair.r2 {
@@ -259,9 +249,11 @@ fn peer_restart_run(tag: &str, mut pair: Pair, port: u16) {
         back.map_or("never".to_string(), |b| format!("{:.1} s", b.as_secs_f64())),
         outage.as_secs_f64()
     );
-    // Everything sent while the tunnel was down may be lost, plus a second, in each
-    // direction; what was sent after it came back must arrive.
-    let bound = ((outage.as_secs_f64() + 1.0) * f64::from(spec.pps)) as u64;
+    // Everything sent while the tunnel was down may be lost, plus two seconds, in each
+    // direction; what was sent after it came back must arrive. (Measured against an espgw
+    // peer: ≈1.5 s beyond the outage is lost, partly the restarted R2 answering on the
+    // stale SAs it adopted from its region — R1's no_sa drops — until the new pair is in.)
+    let bound = ((outage.as_secs_f64() + 2.0) * f64::from(spec.pps)) as u64;
     let line = scenario_line(
         &what,
         &r,

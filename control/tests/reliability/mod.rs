@@ -274,27 +274,27 @@ impl Pair {
 
     /// Starts the stream hostA → hostB → hostA.
     pub fn flow(&self, spec: &FlowSpec) -> SeqFlow {
-        SeqFlow::start(
-            &self.lab,
-            &self.seqflow,
-            Node::HostA,
-            Node::HostB,
-            "10.1.2.2",
-            spec,
-        )
-        .expect("seqflow")
+        self.flow_with(spec, true, espgw_lab::seqflow::IDLE_EXIT)
     }
 
     /// Starts the stream hostA → hostB only: hostB counts and does not answer, so the
     /// tunnel's other direction stays idle.
     pub fn flow_one_way(&self, spec: &FlowSpec) -> SeqFlow {
-        SeqFlow::start_one_way(
+        self.flow_with(spec, false, espgw_lab::seqflow::IDLE_EXIT)
+    }
+
+    /// The stream from hostA, answered by hostB if `echo`; hostB's receiver ends after
+    /// `idle_exit` without a datagram (longer than any outage the scenario causes).
+    pub fn flow_with(&self, spec: &FlowSpec, echo: bool, idle_exit: Duration) -> SeqFlow {
+        SeqFlow::start_with(
             &self.lab,
             &self.seqflow,
             Node::HostA,
             Node::HostB,
             "10.1.2.2",
             spec,
+            echo,
+            idle_exit,
         )
         .expect("seqflow")
     }
@@ -419,6 +419,27 @@ pub fn sa_generations(r: &EspgwRouter) -> usize {
     spis.sort_unstable();
     spis.dedup();
     spis.len() / 2
+}
+
+impl Pair {
+    /// Make-before-break's bound: every datagram arrived once (no send error), and neither
+    /// data plane dropped a packet for replay, window, authentication or a missing SA.
+    pub fn assert_lossless(&self, r: &FlowReport, d1: &Drops, d2: &Drops, line: &str) {
+        assert!(r.forward.sent > 0 && r.send_errors == 0, "{line}");
+        assert_eq!(
+            r.lost(),
+            0,
+            "{line}\nmissing A->B: {:?}\n{}",
+            r.missing_forward,
+            self.logs()
+        );
+        assert_eq!(r.duplicates(), 0, "{line}");
+        for (who, d) in [("R1", d1), ("R2", d2)] {
+            for reason in ["replay", "out_of_window", "auth", "no_sa"] {
+                assert_eq!(d.get(reason), 0, "{who} {reason}: {line}\n{}", self.logs());
+            }
+        }
+    }
 }
 
 /// The SPIs (both directions) that `show crypto ipsec sa` lists on an espgw router.

@@ -422,23 +422,11 @@ impl SeqFlow {
         SeqFlow::start_with(lab, bin, from, to, to_ip, spec, true, IDLE_EXIT)
     }
 
-    /// As [`start`](Self::start), but `to` only counts (`--no-echo`): traffic flows
-    /// `from` → `to` and the other direction stays idle (`back` counts nothing).
-    pub fn start_one_way(
-        lab: &Lab,
-        bin: &Path,
-        from: Node,
-        to: Node,
-        to_ip: &str,
-        spec: &FlowSpec,
-    ) -> Result<SeqFlow> {
-        SeqFlow::start_with(lab, bin, from, to, to_ip, spec, false, IDLE_EXIT)
-    }
-
-    /// The general form: `echo` as in [`start`](Self::start) or
-    /// [`start_one_way`](Self::start_one_way); the receiver gives up after `idle_exit`
-    /// without a datagram (3 s by default: make it longer than any outage a scenario
-    /// causes, or the receiver is gone when the tunnel comes back).
+    /// The general form: without `echo`, `to` only counts (`--no-echo`), so traffic flows
+    /// `from` → `to` and the other direction stays idle (`back` counts nothing); the
+    /// receiver gives up after `idle_exit` without a datagram ([`IDLE_EXIT`] by default:
+    /// make it longer than any outage a scenario causes, or the receiver is gone when the
+    /// tunnel comes back).
     #[allow(clippy::too_many_arguments)]
     pub fn start_with(
         lab: &Lab,
