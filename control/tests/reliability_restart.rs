@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 /// Kills `which` on R1 `kill_at` into a stream of `secs`, restarts it `down` later.
 /// Returns (report, drops R1, drops R2, measured outage of the daemon).
 fn kill_run(
-    tag: &str,
+    mut pair: Pair,
     which: Daemon,
     secs: u64,
     kill_at: Duration,
@@ -37,7 +37,6 @@ fn kill_run(
     reliability::Drops,
     Duration,
 ) {
-    let mut pair = Pair::up(tag, &PairConf::default());
     pair.tunnel_up(Duration::from_secs(40));
     let (b1, b2) = pair.drops();
     let spec = FlowSpec {
@@ -73,16 +72,29 @@ fn kill_run(
 #[test]
 fn control_sigkill_under_load_loses_nothing() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    control_kill_case(Pair::up("rstctl", &PairConf::default()));
+}
+
+/// The same against strongSwan: its libipsec keeps sending on the SAs too.
+#[test]
+fn control_sigkill_under_load_loses_nothing_strongswan() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let c = PairConf::default();
+    control_kill_case(Pair::up_swan("rstctlsw", &c, c.swan_profile()));
+}
+
+fn control_kill_case(pair: Pair) {
     let (pair, r, d1, d2, outage) = kill_run(
-        "rstctl",
+        pair,
         Daemon::Control,
         12,
         Duration::from_secs(3),
         Duration::from_secs(2),
     );
     let what = format!(
-        "espgw-control kill -9 + restart on R1 under load (down {:.1} s)",
-        outage.as_secs_f64()
+        "espgw-control kill -9 + restart on R1 under load (down {:.1} s), peer {}",
+        outage.as_secs_f64(),
+        pair.r2.name()
     );
     let line = scenario_line(&what, &r, &d1, &d2, "0 lost, 0 dup");
     assert!(r.forward.sent > 3000, "{line}");
@@ -113,7 +125,7 @@ fn control_sigkill_under_load_loses_nothing() {
 fn dataplane_sigkill_loss_bounded_by_restart_and_no_sequence_reuse() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let (pair, r, d1, d2, outage) = kill_run(
-        "rstdp",
+        Pair::up("rstdp", &PairConf::default()),
         Daemon::Dataplane,
         14,
         Duration::from_secs(3),
