@@ -1,7 +1,8 @@
-//! Shared pieces of the reliability suite (issue 17): two espgw routers in the slides' lab
-//! with traffic flowing through their data planes, the sequence-numbered UDP stream of
-//! `espgw_lab::seqflow` from hostA to hostB and back, the dataplane drop counters by
-//! reason, and the one line each scenario prints.
+//! Shared pieces of the reliability suite (issue 17): espgw on R1 and, on R2, a second
+//! espgw or strongSwan 5.9.8 ([`Peer`]) in the slides' lab, with traffic flowing through
+//! R1's data plane, the sequence-numbered UDP stream of `espgw_lab::seqflow` from hostA to
+//! hostB and back (or one way), the dataplane drop counters by reason, and the one line
+//! each scenario prints.
 
 #![allow(dead_code)]
 
@@ -9,8 +10,8 @@
 mod common;
 
 use espgw_lab::seqflow::{FlowReport, FlowSpec, SeqFlow};
-use espgw_lab::{EspgwOptions, EspgwRouter, Lab, LabOptions, Node, Wire};
-use std::collections::BTreeMap;
+use espgw_lab::{EspgwOptions, EspgwRouter, Lab, LabOptions, Node, Profile, StrongSwan, Wire};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -112,16 +113,79 @@ impl PairConf {
         );
         s
     }
+
+    /// The strongSwan profile that matches this configuration on R2: phase 1
+    /// `aes128-sha1-modp1024`, the transform set's ESP proposal, the same lifetimes (IOS's
+    /// defaults where unset: 86400 s, 3600 s), DPD every keepalive interval.
+    pub fn swan_profile(&self) -> Profile {
+        let esp = match self.transform {
+            "esp-aes esp-sha-hmac" | "esp-aes 128 esp-sha-hmac" => "aes128-sha1",
+            "esp-3des esp-md5-hmac" => "3des-md5",
+            "esp-3des esp-sha-hmac" => "3des-sha1",
+            "esp-gcm" => "aes128gcm16",
+            t => panic!("no strongSwan ESP proposal for transform set {t:?}"),
+        };
+        let mut p = Profile::new(Node::R2)
+            .proposal("aes128-sha1-modp1024")
+            .esp(esp);
+        p.ike_lifetime = Duration::from_secs(self.isakmp_lifetime.unwrap_or(86400).into());
+        p.child_lifetime = Duration::from_secs(self.lifetime_secs.unwrap_or(3600).into());
+        p.dpd_delay = self.keepalive.map(|(i, _)| Duration::from_secs(i.into()));
+        p
+    }
 }
 
-/// Two espgw routers in a fresh lab (one queue per veth, R1 on core 0, R2 on core 1),
-/// the R1–R2 cable through a bridge in a wire namespace (where faults are injected).
+/// R2: a second espgw (its own data plane), or strongSwan 5.9.8 (charon, ESP in user space
+/// through libipsec, always UDP-encapsulated on 4500).
+#[allow(clippy::large_enum_variant)] // one per test, built once and never moved again
+pub enum Peer {
+    Espgw(EspgwRouter),
+    StrongSwan(StrongSwan),
+}
+
+impl Peer {
+    /// The espgw router, if R2 is one.
+    pub fn espgw(&self) -> Option<&EspgwRouter> {
+        match self {
+            Peer::Espgw(r) => Some(r),
+            Peer::StrongSwan(_) => None,
+        }
+    }
+
+    /// strongSwan, if R2 runs it.
+    pub fn swan(&self) -> Option<&StrongSwan> {
+        match self {
+            Peer::Espgw(_) => None,
+            Peer::StrongSwan(s) => Some(s),
+        }
+    }
+
+    /// What the scenario lines call it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Peer::Espgw(_) => "espgw",
+            Peer::StrongSwan(_) => "strongSwan",
+        }
+    }
+}
+
+/// espgw on R1 and a [`Peer`] on R2 in a fresh lab (one queue per veth, R1 on core 0, an
+/// espgw R2 on core 1), the R1–R2 cable through a bridge in a wire namespace (where faults
+/// are injected).
 pub struct Pair {
     pub r1: EspgwRouter,
-    pub r2: EspgwRouter,
+    pub r2: Peer,
     pub wire: Wire,
     pub lab: Lab,
     pub seqflow: PathBuf,
+}
+
+fn espgw_options(core: usize, c: &PairConf) -> EspgwOptions {
+    EspgwOptions {
+        cores: vec![core],
+        control_args: c.control_args.iter().map(|a| a.to_string()).collect(),
+        ..EspgwOptions::default()
+    }
 }
 
 impl Pair {
@@ -129,8 +193,36 @@ impl Pair {
         Pair::up_with(tag, conf, conf)
     }
 
-    /// R1 with `c1`, R2 with `c2`.
+    /// R1 with `c1`, R2 (espgw) with `c2`.
     pub fn up_with(tag: &str, c1: &PairConf, c2: &PairConf) -> Pair {
+        Pair::up_peer(tag, c1, |lab, bins| {
+            Peer::Espgw(
+                EspgwRouter::start(
+                    lab,
+                    Node::R2,
+                    &c2.text(Node::R2),
+                    bins,
+                    &espgw_options(1, c2),
+                )
+                .expect("espgw on R2"),
+            )
+        })
+    }
+
+    /// R1 (espgw) with `conf`, R2 strongSwan with `profile` (see [`PairConf::swan_profile`]).
+    pub fn up_swan(tag: &str, conf: &PairConf, profile: Profile) -> Pair {
+        Pair::up_peer(tag, conf, |lab, _| {
+            let swan = StrongSwan::start(lab, Node::R2, profile).expect("charon on R2");
+            Peer::StrongSwan(swan)
+        })
+    }
+
+    /// A fresh lab with the wire, R2 started by `r2`, then R1 with `c1`.
+    fn up_peer(
+        tag: &str,
+        c1: &PairConf,
+        r2: impl FnOnce(&Lab, &espgw_lab::EspgwBins) -> Peer,
+    ) -> Pair {
         espgw_lab::prereq::require_root();
         let bins = bins();
         let seqflow = seqflow_bin();
@@ -143,15 +235,15 @@ impl Pair {
         )
         .expect("lab");
         let wire = Wire::insert(&lab).expect("wire");
-        let opts = |core, c: &PairConf| EspgwOptions {
-            cores: vec![core],
-            control_args: c.control_args.iter().map(|a| a.to_string()).collect(),
-            ..EspgwOptions::default()
-        };
-        let r2 = EspgwRouter::start(&lab, Node::R2, &c2.text(Node::R2), &bins, &opts(1, c2))
-            .expect("espgw on R2");
-        let r1 = EspgwRouter::start(&lab, Node::R1, &c1.text(Node::R1), &bins, &opts(0, c1))
-            .expect("espgw on R1");
+        let r2 = r2(&lab, &bins);
+        let r1 = EspgwRouter::start(
+            &lab,
+            Node::R1,
+            &c1.text(Node::R1),
+            &bins,
+            &espgw_options(0, c1),
+        )
+        .expect("espgw on R1");
         Pair {
             r1,
             r2,
@@ -182,44 +274,89 @@ impl Pair {
 
     /// Starts the stream hostA → hostB → hostA.
     pub fn flow(&self, spec: &FlowSpec) -> SeqFlow {
-        SeqFlow::start(
+        self.flow_with(spec, true, espgw_lab::seqflow::IDLE_EXIT)
+    }
+
+    /// Starts the stream hostA → hostB only: hostB counts and does not answer, so the
+    /// tunnel's other direction stays idle.
+    pub fn flow_one_way(&self, spec: &FlowSpec) -> SeqFlow {
+        self.flow_with(spec, false, espgw_lab::seqflow::IDLE_EXIT)
+    }
+
+    /// The stream from hostA, answered by hostB if `echo`; hostB's receiver ends after
+    /// `idle_exit` without a datagram (longer than any outage the scenario causes).
+    pub fn flow_with(&self, spec: &FlowSpec, echo: bool, idle_exit: Duration) -> SeqFlow {
+        SeqFlow::start_with(
             &self.lab,
             &self.seqflow,
             Node::HostA,
             Node::HostB,
             "10.1.2.2",
             spec,
+            echo,
+            idle_exit,
         )
         .expect("seqflow")
     }
 
-    /// Both routers' drop counters by reason (summed over workers).
+    /// Both routers' drop counters by reason (summed over workers); strongSwan keeps none.
     pub fn drops(&self) -> (Drops, Drops) {
-        (Drops::of(&self.r1), Drops::of(&self.r2))
+        let d2 = match &self.r2 {
+            Peer::Espgw(r) => Drops::of(r),
+            Peer::StrongSwan(_) => Drops::not_counted(),
+        };
+        (Drops::of(&self.r1), d2)
     }
 
-    /// The four daemons' logs, for a failure message.
+    /// The daemons' logs, for a failure message.
     pub fn logs(&self) -> String {
         let tail = |s: String| {
             let l: Vec<&str> = s.lines().collect();
             l[l.len().saturating_sub(60)..].join("\n")
         };
-        format!(
-            "--- R1 control ---\n{}\n--- R1 dataplane ---\n{}\n--- R2 control ---\n{}\n--- R2 dataplane ---\n{}",
+        let r1 = format!(
+            "--- R1 control ---\n{}\n--- R1 dataplane ---\n{}",
             tail(self.r1.control_log()),
-            tail(self.r1.dataplane_log()),
-            tail(self.r2.control_log()),
-            tail(self.r2.dataplane_log())
-        )
+            tail(self.r1.dataplane_log())
+        );
+        match &self.r2 {
+            Peer::Espgw(r2) => format!(
+                "{r1}\n--- R2 control ---\n{}\n--- R2 dataplane ---\n{}",
+                tail(r2.control_log()),
+                tail(r2.dataplane_log())
+            ),
+            Peer::StrongSwan(s) => format!("{r1}\n--- R2 charon ---\n{}", tail(s.log())),
+        }
     }
 }
 
 /// Drop counters by reason (`drop_*` keys of the dataplane's stats, summed over workers;
-/// zeros left out).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Drops(pub BTreeMap<String, u64>);
+/// zeros left out). strongSwan's libipsec counts no drops: its `Drops` say so
+/// (`counted == false`) rather than print zeros.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Drops {
+    pub by_reason: BTreeMap<String, u64>,
+    pub counted: bool,
+}
+
+impl Default for Drops {
+    fn default() -> Self {
+        Drops {
+            by_reason: BTreeMap::new(),
+            counted: true,
+        }
+    }
+}
 
 impl Drops {
+    /// A router that keeps no drop counters (strongSwan).
+    pub fn not_counted() -> Drops {
+        Drops {
+            counted: false,
+            ..Drops::default()
+        }
+    }
+
     pub fn of(r: &EspgwRouter) -> Drops {
         let mut m = BTreeMap::new();
         if let Some(st) = r.dataplane_stats() {
@@ -232,32 +369,45 @@ impl Drops {
             }
         }
         m.retain(|_, n| *n > 0);
-        Drops(m)
+        Drops {
+            by_reason: m,
+            counted: true,
+        }
     }
 
     /// What `self` counted beyond `before`.
     pub fn since(&self, before: &Drops) -> Drops {
         let mut m = BTreeMap::new();
-        for (k, n) in &self.0 {
-            let d = n.saturating_sub(before.0.get(k).copied().unwrap_or(0));
+        for (k, n) in &self.by_reason {
+            let d = n.saturating_sub(before.by_reason.get(k).copied().unwrap_or(0));
             if d > 0 {
                 m.insert(k.clone(), d);
             }
         }
-        Drops(m)
+        Drops {
+            by_reason: m,
+            counted: self.counted,
+        }
     }
 
     pub fn get(&self, reason: &str) -> u64 {
-        self.0.get(reason).copied().unwrap_or(0)
+        self.by_reason.get(reason).copied().unwrap_or(0)
     }
 }
 
 impl std::fmt::Display for Drops {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.0.is_empty() {
+        if !self.counted {
+            return write!(f, "n/a");
+        }
+        if self.by_reason.is_empty() {
             return write!(f, "none");
         }
-        let v: Vec<String> = self.0.iter().map(|(k, n)| format!("{k}={n}")).collect();
+        let v: Vec<String> = self
+            .by_reason
+            .iter()
+            .map(|(k, n)| format!("{k}={n}"))
+            .collect();
         write!(f, "{}", v.join(","))
     }
 }
@@ -269,6 +419,36 @@ pub fn sa_generations(r: &EspgwRouter) -> usize {
     spis.sort_unstable();
     spis.dedup();
     spis.len() / 2
+}
+
+impl Pair {
+    /// Make-before-break's bound: every datagram arrived once (no send error), and neither
+    /// data plane dropped a packet for replay, window, authentication or a missing SA.
+    pub fn assert_lossless(&self, r: &FlowReport, d1: &Drops, d2: &Drops, line: &str) {
+        assert!(r.forward.sent > 0 && r.send_errors == 0, "{line}");
+        assert_eq!(
+            r.lost(),
+            0,
+            "{line}\nmissing A->B: {:?}\n{}",
+            r.missing_forward,
+            self.logs()
+        );
+        assert_eq!(r.duplicates(), 0, "{line}");
+        for (who, d) in [("R1", d1), ("R2", d2)] {
+            for reason in ["replay", "out_of_window", "auth", "no_sa"] {
+                assert_eq!(d.get(reason), 0, "{who} {reason}: {line}\n{}", self.logs());
+            }
+        }
+    }
+}
+
+/// The SPIs (both directions) that `show crypto ipsec sa` lists on an espgw router.
+pub fn ipsec_spis(r: &EspgwRouter) -> BTreeSet<u32> {
+    let show = r.cli(&["show", "crypto", "ipsec", "sa"]).expect("show");
+    show.lines()
+        .filter_map(|l| l.trim_start().strip_prefix("spi: 0x"))
+        .filter_map(|h| u32::from_str_radix(h.split('(').next()?, 16).ok())
+        .collect()
 }
 
 /// The one line a scenario prints: what was done, the stream's counts, the drops by

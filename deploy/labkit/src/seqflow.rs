@@ -320,6 +320,18 @@ pub fn run_sender(spec: &SendSpec, report: &Path) -> Result<()> {
 /// until nothing has arrived for `idle_exit` (after the first datagram) or `max` has
 /// passed; then writes its report (JSON) to `report`.
 pub fn run_echo(port: u16, idle_exit: Duration, max: Duration, report: &Path) -> Result<()> {
+    run_receiver(port, idle_exit, max, report, true)
+}
+
+/// The receiving end: as [`run_echo`], but sends the datagrams back only if `echo`; without
+/// it the stream is one way (the other direction of the tunnel stays idle).
+pub fn run_receiver(
+    port: u16,
+    idle_exit: Duration,
+    max: Duration,
+    report: &Path,
+    echo: bool,
+) -> Result<()> {
     let sock = UdpSocket::bind(("0.0.0.0", port)).map_err(|e| Error::io("bind", e))?;
     sock.set_read_timeout(Some(Duration::from_millis(50)))
         .map_err(|e| Error::io("timeout", e))?;
@@ -344,6 +356,9 @@ pub fn run_echo(port: u16, idle_exit: Duration, max: Duration, report: &Path) ->
             Ok(h) => {
                 rx.record(h.seq, now);
                 sent_max = sent_max.max(h.seq + 1);
+                if !echo {
+                    continue;
+                }
                 match sock.send_to(&buf[..n], from) {
                     Ok(_) => echoed += 1,
                     Err(_) => echo_errors += 1,
@@ -360,6 +375,9 @@ pub fn run_echo(port: u16, idle_exit: Duration, max: Duration, report: &Path) ->
     });
     write_report(report, &v)
 }
+
+/// How long the receiver of [`SeqFlow::start`] waits for the next datagram before it ends.
+pub const IDLE_EXIT: Duration = Duration::from_secs(3);
 
 /// A stream running in a lab: the echo on `to`, the sender on `from`.
 pub struct SeqFlow {
@@ -401,6 +419,25 @@ impl SeqFlow {
         to_ip: &str,
         spec: &FlowSpec,
     ) -> Result<SeqFlow> {
+        SeqFlow::start_with(lab, bin, from, to, to_ip, spec, true, IDLE_EXIT)
+    }
+
+    /// The general form: without `echo`, `to` only counts (`--no-echo`), so traffic flows
+    /// `from` → `to` and the other direction stays idle (`back` counts nothing); the
+    /// receiver gives up after `idle_exit` without a datagram ([`IDLE_EXIT`] by default:
+    /// make it longer than any outage a scenario causes, or the receiver is gone when the
+    /// tunnel comes back).
+    #[allow(clippy::too_many_arguments)]
+    pub fn start_with(
+        lab: &Lab,
+        bin: &Path,
+        from: Node,
+        to: Node,
+        to_ip: &str,
+        spec: &FlowSpec,
+        echo: bool,
+        idle_exit: Duration,
+    ) -> Result<SeqFlow> {
         let n = std::process::id() ^ spec.port as u32;
         let dir = lab.dir();
         let echo_report = dir.join(format!("seqflow-echo-{n}.json"));
@@ -410,25 +447,27 @@ impl SeqFlow {
         let b = bin.to_string_lossy().into_owned();
         let (port, pps) = (spec.port.to_string(), spec.pps.to_string());
         let secs = format!("{:.3}", spec.duration.as_secs_f64());
+        let idle = format!("{:.3}", idle_exit.as_secs_f64());
         let max = format!("{:.3}", spec.duration.as_secs_f64() + 30.0);
         let size = spec.size.to_string();
         let er = echo_report.to_string_lossy().into_owned();
         let sr = sender_report.to_string_lossy().into_owned();
-        let mut echo = lab.spawn(
-            to,
-            &[
-                &b,
-                "echo",
-                "--port",
-                &port,
-                "--idle-exit",
-                "3",
-                "--max",
-                &max,
-                "--report",
-                &er,
-            ],
-        )?;
+        let mut args = vec![
+            b.as_str(),
+            "echo",
+            "--port",
+            &port,
+            "--idle-exit",
+            &idle,
+            "--max",
+            &max,
+            "--report",
+            &er,
+        ];
+        if !echo {
+            args.push("--no-echo");
+        }
+        let mut echo = lab.spawn(to, &args)?;
         let t0 = Instant::now();
         while !echo_report.exists() {
             if !echo.is_running() || t0.elapsed() > Duration::from_secs(10) {

@@ -495,6 +495,19 @@ impl StrongSwan {
         parse_charon_keys(&self.log())
     }
 
+    /// SIGKILL to charon (no DELETE leaves it), and waits until it is reaped: a zombie
+    /// would keep its PID file "alive" and a new charon would refuse to start.
+    pub fn kill9(&mut self) -> Result<()> {
+        let pid = self.proc.pid();
+        self.proc.signal("KILL")?;
+        match self.proc.wait_timeout(Duration::from_secs(10))? {
+            Some(_) => Ok(()),
+            None => Err(Error::Invalid(format!(
+                "charon (pid {pid}) survived SIGKILL"
+            ))),
+        }
+    }
+
     /// Stops charon (SIGTERM, SIGKILL after the lab's grace period).
     pub fn stop(mut self) {
         self.proc.stop();

@@ -2,19 +2,19 @@
 //! (see `espgw_lab::seqflow`), run inside a lab namespace.
 //!
 //! ```text
-//! espgw-seqflow echo --port P --report FILE [--idle-exit SECS] [--max SECS]
+//! espgw-seqflow echo --port P --report FILE [--idle-exit SECS] [--max SECS] [--no-echo]
 //! espgw-seqflow send --to IP:PORT --pps N --secs S --report FILE [--size BYTES] [--flow ID] [--linger SECS]
 //! ```
 #![forbid(unsafe_code)]
 
-use espgw_lab::seqflow::{run_echo, run_sender, SendSpec};
+use espgw_lab::seqflow::{run_receiver, run_sender, SendSpec};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: espgw-seqflow echo --port P --report FILE [--idle-exit SECS] [--max SECS]\n       \
+        "usage: espgw-seqflow echo --port P --report FILE [--idle-exit SECS] [--max SECS] [--no-echo]\n       \
          espgw-seqflow send --to IP:PORT --pps N --secs S --report FILE [--size BYTES] [--flow ID] [--linger SECS]"
     );
     ExitCode::from(2)
@@ -52,7 +52,8 @@ fn main() -> ExitCode {
             ) else {
                 return usage();
             };
-            run_echo(port, idle, max, &report)
+            let echo = !args.iter().any(|a| a == "--no-echo");
+            run_receiver(port, idle, max, &report, echo)
         }
         Some("send") => {
             let parsed = (
