@@ -8,6 +8,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+use espgw_lab::impair::Impairment;
 use espgw_lab::seqflow::{FlowReport, FlowSpec, SeqFlow};
 use espgw_lab::{EspgwOptions, EspgwRouter, Lab, LabOptions, Node, Wire};
 use std::collections::BTreeMap;
@@ -114,6 +115,28 @@ impl PairConf {
     }
 }
 
+/// A fresh lab with one queue per veth.
+pub fn lab(tag: &str) -> Lab {
+    Lab::up_with(
+        &Lab::unique_prefix(tag),
+        LabOptions {
+            queues: Some(1),
+            ..LabOptions::default()
+        },
+    )
+    .expect("lab")
+}
+
+/// The lab's R1–R2 cable: a bridge, or the `espgw-impair` relay when `imp` is given.
+pub fn wire(lab: &Lab, imp: Option<&Impairment>) -> Wire {
+    match imp {
+        None => Wire::insert(lab).expect("wire"),
+        Some(imp) => {
+            Wire::insert_impaired(lab, imp, &lab_bin("espgw-impair")).expect("impaired wire")
+        }
+    }
+}
+
 /// Two espgw routers in a fresh lab (one queue per veth, R1 on core 0, R2 on core 1),
 /// the R1–R2 cable through a bridge in a wire namespace (where faults are injected).
 pub struct Pair {
@@ -131,18 +154,20 @@ impl Pair {
 
     /// R1 with `c1`, R2 with `c2`.
     pub fn up_with(tag: &str, c1: &PairConf, c2: &PairConf) -> Pair {
+        Pair::start(tag, c1, c2, None)
+    }
+
+    /// [`Pair::up`] with the cable impaired by `espgw-impair`.
+    pub fn up_impaired(tag: &str, conf: &PairConf, imp: &Impairment) -> Pair {
+        Pair::start(tag, conf, conf, Some(imp))
+    }
+
+    fn start(tag: &str, c1: &PairConf, c2: &PairConf, imp: Option<&Impairment>) -> Pair {
         espgw_lab::prereq::require_root();
         let bins = bins();
         let seqflow = seqflow_bin();
-        let lab = Lab::up_with(
-            &Lab::unique_prefix(tag),
-            LabOptions {
-                queues: Some(1),
-                ..LabOptions::default()
-            },
-        )
-        .expect("lab");
-        let wire = Wire::insert(&lab).expect("wire");
+        let lab = lab(tag);
+        let wire = wire(&lab, imp);
         let opts = |core, c: &PairConf| EspgwOptions {
             cores: vec![core],
             control_args: c.control_args.iter().map(|a| a.to_string()).collect(),
@@ -164,20 +189,7 @@ impl Pair {
     /// hostA pings hostB until a reply comes back (the first packet starts the
     /// negotiation); returns how long it took.
     pub fn tunnel_up(&self, limit: Duration) -> Duration {
-        let t0 = Instant::now();
-        while t0.elapsed() < limit {
-            let once = ["ping", "-n", "-q", "-c", "1", "-W", "1", "10.1.2.2"];
-            if self
-                .lab
-                .exec(Node::HostA, &once)
-                .expect("ping")
-                .status
-                .success()
-            {
-                return t0.elapsed();
-            }
-        }
-        panic!("no reply through the tunnel in {limit:?}\n{}", self.logs());
+        tunnel_up(&self.lab, limit, || self.logs())
     }
 
     /// Starts the stream hostA → hostB → hostA.
@@ -212,6 +224,19 @@ impl Pair {
             tail(self.r2.dataplane_log())
         )
     }
+}
+
+/// hostA pings hostB until a reply comes back (the first packet starts the negotiation);
+/// returns how long it took, or panics with `logs()` after `limit`.
+pub fn tunnel_up(lab: &Lab, limit: Duration, logs: impl Fn() -> String) -> Duration {
+    let t0 = Instant::now();
+    while t0.elapsed() < limit {
+        let once = ["ping", "-n", "-q", "-c", "1", "-W", "1", "10.1.2.2"];
+        if lab.exec(Node::HostA, &once).expect("ping").status.success() {
+            return t0.elapsed();
+        }
+    }
+    panic!("no reply through the tunnel in {limit:?}\n{}", logs());
 }
 
 /// Drop counters by reason (`drop_*` keys of the dataplane's stats, summed over workers;
