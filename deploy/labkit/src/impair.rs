@@ -152,7 +152,7 @@ impl Decider {
     }
 
     /// The next frame's fate.
-    pub fn next(&mut self) -> Fate {
+    pub fn fate(&mut self) -> Fate {
         if self.chance(self.imp.loss_pct) {
             return Fate::Drop;
         }
@@ -478,7 +478,7 @@ fn direction(from: &Port, to: &Port, mut decider: Decider, c: &DirCounters, stop
         };
         let frame = &buf[..len];
         c.add(C::Received, 1);
-        match decider.next() {
+        match decider.fate() {
             Fate::Drop => {
                 c.add(C::Dropped, 1);
                 c.add_at(C::DroppedEsp as usize + FrameKind::of(frame).index());
@@ -561,7 +561,7 @@ mod tests {
         let imp = Impairment::scenario5(7);
         let run = |dir| {
             let mut d = Decider::new(&imp, dir);
-            (0..100_000).map(|_| d.next()).collect::<Vec<_>>()
+            (0..100_000).map(|_| d.fate()).collect::<Vec<_>>()
         };
         let a = run(0);
         assert_eq!(a, run(0));
@@ -589,7 +589,7 @@ mod tests {
             ..imp.clone()
         };
         let mut d = Decider::new(&none, 0);
-        assert!((0..1000).all(|_| d.next()
+        assert!((0..1000).all(|_| d.fate()
             == Fate::Send {
                 wait: Duration::ZERO,
                 held: false
