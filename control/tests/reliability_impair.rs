@@ -75,6 +75,7 @@ fn impaired_run(run: &Run, spec: &FlowSpec, min_rekeys: usize) {
     let gen0 = sa_generations(run.r1);
     let (b1, b2) = drops();
     let w0 = relay_now(run.wire);
+    let sd0 = run.wire.relay_socket_drops().expect("ss on the wire");
     let flow = SeqFlow::start(
         run.lab,
         run.seqflow,
@@ -86,6 +87,8 @@ fn impaired_run(run: &Run, spec: &FlowSpec, min_rekeys: usize) {
     .expect("seqflow");
     let r = flow.wait().expect("stream report");
     let w = relay_now(run.wire).since(&w0);
+    // Frames the relay never read: its socket queue was full (a stall of the host).
+    let sock_drops = run.wire.relay_socket_drops().expect("ss on the wire") - sd0;
     let (a1, a2) = drops();
     let (d1, d2) = (a1.since(&b1), a2.since(&b2));
     let rekeys = sa_generations(run.r1) - gen0;
@@ -133,16 +136,18 @@ fn impaired_run(run: &Run, spec: &FlowSpec, min_rekeys: usize) {
     // What explains a lost datagram: the relay dropped its ESP frame, or an espgw counted
     // it as no-SA (inbound at the receiver; strongSwan reports none of its own). Summed
     // over both directions: a no-SA drop is counted by a router, not by direction.
-    let explained = w.total("dropped_esp") + d1.get("no_sa") + d2.get("no_sa");
+    let explained = w.total("dropped_esp") + d1.get("no_sa") + d2.get("no_sa") + sock_drops;
     // A stall of this shared host (the stream's longest gap far beyond the 25 ms the relay
     // can delay a frame) can overflow a socket queue, which no counter here sees.
     let stalled = r.forward.longest_gap_ms.max(r.back.longest_gap_ms) > STALL_MS;
     eprintln!(
-        "RELIABILITY {}: lost {} = relay ESP drops {} + no-SA {} + unexplained {}{}",
+        "RELIABILITY {}: lost {} = relay ESP drops {} + no-SA {} + relay socket full {} + \
+         unexplained {}{}",
         run.tag,
         r.lost(),
         w.total("dropped_esp"),
         d1.get("no_sa") + d2.get("no_sa"),
+        sock_drops,
         r.lost() as i64 - explained as i64,
         if stalled {
             " (host stalled: not asserted)"

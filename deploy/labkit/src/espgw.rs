@@ -433,6 +433,22 @@ impl Wire {
         crate::impair::ImpairStats::parse(&text).ok()
     }
 
+    /// Frames the kernel dropped because the relay's sockets were full (the `d` of their
+    /// `ss -0 -m` socket memory), a loss the relay's own counters cannot see; `None`
+    /// without a relay or if `ss` fails.
+    pub fn relay_socket_drops(&self) -> Option<u64> {
+        self.relay.as_ref()?;
+        let out = Command::new("ip")
+            .args([
+                "netns", "exec", &self.ns, "ss", "-0", "-a", "-m", "-p", "-n",
+            ])
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| socket_drops(&String::from_utf8_lossy(&out.stdout), "\"espgw-impair\""))
+    }
+
     fn rewire(lab: &Lab, bridge: bool) -> Result<Wire> {
         use crate::lab::addr;
         let ns = Wire::ns_name(lab.prefix());
@@ -634,6 +650,17 @@ impl WireCapture {
     }
 }
 
+/// The sum of the `d` (drops) fields of `ss -m` socket memory on the lines that name
+/// `process`.
+fn socket_drops(ss: &str, process: &str) -> u64 {
+    ss.lines()
+        .filter(|l| l.contains(process))
+        .filter_map(|l| l.split("skmem:(").nth(1)?.split(')').next())
+        .flat_map(|m| m.split(','))
+        .filter_map(|f| f.strip_prefix('d')?.parse::<u64>().ok())
+        .sum()
+}
+
 /// Frames tcpdump's socket saw that are not in its pcap, from its closing summary: those
 /// the kernel dropped, and those still unread in its ring when it was stopped (a starved
 /// tcpdump leaves some; they count in "received by filter" only).
@@ -662,7 +689,17 @@ impl Drop for WireCapture {
 
 #[cfg(test)]
 mod tests {
-    use super::{capture_losses, packet_counts};
+    use super::{capture_losses, packet_counts, socket_drops};
+
+    #[test]
+    fn socket_drops_sum_the_named_process() {
+        let s = "Netid State Recv-Q\n\
+                 p_raw UNCONN 0 0 *:* * users:((\"espgw-impair\",pid=1,fd=3)) skmem:(r0,rb8388608,t0,tb8388608,f0,w0,o216,bl0,d7)\n\
+                 p_raw UNCONN 0 0 *:* * users:((\"espgw-impair\",pid=1,fd=4)) skmem:(r0,rb8388608,t0,tb8388608,f0,w0,o216,bl0,d5)\n\
+                 p_raw UNCONN 0 0 *:* * users:((\"tcpdump\",pid=2,fd=3)) skmem:(r0,rb1,t0,tb1,f0,w0,o0,bl0,d100)\n";
+        assert_eq!(socket_drops(s, "\"espgw-impair\""), 12);
+        assert_eq!(socket_drops("", "x"), 0);
+    }
 
     #[test]
     fn capture_losses_count_unread_frames_and_kernel_drops() {
