@@ -9,6 +9,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+use espgw_lab::impair::Impairment;
 use espgw_lab::seqflow::{FlowReport, FlowSpec, SeqFlow};
 use espgw_lab::{EspgwOptions, EspgwRouter, Lab, LabOptions, Node, Profile, StrongSwan, Wire};
 use std::collections::{BTreeMap, BTreeSet};
@@ -169,6 +170,28 @@ impl Peer {
     }
 }
 
+/// A fresh lab with one queue per veth.
+pub fn lab(tag: &str) -> Lab {
+    Lab::up_with(
+        &Lab::unique_prefix(tag),
+        LabOptions {
+            queues: Some(1),
+            ..LabOptions::default()
+        },
+    )
+    .expect("lab")
+}
+
+/// The lab's R1–R2 cable: a bridge, or the `espgw-impair` relay when `imp` is given.
+pub fn wire(lab: &Lab, imp: Option<&Impairment>) -> Wire {
+    match imp {
+        None => Wire::insert(lab).expect("wire"),
+        Some(imp) => {
+            Wire::insert_impaired(lab, imp, &lab_bin("espgw-impair")).expect("impaired wire")
+        }
+    }
+}
+
 /// espgw on R1 and a [`Peer`] on R2 in a fresh lab (one queue per veth, R1 on core 0, an
 /// espgw R2 on core 1), the R1–R2 cable through a bridge in a wire namespace (where faults
 /// are injected).
@@ -195,7 +218,7 @@ impl Pair {
 
     /// R1 with `c1`, R2 (espgw) with `c2`.
     pub fn up_with(tag: &str, c1: &PairConf, c2: &PairConf) -> Pair {
-        Pair::up_peer(tag, c1, |lab, bins| {
+        Pair::up_peer(tag, c1, None, |lab, bins| {
             Peer::Espgw(
                 EspgwRouter::start(
                     lab,
@@ -211,30 +234,50 @@ impl Pair {
 
     /// R1 (espgw) with `conf`, R2 strongSwan with `profile` (see [`PairConf::swan_profile`]).
     pub fn up_swan(tag: &str, conf: &PairConf, profile: Profile) -> Pair {
-        Pair::up_peer(tag, conf, |lab, _| {
+        Pair::up_swan_impaired(tag, conf, profile, None)
+    }
+
+    /// [`Pair::up`] with the cable impaired by `espgw-impair`.
+    pub fn up_impaired(tag: &str, conf: &PairConf, imp: &Impairment) -> Pair {
+        Pair::up_peer(tag, conf, Some(imp), |lab, bins| {
+            Peer::Espgw(
+                EspgwRouter::start(
+                    lab,
+                    Node::R2,
+                    &conf.text(Node::R2),
+                    bins,
+                    &espgw_options(1, conf),
+                )
+                .expect("espgw on R2"),
+            )
+        })
+    }
+
+    /// [`Pair::up_swan`], the cable impaired by `espgw-impair` when `imp` is given.
+    pub fn up_swan_impaired(
+        tag: &str,
+        conf: &PairConf,
+        profile: Profile,
+        imp: Option<&Impairment>,
+    ) -> Pair {
+        Pair::up_peer(tag, conf, imp, |lab, _| {
             let swan = StrongSwan::start(lab, Node::R2, profile).expect("charon on R2");
             Peer::StrongSwan(swan)
         })
     }
 
-    /// A fresh lab with the wire, R2 started by `r2`, then R1 with `c1`.
+    /// A fresh lab with the wire (impaired by `imp`), R2 started by `r2`, then R1 with `c1`.
     fn up_peer(
         tag: &str,
         c1: &PairConf,
+        imp: Option<&Impairment>,
         r2: impl FnOnce(&Lab, &espgw_lab::EspgwBins) -> Peer,
     ) -> Pair {
         espgw_lab::prereq::require_root();
         let bins = bins();
         let seqflow = seqflow_bin();
-        let lab = Lab::up_with(
-            &Lab::unique_prefix(tag),
-            LabOptions {
-                queues: Some(1),
-                ..LabOptions::default()
-            },
-        )
-        .expect("lab");
-        let wire = Wire::insert(&lab).expect("wire");
+        let lab = lab(tag);
+        let wire = wire(&lab, imp);
         let r2 = r2(&lab, &bins);
         let r1 = EspgwRouter::start(
             &lab,
@@ -256,20 +299,7 @@ impl Pair {
     /// hostA pings hostB until a reply comes back (the first packet starts the
     /// negotiation); returns how long it took.
     pub fn tunnel_up(&self, limit: Duration) -> Duration {
-        let t0 = Instant::now();
-        while t0.elapsed() < limit {
-            let once = ["ping", "-n", "-q", "-c", "1", "-W", "1", "10.1.2.2"];
-            if self
-                .lab
-                .exec(Node::HostA, &once)
-                .expect("ping")
-                .status
-                .success()
-            {
-                return t0.elapsed();
-            }
-        }
-        panic!("no reply through the tunnel in {limit:?}\n{}", self.logs());
+        tunnel_up(&self.lab, limit, || self.logs())
     }
 
     /// Starts the stream hostA → hostB → hostA.
@@ -328,6 +358,19 @@ impl Pair {
             Peer::StrongSwan(s) => format!("{r1}\n--- R2 charon ---\n{}", tail(s.log())),
         }
     }
+}
+
+/// hostA pings hostB until a reply comes back (the first packet starts the negotiation);
+/// returns how long it took, or panics with `logs()` after `limit`.
+pub fn tunnel_up(lab: &Lab, limit: Duration, logs: impl Fn() -> String) -> Duration {
+    let t0 = Instant::now();
+    while t0.elapsed() < limit {
+        let once = ["ping", "-n", "-q", "-c", "1", "-W", "1", "10.1.2.2"];
+        if lab.exec(Node::HostA, &once).expect("ping").status.success() {
+            return t0.elapsed();
+        }
+    }
+    panic!("no reply through the tunnel in {limit:?}\n{}", logs());
 }
 
 /// Drop counters by reason (`drop_*` keys of the dataplane's stats, summed over workers;

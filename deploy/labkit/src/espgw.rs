@@ -331,10 +331,16 @@ pub fn packet_counts(show: &str) -> (u64, u64) {
 /// `PREFIX-wire`, where a capture on port `w1` sees every frame, as a tap on a real cable
 /// would. Addresses and routes of R1/R2 are rebuilt as the lab made them. Dropping the
 /// `Wire` kills its processes and deletes the namespace (also on panic).
+///
+/// [`Wire::insert_impaired`] joins the two ports with the `espgw-impair` relay
+/// ([`crate::impair`]: loss, reordering, delay, jitter) instead of the bridge; the capture
+/// on `w1` then sees R1's frames as R1 sent them and R2's as they reach R1.
 pub struct Wire {
     ns: String,
     dir: PathBuf,
     pids: Vec<u32>,
+    relay: Option<std::process::Child>,
+    stats: Option<PathBuf>,
 }
 
 fn ip(args: &[&str]) -> Result<()> {
@@ -361,6 +367,89 @@ impl Wire {
 
     /// Rewires R1 `out0` — bridge — R2 `out0`. Call before any XDP program is attached.
     pub fn insert(lab: &Lab) -> Result<Wire> {
+        Wire::rewire(lab, true)
+    }
+
+    /// Rewires R1 `out0` — `espgw-impair` (the program at `relay`) — R2 `out0`, and
+    /// returns once the relay forwards both ways (R1 and R2 have each sent it a frame: an
+    /// ARP request of a ping between them). Call before any XDP program is attached.
+    pub fn insert_impaired(
+        lab: &Lab,
+        imp: &crate::impair::Impairment,
+        relay: &Path,
+    ) -> Result<Wire> {
+        use crate::lab::addr;
+        let mut wire = Wire::rewire(lab, false)?;
+        let stats = wire.dir.join("impair-stats.json");
+        let log = wire.dir.join("impair.log");
+        let f = std::fs::File::create(&log).map_err(|e| Error::io("impair log", e))?;
+        let f2 = f.try_clone().map_err(|e| Error::io("dup", e))?;
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &wire.ns])
+            .arg(relay)
+            .args(["--a", "w1", "--b", "w2", "--stats"])
+            .arg(&stats)
+            .args(imp.args())
+            .stdin(std::process::Stdio::null())
+            .stdout(f)
+            .stderr(f2);
+        use std::os::unix::process::CommandExt;
+        c.process_group(0);
+        let child = c
+            .spawn()
+            .map_err(|e| Error::io("spawning espgw-impair", e))?;
+        wire.pids.push(child.id());
+        wire.relay = Some(child);
+        wire.stats = Some(stats);
+        let t0 = std::time::Instant::now();
+        let mut turn = 0usize;
+        while !wire.impair_stats().is_some_and(|s| s.ready) {
+            let exited = wire
+                .relay
+                .as_mut()
+                .is_some_and(|c| c.try_wait().ok().flatten().is_some());
+            if exited || t0.elapsed() > Duration::from_secs(20) {
+                return Err(Error::Invalid(format!(
+                    "espgw-impair did not get ready:\n{}",
+                    crate::lab::log_tail(&log, crate::lab::LOG_TAIL_LINES)
+                )));
+            }
+            // A ping makes the router send an ARP request (or the echo) out of its port.
+            let (from, to) = [(Node::R1, addr::R2_OUT), (Node::R2, addr::R1_OUT)][turn % 2];
+            let _ = lab.exec_timeout(
+                from,
+                &["ping", "-n", "-q", "-c", "1", "-W", "1", to],
+                Duration::from_secs(5),
+            );
+            turn += 1;
+        }
+        Ok(wire)
+    }
+
+    /// The relay's counters now (rewritten every 100 ms); `None` without a relay or
+    /// before its first report.
+    pub fn impair_stats(&self) -> Option<crate::impair::ImpairStats> {
+        let text = std::fs::read_to_string(self.stats.as_ref()?).ok()?;
+        crate::impair::ImpairStats::parse(&text).ok()
+    }
+
+    /// Frames the kernel dropped because the relay's sockets were full (the `d` of their
+    /// `ss -0 -m` socket memory), a loss the relay's own counters cannot see; `None`
+    /// without a relay or if `ss` fails.
+    pub fn relay_socket_drops(&self) -> Option<u64> {
+        self.relay.as_ref()?;
+        let out = Command::new("ip")
+            .args([
+                "netns", "exec", &self.ns, "ss", "-0", "-a", "-m", "-p", "-n",
+            ])
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| socket_drops(&String::from_utf8_lossy(&out.stdout), "\"espgw-impair\""))
+    }
+
+    fn rewire(lab: &Lab, bridge: bool) -> Result<Wire> {
         use crate::lab::addr;
         let ns = Wire::ns_name(lab.prefix());
         ip(&["netns", "add", &ns])?;
@@ -368,7 +457,23 @@ impl Wire {
             ns: ns.clone(),
             dir: lab.dir().to_path_buf(),
             pids: Vec::new(),
+            relay: None,
+            stats: None,
         };
+        if !bridge {
+            // The ports carry only the relay's frames: no IPv6 chatter of their own.
+            let st = Command::new("ip")
+                .args(["netns", "exec", &ns, "sysctl", "-qw"])
+                .args([
+                    "net.ipv6.conf.all.disable_ipv6=1",
+                    "net.ipv6.conf.default.disable_ipv6=1",
+                ])
+                .status()
+                .map_err(|e| Error::io("sysctl in the wire namespace", e))?;
+            if !st.success() {
+                return Err(Error::Invalid(format!("sysctl in {ns}: {st}")));
+            }
+        }
         let q = lab.options().queues.map(|q| q.to_string());
         let mut qargs: Vec<&str> = Vec::new();
         if let Some(q) = &q {
@@ -376,7 +481,9 @@ impl Wire {
         }
         let (r1, r2) = (lab.ns(Node::R1), lab.ns(Node::R2));
         ip(&["-n", &r1, "link", "del", "out0"])?;
-        ip(&["-n", &ns, "link", "add", "br0", "type", "bridge"])?;
+        if bridge {
+            ip(&["-n", &ns, "link", "add", "br0", "type", "bridge"])?;
+        }
         for (rns, port) in [(&r1, "w1"), (&r2, "w2")] {
             let mut a = vec!["-n", rns.as_str(), "link", "add", "out0"];
             a.extend(&qargs);
@@ -384,10 +491,16 @@ impl Wire {
             a.extend(&qargs);
             a.extend(["netns", ns.as_str()]);
             ip(&a)?;
-            ip(&["-n", &ns, "link", "set", port, "master", "br0"])?;
+            if bridge {
+                ip(&["-n", &ns, "link", "set", port, "master", "br0"])?;
+            } else {
+                ip(&["-n", &ns, "link", "set", port, "promisc", "on"])?;
+            }
             ip(&["-n", &ns, "link", "set", port, "up"])?;
         }
-        ip(&["-n", &ns, "link", "set", "br0", "up"])?;
+        if bridge {
+            ip(&["-n", &ns, "link", "set", "br0", "up"])?;
+        }
         ip(&["-n", &ns, "link", "set", "lo", "up"])?;
         let plen = addr::OUT_PREFIX_LEN;
         for (node, me, peer) in [
@@ -483,6 +596,9 @@ impl Drop for Wire {
                 .stderr(std::process::Stdio::null())
                 .status();
         }
+        if let Some(mut c) = self.relay.take() {
+            let _ = c.wait();
+        }
         let path = Path::new("/run/netns").join(&self.ns);
         let t0 = std::time::Instant::now();
         while path.exists() && t0.elapsed() < Duration::from_secs(5) {
@@ -534,6 +650,17 @@ impl WireCapture {
     }
 }
 
+/// The sum of the `d` (drops) fields of `ss -m` socket memory on the lines that name
+/// `process`.
+fn socket_drops(ss: &str, process: &str) -> u64 {
+    ss.lines()
+        .filter(|l| l.contains(process))
+        .filter_map(|l| l.split("skmem:(").nth(1)?.split(')').next())
+        .flat_map(|m| m.split(','))
+        .filter_map(|f| f.strip_prefix('d')?.parse::<u64>().ok())
+        .sum()
+}
+
 /// Frames tcpdump's socket saw that are not in its pcap, from its closing summary: those
 /// the kernel dropped, and those still unread in its ring when it was stopped (a starved
 /// tcpdump leaves some; they count in "received by filter" only).
@@ -562,7 +689,17 @@ impl Drop for WireCapture {
 
 #[cfg(test)]
 mod tests {
-    use super::{capture_losses, packet_counts};
+    use super::{capture_losses, packet_counts, socket_drops};
+
+    #[test]
+    fn socket_drops_sum_the_named_process() {
+        let s = "Netid State Recv-Q\n\
+                 p_raw UNCONN 0 0 *:* * users:((\"espgw-impair\",pid=1,fd=3)) skmem:(r0,rb8388608,t0,tb8388608,f0,w0,o216,bl0,d7)\n\
+                 p_raw UNCONN 0 0 *:* * users:((\"espgw-impair\",pid=1,fd=4)) skmem:(r0,rb8388608,t0,tb8388608,f0,w0,o216,bl0,d5)\n\
+                 p_raw UNCONN 0 0 *:* * users:((\"tcpdump\",pid=2,fd=3)) skmem:(r0,rb1,t0,tb1,f0,w0,o0,bl0,d100)\n";
+        assert_eq!(socket_drops(s, "\"espgw-impair\""), 12);
+        assert_eq!(socket_drops("", "x"), 0);
+    }
 
     #[test]
     fn capture_losses_count_unread_frames_and_kernel_drops() {

@@ -20,6 +20,7 @@
 mod error;
 pub mod espgw;
 pub mod flood;
+pub mod impair;
 pub mod judge;
 pub mod lab;
 pub mod metrics;
